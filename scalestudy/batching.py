@@ -1,0 +1,22 @@
+"""How a global batch is split over workers, micro-batches and ghost batches (all in examples)."""
+
+from __future__ import annotations
+
+import math
+
+
+def micro_batch_size(local_batch: int, device_limit: int | None, ghost_batch_size: int | None) -> int | None:
+    """The largest equal micro-batch ≤ ``device_limit`` that divides ``local_batch``.
+
+    Gradients are accumulated over ``local_batch // micro`` micro-batches. With ghost
+    batch norm every micro-batch must hold whole ghost batches. None when impossible.
+    """
+    if device_limit is None or local_batch <= device_limit:
+        return local_batch
+    for chunks in range(math.ceil(local_batch / device_limit), local_batch + 1):
+        if local_batch % chunks:
+            continue
+        micro = local_batch // chunks
+        if ghost_batch_size is None or micro % ghost_batch_size == 0:
+            return micro
+    return None

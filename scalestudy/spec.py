@@ -1,0 +1,437 @@
+"""Study specs: YAML → a typed, frozen, validated :class:`StudySpec`.
+
+Everything that can be checked before a study starts is checked here (types, ranges,
+registry names, every epoch of every schedule against the ghost batch size and the
+training-set size), so a bad spec fails in well under a second, starts no Ray and
+creates no MLflow store. Errors are :class:`SpecError` with a one-line message that
+names the field and what is allowed.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from scalestudy import data, models
+from scalestudy.batching import micro_batch_size
+from scalestudy.registry import UnknownNameError
+from scalestudy.schedules import SCHEDULES, Hyper, trajectory
+
+
+class SpecError(ValueError):
+    """A study spec or an override is invalid; ``str(error)`` is one line."""
+
+
+class _Frozen(BaseModel):
+    # strict: no silent "5" → 5 coercion; extra="forbid": a typo is an error, not a default.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Workload(_Frozen):
+    dataset: str = "mnist1d"
+    dataset_options: dict[str, Any] = Field(default_factory=dict)
+    model: str = "mlp"
+    model_options: dict[str, Any] = Field(default_factory=dict)
+    epochs: int = Field(gt=0)
+    ghost_batch_size: int | None = Field(default=None, gt=0)
+    max_device_batch_size: int | None = Field(default=None, gt=0)
+    divergence_loss: float | None = Field(default=None, gt=0)
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, name: str) -> str:
+        return data.DATASETS.check(name)
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, name: str) -> str:
+        return models.MODELS.check(name)
+
+
+class LinearRuleLR(_Frozen):
+    """ε = reference_lr · (B / reference_batch_size) · [(1−m)/(1−reference_momentum)] · multiplier."""
+
+    reference_batch_size: int = Field(gt=0)
+    reference_lr: float = Field(gt=0)
+    reference_momentum: float | None = Field(default=None, ge=0, lt=1)
+    multipliers: list[float] = Field(min_length=1)
+
+    @field_validator("multipliers")
+    @classmethod
+    def _positive(cls, values: list[float]) -> list[float]:
+        return _all_positive(values)
+
+    def lr_for(self, batch_size: int, momentum: float) -> list[float]:
+        base = self.reference_lr * batch_size / self.reference_batch_size
+        if self.reference_momentum is not None:
+            base *= (1.0 - momentum) / (1.0 - self.reference_momentum)
+        return [base * multiplier for multiplier in self.multipliers]
+
+
+class Grid(_Frozen):
+    batch_size: list[int] = Field(min_length=1)
+    lr: list[float] | LinearRuleLR
+    momentum: list[float] = Field(default_factory=lambda: [0.0], min_length=1)
+    nesterov: bool = False
+    weight_decay: float = Field(default=0.0, ge=0)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+
+    @field_validator("batch_size")
+    @classmethod
+    def _batch_positive(cls, values: list[int]) -> list[int]:
+        return _all_positive(values)
+
+    @field_validator("lr")
+    @classmethod
+    def _lr_positive(cls, values: list[float] | LinearRuleLR) -> list[float] | LinearRuleLR:
+        if isinstance(values, list):
+            if not values:
+                raise ValueError("must not be empty")
+            _all_positive(values)
+        return values
+
+    @field_validator("momentum")
+    @classmethod
+    def _momentum_range(cls, values: list[float]) -> list[float]:
+        for i, value in enumerate(values):
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"[{i}] must be in [0, 1), got {value}")
+        return values
+
+    def learning_rates(self, batch_size: int, momentum: float) -> list[float]:
+        if isinstance(self.lr, LinearRuleLR):
+            return self.lr.lr_for(batch_size, momentum)
+        return list(self.lr)
+
+
+class Schedule(_Frozen):
+    kind: str = "constant"
+    milestones: list[int] = Field(default_factory=list)
+    factor: float = Field(default=5.0, gt=1)
+    max_batch_size: int | None = Field(default=None, gt=0)
+    warmup_epochs: int = Field(default=0, ge=0)
+    momentum_factor: float = Field(default=2.0, gt=1)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        return SCHEDULES.check(kind)
+
+    @field_validator("milestones")
+    @classmethod
+    def _increasing(cls, values: list[int]) -> list[int]:
+        if any(b <= a for a, b in zip(values, values[1:])):
+            raise ValueError(f"must be strictly increasing, got {values}")
+        if any(v <= 0 for v in values):
+            raise ValueError(f"must be epochs > 0, got {values}")
+        return values
+
+    @model_validator(mode="after")
+    def _hybrid_needs_max(self) -> "Schedule":
+        if self.kind == "hybrid" and self.max_batch_size is None:
+            raise ValueError("max_batch_size: required for kind hybrid")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.kind
+
+
+class Resources(_Frozen):
+    workers_per_trial: int = Field(default=1, gt=0)
+    cpus_per_worker: float = Field(default=1.0, gt=0)
+    gpus_per_worker: float = Field(default=0.0, ge=0)
+    max_concurrent_trials: int | None = Field(default=None, gt=0)
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
+    max_failures: int = Field(default=2, ge=0)
+    checkpoint_every: int = Field(default=1, gt=0)
+
+
+class Tracking(_Frozen):
+    uri: str = "sqlite:///mlflow.db"
+    experiment: str | None = None
+
+
+class Section(_Frozen):
+    """A resolved sub-grid: the base grid and schedule with a section's overrides merged in."""
+
+    grid: Grid
+    schedule: list[Schedule] = Field(min_length=1)
+
+
+class StudySpec(_Frozen):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
+    description: str = ""
+    workload: Workload
+    grid: Grid
+    schedule: list[Schedule] = Field(default_factory=lambda: [Schedule()], min_length=1)
+    sections: dict[str, Section] = Field(default_factory=dict)
+    resources: Resources = Field(default_factory=Resources)
+    tracking: Tracking = Field(default_factory=Tracking)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_sections(cls, raw: Any) -> Any:
+        """Accept a single schedule mapping, and merge each section over the base."""
+        if not isinstance(raw, dict):
+            return raw
+        raw = dict(raw)
+        if isinstance(raw.get("schedule"), dict):
+            raw["schedule"] = [raw["schedule"]]
+        sections = raw.get("sections")
+        if isinstance(sections, dict):
+            resolved = {}
+            for name, override in sections.items():
+                override = {} if override is None else override
+                if not isinstance(override, dict):
+                    resolved[name] = override  # pydantic reports the type error
+                    continue
+                unknown = set(override) - {"grid", "schedule"}
+                if unknown:
+                    raise ValueError(
+                        f"sections.{name}: unknown key {sorted(unknown)[0]!r}; allowed: grid, schedule"
+                    )
+                grid = _deep_merge(raw.get("grid") or {}, override.get("grid") or {})
+                schedule = override.get("schedule", raw.get("schedule", [{}]))
+                resolved[name] = {"grid": grid, "schedule": [schedule] if isinstance(schedule, dict) else schedule}
+            raw["sections"] = resolved
+        return raw
+
+    @property
+    def experiment_name(self) -> str:
+        return self.tracking.experiment or self.name
+
+    def resolved_sections(self) -> dict[str, Section]:
+        """The sub-grids that make up the study (the base grid alone when no sections)."""
+        return dict(self.sections) or {"main": Section(grid=self.grid, schedule=self.schedule)}
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+    def spec_hash(self) -> str:
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------
+# Loading, overrides and error formatting
+
+
+class _SpecLoader(yaml.SafeLoader):
+    """SafeLoader that also reads ``1e-3`` as a float (YAML 1.1 insists on ``1.0e-3``)."""
+
+
+_SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_SpecLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise SpecError(f"{source}:{where} is not valid YAML: {problem}") from None
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``dotted.key=value`` overrides; values are parsed as YAML (``[16, 32]``, ``0.1``)."""
+    raw = copy.deepcopy(raw)
+    for override in overrides:
+        key, sep, text = override.partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise SpecError(f"--set: expected dotted.key=value, got {override!r}")
+        value = parse_yaml(text, f"--set {key}")
+        node = raw
+        parts = key.split(".")
+        for depth, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                raise SpecError(f"--set {key}: {'.'.join(parts[: depth + 1])} is not a mapping")
+            node = child
+        node[parts[-1]] = value
+    return raw
+
+
+def load_spec(path: str | Path, overrides: list[str] | None = None) -> StudySpec:
+    """Read, override and validate a spec file; raise :class:`SpecError` on any problem."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise SpecError(f"{path}: cannot read spec ({error.strerror or error})") from None
+    raw = parse_yaml(text, str(path))
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: a spec must be a YAML mapping with name, workload, grid, ...")
+    return spec_from_dict(apply_overrides(raw, overrides or []))
+
+
+def spec_from_dict(raw: dict[str, Any]) -> StudySpec:
+    try:
+        spec = StudySpec.model_validate(raw)
+    except ValidationError as error:
+        raise SpecError(format_validation_error(error)) from None
+    except UnknownNameError as error:
+        raise SpecError(str(error)) from None
+    check_consistency(spec)
+    return spec
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part in ("list[float]", "LinearRuleLR", "function-after[_lr_positive(), union[list[float],LinearRuleLR]]"):
+            continue  # union-branch names pydantic inserts; not a field
+        else:
+            text += f".{part}" if text else str(part)
+    return text or "spec"
+
+
+def format_validation_error(error: ValidationError) -> str:
+    """The first (most specific) pydantic error as ``field: message (got value)``."""
+    errors = error.errors(include_url=False)
+    # Prefer errors that are not just "wrong union branch" noise.
+    first = min(errors, key=lambda e: (e["type"] in ("model_type", "list_type") and len(errors) > 1, 0))
+    message = first["msg"].removeprefix("Value error, ")
+    field = _location(tuple(first["loc"]))
+    if first["type"] == "extra_forbidden":
+        parent, _, key = field.rpartition(".")
+        allowed = _allowed_keys(tuple(first["loc"])[:-1])
+        where = f"{parent}: " if parent else ""
+        return f"{where}unknown key {key!r}; allowed: {', '.join(allowed)}"
+    if first["type"] == "missing":
+        return f"{field}: required field is missing"
+    value = first.get("input")
+    shown = "" if isinstance(value, (dict, list)) or first["type"] == "value_error" else f" (got {value!r})"
+    message = message.rstrip(".")
+    if message.startswith("["):
+        return f"{field}{message}"
+    return f"{field}: {message}{shown}"
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the model at ``loc``; keys of dict fields (section names) are skipped."""
+    model: Any = StudySpec
+    for part in loc:
+        fields = getattr(model, "model_fields", {})
+        if isinstance(part, str) and part in fields:
+            model = _model_in(fields[part].annotation)
+    return list(getattr(model, "model_fields", {}))
+
+
+def _model_in(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _all_positive(values: list[float]) -> list[float]:
+    for i, value in enumerate(values):
+        if not value > 0 or math.isinf(value):
+            raise ValueError(f"[{i}] must be > 0, got {value}")
+    return values
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+# ---------------------------------------------------------------------------------------
+# Cross-field checks that need the registries and the schedule trajectories
+
+
+def check_consistency(spec: StudySpec) -> None:
+    """Checks across fields: options, dataset size, every epoch of every schedule."""
+    workload = spec.workload
+    try:
+        dataset_opts = data.dataset_options(workload.dataset, workload.dataset_options)
+    except ValidationError as error:
+        raise SpecError(_prefixed("workload.dataset_options", error)) from None
+    try:
+        models.model_options(workload.model, workload.model_options)
+    except ValidationError as error:
+        raise SpecError(_prefixed("workload.model_options", error)) from None
+    dataset_size = data.train_size(workload.dataset, dataset_opts)
+    workers = spec.resources.workers_per_trial
+    ghost = workload.ghost_batch_size
+    for section_name, section in spec.resolved_sections().items():
+        where = f"sections.{section_name}." if spec.sections else ""
+        for i, schedule in enumerate(section.schedule):
+            field = f"{where}schedule[{i}]"
+            if schedule.milestones and schedule.milestones[-1] >= workload.epochs:
+                raise SpecError(
+                    f"{field}.milestones: must be below workload.epochs={workload.epochs}, got {schedule.milestones}"
+                )
+            if schedule.warmup_epochs >= workload.epochs:
+                raise SpecError(f"{field}.warmup_epochs: must be below workload.epochs={workload.epochs}")
+            if schedule.max_batch_size is not None and schedule.max_batch_size > dataset_size:
+                raise SpecError(
+                    f"{field}.max_batch_size: must be ≤ the training-set size {dataset_size}, got {schedule.max_batch_size}"
+                )
+            for batch_size in section.grid.batch_size:
+                initial = Hyper(batch_size, 1.0, section.grid.momentum[0])
+                try:
+                    batches = {h.batch_size for h in trajectory(schedule, initial, workload.epochs)}
+                except ValueError as error:
+                    raise SpecError(f"{field}: {error}") from None
+                for batch in sorted(batches):
+                    _check_batch(batch, batch_size, field, where, dataset_size, workers, ghost, workload)
+
+
+def _check_batch(batch, initial, field, where, dataset_size, workers, ghost, workload) -> None:
+    grown = "" if batch == initial else f" (reached by {field} from batch size {initial})"
+    if batch > dataset_size:
+        raise SpecError(
+            f"{where}grid.batch_size: {batch}{grown} exceeds the training-set size {dataset_size}"
+        )
+    if batch % workers:
+        raise SpecError(
+            f"{where}grid.batch_size: {batch}{grown} is not divisible by resources.workers_per_trial={workers}"
+        )
+    local = batch // workers
+    if ghost is not None and local % ghost:
+        raise SpecError(
+            f"{where}grid.batch_size: per-worker batch {local}{grown} is not a multiple of "
+            f"workload.ghost_batch_size={ghost}"
+        )
+    limit = workload.max_device_batch_size
+    if micro_batch_size(local, limit, ghost) is None:
+        raise SpecError(
+                f"workload.max_device_batch_size: per-worker batch {local} cannot be split into equal "
+                f"micro-batches ≤ {limit}" + (f" that are multiples of ghost_batch_size={ghost}" if ghost else "")
+            )
+
+
+def _prefixed(prefix: str, error: ValidationError) -> str:
+    first = error.errors(include_url=False)[0]
+    field = ".".join(str(p) for p in first["loc"])
+    if first["type"] == "extra_forbidden":
+        return f"{prefix}: unknown option {field!r}"
+    return f"{prefix}.{field}: {first['msg'].removeprefix('Value error, ')}"
