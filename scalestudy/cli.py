@@ -1,0 +1,204 @@
+"""The ``scalestudy`` command line.
+
+Every command validates its input before doing anything: a bad spec, flag or law file
+prints one ``error: ...`` line and exits with code 2, with no Ray started and no MLflow
+store created.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+USAGE_ERROR = 2
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class CliError(Exception):
+    """A one-line usage error (exit code 2)."""
+
+
+def _find_spec(name: str) -> Path:
+    for base in (Path.cwd() / "search_spaces", REPO_ROOT / "search_spaces"):
+        if (base / name).is_file():
+            return base / name
+    raise CliError(f"cannot find search_spaces/{name} (run from the repository, or pass --spec)")
+
+
+def _add_set(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a spec field, e.g. --set grid.batch_size=[32,128] (repeatable)")
+
+
+def _add_run_flags(parser: argparse.ArgumentParser) -> None:
+    _add_set(parser)
+    parser.add_argument("--address", help="existing Ray cluster: auto or ray://HOST:PORT (default: local Ray)")
+    parser.add_argument("--storage", help="Tune storage: a shared path or s3://bucket/prefix (default ./ray_results)")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: the spec's, sqlite:///mlflow.db)")
+    parser.add_argument("--resume", action="store_true", help="continue the latest run of this study")
+    parser.add_argument("--quiet", action="store_true", help="no periodic progress lines")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scalestudy", description=__doc__.splitlines()[0])
+    from scalestudy import __version__
+
+    parser.add_argument("--version", action="version", version=f"scalestudy {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    validate = commands.add_parser("validate", help="check a study spec and print what it would run")
+    validate.add_argument("spec", type=Path)
+    _add_set(validate)
+
+    run = commands.add_parser("run", help="run a study on Ray Tune, tracked in MLflow")
+    run.add_argument("spec", type=Path)
+    _add_run_flags(run)
+
+    analyze = commands.add_parser("analyze", help="fit the scaling law of a finished study")
+    source = analyze.add_mutually_exclusive_group(required=True)
+    source.add_argument("--experiment", help="MLflow experiment name of the study")
+    source.add_argument("--runs", type=Path, help="a trials.parquet table instead of MLflow")
+    analyze.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///mlflow.db)")
+    analyze.add_argument("--out", type=Path, required=True, help="output folder")
+
+    recommend = commands.add_parser("recommend", help="learning rate for a batch size from a fitted law")
+    recommend.add_argument("--law", type=Path, required=True)
+    recommend.add_argument("--batch-size", type=int, required=True)
+    recommend.add_argument("--momentum", type=float, default=0.0)
+
+    demo = commands.add_parser("demo", help="run the quickstart study, analyze it, print the law")
+    demo.add_argument("--spec", type=Path, help="spec to run instead of search_spaces/quickstart.yaml")
+    demo.add_argument("--out", type=Path, default=Path("scalestudy_out"), help="analysis output folder")
+    _add_run_flags(demo)
+
+    ui = commands.add_parser("ui", help="open the MLflow UI on the local store")
+    ui.add_argument("--tracking-uri", default="sqlite:///mlflow.db")
+    ui.add_argument("--port", type=int, default=5000)
+    return parser
+
+
+def _load(spec_path: Path, overrides: list[str]):
+    from scalestudy.spec import load_spec
+
+    return load_spec(spec_path, overrides)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from scalestudy.train.config import expand_trials
+
+    spec = _load(args.spec, args.overrides)
+    trials = expand_trials(spec)
+    sections = {}
+    for trial in trials:
+        sections[trial["section"]] = sections.get(trial["section"], 0) + 1
+    detail = ", ".join(f"{name} {count}" for name, count in sections.items())
+    print(f"{spec.name}: valid; {len(trials)} trials ({detail}); dataset {spec.workload.dataset} "
+          f"(N={trials[0]['dataset_size']}), model {spec.workload.model}, {spec.workload.epochs} epochs, "
+          f"{spec.resources.workers_per_trial} worker(s) per trial; spec hash {spec.spec_hash()}")
+    return 0
+
+
+def _run(spec, args: argparse.Namespace):
+    from scalestudy.progress import summary_table
+    from scalestudy.study import run_study
+    from scalestudy.tracking import ui_command, ui_link
+
+    result = run_study(spec, address=args.address, storage=args.storage, tracking_uri=args.tracking_uri,
+                       resume=args.resume, verbose=not args.quiet)
+    counts = result.counts
+    print()
+    print(summary_table(result.rows))
+    print(f"\n{spec.name}: {len(result.rows)} trials in {result.wall_seconds:.0f} s — {counts['ok']} ok, "
+          f"{counts['diverged']} diverged, {counts['error']} errored")
+    print(f"Tune results:  {result.run.path}")
+    print(f"MLflow UI:     {ui_command(result.run.tracking_uri)}")
+    print(f"               then open {ui_link(result.run.tracking_uri, result.run.experiment_id)}")
+    return result
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    spec = _load(args.spec, args.overrides)
+    result = _run(spec, args)
+    return 0 if result.counts["error"] == 0 else 1
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from scalestudy.analysis import analyze, load_trials_from_mlflow, load_trials_from_parquet
+
+    if args.runs is not None:
+        trials = load_trials_from_parquet(args.runs)
+    else:
+        trials = load_trials_from_mlflow(args.experiment, args.tracking_uri or "sqlite:///mlflow.db")
+    result = analyze(trials, args.out)
+    print(result.summary())
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from scalestudy.law import ScalingLaw
+
+    if args.batch_size <= 0:
+        raise CliError(f"--batch-size: must be > 0, got {args.batch_size}")
+    if not 0.0 <= args.momentum < 1.0:
+        raise CliError(f"--momentum: must be in [0, 1), got {args.momentum}")
+    law = ScalingLaw.load(args.law)
+    prediction = law.predict(batch_size=args.batch_size, momentum=args.momentum)
+    print(f"lr = {prediction.lr:.6g}   (B={args.batch_size}, m={args.momentum:g}, "
+          f"noise scale g = {prediction.noise_scale:.6g})")
+    for warning in prediction.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from scalestudy.analysis import analyze, load_trials_from_mlflow
+
+    spec = _load(args.spec or _find_spec("quickstart.yaml"), args.overrides)
+    result = _run(spec, args)
+    trials = load_trials_from_mlflow(spec.experiment_name, result.run.tracking_uri)
+    analysis = analyze(trials, args.out)
+    print()
+    print(analysis.summary())
+    print(f"\nFigures and report: {args.out.resolve()}")
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    command = ["mlflow", "ui", "--backend-store-uri", args.tracking_uri, "--port", str(args.port)]
+    print(f"open http://127.0.0.1:{args.port}/#/experiments?workflowType=machine_learning")
+    os.execvp(command[0], command)
+    return 0  # not reached
+
+
+COMMANDS = {"validate": cmd_validate, "run": cmd_run, "analyze": cmd_analyze, "recommend": cmd_recommend,
+            "demo": cmd_demo, "ui": cmd_ui}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from scalestudy.spec import SpecError
+    from scalestudy.study import StudyError
+
+    one_line_errors: tuple[type[BaseException], ...] = (CliError, SpecError, StudyError)
+    try:
+        from scalestudy.analysis import AnalysisError
+        from scalestudy.law import LawFileError
+
+        one_line_errors += (AnalysisError, LawFileError)
+    except ImportError:  # analysis layer not installed in this build
+        pass
+    try:
+        return COMMANDS[args.command](args)
+    except one_line_errors as error:
+        print(f"error: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    except KeyboardInterrupt:
+        print("interrupted; continue with: scalestudy run SPEC --resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

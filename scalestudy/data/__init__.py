@@ -1,0 +1,68 @@
+"""Dataset registry: whole datasets as tensors on the trial's device.
+
+This module stays torch-free: spec validation imports it to check a dataset's name and
+options and to learn the training-set size N. The loaders (torch, torchvision, mnist1d)
+are imported only when a dataset is loaded.
+
+    opts = dataset_options("mnist1d", {"train_size": 2000})
+    train_size("mnist1d", opts)              # 2000, without generating anything
+    data = load_dataset("mnist1d", opts, device="cuda")
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Mapping
+
+from pydantic import BaseModel
+
+from scalestudy.data.options import Cifar10Options, Mnist1dOptions, SyntheticOptions
+from scalestudy.registry import Registry
+
+if TYPE_CHECKING:
+    import torch
+
+    from scalestudy.data.base import InMemoryDataset
+
+__all__ = ["DATASETS", "DATASET_OPTIONS", "dataset_options", "train_size", "load_dataset"]
+
+DATASETS = Registry(
+    "dataset",
+    {
+        "mnist1d": "scalestudy.data.mnist1d:load_mnist1d",
+        "synthetic": "scalestudy.data.synthetic:load_synthetic",
+        "cifar10": "scalestudy.data.cifar10:load_cifar10",
+    },
+)
+
+DATASET_OPTIONS: dict[str, type[BaseModel]] = {
+    "mnist1d": Mnist1dOptions,
+    "synthetic": SyntheticOptions,
+    "cifar10": Cifar10Options,
+}
+
+
+def dataset_options(name: str, raw: Mapping[str, Any] | BaseModel | None = None) -> BaseModel:
+    """Validated, frozen options for dataset ``name``.
+
+    Raises ``UnknownNameError`` for an unknown dataset and pydantic's ``ValidationError``
+    for an unknown or invalid option (the caller formats it).
+    """
+    cls = DATASET_OPTIONS[DATASETS.check(name)]
+    if isinstance(raw, cls):
+        return raw
+    if isinstance(raw, BaseModel):
+        raise TypeError(f"{type(raw).__name__} are not options for dataset {name!r}")
+    return cls.model_validate(dict(raw or {}))
+
+
+def train_size(name: str, options: BaseModel) -> int:
+    """Number of training examples (N) the loader will return, without loading data."""
+    return dataset_options(name, options).train_examples()  # type: ignore[attr-defined]
+
+
+def load_dataset(
+    name: str, options: BaseModel | Mapping[str, Any] | None = None, device: str | torch.device = "cpu"
+) -> InMemoryDataset:
+    """Load dataset ``name`` (to CPU, then moved to ``device``)."""
+    options = dataset_options(name, options)
+    return DATASETS.get(name)(options).to(device)

@@ -1,0 +1,42 @@
+"""Batched image augmentation on the batch's device: random crop with padding + flip.
+
+One gather per batch, no per-image Python loop: every output pixel (i, j) of image n
+reads padded pixel (dy[n] + i, dx[n] + j), or (dy[n] + i, dx[n] + W - 1 - j) when
+image n is flipped. Padding is zero in normalised space (the dataset's mean colour).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def crop_flip(images: Tensor, dy: Tensor, dx: Tensor, flip: Tensor, padding: int) -> Tensor:
+    """Crop each zero-padded image at offset (dy, dx), then mirror it where ``flip``.
+
+    ``images`` is (N, C, H, W); ``dy``, ``dx`` are int64 (N,) in [0, 2·padding]; ``flip`` is
+    bool (N,). An offset of ``padding`` is the identity crop. Output shape = input shape.
+    """
+    n, c, h, w = images.shape
+    padded = F.pad(images, (padding, padding, padding, padding)) if padding else images
+    device = images.device
+    rows = dy[:, None] + torch.arange(h, device=device)  # (N, H)
+    cols = torch.arange(w, device=device).expand(n, w)
+    cols = dx[:, None] + torch.where(flip[:, None], w - 1 - cols, cols)  # (N, W)
+    batch = torch.arange(n, device=device)[:, None, None, None]
+    channel = torch.arange(c, device=device)[None, :, None, None]
+    return padded[batch, channel, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def random_crop_flip(images: Tensor, generator: torch.Generator, padding: int = 4) -> Tensor:
+    """Standard CIFAR augmentation: random ``padding``-pixel crop + horizontal flip (p = 0.5).
+
+    Draws from ``generator`` (which must be on ``images.device``): the same generator
+    state gives the same augmented batch.
+    """
+    n, device = images.shape[0], images.device
+    dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=device)
+    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=device)
+    flip = torch.rand(n, generator=generator, device=device) < 0.5
+    return crop_flip(images, dy, dx, flip, padding)

@@ -1,0 +1,183 @@
+"""Build and run the Ray Tune study of a StudySpec: trials, resources, storage, tracking, resume."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scalestudy.spec import StudySpec
+from scalestudy.train.config import expand_trials
+
+STUDY_FILE = "scalestudy.json"
+# Ray Train's default 2 s health-check interval makes every DDP report block up to 2 s.
+RAY_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1"}
+DRIVER_MEMORY = 256 * 1024**2  # bytes; a DDP driver trial holds memory only (a CPU deadlocks small machines)
+
+
+class StudyError(RuntimeError):
+    """A study cannot start (storage, tracking, cluster); ``str`` is one line."""
+
+
+@dataclass
+class StudyRun:
+    """Where a study lives: its Tune experiment folder and its MLflow ids."""
+
+    name: str
+    storage_path: str
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+
+    @property
+    def path(self) -> str:
+        return f"{self.storage_path.rstrip('/')}/{self.name}"
+
+
+@dataclass
+class StudyResult:
+    run: StudyRun
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    wall_seconds: float = 0.0
+
+    @property
+    def counts(self) -> dict[str, int]:
+        statuses = [row["status"] for row in self.rows]
+        return {status: statuses.count(status) for status in ("ok", "diverged", "error")}
+
+
+def default_storage() -> str:
+    return str(Path("ray_results").resolve())
+
+
+def _filesystem(storage_path: str):
+    import pyarrow.fs
+
+    if "://" in storage_path:
+        return pyarrow.fs.FileSystem.from_uri(storage_path)
+    return pyarrow.fs.LocalFileSystem(), storage_path
+
+
+def write_study_file(run: StudyRun) -> None:
+    fs, root = _filesystem(run.storage_path)
+    fs.create_dir(f"{root}/{run.name}", recursive=True)
+    with fs.open_output_stream(f"{root}/{run.name}/{STUDY_FILE}") as out:
+        out.write(json.dumps(run.__dict__, indent=2).encode())
+
+
+def find_latest_run(storage_path: str, study_name: str) -> StudyRun | None:
+    """The newest Tune experiment of this study under ``storage_path``, for ``--resume``."""
+    import pyarrow.fs
+
+    fs, root = _filesystem(storage_path)
+    try:
+        entries = fs.get_file_info(pyarrow.fs.FileSelector(root, allow_not_found=True))
+    except OSError:
+        return None
+    candidates = sorted(e.base_name for e in entries
+                        if e.type == pyarrow.fs.FileType.Directory and e.base_name.startswith(f"{study_name}-"))
+    for name in reversed(candidates):
+        try:
+            with fs.open_input_stream(f"{root}/{name}/{STUDY_FILE}") as stream:
+                return StudyRun(**json.loads(stream.read()))
+        except (OSError, FileNotFoundError):
+            continue
+    return None
+
+
+def max_concurrency(spec: StudySpec, cluster: dict[str, float]) -> int:
+    """How many trials the cluster holds at once (Tune does not count DDP workers' CPUs)."""
+    resources = spec.resources
+    if resources.max_concurrent_trials:
+        return resources.max_concurrent_trials
+    workers = resources.workers_per_trial
+    limits = [cluster.get("CPU", 1) // (workers * resources.cpus_per_worker)]
+    if resources.gpus_per_worker:
+        limits.append(cluster.get("GPU", 0) // (workers * resources.gpus_per_worker))
+    return max(1, int(min(limits)))
+
+
+def run_study(spec: StudySpec, *, address: str | None = None, storage: str | None = None,
+              tracking_uri: str | None = None, resume: bool = False, verbose: bool = True) -> StudyResult:
+    """Run (or resume) the study; returns one row per trial. Blocks until done."""
+    import ray
+    from ray import tune
+
+    from scalestudy import tracking
+    from scalestudy.progress import ProgressCallback
+    from scalestudy.train.trial import ddp_driver, tune_trial
+
+    started = time.monotonic()
+    trials = expand_trials(spec)
+    storage_path = storage or default_storage()
+    tracking_uri = tracking_uri or spec.tracking.uri
+    previous = find_latest_run(storage_path, spec.name) if resume else None
+    if resume and previous is None:
+        raise StudyError(f"--resume: no earlier run of study {spec.name!r} under {storage_path}")
+
+    mlflow_client = tracking.client(previous.tracking_uri if previous else tracking_uri)
+    if previous is None:
+        experiment_id = tracking.ensure_experiment(mlflow_client, spec.experiment_name)
+        parent_run_id = tracking.start_study_run(mlflow_client, experiment_id, spec, len(trials))
+        run = StudyRun(name=f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=storage_path,
+                       tracking_uri=tracking_uri, experiment_id=experiment_id, parent_run_id=parent_run_id)
+        write_study_file(run)
+    else:
+        run = previous
+        mlflow_client.update_run(run.parent_run_id, status="RUNNING")
+
+    os.environ.update(RAY_ENV)
+    if not ray.is_initialized():
+        ray.init(address=address, runtime_env={"env_vars": dict(RAY_ENV)}, log_to_driver=False,
+                 include_dashboard=False if address is None else None, logging_level="ERROR")
+    for trial in trials:
+        trial.update(storage_path=storage_path, placement_strategy=spec.resources.placement_strategy,
+                     max_failures=spec.resources.max_failures)
+
+    if spec.resources.workers_per_trial == 1:
+        resources = {"cpu": spec.resources.cpus_per_worker, "gpu": spec.resources.gpus_per_worker}
+        trainable = tune.with_resources(tune_trial, resources)
+    else:
+        trainable = tune.with_resources(ddp_driver, {"memory": DRIVER_MEMORY})
+
+    callbacks = [tracking.MlflowCallback(run.tracking_uri, run.experiment_id, run.parent_run_id),
+                 ProgressCallback(len(trials), every_s=15.0 if verbose else math.inf)]
+    if previous is not None and tune.Tuner.can_restore(run.path):
+        tuner = tune.Tuner.restore(run.path, trainable, resume_unfinished=True, resume_errored=True)
+    else:
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"trial": tune.grid_search(trials)},
+            tune_config=tune.TuneConfig(
+                max_concurrent_trials=max_concurrency(spec, ray.cluster_resources()),
+                reuse_actors=spec.resources.workers_per_trial == 1,
+                trial_dirname_creator=lambda t: t.config["trial"]["trial_key"],
+            ),
+            run_config=tune.RunConfig(
+                name=run.name, storage_path=storage_path, callbacks=callbacks, verbose=0,
+                failure_config=tune.FailureConfig(max_failures=spec.resources.max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            ),
+        )
+    grid = tuner.fit()
+    rows = [_row(result) for result in grid]
+    mlflow_client.set_terminated(run.parent_run_id, "FINISHED")
+    return StudyResult(run=run, rows=rows, wall_seconds=time.monotonic() - started)
+
+
+def _row(result) -> dict[str, Any]:
+    trial = result.config["trial"]
+    metrics = result.metrics or {}
+    status = "error" if result.error else ("diverged" if metrics.get("diverged") else "ok")
+    return {
+        "trial_key": trial["trial_key"], "section": trial["section"], "schedule": trial["schedule"]["kind"],
+        "batch_size": trial["batch_size"], "lr": trial["lr"], "momentum": trial["momentum"],
+        "seed": trial["seed"], "status": status, "diverged": bool(metrics.get("diverged")),
+        "epochs": metrics.get("epoch"), "updates": metrics.get("updates"),
+        "test_acc": metrics.get("test_acc"), "train_acc": metrics.get("train_acc"),
+        "gen_gap": metrics.get("gen_gap"),
+    }

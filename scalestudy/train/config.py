@@ -1,0 +1,106 @@
+"""Trial configs: the plain dicts that Ray Tune hands each trial, built from a StudySpec.
+
+A trial config is JSON-serialisable and self-contained: the epoch loop runs from it
+alone (no Ray, no MLflow), which is what makes the loop testable and benchmarkable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from scalestudy.data import dataset_options, train_size
+from scalestudy.noise import noise_scale
+from scalestudy.spec import Schedule, StudySpec
+
+# What never changes during a trial: logged once as MLflow params (DESIGN decision 1).
+PARAM_KEYS = (
+    "dataset", "model", "dataset_size", "epochs", "ghost_batch_size", "batch_size", "lr",
+    "momentum", "nesterov", "weight_decay", "seed", "schedule", "schedule_args", "section",
+    "workers", "trial_key",
+)
+
+
+def expand_trials(spec: StudySpec) -> list[dict[str, Any]]:
+    """One config per (section, B, ε, m, schedule, seed) cell, in a stable order."""
+    workload = spec.workload
+    dataset_size = train_size(workload.dataset, dataset_options(workload.dataset, workload.dataset_options))
+    resources = spec.resources
+    trials: list[dict[str, Any]] = []
+    for section_name, section in spec.resolved_sections().items():
+        grid = section.grid
+        for schedule in section.schedule:
+            for momentum in grid.momentum:
+                for batch_size in grid.batch_size:
+                    for lr in grid.learning_rates(batch_size, momentum):
+                        for seed in grid.seeds:
+                            trials.append({
+                                "study": spec.name,
+                                "section": section_name,
+                                "dataset": workload.dataset,
+                                "dataset_options": dict(workload.dataset_options),
+                                "dataset_size": dataset_size,
+                                "model": workload.model,
+                                "model_options": dict(workload.model_options),
+                                "epochs": workload.epochs,
+                                "ghost_batch_size": workload.ghost_batch_size,
+                                "max_device_batch_size": workload.max_device_batch_size,
+                                "divergence_loss": workload.divergence_loss,
+                                "batch_size": batch_size,
+                                "lr": float(lr),
+                                "momentum": float(momentum),
+                                "nesterov": grid.nesterov,
+                                "weight_decay": grid.weight_decay,
+                                "seed": seed,
+                                "schedule": schedule.model_dump(mode="json"),
+                                "workers": resources.workers_per_trial,
+                                "cpus_per_worker": resources.cpus_per_worker,
+                                "gpus_per_worker": resources.gpus_per_worker,
+                                "checkpoint_every": resources.checkpoint_every,
+                            })
+    for trial in trials:
+        trial["trial_key"] = trial_key(trial)
+        trial["run_name"] = run_name(trial)
+    keys = [t["trial_key"] for t in trials]
+    if len(set(keys)) != len(keys):
+        raise ValueError("the spec expands to duplicate trials (repeated values in a grid list?)")
+    return trials
+
+
+def schedule_of(config: dict[str, Any]) -> Schedule:
+    return Schedule.model_validate(config["schedule"])
+
+
+def trial_key(config: dict[str, Any]) -> str:
+    """A stable, readable id of the trial's cell: same spec cell ⇒ same key, across resumes."""
+    schedule = config["schedule"]
+    identity = json.dumps(
+        {k: config[k] for k in ("dataset", "dataset_options", "model", "model_options", "epochs",
+                                "ghost_batch_size", "nesterov", "weight_decay", "workers")}
+        | {"schedule": schedule},
+        sort_keys=True,
+    )
+    digest = hashlib.sha1(identity.encode()).hexdigest()[:6]
+    return (f"{config['section']}-B{config['batch_size']}-lr{config['lr']:.4g}-m{config['momentum']:g}"
+            f"-{schedule['kind']}-s{config['seed']}-{digest}")
+
+
+def run_name(config: dict[str, Any]) -> str:
+    name = (f"B={config['batch_size']} lr={config['lr']:.4g} m={config['momentum']:g} "
+            f"seed={config['seed']} {config['schedule']['kind']}")
+    return name if config["section"] in ("main", "law") else f"{name} [{config['section']}]"
+
+
+def trial_params(config: dict[str, Any]) -> dict[str, str]:
+    """The static config as MLflow params (strings)."""
+    schedule = dict(config["schedule"])
+    kind = schedule.pop("kind")
+    values = {key: config.get(key) for key in PARAM_KEYS}
+    values["schedule"] = kind
+    values["schedule_args"] = json.dumps(schedule, sort_keys=True)
+    return {key: "" if value is None else str(value) for key, value in values.items()}
+
+
+def initial_noise_scale(config: dict[str, Any]) -> float:
+    return noise_scale(config["lr"], config["momentum"], config["dataset_size"], config["batch_size"])

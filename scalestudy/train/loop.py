@@ -1,0 +1,222 @@
+"""The epoch loop: SGD over an in-memory dataset with (B, ε, m) from a schedule.
+
+It knows nothing of Ray or MLflow. It runs from a plain trial config (see
+``scalestudy.train.config``) on one process or as one rank of a DDP group, and yields one
+:class:`EpochReport` per epoch. ``state_dict()`` after a report is a complete checkpoint:
+loading it and running on gives exactly the same trajectory as never stopping (data
+order and augmentation are seeded per epoch; the global RNG state is saved).
+
+Hot-path rules (DESIGN, issue 5): the whole dataset lives on the device; batches are
+index gathers; metrics accumulate in device tensors and are read once per epoch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Iterator
+
+import torch
+import torch.nn.functional as F
+
+from scalestudy.batching import micro_batch_size
+from scalestudy.data import dataset_options, load_dataset
+from scalestudy.models import build_model
+from scalestudy.noise import noise_scale
+from scalestudy.schedules import Hyper, hyper_at
+from scalestudy.train.config import schedule_of
+from scalestudy.train.distributed import Distributed
+
+EVAL_BATCH = 2048
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    """Metrics after one epoch (DESIGN decision 2). Counts are cumulative over the trial."""
+
+    epoch: int  # 1-based: the number of epochs completed
+    updates: int  # optimizer steps so far
+    examples_seen: int
+    batch_size: int  # global batch of this epoch, examples
+    lr: float
+    momentum: float
+    effective_lr: float  # lr / (1 − m)
+    noise_scale: float  # lr/(1−m)·(N/B − 1)
+    train_loss: float  # eval-mode loss on a fixed training subset
+    train_acc: float
+    test_loss: float
+    test_acc: float
+    gen_gap: float  # train_acc − test_acc
+    running_loss: float  # mean minibatch loss during the epoch (train mode)
+    epoch_seconds: float
+    diverged: int  # 0/1
+
+    def metrics(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def _seeded(seed: int, epoch: int, stream: int, device: torch.device) -> torch.Generator:
+    generator = torch.Generator(device=device)
+    generator.manual_seed((seed * 1_000_003 + epoch * 101 + stream) % (2**63))
+    return generator
+
+
+class EpochLoop:
+    """One trial's training state and its epoch iterator."""
+
+    def __init__(self, config: dict[str, Any], dist: Distributed | None = None,
+                 device: torch.device | str | None = None) -> None:
+        self.config = config
+        self.dist = dist or Distributed()
+        self.device = torch.device(device or self.dist.device)
+        self.schedule = schedule_of(config)
+        self.initial = Hyper(config["batch_size"], config["lr"], config["momentum"])
+        self.epochs = int(config["epochs"])
+        self.ghost_batch_size = config.get("ghost_batch_size")
+
+        options = dataset_options(config["dataset"], config.get("dataset_options") or {})
+        self.data = load_dataset(config["dataset"], options, device=self.device)
+        self.dataset_size = self.data.train_size
+        # The same seed on every rank ⇒ identical initial weights (DDP also broadcasts them).
+        torch.manual_seed(config["seed"])
+        model = build_model(config["model"], input_shape=self.data.input_shape,
+                            num_classes=self.data.num_classes, options=config.get("model_options") or {},
+                            ghost_batch_size=self.ghost_batch_size).to(self.device)
+        self.channels_last = self.device.type == "cuda" and len(self.data.input_shape) == 3
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.net = self.dist.wrap(model)
+        self.optimizer = torch.optim.SGD(
+            model.parameters(), lr=config["lr"], momentum=config["momentum"],
+            nesterov=bool(config.get("nesterov")) and config["momentum"] > 0,
+            weight_decay=config.get("weight_decay", 0.0),
+        )
+        self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
+                         if self.device.type == "cuda" else contextlib.nullcontext())
+        limit = config.get("divergence_loss")
+        self.divergence_loss = float(limit) if limit else 10.0 * math.log(self.data.num_classes)
+        # A fixed training subset, as large as the test set, for eval-mode train metrics.
+        subset = min(self.data.train_size, self.data.test_size)
+        self.train_eval_index = torch.randperm(self.data.train_size, generator=_seeded(config["seed"], 0, 7, torch.device("cpu")))[:subset].to(self.device)
+        self.epoch = 0
+        self.updates = 0
+        self.examples_seen = 0
+        self.history: list[dict[str, float]] = []
+
+    # -- checkpointing ------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "epoch": self.epoch,
+            "updates": self.updates,
+            "examples_seen": self.examples_seen,
+            "history": list(self.history),
+            "cpu_rng": torch.get_rng_state(),
+        }
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch, self.updates = state["epoch"], state["updates"]
+        self.examples_seen, self.history = state["examples_seen"], list(state["history"])
+        torch.set_rng_state(state["cpu_rng"])
+        if "cuda_rng" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+
+    @property
+    def finished(self) -> bool:
+        return self.epoch >= self.epochs or bool(self.history and self.history[-1]["diverged"])
+
+    # -- training -----------------------------------------------------------------------
+    def run(self) -> Iterator[EpochReport]:
+        """Train the remaining epochs, yielding a report after each; stop on divergence."""
+        while not self.finished:
+            report = self.train_epoch()
+            self.history.append(report.metrics())
+            yield report
+
+    def _set_hyper(self, hyper: Hyper) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = hyper.lr
+            group["momentum"] = hyper.momentum
+
+    def train_epoch(self) -> EpochReport:
+        start = time.perf_counter()
+        hyper = hyper_at(self.schedule, self.initial, self.epoch)
+        self._set_hyper(hyper)
+        world, rank = self.dist.world_size, self.dist.rank
+        local = hyper.batch_size // world
+        micro = micro_batch_size(local, self.config.get("max_device_batch_size"), self.ghost_batch_size)
+        chunks = local // micro
+        steps = self.dataset_size // hyper.batch_size  # drop the ragged tail: every step sees B examples
+        # Same permutation on every rank; rank r takes the r-th slice of each global batch,
+        # so W workers see exactly the examples (and ghost batches) one worker would.
+        order = torch.randperm(self.dataset_size, generator=_seeded(self.config["seed"], self.epoch, 1, self.device),
+                               device=self.device)
+        augment_gen = _seeded(self.config["seed"], self.epoch, 2, self.device) if self.data.augment else None
+        self.net.train()
+        loss_sum = torch.zeros((), device=self.device)
+        for step in range(steps):
+            batch = order[step * hyper.batch_size + rank * local: step * hyper.batch_size + (rank + 1) * local]
+            inputs, targets = self.data.train_x[batch], self.data.train_y[batch]
+            if augment_gen is not None:
+                inputs = self.data.augment(inputs, augment_gen)
+            if self.channels_last:
+                inputs = inputs.contiguous(memory_format=torch.channels_last)
+            for chunk in range(chunks):
+                part = slice(chunk * micro, (chunk + 1) * micro)
+                # DDP: all-reduce only on the last micro-batch of the step.
+                sync = self.dist.no_sync(self.net) if chunk < chunks - 1 else contextlib.nullcontext()
+                with sync, self.autocast:
+                    loss = F.cross_entropy(self.net(inputs[part]), targets[part])
+                    (loss / chunks).backward()
+                loss_sum += loss.detach().float()
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        self.updates += steps
+        self.examples_seen += steps * hyper.batch_size
+        running_loss = self.dist.mean(loss_sum / max(steps * chunks, 1))
+        self.epoch += 1
+        return self._report(hyper, running_loss, time.perf_counter() - start)
+
+    @torch.no_grad()
+    def evaluate(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[float, float]:
+        """Eval-mode (running BN statistics) loss and accuracy, sharded over ranks."""
+        self.net.eval()
+        world, rank = self.dist.world_size, self.dist.rank
+        totals = torch.zeros(3, device=self.device, dtype=torch.float64)
+        for start in range(rank * EVAL_BATCH, inputs.shape[0], world * EVAL_BATCH):
+            x = inputs[start:start + EVAL_BATCH]
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with self.autocast:
+                logits = self.model(x).float()
+            y = targets[start:start + EVAL_BATCH]
+            totals[0] += F.cross_entropy(logits, y, reduction="sum").double()
+            totals[1] += (logits.argmax(1) == y).sum()
+            totals[2] += y.shape[0]
+        loss, correct, count = self.dist.sum(totals).tolist()
+        return loss / count, correct / count
+
+    def _report(self, hyper: Hyper, running_loss: float, train_seconds: float) -> EpochReport:
+        start = time.perf_counter()
+        test_loss, test_acc = self.evaluate(self.data.test_x, self.data.test_y)
+        index = self.train_eval_index
+        train_loss, train_acc = self.evaluate(self.data.train_x[index], self.data.train_y[index])
+        diverged = not math.isfinite(running_loss) or running_loss > self.divergence_loss
+        return EpochReport(
+            epoch=self.epoch, updates=self.updates, examples_seen=self.examples_seen,
+            batch_size=hyper.batch_size, lr=hyper.lr, momentum=hyper.momentum,
+            effective_lr=hyper.effective_lr,
+            noise_scale=noise_scale(hyper.lr, hyper.momentum, self.dataset_size, hyper.batch_size),
+            train_loss=train_loss, train_acc=train_acc, test_loss=test_loss, test_acc=test_acc,
+            gen_gap=train_acc - test_acc, running_loss=running_loss,
+            epoch_seconds=train_seconds + time.perf_counter() - start, diverged=int(diverged),
+        )

@@ -1,0 +1,128 @@
+"""The epoch loop on its own: no Ray, no MLflow, real torch training on small data."""
+
+import math
+import os
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from scalestudy.spec import spec_from_dict
+from scalestudy.train.config import expand_trials
+from scalestudy.train.distributed import Distributed
+from scalestudy.train.loop import EpochLoop
+
+DEVICE = torch.device("cpu")
+
+
+def trial(**overrides) -> dict:
+    schedule = overrides.pop("schedule", {"kind": "constant"})
+    workload = {"dataset": "synthetic", "dataset_options": {"train_size": 1024, "test_size": 256},
+                "model": "mlp", "model_options": {"hidden": [64]}, "epochs": 4, "ghost_batch_size": 16}
+    workload.update(overrides.pop("workload", {}))
+    grid = {"batch_size": [64], "lr": [0.1], "momentum": [0.9], "seeds": [0]}
+    grid.update(overrides)
+    spec = spec_from_dict({"name": "t", "workload": workload, "grid": grid, "schedule": schedule,
+                           "resources": {"workers_per_trial": grid.pop("workers", 1)}})
+    return expand_trials(spec)[0]
+
+
+def run(config, device=DEVICE):
+    torch.set_num_threads(1)
+    return [r.metrics() for r in EpochLoop(config, Distributed(device=device)).run()]
+
+
+def test_learns_and_reports_every_metric():
+    reports = run(trial())
+    assert [r["epoch"] for r in reports] == [1, 2, 3, 4]
+    assert reports[-1]["test_acc"] > 0.6  # 4 classes: chance is 0.25
+    for key in ("epoch", "updates", "examples_seen", "batch_size", "lr", "momentum", "effective_lr",
+                "noise_scale", "train_loss", "train_acc", "test_loss", "test_acc", "gen_gap",
+                "epoch_seconds", "diverged"):
+        assert all(key in r and math.isfinite(r[key]) for r in reports), key
+    last = reports[-1]
+    assert last["updates"] == 4 * (1024 // 64)
+    assert last["examples_seen"] == 4 * 16 * 64
+    assert last["effective_lr"] == pytest.approx(0.1 / (1 - 0.9))
+    assert last["noise_scale"] == pytest.approx(0.1 / 0.1 * (1024 / 64 - 1))
+    assert last["gen_gap"] == pytest.approx(last["train_acc"] - last["test_acc"])
+
+
+def test_increase_batch_vs_step_decay_lr():
+    grow = run(trial(schedule={"kind": "increase_batch", "milestones": [2], "factor": 4}))
+    decay = run(trial(schedule={"kind": "step_decay_lr", "milestones": [2], "factor": 4}))
+    steps = lambda rs: [b["updates"] - a["updates"] for a, b in zip([{"updates": 0}] + rs, rs)]  # noqa: E731
+    assert [r["batch_size"] for r in grow] == [64, 64, 256, 256]
+    assert [r["lr"] for r in grow] == [0.1] * 4
+    assert steps(grow) == [16, 16, 4, 4]
+    assert [r["batch_size"] for r in decay] == [64] * 4
+    assert [r["lr"] for r in decay] == pytest.approx([0.1, 0.1, 0.025, 0.025])
+    assert steps(decay) == [16] * 4
+    # Same noise scale trajectory.
+    assert [r["noise_scale"] for r in grow][2] == pytest.approx(0.1 / 0.1 * (1024 / 256 - 1))
+
+
+def test_huge_lr_diverges_as_data():
+    reports = run(trial(lr=[1e4], workload={"ghost_batch_size": None}))
+    assert reports[-1]["diverged"] == 1
+    assert len(reports) < 4  # stopped early
+
+
+def test_checkpoint_resume_is_exact():
+    config = trial(schedule={"kind": "increase_batch", "milestones": [2], "factor": 2})
+    straight = run(config)
+    first = EpochLoop(config, Distributed(device=DEVICE))
+    iterator = first.run()
+    next(iterator), next(iterator)
+    state = first.state_dict()
+    resumed = EpochLoop(config, Distributed(device=DEVICE))
+    resumed.load_state_dict(state)
+    rest = [r.metrics() for r in resumed.run()]
+    assert [r["epoch"] for r in rest] == [3, 4]
+    assert len(resumed.history) == 4
+    for a, b in zip(straight[2:], rest):
+        for key in ("test_loss", "test_acc", "train_loss", "updates", "batch_size"):
+            assert a[key] == pytest.approx(b[key], rel=1e-6, abs=1e-9), key
+
+
+def test_gradient_accumulation_matches_one_big_batch():
+    """With ghost BN, micro-batches of whole ghost batches give the same step."""
+    whole = run(trial(batch_size=[128]))
+    split = run(trial(batch_size=[128], workload={"max_device_batch_size": 32}))
+    for a, b in zip(whole, split):
+        assert a["test_loss"] == pytest.approx(b["test_loss"], rel=1e-4)
+        assert a["updates"] == b["updates"]
+
+
+def _ddp_worker(rank, world, config, port, out):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    try:
+        loop = EpochLoop(config, Distributed.from_process_group(DEVICE))
+        reports = [r.metrics() for r in loop.run()]
+        if rank == 0:
+            out.put(reports)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_ddp_two_workers_match_one_worker():
+    """W=2 with per-worker ghost batches sees exactly W=1's ghost batches: same curve."""
+    single = run(trial(batch_size=[64]))
+    config = trial(batch_size=[64], workers=2)
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    port = 29500 + os.getpid() % 1000
+    procs = [ctx.Process(target=_ddp_worker, args=(r, 2, config, port, queue)) for r in range(2)]
+    for p in procs:
+        p.start()
+    double = queue.get(timeout=120)
+    for p in procs:
+        p.join(60)
+    assert [r["updates"] for r in double] == [r["updates"] for r in single]
+    for a, b in zip(single, double):
+        assert a["test_acc"] == pytest.approx(b["test_acc"], abs=0.02)
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=0.02)
