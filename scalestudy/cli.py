@@ -42,12 +42,20 @@ def _add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no periodic progress lines")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``error: scalestudy run: MESSAGE`` and exit code 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(USAGE_ERROR, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="scalestudy", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="scalestudy", description="Hyperparameter-scaling studies (batch size, learning "
+                     "rate, momentum) on Ray Tune, tracked in MLflow.")
     from scalestudy import __version__
 
     parser.add_argument("--version", action="version", version=f"scalestudy {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     validate = commands.add_parser("validate", help="check a study spec and print what it would run")
     validate.add_argument("spec", type=Path)
@@ -73,6 +81,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--spec", type=Path, help="spec to run instead of search_spaces/quickstart.yaml")
     demo.add_argument("--out", type=Path, default=Path("scalestudy_out"), help="analysis output folder")
     _add_run_flags(demo)
+
+    sync = commands.add_parser("sync", help="back-fill MLflow from a study's Ray storage (after an outage)")
+    sync.add_argument("study", help="the study's name (its spec's name)")
+    sync.add_argument("--storage", help="Tune storage the study ran with (default ./ray_results)")
+    sync.add_argument("--tracking-uri", help="MLflow URI to write to (default: the one the study used)")
+
+    bench = commands.add_parser("bench", help="benchmarks: figures side by side, as ratios")
+    bench.add_argument("name", help="loop | study | ghostbn | tracking | analysis | memory | all")
+    bench.add_argument("--tiny", action="store_true", help="smallest sizes (CI keeps the benchmarks working)")
+    bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     ui = commands.add_parser("ui", help="open the MLflow UI on the local store")
     ui.add_argument("--tracking-uri", default="sqlite:///mlflow.db")
@@ -166,6 +184,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sync(args: argparse.Namespace) -> int:
+    from scalestudy.study import default_storage
+    from scalestudy.sync import sync_study
+
+    summary = sync_study(args.study, args.storage or default_storage(), args.tracking_uri)
+    print(f"{args.study}: {summary.trials} trials read, {summary.runs_created} runs created, "
+          f"{summary.points_logged} metric points logged, {summary.finished} runs closed")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from scalestudy.bench import BENCHMARKS, run_benchmark
+
+    names = BENCHMARKS.names() if args.name == "all" else [args.name]
+    for name in names:
+        if name not in BENCHMARKS:
+            raise CliError(f"bench: unknown benchmark {name!r}; known: {', '.join(BENCHMARKS.names())}, all")
+    for name in names:
+        table = run_benchmark(name, tiny=args.tiny)
+        print(table.to_json() if args.json else table.render(), flush=True)
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     command = ["mlflow", "ui", "--backend-store-uri", args.tracking_uri, "--port", str(args.port)]
     print(f"open http://127.0.0.1:{args.port}/#/experiments?workflowType=machine_learning")
@@ -174,7 +215,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"validate": cmd_validate, "run": cmd_run, "analyze": cmd_analyze, "recommend": cmd_recommend,
-            "demo": cmd_demo, "ui": cmd_ui}
+            "demo": cmd_demo, "sync": cmd_sync, "bench": cmd_bench, "ui": cmd_ui}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,6 +28,9 @@ class ProgressCallback(Callback):
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "stream": None}
 
+    def setup(self, **info) -> None:
+        self._start = time.monotonic()  # also after Tuner.restore unpickles this callback
+
     def _out(self) -> TextIO:
         return self.stream or sys.stdout
 

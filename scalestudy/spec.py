@@ -44,6 +44,9 @@ class Workload(_Frozen):
     ghost_batch_size: int | None = Field(default=None, gt=0)
     max_device_batch_size: int | None = Field(default=None, gt=0)
     divergence_loss: float | None = Field(default=None, gt=0)
+    # running: train-mode loss/accuracy accumulated over the epoch's batches (free);
+    # eval: an eval-mode pass over a fixed training subset as large as the test set.
+    train_metrics: Literal["running", "eval"] = "running"
 
     @field_validator("dataset")
     @classmethod

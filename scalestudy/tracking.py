@@ -104,6 +104,7 @@ class TrialRuns:
         self.parent_run_id = parent_run_id
         self._runs: dict[str, str] = {}
         self._last_step: dict[str, int] = {}
+        self.created: set[str] = set()  # trial keys this object created a run for
 
     def run_for(self, config: dict[str, Any]) -> str:
         key = config["trial_key"]
@@ -123,6 +124,7 @@ class TrialRuns:
         else:
             run_id = self._create(config)
             self._last_step[run_id] = 0
+            self.created.add(key)
         self._runs[key] = run_id
         return run_id
 
@@ -171,7 +173,12 @@ def _finite_or_nan(value: Any) -> float:
 class MlflowCallback(Callback):
     """Tune callback: writes every trial report to the trial's MLflow run (driver only).
 
-    It holds only names and ids, so Tune can pickle it with the experiment and a
+    It keeps each trial's reports (a few floats per epoch) and logs every epoch past the
+    last one MLflow has, so an MLflow outage leaves no gap once the server is back; an
+    error talking to MLflow is reported once and never stops the study (results stay in
+    Ray storage, and ``scalestudy sync`` back-fills a study whose driver is gone).
+
+    It holds only names, ids and reports, so Tune can pickle it with the experiment and a
     restored Tuner gets it back; the MLflow client is created lazily.
     """
 
@@ -180,6 +187,8 @@ class MlflowCallback(Callback):
         self.experiment_id = experiment_id
         self.parent_run_id = parent_run_id
         self._runs: TrialRuns | None = None
+        self._reports: dict[str, dict[int, dict[str, float]]] = {}
+        self.failures = 0
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_runs": None}
@@ -190,21 +199,41 @@ class MlflowCallback(Callback):
             self._runs = TrialRuns(client(self.tracking_uri), self.experiment_id, self.parent_run_id)
         return self._runs
 
+    def _guard(self, action, *args) -> None:
+        try:
+            action(*args)
+        except Exception as error:  # noqa: BLE001 - tracking must never stop training
+            self.failures += 1
+            self._runs = None  # re-read runs and last logged steps once MLflow answers again
+            if self.failures == 1 or self.failures % 100 == 0:
+                log.warning("MLflow logging failed (%d so far; the study goes on, results stay in Ray "
+                            "storage): %s", self.failures, str(error).splitlines()[0][:200])
+
+    def _log(self, config: dict[str, Any]) -> None:
+        reports = self._reports.get(config["trial_key"], {})
+        self.runs.log_epochs(self.runs.run_for(config), list(reports.values()))
+
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
-        self.runs.run_for(trial.config["trial"])
+        self._guard(self.runs.run_for, trial.config["trial"])
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         if "epoch" not in result:
             return
-        run_id = self.runs.run_for(trial.config["trial"])
-        reports = json.loads(result[HISTORY_KEY]) if result.get(HISTORY_KEY) else []
-        self.runs.log_epochs(run_id, reports + [result])
+        config = trial.config["trial"]
+        reports = self._reports.setdefault(config["trial_key"], {})
+        for report in (json.loads(result[HISTORY_KEY]) if result.get(HISTORY_KEY) else []) + [result]:
+            reports[int(report["epoch"])] = {k: report[k] for k in METRIC_KEYS if k in report}
+        self._guard(self._log, config)
+
+    def _finish(self, trial, status: str) -> None:
+        config = trial.config["trial"]
+        self._log(config)
+        self.runs.finish(self.runs.run_for(config), status)
+        self._reports.pop(config["trial_key"], None)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        last = trial.last_result or {}
-        status = "diverged" if last.get("diverged") else "ok"
-        self.runs.finish(self.runs.run_for(trial.config["trial"]), status)
+        status = "diverged" if (trial.last_result or {}).get("diverged") else "ok"
+        self._guard(self._finish, trial, status)
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self.runs.finish(self.runs.run_for(trial.config["trial"]), "error")
-
+        self._guard(self._finish, trial, "error")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+
 class _Python2Pickler(pickle._Pickler):
     """Writes ``bytes`` as Python 2 ``str`` opcodes, as the original release (pickled by
     Python 2) does: ``pickle.load(f, encoding="latin1")`` (torchvision) then reads str
@@ -66,6 +67,10 @@ def write_fake_cifar10(root: str | Path, n_train: int = 100, n_test: int = 40, s
         _write_batch(folder / f"data_batch_{i}", train[rows], train_labels[rows], f"training batch {i} of 5")
     test = rng.integers(0, 256, size=(n_test, 3072), dtype=np.uint8)
     _write_batch(folder / "test_batch", test, rng.integers(0, 10, size=n_test), "testing batch 1 of 1")
-    meta = {b"num_cases_per_batch": -(-n_train // 5), b"label_names": [n.encode() for n in LABEL_NAMES], b"num_vis": 3072}
+    meta = {
+        b"num_cases_per_batch": -(-n_train // 5),
+        b"label_names": [name.encode() for name in LABEL_NAMES],
+        b"num_vis": 3072,
+    }
     _dump(meta, folder / "batches.meta")
     return root

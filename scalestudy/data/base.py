@@ -8,8 +8,8 @@ and augmentation runs batched on the same device (the cifar10-airbench approach)
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor

@@ -99,7 +99,8 @@ def _read_cache(path: Path) -> dict[str, np.ndarray] | None:
         return None  # unreadable (e.g. left by a crash of an old version): regenerate
 
 
-def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
+def write_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` as an ``.npz`` at ``path``: whole, or not at all (old file kept)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     try:
@@ -107,6 +108,7 @@ def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; a shared cache must be readable
         os.replace(tmp, path)  # atomic: readers see the old file, the new one, or none
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -119,7 +121,7 @@ def load_arrays(options: Mnist1dOptions) -> dict[str, np.ndarray]:
     arrays = _read_cache(path)
     if arrays is None:
         arrays = generate_arrays(options)
-        _write_cache(path, arrays)
+        write_atomic(path, arrays)
     return arrays
 
 

@@ -25,7 +25,10 @@ PARAM_KEYS = (
 def expand_trials(spec: StudySpec) -> list[dict[str, Any]]:
     """One config per (section, B, ε, m, schedule, seed) cell, in a stable order."""
     workload = spec.workload
-    dataset_size = train_size(workload.dataset, dataset_options(workload.dataset, workload.dataset_options))
+    # Resolved options (defaults filled, relative paths made absolute): Tune runs each
+    # trial in its own working directory.
+    resolved_options = dataset_options(workload.dataset, workload.dataset_options)
+    dataset_size = train_size(workload.dataset, resolved_options)
     resources = spec.resources
     trials: list[dict[str, Any]] = []
     for section_name, section in spec.resolved_sections().items():
@@ -39,7 +42,7 @@ def expand_trials(spec: StudySpec) -> list[dict[str, Any]]:
                                 "study": spec.name,
                                 "section": section_name,
                                 "dataset": workload.dataset,
-                                "dataset_options": dict(workload.dataset_options),
+                                "dataset_options": resolved_options.model_dump(mode="json"),
                                 "dataset_size": dataset_size,
                                 "model": workload.model,
                                 "model_options": dict(workload.model_options),
@@ -47,6 +50,7 @@ def expand_trials(spec: StudySpec) -> list[dict[str, Any]]:
                                 "ghost_batch_size": workload.ghost_batch_size,
                                 "max_device_batch_size": workload.max_device_batch_size,
                                 "divergence_loss": workload.divergence_loss,
+                                "train_metrics": workload.train_metrics,
                                 "batch_size": batch_size,
                                 "lr": float(lr),
                                 "momentum": float(momentum),
@@ -77,7 +81,7 @@ def trial_key(config: dict[str, Any]) -> str:
     schedule = config["schedule"]
     identity = json.dumps(
         {k: config[k] for k in ("dataset", "dataset_options", "model", "model_options", "epochs",
-                                "ghost_batch_size", "nesterov", "weight_decay", "workers")}
+                                "ghost_batch_size", "nesterov", "weight_decay", "workers", "train_metrics")}
         | {"schedule": schedule},
         sort_keys=True,
     )

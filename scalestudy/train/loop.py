@@ -44,7 +44,7 @@ class EpochReport:
     momentum: float
     effective_lr: float  # lr / (1 − m)
     noise_scale: float  # lr/(1−m)·(N/B − 1)
-    train_loss: float  # eval-mode loss on a fixed training subset
+    train_loss: float  # see workload.train_metrics: running (train mode) or eval-mode subset
     train_acc: float
     test_loss: float
     test_acc: float
@@ -98,9 +98,11 @@ class EpochLoop:
                          if self.device.type == "cuda" else contextlib.nullcontext())
         limit = config.get("divergence_loss")
         self.divergence_loss = float(limit) if limit else 10.0 * math.log(self.data.num_classes)
-        # A fixed training subset, as large as the test set, for eval-mode train metrics.
-        subset = min(self.data.train_size, self.data.test_size)
-        self.train_eval_index = torch.randperm(self.data.train_size, generator=_seeded(config["seed"], 0, 7, torch.device("cpu")))[:subset].to(self.device)
+        self.eval_train_metrics = config.get("train_metrics") == "eval"
+        if self.eval_train_metrics:  # a fixed training subset as large as the test set
+            subset = min(self.data.train_size, self.data.test_size)
+            shuffled = torch.randperm(self.data.train_size, generator=_seeded(config["seed"], 0, 7, torch.device("cpu")))
+            self.train_eval_index = shuffled[:subset].to(self.device)
         self.epoch = 0
         self.updates = 0
         self.examples_seen = 0
@@ -162,7 +164,7 @@ class EpochLoop:
                                device=self.device)
         augment_gen = _seeded(self.config["seed"], self.epoch, 2, self.device) if self.data.augment else None
         self.net.train()
-        loss_sum = torch.zeros((), device=self.device)
+        totals = torch.zeros(2, device=self.device)  # summed minibatch losses, correct predictions
         for step in range(steps):
             batch = order[step * hyper.batch_size + rank * local: step * hyper.batch_size + (rank + 1) * local]
             inputs, targets = self.data.train_x[batch], self.data.train_y[batch]
@@ -175,16 +177,19 @@ class EpochLoop:
                 # DDP: all-reduce only on the last micro-batch of the step.
                 sync = self.dist.no_sync(self.net) if chunk < chunks - 1 else contextlib.nullcontext()
                 with sync, self.autocast:
-                    loss = F.cross_entropy(self.net(inputs[part]), targets[part])
+                    logits = self.net(inputs[part])
+                    loss = F.cross_entropy(logits, targets[part])
                     (loss / chunks).backward()
-                loss_sum += loss.detach().float()
+                totals[0] += loss.detach().float()
+                totals[1] += (logits.detach().argmax(1) == targets[part]).sum()
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
         self.updates += steps
         self.examples_seen += steps * hyper.batch_size
-        running_loss = self.dist.mean(loss_sum / max(steps * chunks, 1))
+        loss_total, correct = self.dist.sum(totals.double()).tolist()  # the epoch's one host sync
         self.epoch += 1
-        return self._report(hyper, running_loss, time.perf_counter() - start)
+        return self._report(hyper, loss_total / (world * steps * chunks), correct / (steps * hyper.batch_size),
+                            time.perf_counter() - start)
 
     @torch.no_grad()
     def evaluate(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[float, float]:
@@ -205,11 +210,13 @@ class EpochLoop:
         loss, correct, count = self.dist.sum(totals).tolist()
         return loss / count, correct / count
 
-    def _report(self, hyper: Hyper, running_loss: float, train_seconds: float) -> EpochReport:
+    def _report(self, hyper: Hyper, running_loss: float, running_acc: float, train_seconds: float) -> EpochReport:
         start = time.perf_counter()
         test_loss, test_acc = self.evaluate(self.data.test_x, self.data.test_y)
-        index = self.train_eval_index
-        train_loss, train_acc = self.evaluate(self.data.train_x[index], self.data.train_y[index])
+        train_loss, train_acc = running_loss, running_acc
+        if self.eval_train_metrics:
+            index = self.train_eval_index
+            train_loss, train_acc = self.evaluate(self.data.train_x[index], self.data.train_y[index])
         diverged = not math.isfinite(running_loss) or running_loss > self.divergence_loss
         return EpochReport(
             epoch=self.epoch, updates=self.updates, examples_seen=self.examples_seen,

@@ -1,0 +1,69 @@
+"""Fits → :class:`scalestudy.law.ScalingLaw` (the law.json / law.yaml content)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from scalestudy import __version__
+from scalestudy.analysis.frontier import Frontier
+from scalestudy.analysis.gap import GapFit
+from scalestudy.analysis.lawfit import LawFit
+from scalestudy.analysis.noise import NoiseScaleFit
+from scalestudy.law import ScalingLaw
+
+
+def build_law(law: LawFit, frontier: Frontier, noise: NoiseScaleFit, gap: GapFit, dataset_size: int | None,
+              provenance: dict[str, Any]) -> ScalingLaw:
+    breakdown = law.breakdown
+    reasons = dict(law.reasons)
+    if breakdown.batch_size is None:
+        reasons["breakdown_batch_size"] = breakdown.reason
+    if noise.value is None and noise.reason:
+        reasons["noise_scale_opt"] = noise.reason
+    if gap.vs_batch is None and gap.reason:
+        reasons["gap_slope"] = gap.reason
+    used = {(c.batch_size, c.momentum) for c in law.cells}
+    cells = [{"batch_size": c.batch_size, "momentum": c.momentum, "lr_opt": c.lr_opt,
+              "ci95": list(c.ci95) if c.ci95 else None, "status": c.status,
+              "used": (c.batch_size, c.momentum) in used, "trials": c.n_trials, "seeds": c.n_seeds}
+             for c in frontier.cells]
+    excluded = [f"B={c['batch_size']} m={c['momentum']:g} ({c['status']})" for c in cells
+                if c["status"] != "ok"]
+    above = [f"B={c['batch_size']} m={c['momentum']:g}" for c in cells
+             if c["status"] == "ok" and not c["used"]]
+    noise_opt = None
+    if noise.value is not None:
+        noise_opt = {"value": noise.value, "ci95": list(noise.ci95) if noise.ci95 else None,
+                     "log_sd": noise.log_sd, "slope_vs_log_batch_size": noise.slope_vs_log_b,
+                     "slope_ci95": list(noise.slope_ci95) if noise.slope_ci95 else None}
+    gap_slope = None
+    if gap.vs_batch is not None:
+        gap_slope = {"per": gap.vs_batch.per, "value": gap.vs_batch.value,
+                     "ci95": list(gap.vs_batch.ci95) if gap.vs_batch.ci95 else None}
+        if gap.vs_noise is not None:
+            gap_slope["vs_noise_scale"] = {"per": gap.vs_noise.per, "value": gap.vs_noise.value,
+                                           "ci95": list(gap.vs_noise.ci95) if gap.vs_noise.ci95 else None}
+    ci = {name: list(value) if value else None for name, value in law.ci95.items()}
+    ci["breakdown_batch_size"] = list(breakdown.ci95) if breakdown.ci95 else None
+    domain = {name: list(value) if value else None for name, value in law.domain.items()}
+    return ScalingLaw(
+        k=law.k, alpha=law.alpha, beta=law.beta, ci95=ci, r2=law.r2,
+        breakdown_batch_size=breakdown.batch_size, noise_scale_opt=noise_opt, gap_slope=gap_slope,
+        domain=domain, dataset_size=dataset_size,
+        fitted_on={"cells": len(law.cells), "trials": law.n_trials, "excluded_cells": excluded,
+                   "above_breakdown": above},
+        provenance=law_provenance(provenance), reasons=reasons, notes=list(law.notes), cells=cells)
+
+
+def law_provenance(provenance: dict[str, Any]) -> dict[str, Any]:
+    origin = provenance.get("origin", {})
+    return {
+        "experiment": provenance.get("experiment", origin.get("experiment")),
+        "input_file": provenance.get("input_file"),
+        "tracking_uri": provenance.get("tracking_uri", origin.get("tracking_uri")),
+        "parent_run_id": provenance.get("parent_run_id", origin.get("parent_run_id")),
+        "spec_hash": provenance.get("spec_hash", origin.get("spec_hash")),
+        "scalestudy_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }

@@ -1,0 +1,145 @@
+"""``analyze``: trial table → fits → law.json/law.yaml, figures, report.md (and an MLflow run).
+
+Everything between reading the table and writing the files is a pure function of the
+table (frontier, law, noise, gap, schedules); this module only orchestrates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from scalestudy.analysis import figures, plots, report
+from scalestudy.analysis.errors import AnalysisError
+from scalestudy.analysis.export import build_law
+from scalestudy.analysis.frontier import Frontier, failure_accuracy, fit_frontier
+from scalestudy.analysis.gap import GapFit, fit_gap
+from scalestudy.analysis.lawfit import LawFit, fit_law
+from scalestudy.analysis.noise import NoiseScaleFit, fit_noise_scale
+from scalestudy.analysis.schedules import ScheduleComparison, compare_schedules
+from scalestudy.analysis.table import TrialTable
+from scalestudy.law import ScalingLaw
+
+
+@dataclass
+class AnalysisResult:
+    law: ScalingLaw
+    out_dir: Path
+    report_path: Path
+    figures: list[Path]
+    warnings: list[str]
+    files: list[Path]
+    frontier: Frontier
+    law_fit: LawFit
+    noise: NoiseScaleFit
+    gap: GapFit
+    schedules: ScheduleComparison
+    n_trials: int
+    figure_notes: list[str] = field(default_factory=list)
+    analysis_run_id: str | None = None
+
+    def summary(self) -> str:
+        """A few lines for the terminal."""
+        return report.summary(self)
+
+
+def law_trials(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The constant-schedule trials the law is fitted on (one section when there are several)."""
+    notes = []
+    if "schedule" in frame.columns:
+        frame = frame[frame["schedule"] == "constant"]
+    if "section" in frame.columns and frame["section"].nunique() > 1:
+        counts = frame["section"].value_counts()
+        keep = counts.index[0]
+        notes.append(f"law fitted on section {keep!r} ({counts.iloc[0]} constant-schedule trials); "
+                     f"constant-schedule trials of {', '.join(repr(s) for s in counts.index[1:])} left out")
+        frame = frame[frame["section"] == keep]
+    return frame.reset_index(drop=True), notes
+
+
+def analyze(trials: TrialTable | pd.DataFrame, out_dir: Path, *, log_to_mlflow: bool = True,
+            n_boot: int = 200, seed: int = 0) -> AnalysisResult:
+    """Fit everything, write trials.parquet, law.json, law.yaml, PNG figures and report.md to
+    ``out_dir``; when the table came from MLflow, also log them to an ``analysis`` run under
+    the study's parent run. Bad or thin data raise a one-line :class:`AnalysisError`."""
+    table = trials if isinstance(trials, TrialTable) else TrialTable.from_frame(trials)
+    frame, warnings = table.frame, list(table.warnings)
+    if frame["diverged"].all():
+        raise AnalysisError(f"every trial diverged ({len(frame)} trials): no learning rate to fit")
+    law_frame, notes = law_trials(frame)
+    warnings += notes
+    dataset_sizes = sorted(law_frame["dataset_size"].unique()) or sorted(frame["dataset_size"].unique())
+    if len(dataset_sizes) > 1:
+        raise AnalysisError(f"the trials span several dataset sizes {dataset_sizes[:4]}: analyze one study at a time")
+    dataset_size = int(dataset_sizes[0])
+    if law_frame.empty:
+        frontier = Frontier((), failure_accuracy(frame), ())
+        warnings.append("no constant-schedule trials: the law is not fitted")
+    else:
+        frontier = fit_frontier(law_frame, n_boot=n_boot, seed=seed)
+    warnings += frontier.warnings
+    law_fit = fit_law(list(frontier.cells))
+    noise = fit_noise_scale(list(law_fit.cells), dataset_size)
+    gap = fit_gap(law_frame, list(frontier.cells)) if not law_frame.empty else GapFit((), None, None, "no trials")
+    schedules = compare_schedules(frame)
+    law = build_law(law_fit, frontier, noise, gap, dataset_size, table.provenance)
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = [table.to_parquet(out_dir / "trials.parquet"), law.save(out_dir / "law.json"),
+             law.save(out_dir / "law.yaml")]
+    drawn, figure_notes = _draw(out_dir, law_frame, frontier, law_fit, noise, gap, schedules, table, warnings)
+    result = AnalysisResult(law, out_dir, out_dir / "report.md", drawn, warnings, files + drawn, frontier,
+                            law_fit, noise, gap, schedules, len(frame), figure_notes)
+    result.report_path.write_text(report.markdown(result))
+    result.files.append(result.report_path)
+    if log_to_mlflow and table.provenance.get("source") == "mlflow":
+        from scalestudy.analysis.runs import log_analysis_run
+
+        result.analysis_run_id = log_analysis_run(table.provenance, out_dir, _run_metrics(law),
+                                                  {"trials": len(frame), "cells": len(frontier.cells)})
+    return result
+
+
+def _draw(out_dir, law_frame, frontier, law_fit, noise, gap, schedules, table, warnings):
+    drawn, notes = [], []
+    if frontier.cells:
+        drawn.append(plots.draw_accuracy_vs_lr(figures.accuracy_vs_lr(frontier), out_dir / "accuracy_vs_lr.png"))
+    if frontier.usable():
+        drawn.append(plots.draw_lr_law(figures.lr_law(frontier, law_fit), out_dir / "lr_opt_vs_batch_size.png"))
+    else:
+        notes.append("no ε* vs B figure: no cell has an interior optimum")
+    if not law_frame.empty:
+        drawn.append(plots.draw_accuracy_vs_noise(figures.accuracy_vs_noise(law_frame, noise),
+                                                  out_dir / "accuracy_vs_noise_scale.png"))
+    if gap.cells:
+        drawn.append(plots.draw_gap(gap, out_dir / "gap_vs_batch_size.png"))
+    if schedules.groups:
+        group = schedules.groups[0]
+        run_ids = [r for row in group.rows for r in row.run_ids]
+        uri = table.provenance.get("tracking_uri")
+        if table.provenance.get("source") == "mlflow" and run_ids and uri:
+            from scalestudy.analysis.runs import load_histories
+
+            try:
+                histories = load_histories(uri, run_ids)
+            except Exception as error:  # the figure is optional; the numbers are in the report
+                warnings.append(f"schedule curves not drawn: cannot read histories ({str(error).splitlines()[0]})")
+            else:
+                info = figures.schedule_curves(group, histories)
+                if info.curves:
+                    drawn.append(plots.draw_schedules(info, out_dir / "schedules.png"))
+        else:
+            notes.append("no schedule-curve figure: per-epoch histories are read from MLflow only "
+                         "(this table has none)")
+    return drawn, notes
+
+
+def _run_metrics(law: ScalingLaw) -> dict[str, float]:
+    values = {"law.alpha": law.alpha, "law.beta": law.beta, "law.k": law.k, "law.r2": law.r2,
+              "law.breakdown_batch_size": law.breakdown_batch_size,
+              "law.noise_scale_opt": (law.noise_scale_opt or {}).get("value"),
+              "law.gap_slope": (law.gap_slope or {}).get("value")}
+    return {key: value for key, value in values.items() if value is not None}

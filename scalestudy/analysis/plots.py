@@ -1,0 +1,189 @@
+"""Draw the figure infos of :mod:`figures` to PNG files (matplotlib, Agg backend).
+
+matplotlib is imported inside the functions, so importing the analysis package stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from scalestudy.analysis.figures import AccuracyVsLrInfo, AccuracyVsNoiseInfo, LrLawInfo, ScheduleCurvesInfo
+from scalestudy.analysis.gap import GapFit
+
+LR_LABEL = "learning rate ε (per update)"
+DPI = 110
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.size": 10, "axes.grid": True, "grid.alpha": 0.3})
+    return plt
+
+
+def _batch_colors(batch_sizes):
+    plt = _pyplot()
+    values = sorted(set(batch_sizes))
+    cmap = plt.get_cmap("viridis")
+    span = max(len(values) - 1, 1)
+    return {b: cmap(0.9 * i / span) for i, b in enumerate(values)}
+
+
+def _log2_axis(ax) -> None:
+    """Log base-2 x axis labelled with plain numbers (16, 32, ...), not 2^4."""
+    from matplotlib.ticker import FuncFormatter
+
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+
+
+def _save(fig, path: Path) -> Path:
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    _pyplot().close(fig)
+    return path
+
+
+def draw_accuracy_vs_lr(info: AccuracyVsLrInfo, path: Path) -> Path:
+    plt = _pyplot()
+    n = max(len(info.panels), 1)
+    fig, axes = plt.subplots(1, n, figsize=(4.6 * n + 1.2, 4.2), sharey=True, squeeze=False)
+    colors = _batch_colors([c.batch_size for _, curves in info.panels for c in curves])
+    for ax, (momentum, curves) in zip(axes[0], info.panels):
+        for curve in curves:
+            color = colors[curve.batch_size]
+            lrs, mean = np.array(curve.lrs), np.array(curve.mean_acc)
+            style = "-" if curve.status == "ok" else ":"
+            ax.plot(lrs, mean, style, marker="o", ms=3, color=color, label=f"B={curve.batch_size}")
+            if curve.diverged_lrs:
+                ax.plot(curve.diverged_lrs, [info.failure_acc] * len(curve.diverged_lrs), "x", color=color, ms=5)
+            if curve.lr_opt is not None:
+                ax.plot([curve.lr_opt], [curve.best_acc], marker="*", ms=11, color=color, mec="black", mew=0.6)
+        ax.set_xscale("log")
+        ax.set_xlabel(LR_LABEL)
+        ax.set_title(f"momentum m = {momentum:g}")
+    axes[0][0].set_ylabel("final test accuracy (mean over seeds)")
+    handles, labels = axes[0][-1].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, title="batch size")
+    fig.suptitle("Test accuracy vs learning rate  (★ fitted ε*, × diverged, dotted: optimum at the grid edge)",
+                 fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def draw_lr_law(info: LrLawInfo, path: Path) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.8, 4.8))
+    momenta = sorted({p.momentum for p in info.points} | {line.momentum for line in info.lines})
+    cmap = plt.get_cmap("plasma")
+    colors = {m: cmap(0.8 * i / max(len(momenta) - 1, 1)) for i, m in enumerate(momenta)}
+    for line in info.lines:
+        b, lr, fitted = np.array(line.batch_sizes), np.array(line.lr), np.array(line.fitted)
+        color = colors[line.momentum]
+        ax.plot(np.where(fitted, b, np.nan), lr, "-", color=color, lw=1.6)
+        ax.plot(b, lr, "--", color=color, lw=0.9, alpha=0.6)
+        if line.low is not None:
+            ax.fill_between(b, line.low, line.high, color=color, alpha=0.15, lw=0)
+    for m in momenta:
+        for used in (True, False):
+            pts = [p for p in info.points if p.momentum == m and p.used == used]
+            if not pts:
+                continue
+            b = np.array([p.batch_size for p in pts], float)
+            lr = np.array([p.lr_opt for p in pts])
+            err = np.array([[p.lr_opt - p.ci95[0], p.ci95[1] - p.lr_opt] if p.ci95 else [0, 0] for p in pts]).T
+            label = f"m = {m:g}" + ("" if used else " (above breakdown, not fitted)")
+            ax.errorbar(b, lr, yerr=err, fmt="o" if used else "s", color=colors[m], ms=5, capsize=2,
+                        mfc=colors[m] if used else "white", label=label)
+    if info.breakdown is not None:
+        ax.axvline(info.breakdown, color="black", ls=":", lw=1.2, label=f"breakdown B ≈ {info.breakdown:.0f}")
+        if info.breakdown_ci95:
+            ax.axvspan(*info.breakdown_ci95, color="gray", alpha=0.15, lw=0)
+    _log2_axis(ax)
+    ax.set_yscale("log")
+    ax.set_xlabel("batch size B (examples per update)")
+    ax.set_ylabel("optimal learning rate ε* (per update)")
+    ax.set_title(info.title, fontsize=10)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def draw_accuracy_vs_noise(info: AccuracyVsNoiseInfo, path: Path) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.8, 4.6))
+    colors = _batch_colors([p.batch_size for p in info.points])
+    markers = dict(zip(sorted({p.momentum for p in info.points}), "o^sDvP*X"))
+    for b, color in colors.items():
+        for m, marker in markers.items():
+            pts = [p for p in info.points if p.batch_size == b and p.momentum == m]
+            if pts:
+                ax.plot([p.noise_scale for p in pts], [p.test_acc for p in pts], marker, color=color, ms=4,
+                        alpha=0.85, label=f"B={b}" if m == min(markers) else None)
+    if info.optimum is not None:
+        ax.axvline(info.optimum, color="black", ls=":", label=f"g* ≈ {info.optimum:.3g}")
+        if info.optimum_ci95:
+            ax.axvspan(*info.optimum_ci95, color="gray", alpha=0.15, lw=0)
+    for m, marker in markers.items():
+        ax.plot([], [], marker, color="gray", label=f"m = {m:g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("noise scale g = ε/(1−m)·(N/B − 1)  (units of ε)")
+    ax.set_ylabel("final test accuracy (mean over seeds)")
+    ax.set_title("Test accuracy vs SGD noise scale (non-diverged trials)", fontsize=10)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def draw_gap(info: GapFit, path: Path) -> Path:
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.2), sharey=True)
+    momenta = sorted({c.momentum for c in info.cells})
+    cmap = plt.get_cmap("plasma")
+    colors = {m: cmap(0.8 * i / max(len(momenta) - 1, 1)) for i, m in enumerate(momenta)}
+    for ax, attr, slope, xlabel in (
+            (axes[0], "batch_size", info.vs_batch, "batch size B (examples per update)"),
+            (axes[1], "noise_scale", info.vs_noise, "noise scale g* at ε* (units of ε)")):
+        for m in momenta:
+            cells = [c for c in info.cells if c.momentum == m]
+            ax.plot([getattr(c, attr) for c in cells], [100 * c.gap for c in cells], "o", color=colors[m],
+                    label=f"m = {m:g}")
+        if slope is not None:
+            x = np.array([getattr(c, attr) for c in info.cells], float)
+            grid = np.geomspace(x[x > 0].min(), x.max(), 50)
+            ax.plot(grid, 100 * (slope.intercept + slope.value * np.log2(grid)), "k-", lw=1, label="least squares")
+            ci = f" [{100 * slope.ci95[0]:+.2f}, {100 * slope.ci95[1]:+.2f}]" if slope.ci95 else ""
+            ax.set_title(f"{100 * slope.value:+.2f} points per {slope.per}{ci}", fontsize=9)
+        if attr == "batch_size":
+            _log2_axis(ax)
+        else:
+            ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+    axes[0].set_ylabel("generalization gap at ε*: train − test accuracy (points)")
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Generalization gap at the optimal learning rate", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def draw_schedules(info: ScheduleCurvesInfo, path: Path) -> Path:
+    """Smith et al. (2018), Figure 2 layout: test accuracy against epochs and against updates."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.2), sharey=True)
+    for curve in info.curves:
+        axes[0].plot(curve.epochs, np.array(curve.test_acc) * 100, "-", lw=1.5, label=curve.schedule)
+        axes[1].plot(curve.updates, np.array(curve.test_acc) * 100, "-", lw=1.5, label=curve.schedule)
+    axes[0].set_xlabel("epochs")
+    axes[1].set_xlabel("parameter updates")
+    axes[1].set_xscale("log")
+    axes[0].set_ylabel("test accuracy (%, mean over seeds)")
+    axes[0].set_title("a) against epochs", fontsize=9)
+    axes[1].set_title("b) against parameter updates", fontsize=9)
+    axes[0].legend(fontsize=8, loc="lower right")
+    fig.suptitle(info.title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)

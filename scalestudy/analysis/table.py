@@ -1,0 +1,174 @@
+"""The trial table: one row per finished trial, the only input of every fit.
+
+Schema (documented in the README; units in brackets):
+
+required
+  batch_size    int    initial global batch size B [examples per update]
+  lr            float  initial (base) learning rate ε [per update]
+  momentum      float  initial momentum m, 0 <= m < 1
+  seed          int    random seed of the trial
+  dataset_size  int    N, training examples [examples]
+  test_acc      float  final test accuracy [fraction]; may be NaN for diverged trials
+  train_acc     float  final training accuracy [fraction]; may be NaN for diverged trials
+  diverged      bool   the trial stopped on a non-finite or exploding loss
+optional
+  schedule      str    constant | step_decay_lr | increase_batch | hybrid | ... (missing: constant)
+  updates       float  total optimizer steps [updates]
+  test_loss, train_loss  float  final losses (NaN/inf allowed when diverged)
+  trial_id      str    stable key of the trial
+  epochs        float  completed epochs [epochs]
+  section, run_id, status, planned_epochs   (written by the MLflow loader)
+
+Other columns are kept untouched. Provenance (where the table came from) travels with
+it and is stored in the Parquet file's schema metadata.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scalestudy.analysis.errors import AnalysisError
+
+REQUIRED = ("batch_size", "lr", "momentum", "seed", "dataset_size", "test_acc", "train_acc", "diverged")
+NUMERIC_OPTIONAL = ("updates", "test_loss", "train_loss", "epochs", "planned_epochs")
+TEXT_OPTIONAL = ("schedule", "trial_id", "section", "run_id", "status")
+_INTEGER = ("batch_size", "seed", "dataset_size")
+_PROVENANCE_KEY = b"scalestudy.provenance"
+
+
+@dataclass
+class TrialTable:
+    """A validated trial DataFrame plus where it came from.
+
+    ``provenance`` keys: source ("mlflow" | "parquet" | "dataframe"), and for MLflow
+    experiment, experiment_id, tracking_uri, parent_run_id, spec_hash, study; for
+    Parquet input_file (and the original MLflow keys under "origin" when present).
+    """
+
+    frame: pd.DataFrame
+    provenance: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame, provenance: dict[str, Any] | None = None,
+                   where: str = "trial table") -> "TrialTable":
+        clean, warnings = validate_trials(frame, where)
+        return cls(clean, dict(provenance or {"source": "dataframe"}), warnings)
+
+    def to_parquet(self, path: Path) -> Path:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pandas(self.frame, preserve_index=False)
+        metadata = dict(table.schema.metadata or {})
+        metadata[_PROVENANCE_KEY] = json.dumps(self.provenance, default=str).encode()
+        pq.write_table(table.replace_schema_metadata(metadata), path)
+        return Path(path)
+
+
+def load_trials_from_parquet(path: str | Path) -> TrialTable:
+    """Read and validate a trial table; any problem is a one-line :class:`AnalysisError`."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if not path.is_file():
+        raise AnalysisError(f"no trial table at {path}")
+    try:
+        table = pq.read_table(path)
+    except Exception as error:  # pyarrow raises several types for unreadable files
+        raise AnalysisError(f"{path}: not a readable Parquet file ({_first_line(error)})") from None
+    origin = {}
+    raw = (table.schema.metadata or {}).get(_PROVENANCE_KEY)
+    if raw:
+        try:
+            origin = json.loads(raw)
+        except ValueError:
+            origin = {}
+    provenance = {"source": "parquet", "input_file": str(path.resolve())}
+    if origin:
+        provenance["origin"] = origin
+    return TrialTable.from_frame(table.to_pandas(), provenance, where=str(path))
+
+
+def validate_trials(frame: pd.DataFrame, where: str = "trial table") -> tuple[pd.DataFrame, list[str]]:
+    """Check the schema and coerce dtypes; returns the clean frame and warnings."""
+    if not isinstance(frame, pd.DataFrame):
+        raise AnalysisError(f"{where}: expected a table of trials, got {type(frame).__name__}")
+    missing = [name for name in REQUIRED if name not in frame.columns]
+    if missing:
+        names = ", ".join(repr(name) for name in missing)
+        raise AnalysisError(f"{where}: missing required column{'s' if len(missing) > 1 else ''} {names} "
+                            "(see the trial table schema in the README)")
+    if len(frame) == 0:
+        raise AnalysisError(f"{where}: no trials")
+    frame = frame.reset_index(drop=True).copy()
+    for name in ("batch_size", "lr", "momentum", "seed", "dataset_size", "test_acc", "train_acc",
+                 *[n for n in NUMERIC_OPTIONAL if n in frame.columns]):
+        frame[name] = _numeric(frame[name], name, where)
+    for name in ("batch_size", "lr", "momentum", "seed", "dataset_size"):
+        if frame[name].isna().any():
+            raise AnalysisError(f"{where}: column {name!r} has {int(frame[name].isna().sum())} missing values")
+    _check_range(frame, "batch_size", frame["batch_size"] > 0, "> 0", where)
+    _check_range(frame, "lr", frame["lr"] > 0, "> 0", where)
+    _check_range(frame, "momentum", (frame["momentum"] >= 0) & (frame["momentum"] < 1), "in [0, 1)", where)
+    _check_range(frame, "dataset_size", frame["dataset_size"] > 0, "> 0", where)
+    for name in _INTEGER:
+        if (frame[name] != np.round(frame[name])).any():
+            raise AnalysisError(f"{where}: column {name!r} must hold whole numbers")
+        frame[name] = frame[name].astype("int64")
+    frame["diverged"] = _boolean(frame["diverged"], where)
+    for name in TEXT_OPTIONAL:
+        if name in frame.columns:
+            frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
+    if "schedule" in frame.columns:
+        frame["schedule"] = frame["schedule"].map(lambda s: "constant" if s in (None, "") else str(s))
+    warnings = []
+    unfinished = ~frame["diverged"] & ~np.isfinite(frame["test_acc"])
+    if unfinished.any():
+        warnings.append(f"{int(unfinished.sum())} non-diverged trials without a finite test_acc were left out")
+        frame = frame[~unfinished].reset_index(drop=True)
+        if len(frame) == 0:
+            raise AnalysisError(f"{where}: no trial has a test accuracy")
+    return frame, warnings
+
+
+def _numeric(column: pd.Series, name: str, where: str) -> pd.Series:
+    if pd.api.types.is_bool_dtype(column):
+        return column.astype("float64")
+    converted = pd.to_numeric(column, errors="coerce")
+    bad = converted.isna() & column.notna()
+    if bad.any():
+        example = column[bad].iloc[0]
+        raise AnalysisError(f"{where}: column {name!r} must be numeric (found {example!r})")
+    return converted.astype("float64")
+
+
+def _boolean(column: pd.Series, where: str) -> pd.Series:
+    if pd.api.types.is_bool_dtype(column):
+        return column.astype(bool)
+    mapping = {"true": True, "false": False, "1": True, "0": False, "1.0": True, "0.0": False}
+    values = column.map(lambda v: mapping.get(str(v).strip().lower()) if v is not None else None)
+    if values.isna().any():
+        example = column[values.isna()].iloc[0]
+        raise AnalysisError(f"{where}: column 'diverged' must be boolean (found {example!r})")
+    return values.astype(bool)
+
+
+def _check_range(frame: pd.DataFrame, name: str, ok: pd.Series, rule: str, where: str) -> None:
+    if not ok.all():
+        example = frame.loc[~ok, name].iloc[0]
+        raise AnalysisError(f"{where}: column {name!r} must be {rule} (found {example:g})")
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__

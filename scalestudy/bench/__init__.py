@@ -1,0 +1,58 @@
+"""Benchmarks (``scalestudy bench NAME``): figures measured side by side in one run.
+
+Each benchmark returns a :class:`BenchTable`; the CLI prints it or its JSON. Targets
+are checked here and reported, never asserted in tests.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from scalestudy.registry import Registry
+
+BENCHMARKS = Registry(
+    "benchmark",
+    {
+        "loop": "scalestudy.bench.loop:bench_loop",
+        "study": "scalestudy.bench.study:bench_study",
+        "ghostbn": "scalestudy.bench.ghostbn:bench_ghostbn",
+        "tracking": "scalestudy.bench.tracking:bench_tracking",
+        "analysis": "scalestudy.bench.analysis:bench_analysis",
+        "memory": "scalestudy.bench.memory:bench_memory",
+    },
+)
+
+
+@dataclass
+class BenchTable:
+    name: str
+    columns: list[str]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, **row: Any) -> None:
+        self.rows.append(row)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, default=str)
+
+    def render(self) -> str:
+        def cell(value: Any) -> str:
+            if isinstance(value, float):
+                return f"{value:.4g}" if abs(value) < 1e5 else f"{value:.3e}"
+            return str(value)
+
+        cells = [[cell(row.get(col, "")) for col in self.columns] for row in self.rows]
+        widths = [max([len(col)] + [len(r[i]) for r in cells]) for i, col in enumerate(self.columns)]
+        lines = [f"== bench {self.name} ==",
+                 "  ".join(col.ljust(w) for col, w in zip(self.columns, widths)),
+                 "  ".join("-" * w for w in widths)]
+        lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells]
+        lines += [f"note: {note}" for note in self.notes]
+        return "\n".join(lines)
+
+
+def run_benchmark(name: str, tiny: bool = False) -> BenchTable:
+    return BENCHMARKS.get(name)(tiny=tiny)

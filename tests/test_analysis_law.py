@@ -1,0 +1,93 @@
+"""The law fit recovers planted laws: α, β within ±0.05, k within 10 %, the breakdown within a
+factor 1.3, and 95 % intervals that cover the truth in most repetitions."""
+
+import math
+
+import pytest
+
+from planted import make_planted_table
+from scalestudy.analysis import fit_frontier, fit_law, law_trials
+
+PLANTED = [  # alpha, beta, k, breakdown, extra generator options
+    (1.0, 1.0, 1e-3, 1024, {}),
+    (0.5, 1.0, 1e-2, None, {}),
+    (0.75, 0.5, 3e-3, 512, {"momenta": (0.0, 0.9)}),
+    (1.0, 1.0, 1e-3, 700, {"width": 0.7}),
+    (0.5, 0.8, 2e-2, 300, {"batch_sizes": (8, 16, 32, 64, 128, 256, 512, 1024, 2048), "noise": 0.02}),
+    (0.9, 1.2, 5e-4, None, {"batch_sizes": (32, 64, 128, 256, 512, 1024), "seeds": (0, 1, 2)}),
+]
+
+
+def fit(alpha, beta, k, breakdown, options, rng=0):
+    options = {"noise": 0.01, **options}
+    frame = make_planted_table(alpha, beta, k, breakdown, rng=rng, **options)
+    frontier = fit_frontier(law_trials(frame)[0])
+    return frontier, fit_law(list(frontier.cells))
+
+
+@pytest.mark.parametrize("alpha, beta, k, breakdown, options", PLANTED)
+def test_recovers_the_planted_law(alpha, beta, k, breakdown, options):
+    frontier, law = fit(alpha, beta, k, breakdown, options)
+    assert law.alpha == pytest.approx(alpha, abs=0.05)
+    assert law.beta == pytest.approx(beta, abs=0.05)
+    assert law.k == pytest.approx(k, rel=0.10)
+    assert law.r2 > 0.99
+    if breakdown is None:
+        assert law.breakdown.batch_size is None
+        assert law.breakdown.reason
+    else:
+        assert breakdown / 1.3 <= law.breakdown.batch_size <= breakdown * 1.3
+        low, high = law.breakdown.ci95
+        assert low <= law.breakdown.batch_size <= high
+        # The law is fitted below the breakdown only; the domain says so.
+        assert law.domain["batch_size"][1] <= law.breakdown.batch_size
+        assert all(c.batch_size <= law.breakdown.batch_size for c in law.cells)
+    assert law.n_trials == sum(c.n_trials for c in law.cells)
+
+
+@pytest.mark.parametrize("alpha, beta, k, breakdown, options", [PLANTED[0], PLANTED[2]])
+def test_intervals_cover_the_truth_in_most_repetitions(alpha, beta, k, breakdown, options):
+    repetitions = 20
+    covered = {"alpha": 0, "beta": 0, "k": 0, "breakdown": 0}
+    for rng in range(repetitions):
+        _, law = fit(alpha, beta, k, breakdown, {**options, "noise": 0.02}, rng=100 + rng)
+        for name, truth in (("alpha", alpha), ("beta", beta), ("k", k)):
+            low, high = law.ci95[name]
+            covered[name] += low <= truth <= high
+        if law.breakdown.ci95:
+            covered["breakdown"] += law.breakdown.ci95[0] <= breakdown <= law.breakdown.ci95[1]
+    assert all(count >= 0.7 * repetitions for count in covered.values()), covered
+
+
+def test_no_spurious_breakdown_on_a_single_power_law():
+    false_alarms = sum(fit(0.8, 1.0, 2e-3, None, {"noise": 0.02}, rng=200 + rng)[1].breakdown.batch_size is not None
+                       for rng in range(10))
+    assert false_alarms <= 1
+
+
+def test_too_few_batch_sizes_to_test_for_a_breakdown():
+    _, law = fit(1.0, 1.0, 1e-3, None, {"batch_sizes": (64, 128, 256, 512)})
+    assert law.breakdown.batch_size is None
+    assert "at least 5 batch sizes" in law.breakdown.reason
+    assert law.alpha == pytest.approx(1.0, abs=0.05)
+
+
+def test_edge_cells_are_left_out_of_the_law_with_a_warning():
+    # A narrow grid (5 lrs) misses the optimum of some cells; those must not enter the law.
+    frame = make_planted_table(1.0, 1.0, 1e-3, None, lr_points=5, rng=1)
+    frame = frame[~((frame["batch_size"] == 64) & (frame["lr"] >= 0.06))]  # cut B=64's grid below ε*
+    frontier = fit_frontier(law_trials(frame)[0])
+    bad = {c.label: c.status for c in frontier.cells if not c.usable}
+    assert bad == {"B=64 m=0": "too_few_points", "B=64 m=0.5": "edge_high"}
+    law = fit_law(list(frontier.cells))
+    assert not {c.label for c in law.cells} & set(bad)
+    assert len(law.cells) == len(frontier.cells) - 2
+    assert any("B=64 m=0.5" in w and "largest" in w and "left out of the law" in w for w in frontier.warnings)
+    assert law.alpha == pytest.approx(1.0, abs=0.05)
+
+
+def test_prediction_band_is_available_for_figures():
+    _, law = fit(1.0, 1.0, 1e-3, None, {})
+    y, half = law.regression.predict({"alpha": math.log(256), "beta": math.log(0.1)})
+    assert math.exp(y) == pytest.approx(1e-3 * 256 * 0.1, rel=0.05)
+    assert 0 < half < 0.1

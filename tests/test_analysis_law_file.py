@@ -1,0 +1,109 @@
+"""law.json / law.yaml: round trip, prediction, warnings, malformed files → one-line errors."""
+
+import json
+import math
+
+import pytest
+
+from scalestudy.law import FORM, SCHEMA, LawError, LawFileError, PredictionError, ScalingLaw
+
+
+def make_law(**changes):
+    values = dict(k=1e-3, alpha=1.0, beta=1.0,
+                  ci95={"k": [9e-4, 1.1e-3], "alpha": [0.98, 1.02], "beta": [0.97, 1.03],
+                        "breakdown_batch_size": [900.0, 1200.0]},
+                  breakdown_batch_size=1024.0, domain={"batch_size": [16.0, 1024.0], "momentum": [0.0, 0.9]},
+                  dataset_size=50_000, fitted_on={"cells": 21, "trials": 462}, r2=0.999,
+                  provenance={"experiment": "quickstart", "tracking_uri": "sqlite:///mlflow.db", "spec_hash": "abc",
+                              "scalestudy_version": "0.1.0", "created": "2026-01-01T00:00:00+00:00"},
+                  noise_scale_opt={"value": 49.6, "ci95": [49.0, 50.0]},
+                  gap_slope={"per": "doubling of batch size", "value": 0.01, "ci95": [0.009, 0.011]})
+    values.update(changes)
+    return ScalingLaw(**values)
+
+
+@pytest.mark.parametrize("name", ["law.json", "law.yaml"])
+def test_save_load_round_trip_and_predict(tmp_path, name):
+    law = make_law()
+    loaded = ScalingLaw.load(law.save(tmp_path / name))
+    assert loaded == law
+    assert loaded.to_dict()["schema"] == SCHEMA and loaded.form == FORM
+    prediction = loaded.predict(batch_size=256, momentum=0.9)
+    assert prediction.lr == pytest.approx(1e-3 * 256 * 0.1)
+    assert prediction.noise_scale == pytest.approx(prediction.lr / 0.1 * (50_000 / 256 - 1))
+    assert prediction.warnings == []
+    assert "lr = 0.0256" in prediction.describe()
+
+
+def test_json_has_the_documented_fields(tmp_path):
+    data = json.loads(make_law().save(tmp_path / "law.json").read_text())
+    for key in ("schema", "form", "k", "alpha", "beta", "ci95", "breakdown_batch_size", "noise_scale_opt",
+                "gap_slope", "domain", "dataset_size", "fitted_on", "provenance"):
+        assert key in data
+    assert set(data["ci95"]) >= {"k", "alpha", "beta", "breakdown_batch_size"}
+
+
+def test_warnings_outside_the_domain_and_above_the_breakdown():
+    law = make_law()
+    above = law.predict(batch_size=4096, momentum=0.0)
+    assert any("above the breakdown" in w for w in above.warnings)
+    assert any("outside the fitted range" in w for w in above.warnings)
+    assert any("momentum 0.95 is outside" in w for w in law.predict(batch_size=64, momentum=0.95).warnings)
+    small = law.predict(batch_size=8)
+    assert small.momentum == 0.0 and any("batch size 8 is outside" in w for w in small.warnings)
+
+
+def test_single_momentum_law_predicts_only_at_that_momentum():
+    law = make_law(beta=None, domain={"batch_size": [16.0, 1024.0], "momentum": [0.9, 0.9]},
+                   reasons={"beta": "single momentum (m=0.9)"})
+    assert law.predict(batch_size=128).momentum == 0.9
+    assert law.predict(batch_size=128).lr == pytest.approx(0.128)
+    with pytest.raises(PredictionError, match="single momentum m=0.9") as error:
+        law.predict(batch_size=128, momentum=0.0)
+    assert "\n" not in str(error.value)
+    assert isinstance(error.value, LawFileError)  # the CLI's one-line handler catches it
+
+
+def test_null_alpha_cannot_predict():
+    law = make_law(k=None, alpha=None, reasons={"alpha": "single batch size (B=128)", "k": "needs alpha"})
+    with pytest.raises(PredictionError, match="single batch size"):
+        law.predict(batch_size=128, momentum=0.9)
+
+
+def test_noise_scale_is_nan_when_the_batch_is_the_whole_dataset():
+    prediction = make_law(domain={"batch_size": [16.0, 1e6], "momentum": [0.0, 0.9]},
+                          breakdown_batch_size=None).predict(batch_size=50_000)
+    assert math.isnan(prediction.noise_scale) and any("dataset size" in w for w in prediction.warnings)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "not valid JSON"),
+    ("[1, 2]", "expected a mapping"),
+    ('{"schema": "other/v9"}', "schema must be"),
+    ("MISSING_ALPHA", "missing key 'alpha'"),
+    ("BAD_K", "k must be a finite number"),
+    ("NEGATIVE_K", "k must be > 0"),
+    ("BAD_CI", r"ci95.alpha must be \[low, high\]"),
+    ("UNKNOWN_KEY", "unknown key 'slope'"),
+])
+def test_malformed_law_files_give_one_line_errors(tmp_path, content, message):
+    good = make_law().to_dict()
+    edits = {"MISSING_ALPHA": lambda d: d.pop("alpha"), "BAD_K": lambda d: d.update(k="fast"),
+             "NEGATIVE_K": lambda d: d.update(k=-1.0), "BAD_CI": lambda d: d["ci95"].update(alpha=[1.0]),
+             "UNKNOWN_KEY": lambda d: d.update(slope=1)}
+    if content in edits:
+        edits[content](good)
+        content = json.dumps(good)
+    path = tmp_path / "law.json"
+    path.write_text(content)
+    with pytest.raises(LawFileError, match=message) as error:
+        ScalingLaw.load(path)
+    assert "\n" not in str(error.value) and isinstance(error.value, (LawError, ValueError))
+
+
+def test_bad_yaml_and_missing_file(tmp_path):
+    (tmp_path / "law.yaml").write_text("k: [unclosed\n")
+    with pytest.raises(LawFileError, match="not valid YAML"):
+        ScalingLaw.load(tmp_path / "law.yaml")
+    with pytest.raises(LawFileError, match="cannot read law file"):
+        ScalingLaw.load(tmp_path / "nope.json")
