@@ -19,12 +19,18 @@ WORKDIR /app
 # Dependencies first, from pyproject alone, so that editing the code does not re-download
 # torch. Ray is already in the base image at the pinned version, so pip leaves it alone.
 COPY --chown=ray:users pyproject.toml /app/pyproject.toml
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('/app/pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
+RUN python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" \
+        > /tmp/requirements.txt \
     && pip install --no-cache-dir -r /tmp/requirements.txt "mlflow==${MLFLOW_VERSION}" \
     && rm /tmp/requirements.txt
 
 # The repository (filtered by .dockerignore): the package, search_spaces/, README.
 COPY --chown=ray:users . /app
 RUN pip install --no-cache-dir --no-deps /app \
-    && python -c "import re, tomllib, ray; deps = tomllib.load(open('/app/pyproject.toml', 'rb'))['project']['dependencies']; pin = next(re.match(r'ray\[[^]]*\]==(\S+)', d).group(1) for d in deps if d.startswith('ray[')); assert ray.__version__ == pin, f'image has Ray {ray.__version__}, pyproject pins {pin}'" \
     && scalestudy --help > /dev/null
+
+# Fail the build if Ray is not the version pyproject pins (a base image or a pip resolution
+# that moved it would break the cluster: every node must run the same Ray).
+RUN pin=$(sed -n 's/^ *"ray\[[^]]*\]==\([^"]*\)".*/\1/p' pyproject.toml) \
+    && have=$(python -c "import ray; print(ray.__version__)") \
+    && if [ "$have" != "$pin" ]; then echo "image has Ray $have, pyproject pins $pin" >&2; exit 1; fi

@@ -222,8 +222,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from scalestudy.spec import SpecError
     from scalestudy.study import StudyError
+    from scalestudy.tracking import TrackingError
 
-    one_line_errors: tuple[type[BaseException], ...] = (CliError, SpecError, StudyError)
+    one_line_errors: tuple[type[BaseException], ...] = (CliError, SpecError, StudyError, TrackingError)
     try:
         from scalestudy.analysis import AnalysisError
         from scalestudy.law import LawFileError

@@ -108,7 +108,7 @@ def run_study(spec: StudySpec, *, address: str | None = None, storage: str | Non
     from ray import tune
 
     from scalestudy import tracking
-    from scalestudy.progress import ProgressCallback
+    from scalestudy.callbacks import MlflowCallback, ProgressCallback
     from scalestudy.train.trial import ddp_driver, tune_trial
 
     started = time.monotonic()
@@ -119,7 +119,12 @@ def run_study(spec: StudySpec, *, address: str | None = None, storage: str | Non
     if resume and previous is None:
         raise StudyError(f"--resume: no earlier run of study {spec.name!r} under {storage_path}")
 
-    mlflow_client = tracking.client(previous.tracking_uri if previous else tracking_uri)
+    tracking_uri = previous.tracking_uri if previous else tracking_uri
+    # Bounded retries: a tracking blip must not stall the driver for minutes.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    tracking.check_reachable(tracking_uri)
+    mlflow_client = tracking.client(tracking_uri)
     if previous is None:
         experiment_id = tracking.ensure_experiment(mlflow_client, spec.experiment_name)
         parent_run_id = tracking.start_study_run(mlflow_client, experiment_id, spec, len(trials))
@@ -144,7 +149,7 @@ def run_study(spec: StudySpec, *, address: str | None = None, storage: str | Non
     else:
         trainable = tune.with_resources(ddp_driver, {"memory": DRIVER_MEMORY})
 
-    callbacks = [tracking.MlflowCallback(run.tracking_uri, run.experiment_id, run.parent_run_id),
+    callbacks = [MlflowCallback(run.tracking_uri, run.experiment_id, run.parent_run_id),
                  ProgressCallback(len(trials), every_s=15.0 if verbose else math.inf)]
     if previous is not None and tune.Tuner.can_restore(run.path):
         tuner = tune.Tuner.restore(run.path, trainable, resume_unfinished=True, resume_errored=True)

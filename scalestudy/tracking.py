@@ -1,7 +1,7 @@
 """MLflow tracking: one experiment per study, a parent run, one child run per trial.
 
-Only the Tune driver process writes (DESIGN decision 6): :class:`MlflowCallback` is a
-Tune callback that logs each epoch report with a single ``log_batch``. Trial runs are
+Only the Tune driver process writes (DESIGN decision 6), through
+``scalestudy.callbacks.MlflowCallback``, one ``log_batch`` per epoch report. Trial runs are
 found by their stable ``scalestudy.trial_key`` tag under the study's parent run before
 one is created, and steps already logged are skipped, so a resumed study appends to
 the same runs without duplicates; a history carried in a resumed trial's first report
@@ -10,15 +10,13 @@ fills any gap left by a driver that died between a checkpoint and its log call.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
+import re
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
-
-from ray.tune import Callback
 
 from scalestudy import __version__
 
@@ -45,6 +43,43 @@ def git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+class TrackingError(RuntimeError):
+    """The tracking server cannot be used; ``str`` is one line."""
+
+
+def redact_uri(uri: str) -> str:
+    """``scheme://user:secret@host`` → ``scheme://***@host``: URIs end up in logs and files."""
+    return re.sub(r"(?<=://)[^/@]+@", "***@", uri)
+
+
+def check_reachable(tracking_uri: str, timeout_s: float = 10.0) -> None:
+    """Fail fast, before any trial starts, when an MLflow server cannot be used."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        return
+    import urllib.error
+    import urllib.request
+
+    shown = redact_uri(tracking_uri)
+    try:
+        urllib.request.urlopen(f"{tracking_uri.rstrip('/')}/health", timeout=timeout_s).close()
+    except urllib.error.HTTPError:
+        pass  # it answered; authentication is checked below
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "reason", error)
+        raise TrackingError(f"MLflow tracking server {shown} is unreachable ({reason}); "
+                            "start it or pass another --tracking-uri") from None
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client(tracking_uri).search_experiments(max_results=1)
+    except MlflowException as error:
+        text = str(error).splitlines()[0][:200]
+        if "401" in text or "403" in text or "nauthorized" in text or "ermission" in text:
+            raise TrackingError(f"MLflow tracking server {shown} rejected the credentials; set "
+                                "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD") from None
+        raise TrackingError(f"MLflow tracking server {shown} answered with an error: {text}") from None
 
 
 def client(tracking_uri: str):
@@ -168,72 +203,3 @@ class TrialRuns:
 def _finite_or_nan(value: Any) -> float:
     value = float(value)
     return value if math.isfinite(value) else math.nan
-
-
-class MlflowCallback(Callback):
-    """Tune callback: writes every trial report to the trial's MLflow run (driver only).
-
-    It keeps each trial's reports (a few floats per epoch) and logs every epoch past the
-    last one MLflow has, so an MLflow outage leaves no gap once the server is back; an
-    error talking to MLflow is reported once and never stops the study (results stay in
-    Ray storage, and ``scalestudy sync`` back-fills a study whose driver is gone).
-
-    It holds only names, ids and reports, so Tune can pickle it with the experiment and a
-    restored Tuner gets it back; the MLflow client is created lazily.
-    """
-
-    def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str) -> None:
-        self.tracking_uri = tracking_uri
-        self.experiment_id = experiment_id
-        self.parent_run_id = parent_run_id
-        self._runs: TrialRuns | None = None
-        self._reports: dict[str, dict[int, dict[str, float]]] = {}
-        self.failures = 0
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_runs": None}
-
-    @property
-    def runs(self) -> TrialRuns:
-        if self._runs is None:
-            self._runs = TrialRuns(client(self.tracking_uri), self.experiment_id, self.parent_run_id)
-        return self._runs
-
-    def _guard(self, action, *args) -> None:
-        try:
-            action(*args)
-        except Exception as error:  # noqa: BLE001 - tracking must never stop training
-            self.failures += 1
-            self._runs = None  # re-read runs and last logged steps once MLflow answers again
-            if self.failures == 1 or self.failures % 100 == 0:
-                log.warning("MLflow logging failed (%d so far; the study goes on, results stay in Ray "
-                            "storage): %s", self.failures, str(error).splitlines()[0][:200])
-
-    def _log(self, config: dict[str, Any]) -> None:
-        reports = self._reports.get(config["trial_key"], {})
-        self.runs.log_epochs(self.runs.run_for(config), list(reports.values()))
-
-    def on_trial_start(self, iteration, trials, trial, **info) -> None:
-        self._guard(self.runs.run_for, trial.config["trial"])
-
-    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-        if "epoch" not in result:
-            return
-        config = trial.config["trial"]
-        reports = self._reports.setdefault(config["trial_key"], {})
-        for report in (json.loads(result[HISTORY_KEY]) if result.get(HISTORY_KEY) else []) + [result]:
-            reports[int(report["epoch"])] = {k: report[k] for k in METRIC_KEYS if k in report}
-        self._guard(self._log, config)
-
-    def _finish(self, trial, status: str) -> None:
-        config = trial.config["trial"]
-        self._log(config)
-        self.runs.finish(self.runs.run_for(config), status)
-        self._reports.pop(config["trial_key"], None)
-
-    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        status = "diverged" if (trial.last_result or {}).get("diverged") else "ok"
-        self._guard(self._finish, trial, status)
-
-    def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self._guard(self._finish, trial, "error")

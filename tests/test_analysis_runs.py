@@ -38,7 +38,7 @@ def write_study(uri, frame, experiment="study", tmp=None, extra_runs=()):
         last = 1 if row["diverged"] else int(row.get("epochs_done", EPOCHS))
         metrics = []
         for epoch in range(1, last + 1):
-            share = epoch / EPOCHS
+            share = epoch / last
             values = {"epoch": epoch, "updates": row["updates"] * epoch / EPOCHS, "test_acc": row["test_acc"] * share,
                       "train_acc": row["train_acc"] * share, "test_loss": row["test_loss"],
                       "train_loss": row["train_loss"], "diverged": float(row["diverged"] and epoch == last),

@@ -25,9 +25,9 @@ KUBERAY_CRDS = REPO.parent / "shared" / "kuberay"
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 # Env var names that carry credentials: they must come from a Secret.
-SECRET_ENV = re.compile(r"PASSWORD|SECRET|TOKEN|ACCESS_KEY|CREDENTIAL|USER(NAME)?$", re.I)
+SECRET_ENV = re.compile(r"PASSWORD|SECRET|TOKEN|ACCESS_KEY|CREDENTIAL|USER(NAME)?$", re.IGNORECASE)
 # A credential inside a URI: scheme://user:password@host
-URI_WITH_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@", re.I)
+URI_WITH_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@", re.IGNORECASE)
 WORKLOADS = ("Deployment", "StatefulSet")
 
 
@@ -183,14 +183,14 @@ def test_secret_and_configmap_references_resolve(manifests, kustomizations):
             for volume in spec.get("volumes", []):
                 if "configMap" in volume:
                     assert volume["configMap"]["name"] in configmaps, path
-        for name in _walk(obj, "secretName"):
-            assert "auth_token" in secret_keys.get(name, ()), f"{path}: Secret {name}"
+        for auth in _walk(obj, "authOptions"):  # KubeRay reads the token from key auth_token
+            assert "auth_token" in secret_keys.get(auth["secretName"], ()), f"{path}: {auth}"
 
 
 # --- credentials ---------------------------------------------------------------------------
 
 
-def test_no_inline_secrets(manifests, kustomizations):
+def test_no_inline_secrets(manifests):
     for path, obj in manifests:
         assert obj["kind"] != "Secret", f"{path}: Secret objects with literal data are not allowed"
         for container in _containers(obj):
@@ -199,7 +199,7 @@ def test_no_inline_secrets(manifests, kustomizations):
                     assert "value" not in entry, f"{path}: {name} has an inline value"
                     assert "secretKeyRef" in entry.get("valueFrom", {}), f"{path}: {name}"
             for arg in container.get("command", []) + container.get("args", []):
-                assert not re.search(r"password|secret|token", arg.split("=")[0], re.I), arg
+                assert not re.search(r"password|secret|token", arg.split("=")[0], re.IGNORECASE), arg
     for path in K8S.rglob("*"):
         if path.is_file() and path.suffix in (".yaml", ".ini", ".md", ".py", ".sh", ""):
             assert not URI_WITH_PASSWORD.search(path.read_text()), f"{path}: credential in a URI"
@@ -245,7 +245,7 @@ def test_ray_versions_and_images_agree_with_pyproject(manifests, pyproject):
 
 
 def _mlflow_version(dockerfile):
-    match = re.search(r"^ARG MLFLOW_VERSION=(\S+)$", dockerfile.read_text(), re.M)
+    match = re.search(r"^ARG MLFLOW_VERSION=(\S+)$", dockerfile.read_text(), re.MULTILINE)
     assert match, f"{dockerfile}: no ARG MLFLOW_VERSION"
     return match.group(1)
 
@@ -320,7 +320,7 @@ def test_rayjob_spec_file_ships_in_the_image(manifests):
     # The Dockerfile copies the repository to /app.
     assert spec_path.startswith("/app/search_spaces/"), spec_path
     assert (REPO / spec_path[len("/app/"):]).is_file(), f"{spec_path} is not in the repository"
-    assert re.search(r"^COPY .*\. /app$", (REPO / "Dockerfile").read_text(), re.M)
+    assert re.search(r"^COPY .*\. /app$", (REPO / "Dockerfile").read_text(), re.MULTILINE)
     ignored = (REPO / ".dockerignore").read_text().split()
     assert not {"search_spaces", "scalestudy", "pyproject.toml"} & set(ignored)
 
@@ -389,8 +389,7 @@ def test_workloads_and_services_fit_together(manifests):
     services = {d["metadata"]["name"]: d for _, d in manifests if d["kind"] == "Service"}
     assert {w["metadata"]["name"] for w in workloads} == {"mlflow", "postgres", "minio"}
     for w in workloads:
-        labels = w["spec"]["template"]["metadata"]["labels"]
-        assert _selects(w["spec"]["selector"], labels), w["metadata"]["name"]
+        assert _selects(w["spec"]["selector"], _template_labels(w)), w["metadata"]["name"]
         pod = w["spec"]["template"]["spec"]
         mounts = {m["name"] for c in _containers(pod) for m in c.get("volumeMounts", [])}
         claims = {t["metadata"]["name"] for t in w["spec"].get("volumeClaimTemplates", [])}
@@ -404,22 +403,32 @@ def test_workloads_and_services_fit_together(manifests):
         assert sts["spec"]["serviceName"] in services
         assert sts["spec"]["volumeClaimTemplates"], "state needs a PersistentVolumeClaim"
     for name, svc in services.items():
-        backends = [
-            w for w in workloads
-            if _selects({"matchLabels": svc["spec"]["selector"]}, w["spec"]["template"]["metadata"]["labels"])
-        ]
+        selector = {"matchLabels": svc["spec"]["selector"]}
+        backends = [w for w in workloads if _selects(selector, _template_labels(w))]
         assert len(backends) == 1, f"Service {name} selects {len(backends)} workloads"
-        ports = [p for c in backends[0]["spec"]["template"]["spec"]["containers"] for p in c.get("ports", [])]
+        ports = [p for c in _containers(backends[0], init=False) for p in c.get("ports", [])]
         for sp in svc["spec"]["ports"]:
             target = sp.get("targetPort", sp["port"])
             assert any(target in (p.get("name"), p["containerPort"]) for p in ports), (name, target)
 
 
-def _policies_for(manifests, labels):
+def _template_labels(workload):
+    return workload["spec"]["template"]["metadata"]["labels"]
+
+
+def _ingress_rules(manifests, labels):
+    """The ingress rules of the NetworkPolicies that pick out pods with `labels`."""
     return [
-        d for _, d in manifests
-        if d["kind"] == "NetworkPolicy" and d["spec"]["podSelector"] and _selects(d["spec"]["podSelector"], labels)
+        rule
+        for _, d in manifests
+        if d["kind"] == "NetworkPolicy" and d["spec"]["podSelector"]
+        and _selects(d["spec"]["podSelector"], labels)
+        for rule in d["spec"].get("ingress", [])
     ]
+
+
+def _ports(rule):
+    return [p["port"] for p in rule.get("ports", [])]
 
 
 def test_network_policies(manifests):
@@ -431,27 +440,33 @@ def test_network_policies(manifests):
     postgres, minio = {"app.kubernetes.io/name": "postgres"}, {"app.kubernetes.io/name": "minio"}
 
     def rules(labels):
-        found = [r for p in _policies_for(manifests, labels) for r in p["spec"].get("ingress", [])]
+        found = _ingress_rules(manifests, labels)
         assert found, f"nothing may reach {labels}"
         for rule in found:
             for peer in rule["from"]:
                 assert "ipBlock" not in peer, labels
         return found
 
-    for rule in rules(mlflow):
-        assert rule["from"] == [{"podSelector": {}}] and [p["port"] for p in rule["ports"]] == [5000]
+    for rule in rules(mlflow):  # the namespace only
+        assert rule["from"] == [{"podSelector": {}}] and _ports(rule) == [5000]
+    operator_namespace = {"kubernetes.io/metadata.name": "kuberay-system"}
     for rule in rules(head):
         for peer in rule["from"]:
             if "namespaceSelector" in peer:  # the KubeRay operator polls the dashboard
-                assert peer["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "kuberay-system"}
-                assert [p["port"] for p in rule["ports"]] == [8265]
-    for labels, allowed, port in ((worker, [head, worker], None), (postgres, [mlflow], 5432), (minio, [mlflow, head, worker], 9000)):
+                assert peer["namespaceSelector"]["matchLabels"] == operator_namespace
+                assert _ports(rule) == [8265]
+    only_from = [
+        (worker, [head, worker], None),
+        (postgres, [mlflow], 5432),
+        (minio, [mlflow, head, worker], 9000),
+    ]
+    for labels, allowed, port in only_from:
         for rule in rules(labels):
             for peer in rule["from"]:
                 assert set(peer) == {"podSelector"} and peer["podSelector"], (labels, peer)
                 assert not _selects(peer["podSelector"], {}), f"{labels} open to any pod"
                 assert any(_selects(peer["podSelector"], a) for a in allowed), (labels, peer)
-            assert port is None or [p["port"] for p in rule["ports"]] == [port]
+            assert port is None or _ports(rule) == [port]
 
 
 # --- MLflow server -------------------------------------------------------------------------
@@ -466,7 +481,8 @@ def test_mlflow_server_configuration(manifests):
     assert opts["--backend-store-uri"].startswith("postgresql")
     assert opts["--artifacts-destination"].startswith("s3://")
     assert "--serve-artifacts" in opts and opts["--app-name"] == "basic-auth"
-    assert opts["--host"] == "0.0.0.0" and int(opts["--port"]) == server["ports"][0]["containerPort"]
+    assert opts["--host"] == "0.0.0.0"
+    assert int(opts["--port"]) == server["ports"][0]["containerPort"]
     allowed = opts["--allowed-hosts"].split(",")
     for host in ("mlflow:5000", "mlflow.scalestudy.svc.cluster.local:5000", "localhost:5000"):
         assert any(fnmatch.fnmatchcase(host, a) if "*" in a else host == a for a in allowed), host
@@ -479,7 +495,8 @@ def test_mlflow_server_configuration(manifests):
     assert required <= set(env), required - set(env)
     ini_path = Path(env["MLFLOW_AUTH_CONFIG_PATH"]["value"])
     (mount,) = [m for m in server["volumeMounts"] if Path(m["mountPath"]) == ini_path.parent]
-    (volume,) = [v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"]]
+    volumes = deployment["spec"]["template"]["spec"]["volumes"]
+    (volume,) = [v for v in volumes if v["name"] == mount["name"]]
     config_map = _one(manifests, "ConfigMap", volume["configMap"]["name"])
     ini = configparser.ConfigParser()
     ini.read_string(config_map["data"][ini_path.name])

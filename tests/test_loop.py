@@ -87,12 +87,17 @@ def test_checkpoint_resume_is_exact():
 
 
 def test_gradient_accumulation_matches_one_big_batch():
-    """With ghost BN, micro-batches of whole ghost batches give the same step."""
+    """With ghost BN, micro-batches of whole ghost batches give the same steps.
+
+    Only BN's running statistics (used at eval) differ: they take one EMA update per
+    micro-batch instead of one per step.
+    """
     whole = run(trial(batch_size=[128]))
     split = run(trial(batch_size=[128], workload={"max_device_batch_size": 32}))
     for a, b in zip(whole, split):
-        assert a["test_loss"] == pytest.approx(b["test_loss"], rel=1e-4)
+        assert a["running_loss"] == pytest.approx(b["running_loss"], rel=1e-5)
         assert a["updates"] == b["updates"]
+        assert a["test_acc"] == pytest.approx(b["test_acc"], abs=0.05)
 
 
 def _ddp_worker(rank, world, config, port, out):

@@ -30,7 +30,7 @@ def _retry(what, attempt, timeout_s):
     while True:
         try:
             return attempt()
-        except Exception as err:  # the backend may simply not be up yet
+        except Exception as err:  # noqa: BLE001 -- any error: the backend may not be up yet
             if time.monotonic() > deadline:
                 sys.exit(f"prepare_backends: gave up waiting for {what}: {err}")
             print(f"prepare_backends: waiting for {what}: {err}", flush=True)

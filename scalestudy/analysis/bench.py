@@ -20,7 +20,6 @@ import time
 import uuid
 from pathlib import Path
 
-import numpy as np
 
 from scalestudy import __version__
 from scalestudy.analysis.planted import make_planted_table

@@ -174,12 +174,18 @@ def draw_schedules(info: ScheduleCurvesInfo, path: Path) -> Path:
     """Smith et al. (2018), Figure 2 layout: test accuracy against epochs and against updates."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.2), sharey=True)
+    from matplotlib.ticker import MaxNLocator, StrMethodFormatter
+
     for curve in info.curves:
-        axes[0].plot(curve.epochs, np.array(curve.test_acc) * 100, "-", lw=1.5, label=curve.schedule)
-        axes[1].plot(curve.updates, np.array(curve.test_acc) * 100, "-", lw=1.5, label=curve.schedule)
+        marker = "o" if len(curve.epochs) <= 30 else None
+        axes[0].plot(curve.epochs, np.array(curve.test_acc) * 100, "-", marker=marker, ms=3, lw=1.5,
+                     label=curve.schedule)
+        axes[1].plot(curve.updates, np.array(curve.test_acc) * 100, "-", marker=marker, ms=3, lw=1.5,
+                     label=curve.schedule)
     axes[0].set_xlabel("epochs")
-    axes[1].set_xlabel("parameter updates")
-    axes[1].set_xscale("log")
+    axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[1].set_xlabel("parameter updates (optimizer steps)")
+    axes[1].xaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
     axes[0].set_ylabel("test accuracy (%, mean over seeds)")
     axes[0].set_title("a) against epochs", fontsize=9)
     axes[1].set_title("b) against parameter updates", fontsize=9)

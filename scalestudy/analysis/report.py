@@ -83,7 +83,7 @@ def markdown(result: "AnalysisResult") -> str:
         source = f"MLflow experiment `{prov['experiment']}` ({prov.get('tracking_uri')})"
     else:
         source = f"`{prov['input_file']}`" if prov.get("input_file") else "an in-memory trial table"
-    out = [f"# Scaling-law analysis", "",
+    out = ["# Scaling-law analysis", "",
            f"Source: {source}; {result.n_trials} trials; spec hash `{prov.get('spec_hash')}`; "
            f"scalestudy {prov.get('scalestudy_version')}; created {prov.get('created')}.", "",
            "## Optimal learning rate", "",

@@ -42,11 +42,12 @@ def _trials(n: int):
 
 def _time_scalestudy(uri: str, trials, epochs: int) -> float:
     from scalestudy import tracking
+    from scalestudy.callbacks import MlflowCallback
 
     client = tracking.client(uri)
     experiment_id = tracking.ensure_experiment(client, "bench")
     parent = client.create_run(experiment_id).info.run_id
-    callback = tracking.MlflowCallback(uri, experiment_id, parent)
+    callback = MlflowCallback(uri, experiment_id, parent)
     for trial in trials:
         callback.on_trial_start(0, trials, trial)
     start = time.perf_counter()

@@ -1,0 +1,112 @@
+"""Model registry: name → builder, typed options per model, and ``build_model``.
+
+Importing this package does not import torch: ``scalestudy validate`` checks model names and
+options (``MODELS.check``, ``model_options``) without it. Builders are imported on first use.
+
+Every builder is called as ``builder(input_shape, num_classes, **options)``, where
+``input_shape`` excludes the batch dimension: (40,) for mnist1d, (3, 32, 32) for CIFAR.
+Ghost batch norm is not a model option: ``build_model(..., ghost_batch_size=G)`` converts the
+model's BatchNorm layers (see ``scalestudy.models.ghost_bn``), because G is a property of the
+trial (DESIGN decision 4), not of the architecture.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal, Mapping, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+
+from scalestudy.registry import Registry, UnknownNameError
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "MODELS", "MODEL_OPTIONS", "model_options", "build_model", "UnknownNameError",
+    "MLPOptions", "CNN1dOptions", "ResNetOptions", "WideResNetOptions",
+]
+
+
+class _ModelOptions(BaseModel):
+    """Options common to every model; unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    norm: Literal["batch", "none"] = "batch"
+    """"batch": BatchNorm layers (ghost BN when the trial sets a ghost batch size); "none": no normalisation."""
+
+
+class MLPOptions(_ModelOptions):
+    hidden: tuple[PositiveInt, ...] = (256, 256)
+    """Widths of the hidden layers."""
+
+
+class CNN1dOptions(_ModelOptions):
+    channels: PositiveInt = 32
+    """Channels of each of the three conv layers."""
+
+
+class ResNetOptions(_ModelOptions):
+    width: PositiveInt = 16
+    """Channels of the first stage (16 in He et al.); the stages have width, 2·width, 4·width."""
+
+
+class WideResNetOptions(_ModelOptions):
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    """Dropout probability between the two convs of each block (0.3 in the WRN paper's CIFAR runs)."""
+
+
+MODELS = Registry("model", {
+    "mlp": "scalestudy.models.mlp:MLP",
+    "cnn1d": "scalestudy.models.cnn1d:CNN1d",
+    "resnet8": "scalestudy.models.resnet_cifar:resnet8",
+    "resnet20": "scalestudy.models.resnet_cifar:resnet20",
+    "resnet32": "scalestudy.models.resnet_cifar:resnet32",
+    "wrn16_4": "scalestudy.models.wrn:wrn16_4",
+})
+
+MODEL_OPTIONS: dict[str, type[BaseModel]] = {
+    "mlp": MLPOptions,
+    "cnn1d": CNN1dOptions,
+    "resnet8": ResNetOptions,
+    "resnet20": ResNetOptions,
+    "resnet32": ResNetOptions,
+    "wrn16_4": WideResNetOptions,
+}
+
+
+def model_options(name: str, raw: Mapping[str, Any] | None = None) -> BaseModel:
+    """Validate the options of model ``name``.
+
+    Raises ``UnknownNameError`` for an unknown model and ``pydantic.ValidationError`` for an
+    unknown option or a bad value (the caller formats it).
+    """
+    return MODEL_OPTIONS[MODELS.check(name)].model_validate(dict(raw or {}))
+
+
+def build_model(name: str, *, input_shape: Sequence[int], num_classes: int,
+                options: BaseModel | Mapping[str, Any] | None = None,
+                ghost_batch_size: int | None = None) -> "torch.nn.Module":
+    """Build model ``name`` for inputs of ``input_shape`` (no batch dimension).
+
+    ``options`` is a validated options object or a plain mapping (validated here). With
+    ``ghost_batch_size`` set, every BatchNorm1d/2d becomes a GhostBatchNorm of that size;
+    a model without BatchNorm layers (``norm="none"``) then raises ``ValueError``, since the
+    setting would silently do nothing.
+    """
+    option_type = MODEL_OPTIONS[MODELS.check(name)]
+    if isinstance(options, option_type):
+        opts = options
+    elif isinstance(options, BaseModel):
+        opts = model_options(name, options.model_dump())
+    else:
+        opts = model_options(name, options)
+    model = MODELS.get(name)(tuple(input_shape), num_classes, **dict(opts))
+    if ghost_batch_size is not None:
+        from scalestudy.models.ghost_bn import GhostBatchNorm1d, GhostBatchNorm2d, convert_to_ghost_bn
+
+        model = convert_to_ghost_bn(model, ghost_batch_size)
+        if not any(isinstance(m, (GhostBatchNorm1d, GhostBatchNorm2d)) for m in model.modules()):
+            raise ValueError(f"ghost_batch_size={ghost_batch_size} was given but model {name!r} with "
+                             f"norm={opts.norm!r} has no BatchNorm layer to make ghost")
+    return model

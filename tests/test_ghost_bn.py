@@ -1,0 +1,262 @@
+"""GhostBatchNorm is tested by equivalence with nn.BatchNorm (float64, real torch, no mocks).
+
+k ghost batches of G samples must behave exactly like k separate nn.BatchNorm calls on the
+chunks: same outputs, same input/weight/bias gradients; the running statistics follow the
+documented rule (mean over ghost batches of the per-ghost mean and unbiased variance).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from scalestudy.models.ghost_bn import (
+    GhostBatchNorm1d,
+    GhostBatchNorm2d,
+    _GhostBatchNormFunction,
+    convert_to_ghost_bn,
+)
+
+C = 6
+# (ghost class, reference class, per-sample shape): BatchNorm1d on (N, C) and (N, C, L), BatchNorm2d.
+LAYOUTS = {
+    "1d_NC": (GhostBatchNorm1d, nn.BatchNorm1d, (C,)),
+    "1d_NCL": (GhostBatchNorm1d, nn.BatchNorm1d, (C, 7)),
+    "2d": (GhostBatchNorm2d, nn.BatchNorm2d, (C, 4, 5)),
+}
+
+
+def _pair(layout: str, ghost_batch_size: int, momentum: float | None = 0.1, affine: bool = True):
+    """A ghost layer and a reference nn.BatchNorm with the same random affine parameters."""
+    ghost_cls, bn_cls, _ = LAYOUTS[layout]
+    ghost = ghost_cls(C, ghost_batch_size, momentum=momentum, affine=affine).double()
+    bn = bn_cls(C, momentum=momentum, affine=affine).double()
+    if affine:
+        with torch.no_grad():
+            ghost.weight.normal_()
+            ghost.bias.normal_()
+            bn.weight.copy_(ghost.weight)
+            bn.bias.copy_(ghost.bias)
+    return ghost, bn
+
+
+def _input(layout: str, n: int, seed: int = 0, channels_last: bool = False) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    # A channel mean far from 0 and a scale far from 1, so that wrong statistics show.
+    x = 3.0 * torch.randn(n, *LAYOUTS[layout][2], generator=g, dtype=torch.float64) + 2.0
+    if channels_last:
+        x = x.to(memory_format=torch.channels_last)
+    return x.requires_grad_()
+
+
+def _forward_backward(module: nn.Module, x: torch.Tensor, grad_y: torch.Tensor, chunks: int = 1):
+    """Output and (input, weight, bias) grads; with chunks > 1, the module runs on each chunk separately."""
+    y = torch.cat([module(part) for part in x.chunk(chunks)]) if chunks > 1 else module(x)
+    params = [p for p in (module.weight, module.bias) if p is not None]
+    grads = torch.autograd.grad(y, [x, *params], grad_y)
+    return y, grads
+
+
+def _reduce_dims(x: torch.Tensor) -> tuple[int, ...]:
+    return (0, *range(2, x.dim()))
+
+
+def _expected_running_stats(chunks, momentum, running_mean, running_var):
+    """The documented rule, from the chunks' own statistics computed here by hand."""
+    means = torch.stack([c.mean(_reduce_dims(c)) for c in chunks])
+    unbiased_vars = torch.stack([c.var(_reduce_dims(c), correction=1) for c in chunks])
+    return ((1 - momentum) * running_mean + momentum * means.mean(0),
+            (1 - momentum) * running_var + momentum * unbiased_vars.mean(0))
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_one_ghost_batch_is_plain_batch_norm(layout):
+    ghost, bn = _pair(layout, ghost_batch_size=16)
+    for step in range(3):  # several steps: the momentum rule and num_batches_tracked accumulate
+        x = _input(layout, 16, seed=step)
+        grad_y = torch.randn_like(x)
+        y, grads = _forward_backward(ghost, x, grad_y)
+        y_ref, grads_ref = _forward_backward(bn, x, grad_y)
+        torch.testing.assert_close(y, y_ref)
+        for g, g_ref in zip(grads, grads_ref):
+            torch.testing.assert_close(g, g_ref)
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        torch.testing.assert_close(getattr(ghost, name), getattr(bn, name))
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_vectorised_path_with_one_ghost_batch_matches_batch_norm(layout):
+    # The layer short-cuts k = 1 to F.batch_norm; check the vectorised path itself on k = 1 too.
+    ghost, _ = _pair(layout, ghost_batch_size=10)
+    x = _input(layout, 10)
+    grad_y = torch.randn_like(x)
+    y, mean, var = _GhostBatchNormFunction.apply(x, ghost.weight, ghost.bias, 10, ghost.eps)
+    grads = torch.autograd.grad(y, [x, ghost.weight, ghost.bias], grad_y)
+    y_ref = F.batch_norm(x, None, None, ghost.weight, ghost.bias, True, 0.0, ghost.eps)
+    grads_ref = torch.autograd.grad(y_ref, [x, ghost.weight, ghost.bias], grad_y)
+    torch.testing.assert_close(y, y_ref)
+    for g, g_ref in zip(grads, grads_ref):
+        torch.testing.assert_close(g, g_ref)
+    torch.testing.assert_close(mean[0], x.mean(_reduce_dims(x)))
+    torch.testing.assert_close(var[0], x.var(_reduce_dims(x), correction=0))
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize(("batch", "ghost_batch_size"), [(8, 4), (24, 8), (256, 32)],
+                         ids=["2_ghosts", "3_ghosts", "local256_G32"])
+def test_ghost_batches_equal_separate_batch_norm_calls(layout, batch, ghost_batch_size):
+    ghost, bn = _pair(layout, ghost_batch_size)
+    k = batch // ghost_batch_size
+    running_mean, running_var = ghost.running_mean.clone(), ghost.running_var.clone()
+    for step in range(2):
+        x = _input(layout, batch, seed=step)
+        grad_y = torch.randn_like(x)
+        y, grads = _forward_backward(ghost, x, grad_y)
+        y_ref, grads_ref = _forward_backward(bn, x, grad_y, chunks=k)
+        torch.testing.assert_close(y, y_ref)
+        for g, g_ref in zip(grads, grads_ref):  # input, weight, bias
+            torch.testing.assert_close(g, g_ref)
+        running_mean, running_var = _expected_running_stats(
+            x.detach().chunk(k), 0.1, running_mean, running_var)
+        torch.testing.assert_close(ghost.running_mean, running_mean)
+        torch.testing.assert_close(ghost.running_var, running_var)
+    assert ghost.num_batches_tracked.item() == 2  # one update per forward, not one per ghost batch
+
+
+def test_channels_last_and_non_contiguous_gradients():
+    # channels_last input and a stride-0 incoming gradient take the layout-agnostic code path.
+    ghost, bn = _pair("2d", ghost_batch_size=4)
+    x = _input("2d", 12, channels_last=True)
+    y = ghost(x)
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    grads = torch.autograd.grad(y.sum(), [x, ghost.weight, ghost.bias])
+    y_ref = torch.cat([bn(part) for part in x.chunk(3)])
+    grads_ref = torch.autograd.grad(y_ref.sum(), [x, bn.weight, bn.bias])
+    torch.testing.assert_close(y, y_ref)
+    for g, g_ref in zip(grads, grads_ref):
+        torch.testing.assert_close(g, g_ref)
+
+
+@pytest.mark.parametrize("layout", ["1d_NC", "2d"])
+def test_no_affine_and_cumulative_momentum(layout):
+    ghost, bn = _pair(layout, ghost_batch_size=5, momentum=None, affine=False)
+    running_mean, running_var = ghost.running_mean.clone(), ghost.running_var.clone()
+    for step in range(3):
+        x = _input(layout, 15, seed=step)
+        grad_y = torch.randn_like(x)
+        y, (grad_x,) = _forward_backward(ghost, x, grad_y)
+        y_ref, (grad_x_ref,) = _forward_backward(bn, x, grad_y, chunks=3)
+        torch.testing.assert_close(y, y_ref)
+        torch.testing.assert_close(grad_x, grad_x_ref)
+        # momentum=None: cumulative moving average, factor 1 / num_batches_tracked (as nn.BatchNorm)
+        running_mean, running_var = _expected_running_stats(
+            x.detach().chunk(3), 1.0 / (step + 1), running_mean, running_var)
+        torch.testing.assert_close(ghost.running_mean, running_mean)
+        torch.testing.assert_close(ghost.running_var, running_var)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_eval_uses_running_statistics(layout):
+    ghost, _ = _pair(layout, ghost_batch_size=4)
+    for step in range(3):
+        ghost(_input(layout, 8, seed=step))
+    stats = (ghost.running_mean.clone(), ghost.running_var.clone(), ghost.num_batches_tracked.clone())
+    ghost.eval()
+    x = _input(layout, 7, seed=9)  # any batch size in eval, not only multiples of G
+    expected = F.batch_norm(x, stats[0], stats[1], ghost.weight, ghost.bias, False, 0.0, ghost.eps)
+    torch.testing.assert_close(ghost(x), expected)
+    for before, after in zip(stats, (ghost.running_mean, ghost.running_var, ghost.num_batches_tracked)):
+        torch.testing.assert_close(after, before)  # eval leaves the running statistics alone
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_batch_not_a_multiple_of_ghost_size_is_a_clear_error(layout):
+    ghost, _ = _pair(layout, ghost_batch_size=32)
+    with pytest.raises(ValueError, match=r"batch of 48 samples is not a multiple of ghost_batch_size=32"):
+        ghost(_input(layout, 48))
+    assert ghost.num_batches_tracked.item() == 0  # nothing was updated
+
+
+def test_invalid_ghost_size_and_input_rank():
+    with pytest.raises(ValueError, match="positive int"):
+        GhostBatchNorm1d(C, 0)
+    with pytest.raises(ValueError, match="4-d input"):
+        GhostBatchNorm2d(C, 2)(torch.randn(4, C))
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        GhostBatchNorm1d(C, 1)(torch.randn(4, C))
+
+
+def test_bfloat16_input_computes_statistics_in_float32():
+    ghost = GhostBatchNorm2d(C, 4)
+    x = 3.0 * torch.randn(8, C, 4, 4) + 2.0
+    y = ghost(x.bfloat16())
+    assert y.dtype == torch.bfloat16 and ghost.running_mean.dtype == torch.float32
+    reference = GhostBatchNorm2d(C, 4)
+    torch.testing.assert_close(y.float(), reference(x.bfloat16().float()), atol=0.02, rtol=0.02)
+    torch.testing.assert_close(ghost.running_var, reference.running_var)
+    y.float().square().sum().backward()  # backward runs and returns a bfloat16-free weight grad
+    assert ghost.weight.grad.dtype == torch.float32 and torch.isfinite(ghost.weight.grad).all()
+
+
+class _Nested(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, C, 3), nn.BatchNorm2d(C, eps=1e-3, momentum=0.2), nn.ReLU(),
+            nn.Sequential(nn.Conv2d(C, C, 1), nn.BatchNorm2d(C)))
+        self.flatten = nn.Flatten()
+        self.head = nn.Sequential(nn.Linear(C * 4, 8), nn.BatchNorm1d(8, affine=False), nn.LayerNorm(8))
+        self.bn3d = nn.BatchNorm3d(2)  # not ours to convert
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.flatten(self.features(x)))
+
+
+def test_converter_swaps_every_batch_norm_and_keeps_everything_else():
+    torch.manual_seed(0)
+    model = _Nested()
+    model(torch.randn(8, 3, 4, 4))  # non-trivial running statistics
+    model.eval()
+    x = torch.randn(8, 3, 4, 4)
+    expected = model(x)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    old_modules = dict(model.named_modules())
+    old_tensors = {k: v for k, v in model.state_dict(keep_vars=True).items()}
+
+    assert convert_to_ghost_bn(model, 4) is model
+    new_modules = dict(model.named_modules())
+    assert new_modules.keys() == old_modules.keys()
+    for name, module in new_modules.items():
+        old = old_modules[name]
+        if type(old) in (nn.BatchNorm1d, nn.BatchNorm2d):
+            assert isinstance(module, GhostBatchNorm1d if type(old) is nn.BatchNorm1d else GhostBatchNorm2d)
+            assert (module.eps, module.momentum, module.affine, module.training) == \
+                (old.eps, old.momentum, old.affine, old.training)
+            assert module.ghost_batch_size == 4
+        else:
+            assert module is old  # convs, linears, containers, LayerNorm, BatchNorm3d: untouched
+
+    new_state = model.state_dict(keep_vars=True)
+    assert list(new_state) == list(state)  # same keys, same order
+    for key, value in new_state.items():
+        assert value is old_tensors[key]  # the very same tensors: an existing optimizer stays valid
+        torch.testing.assert_close(value.detach(), state[key])
+    torch.testing.assert_close(model(x), expected)  # eval: same running statistics, same outputs
+
+    model.train()
+    model(torch.randn(8, 3, 4, 4))  # trains with ghost batches of 4
+    with pytest.raises(ValueError, match="not a multiple"):
+        model(torch.randn(6, 3, 4, 4))
+
+
+def test_converter_on_a_bare_layer_and_state_dict_interchange():
+    bn = nn.BatchNorm1d(C)
+    ghost = convert_to_ghost_bn(bn, 2)
+    assert isinstance(ghost, GhostBatchNorm1d)
+    fresh = GhostBatchNorm1d(C, 2)
+    fresh.load_state_dict(nn.BatchNorm1d(C).state_dict())  # state dicts interchange both ways
+    nn.BatchNorm1d(C).load_state_dict(fresh.state_dict())
+    with pytest.raises(ValueError, match="track_running_stats"):
+        convert_to_ghost_bn(nn.BatchNorm2d(C, track_running_stats=False), 2)
