@@ -95,7 +95,7 @@ class ScalingLaw:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "ScalingLaw":
+    def load(cls, path: str | Path) -> ScalingLaw:
         path = Path(path)
         try:
             text = path.read_text()
@@ -108,14 +108,14 @@ class ScalingLaw:
                 data = yaml.safe_load(text)
             else:
                 data = json.loads(text)
-        except Exception as error:  # json.JSONDecodeError, yaml.YAMLError
+        except Exception as error:  # noqa: BLE001 - json.JSONDecodeError, yaml.YAMLError
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise LawFileError(f"law file {path}: not valid {'YAML' if path.suffix in ('.yaml', '.yml') else 'JSON'}"
                                f" ({first})") from None
         return cls.from_dict(data, where=f"law file {path}")
 
     @classmethod
-    def from_dict(cls, data: Any, where: str = "law") -> "ScalingLaw":
+    def from_dict(cls, data: Any, where: str = "law") -> ScalingLaw:
         if not isinstance(data, dict):
             raise LawFileError(f"{where}: expected a mapping, got {type(data).__name__}")
         if data.get("schema") != SCHEMA:

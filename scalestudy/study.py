@@ -6,6 +6,7 @@ import json
 import math
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,9 @@ from scalestudy.train.config import expand_trials
 
 STUDY_FILE = "scalestudy.json"
 # Ray Train's default 2 s health-check interval makes every DDP report block up to 2 s.
-RAY_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1"}
+RAY_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1",
+           # The classic, quiet Tune output: scalestudy prints its own progress lines.
+           "RAY_AIR_NEW_OUTPUT": "0"}
 DRIVER_MEMORY = 256 * 1024**2  # bytes; a DDP driver trial holds memory only (a CPU deadlocks small machines)
 
 
@@ -114,31 +117,36 @@ def run_study(spec: StudySpec, *, address: str | None = None, storage: str | Non
     started = time.monotonic()
     trials = expand_trials(spec)
     storage_path = storage or default_storage()
-    tracking_uri = tracking_uri or spec.tracking.uri
     previous = find_latest_run(storage_path, spec.name) if resume else None
     if resume and previous is None:
         raise StudyError(f"--resume: no earlier run of study {spec.name!r} under {storage_path}")
-
-    tracking_uri = previous.tracking_uri if previous else tracking_uri
+    tracking_uri = tracking.absolute_uri(tracking_uri or (previous.tracking_uri if previous else spec.tracking.uri))
     # Bounded retries: a tracking blip must not stall the driver for minutes.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     tracking.check_reachable(tracking_uri)
     mlflow_client = tracking.client(tracking_uri)
-    if previous is None:
+
+    def prepare_tracking() -> StudyRun:
+        if previous is not None:
+            mlflow_client.update_run(previous.parent_run_id, status="RUNNING")
+            return previous
         experiment_id = tracking.ensure_experiment(mlflow_client, spec.experiment_name)
         parent_run_id = tracking.start_study_run(mlflow_client, experiment_id, spec, len(trials))
-        run = StudyRun(name=f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=storage_path,
-                       tracking_uri=tracking_uri, experiment_id=experiment_id, parent_run_id=parent_run_id)
-        write_study_file(run)
-    else:
-        run = previous
-        mlflow_client.update_run(run.parent_run_id, status="RUNNING")
+        created = StudyRun(name=f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=storage_path,
+                           tracking_uri=tracking.redact_uri(tracking_uri), experiment_id=experiment_id,
+                           parent_run_id=parent_run_id)
+        write_study_file(created)
+        return created
 
-    os.environ.update(RAY_ENV)
-    if not ray.is_initialized():
-        ray.init(address=address, runtime_env={"env_vars": dict(RAY_ENV)}, log_to_driver=False,
-                 include_dashboard=False if address is None else None, logging_level="ERROR")
+    # A new SQLite store migrates its schema for seconds, and so does ray.init: overlap them.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        prepared = pool.submit(prepare_tracking)
+        os.environ.update(RAY_ENV)
+        if not ray.is_initialized():
+            ray.init(address=address, runtime_env={"env_vars": dict(RAY_ENV)}, log_to_driver=False,
+                     include_dashboard=False if address is None else None, logging_level="ERROR")
+        run = prepared.result()
     for trial in trials:
         trial.update(storage_path=storage_path, placement_strategy=spec.resources.placement_strategy,
                      max_failures=spec.resources.max_failures)
@@ -149,7 +157,7 @@ def run_study(spec: StudySpec, *, address: str | None = None, storage: str | Non
     else:
         trainable = tune.with_resources(ddp_driver, {"memory": DRIVER_MEMORY})
 
-    callbacks = [MlflowCallback(run.tracking_uri, run.experiment_id, run.parent_run_id),
+    callbacks = [MlflowCallback(tracking_uri, run.experiment_id, run.parent_run_id),
                  ProgressCallback(len(trials), every_s=15.0 if verbose else math.inf)]
     if previous is not None and tune.Tuner.can_restore(run.path):
         tuner = tune.Tuner.restore(run.path, trainable, resume_unfinished=True, resume_errored=True)

@@ -54,6 +54,14 @@ def redact_uri(uri: str) -> str:
     return re.sub(r"(?<=://)[^/@]+@", "***@", uri)
 
 
+def absolute_uri(uri: str) -> str:
+    """``sqlite:///mlflow.db`` → ``sqlite:////abs/path/mlflow.db``: resume and sync may run elsewhere."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        return prefix + str(Path(uri[len(prefix):]).resolve())
+    return uri
+
+
 def check_reachable(tracking_uri: str, timeout_s: float = 10.0) -> None:
     """Fail fast, before any trial starts, when an MLflow server cannot be used."""
     if not tracking_uri.startswith(("http://", "https://")):
@@ -122,6 +130,11 @@ def start_study_run(mlflow_client, experiment_id: str, spec, n_trials: int) -> s
 def ui_command(tracking_uri: str) -> str:
     if tracking_uri.startswith(("http://", "https://")):
         return f"open {tracking_uri}"
+    prefix = "sqlite:///"
+    if tracking_uri.startswith(prefix):
+        path = Path(tracking_uri[len(prefix):])
+        if path.is_absolute() and path.parent == Path.cwd():
+            tracking_uri = prefix + path.name  # the short form, when run from the same folder
     return f"mlflow ui --backend-store-uri {tracking_uri}"
 
 

@@ -16,8 +16,8 @@ def cell_frame(acc_by_seed, lrs=LRS, diverged=None, batch_size=128, momentum=0.9
     for seed, accs in enumerate(acc_by_seed):
         for i, (lr, acc) in enumerate(zip(lrs, accs)):
             div = bool(diverged and (seed, i) in diverged)
-            rows.append(dict(batch_size=batch_size, lr=lr, momentum=momentum, seed=seed, dataset_size=1000,
-                             test_acc=0.1 if div else acc, train_acc=0.1 if div else acc + 0.02, diverged=div))
+            rows.append({"batch_size": batch_size, "lr": lr, "momentum": momentum, "seed": seed, "dataset_size": 1000,
+                             "test_acc": 0.1 if div else acc, "train_acc": 0.1 if div else acc + 0.02, "diverged": div})
     return pd.DataFrame(rows)
 
 
@@ -89,8 +89,8 @@ def test_unbalanced_seeds_and_random_search_lrs():
     """Seeds that ran different lrs (e.g. random search) still give a curve over all lrs."""
     rng = np.random.default_rng(3)
     lrs = np.sort(np.exp(rng.uniform(np.log(0.01), np.log(1.0), 24)))
-    rows = [dict(batch_size=64, lr=lr, momentum=0.0, seed=i % 3, dataset_size=1000,
-                 test_acc=float(gaussian([lr], 0.1)[0]), train_acc=0.9, diverged=False) for i, lr in enumerate(lrs)]
+    rows = [{"batch_size": 64, "lr": lr, "momentum": 0.0, "seed": i % 3, "dataset_size": 1000,
+                 "test_acc": float(gaussian([lr], 0.1)[0]), "train_acc": 0.9, "diverged": False} for i, lr in enumerate(lrs)]
     cell = fit_cell(pd.DataFrame(rows), 64, 0.0, floor=0.1)
     assert cell.status == "ok"
     assert math.log(cell.lr_opt / 0.1) == pytest.approx(0, abs=0.1)

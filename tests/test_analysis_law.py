@@ -4,8 +4,8 @@ factor 1.3, and 95 % intervals that cover the truth in most repetitions."""
 import math
 
 import pytest
-
 from planted import make_planted_table
+
 from scalestudy.analysis import fit_frontier, fit_law, law_trials
 
 PLANTED = [  # alpha, beta, k, breakdown, extra generator options
@@ -27,7 +27,7 @@ def fit(alpha, beta, k, breakdown, options, rng=0):
 
 @pytest.mark.parametrize("alpha, beta, k, breakdown, options", PLANTED)
 def test_recovers_the_planted_law(alpha, beta, k, breakdown, options):
-    frontier, law = fit(alpha, beta, k, breakdown, options)
+    _frontier, law = fit(alpha, beta, k, breakdown, options)
     assert law.alpha == pytest.approx(alpha, abs=0.05)
     assert law.beta == pytest.approx(beta, abs=0.05)
     assert law.k == pytest.approx(k, rel=0.10)

@@ -5,19 +5,26 @@ import math
 
 import pytest
 
-from scalestudy.law import FORM, SCHEMA, LawError, LawFileError, PredictionError, ScalingLaw
+from scalestudy.law import (
+    FORM,
+    SCHEMA,
+    LawError,
+    LawFileError,
+    PredictionError,
+    ScalingLaw,
+)
 
 
 def make_law(**changes):
-    values = dict(k=1e-3, alpha=1.0, beta=1.0,
-                  ci95={"k": [9e-4, 1.1e-3], "alpha": [0.98, 1.02], "beta": [0.97, 1.03],
+    values = {"k": 1e-3, "alpha": 1.0, "beta": 1.0,
+                  "ci95": {"k": [9e-4, 1.1e-3], "alpha": [0.98, 1.02], "beta": [0.97, 1.03],
                         "breakdown_batch_size": [900.0, 1200.0]},
-                  breakdown_batch_size=1024.0, domain={"batch_size": [16.0, 1024.0], "momentum": [0.0, 0.9]},
-                  dataset_size=50_000, fitted_on={"cells": 21, "trials": 462}, r2=0.999,
-                  provenance={"experiment": "quickstart", "tracking_uri": "sqlite:///mlflow.db", "spec_hash": "abc",
+                  "breakdown_batch_size": 1024.0, "domain": {"batch_size": [16.0, 1024.0], "momentum": [0.0, 0.9]},
+                  "dataset_size": 50_000, "fitted_on": {"cells": 21, "trials": 462}, "r2": 0.999,
+                  "provenance": {"experiment": "quickstart", "tracking_uri": "sqlite:///mlflow.db", "spec_hash": "abc",
                               "scalestudy_version": "0.1.0", "created": "2026-01-01T00:00:00+00:00"},
-                  noise_scale_opt={"value": 49.6, "ci95": [49.0, 50.0]},
-                  gap_slope={"per": "doubling of batch size", "value": 0.01, "ci95": [0.009, 0.011]})
+                  "noise_scale_opt": {"value": 49.6, "ci95": [49.0, 50.0]},
+                  "gap_slope": {"per": "doubling of batch size", "value": 0.01, "ci95": [0.009, 0.011]}}
     values.update(changes)
     return ScalingLaw(**values)
 

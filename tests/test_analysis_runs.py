@@ -8,9 +8,14 @@ import pandas as pd
 import pytest
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
-
 from planted import make_planted_table
-from scalestudy.analysis import AnalysisError, analyze, load_trials_from_mlflow, load_trials_from_parquet
+
+from scalestudy.analysis import (
+    AnalysisError,
+    analyze,
+    load_trials_from_mlflow,
+    load_trials_from_parquet,
+)
 from scalestudy.analysis.bench import make_mlflow_store
 from scalestudy.law import ScalingLaw
 

@@ -3,11 +3,15 @@ reason; never a traceback, never an invented number."""
 
 import json
 
-import pandas as pd
 import pytest
-
 from planted import make_planted_table
-from scalestudy.analysis import AnalysisError, TrialTable, analyze, load_trials_from_parquet
+
+from scalestudy.analysis import (
+    AnalysisError,
+    TrialTable,
+    analyze,
+    load_trials_from_parquet,
+)
 from scalestudy.law import PredictionError, ScalingLaw
 
 
@@ -129,7 +133,7 @@ def test_only_schedule_trials(tmp_path):
     result = analyze(TrialTable.from_frame(frame), tmp_path)
     assert result.law.alpha is None
     assert any("no constant-schedule trials" in w for w in result.warnings)
-    assert [r.schedule for r in result.schedules.groups[0].rows][0] == "step_decay_lr"
+    assert next(r.schedule for r in result.schedules.groups[0].rows) == "step_decay_lr"
 
 
 def test_non_diverged_trials_without_accuracy_are_left_out_with_a_warning(planted):

@@ -23,6 +23,8 @@ INPUT_SHAPES = {
     "resnet32": (3, 32, 32),
     "wrn16_4": (3, 32, 32),
 }
+# Secondary tests run 2-d models on 8×8 images (they pool globally, so any size works) to stay fast.
+SMALL_SHAPES = {name: shape if len(shape) == 1 else (3, 8, 8) for name, shape in INPUT_SHAPES.items()}
 NUM_CLASSES = 10
 BATCH = 8
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
@@ -34,9 +36,9 @@ def _build(name: str, seed: int = 0, **kwargs) -> nn.Module:
     return build_model(name, input_shape=INPUT_SHAPES[name], num_classes=NUM_CLASSES, **kwargs)
 
 
-def _batch(name: str, batch: int = BATCH) -> tuple[torch.Tensor, torch.Tensor]:
+def _batch(name: str, batch: int = BATCH, small: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(1)
-    x = torch.randn(batch, *INPUT_SHAPES[name], generator=g)
+    x = torch.randn(batch, *(SMALL_SHAPES if small else INPUT_SHAPES)[name], generator=g)
     return x, torch.randint(0, NUM_CLASSES, (batch,), generator=g)
 
 
@@ -86,7 +88,7 @@ def test_ghost_batch_size_makes_every_batch_norm_ghost(name):
     assert num_ghost == sum(isinstance(m, BATCH_NORMS) for m in plain.modules()) > 0
     assert all(m.ghost_batch_size == 4 for m in ghost.modules() if isinstance(m, GHOST_NORMS))
     assert ghost.state_dict().keys() == plain.state_dict().keys()
-    x, y = _batch(name)
+    x, y = _batch(name, small=True)
     assert torch.isfinite(_train_step(ghost, x, y)).all()  # 2 ghost batches of 4
 
 
@@ -94,7 +96,7 @@ def test_ghost_batch_size_makes_every_batch_norm_ghost(name):
 def test_norm_none_has_no_normalisation_layer_and_trains(name):
     model = _build(name, options={"norm": "none"})
     assert not any(isinstance(m, (nn.modules.batchnorm._NormBase, *GHOST_NORMS)) for m in model.modules())
-    x, y = _batch(name)
+    x, y = _batch(name, small=True)
     assert torch.isfinite(_train_step(model, x, y)).all()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
     with pytest.raises(ValueError, match="no BatchNorm layer"):
@@ -104,7 +106,7 @@ def test_norm_none_has_no_normalisation_layer_and_trains(name):
 @pytest.mark.parametrize("name", [n for n in MODELS.names() if len(INPUT_SHAPES[n]) == 3])
 def test_channels_last_is_kept_through_2d_models(name):
     model = _build(name).eval()
-    x, _ = _batch(name, batch=2)
+    x, _ = _batch(name, batch=2, small=True)
     with torch.no_grad():
         expected = model(x)
         model = model.to(memory_format=torch.channels_last)

@@ -12,7 +12,11 @@ from scalestudy.analysis.lawfit import Breakdown, LawFit, fit_breakdown, fit_law
 from scalestudy.analysis.noise import NoiseScaleFit, fit_noise_scale
 from scalestudy.analysis.pipeline import AnalysisResult, analyze, law_trials
 from scalestudy.analysis.schedules import ScheduleComparison, compare_schedules
-from scalestudy.analysis.table import TrialTable, load_trials_from_parquet, validate_trials
+from scalestudy.analysis.table import (
+    TrialTable,
+    load_trials_from_parquet,
+    validate_trials,
+)
 
 
 def load_trials_from_mlflow(experiment: str, tracking_uri: str | None = None, *, method: str = "auto") -> TrialTable:

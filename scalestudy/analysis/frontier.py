@@ -104,10 +104,10 @@ def fit_cell(group: pd.DataFrame, batch_size: int, momentum: float, floor: float
     n_runs = np.bincount(lr_index, minlength=len(lrs))
     counts = np.ones(len(V))
     mean, sd = _curve(V, counts)
-    common = dict(batch_size=batch_size, momentum=momentum, lrs=tuple(float(v) for v in lrs),
-                  mean_acc=tuple(float(v) for v in mean), sd_acc=tuple(float(v) for v in sd),
-                  n_runs=tuple(int(n) for n in n_runs), n_diverged=tuple(int(n) for n in n_div),
-                  n_trials=len(group), n_seeds=len(V))
+    common = {"batch_size": batch_size, "momentum": momentum, "lrs": tuple(float(v) for v in lrs),
+                  "mean_acc": tuple(float(v) for v in mean), "sd_acc": tuple(float(v) for v in sd),
+                  "n_runs": tuple(int(n) for n in n_runs), "n_diverged": tuple(int(n) for n in n_div),
+                  "n_trials": len(group), "n_seeds": len(V)}
     status, x_opt, best = _optimum(np.log(lrs), mean, _alive(V, D, counts))
     if status != OK:
         reasons = {"all_diverged": "every trial diverged",

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
 from scalestudy.analysis._stats import fit_line
 from scalestudy.analysis.frontier import CellOptimum
 from scalestudy.analysis.noise import noise_scale

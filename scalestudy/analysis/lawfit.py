@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from scalestudy.analysis._stats import f_quantile, t_quantile
 from scalestudy.analysis.frontier import CellOptimum
 

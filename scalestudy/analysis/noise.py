@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from scalestudy.analysis._stats import fit_line, t_quantile
 from scalestudy.analysis.frontier import CellOptimum
 

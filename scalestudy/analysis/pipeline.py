@@ -98,8 +98,11 @@ def analyze(trials: TrialTable | pd.DataFrame, out_dir: Path, *, log_to_mlflow: 
     if log_to_mlflow and table.provenance.get("source") == "mlflow":
         from scalestudy.analysis.runs import log_analysis_run
 
-        result.analysis_run_id = log_analysis_run(table.provenance, out_dir, _run_metrics(law),
-                                                  {"trials": len(frame), "cells": len(frontier.cells)})
+        try:
+            result.analysis_run_id = log_analysis_run(table.provenance, out_dir, _run_metrics(law),
+                                                      {"trials": len(frame), "cells": len(frontier.cells)})
+        except Exception as error:  # noqa: BLE001 - the files are written; say why the run is missing
+            warnings.append(f"the analysis run was not logged to MLflow: {str(error).strip().splitlines()[0]}")
     return result
 
 
@@ -125,7 +128,7 @@ def _draw(out_dir, law_frame, frontier, law_fit, noise, gap, schedules, table, w
 
             try:
                 histories = load_histories(uri, run_ids)
-            except Exception as error:  # the figure is optional; the numbers are in the report
+            except Exception as error:  # noqa: BLE001 - the figure is optional; the numbers are in the report
                 warnings.append(f"schedule curves not drawn: cannot read histories ({str(error).splitlines()[0]})")
             else:
                 info = figures.schedule_curves(group, histories)

@@ -10,7 +10,7 @@ each cell is powers of ``lr_step`` around ε*, as a user centring a grid would s
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -57,9 +57,9 @@ def _trial(batch_size, lr, momentum, seed, lr_opt, b_min, rng, noise, dataset_si
            acc_max, acc_drop, gap0, gap_slope, epochs):
     doublings = math.log2(batch_size / b_min)
     updates = epochs * math.ceil(dataset_size / batch_size)
-    base = dict(batch_size=batch_size, lr=lr, momentum=momentum, seed=seed, dataset_size=dataset_size,
-                schedule="constant", section="law", epochs=float(epochs), updates=float(updates),
-                trial_id=f"B{batch_size}-lr{lr:.6g}-m{momentum:g}-s{seed}")
+    base = {"batch_size": batch_size, "lr": lr, "momentum": momentum, "seed": seed, "dataset_size": dataset_size,
+                "schedule": "constant", "section": "law", "epochs": float(epochs), "updates": float(updates),
+                "trial_id": f"B{batch_size}-lr{lr:.6g}-m{momentum:g}-s{seed}"}
     if lr > diverge_factor * lr_opt:
         return {**base, "test_acc": ACC_MIN, "train_acc": ACC_MIN, "diverged": True,
                 "test_loss": math.nan, "train_loss": math.inf, "epochs": 1.0, "updates": float(updates // epochs)}
@@ -83,9 +83,9 @@ def _schedule_rows(alpha, beta, k, breakdown, seeds, dataset_size, epochs, rng):
     rows = []
     for kind, offset, ratio in kinds:
         for seed in seeds:
-            rows.append(dict(batch_size=b0, lr=lr0, momentum=m0, seed=seed, dataset_size=dataset_size,
-                             schedule=kind, section="schedules", epochs=float(epochs),
-                             updates=float(round(base_updates * ratio)), diverged=False,
-                             test_acc=0.9 + offset + rng.normal(0, 0.002), train_acc=0.95,
-                             test_loss=0.3, train_loss=0.1, trial_id=f"{kind}-s{seed}"))
+            rows.append({"batch_size": b0, "lr": lr0, "momentum": m0, "seed": seed, "dataset_size": dataset_size,
+                             "schedule": kind, "section": "schedules", "epochs": float(epochs),
+                             "updates": float(round(base_updates * ratio)), "diverged": False,
+                             "test_acc": 0.9 + offset + rng.normal(0, 0.002), "train_acc": 0.95,
+                             "test_loss": 0.3, "train_loss": 0.1, "trial_id": f"{kind}-s{seed}"})
     return pd.DataFrame(rows)

@@ -9,7 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from scalestudy.analysis.figures import AccuracyVsLrInfo, AccuracyVsNoiseInfo, LrLawInfo, ScheduleCurvesInfo
+from scalestudy.analysis.figures import (
+    AccuracyVsLrInfo,
+    AccuracyVsNoiseInfo,
+    LrLawInfo,
+    ScheduleCurvesInfo,
+)
 from scalestudy.analysis.gap import GapFit
 
 LR_LABEL = "learning rate ε (per update)"
@@ -51,9 +56,14 @@ def _save(fig, path: Path) -> Path:
 def draw_accuracy_vs_lr(info: AccuracyVsLrInfo, path: Path) -> Path:
     plt = _pyplot()
     n = max(len(info.panels), 1)
-    fig, axes = plt.subplots(1, n, figsize=(4.6 * n + 1.2, 4.2), sharey=True, squeeze=False)
+    ncols = min(n, 3)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols + 1.2, 3.9 * nrows + 0.4), sharey=True,
+                             squeeze=False)
     colors = _batch_colors([c.batch_size for _, curves in info.panels for c in curves])
-    for ax, (momentum, curves) in zip(axes[0], info.panels):
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    for ax, (momentum, curves) in zip(axes.flat, info.panels):
         for curve in curves:
             color = colors[curve.batch_size]
             lrs, mean = np.array(curve.lrs), np.array(curve.mean_acc)
@@ -66,8 +76,9 @@ def draw_accuracy_vs_lr(info: AccuracyVsLrInfo, path: Path) -> Path:
         ax.set_xscale("log")
         ax.set_xlabel(LR_LABEL)
         ax.set_title(f"momentum m = {momentum:g}")
-    axes[0][0].set_ylabel("final test accuracy (mean over seeds)")
-    handles, labels = axes[0][-1].get_legend_handles_labels()
+    for row in axes:
+        row[0].set_ylabel("final test accuracy (mean over seeds)")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, title="batch size")
     fig.suptitle("Test accuracy vs learning rate  (★ fitted ε*, × diverged, dotted: optimum at the grid edge)",
                  fontsize=10)

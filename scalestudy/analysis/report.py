@@ -23,7 +23,7 @@ def number(value: float, digits: int = 3) -> str:
     return f"{value:.0f}" if 100 <= abs(value) < 1e6 else f"{value:.{digits}g}"
 
 
-def law_line(result: "AnalysisResult") -> str:
+def law_line(result: AnalysisResult) -> str:
     law = result.law
     if law.k is None or law.alpha is None:
         reason = law.reasons.get("alpha") or law.reasons.get("k") or "not fitted"
@@ -34,7 +34,7 @@ def law_line(result: "AnalysisResult") -> str:
     return text
 
 
-def summary(result: "AnalysisResult") -> str:
+def summary(result: AnalysisResult) -> str:
     law = result.law
     lines = [law_line(result)]
     if law.alpha is not None:
@@ -77,26 +77,28 @@ def _acc(row) -> str:
     return f"{100 * row.test_acc_mean:.2f}{sd}%"
 
 
-def markdown(result: "AnalysisResult") -> str:
+def markdown(result: AnalysisResult) -> str:
     law, prov = result.law, result.law.provenance
     if prov.get("experiment"):
         source = f"MLflow experiment `{prov['experiment']}` ({prov.get('tracking_uri')})"
     else:
         source = f"`{prov['input_file']}`" if prov.get("input_file") else "an in-memory trial table"
     out = ["# Scaling-law analysis", "",
-           f"Source: {source}; {result.n_trials} trials; spec hash `{prov.get('spec_hash')}`; "
-           f"scalestudy {prov.get('scalestudy_version')}; created {prov.get('created')}.", "",
+           (f"Source: {source}; {result.n_trials} trials; spec hash `{prov.get('spec_hash')}`; "
+           f"scalestudy {prov.get('scalestudy_version')}; created {prov.get('created')}."), "",
            "## Optimal learning rate", "",
-           f"Form: `{law.form}` (lr per update, B in examples). ε* of each (B, m) cell is the vertex of a "
+           (f"Form: `{law.form}` (lr per update, B in examples). ε* of each (B, m) cell is the vertex of a "
            "quadratic in ln ε through the log seed-mean test accuracy at the best ε and its neighbours; "
            "its interval is a bootstrap over seeds. The law is a least-squares fit of ln ε* on the cells "
-           "at or below the breakdown, with Student-t 95 % intervals.", "",
+           "at or below the breakdown, with Student-t 95 % intervals."), "",
            f"**{law_line(result)}**", "",
            "| parameter | estimate [95 % interval] |", "| --- | --- |"]
     for name in ("alpha", "beta", "k"):
         out.append(f"| {name} | {estimate(getattr(law, name), law.ci95.get(name), 4, law.reasons.get(name))} |")
     out.append(f"| R² | {estimate(law.r2, None, 4)} |")
-    out.append(f"| breakdown batch size | {estimate(law.breakdown_batch_size, law.ci95.get('breakdown_batch_size'), 4, law.reasons.get('breakdown_batch_size'))} |")
+    breakdown = estimate(law.breakdown_batch_size, law.ci95.get("breakdown_batch_size"), 4,
+                         law.reasons.get("breakdown_batch_size"))
+    out.append(f"| breakdown batch size | {breakdown} |")
     fitted = law.fitted_on
     domain = law.domain
     out += ["", f"Fitted on {fitted['cells']} cells ({fitted['trials']} trials)"
@@ -133,7 +135,8 @@ def markdown(result: "AnalysisResult") -> str:
         out.append(f"No comparison ({result.schedules.reason}).")
     for group in result.schedules.groups:
         out += [f"From {group.label}:", "",
-                "| schedule | trials | diverged | final test accuracy (mean ± sd) | updates | updates / step_decay_lr |",
+                ("| schedule | trials | diverged | final test accuracy (mean ± sd) | updates "
+                "| updates / step_decay_lr |"),
                 "| --- | --- | --- | --- | --- | --- |"]
         for r in group.rows:
             updates = f"{r.updates_mean:.0f}" if r.updates_mean is not None else "–"

@@ -43,16 +43,26 @@ def load_trials_from_mlflow(experiment: str, tracking_uri: str | None = None, *,
         found = client.get_experiment_by_name(experiment)
         if found is None and experiment.isdigit():
             found = client.get_experiment(experiment)
-    except Exception as error:  # MlflowException, connection and database errors
+    except Exception as error:  # noqa: BLE001 - MlflowException, connection and database errors
         raise AnalysisError(f"cannot read MLflow at {uri}: {_first_line(error)}") from None
     if found is None:
         raise AnalysisError(f"no MLflow experiment named {experiment!r} at {uri}")
+    if method not in ("auto", "sql", "client"):
+        raise AnalysisError(f"unknown read method {method!r}; known: auto, sql, client")
     use_sql = method == "sql" or (method == "auto" and uri.split(":", 1)[0].split("+")[0] in _SQL_DIALECTS)
+    notes = []
     try:
-        wide = _search_sql(uri, found.experiment_id) if use_sql else _search_client(client, found.experiment_id)
-    except AnalysisError:
-        raise
-    except Exception as error:
+        if use_sql:
+            try:
+                wide = _search_sql(uri, found.experiment_id)
+            except Exception as error:  # an MLflow schema we do not know: use the client
+                if method == "sql":
+                    raise
+                notes.append(f"direct SQL read failed ({_first_line(error)}); read through MlflowClient")
+                wide = _search_client(client, found.experiment_id)
+        else:
+            wide = _search_client(client, found.experiment_id)
+    except Exception as error:  # noqa: BLE001 - any store error becomes one line
         raise AnalysisError(f"cannot read the runs of experiment {experiment!r}: {_first_line(error)}") from None
     if wide.empty:
         raise AnalysisError(f"experiment {experiment!r} has no trial runs (tag {ROLE_TAG}=trial)")
@@ -60,7 +70,7 @@ def load_trials_from_mlflow(experiment: str, tracking_uri: str | None = None, *,
     provenance = {"source": "mlflow", "experiment": experiment, "experiment_id": found.experiment_id,
                   "tracking_uri": uri, **_parent(client, wide)}
     clean, more = validate_trials(frame, f"experiment {experiment!r}")
-    return TrialTable(clean, provenance, warnings + more)
+    return TrialTable(clean, provenance, notes + warnings + more)
 
 
 def _search_client(client, experiment_id: str) -> pd.DataFrame:
@@ -165,7 +175,7 @@ def _parent(client, wide: pd.DataFrame) -> dict[str, Any]:
     parent_id = Counter(parents.dropna()).most_common(1)[0][0]
     try:
         tags = client.get_run(parent_id).data.tags
-    except Exception:  # a deleted parent: keep its id
+    except Exception:  # noqa: BLE001 - a deleted parent: keep its id
         tags = {}
     return {"parent_run_id": parent_id, "spec_hash": tags.get("scalestudy.spec_hash"),
             "study": tags.get("scalestudy.study"), "study_version": tags.get("scalestudy.version")}

@@ -60,7 +60,7 @@ class TrialTable:
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, provenance: dict[str, Any] | None = None,
-                   where: str = "trial table") -> "TrialTable":
+                   where: str = "trial table") -> TrialTable:
         clean, warnings = validate_trials(frame, where)
         return cls(clean, dict(provenance or {"source": "dataframe"}), warnings)
 
@@ -84,7 +84,7 @@ def load_trials_from_parquet(path: str | Path) -> TrialTable:
         raise AnalysisError(f"no trial table at {path}")
     try:
         table = pq.read_table(path)
-    except Exception as error:  # pyarrow raises several types for unreadable files
+    except Exception as error:  # noqa: BLE001 - pyarrow raises several types for unreadable files
         raise AnalysisError(f"{path}: not a readable Parquet file ({_first_line(error)})") from None
     origin = {}
     raw = (table.schema.metadata or {}).get(_PROVENANCE_KEY)

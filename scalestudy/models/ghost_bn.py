@@ -37,38 +37,42 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 class _GhostBatchNormFunction(torch.autograd.Function):
-    """y, mean, var = f(x, weight, bias) for x of shape (k·G, C, *spatial); mean, var are (k, C), var biased."""
+    """y, mean, var = f(x, weight, bias) for x of shape (k·G, C, *spatial); mean, var are (k, C), var biased.
+
+    Written with few, mostly fused tensor ops: at small sizes the per-op overhead dominates.
+    """
 
     @staticmethod
     def forward(ctx, x, weight, bias, ghost_batch_size: int, eps: float):  # type: ignore[override]
         n, channels = x.shape[:2]
         k = n // ghost_batch_size
         spatial = tuple(range(2, x.dim()))
-        count = x.numel() // (k * channels)  # elements per ghost batch and channel: G · spatial size
-        xc = x.to(_compute_dtype(x.dtype))
+        inv_count = k * channels / x.numel()  # 1 / (elements per ghost batch and channel)
+        compute_dtype = _compute_dtype(x.dtype)
+        xc = x if x.dtype == compute_dtype else x.to(compute_dtype)
 
         # Σx and Σx² per (sample, channel), then summed over the G samples of each ghost batch.
-        # Fresh large buffers cost more than the arithmetic on CPU, so the one temporary that
-        # (N, C) inputs need (x²) is the buffer the output is then written into.
+        # (N, C) inputs need one temporary (x²): it becomes the output buffer (fresh buffers are dear).
         if spatial:
             sum_x, sum_x2 = xc.sum(spatial), torch.linalg.vector_norm(xc, dim=spatial).square_()
             y = torch.empty_like(xc)
         else:
             sum_x, sum_x2 = xc, torch.square(xc)
             y = sum_x2
-        mean = _sum_over_ghost(sum_x, k).div_(count)
-        var = _sum_over_ghost(sum_x2, k).div_(count).sub_(mean.square()).clamp_min_(0)
-        invstd = (var + eps).rsqrt_()
+        mean = _sum_over_ghost(sum_x, k).mul_(inv_count)
+        var = torch.addcmul(_sum_over_ghost(sum_x2, k).mul_(inv_count), mean, mean, value=-1).clamp_min_(0)
+        invstd = var.add(eps).rsqrt_()
 
+        # y = x·scale + shift with scale = γ/√(σ²+ε) and shift = β − μ·scale, per ghost batch and channel.
         scale = invstd if weight is None else invstd * weight
-        shift = -mean * scale if bias is None else bias - mean * scale
+        shift = (mean * scale).neg_() if bias is None else torch.addcmul(bias, mean, scale, value=-1)
         xr = xc.view(k, ghost_batch_size, *x.shape[1:])
         torch.addcmul(_per_ghost(shift, xr), xr, _per_ghost(scale, xr), out=y.view(xr.shape))
 
         ctx.save_for_backward(x, weight, mean, invstd)
         ctx.ghost_batch_size = ghost_batch_size
         ctx.mark_non_differentiable(mean, var)
-        return y.to(x.dtype), mean, var
+        return (y if y.dtype == x.dtype else y.to(x.dtype)), mean, var
 
     @staticmethod
     def backward(ctx, grad_y, _grad_mean, _grad_var):  # type: ignore[override]
@@ -76,13 +80,14 @@ class _GhostBatchNormFunction(torch.autograd.Function):
         ghost_batch_size = ctx.ghost_batch_size
         n, channels = x.shape[:2]
         k = n // ghost_batch_size
-        count = x.numel() // (k * channels)
-        xc = x.to(mean.dtype)
-        dy = grad_y.to(mean.dtype)
+        spatial = tuple(range(2, x.dim()))
+        inv_count = k * channels / x.numel()
+        xc = x if x.dtype == mean.dtype else x.to(mean.dtype)
+        dy = grad_y if grad_y.dtype == mean.dtype else grad_y.to(mean.dtype)
         xr = xc.view(k, ghost_batch_size, *x.shape[1:])
 
         # Σdy and Σdy·(x − μ) per ghost batch and channel, each (k, C).
-        spatial = tuple(range(2, x.dim()))
+        grad_x = None
         if spatial and xc.is_contiguous() and dy.is_contiguous():
             # One fused pass: treat each (sample, channel) row as a batch-norm "channel" whose mean
             # is its ghost batch's mean; with invstd = 1, grad_weight is Σdy·(x − μ), grad_bias is Σdy.
@@ -93,25 +98,26 @@ class _GhostBatchNormFunction(torch.autograd.Function):
                 row_mean, torch.ones_like(row_mean), True, 0.0, [False, True, True])
             sum_dy = _sum_over_ghost(sum_dy.view(n, channels), k)
             sum_dy_xmu = _sum_over_ghost(sum_dy_xmu.view(n, channels), k)
-            grad_x = None
         else:
-            # Any layout: Σdy·x via a temporary that becomes the input gradient's buffer.
+            # Any layout: Σdy·x via a temporary that then becomes the input gradient's buffer.
             grad_x = torch.mul(dy, xc)
             sum_dy = _sum_over_ghost(dy.sum(spatial) if spatial else dy, k)
             sum_dy_x = _sum_over_ghost(grad_x.sum(spatial) if spatial else grad_x, k)
-            sum_dy_xmu = sum_dy_x - mean * sum_dy
+            sum_dy_xmu = torch.addcmul(sum_dy_x, mean, sum_dy, value=-1)
 
-        a = invstd if weight is None else invstd * weight
         grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
-            # dx = a·dy + b·x + c, the batch-norm gradient with per-ghost-batch statistics.
-            b = -a * invstd.square() * sum_dy_xmu / count
-            c = -a * sum_dy / count - b * mean
+            # The batch-norm gradient with per-ghost statistics, dx = a·dy + b·x + c, where
+            # a = γ·invstd, b = −a·invstd²·Σdy(x−μ)/M, c = −a·Σdy/M − b·μ for M elements per ghost and channel.
+            a = invstd if weight is None else invstd * weight
+            b = (a * invstd).mul_(invstd).mul_(sum_dy_xmu).mul_(-inv_count)
+            c = torch.addcmul((a * sum_dy).mul_(-inv_count), b, mean, value=-1)
             if grad_x is None:
                 grad_x = torch.empty_like(xc)
             torch.addcmul(_per_ghost(c, xr), xr, _per_ghost(b, xr), out=grad_x.view(xr.shape))
-            grad_x = grad_x.view(xr.shape).addcmul_(dy.view(xr.shape), _per_ghost(a, xr)).view(x.shape)
-            grad_x = grad_x.to(x.dtype)
+            grad_x.view(xr.shape).addcmul_(dy.view(xr.shape), _per_ghost(a, xr))
+            if grad_x.dtype != x.dtype:
+                grad_x = grad_x.to(x.dtype)
         else:
             grad_x = None
         if weight is not None and ctx.needs_input_grad[1]:
@@ -184,11 +190,11 @@ class _GhostBatchNorm(nn.Module):
                                 True, factor, self.eps)
 
         y, mean, var = _GhostBatchNormFunction.apply(x, self.weight, self.bias, ghost, self.eps)
-        with torch.no_grad():
+        with torch.no_grad():  # running ← running + factor·(mean over ghost batches − running)
             count = x.numel() // (mean.shape[0] * x.shape[1])
             unbiased_var = var.mean(0).mul_(count / (count - 1))
-            self.running_mean.mul_(1 - factor).add_(mean.mean(0).to(self.running_mean.dtype), alpha=factor)
-            self.running_var.mul_(1 - factor).add_(unbiased_var.to(self.running_var.dtype), alpha=factor)
+            self.running_mean.lerp_(mean.mean(0).to(self.running_mean.dtype), factor)
+            self.running_var.lerp_(unbiased_var.to(self.running_var.dtype), factor)
         return y
 
 

@@ -1,0 +1,92 @@
+"""analyze() end to end on a planted table: the files, the report's statements, the figure infos."""
+
+import json
+
+import pytest
+from planted import make_planted_table
+
+from scalestudy.analysis import (
+    TrialTable,
+    analyze,
+    compare_schedules,
+    figures,
+    fit_frontier,
+    fit_law,
+    law_trials,
+)
+from scalestudy.law import ScalingLaw
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    frame = make_planted_table(1.0, 1.0, 1e-3, 1024, schedules=True, rng=7)
+    return analyze(TrialTable.from_frame(frame), tmp_path_factory.mktemp("out"))
+
+
+def test_writes_every_file(result):
+    names = {path.name for path in result.files}
+    assert {"trials.parquet", "law.json", "law.yaml", "report.md", "accuracy_vs_lr.png",
+            "lr_opt_vs_batch_size.png", "accuracy_vs_noise_scale.png", "gap_vs_batch_size.png"} <= names
+    for path in result.files:
+        assert path.exists() and path.stat().st_size > 0
+    for path in result.figures:
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert ScalingLaw.load(result.out_dir / "law.json") == ScalingLaw.load(result.out_dir / "law.yaml")
+
+
+def test_law_file_content(result):
+    data = json.loads((result.out_dir / "law.json").read_text())
+    assert data["schema"] == "scalestudy.law/v1" and data["form"] == "lr = k * B^alpha * (1-m)^beta"
+    assert data["alpha"] == pytest.approx(1.0, abs=0.05) and data["beta"] == pytest.approx(1.0, abs=0.05)
+    assert data["k"] == pytest.approx(1e-3, rel=0.1)
+    assert 1024 / 1.3 < data["breakdown_batch_size"] < 1024 * 1.3
+    assert data["domain"] == {"batch_size": [16.0, 1024.0], "momentum": [0.0, 0.9]}
+    assert data["dataset_size"] == 50_000
+    assert data["fitted_on"]["cells"] == 21 and len(data["fitted_on"]["above_breakdown"]) == 6
+    # g* = ε*/(1−m)·(N/B − 1) with ε* = 1e-3·B(1−m): about 1e-3·N = 50 below the breakdown.
+    assert data["noise_scale_opt"]["value"] == pytest.approx(50, rel=0.05)
+    assert data["gap_slope"]["value"] == pytest.approx(0.01, abs=0.003)  # planted: +1 point per doubling
+    assert data["provenance"]["scalestudy_version"] and data["provenance"]["created"]
+    assert len(data["cells"]) == 27
+
+
+def test_report_states_each_fit_with_its_interval(result):
+    text = result.report_path.read_text()
+    alpha = result.law.ci95["alpha"]
+    assert f"| alpha | {result.law.alpha:.4g} [{alpha[0]:.4g}, {alpha[1]:.4g}] |" in text
+    assert "breakdown batch size" in text and "per doubling of batch size" in text
+    assert "| increase_batch | 2 | 0 |" in text and "0.420 |" in text  # update ratio to step_decay_lr
+    assert "![lr_opt_vs_batch_size](lr_opt_vs_batch_size.png)" in text
+    assert "no schedule-curve figure" in text  # a table without histories says so
+    summary = result.summary()
+    assert summary.splitlines()[0].startswith("lr = ") and "breakdown batch size" in summary
+    assert "×0.42 updates" in summary
+
+
+def test_schedule_comparison():
+    frame = make_planted_table(1.0, 1.0, 1e-3, None, schedules=True, batch_sizes=(64, 128, 256), rng=2)
+    comparison = compare_schedules(frame)
+    group = comparison.groups[0]
+    assert group.section == "schedules" and group.batch_size == 128 and group.momentum == 0.9
+    rows = {row.schedule: row for row in group.rows}
+    assert group.rows[0].schedule == "step_decay_lr"
+    assert rows["step_decay_lr"].update_ratio == 1.0
+    assert rows["increase_batch"].update_ratio == pytest.approx(0.42, abs=0.01)
+    assert rows["hybrid"].test_acc_sd is not None and rows["hybrid"].n_trials == 2
+
+
+def test_figure_infos():
+    frame = law_trials(make_planted_table(1.0, 1.0, 1e-3, 1024, rng=3))[0]
+    frontier = fit_frontier(frame)
+    law = fit_law(list(frontier.cells))
+    curves = figures.accuracy_vs_lr(frontier)
+    assert [m for m, _ in curves.panels] == [0.0, 0.5, 0.9]
+    assert all(len(panel) == 9 for _, panel in curves.panels)
+    assert all(curve.diverged_lrs for _, panel in curves.panels for curve in panel)
+    info = figures.lr_law(frontier, law)
+    assert len(info.points) == 27 and sum(not p.used for p in info.points) == 6
+    assert len(info.lines) == 3 and info.breakdown == law.breakdown.batch_size
+    line = info.lines[0]
+    assert line.low is not None and all(lo <= mid <= hi for lo, mid, hi in zip(line.low, line.lr, line.high))
+    assert not line.fitted[-1] and line.fitted[0]  # the law is drawn as fitted only on its domain
+    assert "α = 1.0" in info.title or "α = 0.99" in info.title
