@@ -18,7 +18,10 @@ STUDY_FILE = "scalestudy.json"
 # Ray Train's default 2 s health-check interval makes every DDP report block up to 2 s.
 RAY_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1",
            # The classic, quiet Tune output: scalestudy prints its own progress lines.
-           "RAY_AIR_NEW_OUTPUT": "0"}
+           "RAY_AIR_NEW_OUTPUT": "0",
+           # No CSV and TensorBoard files per report: result.json (added explicitly) is all
+           # that `scalestudy sync` needs, and MLflow has the rest.
+           "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
 DRIVER_MEMORY = 256 * 1024**2  # bytes; a DDP driver trial holds memory only (a CPU deadlocks small machines)
 
 
@@ -109,6 +112,7 @@ def run_study(spec: StudySpec, *, address: str | None = None, storage: str | Non
     """Run (or resume) the study; returns one row per trial. Blocks until done."""
     import ray
     from ray import tune
+    from ray.tune.logger import JsonLoggerCallback
 
     from scalestudy import tracking
     from scalestudy.callbacks import MlflowCallback, ProgressCallback
@@ -158,7 +162,8 @@ def run_study(spec: StudySpec, *, address: str | None = None, storage: str | Non
         trainable = tune.with_resources(ddp_driver, {"memory": DRIVER_MEMORY})
 
     callbacks = [MlflowCallback(tracking_uri, run.experiment_id, run.parent_run_id),
-                 ProgressCallback(len(trials), every_s=15.0 if verbose else math.inf)]
+                 ProgressCallback(len(trials), every_s=15.0 if verbose else math.inf),
+                 JsonLoggerCallback()]
     if previous is not None and tune.Tuner.can_restore(run.path):
         tuner = tune.Tuner.restore(run.path, trainable, resume_unfinished=True, resume_errored=True)
     else:

@@ -91,3 +91,14 @@ def test_prediction_band_is_available_for_figures():
     y, half = law.regression.predict({"alpha": math.log(256), "beta": math.log(0.1)})
     assert math.exp(y) == pytest.approx(1e-3 * 256 * 0.1, rel=0.05)
     assert 0 < half < 0.1
+
+
+def test_optimum_below_the_grid_past_the_breakdown_is_pointed_out():
+    """A grid centred on the linear rule loses the optimum past the breakdown (as in the quickstart)."""
+    frame = make_planted_table(1.0, 1.0, 1e-3, 256, batch_sizes=(16, 32, 64, 128, 256, 512, 1024, 2048),
+                               lr_points=7, centre_on_rule=True, rng=5)
+    frontier = fit_frontier(law_trials(frame)[0])
+    lost = {c.label for c in frontier.cells if c.status == "edge_low"}
+    assert lost and all(c.batch_size >= 1024 for c in frontier.cells if c.label in lost)
+    law = fit_law(list(frontier.cells))
+    assert any("below the searched lr range" in note and "B=2048" in note for note in law.notes)

@@ -90,3 +90,13 @@ def test_figure_infos():
     assert line.low is not None and all(lo <= mid <= hi for lo, mid, hi in zip(line.low, line.lr, line.high))
     assert not line.fitted[-1] and line.fitted[0]  # the law is drawn as fitted only on its domain
     assert "α = 1.0" in info.title or "α = 0.99" in info.title
+
+
+def test_importing_the_analysis_layer_loads_no_heavy_module():
+    import subprocess
+    import sys
+
+    code = ("import sys, scalestudy.analysis, scalestudy.law; "
+            "print(sorted(m for m in ('torch', 'ray', 'mlflow', 'matplotlib', 'scipy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -15,7 +15,7 @@ Fields that the data cannot determine are None, with a reason.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -85,7 +85,23 @@ def fit_law(cells: list[CellOptimum]) -> LawFit:
                       Breakdown(None, None, reason), None, {"batch_size": None, "momentum": None})
     breakdown = fit_breakdown(usable)
     below = [c for c in usable if breakdown.batch_size is None or c.batch_size <= breakdown.batch_size]
-    return _fit_below(below, breakdown)
+    law = _fit_below(below, breakdown)
+    hint = _breakdown_hint(cells, usable)
+    return replace(law, notes=law.notes + (hint,)) if hint else law
+
+
+def _breakdown_hint(cells: list[CellOptimum], usable: list[CellOptimum]) -> str | None:
+    """Cells whose optimum fell below the searched lr range at batch sizes above every fitted cell
+    of their momentum: what a grid centred on the linear rule shows past the breakdown."""
+    largest = {}
+    for cell in usable:
+        largest[cell.momentum] = max(largest.get(cell.momentum, 0), cell.batch_size)
+    low = [c for c in cells if c.status == "edge_low" and c.batch_size > largest.get(c.momentum, float("inf"))]
+    if not low:
+        return None
+    labels = ", ".join(c.label for c in low)
+    return (f"{labels}: the optimum lies below the searched lr range, at batch sizes above every fitted cell "
+            "of the same momentum; the law may break down there (extend the lr grid downwards to locate it)")
 
 
 def _fit_below(cells: list[CellOptimum], breakdown: Breakdown) -> LawFit:

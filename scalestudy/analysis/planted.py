@@ -31,15 +31,21 @@ def make_planted_table(alpha: float = 1.0, beta: float = 1.0, k: float = 1e-3, b
                        dataset_size: int = 50_000, diverge_factor: float = 4.0, width: float = 1.0,
                        acc_max: float = 0.92, acc_drop_per_doubling: float = 0.005,
                        gap0: float = 0.02, gap_per_doubling: float = 0.01, epochs: int = 10,
-                       schedules: bool = False, rng: int | np.random.Generator = 0) -> pd.DataFrame:
-    """One row per trial in the trial-table schema (see scalestudy.analysis.table)."""
+                       schedules: bool = False, centre_on_rule: bool = False,
+                       rng: int | np.random.Generator = 0) -> pd.DataFrame:
+    """One row per trial in the trial-table schema (see scalestudy.analysis.table).
+
+    ``centre_on_rule``: centre each cell's lr grid on the unbroken law instead of on ε*, as
+    a study designed around the linear rule does; past the breakdown the optimum then
+    drifts to the bottom of the grid."""
     rng = np.random.default_rng(rng)
     rows = []
     b_min = min(batch_sizes)
     for batch_size in batch_sizes:
         for momentum in momenta:
             lr_opt = float(planted_lr(batch_size, momentum, alpha, beta, k, breakdown))
-            centre = round(math.log(lr_opt, lr_step))
+            guess = float(planted_lr(batch_size, momentum, alpha, beta, k)) if centre_on_rule else lr_opt
+            centre = round(math.log(guess, lr_step))
             grid = lr_step ** np.arange(centre - lr_points // 2, centre + lr_points // 2 + 1)
             for seed in seeds:
                 for lr in grid:

@@ -57,6 +57,7 @@ def summary(result: AnalysisResult) -> str:
         parts = [f"{r.schedule} {_acc(r)}" + (f" ×{r.update_ratio:.2f} updates" if r.update_ratio else "")
                  for r in group.rows]
         lines.append(f"schedules ({group.label}): " + "; ".join(parts))
+    lines += [f"note: {note}" for note in law.notes]
     if result.warnings:
         lines.append(f"{len(result.warnings)} warning(s), see the report")
     lines.append(f"report: {result.report_path}")
