@@ -6,6 +6,7 @@ import json
 import math
 import os
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,6 +108,53 @@ def max_concurrency(spec: StudySpec, cluster: dict[str, float]) -> int:
     return max(1, int(min(limits)))
 
 
+def _init_ray(address: str | None) -> None:
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=address, runtime_env={"env_vars": dict(RAY_ENV)}, log_to_driver=False,
+                 include_dashboard=False if address is None else None, logging_level="ERROR")
+
+
+def check_storage(storage_path: str, explicit: bool) -> None:
+    """On a multi-node cluster, Tune's storage must be given and visible from every node."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    nodes = [node for node in ray.nodes() if node["Alive"]]
+    if len(nodes) <= 1:
+        return
+    if not explicit:
+        raise StudyError(f"--storage: required on a cluster of {len(nodes)} nodes "
+                         "(a shared filesystem path or s3://bucket/prefix)")
+    fs, root = _filesystem(storage_path)
+    marker = f"{root}/.scalestudy-check-{uuid.uuid4().hex}"
+    try:
+        fs.create_dir(root, recursive=True)
+        with fs.open_output_stream(marker) as out:
+            out.write(b"ok")
+    except OSError as error:
+        raise StudyError(f"--storage {storage_path}: cannot write ({error})") from None
+
+    @ray.remote(num_cpus=0)
+    def visible(path: str, uri: str) -> bool:
+        try:
+            node_fs, _ = _filesystem(uri)
+            with node_fs.open_input_stream(path) as stream:
+                return stream.read() == b"ok"
+        except OSError:
+            return False
+
+    try:
+        seen = ray.get([visible.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
+                        .remote(marker, storage_path) for n in nodes], timeout=120)
+    finally:
+        fs.delete_file(marker)
+    if not all(seen):
+        raise StudyError(f"--storage {storage_path}: not visible from {seen.count(False)} of {len(nodes)} nodes; "
+                         "use a shared filesystem or an object store (s3://...)")
+
+
 def run_study(spec: StudySpec, *, address: str | None = None, storage: str | None = None,
               tracking_uri: str | None = None, resume: bool = False, verbose: bool = True) -> StudyResult:
     """Run (or resume) the study; returns one row per trial. Blocks until done."""
@@ -129,9 +177,11 @@ def run_study(spec: StudySpec, *, address: str | None = None, storage: str | Non
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     tracking.check_reachable(tracking_uri)
-    mlflow_client = tracking.client(tracking_uri)
+    mlflow_client = None
 
     def prepare_tracking() -> StudyRun:
+        nonlocal mlflow_client
+        mlflow_client = tracking.client(tracking_uri)  # creates a new SQLite store: only now
         if previous is not None:
             mlflow_client.update_run(previous.parent_run_id, status="RUNNING")
             return previous
@@ -143,14 +193,19 @@ def run_study(spec: StudySpec, *, address: str | None = None, storage: str | Non
         write_study_file(created)
         return created
 
-    # A new SQLite store migrates its schema for seconds, and so does ray.init: overlap them.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        prepared = pool.submit(prepare_tracking)
-        os.environ.update(RAY_ENV)
-        if not ray.is_initialized():
-            ray.init(address=address, runtime_env={"env_vars": dict(RAY_ENV)}, log_to_driver=False,
-                     include_dashboard=False if address is None else None, logging_level="ERROR")
-        run = prepared.result()
+    os.environ.update(RAY_ENV)
+    if address is not None:
+        # An existing cluster: check it can hold the study before anything is written.
+        _init_ray(address)
+        check_storage(storage_path, explicit=storage is not None)
+        run = prepare_tracking()
+    else:
+        # Local Ray: a new SQLite store migrates its schema for seconds, and so does
+        # ray.init; overlap them.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            prepared = pool.submit(prepare_tracking)
+            _init_ray(None)
+            run = prepared.result()
     for trial in trials:
         trial.update(storage_path=storage_path, placement_strategy=spec.resources.placement_strategy,
                      max_failures=spec.resources.max_failures)

@@ -10,6 +10,7 @@ fills any gap left by a driver that died between a checkpoint and its log call.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -34,6 +35,9 @@ METRIC_KEYS = (
     "running_loss", "epoch_seconds", "diverged",
 )
 HISTORY_KEY = "history_json"
+# Tune stamps every result (int seconds); metric timestamps derive from it, so the live
+# callback and ``scalestudy sync`` write identical points (MLflow drops exact repeats).
+TIMESTAMP_KEY = "timestamp"
 
 
 def git_commit() -> str | None:
@@ -88,6 +92,33 @@ def check_reachable(tracking_uri: str, timeout_s: float = 10.0) -> None:
             raise TrackingError(f"MLflow tracking server {shown} rejected the credentials; set "
                                 "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD") from None
         raise TrackingError(f"MLflow tracking server {shown} answered with an error: {text}") from None
+
+
+def finish_study_run(mlflow_client, parent_run_id: str, status: str = "FINISHED") -> bool:
+    """Close the study's parent run; an unreachable server only warns (``scalestudy sync`` closes it later)."""
+    try:
+        mlflow_client.set_terminated(parent_run_id, status)
+        return True
+    except Exception as error:  # noqa: BLE001 - the study's results are safe in Ray storage
+        log.warning("could not close the study's MLflow run (%s); run `scalestudy sync STUDY` once the "
+                    "server answers", str(error).splitlines()[0][:200])
+        return False
+
+
+def report_of(result: dict[str, Any], timestamp: float | None = None) -> dict[str, float]:
+    """The tracked part of one epoch report (a Tune result or a history entry)."""
+    report = {k: result[k] for k in METRIC_KEYS if k in result}
+    stamp = result.get(TIMESTAMP_KEY, timestamp)
+    if stamp is not None:
+        report[TIMESTAMP_KEY] = stamp
+    return report
+
+
+def reports_of(result: dict[str, Any]) -> list[dict[str, float]]:
+    """A Tune result's epoch report plus any history it carries (a resumed trial's first report)."""
+    history = json.loads(result[HISTORY_KEY]) if result.get(HISTORY_KEY) else []
+    stamp = result.get(TIMESTAMP_KEY)
+    return [report_of(entry, stamp) for entry in history] + [report_of(result)]
 
 
 def client(tracking_uri: str):
@@ -152,9 +183,11 @@ class TrialRuns:
         self.parent_run_id = parent_run_id
         self._runs: dict[str, str] = {}
         self._last_step: dict[str, int] = {}
+        self._state: dict[str, tuple[str, str | None]] = {}  # run id → (run status, status tag)
         self.created: set[str] = set()  # trial keys this object created a run for
 
-    def run_for(self, config: dict[str, Any]) -> str:
+    def run_for(self, config: dict[str, Any], reopen: bool = True) -> str:
+        """The trial's run id; found by trial key, else created. ``reopen`` marks a found closed run RUNNING."""
         key = config["trial_key"]
         if key in self._runs:
             return self._runs[key]
@@ -164,17 +197,24 @@ class TrialRuns:
             max_results=1,
         )
         if found:
-            run_id = found[0].info.run_id
+            run = found[0]
+            run_id = run.info.run_id
             history = self.client.get_metric_history(run_id, "epoch")
             self._last_step[run_id] = max((m.step for m in history), default=0)
-            if found[0].info.status != "RUNNING":
+            self._state[run_id] = (run.info.status, run.data.tags.get(STATUS_TAG))
+            if reopen and run.info.status != "RUNNING":
                 self.client.update_run(run_id, status="RUNNING")
+                self._state[run_id] = ("RUNNING", run.data.tags.get(STATUS_TAG))
         else:
             run_id = self._create(config)
             self._last_step[run_id] = 0
+            self._state[run_id] = ("RUNNING", "running")
             self.created.add(key)
         self._runs[key] = run_id
         return run_id
+
+    def last_step(self, run_id: str) -> int:
+        return self._last_step.get(run_id, 0)
 
     def _create(self, config: dict[str, Any]) -> str:
         from mlflow.entities import Param, RunTag
@@ -190,27 +230,34 @@ class TrialRuns:
         return run.info.run_id
 
     def log_epochs(self, run_id: str, reports: list[dict[str, Any]]) -> int:
-        """Log reports whose epoch is past the last one logged; one log_batch call."""
+        """Log reports whose epoch is past the last one logged; one log_batch call; returns points logged."""
         from mlflow.entities import Metric
 
         last = self._last_step.get(run_id, 0)
-        now = int(time.time() * 1000)
+        now = time.time()
         metrics = []
         for report in sorted(reports, key=lambda r: r["epoch"]):
             step = int(report["epoch"])
             if step <= last:
                 continue
             last = step
-            metrics.extend(Metric(key, _finite_or_nan(report[key]), now, step)
+            stamp = int(float(report.get(TIMESTAMP_KEY) or now) * 1000)
+            metrics.extend(Metric(key, _finite_or_nan(report[key]), stamp, step)
                            for key in METRIC_KEYS if key in report)
         if metrics:
             self.client.log_batch(run_id, metrics=metrics)
             self._last_step[run_id] = last
         return len(metrics)
 
-    def finish(self, run_id: str, status: str) -> None:
+    def finish(self, run_id: str, status: str) -> bool:
+        """Tag the trial's status and close its run; nothing to do (False) when it already is."""
+        run_status = "FAILED" if status == "error" else "FINISHED"
+        if self._state.get(run_id) == (run_status, status):
+            return False
         self.client.set_tag(run_id, STATUS_TAG, status)
-        self.client.set_terminated(run_id, "FAILED" if status == "error" else "FINISHED")
+        self.client.set_terminated(run_id, run_status)
+        self._state[run_id] = (run_status, status)
+        return True
 
 
 def _finite_or_nan(value: Any) -> float:

@@ -260,3 +260,57 @@ def test_converter_on_a_bare_layer_and_state_dict_interchange():
     nn.BatchNorm1d(C).load_state_dict(fresh.state_dict())
     with pytest.raises(ValueError, match="track_running_stats"):
         convert_to_ghost_bn(nn.BatchNorm2d(C, track_running_stats=False), 2)
+
+
+def _ddp_worker(rank: int, world_size: int, init_file: str, out_dir: str) -> None:
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
+    try:
+        model = convert_to_ghost_bn(_ddp_model(), 4)
+        ddp = DistributedDataParallel(model)  # broadcast_buffers=True: rank 0's BN buffers each forward
+        bn = model[1]
+        seen = []
+        bn.register_forward_pre_hook(lambda m, inp: seen.append(m.running_mean.clone()))
+        for step in range(2):
+            ddp.zero_grad()
+            ddp(_ddp_batch(rank, step)).square().sum().backward()
+            if step == 0:
+                grads = [p.grad.clone() for p in model.parameters()]
+        torch.save({"grads": grads, "seen": seen}, f"{out_dir}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def _ddp_model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(5, C), nn.BatchNorm1d(C), nn.ReLU(), nn.Linear(C, 2)).double()
+
+
+def _ddp_batch(rank: int, step: int) -> torch.Tensor:
+    return torch.randn(8, 5, generator=torch.Generator().manual_seed(10 * rank + step), dtype=torch.float64)
+
+
+def test_ddp_averages_gradients_and_broadcasts_rank0_running_statistics(tmp_path):
+    import torch.multiprocessing as mp
+
+    world_size = 2
+    mp.spawn(_ddp_worker, args=(world_size, str(tmp_path / "init"), str(tmp_path)), nprocs=world_size)
+    results = [torch.load(tmp_path / f"rank{r}.pt") for r in range(world_size)]
+
+    # Gradients: DDP averages the per-rank gradients, each from that rank's own ghost batches.
+    local_grads = []
+    for rank in range(world_size):
+        model = convert_to_ghost_bn(_ddp_model(), 4)
+        model(_ddp_batch(rank, 0)).square().sum().backward()
+        local_grads.append([p.grad for p in model.parameters()])
+    for r in range(world_size):
+        for g, *per_rank in zip(results[r]["grads"], *local_grads):
+            torch.testing.assert_close(g, torch.stack(per_rank).mean(0))
+
+    # Running statistics: at the second forward every rank starts from rank 0's buffers.
+    rank0 = convert_to_ghost_bn(_ddp_model(), 4)
+    rank0(_ddp_batch(0, 0))
+    for r in range(world_size):
+        torch.testing.assert_close(results[r]["seen"][1], rank0[1].running_mean)

@@ -90,12 +90,14 @@ class _GhostBatchNormFunction(torch.autograd.Function):
         grad_x = None
         if spatial and xc.is_contiguous() and dy.is_contiguous():
             # One fused pass: treat each (sample, channel) row as a batch-norm "channel" whose mean
-            # is its ghost batch's mean; with invstd = 1, grad_weight is Σdy·(x − μ), grad_bias is Σdy.
+            # is its ghost batch's mean; with weight = invstd = 1, grad_weight is Σdy·(x − μ) and
+            # grad_bias is Σdy (the input gradient is masked off).
             rows = n * channels
             row_mean = mean.view(k, 1, channels).expand(k, ghost_batch_size, channels).reshape(rows)
+            ones = torch.ones_like(row_mean)
             _, sum_dy_xmu, sum_dy = torch.ops.aten.native_batch_norm_backward(
-                dy.view(1, rows, -1), xc.view(1, rows, -1), None, None, None,
-                row_mean, torch.ones_like(row_mean), True, 0.0, [False, True, True])
+                dy.view(1, rows, -1), xc.view(1, rows, -1), ones, None, None,
+                row_mean, ones, True, 0.0, [False, True, True])
             sum_dy = _sum_over_ghost(sum_dy.view(n, channels), k)
             sum_dy_xmu = _sum_over_ghost(sum_dy_xmu.view(n, channels), k)
         else:
