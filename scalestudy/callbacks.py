@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 from ray.tune import Callback
 
-from scalestudy.tracking import TrialRuns, client, reports_of
+from scalestudy.tracking import TrialRuns, answers, client, redact_uri, reports_of
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +144,10 @@ class MlflowCallback(Callback):
                     reports = list(self._reports.get(key, {}).values())
                     status = self._finished.get(key)
                 try:
+                    if self._backoff and not answers(self.tracking_uri):
+                        # Down: fail fast instead of spending the MLflow client's retries.
+                        raise ConnectionError(f"MLflow tracking server {redact_uri(self.tracking_uri)} "
+                                              "does not answer")
                     run_id = self.runs.run_for(config)
                     self.runs.log_epochs(run_id, reports)
                     if status is not None:

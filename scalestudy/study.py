@@ -207,7 +207,8 @@ def run_study(spec: StudySpec, *, address: str | None = None, storage: str | Non
             _init_ray(None)
             run = prepared.result()
     for trial in trials:
-        trial.update(storage_path=storage_path, placement_strategy=spec.resources.placement_strategy,
+        # A DDP trial's Ray Train run lives inside the study's Tune folder.
+        trial.update(train_storage_path=run.path, placement_strategy=spec.resources.placement_strategy,
                      max_failures=spec.resources.max_failures)
 
     if spec.resources.workers_per_trial == 1:

@@ -95,7 +95,7 @@ def sync_study(study: str, storage_path: str, tracking_uri: str | None = None) -
                 [run.experiment_id], max_results=expected + 1,
                 filter_string=f"tags.`mlflow.parentRunId` = '{run.parent_run_id}' and attributes.status != 'RUNNING'")
             if len(closed) >= expected:  # every trial has a closed run: the study is over
-                summary.study_closed = finish_study_run(mlflow_client, run.parent_run_id)
+                summary.study_closed = finish_study_run(mlflow_client, run.parent_run_id, uri)
     except MlflowException as error:
         raise TrackingError(f"sync: MLflow failed after {summary.trials} trial(s): "
                             f"{str(error).splitlines()[0][:200]}; run sync again (it adds no duplicates)") from None

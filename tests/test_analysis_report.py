@@ -56,6 +56,7 @@ def test_report_states_each_fit_with_its_interval(result):
     assert f"| alpha | {result.law.alpha:.4g} [{alpha[0]:.4g}, {alpha[1]:.4g}] |" in text
     assert "breakdown batch size" in text and "per doubling of batch size" in text
     assert "| increase_batch | 2 | 0 |" in text and "0.420 |" in text  # update ratio to step_decay_lr
+    assert "increase_batch: " in text and "with 0.42× the parameter updates" in text
     assert "![lr_opt_vs_batch_size](lr_opt_vs_batch_size.png)" in text
     assert "no schedule-curve figure" in text  # a table without histories says so
     summary = result.summary()
@@ -73,6 +74,9 @@ def test_schedule_comparison():
     assert rows["step_decay_lr"].update_ratio == 1.0
     assert rows["increase_batch"].update_ratio == pytest.approx(0.42, abs=0.01)
     assert rows["hybrid"].test_acc_sd is not None and rows["hybrid"].n_trials == 2
+    assert rows["increase_batch"].acc_vs_baseline == pytest.approx(-0.002, abs=0.01)
+    assert rows["constant"].matches_baseline is False  # planted 3 points worse
+    assert rows["step_decay_lr"].acc_vs_baseline is None
 
 
 def test_figure_infos():

@@ -174,7 +174,7 @@ def test_eval_uses_running_statistics(layout):
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_batch_not_a_multiple_of_ghost_size_is_a_clear_error(layout):
     ghost, _ = _pair(layout, ghost_batch_size=32)
-    with pytest.raises(ValueError, match=r"batch of 48 samples is not a multiple of ghost_batch_size=32"):
+    with pytest.raises(ValueError, match=r"batch of 48 samples is not a positive multiple of ghost_batch_size=32"):
         ghost(_input(layout, 48))
     assert ghost.num_batches_tracked.item() == 0  # nothing was updated
 
@@ -198,6 +198,16 @@ def test_bfloat16_input_computes_statistics_in_float32():
     torch.testing.assert_close(ghost.running_var, reference.running_var)
     y.float().square().sum().backward()  # backward runs and returns a bfloat16-free weight grad
     assert ghost.weight.grad.dtype == torch.float32 and torch.isfinite(ghost.weight.grad).all()
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_float32_statistics_stay_accurate_when_mean_dwarfs_std(layout):
+    # A channel with |mean| / std = 1000: a naive E[x²] − E[x]² in float32 loses the variance.
+    ghost = LAYOUTS[layout][0](C, 8, momentum=1.0)  # momentum 1: running stats = this batch's
+    x64 = 1000.0 + torch.randn(32, *LAYOUTS[layout][2], dtype=torch.float64)
+    ghost(x64.float())
+    expected_var = torch.stack([c.var(_reduce_dims(c)) for c in x64.chunk(4)]).mean(0)
+    torch.testing.assert_close(ghost.running_var.double(), expected_var, rtol=1e-4, atol=0)
 
 
 class _Nested(nn.Module):
@@ -247,7 +257,7 @@ def test_converter_swaps_every_batch_norm_and_keeps_everything_else():
 
     model.train()
     model(torch.randn(8, 3, 4, 4))  # trains with ghost batches of 4
-    with pytest.raises(ValueError, match="not a multiple"):
+    with pytest.raises(ValueError, match="not a positive multiple"):
         model(torch.randn(6, 3, 4, 4))
 
 

@@ -55,9 +55,20 @@ class LrOptPoint:
 
 
 @dataclass(frozen=True)
+class EdgePoint:
+    """A cell whose optimum lies outside its grid: ε* ≤ best_lr (low) or ε* ≥ best_lr (high)."""
+
+    batch_size: int
+    momentum: float
+    best_lr: float
+    side: str  # "low" | "high"
+
+
+@dataclass(frozen=True)
 class LrLawInfo:
     points: tuple[LrOptPoint, ...]
     lines: tuple[LawLine, ...]
+    edges: tuple[EdgePoint, ...]
     breakdown: float | None
     breakdown_ci95: tuple[float, float] | None
     title: str
@@ -128,7 +139,9 @@ def lr_law(frontier: Frontier, law: LawFit) -> LrLawInfo:
         title = f"ε* ∝ B^α, α = {law.alpha:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
         if law.beta is not None:
             title += f";  ∝ (1−m)^β, β = {law.beta:.3f}"
-    return LrLawInfo(points, tuple(lines), law.breakdown.batch_size, law.breakdown.ci95, title)
+    edges = tuple(EdgePoint(c.batch_size, c.momentum, c.best_lr, c.status.removeprefix("edge_"))
+                  for c in frontier.cells if c.status.startswith("edge_"))
+    return LrLawInfo(points, tuple(lines), edges, law.breakdown.batch_size, law.breakdown.ci95, title)
 
 
 def accuracy_vs_noise(frame: pd.DataFrame, noise: NoiseScaleFit) -> AccuracyVsNoiseInfo:

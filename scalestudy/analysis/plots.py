@@ -39,6 +39,16 @@ def _batch_colors(batch_sizes):
     return {b: cmap(0.9 * i / span) for i, b in enumerate(values)}
 
 
+def _plain_log_axis(ax) -> None:
+    """Log x axis labelled 20, 30, 100 rather than 2×10¹."""
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.xaxis.set_minor_locator(LogLocator(subs=(2, 5)))
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+
+
 def _log2_axis(ax) -> None:
     """Log base-2 x axis labelled with plain numbers (16, 32, ...), not 2^4."""
     from matplotlib.ticker import FuncFormatter
@@ -48,7 +58,7 @@ def _log2_axis(ax) -> None:
 
 
 def _save(fig, path: Path) -> Path:
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    fig.savefig(path, dpi=DPI)  # constrained layout: no second "tight" drawing pass
     _pyplot().close(fig)
     return path
 
@@ -59,7 +69,7 @@ def draw_accuracy_vs_lr(info: AccuracyVsLrInfo, path: Path) -> Path:
     ncols = min(n, 3)
     nrows = -(-n // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols + 1.2, 3.9 * nrows + 0.4), sharey=True,
-                             squeeze=False)
+                             squeeze=False, layout="constrained")
     colors = _batch_colors([c.batch_size for _, curves in info.panels for c in curves])
     for ax in axes.flat[n:]:
         ax.set_visible(False)
@@ -79,17 +89,17 @@ def draw_accuracy_vs_lr(info: AccuracyVsLrInfo, path: Path) -> Path:
     for row in axes:
         row[0].set_ylabel("final test accuracy (mean over seeds)")
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, title="batch size")
+    fig.legend(handles, labels, loc="outside right center", fontsize=8, title="batch size")
     fig.suptitle("Test accuracy vs learning rate  (★ fitted ε*, × diverged, dotted: optimum at the grid edge)",
                  fontsize=10)
-    fig.tight_layout()
     return _save(fig, path)
 
 
 def draw_lr_law(info: LrLawInfo, path: Path) -> Path:
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.8, 4.8))
-    momenta = sorted({p.momentum for p in info.points} | {line.momentum for line in info.lines})
+    fig, ax = plt.subplots(figsize=(6.8, 4.8), layout="constrained")
+    momenta = sorted({p.momentum for p in info.points} | {line.momentum for line in info.lines}
+                     | {e.momentum for e in info.edges})
     cmap = plt.get_cmap("plasma")
     colors = {m: cmap(0.8 * i / max(len(momenta) - 1, 1)) for i, m in enumerate(momenta)}
     for line in info.lines:
@@ -110,6 +120,13 @@ def draw_lr_law(info: LrLawInfo, path: Path) -> Path:
             label = f"m = {m:g}" + ("" if used else " (above breakdown, not fitted)")
             ax.errorbar(b, lr, yerr=err, fmt="o" if used else "s", color=colors[m], ms=5, capsize=2,
                         mfc=colors[m] if used else "white", label=label)
+    for side, marker in (("low", "v"), ("high", "^")):
+        edges = [e for e in info.edges if e.side == side]
+        for e in edges:
+            ax.plot([e.batch_size], [e.best_lr], marker, color=colors[e.momentum], mfc="white", ms=7)
+        if edges:
+            bound = "below" if side == "low" else "above"
+            ax.plot([], [], marker, color="gray", mfc="white", label=f"optimum {bound} the searched lr (not fitted)")
     if info.breakdown is not None:
         ax.axvline(info.breakdown, color="black", ls=":", lw=1.2, label=f"breakdown B ≈ {info.breakdown:.0f}")
         if info.breakdown_ci95:
@@ -120,13 +137,12 @@ def draw_lr_law(info: LrLawInfo, path: Path) -> Path:
     ax.set_ylabel("optimal learning rate ε* (per update)")
     ax.set_title(info.title, fontsize=10)
     ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
     return _save(fig, path)
 
 
 def draw_accuracy_vs_noise(info: AccuracyVsNoiseInfo, path: Path) -> Path:
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.8, 4.6))
+    fig, ax = plt.subplots(figsize=(6.8, 4.6), layout="constrained")
     colors = _batch_colors([p.batch_size for p in info.points])
     markers = dict(zip(sorted({p.momentum for p in info.points}), "o^sDvP*X"))
     for b, color in colors.items():
@@ -141,18 +157,17 @@ def draw_accuracy_vs_noise(info: AccuracyVsNoiseInfo, path: Path) -> Path:
             ax.axvspan(*info.optimum_ci95, color="gray", alpha=0.15, lw=0)
     for m, marker in markers.items():
         ax.plot([], [], marker, color="gray", label=f"m = {m:g}")
-    ax.set_xscale("log")
+    _plain_log_axis(ax)
     ax.set_xlabel("noise scale g = ε/(1−m)·(N/B − 1)  (units of ε)")
     ax.set_ylabel("final test accuracy (mean over seeds)")
     ax.set_title("Test accuracy vs SGD noise scale (non-diverged trials)", fontsize=10)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig.tight_layout()
+    fig.legend(fontsize=7, loc="outside right center")
     return _save(fig, path)
 
 
 def draw_gap(info: GapFit, path: Path) -> Path:
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.2), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.2), sharey=True, layout="constrained")
     momenta = sorted({c.momentum for c in info.cells})
     cmap = plt.get_cmap("plasma")
     colors = {m: cmap(0.8 * i / max(len(momenta) - 1, 1)) for i, m in enumerate(momenta)}
@@ -172,19 +187,18 @@ def draw_gap(info: GapFit, path: Path) -> Path:
         if attr == "batch_size":
             _log2_axis(ax)
         else:
-            ax.set_xscale("log")
+            _plain_log_axis(ax)
         ax.set_xlabel(xlabel)
     axes[0].set_ylabel("generalization gap at ε*: train − test accuracy (points)")
     axes[0].legend(fontsize=8)
     fig.suptitle("Generalization gap at the optimal learning rate", fontsize=10)
-    fig.tight_layout()
     return _save(fig, path)
 
 
 def draw_schedules(info: ScheduleCurvesInfo, path: Path) -> Path:
     """Smith et al. (2018), Figure 2 layout: test accuracy against epochs and against updates."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.2), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.2), sharey=True, layout="constrained")
     from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 
     for curve in info.curves:
@@ -202,5 +216,4 @@ def draw_schedules(info: ScheduleCurvesInfo, path: Path) -> Path:
     axes[1].set_title("b) against parameter updates", fontsize=9)
     axes[0].legend(fontsize=8, loc="lower right")
     fig.suptitle(info.title, fontsize=10)
-    fig.tight_layout()
     return _save(fig, path)

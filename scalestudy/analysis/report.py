@@ -144,6 +144,8 @@ def markdown(result: AnalysisResult) -> str:
             ratio = f"{r.update_ratio:.3f}" if r.update_ratio is not None else "–"
             out.append(f"| {r.schedule} | {r.n_trials} | {r.n_diverged} | {_acc(r)} | {updates} | {ratio} |")
         out.append("")
+        out += [f"- {line}" for line in _verdicts(group)]
+        out.append("")
     if result.schedules.reason and result.schedules.groups:
         out.append(f"Note: {result.schedules.reason}.")
     out += ["", "## Figures", ""]
@@ -152,3 +154,18 @@ def markdown(result: AnalysisResult) -> str:
     if result.warnings:
         out += ["", "## Warnings", ""] + [f"- {w}" for w in result.warnings]
     return "\n".join(out) + "\n"
+
+
+def _verdicts(group) -> list[str]:
+    """One sentence per schedule against step_decay_lr: accuracy difference and updates."""
+    lines = []
+    for r in group.rows:
+        if r.acc_vs_baseline is None:
+            continue
+        se = f" ± {100 * r.acc_vs_baseline_se:.2f}" if r.acc_vs_baseline_se is not None else ""
+        same = {True: "the same accuracy within noise", False: "a different accuracy",
+                None: "an accuracy whose difference cannot be judged (one seed)"}[r.matches_baseline]
+        updates = f" with {r.update_ratio:.2f}× the parameter updates" if r.update_ratio is not None else ""
+        lines.append(f"{r.schedule}: {100 * r.acc_vs_baseline:+.2f}{se} points against step_decay_lr, "
+                     f"{same}{updates}.")
+    return lines

@@ -9,7 +9,7 @@ fewer updates when B grows instead of ε decaying).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,15 @@ class ScheduleRow:
     updates_mean: float | None  # total optimizer steps [updates]
     update_ratio: float | None  # updates / updates of the step_decay_lr baseline
     run_ids: tuple[str, ...] = ()
+    acc_vs_baseline: float | None = None  # test_acc_mean − the baseline's [fraction]
+    acc_vs_baseline_se: float | None = None  # its standard error over seeds
+
+    @property
+    def matches_baseline(self) -> bool | None:
+        """Same final accuracy as step_decay_lr within two standard errors (None: cannot tell)."""
+        if self.acc_vs_baseline is None or self.acc_vs_baseline_se is None:
+            return None
+        return abs(self.acc_vs_baseline) <= 2 * self.acc_vs_baseline_se
 
 
 @dataclass(frozen=True)
@@ -96,7 +105,21 @@ def _rows(group: pd.DataFrame) -> tuple[ScheduleRow, ...]:
             update_ratio=mean_updates / base if mean_updates is not None and base else None,
             run_ids=tuple(str(r) for r in part["run_id"] if r) if "run_id" in part.columns else ()))
     rows.sort(key=lambda r: (r.schedule != BASELINE, r.schedule))
-    return tuple(rows)
+    base_row = next((r for r in rows if r.schedule == BASELINE), None)
+    if base_row is None or base_row.test_acc_mean is None:
+        return tuple(rows)
+    return tuple(_versus(row, base_row) if row is not base_row else row for row in rows)
+
+
+def _versus(row: ScheduleRow, base: ScheduleRow) -> ScheduleRow:
+    if row.test_acc_mean is None:
+        return row
+    delta = row.test_acc_mean - base.test_acc_mean
+    se = None
+    if row.test_acc_sd is not None and base.test_acc_sd is not None:
+        n_row, n_base = row.n_trials - row.n_diverged, base.n_trials - base.n_diverged
+        se = float(np.sqrt(row.test_acc_sd ** 2 / n_row + base.test_acc_sd ** 2 / n_base))
+    return replace(row, acc_vs_baseline=delta, acc_vs_baseline_se=se)
 
 
 def _mean(values: pd.Series) -> float | None:

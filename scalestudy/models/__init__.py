@@ -12,7 +12,8 @@ trial (DESIGN decision 4), not of the architecture.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
@@ -22,8 +23,15 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
-    "MODELS", "MODEL_OPTIONS", "model_options", "build_model", "UnknownNameError",
-    "MLPOptions", "CNN1dOptions", "ResNetOptions", "WideResNetOptions",
+    "MODELS",
+    "MODEL_OPTIONS",
+    "CNN1dOptions",
+    "MLPOptions",
+    "ResNetOptions",
+    "UnknownNameError",
+    "WideResNetOptions",
+    "build_model",
+    "model_options",
 ]
 
 
@@ -86,7 +94,7 @@ def model_options(name: str, raw: Mapping[str, Any] | None = None) -> BaseModel:
 
 def build_model(name: str, *, input_shape: Sequence[int], num_classes: int,
                 options: BaseModel | Mapping[str, Any] | None = None,
-                ghost_batch_size: int | None = None) -> "torch.nn.Module":
+                ghost_batch_size: int | None = None) -> torch.nn.Module:
     """Build model ``name`` for inputs of ``input_shape`` (no batch dimension).
 
     ``options`` is a validated options object or a plain mapping (validated here). With
@@ -103,7 +111,11 @@ def build_model(name: str, *, input_shape: Sequence[int], num_classes: int,
         opts = model_options(name, options)
     model = MODELS.get(name)(tuple(input_shape), num_classes, **dict(opts))
     if ghost_batch_size is not None:
-        from scalestudy.models.ghost_bn import GhostBatchNorm1d, GhostBatchNorm2d, convert_to_ghost_bn
+        from scalestudy.models.ghost_bn import (
+            GhostBatchNorm1d,
+            GhostBatchNorm2d,
+            convert_to_ghost_bn,
+        )
 
         model = convert_to_ghost_bn(model, ghost_batch_size)
         if not any(isinstance(m, (GhostBatchNorm1d, GhostBatchNorm2d)) for m in model.modules()):

@@ -14,12 +14,12 @@ from the mean over ghost batches of the per-ghost mean and of the per-ghost unbi
 With k = 1 the layer calls ``F.batch_norm`` and is plain batch norm; eval mode uses the running
 statistics. Half-precision inputs (autocast) are normalised in float32 and returned in their dtype.
 
-Speed notes (CPU, where a pass over memory is the cost): Σx and Σx² come from two reductions
-over contiguous memory (per sample and channel first, then over the G samples of a ghost batch),
-and the variance is E[x²] − E[x]², accurate while |mean|/std of a channel stays far below
-1/√(float eps) (≈ 3000 in float32). In backward, ``native_batch_norm_backward`` with its input
-gradient masked off is a fused kernel that returns Σdy and Σdy·(x − μ) for every (sample, channel)
-row of a contiguous input in a single pass.
+Speed notes (CPU, where a pass over memory is the cost): the statistics come from two reductions
+over contiguous memory (per sample and channel first, then over the G samples of a ghost batch)
+of s = x − K, where the shift K is each channel's first value: E[s²] − E[s]² is then as accurate
+as a two-pass variance even when a channel's |mean| ≫ std. In backward, ``native_batch_norm_backward``
+with its input gradient masked off is a fused kernel that returns Σdy and Σdy·(x − μ) for every
+(sample, channel) row of a contiguous input in a single pass.
 """
 
 from __future__ import annotations
@@ -51,19 +51,23 @@ class _GhostBatchNormFunction(torch.autograd.Function):
         compute_dtype = _compute_dtype(x.dtype)
         xc = x if x.dtype == compute_dtype else x.to(compute_dtype)
 
-        # Σx and Σx² per (sample, channel), then summed over the G samples of each ghost batch.
-        # (N, C) inputs need one temporary (x²): it becomes the output buffer (fresh buffers are dear).
+        # Σ(x − K) and Σ(x − K)² per (sample, channel), then summed over the G samples of each ghost
+        # batch. The shift K (each channel's first value) keeps E[s²] − E[s]² accurate when a
+        # channel's |mean| ≫ std; the shifted copy is the buffer the output is then written into.
+        shift_k = xc[(0, slice(None)) + (0,) * len(spatial)].view(1, channels, *([1] * len(spatial)))
+        y = xc - shift_k
         if spatial:
-            sum_x, sum_x2 = xc.sum(spatial), torch.linalg.vector_norm(xc, dim=spatial).square_()
-            y = torch.empty_like(xc)
+            sum_s = _sum_over_ghost(y.sum(spatial), k)
+            sum_s2 = _sum_over_ghost(torch.linalg.vector_norm(y, dim=spatial).square_(), k)
         else:
-            sum_x, sum_x2 = xc, torch.square(xc)
-            y = sum_x2
-        mean = _sum_over_ghost(sum_x, k).mul_(inv_count)
-        var = torch.addcmul(_sum_over_ghost(sum_x2, k).mul_(inv_count), mean, mean, value=-1).clamp_min_(0)
+            sum_s = _sum_over_ghost(y, k)
+            sum_s2 = _sum_over_ghost(y.square_(), k)
+        mean_s = sum_s.mul_(inv_count)
+        var = torch.addcmul(sum_s2.mul_(inv_count), mean_s, mean_s, value=-1).clamp_min_(0)
+        mean = mean_s.add_(shift_k.view(1, channels))
         invstd = var.add(eps).rsqrt_()
 
-        # y = x·scale + shift with scale = γ/√(σ²+ε) and shift = β − μ·scale, per ghost batch and channel.
+        # y = x·scale + shift, scale = γ/√(σ²+ε) and shift = β − μ·scale per ghost batch and channel.
         scale = invstd if weight is None else invstd * weight
         shift = (mean * scale).neg_() if bias is None else torch.addcmul(bias, mean, scale, value=-1)
         xr = xc.view(k, ghost_batch_size, *x.shape[1:])
@@ -109,8 +113,8 @@ class _GhostBatchNormFunction(torch.autograd.Function):
 
         grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
-            # The batch-norm gradient with per-ghost statistics, dx = a·dy + b·x + c, where
-            # a = γ·invstd, b = −a·invstd²·Σdy(x−μ)/M, c = −a·Σdy/M − b·μ for M elements per ghost and channel.
+            # The batch-norm gradient with per-ghost statistics, dx = a·dy + b·x + c, where a = γ·invstd,
+            # b = −a·invstd²·Σdy(x−μ)/M, c = −a·Σdy/M − b·μ, for M elements per ghost batch and channel.
             a = invstd if weight is None else invstd * weight
             b = (a * invstd).mul_(invstd).mul_(sum_dy_xmu).mul_(-inv_count)
             c = torch.addcmul((a * sum_dy).mul_(-inv_count), b, mean, value=-1)
@@ -177,11 +181,11 @@ class _GhostBatchNorm(nn.Module):
                                 False, 0.0, self.eps)
 
         n, ghost = x.shape[0], self.ghost_batch_size
-        if n % ghost:
+        if n == 0 or n % ghost:
             raise ValueError(
-                f"{type(self).__name__}: the local (per-worker) batch of {n} samples is not a multiple of "
-                f"ghost_batch_size={ghost}; choose batch sizes whose per-worker share is a multiple of G "
-                f"(and drop or pad a ragged last batch)")
+                f"{type(self).__name__}: the local (per-worker) batch of {n} samples is not a positive "
+                f"multiple of ghost_batch_size={ghost}; choose batch sizes whose per-worker share is a "
+                f"multiple of G (and drop or pad a ragged last batch)")
         if x.numel() // x.shape[1] // (n // ghost) < 2:
             raise ValueError(f"{type(self).__name__}: need more than 1 value per channel in a ghost batch, "
                              f"got input shape {tuple(x.shape)} with ghost_batch_size={ghost}")

@@ -11,7 +11,7 @@ by L^(-1/2) for L blocks, as in Fixup (Zhang et al. 2019); the convs then have b
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

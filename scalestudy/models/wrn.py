@@ -10,7 +10,7 @@ last conv is zero-initialised), so the network is a stack of identities at init 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

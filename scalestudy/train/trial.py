@@ -104,8 +104,8 @@ def ddp_driver(config: dict[str, Any]) -> None:
         ),
         run_config=ray.train.RunConfig(
             # Same name and storage on a restart ⇒ the trainer resumes from its checkpoint.
-            name=f"{trial['study']}-{trial['trial_key']}",
-            storage_path=trial.get("storage_path") or os.path.expanduser("~/ray_results"),
+            name=f"train-{trial['trial_key']}",
+            storage_path=trial.get("train_storage_path") or os.path.expanduser("~/ray_results"),
             callbacks=[TuneReportCallback()],
             failure_config=ray.train.FailureConfig(max_failures=trial.get("max_failures", 2)),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
