@@ -75,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     recommend = commands.add_parser("recommend", help="learning rate for a batch size from a fitted law")
     recommend.add_argument("--law", type=Path, required=True)
     recommend.add_argument("--batch-size", type=int, required=True)
-    recommend.add_argument("--momentum", type=float, default=0.0)
+    recommend.add_argument("--momentum", type=float, default=None,
+                           help="default: 0, or the single momentum the law was fitted at")
 
     demo = commands.add_parser("demo", help="run the quickstart study, analyze it, print the law")
     demo.add_argument("--spec", type=Path, help="spec to run instead of search_spaces/quickstart.yaml")
@@ -160,12 +161,11 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
     if args.batch_size <= 0:
         raise CliError(f"--batch-size: must be > 0, got {args.batch_size}")
-    if not 0.0 <= args.momentum < 1.0:
+    if args.momentum is not None and not 0.0 <= args.momentum < 1.0:
         raise CliError(f"--momentum: must be in [0, 1), got {args.momentum}")
     law = ScalingLaw.load(args.law)
     prediction = law.predict(batch_size=args.batch_size, momentum=args.momentum)
-    print(f"lr = {prediction.lr:.6g}   (B={args.batch_size}, m={args.momentum:g}, "
-          f"noise scale g = {prediction.noise_scale:.6g})")
+    print(prediction.describe())
     for warning in prediction.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return 0

@@ -55,6 +55,9 @@ class GradientNoiseScale:
         self._trace = 0.0
         self._weight = 0.0
 
+    def update_from(self, grad_sq: float, trace_sigma: float) -> None:
+        self.update(GradientNoiseEstimate(grad_sq, trace_sigma))
+
     def update(self, estimate: GradientNoiseEstimate) -> None:
         beta = self.smoothing
         self._grad_sq = beta * self._grad_sq + (1 - beta) * estimate.grad_sq

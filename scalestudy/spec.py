@@ -47,6 +47,10 @@ class Workload(_Frozen):
     # running: train-mode loss/accuracy accumulated over the epoch's batches (free);
     # eval: an eval-mode pass over a fixed training subset as large as the test set.
     train_metrics: Literal["running", "eval"] = "running"
+    # Full-batch recipes (Geiping et al. 2021): clip the global gradient norm, and add
+    # the explicit regulariser (penalty/2)·|∇L|² through a finite-difference Hessian-vector product.
+    grad_clip_norm: float | None = Field(default=None, gt=0)
+    grad_norm_penalty: float = Field(default=0.0, ge=0)
 
     @field_validator("dataset")
     @classmethod
@@ -158,6 +162,55 @@ class Resources(_Frozen):
     checkpoint_every: int = Field(default=1, gt=0)
 
 
+class EarlyStopping(_Frozen):
+    """ASHA (asynchronous successive halving) on test accuracy, rungs in epochs."""
+
+    kind: Literal["asha"] = "asha"
+    grace_period: int = Field(default=1, gt=0)
+    reduction_factor: float = Field(default=3.0, gt=1)
+
+
+class Search(_Frozen):
+    """How ε is chosen in each (section, schedule, m, B, seed) cell."""
+
+    algorithm: str = "grid"
+    trials_per_cell: int | None = Field(default=None, gt=0)
+    lr_range: list[float] | None = Field(default=None, min_length=2, max_length=2)
+    step_factor: float = Field(default=2.0, gt=1)
+    stop_ratio: float = Field(default=1.25, gt=1)
+    seed: int = 0
+    early_stopping: EarlyStopping | None = None
+
+    @field_validator("algorithm")
+    @classmethod
+    def _known_algorithm(cls, name: str) -> str:
+        from scalestudy.search import SEARCHES
+
+        return SEARCHES.check(name)
+
+    @field_validator("lr_range")
+    @classmethod
+    def _ordered(cls, values: list[float] | None) -> list[float] | None:
+        if values is not None and not 0 < values[0] < values[1]:
+            raise ValueError(f"must be [low, high] with 0 < low < high, got {values}")
+        return values
+
+
+class Sharpness(_Frozen):
+    """Keskar et al. 2017 ε-sharpness of the final solution, on a fixed training subset."""
+
+    epsilon: float = Field(default=1e-3, gt=0)
+    dims: list[int | None] = Field(default_factory=lambda: [None, 100], min_length=1)  # None: full space
+    steps: int = Field(default=10, gt=0)
+    examples: int = Field(default=2048, gt=0)
+
+
+class Diagnostics(_Frozen):
+    gradient_noise_scale: bool = False  # B_simple per epoch (McCandlish et al. 2018)
+    sharpness: Sharpness | None = None
+    target_accuracy: float | None = Field(default=None, gt=0, le=1)  # steps-to-target (Shallue et al. 2018)
+
+
 class Tracking(_Frozen):
     uri: str = "sqlite:///mlflow.db"
     experiment: str | None = None
@@ -179,6 +232,8 @@ class StudySpec(_Frozen):
     sections: dict[str, Section] = Field(default_factory=dict)
     resources: Resources = Field(default_factory=Resources)
     tracking: Tracking = Field(default_factory=Tracking)
+    search: Search = Field(default_factory=Search)
+    diagnostics: Diagnostics = Field(default_factory=Diagnostics)
 
     @model_validator(mode="before")
     @classmethod
@@ -382,6 +437,7 @@ def check_consistency(spec: StudySpec) -> None:
     except ValidationError as error:
         raise SpecError(_prefixed("workload.model_options", error)) from None
     dataset_size = data.train_size(workload.dataset, dataset_opts)
+    _check_search(spec)
     workers = spec.resources.workers_per_trial
     ghost = workload.ghost_batch_size
     for section_name, section in spec.resolved_sections().items():
@@ -406,6 +462,24 @@ def check_consistency(spec: StudySpec) -> None:
                     raise SpecError(f"{field}: {error}") from None
                 for batch in sorted(batches):
                     _check_batch(batch, batch_size, field, where, dataset_size, workers, ghost, workload)
+
+
+def _check_search(spec: StudySpec) -> None:
+    search = spec.search
+    if search.algorithm == "grid":
+        if search.trials_per_cell is not None:
+            raise SpecError("search.trials_per_cell: only for algorithms quasi_random, optuna, bracket "
+                            "(grid runs every listed learning rate)")
+    else:
+        minimum = 3 if search.algorithm == "bracket" else 1
+        if search.trials_per_cell is None or search.trials_per_cell < minimum:
+            what = "a bracket needs the best ε and one point on each side" if minimum == 3 else "a budget"
+            raise SpecError(f"search.trials_per_cell: {search.algorithm} needs at least {minimum} trials per "
+                            f"cell ({what}), got {search.trials_per_cell}")
+    stopping = search.early_stopping
+    if stopping is not None and stopping.grace_period >= spec.workload.epochs:
+        raise SpecError(f"search.early_stopping.grace_period: must be below workload.epochs="
+                        f"{spec.workload.epochs}, got {stopping.grace_period}")
 
 
 def _check_batch(batch, initial, field, where, dataset_size, workers, ghost, workload) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from scalestudy.spec import StudySpec
-from scalestudy.train.config import expand_trials
+from scalestudy.train.config import expand_cells
 
 STUDY_FILE = "scalestudy.json"
 # Ray Train's default 2 s health-check interval makes every DDP report block up to 2 s.
@@ -164,10 +164,12 @@ def run_study(spec: StudySpec, *, address: str | None = None, storage: str | Non
 
     from scalestudy import tracking
     from scalestudy.callbacks import MlflowCallback, ProgressCallback
+    from scalestudy.search import SEARCHES
     from scalestudy.train.trial import ddp_driver, tune_trial
 
     started = time.monotonic()
-    trials = expand_trials(spec)
+    cells = expand_cells(spec)
+    n_trials = sum(len(cell["lr_grid"]) for cell in cells)
     storage_path = storage or default_storage()
     previous = find_latest_run(storage_path, spec.name) if resume else None
     if resume and previous is None:
@@ -186,7 +188,7 @@ def run_study(spec: StudySpec, *, address: str | None = None, storage: str | Non
             mlflow_client.update_run(previous.parent_run_id, status="RUNNING")
             return previous
         experiment_id = tracking.ensure_experiment(mlflow_client, spec.experiment_name)
-        parent_run_id = tracking.start_study_run(mlflow_client, experiment_id, spec, len(trials))
+        parent_run_id = tracking.start_study_run(mlflow_client, experiment_id, spec, n_trials)
         created = StudyRun(name=f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=storage_path,
                            tracking_uri=tracking.redact_uri(tracking_uri), experiment_id=experiment_id,
                            parent_run_id=parent_run_id)
@@ -206,10 +208,11 @@ def run_study(spec: StudySpec, *, address: str | None = None, storage: str | Non
             prepared = pool.submit(prepare_tracking)
             _init_ray(None)
             run = prepared.result()
-    for trial in trials:
+    for cell in cells:
         # A DDP trial's Ray Train run lives inside the study's Tune folder.
-        trial.update(train_storage_path=run.path, placement_strategy=spec.resources.placement_strategy,
-                     max_failures=spec.resources.max_failures)
+        cell.update(train_storage_path=run.path, placement_strategy=spec.resources.placement_strategy,
+                    max_failures=spec.resources.max_failures)
+    plan = SEARCHES.get(spec.search.algorithm)(spec, cells)
 
     if spec.resources.workers_per_trial == 1:
         resources = {"cpu": spec.resources.cpus_per_worker, "gpu": spec.resources.gpus_per_worker}
@@ -218,15 +221,16 @@ def run_study(spec: StudySpec, *, address: str | None = None, storage: str | Non
         trainable = tune.with_resources(ddp_driver, {"memory": DRIVER_MEMORY})
 
     callbacks = [MlflowCallback(tracking_uri, run.experiment_id, run.parent_run_id),
-                 ProgressCallback(len(trials), every_s=15.0 if verbose else math.inf),
+                 ProgressCallback(plan.total_trials, every_s=15.0 if verbose else math.inf),
                  JsonLoggerCallback()]
     if previous is not None and tune.Tuner.can_restore(run.path):
         tuner = tune.Tuner.restore(run.path, trainable, resume_unfinished=True, resume_errored=True)
     else:
         tuner = tune.Tuner(
             trainable,
-            param_space={"trial": tune.grid_search(trials)},
+            param_space=plan.param_space,
             tune_config=tune.TuneConfig(
+                search_alg=plan.search_alg, scheduler=plan.scheduler, num_samples=plan.num_samples,
                 max_concurrent_trials=max_concurrency(spec, ray.cluster_resources()),
                 reuse_actors=spec.resources.workers_per_trial == 1,
                 trial_dirname_creator=lambda t: t.config["trial"]["trial_key"],

@@ -93,13 +93,13 @@ class Postgres:
         return ["runuser", "-u", self.owner, "--", *args] if self.owner else args
 
     def _run(self, args: list[str], what: str, timeout: float = 120) -> None:
-        proc = subprocess.run(self._as_owner(args), capture_output=True, text=True, timeout=timeout,
+        proc = subprocess.run(self._as_owner(args), check=False, capture_output=True, text=True, timeout=timeout,
                               stdin=subprocess.DEVNULL)
         if proc.returncode != 0:
             raise RuntimeError(f"PostgreSQL {what} failed (exit {proc.returncode}): "
                                f"{proc.stdout[-2000:]}{proc.stderr[-2000:]}\n{_tail(self.log)}")
 
-    def start(self) -> "Postgres":
+    def start(self) -> Postgres:
         if os.geteuid() == 0:
             # initdb refuses to run as root: the cluster belongs to an unprivileged user.
             for user in ("postgres", "nobody"):
@@ -138,7 +138,7 @@ class Postgres:
     def stop(self) -> None:
         if self.data.exists():
             subprocess.run(self._as_owner([str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "immediate",
-                                           "-w", "stop"]), capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+                                           "-w", "stop"]), check=False, capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
         shutil.rmtree(self.root, ignore_errors=True)
 
     def uri(self, database: str) -> str:
@@ -169,7 +169,7 @@ def migrate(uri: str) -> None:
             "from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as Registry\n"
             "SqlAlchemyStore(sys.argv[1], 'file:///nonexistent').engine.dispose()\n"
             "Registry(sys.argv[1]).engine.dispose()\n")
-    proc = subprocess.run([sys.executable, "-c", code, uri], capture_output=True, text=True, timeout=600,
+    proc = subprocess.run([sys.executable, "-c", code, uri], check=False, capture_output=True, text=True, timeout=600,
                           stdin=subprocess.DEVNULL)
     if proc.returncode != 0:
         raise RuntimeError(f"MLflow schema migration failed: {proc.stderr[-3000:]}")
@@ -226,7 +226,7 @@ class MlflowServer:
         env.update(self.env)
         return env
 
-    def start(self, timeout: float = START_TIMEOUT_S) -> "MlflowServer":
+    def start(self, timeout: float = START_TIMEOUT_S) -> MlflowServer:
         self.artifacts.mkdir(parents=True, exist_ok=True)
         if not self.port:
             self.port = free_port()
@@ -277,7 +277,7 @@ class MlflowServer:
             time.sleep(0.1)
         self.proc = None
 
-    def restart(self) -> "MlflowServer":
+    def restart(self) -> MlflowServer:
         self.stop()
         return self.start()
 

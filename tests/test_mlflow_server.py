@@ -27,9 +27,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from servers import closed_port, mlflow_servers, postgres  # noqa: F401 - pytest fixtures
 
 from scalestudy.tracking import METRIC_KEYS
-from servers import closed_port, mlflow_servers, postgres  # noqa: F401 - pytest fixtures
 
 pytestmark = pytest.mark.slow
 
@@ -59,6 +59,20 @@ def ray_tmpdir():
     shutil.rmtree(parent, ignore_errors=True)
 
 
+class Clock:
+    """Phase timings, printed at the end of a test (``pytest -s`` shows them)."""
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+        self.phases: list[str] = []
+
+    def __call__(self, name: str) -> None:
+        now = time.monotonic()
+        self.phases.append(f"{name} {now - self.last:.0f}s")
+        self.last = now
+        print("timings: " + ", ".join(self.phases), flush=True)
+
+
 def cli_env(ray_tmpdir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}
     env.update(RAY_TMPDIR=str(ray_tmpdir), PYTHONUNBUFFERED="1", **extra)
@@ -66,8 +80,8 @@ def cli_env(ray_tmpdir: Path, **extra: str) -> dict[str, str]:
 
 
 def scalestudy(*args: str, cwd: Path, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "scalestudy.cli", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run([sys.executable, "-m", "scalestudy.cli", *args], check=False, cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
 def write_spec(tmp_path: Path, spec: dict) -> Path:
@@ -112,10 +126,13 @@ def one_error_line(proc: subprocess.CompletedProcess) -> str:
 
 
 def test_postgres_server_concurrent_trials_lose_no_point(tmp_path, mlflow_servers, ray_tmpdir):  # noqa: F811
+    clock = Clock()
     server = mlflow_servers()
+    clock("server start")
     proc = scalestudy("run", str(write_spec(tmp_path, SPEC)), "--tracking-uri", server.url, "--quiet",
                       cwd=tmp_path, env=cli_env(ray_tmpdir))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    clock("study")
     assert f"open {server.url}" in proc.stdout
     assert f"{server.url}/#/experiments/" in proc.stdout
 
@@ -164,7 +181,9 @@ SYNC_LINE = re.compile(r"(\d+) trials read, (\d+) runs created, (\d+) metric poi
 
 
 def test_outage_mid_study_then_sync_backfills(tmp_path, postgres, mlflow_servers, ray_tmpdir):  # noqa: F811
+    clock = Clock()
     server = mlflow_servers()
+    clock("server start")
     database = server.backend_uri.rsplit("/", 1)[1]
     env = cli_env(ray_tmpdir)
     log = tmp_path / "run.log"
@@ -179,6 +198,7 @@ def test_outage_mid_study_then_sync_backfills(tmp_path, postgres, mlflow_servers
             assert driver.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, "no epoch reached MLflow in 300 s:\n" + log.read_text()[-3000:]
             time.sleep(0.3)
+        clock("study until the first epoch in MLflow")
         server.kill()  # the outage: the whole server process group, SIGKILL
         killed_at = time.monotonic()
         assert driver.poll() is None, "the study ended before the outage began"
@@ -187,6 +207,7 @@ def test_outage_mid_study_then_sync_backfills(tmp_path, postgres, mlflow_servers
     finally:
         if driver.poll() is None:
             os.killpg(driver.pid, 9)
+    clock("rest of the study")
     output = log.read_text()
     assert returncode == 0, output[-4000:]
     assert "trials 4/4 done" in output, output[-3000:]
@@ -198,12 +219,14 @@ def test_outage_mid_study_then_sync_backfills(tmp_path, postgres, mlflow_servers
     for result_file in study_dir.glob("*/result.json"):
         epochs = [json.loads(line)["epoch"] for line in result_file.read_text().splitlines() if line.strip()]
         assert epochs == list(range(1, OUTAGE_EPOCHS + 1)), (result_file, epochs)
-    print(f"study ran {down_for:.0f} s after the outage began")
+    clock(f"(of which {down_for:.0f} s after the outage began)")
 
     server.start()  # same port, same database
+    clock("server restart")
     first = scalestudy("sync", "outage", cwd=tmp_path, env=env, timeout=300)
+    clock("sync")
     assert first.returncode == 0, first.stdout + first.stderr
-    read, created, logged, closed = map(int, SYNC_LINE.search(first.stdout).groups())
+    read, _created, logged, closed = map(int, SYNC_LINE.search(first.stdout).groups())
     assert read == 4 and logged > 0 and closed > 0, first.stdout
 
     client = client_for(server.url)
@@ -220,6 +243,7 @@ def test_outage_mid_study_then_sync_backfills(tmp_path, postgres, mlflow_servers
     assert second.returncode == 0, second.stdout + second.stderr
     assert SYNC_LINE.search(second.stdout).groups() == ("4", "0", "0", "0"), second.stdout
     assert _epoch_points(postgres, database) == points
+    clock("sync again")
     assert_complete(client, study_runs(client, "outage")[1], epochs=OUTAGE_EPOCHS)
 
 
@@ -246,7 +270,9 @@ def _create_user(url: str, admin: tuple[str, str], username: str, password: str)
 
 def test_basic_auth_credentials_from_env_never_leak(tmp_path, mlflow_servers, ray_tmpdir, monkeypatch):  # noqa: F811
     admin = ("admin", "Adm1n-" + secrets.token_urlsafe(18))
+    clock = Clock()
     server = mlflow_servers(auth={"admin_username": admin[0], "admin_password": admin[1]})
+    clock("server start")
     username, password = "scientist", "S3cret-" + secrets.token_urlsafe(24)
     _create_user(server.url, admin, username, password)
     spec = write_spec(tmp_path, AUTH_SPEC)
@@ -260,12 +286,15 @@ def test_basic_auth_credentials_from_env_never_leak(tmp_path, mlflow_servers, ra
         assert not ray_tmpdir.exists()
         assert not (tmp_path / "ray_results").exists()
 
+    clock("two refused runs")
     env = cli_env(ray_tmpdir, MLFLOW_TRACKING_USERNAME=username, MLFLOW_TRACKING_PASSWORD=password)
     proc = scalestudy("run", str(spec), "--tracking-uri", server.url, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    clock("study")
     sync = scalestudy("sync", "guarded", cwd=tmp_path, env=env, timeout=300)
     assert sync.returncode == 0, sync.stdout + sync.stderr
     assert SYNC_LINE.search(sync.stdout).groups() == ("2", "0", "0", "0"), sync.stdout
+    clock("sync")
 
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", admin[0])
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", admin[1])
@@ -287,3 +316,4 @@ def test_basic_auth_credentials_from_env_never_leak(tmp_path, mlflow_servers, ra
     assert not _files_containing(server.artifacts, needles)
     assert any(ray_tmpdir.rglob("*.log")), "the Ray session logs were not where the test looks"
     assert not _files_containing(ray_tmpdir, needles)  # Ray's session folder: logs, runtime env, ...
+    clock("checks")

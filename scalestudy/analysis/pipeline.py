@@ -87,6 +87,8 @@ def analyze(trials: TrialTable | pd.DataFrame, out_dir: Path, *, log_to_mlflow: 
     law = build_law(law_fit, frontier, noise, gap, dataset_size, table.provenance)
 
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise AnalysisError(f"--out {out_dir} exists and is not a folder")
     out_dir.mkdir(parents=True, exist_ok=True)
     files = [table.to_parquet(out_dir / "trials.parquet"), law.save(out_dir / "law.json"),
              law.save(out_dir / "law.yaml")]

@@ -22,50 +22,68 @@ PARAM_KEYS = (
 )
 
 
-def expand_trials(spec: StudySpec) -> list[dict[str, Any]]:
-    """One config per (section, B, ε, m, schedule, seed) cell, in a stable order."""
+def expand_cells(spec: StudySpec) -> list[dict[str, Any]]:
+    """One partial trial config per (section, schedule, m, B, seed): everything but ε.
+
+    ``cell["lr_grid"]`` holds the spec's learning rates for the cell (a list, or the
+    linear-rule multipliers applied); search algorithms may choose other values.
+    """
     workload = spec.workload
     # Resolved options (defaults filled, relative paths made absolute): Tune runs each
     # trial in its own working directory.
     resolved_options = dataset_options(workload.dataset, workload.dataset_options)
     dataset_size = train_size(workload.dataset, resolved_options)
     resources = spec.resources
-    trials: list[dict[str, Any]] = []
+    cells: list[dict[str, Any]] = []
     for section_name, section in spec.resolved_sections().items():
         grid = section.grid
         for schedule in section.schedule:
             for momentum in grid.momentum:
                 for batch_size in grid.batch_size:
-                    for lr in grid.learning_rates(batch_size, momentum):
-                        for seed in grid.seeds:
-                            trials.append({
-                                "study": spec.name,
-                                "section": section_name,
-                                "dataset": workload.dataset,
-                                "dataset_options": resolved_options.model_dump(mode="json"),
-                                "dataset_size": dataset_size,
-                                "model": workload.model,
-                                "model_options": dict(workload.model_options),
-                                "epochs": workload.epochs,
-                                "ghost_batch_size": workload.ghost_batch_size,
-                                "max_device_batch_size": workload.max_device_batch_size,
-                                "divergence_loss": workload.divergence_loss,
-                                "train_metrics": workload.train_metrics,
-                                "batch_size": batch_size,
-                                "lr": float(lr),
-                                "momentum": float(momentum),
-                                "nesterov": grid.nesterov,
-                                "weight_decay": grid.weight_decay,
-                                "seed": seed,
-                                "schedule": schedule.model_dump(mode="json"),
-                                "workers": resources.workers_per_trial,
-                                "cpus_per_worker": resources.cpus_per_worker,
-                                "gpus_per_worker": resources.gpus_per_worker,
-                                "checkpoint_every": resources.checkpoint_every,
-                            })
-    for trial in trials:
-        trial["trial_key"] = trial_key(trial)
-        trial["run_name"] = run_name(trial)
+                    for seed in grid.seeds:
+                        cells.append({
+                            "study": spec.name,
+                            "section": section_name,
+                            "dataset": workload.dataset,
+                            "dataset_options": resolved_options.model_dump(mode="json"),
+                            "dataset_size": dataset_size,
+                            "model": workload.model,
+                            "model_options": dict(workload.model_options),
+                            "epochs": workload.epochs,
+                            "ghost_batch_size": workload.ghost_batch_size,
+                            "max_device_batch_size": workload.max_device_batch_size,
+                            "divergence_loss": workload.divergence_loss,
+                            "train_metrics": workload.train_metrics,
+                            "grad_clip_norm": workload.grad_clip_norm,
+                            "grad_norm_penalty": workload.grad_norm_penalty,
+                            "diagnostics": spec.diagnostics.model_dump(mode="json"),
+                            "batch_size": batch_size,
+                            "momentum": float(momentum),
+                            "nesterov": grid.nesterov,
+                            "weight_decay": grid.weight_decay,
+                            "seed": seed,
+                            "schedule": schedule.model_dump(mode="json"),
+                            "workers": resources.workers_per_trial,
+                            "cpus_per_worker": resources.cpus_per_worker,
+                            "gpus_per_worker": resources.gpus_per_worker,
+                            "checkpoint_every": resources.checkpoint_every,
+                            "lr_grid": [float(lr) for lr in grid.learning_rates(batch_size, momentum)],
+                        })
+    return cells
+
+
+def trial_for(cell: dict[str, Any], lr: float) -> dict[str, Any]:
+    """The full trial config of a cell at learning rate ``lr``."""
+    trial = {key: value for key, value in cell.items() if key != "lr_grid"}
+    trial["lr"] = float(lr)
+    trial["trial_key"] = trial_key(trial)
+    trial["run_name"] = run_name(trial)
+    return trial
+
+
+def expand_trials(spec: StudySpec) -> list[dict[str, Any]]:
+    """The full grid: one config per (section, schedule, m, B, ε, seed), in a stable order."""
+    trials = [trial_for(cell, lr) for cell in expand_cells(spec) for lr in cell["lr_grid"]]
     keys = [t["trial_key"] for t in trials]
     if len(set(keys)) != len(keys):
         raise ValueError("the spec expands to duplicate trials (repeated values in a grid list?)")
@@ -81,7 +99,8 @@ def trial_key(config: dict[str, Any]) -> str:
     schedule = config["schedule"]
     identity = json.dumps(
         {k: config[k] for k in ("dataset", "dataset_options", "model", "model_options", "epochs",
-                                "ghost_batch_size", "nesterov", "weight_decay", "workers", "train_metrics")}
+                                "ghost_batch_size", "nesterov", "weight_decay", "workers", "train_metrics",
+                                "grad_clip_norm", "grad_norm_penalty")}
         | {"schedule": schedule},
         sort_keys=True,
     )

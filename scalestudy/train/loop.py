@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator
 
 import torch
@@ -24,10 +24,11 @@ import torch.nn.functional as F
 from scalestudy.batching import micro_batch_size
 from scalestudy.data import dataset_options, load_dataset
 from scalestudy.models import build_model
-from scalestudy.noise import noise_scale
+from scalestudy.noise import GradientNoiseScale, noise_scale
 from scalestudy.schedules import Hyper, hyper_at
 from scalestudy.train.config import schedule_of
 from scalestudy.train.distributed import Distributed
+from scalestudy.train.step import GradientStep
 
 EVAL_BATCH = 2048
 
@@ -52,9 +53,13 @@ class EpochReport:
     running_loss: float  # mean minibatch loss during the epoch (train mode)
     epoch_seconds: float
     diverged: int  # 0/1
+    # Diagnostics the spec asked for: gradient_noise_scale (B_simple, examples),
+    # updates_to_target / examples_to_target, sharpness (final epoch).
+    extras: dict[str, float] = field(default_factory=dict)
 
     def metrics(self) -> dict[str, float]:
-        return asdict(self)
+        values = asdict(self)
+        return {**values, **values.pop("extras")}
 
 
 def _seeded(seed: int, epoch: int, stream: int, device: torch.device) -> torch.Generator:
@@ -96,6 +101,12 @@ class EpochLoop:
         )
         self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
                          if self.device.type == "cuda" else contextlib.nullcontext())
+        self.diagnostics = config.get("diagnostics") or {}
+        self.step = GradientStep(self.net, self.optimizer, lambda: self.dist.no_sync(self.net), self.autocast,
+                                 clip_norm=config.get("grad_clip_norm"),
+                                 penalty=config.get("grad_norm_penalty") or 0.0,
+                                 measure_noise=bool(self.diagnostics.get("gradient_noise_scale")))
+        self.noise = GradientNoiseScale(smoothing=0.5)  # one update per epoch, each already a mean over steps
         limit = config.get("divergence_loss")
         self.divergence_loss = float(limit) if limit else 10.0 * math.log(self.data.num_classes)
         self.eval_train_metrics = config.get("train_metrics") == "eval"
@@ -118,6 +129,7 @@ class EpochLoop:
             "examples_seen": self.examples_seen,
             "history": list(self.history),
             "cpu_rng": torch.get_rng_state(),
+            "gradient_noise": self.noise.state_dict(),
         }
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
@@ -129,6 +141,7 @@ class EpochLoop:
         self.epoch, self.updates = state["epoch"], state["updates"]
         self.examples_seen, self.history = state["examples_seen"], list(state["history"])
         torch.set_rng_state(state["cpu_rng"])
+        self.noise.load_state_dict(state["gradient_noise"])
         if "cuda_rng" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"], self.device)
 
@@ -156,6 +169,9 @@ class EpochLoop:
         world, rank = self.dist.world_size, self.dist.rank
         local = hyper.batch_size // world
         micro = micro_batch_size(local, self.config.get("max_device_batch_size"), self.ghost_batch_size)
+        if self.step.measure_noise and micro == local:
+            # The noise scale needs two batch sizes: split each step in two when possible.
+            micro = micro_batch_size(local, local // 2, self.ghost_batch_size) or local
         chunks = local // micro
         steps = self.dataset_size // hyper.batch_size  # drop the ragged tail: every step sees B examples
         # Same permutation on every rank; rank r takes the r-th slice of each global batch,
@@ -172,24 +188,18 @@ class EpochLoop:
                 inputs = self.data.augment(inputs, augment_gen)
             if self.channels_last:
                 inputs = inputs.contiguous(memory_format=torch.channels_last)
-            for chunk in range(chunks):
-                part = slice(chunk * micro, (chunk + 1) * micro)
-                # DDP: all-reduce only on the last micro-batch of the step.
-                sync = self.dist.no_sync(self.net) if chunk < chunks - 1 else contextlib.nullcontext()
-                with sync, self.autocast:
-                    logits = self.net(inputs[part])
-                    loss = F.cross_entropy(logits, targets[part])
-                    (loss / chunks).backward()
-                totals[0] += loss.detach().float()
-                totals[1] += (logits.detach().argmax(1) == targets[part]).sum()
-            self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
+            self.step(inputs, targets, micro, chunks, totals)
         self.updates += steps
         self.examples_seen += steps * hyper.batch_size
         loss_total, correct = self.dist.sum(totals.double()).tolist()  # the epoch's one host sync
+        extras = {}
+        noise = self.step.noise_estimate(micro, hyper.batch_size, steps, self.dist)
+        if noise is not None:
+            self.noise.update_from(*noise)
+            extras["gradient_noise_scale"] = self.noise.value
         self.epoch += 1
         return self._report(hyper, loss_total / (world * steps * chunks), correct / (steps * hyper.batch_size),
-                            time.perf_counter() - start)
+                            time.perf_counter() - start, extras)
 
     @torch.no_grad()
     def evaluate(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[float, float]:
@@ -210,7 +220,8 @@ class EpochLoop:
         loss, correct, count = self.dist.sum(totals).tolist()
         return loss / count, correct / count
 
-    def _report(self, hyper: Hyper, running_loss: float, running_acc: float, train_seconds: float) -> EpochReport:
+    def _report(self, hyper: Hyper, running_loss: float, running_acc: float, train_seconds: float,
+                extras: dict[str, float]) -> EpochReport:
         start = time.perf_counter()
         test_loss, test_acc = self.evaluate(self.data.test_x, self.data.test_y)
         train_loss, train_acc = running_loss, running_acc
@@ -218,6 +229,9 @@ class EpochLoop:
             index = self.train_eval_index
             train_loss, train_acc = self.evaluate(self.data.train_x[index], self.data.train_y[index])
         diverged = not math.isfinite(running_loss) or running_loss > self.divergence_loss
+        extras.update(self._steps_to_target(test_acc))
+        if self.epoch == self.epochs and not diverged and self.diagnostics.get("sharpness"):
+            extras.update(final_sharpness(self, self.diagnostics["sharpness"]))
         return EpochReport(
             epoch=self.epoch, updates=self.updates, examples_seen=self.examples_seen,
             batch_size=hyper.batch_size, lr=hyper.lr, momentum=hyper.momentum,
@@ -225,5 +239,38 @@ class EpochLoop:
             noise_scale=noise_scale(hyper.lr, hyper.momentum, self.dataset_size, hyper.batch_size),
             train_loss=train_loss, train_acc=train_acc, test_loss=test_loss, test_acc=test_acc,
             gen_gap=train_acc - test_acc, running_loss=running_loss,
-            epoch_seconds=train_seconds + time.perf_counter() - start, diverged=int(diverged),
+            epoch_seconds=train_seconds + time.perf_counter() - start, diverged=int(diverged), extras=extras,
         )
+
+    def _steps_to_target(self, test_acc: float) -> dict[str, float]:
+        """Updates and examples when test accuracy first reached the target (Shallue et al. 2018)."""
+        target = self.diagnostics.get("target_accuracy")
+        if target is None:
+            return {}
+        reached = [h for h in self.history if h["test_acc"] >= target]
+        if reached:
+            first = reached[0]
+            return {"updates_to_target": first["updates"], "examples_to_target": first["examples_seen"]}
+        if test_acc >= target:
+            return {"updates_to_target": self.updates, "examples_to_target": self.examples_seen}
+        return {}
+
+
+def final_sharpness(loop: EpochLoop, options: dict[str, Any]) -> dict[str, float]:
+    """Keskar ε-sharpness of the final weights on a fixed training subset (eval mode)."""
+    from scalestudy.diagnostics.sharpness import epsilon_sharpness
+
+    count = min(options.get("examples", 2048), loop.data.train_size)
+    inputs, targets = loop.data.train_x[:count], loop.data.train_y[:count]
+
+    def loss_fn(model: torch.nn.Module) -> torch.Tensor:
+        model.eval()
+        return sum(F.cross_entropy(model(inputs[i:i + EVAL_BATCH]), targets[i:i + EVAL_BATCH], reduction="sum")
+                   for i in range(0, count, EVAL_BATCH)) / count
+
+    values = {}
+    for dims in options.get("dims", [None]):
+        result = epsilon_sharpness(loop.model, loss_fn, epsilon=options.get("epsilon", 1e-3), dims=dims,
+                                   steps=options.get("steps", 10), seed=loop.config["seed"])
+        values["sharpness" if dims is None else f"sharpness_p{dims}"] = result.sharpness
+    return values

@@ -1,0 +1,16 @@
+"""The full grid: every listed ε of every cell, as one Tune grid search."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scalestudy.search.plan import SearchPlan, early_stopping_scheduler
+from scalestudy.train.config import trial_for
+
+
+def build_grid(spec, cells: list[dict[str, Any]]) -> SearchPlan:
+    from ray import tune
+
+    trials = [trial_for(cell, lr) for cell in cells for lr in cell["lr_grid"]]
+    return SearchPlan(param_space={"trial": tune.grid_search(trials)}, search_alg=None,
+                      scheduler=early_stopping_scheduler(spec), num_samples=1, total_trials=len(trials))
