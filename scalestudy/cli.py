@@ -83,6 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=Path("scalestudy_out"), help="analysis output folder")
     _add_run_flags(demo)
 
+    interp = commands.add_parser("interpolate", help="loss and accuracy on the line between two trials' weights")
+    interp.add_argument("run_a", help="MLflow run id of trial A (α = 0)")
+    interp.add_argument("run_b", help="MLflow run id of trial B (α = 1)")
+    interp.add_argument("--tracking-uri", default="sqlite:///mlflow.db")
+    interp.add_argument("--storage", help="Tune storage the study ran with (default ./ray_results)")
+    interp.add_argument("--out", type=Path, default=Path("interpolation"), help="output folder")
+    interp.add_argument("--points", type=int, default=25, help="values of α in [-1, 2]")
+
     sync = commands.add_parser("sync", help="back-fill MLflow from a study's Ray storage (after an outage)")
     sync.add_argument("study", help="the study's name (its spec's name)")
     sync.add_argument("--storage", help="Tune storage the study ran with (default ./ray_results)")
@@ -184,6 +192,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_interpolate(args: argparse.Namespace) -> int:
+    from scalestudy.diagnostics.runs import interpolate_runs
+    from scalestudy.study import default_storage
+    from scalestudy.tracking import absolute_uri
+
+    if args.points < 3:
+        raise CliError(f"--points: must be ≥ 3, got {args.points}")
+    output = interpolate_runs(args.run_a, args.run_b, tracking_uri=absolute_uri(args.tracking_uri),
+                              storage_path=args.storage or default_storage(), out_dir=args.out, points=args.points)
+    print(f"figure: {output.figure}\ndata:   {output.data}\nMLflow run: {output.mlflow_run_id}")
+    return 0
+
+
 def cmd_sync(args: argparse.Namespace) -> int:
     from scalestudy.study import default_storage
     from scalestudy.sync import sync_study
@@ -215,7 +236,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"validate": cmd_validate, "run": cmd_run, "analyze": cmd_analyze, "recommend": cmd_recommend,
-            "demo": cmd_demo, "sync": cmd_sync, "bench": cmd_bench, "ui": cmd_ui}
+            "demo": cmd_demo, "interpolate": cmd_interpolate, "sync": cmd_sync, "bench": cmd_bench, "ui": cmd_ui}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

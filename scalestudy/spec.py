@@ -217,8 +217,9 @@ class Tracking(_Frozen):
 
 
 class Section(_Frozen):
-    """A resolved sub-grid: the base grid and schedule with a section's overrides merged in."""
+    """A resolved sub-study: the base workload, grid and schedule with a section's overrides merged in."""
 
+    workload: Workload
     grid: Grid
     schedule: list[Schedule] = Field(min_length=1)
 
@@ -252,14 +253,16 @@ class StudySpec(_Frozen):
                 if not isinstance(override, dict):
                     resolved[name] = override  # pydantic reports the type error
                     continue
-                unknown = set(override) - {"grid", "schedule"}
+                unknown = set(override) - {"workload", "grid", "schedule"}
                 if unknown:
                     raise ValueError(
-                        f"sections.{name}: unknown key {sorted(unknown)[0]!r}; allowed: grid, schedule"
+                        f"sections.{name}: unknown key {sorted(unknown)[0]!r}; allowed: workload, grid, schedule"
                     )
+                workload = _deep_merge(raw.get("workload") or {}, override.get("workload") or {})
                 grid = _deep_merge(raw.get("grid") or {}, override.get("grid") or {})
                 schedule = override.get("schedule", raw.get("schedule", [{}]))
-                resolved[name] = {"grid": grid, "schedule": [schedule] if isinstance(schedule, dict) else schedule}
+                resolved[name] = {"workload": workload, "grid": grid,
+                                  "schedule": [schedule] if isinstance(schedule, dict) else schedule}
             raw["sections"] = resolved
         return raw
 
@@ -269,7 +272,8 @@ class StudySpec(_Frozen):
 
     def resolved_sections(self) -> dict[str, Section]:
         """The sub-grids that make up the study (the base grid alone when no sections)."""
-        return dict(self.sections) or {"main": Section(grid=self.grid, schedule=self.schedule)}
+        return dict(self.sections) or {"main": Section(workload=self.workload, grid=self.grid,
+                                                       schedule=self.schedule)}
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
@@ -426,42 +430,48 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
 
 
 def check_consistency(spec: StudySpec) -> None:
-    """Checks across fields: options, dataset size, every epoch of every schedule."""
-    workload = spec.workload
+    """Checks across fields: options, dataset size, every epoch of every schedule of every section."""
+    _check_search(spec)
+    for section_name, section in spec.resolved_sections().items():
+        where = f"sections.{section_name}." if spec.sections else ""
+        _check_section(spec, section, where)
+
+
+def _check_section(spec: StudySpec, section: Section, where: str) -> None:
+    workload = section.workload
+    # Errors name the field where the user wrote it: the base workload unless the section overrides it.
+    prefix = f"{where}workload" if where else "workload"
     try:
         dataset_opts = data.dataset_options(workload.dataset, workload.dataset_options)
     except ValidationError as error:
-        raise SpecError(_prefixed("workload.dataset_options", error)) from None
+        raise SpecError(_prefixed(f"{prefix}.dataset_options", error)) from None
     try:
         models.model_options(workload.model, workload.model_options)
     except ValidationError as error:
-        raise SpecError(_prefixed("workload.model_options", error)) from None
+        raise SpecError(_prefixed(f"{prefix}.model_options", error)) from None
     dataset_size = data.train_size(workload.dataset, dataset_opts)
-    _check_search(spec)
     workers = spec.resources.workers_per_trial
     ghost = workload.ghost_batch_size
-    for section_name, section in spec.resolved_sections().items():
-        where = f"sections.{section_name}." if spec.sections else ""
-        for i, schedule in enumerate(section.schedule):
-            field = f"{where}schedule[{i}]"
-            if schedule.milestones and schedule.milestones[-1] >= workload.epochs:
-                raise SpecError(
-                    f"{field}.milestones: must be below workload.epochs={workload.epochs}, got {schedule.milestones}"
-                )
-            if schedule.warmup_epochs >= workload.epochs:
-                raise SpecError(f"{field}.warmup_epochs: must be below workload.epochs={workload.epochs}")
-            if schedule.max_batch_size is not None and schedule.max_batch_size > dataset_size:
-                raise SpecError(
-                    f"{field}.max_batch_size: must be ≤ the training-set size {dataset_size}, got {schedule.max_batch_size}"
-                )
-            for batch_size in section.grid.batch_size:
-                initial = Hyper(batch_size, 1.0, section.grid.momentum[0])
-                try:
-                    batches = {h.batch_size for h in trajectory(schedule, initial, workload.epochs)}
-                except ValueError as error:
-                    raise SpecError(f"{field}: {error}") from None
-                for batch in sorted(batches):
-                    _check_batch(batch, batch_size, field, where, dataset_size, workers, ghost, workload)
+    for i, schedule in enumerate(section.schedule):
+        field = f"{where}schedule[{i}]"
+        if schedule.milestones and schedule.milestones[-1] >= workload.epochs:
+            raise SpecError(
+                f"{field}.milestones: must be below workload.epochs={workload.epochs}, got {schedule.milestones}"
+            )
+        if schedule.warmup_epochs >= workload.epochs:
+            raise SpecError(f"{field}.warmup_epochs: must be below workload.epochs={workload.epochs}")
+        if schedule.max_batch_size is not None and schedule.max_batch_size > dataset_size:
+            raise SpecError(
+                f"{field}.max_batch_size: must be ≤ the training-set size {dataset_size}, got {schedule.max_batch_size}"
+            )
+        for batch_size in section.grid.batch_size:
+            initial = Hyper(batch_size, 1.0, section.grid.momentum[0])
+            try:
+                batches = {h.batch_size for h in trajectory(schedule, initial, workload.epochs)}
+            except ValueError as error:
+                raise SpecError(f"{field}: {error}") from None
+            for batch in sorted(batches):
+                _check_batch(batch, batch_size, field, where, dataset_size, workers, ghost, workload)
 
 
 def _check_search(spec: StudySpec) -> None:
@@ -477,9 +487,10 @@ def _check_search(spec: StudySpec) -> None:
             raise SpecError(f"search.trials_per_cell: {search.algorithm} needs at least {minimum} trials per "
                             f"cell ({what}), got {search.trials_per_cell}")
     stopping = search.early_stopping
-    if stopping is not None and stopping.grace_period >= spec.workload.epochs:
+    epochs = min(section.workload.epochs for section in spec.resolved_sections().values())
+    if stopping is not None and stopping.grace_period >= epochs:
         raise SpecError(f"search.early_stopping.grace_period: must be below workload.epochs="
-                        f"{spec.workload.epochs}, got {stopping.grace_period}")
+                        f"{epochs}, got {stopping.grace_period}")
 
 
 def _check_batch(batch, initial, field, where, dataset_size, workers, ghost, workload) -> None:

@@ -7,7 +7,10 @@ one SQL query per table of MLflow's schema (tags, params, latest_metrics): for 1
 runs ``search_runs`` builds ~370,000 ORM objects and takes 15-30 s here, the direct read
 about 1.5 s of CPU. If that read fails (an unknown schema) the client is used instead.
 Any other store (an MLflow server) goes through ``MlflowClient.search_runs``.
-Per-epoch histories are read only for the few runs a figure needs.
+Per-epoch histories are read only for the few runs a figure needs; the one exception is
+the training time, Σ epoch_seconds per run, which the SQL read gets from one aggregate
+query (the client read, which only sees the latest value, estimates it as the last
+epoch_seconds × epochs completed, and says so in the provenance).
 """
 
 from __future__ import annotations
@@ -20,11 +23,15 @@ import numpy as np
 import pandas as pd
 
 from scalestudy.analysis.errors import AnalysisError
-from scalestudy.analysis.table import TrialTable, validate_trials
+from scalestudy.analysis.table import SUBSPACE_SHARPNESS, TrialTable, validate_trials
 
 ROLE_TAG, STATUS_TAG, KEY_TAG, PARENT_TAG = "scalestudy.role", "scalestudy.status", "scalestudy.trial_key", \
     "mlflow.parentRunId"
-FINISHED_STATUSES = ("ok", "diverged")
+FINISHED_STATUSES = ("ok", "diverged", "stopped")  # stopped: ended early by the search (ASHA), kept as data
+# Final values of the diagnostics the spec may enable (absent otherwise); sharpness_p<dims> too.
+DIAGNOSTIC_METRICS = ("gradient_noise_scale", "updates_to_target", "examples_to_target", "sharpness")
+RESOURCE_PARAMS = ("workers", "cpus_per_worker", "gpus_per_worker")
+SUMMED = "metrics_sum.epoch_seconds"  # the SQL read's Σ epoch_seconds per run
 _SQL_DIALECTS = ("sqlite", "postgresql", "mysql", "mssql")
 _MAX_FLOAT = 1.7976931348623157e308  # MLflow's SQL stores store ±inf as ±max float
 
@@ -70,6 +77,9 @@ def load_trials_from_mlflow(experiment: str, tracking_uri: str | None = None, *,
     frame, warnings = _trials_from_wide(wide, experiment)
     provenance = {"source": "mlflow", "experiment": experiment, "experiment_id": found.experiment_id,
                   "tracking_uri": uri, **_parent(client, wide)}
+    if "train_seconds" in frame.columns:
+        provenance["train_seconds"] = ("sum of epoch_seconds" if SUMMED in wide.columns
+                                       else "estimate: last epoch_seconds × epochs completed")
     clean, more = validate_trials(frame, f"experiment {experiment!r}")
     return TrialTable(clean, provenance, notes + warnings + more)
 
@@ -117,6 +127,12 @@ def _search_sql(uri: str, experiment_id: str) -> pd.DataFrame:
                 long["value"] = value.where(~long["is_nan"].astype(bool), np.nan)
             long["key"] = prefix + "." + long["key"].astype(str)
             parts.append(long[["run_id", "key", "value"]])
+        # Training time is a sum over epochs, which latest_metrics does not hold: one aggregate
+        # query (every logged epoch counts, re-run epochs after a resume included: compute spent).
+        cursor.execute("SELECT x.run_uuid, SUM(x.value) FROM metrics x WHERE x.key = 'epoch_seconds' "
+                       f"AND x.is_nan = 0 AND x.run_uuid IN ({trials}) GROUP BY x.run_uuid")
+        summed = pd.DataFrame.from_records(cursor.fetchall(), columns=["run_id", "value"])
+        parts.append(summed.assign(key=SUMMED, value=summed["value"].astype(float))[["run_id", "key", "value"]])
         cursor.close()
     finally:
         connection.close()
@@ -156,9 +172,19 @@ def _trials_from_wide(wide: pd.DataFrame, experiment: str) -> tuple[pd.DataFrame
         "planned_epochs": planned, "section": column("params.section"), "run_id": wide["run_id"],
         "status": status.where(status.notna(), np.where(diverged, "diverged", "ok")),
     })
-    for name in ("dataset", "model", "ghost_batch_size", "weight_decay", "nesterov", "workers", "schedule_args"):
+    for name in ("dataset", "model", "ghost_batch_size", "weight_decay", "nesterov", "schedule_args",
+                 *RESOURCE_PARAMS, "grad_clip_norm", "grad_norm_penalty", "target_accuracy"):
         if f"params.{name}" in wide.columns:
             frame[name] = wide[f"params.{name}"]
+    subspace = sorted(name[len("metrics."):] for name in wide.columns
+                      if SUBSPACE_SHARPNESS.fullmatch(name[len("metrics."):]) and name.startswith("metrics."))
+    for name in (*DIAGNOSTIC_METRICS, *subspace):
+        if f"metrics.{name}" in wide.columns:
+            frame[name] = metric(name)
+    if SUMMED in wide.columns:
+        frame["train_seconds"] = pd.to_numeric(wide[SUMMED], errors="coerce").astype(float)
+    elif "metrics.epoch_seconds" in wide.columns:
+        frame["train_seconds"] = metric("epoch_seconds") * epochs
     warnings, listing = [], ""
     skipped = Counter(str(s) if isinstance(s, str) else "unfinished" for s in status[~finished])
     if skipped:

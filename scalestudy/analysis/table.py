@@ -13,11 +13,25 @@ required
   diverged      bool   the trial stopped on a non-finite or exploding loss
 optional
   schedule      str    constant | step_decay_lr | increase_batch | hybrid | ... (missing: constant)
+  status        str    ok | diverged | stopped (ASHA stopped it before its planned epochs: its final
+                       accuracy is not comparable, so it is left out of every accuracy fit but
+                       counted in the compute); missing: ok or diverged
   updates       float  total optimizer steps [updates]
   test_loss, train_loss  float  final losses (NaN/inf allowed when diverged)
   trial_id      str    stable key of the trial
   epochs        float  completed epochs [epochs]
-  section, run_id, status, planned_epochs   (written by the MLflow loader)
+  planned_epochs  float  epochs the trial was configured for [epochs]
+  train_seconds float  wall seconds of training + evaluation, Σ epoch_seconds [s] (the MLflow
+                       client read estimates it as the last epoch_seconds × epochs)
+  workers, cpus_per_worker, gpus_per_worker  float  resources of the trial [processes, devices]
+  gradient_noise_scale  float  final smoothed B_simple = tr(Σ)/|G|² [examples]
+  target_accuracy       float  test accuracy of the steps-to-target measure [fraction]
+  updates_to_target     float  updates when test_acc first reached the target [updates];
+  examples_to_target    float  ... and examples seen then [examples]; NaN: never reached
+  sharpness             float  Keskar ε-sharpness of the final weights, full space [fraction]
+  sharpness_p<dims>     float  the same in a random <dims>-dimensional subspace, e.g. sharpness_p100
+  grad_clip_norm, grad_norm_penalty  float  training recipe (NaN: unset)
+  section, run_id       str    (written by the MLflow loader)
 
 Other columns are kept untouched. Provenance (where the table came from) travels with
 it and is stored in the Parquet file's schema metadata.
@@ -26,6 +40,7 @@ it and is stored in the Parquet file's schema metadata.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +51,11 @@ import pandas as pd
 from scalestudy.analysis.errors import AnalysisError
 
 REQUIRED = ("batch_size", "lr", "momentum", "seed", "dataset_size", "test_acc", "train_acc", "diverged")
-NUMERIC_OPTIONAL = ("updates", "test_loss", "train_loss", "epochs", "planned_epochs")
+NUMERIC_OPTIONAL = ("updates", "test_loss", "train_loss", "epochs", "planned_epochs", "train_seconds", "workers",
+                    "cpus_per_worker", "gpus_per_worker", "gradient_noise_scale", "target_accuracy",
+                    "updates_to_target", "examples_to_target", "sharpness", "grad_clip_norm", "grad_norm_penalty")
+SUBSPACE_SHARPNESS = re.compile(r"sharpness_p\d+")  # sharpness_p100: ε-sharpness in a 100-dim subspace
+STATUSES = ("ok", "diverged", "stopped")
 TEXT_OPTIONAL = ("schedule", "trial_id", "section", "run_id", "status")
 _INTEGER = ("batch_size", "seed", "dataset_size")
 _PROVENANCE_KEY = b"scalestudy.provenance"
@@ -112,7 +131,7 @@ def validate_trials(frame: pd.DataFrame, where: str = "trial table") -> tuple[pd
         raise AnalysisError(f"{where}: no trials")
     frame = frame.reset_index(drop=True).copy()
     for name in ("batch_size", "lr", "momentum", "seed", "dataset_size", "test_acc", "train_acc",
-                 *[n for n in NUMERIC_OPTIONAL if n in frame.columns]):
+                 *[n for n in frame.columns if n in NUMERIC_OPTIONAL or SUBSPACE_SHARPNESS.fullmatch(str(n))]):
         frame[name] = _numeric(frame[name], name, where)
     for name in ("batch_size", "lr", "momentum", "seed", "dataset_size"):
         if frame[name].isna().any():
@@ -131,6 +150,13 @@ def validate_trials(frame: pd.DataFrame, where: str = "trial table") -> tuple[pd
             frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
     if "schedule" in frame.columns:
         frame["schedule"] = frame["schedule"].map(lambda s: "constant" if s in (None, "") else str(s))
+    if "status" in frame.columns:
+        frame["status"] = frame["status"].where(frame["status"].map(lambda s: s not in (None, "")),
+                                                np.where(frame["diverged"], "diverged", "ok"))
+        unknown = ~frame["status"].isin(STATUSES)
+        if unknown.any():
+            raise AnalysisError(f"{where}: column 'status' must be ok, diverged or stopped "
+                                f"(found {frame.loc[unknown, 'status'].iloc[0]!r})")
     warnings = []
     unfinished = ~frame["diverged"] & ~np.isfinite(frame["test_acc"])
     if unfinished.any():
@@ -141,9 +167,18 @@ def validate_trials(frame: pd.DataFrame, where: str = "trial table") -> tuple[pd
     return frame, warnings
 
 
+def stopped(frame: pd.DataFrame) -> pd.Series:
+    """Trials stopped early by the search (status ``stopped``): they ran, but did not finish."""
+    if "status" not in frame.columns:
+        return pd.Series(False, index=frame.index)
+    return frame["status"] == "stopped"
+
+
 def _numeric(column: pd.Series, name: str, where: str) -> pd.Series:
     if pd.api.types.is_bool_dtype(column):
         return column.astype("float64")
+    if column.dtype == object:  # MLflow params log an unset value as "": missing, not bad
+        column = column.where(column.map(lambda v: not (isinstance(v, str) and not v.strip())), None)
     converted = pd.to_numeric(column, errors="coerce")
     bad = converted.isna() & column.notna()
     if bad.any():

@@ -155,7 +155,7 @@ def epsilon_sharpness(model: nn.Module, loss_fn: Callable[[nn.Module], Tensor], 
                     raise ValueError("epsilon_sharpness: loss_fn returned a loss that does not depend on the "
                                      "parameters through autograd (is it computed under torch.no_grad?)")
                 grads = torch.autograd.grad(value, params, allow_unused=True)
-            value = float(value)
+            value = float(value.detach())
             if not math.isfinite(value):  # the loss blows up inside the box: infinitely sharp
                 best = math.inf
                 break

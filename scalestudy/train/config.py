@@ -18,7 +18,7 @@ from scalestudy.spec import Schedule, StudySpec
 PARAM_KEYS = (
     "dataset", "model", "dataset_size", "epochs", "ghost_batch_size", "batch_size", "lr",
     "momentum", "nesterov", "weight_decay", "seed", "schedule", "schedule_args", "section",
-    "workers", "trial_key",
+    "workers", "cpus_per_worker", "gpus_per_worker", "grad_clip_norm", "grad_norm_penalty", "trial_key",
 )
 
 
@@ -28,15 +28,14 @@ def expand_cells(spec: StudySpec) -> list[dict[str, Any]]:
     ``cell["lr_grid"]`` holds the spec's learning rates for the cell (a list, or the
     linear-rule multipliers applied); search algorithms may choose other values.
     """
-    workload = spec.workload
-    # Resolved options (defaults filled, relative paths made absolute): Tune runs each
-    # trial in its own working directory.
-    resolved_options = dataset_options(workload.dataset, workload.dataset_options)
-    dataset_size = train_size(workload.dataset, resolved_options)
     resources = spec.resources
     cells: list[dict[str, Any]] = []
     for section_name, section in spec.resolved_sections().items():
-        grid = section.grid
+        grid, workload = section.grid, section.workload
+        # Resolved options (defaults filled, relative paths made absolute): Tune runs each
+        # trial in its own working directory.
+        resolved_options = dataset_options(workload.dataset, workload.dataset_options)
+        dataset_size = train_size(workload.dataset, resolved_options)
         for schedule in section.schedule:
             for momentum in grid.momentum:
                 for batch_size in grid.batch_size:
@@ -122,6 +121,9 @@ def trial_params(config: dict[str, Any]) -> dict[str, str]:
     values = {key: config.get(key) for key in PARAM_KEYS}
     values["schedule"] = kind
     values["schedule_args"] = json.dumps(schedule, sort_keys=True)
+    target = (config.get("diagnostics") or {}).get("target_accuracy")
+    if target is not None:
+        values["target_accuracy"] = target
     return {key: "" if value is None else str(value) for key, value in values.items()}
 
 

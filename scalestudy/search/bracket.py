@@ -1,0 +1,153 @@
+"""``bracket``: per cell, bracket ε* by stepping outward from a predicted ε, then refine.
+
+For one (section, schedule, m, B, seed) cell, :class:`Bracket` is a pure state machine:
+
+1. Start from ε₀ — the law fitted so far on the cells already bracketed (the linear rule
+   anchored on them while few are; see :mod:`scalestudy.search.cells`), or the spec's
+   reference ε for the first cells — and run ε₀/f, ε₀, ε₀·f at once (f = ``step_factor``).
+2. Expand: while the best ε is the lowest (highest) one run, run best/f (best·f).
+   A diverged trial counts as falling (score −inf); so does one stopped early by ASHA,
+   which ranks below every finished trial.
+3. Refine: once a worse ε lies on each side of the best (lo < best < hi), run a
+   golden-section step into the wider side (in ln ε; towards the better neighbour on a
+   tie) and keep the three points around the best, until hi/lo < ``stop_ratio``.
+
+``search.trials_per_cell`` caps each cell; ``search.lr_range``, when given, bounds ε
+(a cell whose best ε sits on a bound ends as ``edge_low`` / ``edge_high``). Cells run
+concurrently under :class:`~scalestudy.search.cell_search.CellSearch`.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import Any
+
+from scalestudy.search.cell_search import CellSearch, Outcome
+from scalestudy.search.cells import interior_best, is_searched, reference_lr, round_lr
+from scalestudy.search.plan import SearchPlan, early_stopping_scheduler
+
+
+GOLDEN = (3 - math.sqrt(5)) / 2  # 0.382: where golden-section search probes the wider side
+
+
+class Bracket:
+    """Bracketing of one cell's ε*: ``propose`` the next ε, ``tell`` its outcome.
+
+    ``status``: running | converged (hi/lo < stop_ratio) | edge_low / edge_high (the best ε
+    is on a bound of ``bounds``) | all_diverged (every ε diverged, down to the lower bound).
+    A cell stopped by its budget keeps the status it had (``running``: not converged).
+    """
+
+    def __init__(self, start: float, step_factor: float = 2.0, stop_ratio: float = 1.25,
+                 bounds: tuple[float, float] | None = None) -> None:
+        if step_factor <= 1 or stop_ratio <= 1:
+            raise ValueError("step_factor and stop_ratio must be > 1")
+        self.step_factor = step_factor
+        self.stop_ratio = stop_ratio
+        self.bounds = bounds
+        self.start = self._clamp(start)
+        self.points: dict[float, float] = {}  # ε → score (see Outcome.score)
+        self.pending: set[float] = set()
+        self.status = "running"
+
+    @property
+    def finished(self) -> bool:
+        return self.status != "running"
+
+    def propose(self, trial_id: str | None = None) -> float | None:
+        """The next ε to run, or None while the next step needs results still running."""
+        if self.finished:
+            return None
+        for lr in self._wanted():
+            if lr not in self.points and lr not in self.pending:
+                self.pending.add(lr)
+                return lr
+        return None
+
+    def tell(self, trial_id: str | None, lr: float, outcome: Outcome | float) -> None:
+        score = outcome.score if isinstance(outcome, Outcome) else float(outcome)
+        lr = round_lr(lr)
+        self.pending.discard(lr)
+        self.points[lr] = score
+        if not self.pending:
+            self._wanted()  # updates the status (converged, edge) as soon as the data say so
+
+    def optimum(self) -> float | None:
+        """The best ε once worse ones lie on both sides of it (what the law so far uses)."""
+        return interior_best(self.points)
+
+    @property
+    def bracket(self) -> tuple[float, float] | None:
+        """(lo, hi): the run ε on each side of the best, once it is bracketed."""
+        best = self.optimum()
+        if best is None:
+            return None
+        lrs = sorted(self.points)
+        i = lrs.index(best)
+        return lrs[i - 1], lrs[i + 1]
+
+    # --- the steps ------------------------------------------------------------------------------
+
+    def _wanted(self) -> list[float]:
+        f = self.step_factor
+        first = [self.start, self._clamp(self.start / f), self._clamp(self.start * f)]
+        if any(lr not in self.points for lr in first):
+            return first  # step 1: the three first points run at once
+        if self.pending:
+            return []  # every later step needs every result so far
+        lrs = sorted(self.points)
+        scores = [self.points[lr] for lr in lrs]
+        best = max(range(len(lrs)), key=lambda i: (scores[i], -abs(math.log(lrs[i] / self.start))))
+        if scores[best] == -math.inf:  # everything diverged: go down
+            return self._step(lrs[0] / f, "all_diverged")
+        if best == len(lrs) - 1:
+            return self._step(lrs[-1] * f, "edge_high")
+        if best == 0:
+            return self._step(lrs[0] / f, "edge_low")
+        lo, mid, hi = lrs[best - 1], lrs[best], lrs[best + 1]
+        if hi / lo < self.stop_ratio:
+            self.status = "converged"
+            return []
+        left, right = math.log(mid / lo), math.log(hi / mid)
+        if math.isclose(left, right, rel_tol=1e-6):
+            go_left = scores[best - 1] > scores[best + 1]
+        else:
+            go_left = left > right
+        # Golden-section step into the wider side: the bracket shrinks by about 0.62 per trial.
+        target = round_lr(mid * math.exp(-GOLDEN * left if go_left else GOLDEN * right))
+        if target in self.points:  # narrower than 4 significant digits: nothing left to refine
+            self.status = "converged"
+            return []
+        return [target]
+
+    def _step(self, lr: float, at_bound: str) -> list[float]:
+        lr = self._clamp(lr)
+        if lr in self.points:  # the bound is reached and already run
+            self.status = at_bound
+            return []
+        return [lr]
+
+    def _clamp(self, lr: float) -> float:
+        if self.bounds is not None:
+            lr = min(max(lr, self.bounds[0]), self.bounds[1])
+        return round_lr(lr)
+
+
+def _bracket_for(step_factor: float, stop_ratio: float, bounds: tuple[float, float] | None,
+                 cell: dict[str, Any], start: float) -> Bracket:
+    return Bracket(start, step_factor, stop_ratio, bounds)
+
+
+def build_bracket(spec, cells: list[dict[str, Any]]) -> SearchPlan:
+    search = spec.search
+    # Bounds only when the spec sets lr_range: the lr grid (the default range of the other
+    # algorithms) is where a grid would look, not a limit on where ε* may be.
+    bounds = tuple(search.lr_range) if search.lr_range is not None else None
+    searcher = CellSearch(
+        cells, budget=search.trials_per_cell,
+        make_strategy=partial(_bracket_for, search.step_factor, search.stop_ratio, bounds),
+        reference=partial(reference_lr, spec), searched=partial(is_searched, spec),
+        in_flight=3)
+    return SearchPlan(param_space={}, search_alg=searcher, scheduler=early_stopping_scheduler(spec),
+                      num_samples=searcher.total_trials, total_trials=searcher.total_trials)

@@ -1,0 +1,117 @@
+"""What the ε searches share: a cell's range and reference ε, ε keys, the law fitted so far.
+
+A *cell* is a partial trial config (everything but ε: section, schedule, m, B, seed, ...;
+see :func:`scalestudy.train.config.expand_cells`). Every search proposes ε per cell and
+builds trial configs with :func:`~scalestudy.train.config.trial_for` only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from typing import Any
+
+import numpy as np
+
+# trial_key and run names print ε with 4 significant digits: two ε that print alike would
+# share one trial key (and one MLflow run), so every search rounds ε to that precision.
+LR_DIGITS = 4
+# ln ε* = a + α·ln B + β·ln(1−m) is fitted with a pull of this weight (in squared ln ε
+# units) towards the linear rule α = β = 1, so that one or two measured cells still give
+# a prediction (the rule anchored on them) and many cells outweigh the prior.
+LAW_PRIOR = {"alpha": 1.0, "beta": 1.0}
+LAW_PRIOR_WEIGHT = 0.5
+
+
+def round_lr(lr: float) -> float:
+    """ε as the trial key prints it (4 significant digits)."""
+    return float(f"{float(lr):.{LR_DIGITS}g}")
+
+
+def law_group(cell: dict[str, Any]) -> str:
+    """Cells that share one law: same section and schedule (B, m and seed vary within)."""
+    return json.dumps([cell["section"], cell["schedule"]], sort_keys=True)
+
+
+def cell_label(cell: dict[str, Any]) -> str:
+    label = f"B={cell['batch_size']} m={cell['momentum']:g} seed={cell['seed']} {cell['schedule']['kind']}"
+    return label if cell["section"] in ("main", "law") else f"{label} [{cell['section']}]"
+
+
+def stable_seed(*parts: Any) -> int:
+    """A 32-bit seed from any JSON-able values, the same in every process and Python run."""
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+def cell_seed(search_seed: int, cell: dict[str, Any]) -> int:
+    """The search's random seed for a cell. The training seed is left out on purpose: the
+    seeds of one (B, m) cell then get the same ε, which the analysis averages over."""
+    return stable_seed(search_seed, cell["section"], cell["schedule"], cell["batch_size"], cell["momentum"])
+
+
+def lr_bounds(spec, cell: dict[str, Any]) -> tuple[float, float]:
+    """[low, high] of ε for the cell: ``search.lr_range``, else the cell's lr grid min..max."""
+    if spec.search.lr_range is not None:
+        low, high = spec.search.lr_range
+        return float(low), float(high)
+    return float(min(cell["lr_grid"])), float(max(cell["lr_grid"]))
+
+
+def is_searched(spec, cell: dict[str, Any]) -> bool:
+    """False for a cell whose spec lists one ε and no ``search.lr_range`` (a schedule
+    comparison at a fixed ε, say): such a cell runs that ε once, whatever the algorithm."""
+    low, high = lr_bounds(spec, cell)
+    return high > low
+
+
+def reference_lr(spec, cell: dict[str, Any]) -> float:
+    """The ε a cell's search starts from when nothing is measured yet: the linear rule
+    itself (multiplier 1) when the spec's lr is relative to it, else the geometric centre
+    of the cell's ε range."""
+    from scalestudy.spec import LinearRuleLR
+
+    grid = spec.resolved_sections()[cell["section"]].grid
+    if isinstance(grid.lr, LinearRuleLR):
+        return float(grid.lr.lr_for(cell["batch_size"], cell["momentum"])[0] / grid.lr.multipliers[0])
+    low, high = lr_bounds(spec, cell)
+    return math.sqrt(low * high)
+
+
+def fit_law_so_far(optima: list[tuple[int, float, float]]) -> tuple[float, float, float] | None:
+    """(a, α, β) of ln ε* = a + α·ln B + β·ln(1−m) from measured (B, m, ε*) optima,
+    least squares pulled towards α = β = 1 (see ``LAW_PRIOR_WEIGHT``); None without optima."""
+    if not optima:
+        return None
+    b, m, lr = (np.asarray(column, float) for column in zip(*optima))
+    weight = math.sqrt(LAW_PRIOR_WEIGHT)
+    rows = np.column_stack([np.ones_like(b), np.log(b), np.log1p(-m)])
+    prior_rows = np.array([[0.0, weight, 0.0], [0.0, 0.0, weight]])
+    X = np.vstack([rows, prior_rows])
+    y = np.concatenate([np.log(lr), [weight * LAW_PRIOR["alpha"], weight * LAW_PRIOR["beta"]]])
+    coef, *_ = np.linalg.lstsq(X, y, rcond=None)
+    return float(coef[0]), float(coef[1]), float(coef[2])
+
+
+def predict_lr(optima: list[tuple[int, float, float]], batch_size: int, momentum: float) -> float | None:
+    """ε* the law fitted so far predicts for (B, m); None when nothing is measured."""
+    law = fit_law_so_far(optima)
+    if law is None:
+        return None
+    a, alpha, beta = law
+    return float(math.exp(a + alpha * math.log(batch_size) + beta * math.log1p(-momentum)))
+
+
+def interior_best(points: dict[float, float]) -> float | None:
+    """The best-scoring ε if some lower-scoring ε lies on each side of it, else None."""
+    if len(points) < 3:
+        return None
+    lrs = sorted(points)
+    scores = [points[lr] for lr in lrs]
+    best = int(np.argmax(scores))
+    if not math.isfinite(scores[best]):
+        return None
+    below = any(s < scores[best] for s in scores[:best])
+    above = any(s < scores[best] for s in scores[best + 1:])
+    return lrs[best] if below and above else None
