@@ -6,7 +6,9 @@ lr is the learning rate per optimizer update, B the global batch size in example
 the momentum. The law holds on ``domain`` and below ``breakdown_batch_size``; fields
 the data could not determine are null, with the reason under ``reasons``. When beta
 is null (a single momentum was studied) k includes the factor (1-m)^beta of that
-momentum and predictions are only given at it.
+momentum and predictions are only given at it. Next to the law: ``gradient_noise_scale``
+(the critical batch size B_simple predicts, beside the breakdown) and ``compute`` (trials,
+trial-epochs, updates, CPU and GPU hours the study used).
 
     law = ScalingLaw.load("law.json")
     law.predict(batch_size=1024, momentum=0.9).lr
@@ -24,9 +26,12 @@ SCHEMA = "scalestudy.law/v1"
 FORM = "lr = k * B^alpha * (1-m)^beta"
 _REQUIRED = ("schema", "form", "k", "alpha", "beta", "ci95", "breakdown_batch_size", "domain",
              "dataset_size", "fitted_on", "provenance")
-_OPTIONAL = ("r2", "noise_scale_opt", "gap_slope", "reasons", "notes", "cells", "units")
+_OPTIONAL = ("r2", "noise_scale_opt", "gap_slope", "gradient_noise_scale", "compute", "reasons", "notes", "cells",
+             "units")
 UNITS = {"lr": "per optimizer update", "batch_size": "examples per update",
-         "noise_scale": "g = lr/(1-m)*(N/B-1), units of lr", "dataset_size": "training examples"}
+         "noise_scale": "g = lr/(1-m)*(N/B-1), units of lr", "dataset_size": "training examples",
+         "gradient_noise_scale": "B_simple = tr(Sigma)/|G|^2, examples",
+         "compute": "trial_epochs in epochs, updates in optimizer steps, hours summed over trials"}
 
 
 class LawError(ValueError):
@@ -70,6 +75,8 @@ class ScalingLaw:
     r2: float | None = None
     noise_scale_opt: dict[str, Any] | None = None
     gap_slope: dict[str, Any] | None = None
+    gradient_noise_scale: dict[str, Any] | None = None  # B_crit ≈ B_simple next to the breakdown
+    compute: dict[str, Any] | None = None  # trials, trial_epochs, updates, cpu_hours, gpu_hours of the study
     reasons: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     cells: list[dict[str, Any]] = field(default_factory=list)
@@ -140,7 +147,7 @@ class ScalingLaw:
             _pair(value, f"ci95.{key}", where)
         for key in ("batch_size", "momentum"):
             _pair(data["domain"].get(key), f"domain.{key}", where)
-        for key in ("reasons", "noise_scale_opt", "gap_slope", "units"):
+        for key in ("reasons", "noise_scale_opt", "gap_slope", "gradient_noise_scale", "compute", "units"):
             if data.get(key) is not None and not isinstance(data[key], dict):
                 raise LawFileError(f"{where}: {key} must be a mapping or null")
         for key in ("notes", "cells"):

@@ -200,7 +200,9 @@ class Sharpness(_Frozen):
     """Keskar et al. 2017 ε-sharpness of the final solution, on a fixed training subset."""
 
     epsilon: float = Field(default=1e-3, gt=0)
-    dims: list[int | None] = Field(default_factory=lambda: [None, 100], min_length=1)  # None: full space
+    # Always in the full parameter space (metric "sharpness"); also in a random subspace of
+    # this many dimensions (metric "sharpness_subspace") unless null.
+    subspace_dims: int | None = Field(default=100, gt=0)
     steps: int = Field(default=10, gt=0)
     examples: int = Field(default=2048, gt=0)
 
@@ -452,6 +454,9 @@ def _check_section(spec: StudySpec, section: Section, where: str) -> None:
     dataset_size = data.train_size(workload.dataset, dataset_opts)
     workers = spec.resources.workers_per_trial
     ghost = workload.ghost_batch_size
+    if ghost is not None and workload.model_options.get("norm") == "none":
+        raise SpecError(f"{prefix}.ghost_batch_size: must be null for a model with norm: none "
+                        "(there is no batch norm to make ghost)")
     for i, schedule in enumerate(section.schedule):
         field = f"{where}schedule[{i}]"
         if schedule.milestones and schedule.milestones[-1] >= workload.epochs:

@@ -34,6 +34,10 @@ METRIC_KEYS = (
     "noise_scale", "train_loss", "train_acc", "test_loss", "test_acc", "gen_gap",
     "running_loss", "epoch_seconds", "diverged",
 )
+# Logged when the spec's diagnostics ask for them (see EpochReport.extras).
+DIAGNOSTIC_KEYS = ("gradient_noise_scale", "updates_to_target", "examples_to_target", "sharpness",
+                   "sharpness_subspace")
+LOGGED_KEYS = METRIC_KEYS + DIAGNOSTIC_KEYS
 HISTORY_KEY = "history_json"
 # Tune stamps every result (int seconds); metric timestamps derive from it, so the live
 # callback and ``scalestudy sync`` write identical points (MLflow drops exact repeats).
@@ -130,7 +134,7 @@ def finish_study_run(mlflow_client, parent_run_id: str, tracking_uri: str | None
 
 def report_of(result: dict[str, Any], timestamp: float | None = None) -> dict[str, float]:
     """The tracked part of one epoch report (a Tune result or a history entry)."""
-    report = {k: result[k] for k in METRIC_KEYS if k in result}
+    report = {k: result[k] for k in LOGGED_KEYS if k in result}
     stamp = result.get(TIMESTAMP_KEY, timestamp)
     if stamp is not None:
         report[TIMESTAMP_KEY] = stamp
@@ -266,7 +270,7 @@ class TrialRuns:
             last = step
             stamp = int(float(report.get(TIMESTAMP_KEY) or now) * 1000)
             metrics.extend(Metric(key, _finite_or_nan(report[key]), stamp, step)
-                           for key in METRIC_KEYS if key in report)
+                           for key in LOGGED_KEYS if key in report)
         if metrics:
             self.client.log_batch(run_id, metrics=metrics)
             self._last_step[run_id] = last

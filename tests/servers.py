@@ -9,13 +9,13 @@ and pytest registers them there:
   package creates it; ``.ci/postgres.sh`` installs the package) and runs through
   ``runuser``. Without PostgreSQL binaries the tests SKIP, unless ``CI`` is set: then
   they fail loudly.
-* ``mlflow_servers`` (function): a factory that starts ``mlflow server`` processes on a
+* ``mlflow_servers`` (module): a factory that starts ``mlflow server`` processes on a
   fresh database of that cluster (copied from a migrated template, so a server starts
   without minutes of schema migration), with proxied artifact storage in a temp folder,
-  optionally with basic auth; every server is stopped at the end of the test.
+  optionally with basic auth; every server is stopped after the module's tests.
 
-``MlflowServer.kill()`` kills the server's whole process group (an outage);
-``restart()`` brings it back on the same port and database.
+``MlflowServer.kill()`` kills the server's whole process group (an outage); ``start()``
+again brings it back on the same port and database.
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ def migrate(uri: str) -> None:
     code = ("import sys\n"
             "from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore\n"
             "from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as Registry\n"
-            "SqlAlchemyStore(sys.argv[1], 'file:///nonexistent').engine.dispose()\n"
+            "SqlAlchemyStore(sys.argv[1], 'mlflow-artifacts:/').engine.dispose()\n"
             "Registry(sys.argv[1]).engine.dispose()\n")
     proc = subprocess.run([sys.executable, "-c", code, uri], check=False, capture_output=True, text=True, timeout=600,
                           stdin=subprocess.DEVNULL)
@@ -216,9 +216,12 @@ class MlflowServer:
         env["PYTHONUNBUFFERED"] = "1"
         if self.auth:
             ini = self.workdir / "basic_auth.ini"
+            # auth_cache_ttl_seconds: without it every request pays a PBKDF2 password check
+            # (about a second of CPU on a loaded 2-core machine).
             ini.write_text("[mlflow]\ndefault_permission = READ\n"
                            f"database_uri = sqlite:///{self.workdir / 'basic_auth.db'}\n"
-                           "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+                           "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+                           "auth_cache_ttl_seconds = 300\n")
             env.update(MLFLOW_AUTH_CONFIG_PATH=str(ini),
                        MLFLOW_AUTH_ADMIN_USERNAME=self.auth["admin_username"],
                        MLFLOW_AUTH_ADMIN_PASSWORD=self.auth["admin_password"],
@@ -284,14 +287,14 @@ class MlflowServer:
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.workdir.glob("server-*.log")))
 
-    def client(self, username: str | None = None, password: str | None = None):
-        """An MlflowClient for this server (credentials go through the environment, as MLflow reads them)."""
+    def client(self):
+        """An MlflowClient for this server (credentials, if any, come from MLFLOW_TRACKING_* as usual)."""
         from mlflow.tracking import MlflowClient
 
-        if username is not None:
-            os.environ["MLFLOW_TRACKING_USERNAME"] = username
-            os.environ["MLFLOW_TRACKING_PASSWORD"] = password or ""
         return MlflowClient(tracking_uri=self.url)
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
 
 @pytest.fixture(scope="session")
@@ -317,9 +320,13 @@ def postgres():
         cluster.stop()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def mlflow_servers(postgres, tmp_path_factory):
-    """Factory: ``start(auth=None, workers=1) -> MlflowServer`` on a fresh database; all stopped after."""
+    """Factory: ``start(auth=None, workers=1, env=None) -> MlflowServer`` on a fresh database.
+
+    Module-scoped (a server takes seconds to start): tests may share one; every server is
+    stopped when the module's tests are done.
+    """
     started: list[MlflowServer] = []
 
     def start(auth: dict[str, str] | None = None, workers: int = 1, env: dict[str, str] | None = None) -> MlflowServer:

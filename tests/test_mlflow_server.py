@@ -29,7 +29,7 @@ import pytest
 import yaml
 from servers import closed_port, mlflow_servers, postgres  # noqa: F401 - pytest fixtures
 
-from scalestudy.tracking import METRIC_KEYS
+from scalestudy.tracking import METRIC_KEYS, TrackingError, check_reachable
 
 pytestmark = pytest.mark.slow
 
@@ -49,6 +49,19 @@ OUTAGE_SPEC = {"name": "outage",
 AUTH_SPEC = {"name": "guarded", "workload": dict(WORKLOAD, epochs=2),
              "grid": {"batch_size": [32, 64], "lr": [0.05], "momentum": [0.9], "seeds": [0]},
              "resources": {"max_concurrent_trials": 2}}
+
+
+@pytest.fixture(scope="module")
+def shared_server(mlflow_servers):  # noqa: F811
+    """One plain server (PostgreSQL backend, proxied artifacts) for the tests that need no auth."""
+    return mlflow_servers()
+
+
+@pytest.fixture
+def server(shared_server):
+    if not shared_server.running():  # brought back after a test that killed it
+        shared_server.start()
+    return shared_server
 
 
 @pytest.fixture
@@ -125,10 +138,8 @@ def one_error_line(proc: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
-def test_postgres_server_concurrent_trials_lose_no_point(tmp_path, mlflow_servers, ray_tmpdir):  # noqa: F811
+def test_postgres_server_concurrent_trials_lose_no_point(tmp_path, server, ray_tmpdir):
     clock = Clock()
-    server = mlflow_servers()
-    clock("server start")
     proc = scalestudy("run", str(write_spec(tmp_path, SPEC)), "--tracking-uri", server.url, "--quiet",
                       cwd=tmp_path, env=cli_env(ray_tmpdir))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -166,12 +177,14 @@ def test_unreachable_server_fails_before_ray_starts(tmp_path, ray_tmpdir):
     assert not (tmp_path / "mlflow.db").exists()
 
 
-def _epoch_points(postgres, database: str) -> int:  # noqa: F811
-    """Epoch points the server has stored, read from PostgreSQL directly (cheap to poll, server up or down)."""
+def _epoch_points(postgres, database: str, experiment: str) -> int:  # noqa: F811
+    """The experiment's epoch points, read from PostgreSQL directly (cheap to poll, server up or down)."""
     conn = postgres.connect(database)
     try:
         with conn.cursor() as cur:
-            cur.execute("select count(*) from metrics where key = 'epoch'")
+            cur.execute("select count(*) from metrics m join runs r on m.run_uuid = r.run_uuid "
+                        "join experiments e on r.experiment_id = e.experiment_id "
+                        "where m.key = 'epoch' and e.name = %s", (experiment,))
             return cur.fetchone()[0]
     finally:
         conn.close()
@@ -180,10 +193,8 @@ def _epoch_points(postgres, database: str) -> int:  # noqa: F811
 SYNC_LINE = re.compile(r"(\d+) trials read, (\d+) runs created, (\d+) metric points logged, (\d+) runs closed")
 
 
-def test_outage_mid_study_then_sync_backfills(tmp_path, postgres, mlflow_servers, ray_tmpdir):  # noqa: F811
+def test_outage_mid_study_then_sync_backfills(tmp_path, postgres, server, ray_tmpdir):  # noqa: F811
     clock = Clock()
-    server = mlflow_servers()
-    clock("server start")
     database = server.backend_uri.rsplit("/", 1)[1]
     env = cli_env(ray_tmpdir)
     log = tmp_path / "run.log"
@@ -194,7 +205,7 @@ def test_outage_mid_study_then_sync_backfills(tmp_path, postgres, mlflow_servers
                                   stdin=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 300
-        while _epoch_points(postgres, database) == 0:
+        while _epoch_points(postgres, database, "outage") == 0:
             assert driver.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, "no epoch reached MLflow in 300 s:\n" + log.read_text()[-3000:]
             time.sleep(0.3)
@@ -238,11 +249,11 @@ def test_outage_mid_study_then_sync_backfills(tmp_path, postgres, mlflow_servers
     assert parent.info.status == "FINISHED"
     assert_complete(client, trials, epochs=OUTAGE_EPOCHS)
 
-    points = _epoch_points(postgres, database)
+    points = _epoch_points(postgres, database, "outage")
     second = scalestudy("sync", "outage", cwd=tmp_path, env=env, timeout=300)
     assert second.returncode == 0, second.stdout + second.stderr
     assert SYNC_LINE.search(second.stdout).groups() == ("4", "0", "0", "0"), second.stdout
-    assert _epoch_points(postgres, database) == points
+    assert _epoch_points(postgres, database, "outage") == points
     clock("sync again")
     assert_complete(client, study_runs(client, "outage")[1], epochs=OUTAGE_EPOCHS)
 
@@ -277,16 +288,19 @@ def test_basic_auth_credentials_from_env_never_leak(tmp_path, mlflow_servers, ra
     _create_user(server.url, admin, username, password)
     spec = write_spec(tmp_path, AUTH_SPEC)
 
-    # No or wrong credentials: one line, exit code 2, before Ray or any trial starts.
-    for env in (cli_env(ray_tmpdir),
-                cli_env(ray_tmpdir, MLFLOW_TRACKING_USERNAME=username, MLFLOW_TRACKING_PASSWORD=password + "x")):
-        line = one_error_line(scalestudy("run", str(spec), "--tracking-uri", server.url, cwd=tmp_path, env=env,
-                                         timeout=300))
-        assert "rejected the credentials" in line and "MLFLOW_TRACKING_PASSWORD" in line, line
-        assert not ray_tmpdir.exists()
-        assert not (tmp_path / "ray_results").exists()
-
-    clock("two refused runs")
+    # Wrong credentials: one line, exit code 2, before Ray or any trial starts.
+    wrong = cli_env(ray_tmpdir, MLFLOW_TRACKING_USERNAME=username, MLFLOW_TRACKING_PASSWORD=password + "x")
+    line = one_error_line(scalestudy("run", str(spec), "--tracking-uri", server.url, cwd=tmp_path, env=wrong,
+                                     timeout=300))
+    assert "rejected the credentials" in line and "MLFLOW_TRACKING_PASSWORD" in line, line
+    assert not ray_tmpdir.exists()
+    assert not (tmp_path / "ray_results").exists()
+    # None at all: the same check (in-process: the CLI path is the one above).
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+    with pytest.raises(TrackingError, match="rejected the credentials"):
+        check_reachable(server.url)
+    clock("refused")
     env = cli_env(ray_tmpdir, MLFLOW_TRACKING_USERNAME=username, MLFLOW_TRACKING_PASSWORD=password)
     proc = scalestudy("run", str(spec), "--tracking-uri", server.url, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -6,6 +6,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from scalestudy import __version__
+from scalestudy.analysis.compute import StudyCompute
+from scalestudy.analysis.critical import CriticalBatch
 from scalestudy.analysis.frontier import Frontier
 from scalestudy.analysis.gap import GapFit
 from scalestudy.analysis.lawfit import LawFit
@@ -14,7 +16,8 @@ from scalestudy.law import ScalingLaw
 
 
 def build_law(law: LawFit, frontier: Frontier, noise: NoiseScaleFit, gap: GapFit, dataset_size: int | None,
-              provenance: dict[str, Any]) -> ScalingLaw:
+              provenance: dict[str, Any], compute: StudyCompute | None = None,
+              critical: CriticalBatch | None = None) -> ScalingLaw:
     breakdown = law.breakdown
     reasons = dict(law.reasons)
     if breakdown.batch_size is None:
@@ -23,6 +26,8 @@ def build_law(law: LawFit, frontier: Frontier, noise: NoiseScaleFit, gap: GapFit
         reasons["noise_scale_opt"] = noise.reason
     if gap.vs_batch is None and gap.reason:
         reasons["gap_slope"] = gap.reason
+    if critical is not None and critical.value is None:
+        reasons["gradient_noise_scale"] = critical.reason
     used = {(c.batch_size, c.momentum) for c in law.cells}
     cells = [{"batch_size": c.batch_size, "momentum": c.momentum, "lr_opt": c.lr_opt,
               "ci95": list(c.ci95) if c.ci95 else None, "status": c.status,
@@ -53,7 +58,20 @@ def build_law(law: LawFit, frontier: Frontier, noise: NoiseScaleFit, gap: GapFit
         domain=domain, dataset_size=dataset_size,
         fitted_on={"cells": len(law.cells), "trials": law.n_trials, "excluded_cells": excluded,
                    "above_breakdown": above},
-        provenance=law_provenance(provenance), reasons=reasons, notes=list(law.notes), cells=cells)
+        provenance=law_provenance(provenance), reasons=reasons, notes=list(law.notes), cells=cells,
+        gradient_noise_scale=critical_entry(critical), compute=compute.to_dict() if compute else None)
+
+
+def critical_entry(critical: CriticalBatch | None) -> dict[str, Any] | None:
+    """law.json's ``gradient_noise_scale``: B_crit ≈ B_simple next to the breakdown (null when absent)."""
+    if critical is None or critical.value is None:
+        return None
+    return {"value": critical.value, "iqr": list(critical.iqr) if critical.iqr else None, "trials": critical.n_trials,
+            "taken": critical.taken, "breakdown_batch_size": critical.breakdown,
+            "breakdown_ci95": list(critical.breakdown_ci95) if critical.breakdown_ci95 else None,
+            "ratio_to_breakdown": critical.ratio_to_breakdown,
+            "within_breakdown_ci95": critical.within_breakdown_ci,
+            "cells": [{"batch_size": b, "momentum": m, "value": v} for b, m, v in critical.cells]}
 
 
 def law_provenance(provenance: dict[str, Any]) -> dict[str, Any]:

@@ -10,11 +10,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from scalestudy.analysis.critical import CriticalBatch
 from scalestudy.analysis.frontier import Frontier
 from scalestudy.analysis.gap import GapFit
 from scalestudy.analysis.lawfit import LawFit
 from scalestudy.analysis.noise import NoiseScaleFit, noise_scale
 from scalestudy.analysis.schedules import ScheduleGroup
+from scalestudy.analysis.sharpness import SharpnessFit
+from scalestudy.analysis.steps import StepsToTarget
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,43 @@ class ScheduleCurvesInfo:
     curves: tuple[ScheduleCurve, ...]
 
 
+@dataclass(frozen=True)
+class StepsCurve:
+    """One momentum: fewest updates (and examples) to the target per batch size."""
+
+    momentum: float
+    batch_sizes: tuple[int, ...]
+    lrs: tuple[float, ...]  # the ε that got there first
+    updates: tuple[float, ...]  # [updates]
+    examples: tuple[float, ...]  # [examples]
+    perfect_updates: tuple[float, ...]  # perfect scaling through the smallest B: updates(B₀)·B₀/B
+    perfect_examples: tuple[float, ...]  # ... in examples: examples(B₀) at every B
+    fit_batch_sizes: tuple[float, ...]  # the fitted S_min·(1 + B_crit/B), when there is one
+    fit_updates: tuple[float, ...]
+    transition: float | None  # its B_crit [examples]
+
+
+@dataclass(frozen=True)
+class StepsToTargetInfo:
+    target: float | None
+    curves: tuple[StepsCurve, ...]
+    noise_b_crit: float | None  # B_simple from the gradient noise scale [examples]
+    breakdown: float | None  # of the lr law [examples]
+    breakdown_ci95: tuple[float, float] | None
+
+
+@dataclass(frozen=True)
+class SharpnessLine:
+    momentum: float
+    batch_sizes: tuple[int, ...]
+    values: tuple[float, ...]  # [percent]
+
+
+@dataclass(frozen=True)
+class SharpnessInfo:
+    panels: tuple[tuple[str, tuple[SharpnessLine, ...]], ...]  # (column, one line per momentum)
+
+
 def accuracy_vs_lr(frontier: Frontier) -> AccuracyVsLrInfo:
     panels: dict[float, list[AccuracyCurve]] = {}
     for cell in frontier.cells:
@@ -170,6 +210,37 @@ def schedule_curves(group: ScheduleGroup, histories: pd.DataFrame) -> ScheduleCu
         curves.append(ScheduleCurve(row.schedule, tuple(epochs.astype(float)), tuple(updates.astype(float)),
                                     tuple(mean["test_acc"].astype(float))))
     return ScheduleCurvesInfo(f"schedules from {group.label}", tuple(curves))
+
+
+def steps_to_target(steps: StepsToTarget, critical: CriticalBatch | None = None) -> StepsToTargetInfo:
+    curves = []
+    for line in steps.lines:
+        b = np.array([p.batch_size for p in line.points], float)
+        updates = np.array([p.updates for p in line.points])
+        examples = np.array([p.examples for p in line.points])
+        fit_b, fit_updates = (), ()
+        if line.transition is not None:
+            grid = np.geomspace(b.min(), b.max(), 60)
+            fit_b, fit_updates = tuple(grid), tuple(line.transition.updates(grid))
+        curves.append(StepsCurve(
+            line.momentum, tuple(int(v) for v in b), tuple(p.lr for p in line.points), tuple(updates),
+            tuple(examples), tuple(updates[0] * b[0] / b), tuple(np.full(len(b), examples[0])), fit_b, fit_updates,
+            line.transition.batch_size if line.transition else None))
+    critical = critical or CriticalBatch(None, None, 0, (), None, None)
+    return StepsToTargetInfo(steps.target, tuple(curves), critical.value, critical.breakdown, critical.breakdown_ci95)
+
+
+def sharpness_vs_batch(fit: SharpnessFit) -> SharpnessInfo:
+    panels = []
+    for key in fit.keys:
+        lines = []
+        for m in sorted({c.momentum for c in fit.cells}):
+            cells = [c for c in fit.cells if c.momentum == m and np.isfinite(c.value(key))]
+            if cells:
+                lines.append(SharpnessLine(m, tuple(c.batch_size for c in cells), tuple(c.value(key) for c in cells)))
+        if lines:
+            panels.append((key, tuple(lines)))
+    return SharpnessInfo(tuple(panels))
 
 
 def gap_info(gap: GapFit) -> GapFit:

@@ -90,6 +90,15 @@ def fit_frontier(frame: pd.DataFrame, *, n_boot: int = 200, seed: int = 0) -> Fr
     return Frontier(tuple(cells), floor, tuple(warnings))
 
 
+def trials_at_best_lr(frame: pd.DataFrame, cells: tuple[CellOptimum, ...] | list[CellOptimum]) -> pd.DataFrame:
+    """The non-diverged trials at each cell's best searched ε (the point ε* is interpolated
+    around): where per-trial diagnostics are compared across batch sizes."""
+    best = pd.DataFrame([(c.batch_size, c.momentum, c.best_lr) for c in cells if c.best_lr is not None],
+                        columns=["batch_size", "momentum", "lr"])
+    alive = frame[~frame["diverged"]]
+    return alive.merge(best, on=["batch_size", "momentum", "lr"], how="inner")
+
+
 def fit_cell(group: pd.DataFrame, batch_size: int, momentum: float, floor: float, *,
              n_boot: int = 200, rng: np.random.Generator | None = None) -> CellOptimum:
     rng = rng or np.random.default_rng(0)

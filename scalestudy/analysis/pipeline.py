@@ -1,7 +1,12 @@
 """``analyze``: trial table → fits → law.json/law.yaml, figures, report.md (and an MLflow run).
 
 Everything between reading the table and writing the files is a pure function of the
-table (frontier, law, noise, gap, schedules); this module only orchestrates.
+table (frontier, law, noise, gap, schedules, compute, critical batch size, steps to
+target, sharpness); this module only orchestrates.
+
+Trials the search stopped early (status ``stopped``) did not finish: their final
+accuracy is not comparable, so every fit of final values leaves them out; they count
+in the compute, and in steps-to-target when they reached the target before stopping.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from pathlib import Path
 import pandas as pd
 
 from scalestudy.analysis import figures, plots, report
+from scalestudy.analysis.compute import StudyCompute, study_compute
+from scalestudy.analysis.critical import CriticalBatch, critical_batch_from_noise
 from scalestudy.analysis.errors import AnalysisError
 from scalestudy.analysis.export import build_law
 from scalestudy.analysis.frontier import Frontier, failure_accuracy, fit_frontier
@@ -19,7 +26,9 @@ from scalestudy.analysis.gap import GapFit, fit_gap
 from scalestudy.analysis.lawfit import LawFit, fit_law
 from scalestudy.analysis.noise import NoiseScaleFit, fit_noise_scale
 from scalestudy.analysis.schedules import ScheduleComparison, compare_schedules
-from scalestudy.analysis.table import TrialTable
+from scalestudy.analysis.sharpness import SharpnessFit, fit_sharpness
+from scalestudy.analysis.steps import StepsToTarget, fit_steps_to_target
+from scalestudy.analysis.table import TrialTable, stopped
 from scalestudy.law import ScalingLaw
 
 
@@ -37,6 +46,10 @@ class AnalysisResult:
     gap: GapFit
     schedules: ScheduleComparison
     n_trials: int
+    compute: StudyCompute
+    critical_batch: CriticalBatch  # B_simple from the gradient noise scale vs the breakdown
+    steps: StepsToTarget
+    sharpness: SharpnessFit
     figure_notes: list[str] = field(default_factory=list)
     analysis_run_id: str | None = None
 
@@ -45,11 +58,18 @@ class AnalysisResult:
         return report.summary(self)
 
 
-def law_trials(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """The constant-schedule trials the law is fitted on (one section when there are several)."""
+def law_trials(frame: pd.DataFrame, *, keep_stopped: bool = False) -> tuple[pd.DataFrame, list[str]]:
+    """The constant-schedule trials the law is fitted on (one section when there are several),
+    without the trials the search stopped early unless ``keep_stopped``."""
     notes = []
     if "schedule" in frame.columns:
         frame = frame[frame["schedule"] == "constant"]
+    early = stopped(frame)
+    if early.any() and not keep_stopped:
+        notes.append(f"{int(early.sum())} constant-schedule trials stopped early by the search are left out of "
+                     "the ε* fit (they did not finish: their final accuracy is not comparable); they count in "
+                     "the compute")
+        frame = frame[~early]
     if "section" in frame.columns and frame["section"].nunique() > 1:
         counts = frame["section"].value_counts()
         keep = counts.index[0]
@@ -68,6 +88,9 @@ def analyze(trials: TrialTable | pd.DataFrame, out_dir: Path, *, log_to_mlflow: 
     frame, warnings = table.frame, list(table.warnings)
     if frame["diverged"].all():
         raise AnalysisError(f"every trial diverged ({len(frame)} trials): no learning rate to fit")
+    finished = frame[~stopped(frame)]
+    if finished.empty:
+        raise AnalysisError(f"every trial was stopped early ({len(frame)} trials): no final accuracy to fit")
     law_frame, notes = law_trials(frame)
     warnings += notes
     dataset_sizes = sorted(law_frame["dataset_size"].unique()) or sorted(frame["dataset_size"].unique())
@@ -76,15 +99,21 @@ def analyze(trials: TrialTable | pd.DataFrame, out_dir: Path, *, log_to_mlflow: 
     dataset_size = int(dataset_sizes[0])
     if law_frame.empty:
         frontier = Frontier((), failure_accuracy(frame), ())
-        warnings.append("no constant-schedule trials: the law is not fitted")
+        every_stopped = not law_trials(frame, keep_stopped=True)[0].empty
+        warnings.append("every constant-schedule trial was stopped early: the law is not fitted" if every_stopped
+                        else "no constant-schedule trials: the law is not fitted")
     else:
         frontier = fit_frontier(law_frame, n_boot=n_boot, seed=seed)
     warnings += frontier.warnings
     law_fit = fit_law(list(frontier.cells))
     noise = fit_noise_scale(list(law_fit.cells), dataset_size)
     gap = fit_gap(law_frame, list(frontier.cells)) if not law_frame.empty else GapFit((), None, None, "no trials")
-    schedules = compare_schedules(frame)
-    law = build_law(law_fit, frontier, noise, gap, dataset_size, table.provenance)
+    schedules = compare_schedules(finished)
+    compute = study_compute(frame, table.provenance.get("train_seconds"))
+    critical = critical_batch_from_noise(law_frame, list(frontier.cells), law_fit.breakdown)
+    steps = fit_steps_to_target(law_trials(frame, keep_stopped=True)[0])
+    sharpness = fit_sharpness(law_frame, list(frontier.cells))
+    law = build_law(law_fit, frontier, noise, gap, dataset_size, table.provenance, compute, critical)
 
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -92,9 +121,10 @@ def analyze(trials: TrialTable | pd.DataFrame, out_dir: Path, *, log_to_mlflow: 
     out_dir.mkdir(parents=True, exist_ok=True)
     files = [table.to_parquet(out_dir / "trials.parquet"), law.save(out_dir / "law.json"),
              law.save(out_dir / "law.yaml")]
-    drawn, figure_notes = _draw(out_dir, law_frame, frontier, law_fit, noise, gap, schedules, table, warnings)
-    result = AnalysisResult(law, out_dir, out_dir / "report.md", drawn, warnings, files + drawn, frontier,
-                            law_fit, noise, gap, schedules, len(frame), figure_notes)
+    result = AnalysisResult(law, out_dir, out_dir / "report.md", [], warnings, files, frontier, law_fit, noise, gap,
+                            schedules, len(frame), compute, critical, steps, sharpness)
+    result.figures, result.figure_notes = _draw(out_dir, law_frame, result, table)
+    result.files += result.figures
     result.report_path.write_text(report.markdown(result))
     result.files.append(result.report_path)
     if log_to_mlflow and table.provenance.get("source") == "mlflow":
@@ -108,8 +138,10 @@ def analyze(trials: TrialTable | pd.DataFrame, out_dir: Path, *, log_to_mlflow: 
     return result
 
 
-def _draw(out_dir, law_frame, frontier, law_fit, noise, gap, schedules, table, warnings):
-    drawn, notes = [], []
+def _draw(out_dir: Path, law_frame: pd.DataFrame, result: AnalysisResult, table: TrialTable):
+    frontier, law_fit, noise, gap, schedules = result.frontier, result.law_fit, result.noise, result.gap, \
+        result.schedules
+    warnings, drawn, notes = result.warnings, [], []
     if frontier.cells:
         drawn.append(plots.draw_accuracy_vs_lr(figures.accuracy_vs_lr(frontier), out_dir / "accuracy_vs_lr.png"))
     if frontier.usable():
@@ -121,6 +153,16 @@ def _draw(out_dir, law_frame, frontier, law_fit, noise, gap, schedules, table, w
                                                   out_dir / "accuracy_vs_noise_scale.png"))
     if gap.cells:
         drawn.append(plots.draw_gap(gap, out_dir / "gap_vs_batch_size.png"))
+    if result.steps.lines:
+        drawn.append(plots.draw_steps_to_target(figures.steps_to_target(result.steps, result.critical_batch),
+                                                out_dir / "steps_to_target.png"))
+    elif "updates_to_target" in law_frame.columns:
+        notes.append(f"no steps-to-target figure: {result.steps.reason}")
+    sharpness = figures.sharpness_vs_batch(result.sharpness)
+    if sharpness.panels:
+        drawn.append(plots.draw_sharpness(sharpness, out_dir / "sharpness_vs_batch_size.png"))
+    elif result.sharpness.keys:
+        notes.append(f"no sharpness figure: {result.sharpness.reason}")
     if schedules.groups:
         group = schedules.groups[0]
         run_ids = [r for row in group.rows for r in row.run_ids]
@@ -143,8 +185,12 @@ def _draw(out_dir, law_frame, frontier, law_fit, noise, gap, schedules, table, w
 
 
 def _run_metrics(law: ScalingLaw) -> dict[str, float]:
+    compute = law.compute or {}
     values = {"law.alpha": law.alpha, "law.beta": law.beta, "law.k": law.k, "law.r2": law.r2,
               "law.breakdown_batch_size": law.breakdown_batch_size,
               "law.noise_scale_opt": (law.noise_scale_opt or {}).get("value"),
-              "law.gap_slope": (law.gap_slope or {}).get("value")}
+              "law.gap_slope": (law.gap_slope or {}).get("value"),
+              "law.gradient_noise_scale": (law.gradient_noise_scale or {}).get("value"),
+              **{f"compute.{key}": compute.get(key) for key in ("trials", "trial_epochs", "updates", "cpu_hours",
+                                                                "gpu_hours")}}
     return {key: value for key, value in values.items() if value is not None}

@@ -5,12 +5,17 @@ below the breakdown batch size B_c and saturates above it. Final test accuracy i
 Gaussian bump in x = ln(ε/ε*) of width ``width`` (e-folds), whose height falls slowly
 with B, plus noise; trials with ε above ``diverge_factor`` · ε* diverge. The lr grid of
 each cell is powers of ``lr_step`` around ε*, as a user centring a grid would search.
+
+:func:`add_diagnostics` adds the optional per-trial diagnostics (gradient noise scale,
+steps to target, sharpness, training time and resources) from a :class:`PlantedDiagnostics`;
+:func:`stop_early` marks the worst trials of each cell as stopped by the search, as ASHA does.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -95,3 +100,69 @@ def _schedule_rows(alpha, beta, k, breakdown, seeds, dataset_size, epochs, rng):
                              "test_acc": 0.9 + offset + rng.normal(0, 0.002), "train_acc": 0.95,
                              "test_loss": 0.3, "train_loss": 0.1, "trial_id": f"{kind}-s{seed}"})
     return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class PlantedDiagnostics:
+    """Planted values of the per-trial diagnostics (units as in the trial-table schema)."""
+
+    noise_scale: float = 512.0  # final B_simple of every trial [examples] ...
+    noise_scatter: float = 0.2  # ... times exp(N(0, scatter²))
+    target_accuracy: float = 0.5
+    min_updates: float = 100.0  # S_min of S(B) = S_min·(1 + B_crit/B) at ε* [updates]
+    critical_batch: float = 512.0  # B_crit of that curve [examples]
+    steps_width: float = 1.0  # S grows by exp(x²/(2 w²)) away from ε*, x = ln(ε/ε*); unreached past the budget
+    sharpness: float = 0.05  # full-space sharpness at the smallest B [percent] ...
+    sharpness_per_doubling: float = 1.3  # ... times this per doubling of B
+    subspace_dims: int | None = 100  # also sharpness_p<dims>, a tenth of the full-space value
+    seconds_per_update: float = 0.01  # train_seconds = updates × this [s]
+    workers: int = 1
+    cpus_per_worker: float = 2.0
+    gpus_per_worker: float = 0.0
+
+
+def add_diagnostics(frame: pd.DataFrame, planted: PlantedDiagnostics = PlantedDiagnostics(), *,
+                    alpha: float = 1.0, beta: float = 1.0, k: float = 1e-3, breakdown: float | None = None,
+                    rng: int | np.random.Generator = 0) -> pd.DataFrame:
+    """The trial table with the diagnostic columns a spec with every diagnostic on would log.
+    ``alpha``, ``beta``, ``k``, ``breakdown``: the law the table was planted with (for ε*)."""
+    rng = np.random.default_rng(rng)
+    frame = frame.copy()
+    b, alive = frame["batch_size"].to_numpy(float), ~frame["diverged"].to_numpy(bool)
+    lr_opt = planted_lr(b, frame["momentum"].to_numpy(float), alpha, beta, k, breakdown)
+    x = np.log(frame["lr"].to_numpy(float) / lr_opt)
+    steps = planted.min_updates * (1 + planted.critical_batch / b) * np.exp(x ** 2 / (2 * planted.steps_width ** 2))
+    steps = np.ceil(steps)
+    reached = alive & (steps <= frame["updates"].to_numpy(float))
+    frame["target_accuracy"] = planted.target_accuracy
+    frame["updates_to_target"] = np.where(reached, steps, np.nan)
+    frame["examples_to_target"] = frame["updates_to_target"] * b
+    frame["gradient_noise_scale"] = np.where(
+        alive, planted.noise_scale * np.exp(rng.normal(0, planted.noise_scatter, len(frame))), np.nan)
+    sharp = planted.sharpness * planted.sharpness_per_doubling ** np.log2(b / b.min())
+    frame["sharpness"] = np.where(alive, sharp * np.exp(rng.normal(0, 0.05, len(frame))), np.nan)
+    if planted.subspace_dims:
+        frame[f"sharpness_p{planted.subspace_dims}"] = frame["sharpness"] / 10
+    frame["train_seconds"] = frame["updates"] * planted.seconds_per_update
+    frame["workers"], frame["cpus_per_worker"] = float(planted.workers), planted.cpus_per_worker
+    frame["gpus_per_worker"] = planted.gpus_per_worker
+    frame["planned_epochs"] = frame["epochs"].where(alive, frame["epochs"].max())
+    frame["status"] = np.where(alive, "ok", "diverged")
+    return frame
+
+
+def stop_early(frame: pd.DataFrame, keep: float = 0.5, rung: int = 1) -> pd.DataFrame:
+    """ASHA-like: in each (B, m, seed) cell, trials outside the best ``keep`` share by final test
+    accuracy stop after ``rung`` epochs (status ``stopped``, at a third of their accuracy, their
+    updates and training time cut to the epochs run). Diverged trials are left as they are."""
+    frame = frame.copy()
+    rank = frame.groupby(["batch_size", "momentum", "seed"])["test_acc"].rank(ascending=False, pct=True)
+    stop = (rank > keep) & ~frame["diverged"]
+    share = rung / frame.loc[stop, "epochs"]
+    frame.loc[stop, "status"] = "stopped"
+    frame.loc[stop, "test_acc"] = frame.loc[stop, "test_acc"] / 3
+    for column in ("updates", "train_seconds"):
+        if column in frame.columns:
+            frame.loc[stop, column] = frame.loc[stop, column] * share
+    frame.loc[stop, "epochs"] = float(rung)
+    return frame

@@ -14,6 +14,8 @@ from scalestudy.analysis.figures import (
     AccuracyVsNoiseInfo,
     LrLawInfo,
     ScheduleCurvesInfo,
+    SharpnessInfo,
+    StepsToTargetInfo,
 )
 from scalestudy.analysis.gap import GapFit
 
@@ -49,12 +51,28 @@ def _plain_log_axis(ax) -> None:
     ax.xaxis.set_minor_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
 
 
+def _plain_log_y(ax) -> None:
+    """Log y axis labelled 0.1, 0.2, 300, 4e+05 rather than 10⁻¹, 2×10⁻¹."""
+    from matplotlib.ticker import FuncFormatter
+
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+
+
 def _log2_axis(ax) -> None:
     """Log base-2 x axis labelled with plain numbers (16, 32, ...), not 2^4."""
     from matplotlib.ticker import FuncFormatter
 
     ax.set_xscale("log", base=2)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+
+
+def _momentum_colors(momenta):
+    plt = _pyplot()
+    momenta = sorted(set(momenta))
+    cmap = plt.get_cmap("plasma")
+    return {m: cmap(0.8 * i / max(len(momenta) - 1, 1)) for i, m in enumerate(momenta)}
 
 
 def _save(fig, path: Path) -> Path:
@@ -216,4 +234,65 @@ def draw_schedules(info: ScheduleCurvesInfo, path: Path) -> Path:
     axes[1].set_title("b) against parameter updates", fontsize=9)
     axes[0].legend(fontsize=8, loc="lower right")
     fig.suptitle(info.title, fontsize=10)
+    return _save(fig, path)
+
+
+def draw_steps_to_target(info: StepsToTargetInfo, path: Path) -> Path:
+    """Shallue et al. (2018), Figure 1 layout: updates (a) and examples (b) to the target against B."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.4), layout="constrained")
+    colors = _momentum_colors([c.momentum for c in info.curves])
+    for curve in info.curves:
+        color = colors[curve.momentum]
+        axes[0].plot(curve.batch_sizes, curve.updates, "o-", color=color, ms=4, label=f"m = {curve.momentum:g}")
+        axes[0].plot(curve.batch_sizes, curve.perfect_updates, "--", color=color, lw=0.9, alpha=0.7)
+        axes[1].plot(curve.batch_sizes, curve.examples, "o-", color=color, ms=4, label=f"m = {curve.momentum:g}")
+        axes[1].plot(curve.batch_sizes, curve.perfect_examples, "--", color=color, lw=0.9, alpha=0.7)
+        if curve.fit_updates:
+            b = np.array(curve.fit_batch_sizes)
+            axes[0].plot(b, curve.fit_updates, ":", color=color, lw=1.2)
+            axes[1].plot(b, np.array(curve.fit_updates) * b, ":", color=color, lw=1.2)
+    for ax in axes:
+        ax.plot([], [], "--", color="gray", label="perfect scaling (through the smallest B)")
+        if any(c.fit_updates for c in info.curves):
+            ax.plot([], [], ":", color="gray", label="fit S_min·(1 + B_crit/B)")
+        if info.noise_b_crit is not None:
+            ax.axvline(info.noise_b_crit, color="tab:green", ls="-.", lw=1.1,
+                       label=f"gradient noise scale B_simple ≈ {info.noise_b_crit:.0f}")
+        if info.breakdown is not None:
+            ax.axvline(info.breakdown, color="black", ls=":", lw=1.2, label=f"lr-law breakdown B ≈ {info.breakdown:.0f}")
+            if info.breakdown_ci95:
+                ax.axvspan(*info.breakdown_ci95, color="gray", alpha=0.15, lw=0)
+        _log2_axis(ax)
+        _plain_log_y(ax)
+        ax.set_xlabel("batch size B (examples per update)")
+    axes[0].set_ylabel("updates to reach the target")
+    axes[1].set_ylabel("examples to reach the target")
+    axes[0].set_title("a) parameter updates (slope −1: perfect scaling)", fontsize=9)
+    axes[1].set_title("b) training examples (flat: perfect scaling)", fontsize=9)
+    axes[0].legend(fontsize=7, loc="best")
+    target = f"test accuracy {100 * info.target:.4g}%" if info.target is not None else "the target accuracy"
+    fig.suptitle(f"Steps to {target} at the best lr of each batch size", fontsize=10)
+    return _save(fig, path)
+
+
+def draw_sharpness(info: SharpnessInfo, path: Path) -> Path:
+    """ε-sharpness at each cell's best lr against batch size, one panel per space."""
+    plt = _pyplot()
+    n = len(info.panels)
+    fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 4.2), squeeze=False, layout="constrained")
+    colors = _momentum_colors([line.momentum for _, lines in info.panels for line in lines])
+    for ax, (key, lines) in zip(axes[0], info.panels):
+        for line in lines:
+            ax.plot(line.batch_sizes, line.values, "o-", color=colors[line.momentum], ms=4,
+                    label=f"m = {line.momentum:g}")
+        _log2_axis(ax)
+        if all(v > 0 for line in lines for v in line.values):
+            _plain_log_y(ax)
+        ax.set_xlabel("batch size B (examples per update)")
+        space = "full parameter space" if key == "sharpness" else f"random {key[len('sharpness_p'):]}-dim subspace"
+        ax.set_title(f"{key}: {space}", fontsize=9)
+    axes[0][0].set_ylabel("ε-sharpness at the best lr (percent)")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle("Sharpness of the final solution (Keskar et al. 2017: larger at large B)", fontsize=10)
     return _save(fig, path)

@@ -53,6 +53,8 @@ def summary(result: AnalysisResult) -> str:
     if law.gap_slope:
         gap = law.gap_slope
         lines.append(f"generalization gap: {_points(gap['value'], gap['ci95'])} per {gap['per']}")
+    lines.append("critical batch size: " + critical_line(result.critical_batch))
+    lines.append("compute: " + compute_line(result.compute))
     for group in result.schedules.groups[:1]:
         parts = [f"{r.schedule} {_acc(r)}" + (f" ×{r.update_ratio:.2f} updates" if r.update_ratio else "")
                  for r in group.rows]
@@ -122,6 +124,7 @@ def markdown(result: AnalysisResult) -> str:
                    f"sd of ln g* between cells {estimate(noise.log_sd, None, 3)}; slope of ln g* against ln B "
                    f"{estimate(noise.slope_vs_log_b, noise.slope_ci95, 3, noise.reason)} "
                    "(0 when g* is constant, as α = 1 implies).")
+    out += ["", "## Critical batch size", ""] + _critical_section(result)
     out += ["", "## Generalization gap", ""]
     gap = result.gap
     if gap.vs_batch is None:
@@ -148,6 +151,9 @@ def markdown(result: AnalysisResult) -> str:
         out.append("")
     if result.schedules.reason and result.schedules.groups:
         out.append(f"Note: {result.schedules.reason}.")
+    out += ["", "## Steps to target", ""] + _steps_section(result.steps)
+    out += ["", "## Sharpness", ""] + _sharpness_section(result.sharpness)
+    out += ["", "## Compute", ""] + _compute_section(result.compute)
     out += ["", "## Figures", ""]
     out += [f"![{path.stem}]({path.name})" for path in result.figures]
     out += [f"- {note}" for note in result.figure_notes]
@@ -169,3 +175,118 @@ def _verdicts(group) -> list[str]:
         lines.append(f"{r.schedule}: {100 * r.acc_vs_baseline:+.2f}{se} points against step_decay_lr, "
                      f"{same}{updates}.")
     return lines
+
+
+def critical_line(critical) -> str:
+    """'B_simple ≈ 480 (54 trials) vs breakdown 1024 [870, 1200]'."""
+    if critical.value is None:
+        return f"gradient noise scale not available ({critical.reason})"
+    text = f"B_simple ≈ {number(critical.value)} examples ({critical.n_trials} trials at the best lr) vs "
+    if critical.breakdown is None:
+        return text + "no fitted breakdown"
+    return text + f"breakdown {estimate(critical.breakdown, critical.breakdown_ci95)} (ratio {critical.ratio_to_breakdown:.2f})"
+
+
+def compute_line(compute) -> str:
+    parts = [f"{compute.trials} trials" + (f" ({compute.stopped} stopped early)" if compute.stopped else "")]
+    if compute.trial_epochs is not None:
+        parts.append(f"{compute.trial_epochs:,.0f} trial-epochs")
+    if compute.updates is not None:
+        parts.append(f"{compute.updates:,.0f} updates")
+    parts.append(f"{_hours(compute.cpu_hours)} CPU h, {_hours(compute.gpu_hours)} GPU h")
+    return ", ".join(parts)
+
+
+def _hours(value: float | None) -> str:
+    return "?" if value is None else f"{value:.3g}"
+
+
+def _critical_section(result: AnalysisResult) -> list[str]:
+    critical, out = result.critical_batch, []
+    breakdown = estimate(critical.breakdown, critical.breakdown_ci95, 4, result.law.reasons.get("breakdown_batch_size"))
+    if critical.value is None:
+        out.append(f"Gradient noise scale: not available ({critical.reason}). Breakdown of the lr law: {breakdown}.")
+    else:
+        iqr = critical.iqr
+        out.append(f"McCandlish et al. (2018) predict the critical batch size B_crit ≈ B_simple. Here B_simple ≈ "
+                   f"**{number(critical.value)} examples** (interquartile range {number(iqr[0])} to {number(iqr[1])}, "
+                   f"{critical.n_trials} trials in {len(critical.cells)} cells); taken as the {critical.taken}: "
+                   "read at the end of training because B_simple grows as the loss falls, at the best lr because "
+                   "that is where the law is measured, and as a median because the estimate is a noisy ratio.")
+        out.append("")
+        if critical.breakdown is None:
+            out.append(f"Breakdown of the lr law: {breakdown}; nothing to compare with.")
+        else:
+            inside = {True: "inside", False: "outside", None: "(no interval to compare with)"}[
+                critical.within_breakdown_ci]
+            out.append(f"Breakdown of the lr law: {breakdown}. B_simple / breakdown = "
+                       f"{critical.ratio_to_breakdown:.2f}; B_simple lies {inside} the breakdown's 95 % interval.")
+    fitted = [line for line in result.steps.lines if line.transition is not None]
+    if fitted:
+        out += ["", "Steps to target, fitted S(B) = S_min·(1 + B_crit/B) per momentum: "
+                + "; ".join(f"m = {line.momentum:g}: B_crit ≈ {number(line.transition.batch_size)}" for line in fitted)
+                + "."]
+    return out
+
+
+def _steps_section(steps) -> list[str]:
+    if not steps.lines:
+        return [f"Not available ({steps.reason})."]
+    target = f"{100 * steps.target:.4g} %" if steps.target is not None else "the target"
+    out = [f"Fewest parameter updates to first reach test accuracy {target}, over the lr searched at each batch "
+           "size (an lr counts when every trial run at it reached the target; seed mean). Perfect scaling halves "
+           "the updates when B doubles; past the critical batch size the returns diminish.", ""]
+    momenta = [line.momentum for line in steps.lines]
+    out += ["| B | " + " | ".join(f"m = {m:g}" for m in momenta) + " |", "| --- |" + " --- |" * len(momenta)]
+    values = {(p.batch_size, line.momentum): p.updates for line in steps.lines for p in line.points}
+    for b in sorted({b for b, _ in values}):
+        cells = [f"{values[(b, m)]:,.0f}" if (b, m) in values else "–" for m in momenta]
+        out.append(f"| {b} | " + " | ".join(cells) + " |")
+    out.append("")
+    for line in steps.lines:
+        if line.transition is not None:
+            t = line.transition
+            out.append(f"- m = {line.momentum:g}: S_min = {number(t.min_updates)} updates, E_min = "
+                       f"{number(t.min_examples)} examples, B_crit = E_min/S_min ≈ {number(t.batch_size)}.")
+        else:
+            out.append(f"- m = {line.momentum:g}: no transition fitted ({line.reason}).")
+    if steps.reason:
+        out.append(f"- {steps.reason}.")
+    return out
+
+
+def _sharpness_section(fit) -> list[str]:
+    if not fit.comparisons:
+        return [f"Not available ({fit.reason})."]
+    out = ["ε-sharpness (Keskar et al. 2017, percent) at each cell's best searched lr, smallest against largest "
+           "batch size:", ""]
+    for key in fit.keys:
+        rows = [c for c in fit.comparisons if c.key == key]
+        if not rows:
+            continue
+        larger = sum(c.large > c.small for c in rows)
+        parts = "; ".join(f"m = {c.momentum:g}: B = {c.small_batch} {c.small:.3g} → B = {c.large_batch} "
+                          f"{c.large:.3g} (×{c.ratio:.2f})" for c in rows)
+        verdict = ("larger at the largest batch size, as Keskar et al. report" if larger == len(rows) else
+                   "not larger at the largest batch size, unlike Keskar et al.'s report" if larger == 0 else
+                   f"larger at the largest batch size for {larger} of {len(rows)} momenta")
+        out.append(f"- `{key}`: {parts}: {verdict}.")
+    return out
+
+
+def _compute_section(compute) -> list[str]:
+    out = [f"{compute.trials} trials: {compute.finished} finished, {compute.diverged} diverged, "
+           f"{compute.stopped} stopped early by the search."]
+    if compute.stopped:
+        out[0] += (" Stopped trials did not finish: they are left out of the ε* fit, the law, the gap and the "
+                   "schedule comparison (their final accuracy is not comparable), and counted here.")
+    epochs = f"{compute.trial_epochs:,.0f}" if compute.trial_epochs is not None else "unknown"
+    updates = f"{compute.updates:,.0f}" if compute.updates is not None else "unknown"
+    out += ["", "| trial-epochs | parameter updates | training hours | CPU hours | GPU hours |",
+            "| --- | --- | --- | --- | --- |",
+            f"| {epochs} | {updates} | {_hours(compute.train_hours)} | {_hours(compute.cpu_hours)} "
+            f"| {_hours(compute.gpu_hours)} |", "",
+            "Hours are training + evaluation wall time summed over trials (Σ epoch_seconds); CPU and GPU hours "
+            "multiply it by the workers and the CPUs or GPUs reserved per worker."]
+    out += [f"- {note}" for note in compute.notes]
+    return out

@@ -28,7 +28,7 @@ optional
   target_accuracy       float  test accuracy of the steps-to-target measure [fraction]
   updates_to_target     float  updates when test_acc first reached the target [updates];
   examples_to_target    float  ... and examples seen then [examples]; NaN: never reached
-  sharpness             float  Keskar ε-sharpness of the final weights, full space [fraction]
+  sharpness             float  Keskar ε-sharpness of the final weights, full space [percent]
   sharpness_p<dims>     float  the same in a random <dims>-dimensional subspace, e.g. sharpness_p100
   grad_clip_norm, grad_norm_penalty  float  training recipe (NaN: unset)
   section, run_id       str    (written by the MLflow loader)

@@ -273,8 +273,9 @@ def final_sharpness(loop: EpochLoop, options: dict[str, Any]) -> dict[str, float
                                    reduction="sum") for i in range(0, count, EVAL_BATCH)) / count
 
     values = {}
-    for dims in options.get("dims", [None]):
-        result = epsilon_sharpness(loop.model, loss_fn, epsilon=options.get("epsilon", 1e-3), dims=dims,
-                                   steps=options.get("steps", 10), seed=loop.config["seed"])
-        values["sharpness" if dims is None else f"sharpness_p{dims}"] = result.sharpness
+    for name, dims in (("sharpness", None), ("sharpness_subspace", options.get("subspace_dims"))):
+        if name == "sharpness" or dims is not None:
+            result = epsilon_sharpness(loop.model, loss_fn, epsilon=options.get("epsilon", 1e-3), dims=dims,
+                                       steps=options.get("steps", 10), seed=loop.config["seed"])
+            values[name] = result.sharpness
     return values
