@@ -4,6 +4,13 @@ The generator lives in :mod:`scalestudy.analysis.planted` so that the benchmark
 (``scalestudy bench analysis``) can use it too; tests import it from here.
 """
 
-from scalestudy.analysis.planted import ACC_MIN, make_planted_table, planted_lr
+from scalestudy.analysis.planted import (
+    ACC_MIN,
+    PlantedDiagnostics,
+    add_diagnostics,
+    make_planted_table,
+    planted_lr,
+    stop_early,
+)
 
-__all__ = ["ACC_MIN", "make_planted_table", "planted_lr"]
+__all__ = ["ACC_MIN", "PlantedDiagnostics", "add_diagnostics", "make_planted_table", "planted_lr", "stop_early"]

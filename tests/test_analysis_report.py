@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from planted import make_planted_table
+from planted import add_diagnostics, make_planted_table, stop_early
 
 from scalestudy.analysis import (
     TrialTable,
@@ -14,19 +14,23 @@ from scalestudy.analysis import (
     fit_law,
     law_trials,
 )
+from scalestudy.analysis.report import number
 from scalestudy.law import ScalingLaw
 
 
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
+    """Every diagnostic on, and the worst trials of each law cell stopped early by the search."""
     frame = make_planted_table(1.0, 1.0, 1e-3, 1024, schedules=True, rng=7)
+    frame = stop_early(add_diagnostics(frame, breakdown=1024), keep=0.5)
     return analyze(TrialTable.from_frame(frame), tmp_path_factory.mktemp("out"))
 
 
 def test_writes_every_file(result):
     names = {path.name for path in result.files}
     assert {"trials.parquet", "law.json", "law.yaml", "report.md", "accuracy_vs_lr.png",
-            "lr_opt_vs_batch_size.png", "accuracy_vs_noise_scale.png", "gap_vs_batch_size.png"} <= names
+            "lr_opt_vs_batch_size.png", "accuracy_vs_noise_scale.png", "gap_vs_batch_size.png",
+            "steps_to_target.png", "sharpness_vs_batch_size.png"} <= names
     for path in result.files:
         assert path.exists() and path.stat().st_size > 0
     for path in result.figures:
@@ -62,6 +66,30 @@ def test_report_states_each_fit_with_its_interval(result):
     summary = result.summary()
     assert summary.splitlines()[0].startswith("lr = ") and "breakdown batch size" in summary
     assert "×0.42 updates" in summary
+
+
+def test_report_states_compute_critical_batch_size_steps_and_sharpness(result):
+    text = result.report_path.read_text()
+    data = json.loads((result.out_dir / "law.json").read_text())
+    compute = result.compute
+    assert compute.stopped > 100 and compute.trials == result.n_trials == compute.finished + compute.diverged + \
+        compute.stopped
+    assert data["compute"] == {**compute.to_dict(), "notes": []}
+    assert f"{compute.trials} trials: {compute.finished} finished, {compute.diverged} diverged, " \
+           f"{compute.stopped} stopped early by the search. Stopped trials did not finish" in text
+    assert f"| {compute.trial_epochs:,.0f} | {compute.updates:,.0f} |" in text
+    assert compute.cpu_hours == pytest.approx(2 * compute.train_hours)  # planted: 1 worker × 2 CPUs, no GPU
+    assert any("stopped early by the search are left out of the ε* fit" in w for w in result.warnings)
+    critical = data["gradient_noise_scale"]
+    assert critical["value"] == pytest.approx(512, rel=0.15) and critical["breakdown_batch_size"] == \
+        data["breakdown_batch_size"]
+    assert critical["ratio_to_breakdown"] == pytest.approx(critical["value"] / data["breakdown_batch_size"])
+    assert f"B_simple ≈ **{number(critical['value'])} examples**" in text and "B_simple / breakdown = " in text
+    assert "| B | m = 0 | m = 0.5 | m = 0.9 |" in text and "B_crit = E_min/S_min ≈ 5" in text  # planted 512
+    assert "- `sharpness`: m = 0: B = 16 " in text and "larger at the largest batch size, as Keskar et al." in text
+    summary = result.summary()
+    assert f"critical batch size: B_simple ≈ {number(critical['value'])} examples" in summary
+    assert f"compute: {compute.trials} trials ({compute.stopped} stopped early)" in summary
 
 
 def test_schedule_comparison():

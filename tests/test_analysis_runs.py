@@ -15,6 +15,7 @@ from scalestudy.analysis import (
     analyze,
     load_trials_from_mlflow,
     load_trials_from_parquet,
+    study_compute,
 )
 from scalestudy.analysis.bench import make_mlflow_store
 from scalestudy.law import ScalingLaw
@@ -143,6 +144,62 @@ def test_trials_parquet_round_trip_keeps_provenance(store, tmp_path):
     assert result.analysis_run_id is None
     assert any("schedule-curve" in note for note in result.figure_notes)
     assert json.loads((tmp_path / "out" / "law.json").read_text())["provenance"]["experiment"] == "study"
+
+
+def log_trial(client, experiment_id, key, params, epochs, status):
+    """One trial run with the given per-epoch metrics ({name: value per epoch, None: not logged})."""
+    tags = {"scalestudy.role": "trial", "scalestudy.trial_key": key, "scalestudy.status": status}
+    run_id = client.create_run(experiment_id, tags=tags, run_name=key).info.run_id
+    metrics = [Metric(name, float(value), 0, step) for step, values in enumerate(epochs, 1)
+               for name, value in values.items() if value is not None]
+    client.log_batch(run_id, metrics=metrics, params=[Param(k, str(v)) for k, v in params.items()])
+    client.set_terminated(run_id)
+
+
+def test_diagnostics_resources_and_stopped_trials_round_trip(store, tmp_path):
+    uri = store["uri"]  # a second experiment in the same store: no second schema set-up
+    client = MlflowClient(uri)
+    experiment_id = client.create_experiment("diag", artifact_location=(tmp_path / "a").as_uri())
+    base = {"dataset": "planted", "dataset_size": 1000, "epochs": 3, "batch_size": 100, "lr": 0.1, "momentum": 0.9,
+            "seed": 0, "schedule": "constant", "section": "law", "workers": 2, "cpus_per_worker": 2.0,
+            "gpus_per_worker": 0.5, "grad_clip_norm": 1.0, "grad_norm_penalty": "", "target_accuracy": 0.5}
+
+    def epoch(step, acc, seconds, **extra):
+        return {"epoch": step, "updates": 10 * step, "examples_seen": 1000 * step, "test_acc": acc,
+                "train_acc": acc, "diverged": 0, "epoch_seconds": seconds, **extra}
+
+    log_trial(client, experiment_id, "full", base, [
+        epoch(1, 0.3, 10, gradient_noise_scale=100),
+        epoch(2, 0.6, 20, gradient_noise_scale=200, updates_to_target=20, examples_to_target=2000),
+        epoch(3, 0.7, 30, gradient_noise_scale=300, updates_to_target=20, examples_to_target=2000, sharpness=0.4,
+              sharpness_p100=0.05)], "ok")
+    log_trial(client, experiment_id, "asha", {**base, "lr": 0.01}, [epoch(1, 0.2, 5, gradient_noise_scale=50)],
+              "stopped")
+    log_trial(client, experiment_id, "blown", {**base, "lr": 1.0},
+              [{**epoch(1, 0.1, 7, gradient_noise_scale=1), "diverged": 1}], "diverged")
+    by_sql = load_trials_from_mlflow("diag", uri, method="sql")
+    by_client = load_trials_from_mlflow("diag", uri, method="client")
+    assert by_sql.warnings == [] and by_sql.provenance["train_seconds"] == "sum of epoch_seconds"
+    assert by_client.provenance["train_seconds"] == "estimate: last epoch_seconds × epochs completed"
+    a = by_sql.frame.set_index("trial_id").sort_index()
+    b = by_client.frame.set_index("trial_id").sort_index()
+    assert a["train_seconds"].to_dict() == {"asha": 5, "blown": 7, "full": 60}
+    assert b["train_seconds"].to_dict() == {"asha": 5, "blown": 7, "full": 90}
+    pd.testing.assert_frame_equal(a.drop(columns="train_seconds"), b[a.columns.drop("train_seconds")],
+                                  check_dtype=False)
+    assert a["status"].to_dict() == {"asha": "stopped", "blown": "diverged", "full": "ok"}
+    assert list(a["epochs"]) == [1, 1, 3] and (a["planned_epochs"] == 3).all()
+    full = a.loc["full"]
+    assert (full["gradient_noise_scale"], full["updates_to_target"], full["examples_to_target"]) == (300, 20, 2000)
+    assert (full["sharpness"], full["sharpness_p100"], full["target_accuracy"]) == (0.4, 0.05, 0.5)
+    assert (full["workers"], full["cpus_per_worker"], full["gpus_per_worker"]) == (2, 2, 0.5)
+    assert full["grad_clip_norm"] == 1.0 and math.isnan(full["grad_norm_penalty"])  # "" = unset
+    assert a.loc[["asha", "blown"], ["updates_to_target", "sharpness"]].isna().all().all()
+    compute = study_compute(by_sql.frame, by_sql.provenance["train_seconds"])
+    assert (compute.trials, compute.stopped, compute.diverged, compute.trial_epochs) == (3, 1, 1, 5)
+    assert compute.cpu_hours == pytest.approx(72 * 2 * 2 / 3600) and compute.gpu_hours == pytest.approx(72 / 3600)
+    client_compute = study_compute(by_client.frame, by_client.provenance["train_seconds"])
+    assert client_compute.cpu_hours == pytest.approx(102 * 4 / 3600) and "estimate" in client_compute.notes[-1]
 
 
 def test_bench_store_reads_through_both_paths(tmp_path):

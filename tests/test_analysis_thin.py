@@ -101,6 +101,14 @@ def test_single_momentum_leaves_beta_null(planted, tmp_path):
     assert data["alpha"] == pytest.approx(1.0, abs=0.05)
     law = ScalingLaw.load(tmp_path / "law.yaml")
     assert law.predict(batch_size=256).lr == pytest.approx(1e-3 * 256 * 0.1, rel=0.1)
+    # No diagnostics logged: null with a reason, and the report says so.
+    assert data["gradient_noise_scale"] is None
+    assert data["reasons"]["gradient_noise_scale"].startswith("no gradient_noise_scale in the trial table")
+    text = (tmp_path / "report.md").read_text()
+    assert "Gradient noise scale: not available (no gradient_noise_scale in the trial table" in text
+    assert "Not available (no updates_to_target in the trial table" in text
+    assert "Not available (no sharpness in the trial table" in text
+    assert data["compute"]["trials"] == 70 and data["compute"]["cpu_hours"] is None
 
 
 def test_single_cell_gives_an_all_null_law(planted, tmp_path):

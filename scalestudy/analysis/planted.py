@@ -152,12 +152,17 @@ def add_diagnostics(frame: pd.DataFrame, planted: PlantedDiagnostics = PlantedDi
 
 
 def stop_early(frame: pd.DataFrame, keep: float = 0.5, rung: int = 1) -> pd.DataFrame:
-    """ASHA-like: in each (B, m, seed) cell, trials outside the best ``keep`` share by final test
-    accuracy stop after ``rung`` epochs (status ``stopped``, at a third of their accuracy, their
-    updates and training time cut to the epochs run). Diverged trials are left as they are."""
+    """ASHA-like: in each (section, schedule, B, m, seed) group, the trials outside the best ``keep``
+    share by final test accuracy stop after ``rung`` epochs (status ``stopped``, at a third of
+    their accuracy, their updates and training time cut to the epochs run). Diverged trials and
+    groups of one trial are left as they are."""
     frame = frame.copy()
-    rank = frame.groupby(["batch_size", "momentum", "seed"])["test_acc"].rank(ascending=False, pct=True)
-    stop = (rank > keep) & ~frame["diverged"]
+    if "status" not in frame.columns:
+        frame["status"] = np.where(frame["diverged"], "diverged", "ok")
+    keys = [k for k in ("section", "schedule") if k in frame.columns] + ["batch_size", "momentum", "seed"]
+    groups = frame.groupby(keys)["test_acc"]
+    position = groups.rank(ascending=False, method="first")
+    stop = (position > np.ceil(keep * groups.transform("size"))) & ~frame["diverged"]
     share = rung / frame.loc[stop, "epochs"]
     frame.loc[stop, "status"] = "stopped"
     frame.loc[stop, "test_acc"] = frame.loc[stop, "test_acc"] / 3
@@ -165,4 +170,10 @@ def stop_early(frame: pd.DataFrame, keep: float = 0.5, rung: int = 1) -> pd.Data
         if column in frame.columns:
             frame.loc[stop, column] = frame.loc[stop, column] * share
     frame.loc[stop, "epochs"] = float(rung)
+    if "updates_to_target" in frame.columns:  # reached before the stop, or unknown
+        late = stop & ~(frame["updates_to_target"] <= frame["updates"])
+        frame.loc[late, ["updates_to_target", "examples_to_target"]] = np.nan
+    for column in frame.columns:  # measured at the final epoch only
+        if str(column).startswith("sharpness"):
+            frame.loc[stop, column] = np.nan
     return frame

@@ -177,7 +177,7 @@ def stopped(frame: pd.DataFrame) -> pd.Series:
 def _numeric(column: pd.Series, name: str, where: str) -> pd.Series:
     if pd.api.types.is_bool_dtype(column):
         return column.astype("float64")
-    if column.dtype == object:  # MLflow params log an unset value as "": missing, not bad
+    if not pd.api.types.is_numeric_dtype(column):  # MLflow params log an unset value as "": missing, not bad
         column = column.where(column.map(lambda v: not (isinstance(v, str) and not v.strip())), None)
     converted = pd.to_numeric(column, errors="coerce")
     bad = converted.isna() & column.notna()
