@@ -20,6 +20,7 @@ from scalestudy.tracking import (
     TrialRuns,
     check_reachable,
     client,
+    credentials_to_env,
     finish_study_run,
     reports_of,
 )
@@ -64,7 +65,7 @@ def sync_study(study: str, storage_path: str, tracking_uri: str | None = None) -
     run: StudyRun | None = find_latest_run(storage_path, study)
     if run is None:
         raise StudyError(f"sync: no run of study {study!r} under {storage_path}")
-    uri = tracking_uri or run.tracking_uri
+    uri = credentials_to_env(tracking_uri) if tracking_uri else run.tracking_uri
     if "***@" in uri:
         raise StudyError(f"sync: the study's tracking URI was stored without its credentials ({uri}); pass "
                          "--tracking-uri, with MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD set")
@@ -90,7 +91,7 @@ def sync_study(study: str, storage_path: str, tracking_uri: str | None = None) -
         summary.runs_created = len(runs.created)
         parent = mlflow_client.get_run(run.parent_run_id)
         expected = int(parent.data.params.get("trials", -1))
-        if parent.info.status == "RUNNING" and parent.data.tags.get(ROLE_TAG) == "study":
+        if expected > 0 and parent.info.status == "RUNNING" and parent.data.tags.get(ROLE_TAG) == "study":
             closed = mlflow_client.search_runs(
                 [run.experiment_id], max_results=expected + 1,
                 filter_string=f"tags.`mlflow.parentRunId` = '{run.parent_run_id}' and attributes.status != 'RUNNING'")

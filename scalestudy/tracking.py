@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
 import subprocess
 import time
@@ -60,6 +61,25 @@ class TrackingError(RuntimeError):
 def redact_uri(uri: str) -> str:
     """``scheme://user:secret@host`` → ``scheme://***@host``: URIs end up in logs and files."""
     return re.sub(r"(?<=://)[^/@]+@", "***@", uri)
+
+
+def credentials_to_env(uri: str) -> str:
+    """``http://user:secret@host`` → ``http://host``, with MLFLOW_TRACKING_USERNAME/PASSWORD set from it.
+
+    MLflow reads basic-auth credentials from the environment on every request. A URI that
+    carries them would otherwise end up in files (the tracking callback Tune pickles into
+    Ray storage, the study file) and messages; call this before the URI goes anywhere.
+    """
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or "@" not in parts.netloc:
+        return uri
+    if parts.username:
+        os.environ["MLFLOW_TRACKING_USERNAME"] = unquote(parts.username)
+    if parts.password is not None:
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = unquote(parts.password)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 def absolute_uri(uri: str) -> str:

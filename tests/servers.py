@@ -330,6 +330,13 @@ def mlflow_servers(postgres, tmp_path_factory):
     started: list[MlflowServer] = []
 
     def start(auth: dict[str, str] | None = None, workers: int = 1, env: dict[str, str] | None = None) -> MlflowServer:
+        if auth:
+            try:
+                import flask_wtf  # noqa: F401 - the basic-auth app needs it (mlflow[auth])
+            except ImportError:
+                if in_ci():
+                    pytest.fail("CI: Flask-WTF is not installed; the basic-auth app needs mlflow[auth]")
+                pytest.skip("Flask-WTF is not installed; the basic-auth app needs mlflow[auth]")
         name = f"mlflow_{len(started)}_{secrets.token_hex(4)}"
         uri = postgres.create_database(name, template=TEMPLATE_DB)
         server = MlflowServer(backend_uri=uri, workdir=tmp_path_factory.mktemp("mlflow-server"), auth=auth,

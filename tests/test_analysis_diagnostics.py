@@ -21,8 +21,10 @@ from scalestudy.analysis import (
 )
 from scalestudy.analysis.frontier import fit_cell
 from scalestudy.analysis.lawfit import Breakdown
+from scalestudy.analysis.pipeline import _stopped_past_edges
 
-FULL = dict(batch_size=64, lr=0.1, momentum=0.9, seed=0, dataset_size=1000, test_acc=0.8, train_acc=0.85)
+FULL = {"batch_size": 64, "lr": 0.1, "momentum": 0.9, "seed": 0, "dataset_size": 1000, "test_acc": 0.8,
+        "train_acc": 0.85}
 
 
 def trial(**values):
@@ -73,8 +75,8 @@ def test_stopped_trials_are_left_out_of_the_fit_but_counted_in_compute():
     table = TrialTable.from_frame(frame).frame
     kept, notes = law_trials(table)
     assert len(kept) == (~early).sum() and "stopped" not in set(kept["status"])
-    assert notes == [f"{early.sum()} constant-schedule trials stopped early by the search are left out of the ε* "
-                     "fit (they did not finish: their final accuracy is not comparable); they count in the compute"]
+    assert notes == [(f"{early.sum()} constant-schedule trials stopped early by the search are left out of the ε* "
+                      "fit (they did not finish: their final accuracy is not comparable); they count in the compute")]
     law = fit_law(list(fit_frontier(kept, n_boot=20).cells))
     same = fit_law(list(fit_frontier(table[~early], n_boot=20).cells))
     assert law.alpha == same.alpha and law.alpha == pytest.approx(1.0, abs=0.05)
@@ -97,6 +99,16 @@ def test_a_mostly_stopped_cell_fits_from_its_finished_trials():
     cell = fit_cell(kept, 128, 0.9, floor=0.1)
     assert cell.status == "ok" and cell.lrs == (0.05, 0.1, 0.2)
     assert cell.lr_opt == pytest.approx(0.09, rel=0.01)
+    # Only lrs above the optimum finished: an edge, and the warning says the search cut the lower ones short.
+    rows = [trial(batch_size=128, lr=lr, seed=seed, test_acc=acc if i >= 3 else acc / 3,
+                  status="ok" if i >= 3 else "stopped")
+            for seed in (0, 1) for i, (lr, acc) in enumerate(zip(lrs, accuracy))]
+    table = TrialTable.from_frame(pd.DataFrame(rows)).frame
+    frontier = fit_frontier(law_trials(table)[0], n_boot=10)
+    assert frontier.cells[0].status == "edge_low"
+    assert _stopped_past_edges(table, frontier) == [
+        ("cell B=128 m=0.9: 6 trials at lrs past its best lr 0.1 were stopped early by the search, so the optimum "
+         "is probably near it but cannot be interpolated")]
 
 
 def planted_cells(**diagnostics):
@@ -185,20 +197,22 @@ def test_sharpness_at_the_best_lr_and_the_keskar_comparison():
     for b, sharp in ((32, 0.1), (256, 0.5)):
         for lr, acc in ((0.05, 0.6), (0.1, 0.8), (0.2, 0.7)):
             for seed in (0, 1):
-                best = lr == 0.1
-                rows.append(trial(batch_size=b, lr=lr, seed=seed, test_acc=acc, sharpness=sharp + seed / 10 if best
-                                  else 9.0, sharpness_p100=sharp / 10 if best else 9.0, sharpness_p10=float("nan")))
+                best = lr == 0.1  # the other lrs carry values that must not be read
+                rows.append(trial(batch_size=b, lr=lr, seed=seed, test_acc=acc,
+                                  sharpness=sharp + seed / 10 if best else 9.0,
+                                  sharpness_subspace=sharp / 10 if best else 9.0,
+                                  sharpness_p100=sharp / 5 if best else 9.0, sharpness_p10=float("nan")))
     frame = TrialTable.from_frame(pd.DataFrame(rows)).frame
     cells = list(fit_frontier(frame, n_boot=10).cells)
     fit = fit_sharpness(frame, cells)
-    assert fit.keys == ("sharpness", "sharpness_p10", "sharpness_p100")
+    assert fit.keys == ("sharpness", "sharpness_subspace", "sharpness_p10", "sharpness_p100")
     assert [(c.batch_size, c.lr) for c in fit.cells] == [(32, 0.1), (256, 0.1)]
     assert fit.cells[0].value("sharpness") == pytest.approx(0.15) and math.isnan(fit.cells[0].value("sharpness_p10"))
     full = next(c for c in fit.comparisons if c.key == "sharpness")
     assert (full.small_batch, full.large_batch) == (32, 256) and full.ratio == pytest.approx(0.55 / 0.15)
-    assert [c.key for c in fit.comparisons] == ["sharpness", "sharpness_p100"]  # p10 has no value
+    assert [c.key for c in fit.comparisons] == ["sharpness", "sharpness_subspace", "sharpness_p100"]  # p10: none
     info = figures.sharpness_vs_batch(fit)
-    assert [key for key, _ in info.panels] == ["sharpness", "sharpness_p100"]
+    assert [key for key, _ in info.panels] == ["sharpness", "sharpness_subspace", "sharpness_p100"]
     assert info.panels[1][1][0].values == pytest.approx((0.01, 0.05))
-    assert fit_sharpness(frame.drop(columns=["sharpness", "sharpness_p10", "sharpness_p100"]), cells).reason == \
-        "no sharpness in the trial table (enable diagnostics.sharpness)"
+    bare = frame.drop(columns=list(fit.keys))
+    assert fit_sharpness(bare, cells).reason == "no sharpness in the trial table (enable diagnostics.sharpness)"

@@ -24,7 +24,11 @@ def make_law(**changes):
                   "provenance": {"experiment": "quickstart", "tracking_uri": "sqlite:///mlflow.db", "spec_hash": "abc",
                               "scalestudy_version": "0.1.0", "created": "2026-01-01T00:00:00+00:00"},
                   "noise_scale_opt": {"value": 49.6, "ci95": [49.0, 50.0]},
-                  "gap_slope": {"per": "doubling of batch size", "value": 0.01, "ci95": [0.009, 0.011]}}
+                  "gap_slope": {"per": "doubling of batch size", "value": 0.01, "ci95": [0.009, 0.011]},
+                  "gradient_noise_scale": {"value": 480.0, "iqr": [400.0, 560.0], "trials": 42,
+                                           "breakdown_batch_size": 1024.0, "ratio_to_breakdown": 480 / 1024},
+                  "compute": {"trials": 462, "stopped": 12, "trial_epochs": 5000.0, "updates": 1e6,
+                              "cpu_hours": 3.5, "gpu_hours": None, "notes": []}}
     values.update(changes)
     return ScalingLaw(**values)
 
@@ -45,7 +49,7 @@ def test_save_load_round_trip_and_predict(tmp_path, name):
 def test_json_has_the_documented_fields(tmp_path):
     data = json.loads(make_law().save(tmp_path / "law.json").read_text())
     for key in ("schema", "form", "k", "alpha", "beta", "ci95", "breakdown_batch_size", "noise_scale_opt",
-                "gap_slope", "domain", "dataset_size", "fitted_on", "provenance"):
+                "gap_slope", "gradient_noise_scale", "compute", "domain", "dataset_size", "fitted_on", "provenance"):
         assert key in data
     assert set(data["ci95"]) >= {"k", "alpha", "beta", "breakdown_batch_size"}
 
@@ -92,12 +96,13 @@ def test_noise_scale_is_nan_when_the_batch_is_the_whole_dataset():
     ("NEGATIVE_K", "k must be > 0"),
     ("BAD_CI", r"ci95.alpha must be \[low, high\]"),
     ("UNKNOWN_KEY", "unknown key 'slope'"),
+    ("BAD_COMPUTE", "compute must be a mapping or null"),
 ])
 def test_malformed_law_files_give_one_line_errors(tmp_path, content, message):
     good = make_law().to_dict()
     edits = {"MISSING_ALPHA": lambda d: d.pop("alpha"), "BAD_K": lambda d: d.update(k="fast"),
              "NEGATIVE_K": lambda d: d.update(k=-1.0), "BAD_CI": lambda d: d["ci95"].update(alpha=[1.0]),
-             "UNKNOWN_KEY": lambda d: d.update(slope=1)}
+             "UNKNOWN_KEY": lambda d: d.update(slope=1), "BAD_COMPUTE": lambda d: d.update(compute=[1])}
     if content in edits:
         edits[content](good)
         content = json.dumps(good)

@@ -172,7 +172,7 @@ def test_diagnostics_resources_and_stopped_trials_round_trip(store, tmp_path):
         epoch(1, 0.3, 10, gradient_noise_scale=100),
         epoch(2, 0.6, 20, gradient_noise_scale=200, updates_to_target=20, examples_to_target=2000),
         epoch(3, 0.7, 30, gradient_noise_scale=300, updates_to_target=20, examples_to_target=2000, sharpness=0.4,
-              sharpness_p100=0.05)], "ok")
+              sharpness_subspace=0.05)], "ok")
     log_trial(client, experiment_id, "asha", {**base, "lr": 0.01}, [epoch(1, 0.2, 5, gradient_noise_scale=50)],
               "stopped")
     log_trial(client, experiment_id, "blown", {**base, "lr": 1.0},
@@ -191,7 +191,7 @@ def test_diagnostics_resources_and_stopped_trials_round_trip(store, tmp_path):
     assert list(a["epochs"]) == [1, 1, 3] and (a["planned_epochs"] == 3).all()
     full = a.loc["full"]
     assert (full["gradient_noise_scale"], full["updates_to_target"], full["examples_to_target"]) == (300, 20, 2000)
-    assert (full["sharpness"], full["sharpness_p100"], full["target_accuracy"]) == (0.4, 0.05, 0.5)
+    assert (full["sharpness"], full["sharpness_subspace"], full["target_accuracy"]) == (0.4, 0.05, 0.5)
     assert (full["workers"], full["cpus_per_worker"], full["gpus_per_worker"]) == (2, 2, 0.5)
     assert full["grad_clip_norm"] == 1.0 and math.isnan(full["grad_norm_penalty"])  # "" = unset
     assert a.loc[["asha", "blown"], ["updates_to_target", "sharpness"]].isna().all().all()

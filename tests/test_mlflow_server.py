@@ -29,7 +29,12 @@ import pytest
 import yaml
 from servers import closed_port, mlflow_servers, postgres  # noqa: F401 - pytest fixtures
 
-from scalestudy.tracking import METRIC_KEYS, TrackingError, check_reachable
+from scalestudy.tracking import (
+    METRIC_KEYS,
+    TrackingError,
+    check_reachable,
+    credentials_to_env,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -331,3 +336,15 @@ def test_basic_auth_credentials_from_env_never_leak(tmp_path, mlflow_servers, ra
     assert any(ray_tmpdir.rglob("*.log")), "the Ray session logs were not where the test looks"
     assert not _files_containing(ray_tmpdir, needles)  # Ray's session folder: logs, runtime env, ...
     clock("checks")
+
+
+def test_credentials_in_the_uri_move_to_the_environment(monkeypatch):
+    """``http://user:secret@host``: the secret goes where MLflow reads it, never into files or logs."""
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+    assert credentials_to_env("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+    assert "MLFLOW_TRACKING_USERNAME" not in os.environ
+    assert credentials_to_env("https://ana%40lab:p%3Ass@mlflow.lab:8443/prefix") == "https://mlflow.lab:8443/prefix"
+    assert os.environ["MLFLOW_TRACKING_USERNAME"] == "ana@lab"
+    assert os.environ["MLFLOW_TRACKING_PASSWORD"] == "p:ss"
+    assert credentials_to_env("sqlite:///with@sign.db") == "sqlite:///with@sign.db"

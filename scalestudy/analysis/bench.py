@@ -76,7 +76,8 @@ def _bulk_insert(db_path: str, artifact_root: str, experiment_id: int, parent: s
         spec = {"dataset": "planted", "model": "none", "dataset_size": row.dataset_size, "epochs": epochs,
                 "ghost_batch_size": "", "batch_size": row.batch_size, "lr": row.lr, "momentum": row.momentum,
                 "nesterov": False, "weight_decay": 0.0, "seed": row.seed, "schedule": row.schedule,
-                "schedule_args": json.dumps({}), "section": row.section, "workers": 1, "trial_key": key}
+                "schedule_args": json.dumps({}), "section": row.section, "workers": 1, "cpus_per_worker": 1.0,
+                "gpus_per_worker": 0.0, "grad_clip_norm": "", "grad_norm_penalty": 0.0, "trial_key": key}
         params.extend((k, str(v), run_id) for k, v in spec.items())
         last = 1 if row.diverged else epochs
         steps_per_epoch = math.ceil(row.dataset_size / row.batch_size)

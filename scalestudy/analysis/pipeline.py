@@ -79,6 +79,22 @@ def law_trials(frame: pd.DataFrame, *, keep_stopped: bool = False) -> tuple[pd.D
     return frame.reset_index(drop=True), notes
 
 
+def _stopped_past_edges(trials: pd.DataFrame, frontier: Frontier) -> list[str]:
+    """Cells whose best finished lr is at an edge although lrs past it were searched and stopped
+    early: the grid was wide enough, the search cut the trials there short."""
+    early = trials[stopped(trials)]
+    notes = []
+    for cell in frontier.cells:
+        if not cell.status.startswith("edge_") or early.empty:
+            continue
+        lrs = early.loc[(early["batch_size"] == cell.batch_size) & (early["momentum"] == cell.momentum), "lr"]
+        past = int((lrs < cell.best_lr).sum() if cell.status == "edge_low" else (lrs > cell.best_lr).sum())
+        if past:
+            notes.append(f"cell {cell.label}: {past} trials at lrs past its best lr {cell.best_lr:.4g} were stopped "
+                         "early by the search, so the optimum is probably near it but cannot be interpolated")
+    return notes
+
+
 def analyze(trials: TrialTable | pd.DataFrame, out_dir: Path, *, log_to_mlflow: bool = True,
             n_boot: int = 200, seed: int = 0) -> AnalysisResult:
     """Fit everything, write trials.parquet, law.json, law.yaml, PNG figures and report.md to
@@ -104,7 +120,7 @@ def analyze(trials: TrialTable | pd.DataFrame, out_dir: Path, *, log_to_mlflow: 
                         else "no constant-schedule trials: the law is not fitted")
     else:
         frontier = fit_frontier(law_frame, n_boot=n_boot, seed=seed)
-    warnings += frontier.warnings
+    warnings += [*frontier.warnings, *_stopped_past_edges(law_trials(frame, keep_stopped=True)[0], frontier)]
     law_fit = fit_law(list(frontier.cells))
     noise = fit_noise_scale(list(law_fit.cells), dataset_size)
     gap = fit_gap(law_frame, list(frontier.cells)) if not law_frame.empty else GapFit((), None, None, "no trials")

@@ -114,7 +114,7 @@ class PlantedDiagnostics:
     steps_width: float = 1.0  # S grows by exp(x²/(2 w²)) away from ε*, x = ln(ε/ε*); unreached past the budget
     sharpness: float = 0.05  # full-space sharpness at the smallest B [percent] ...
     sharpness_per_doubling: float = 1.3  # ... times this per doubling of B
-    subspace_dims: int | None = 100  # also sharpness_p<dims>, a tenth of the full-space value
+    subspace: str | None = "sharpness_subspace"  # also this column, a tenth of the full-space value
     seconds_per_update: float = 0.01  # train_seconds = updates × this [s]
     workers: int = 1
     cpus_per_worker: float = 2.0
@@ -141,8 +141,8 @@ def add_diagnostics(frame: pd.DataFrame, planted: PlantedDiagnostics = PlantedDi
         alive, planted.noise_scale * np.exp(rng.normal(0, planted.noise_scatter, len(frame))), np.nan)
     sharp = planted.sharpness * planted.sharpness_per_doubling ** np.log2(b / b.min())
     frame["sharpness"] = np.where(alive, sharp * np.exp(rng.normal(0, 0.05, len(frame))), np.nan)
-    if planted.subspace_dims:
-        frame[f"sharpness_p{planted.subspace_dims}"] = frame["sharpness"] / 10
+    if planted.subspace:
+        frame[planted.subspace] = frame["sharpness"] / 10
     frame["train_seconds"] = frame["updates"] * planted.seconds_per_update
     frame["workers"], frame["cpus_per_worker"] = float(planted.workers), planted.cpus_per_worker
     frame["gpus_per_worker"] = planted.gpus_per_worker

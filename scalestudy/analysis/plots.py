@@ -53,10 +53,11 @@ def _plain_log_axis(ax) -> None:
 
 def _plain_log_y(ax) -> None:
     """Log y axis labelled 0.1, 0.2, 300, 4e+05 rather than 10⁻¹, 2×10⁻¹."""
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator
 
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.yaxis.set_minor_locator(LogLocator(subs=(2, 5)))
     ax.yaxis.set_minor_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
 
 
@@ -290,7 +291,8 @@ def draw_sharpness(info: SharpnessInfo, path: Path) -> Path:
         if all(v > 0 for line in lines for v in line.values):
             _plain_log_y(ax)
         ax.set_xlabel("batch size B (examples per update)")
-        space = "full parameter space" if key == "sharpness" else f"random {key[len('sharpness_p'):]}-dim subspace"
+        space = {"sharpness": "full parameter space", "sharpness_subspace": "random subspace"}.get(
+            key, f"random {key[len('sharpness_p'):]}-dim subspace")
         ax.set_title(f"{key}: {space}", fontsize=9)
     axes[0][0].set_ylabel("ε-sharpness at the best lr (percent)")
     axes[0][0].legend(fontsize=8)

@@ -53,7 +53,8 @@ def summary(result: AnalysisResult) -> str:
     if law.gap_slope:
         gap = law.gap_slope
         lines.append(f"generalization gap: {_points(gap['value'], gap['ci95'])} per {gap['per']}")
-    lines.append("critical batch size: " + critical_line(result.critical_batch))
+    if result.critical_batch.value is not None:
+        lines.append("critical batch size: " + critical_line(result.critical_batch))
     lines.append("compute: " + compute_line(result.compute))
     for group in result.schedules.groups[:1]:
         parts = [f"{r.schedule} {_acc(r)}" + (f" ×{r.update_ratio:.2f} updates" if r.update_ratio else "")

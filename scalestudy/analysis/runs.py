@@ -28,7 +28,8 @@ from scalestudy.analysis.table import SUBSPACE_SHARPNESS, TrialTable, validate_t
 ROLE_TAG, STATUS_TAG, KEY_TAG, PARENT_TAG = "scalestudy.role", "scalestudy.status", "scalestudy.trial_key", \
     "mlflow.parentRunId"
 FINISHED_STATUSES = ("ok", "diverged", "stopped")  # stopped: ended early by the search (ASHA), kept as data
-# Final values of the diagnostics the spec may enable (absent otherwise); sharpness_p<dims> too.
+# Final values of the diagnostics the spec may enable (absent otherwise); the subspace sharpness
+# (sharpness_subspace, or sharpness_p<dims>) too.
 DIAGNOSTIC_METRICS = ("gradient_noise_scale", "updates_to_target", "examples_to_target", "sharpness")
 RESOURCE_PARAMS = ("workers", "cpus_per_worker", "gpus_per_worker")
 SUMMED = "metrics_sum.epoch_seconds"  # the SQL read's Σ epoch_seconds per run

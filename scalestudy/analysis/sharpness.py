@@ -4,8 +4,8 @@ Keskar et al. report that large-batch training ends in sharper minima. Each cell
 read at its best searched ε (the point ε* is interpolated around), so every batch size
 is compared at its own tuned learning rate: the value is the seed mean of the finished
 trials there, for the full-space ε-sharpness (``sharpness``) and each random-subspace
-version (``sharpness_p<dims>``), all in percent. The claim is checked per momentum by
-the smallest against the largest batch size that have a value.
+version (``sharpness_subspace`` or ``sharpness_p<dims>``), all in percent. The claim is
+checked per momentum by the smallest against the largest batch size that have a value.
 """
 
 from __future__ import annotations
@@ -47,15 +47,16 @@ class SharpnessComparison:
 
 @dataclass(frozen=True)
 class SharpnessFit:
-    keys: tuple[str, ...]  # sharpness first, then sharpness_p<dims> by dims
+    keys: tuple[str, ...]  # sharpness, sharpness_subspace, sharpness_p<dims> by dims (those present)
     cells: tuple[SharpnessCell, ...]
     comparisons: tuple[SharpnessComparison, ...]
     reason: str | None = None  # why there is nothing
 
 
 def sharpness_keys(frame: pd.DataFrame) -> tuple[str, ...]:
+    """sharpness, sharpness_subspace, then sharpness_p<dims> by dims: the columns present."""
     subspace = sorted((c for c in frame.columns if SUBSPACE_SHARPNESS.fullmatch(str(c))),
-                      key=lambda c: int(c[len("sharpness_p"):]))
+                      key=lambda c: -1 if c == "sharpness_subspace" else int(c[len("sharpness_p"):]))
     return tuple((["sharpness"] if "sharpness" in frame.columns else []) + subspace)
 
 

@@ -29,7 +29,8 @@ optional
   updates_to_target     float  updates when test_acc first reached the target [updates];
   examples_to_target    float  ... and examples seen then [examples]; NaN: never reached
   sharpness             float  Keskar ε-sharpness of the final weights, full space [percent]
-  sharpness_p<dims>     float  the same in a random <dims>-dimensional subspace, e.g. sharpness_p100
+  sharpness_subspace    float  the same in a random subspace (diagnostics.sharpness.subspace_dims);
+  sharpness_p<dims>     float  ... or named with its dimensions, e.g. sharpness_p100
   grad_clip_norm, grad_norm_penalty  float  training recipe (NaN: unset)
   section, run_id       str    (written by the MLflow loader)
 
@@ -54,7 +55,9 @@ REQUIRED = ("batch_size", "lr", "momentum", "seed", "dataset_size", "test_acc", 
 NUMERIC_OPTIONAL = ("updates", "test_loss", "train_loss", "epochs", "planned_epochs", "train_seconds", "workers",
                     "cpus_per_worker", "gpus_per_worker", "gradient_noise_scale", "target_accuracy",
                     "updates_to_target", "examples_to_target", "sharpness", "grad_clip_norm", "grad_norm_penalty")
-SUBSPACE_SHARPNESS = re.compile(r"sharpness_p\d+")  # sharpness_p100: ε-sharpness in a 100-dim subspace
+# ε-sharpness in a random subspace: sharpness_subspace (the engine's name; its dims are in the
+# spec) or sharpness_p<dims>, e.g. sharpness_p100.
+SUBSPACE_SHARPNESS = re.compile(r"sharpness_(subspace|p\d+)")
 STATUSES = ("ok", "diverged", "stopped")
 TEXT_OPTIONAL = ("schedule", "trial_id", "section", "run_id", "status")
 _INTEGER = ("batch_size", "seed", "dataset_size")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -88,7 +89,11 @@ def response_table(spec, processes: int | None = None, verbose: bool = False) ->
     processes = processes or max(1, min(len(trials), os.cpu_count() or 1))
     started = time.monotonic()
     rows = []
-    with ProcessPoolExecutor(processes) as pool:
+    # Import torch and dynamo (which the first optimizer imports) once, before the pool forks:
+    # on a loaded 2-core machine each import costs tens of seconds per worker otherwise.
+    import torch._dynamo  # noqa: F401
+
+    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
         for i, row in enumerate(pool.map(train_trial, trials, chunksize=1)):
             rows.append(row)
             if verbose:
@@ -122,3 +127,173 @@ def train_trial(config: dict[str, Any]) -> dict[str, Any]:
             "planned_epochs": float(config["epochs"]), "updates": float(last.updates),
             "train_seconds": float(sum(h["epoch_seconds"] for h in loop.history)),
             "test_acc_curve": json.dumps(curve)}
+
+
+# ---------------------------------------------------------------------------------------
+# 2. The grid as a response surface
+
+
+class Surface:
+    """Final test accuracy of any ε in any (B, m) cell of the grid, with evaluation noise."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        from scipy.interpolate import Akima1DInterpolator
+
+        self.cells: dict[tuple[int, float], dict[str, Any]] = {}
+        spreads = []
+        for (batch_size, momentum), group in frame.groupby(["batch_size", "momentum"]):
+            by_lr = group.groupby("lr").agg(diverged=("diverged", "mean"), epochs=("epochs", "mean"))
+            ok = group[~group["diverged"]]
+            acc = ok.groupby("lr")["test_acc"].mean()
+            alive = by_lr.index[(by_lr["diverged"] < 0.5) & by_lr.index.isin(acc.index)]
+            x, y = np.log(alive.to_numpy(float)), acc.loc[alive].to_numpy(float)
+            dead = by_lr.index[(by_lr["diverged"] >= 0.5) & (by_lr.index > alive.max())]
+            cell = {"x": x, "y": y, "curve": Akima1DInterpolator(x, y, method="makima") if len(x) > 2 else None,
+                    "diverge_x": math.inf, "diverged_epochs": 1.0}
+            if len(dead):
+                cell["diverge_x"] = (x[-1] + math.log(dead.min())) / 2
+                cell["diverged_epochs"] = float(by_lr.loc[dead.min(), "epochs"])
+            self.cells[(int(batch_size), float(momentum))] = cell
+            # Seed-to-seed spread near the peak, where it decides which ε looks best.
+            near = ok[ok["test_acc"] >= 0.8 * ok["test_acc"].max()].groupby("lr")["test_acc"]
+            spreads += [v for v in near.var(ddof=1).dropna()]
+        self.noise_sd = float(math.sqrt(np.mean(spreads))) if spreads else 0.0
+
+    def accuracy(self, batch_size: int, momentum: float, lr: float) -> float | None:
+        """Noise-free accuracy at ε, or None where it diverges."""
+        cell = self.cells[(batch_size, momentum)]
+        x = math.log(lr)
+        if x >= cell["diverge_x"]:
+            return None
+        if cell["curve"] is None or x <= cell["x"][0] or x >= cell["x"][-1]:  # flat outside the grid
+            return float(np.interp(x, cell["x"], cell["y"]))
+        return float(cell["curve"](x))
+
+    def evaluator(self, rng: np.random.Generator, epochs: int):
+        """``evaluate(trial) → last result`` for :func:`scalestudy.search.replay.replay`."""
+        def evaluate(trial: dict[str, Any]) -> dict[str, Any]:
+            b, m = trial["batch_size"], trial["momentum"]
+            acc = self.accuracy(b, m, trial["lr"])
+            steps = math.ceil(trial["dataset_size"] / b)
+            if acc is None:
+                ran = int(self.cells[(b, m)]["diverged_epochs"])
+                return {"test_acc": math.nan, "diverged": 1, "epoch": ran, "updates": ran * steps}
+            noisy = float(np.clip(acc + rng.normal(0.0, self.noise_sd), 0.0, 1.0))
+            return {"test_acc": noisy, "diverged": 0, "epoch": epochs, "updates": epochs * steps}
+        return evaluate
+
+    def exact_alpha(self, cells: list[tuple[int, float]]) -> float | None:
+        """α of the surface's own optima (noise-free argmax per cell) on the given cells."""
+        points = []
+        for b, m in cells:
+            cell = self.cells[(b, m)]
+            xs = np.linspace(cell["x"][0], min(cell["x"][-1], cell["diverge_x"]), 2001)
+            best = xs[int(np.argmax([self.accuracy(b, m, math.exp(x)) or -1.0 for x in xs]))]
+            points.append((math.log(b), math.log1p(-m), best))
+        if len({p[0] for p in points}) < 2:
+            return None
+        u, v, y = (np.array(c) for c in zip(*points))
+        columns = [np.ones_like(u), u] + ([v] if len(set(v)) > 1 else [])
+        return float(np.linalg.lstsq(np.column_stack(columns), y, rcond=None)[0][1])
+
+
+# ---------------------------------------------------------------------------------------
+# 3. Replaying each algorithm
+
+
+def fit_alpha(frame: pd.DataFrame) -> tuple[float | None, list[tuple[int, float]]]:
+    """α by the analysis layer (frontier, then law) and the (B, m) cells it was fitted on."""
+    from scalestudy.analysis import fit_frontier, fit_law
+
+    law = fit_law(list(fit_frontier(frame, n_boot=0).cells))
+    return law.alpha, [(c.batch_size, c.momentum) for c in law.cells]
+
+
+def search_spec(grid, algorithm: str, budget: int | None, seed: int, seeds: list[int]):
+    """The grid's workload searched by ``algorithm``: one seed, ε within the grid's lowest
+    multiplier .. 16 × the linear rule (the search specs' range), ``budget`` trials per cell."""
+    from scalestudy.spec import spec_from_dict
+
+    raw = grid.model_dump(mode="json")
+    raw["grid"]["seeds"] = seeds
+    if algorithm != "grid":
+        raw["grid"]["lr"]["multipliers"] = [min(raw["grid"]["lr"]["multipliers"]), 16.0]
+        raw["search"] = {"algorithm": algorithm, "trials_per_cell": budget, "seed": seed}
+    return spec_from_dict(raw)
+
+
+def run_search(spec, surface: Surface, rng: np.random.Generator) -> tuple[float | None, float]:
+    """Replay one search on the surface: (α, trial-epochs)."""
+    from scalestudy.search import SEARCHES
+    from scalestudy.search.replay import replay, trial_rows
+    from scalestudy.train.config import expand_cells
+
+    plan = SEARCHES.get(spec.search.algorithm)(spec, expand_cells(spec))
+    done = replay(plan, surface.evaluator(rng, spec.workload.epochs), concurrency=CONCURRENCY)
+    frame = pd.DataFrame(trial_rows(done))
+    alpha, _ = fit_alpha(frame)
+    return alpha, float(frame["epochs"].sum())
+
+
+def needed_epochs(runs: list[tuple[int, float | None, float]], alpha_grid: float) -> float:
+    """Trial-epochs of the smallest budget from which every larger budget's α is within the
+    tolerance (inf if none): ``runs`` are (budget, α, trial-epochs)."""
+    needed = math.inf
+    for budget, alpha, epochs in sorted(runs, reverse=True):
+        if alpha is None or abs(alpha - alpha_grid) > TOLERANCE:
+            break
+        needed = epochs
+    return needed
+
+
+def bench_search(tiny: bool = False) -> BenchTable:
+    started = time.monotonic()
+    grid = grid_spec(tiny)
+    frame, cached = response_table(grid)
+    alpha_grid, law_cells = fit_alpha(frame)
+    grid_epochs = float(frame["epochs"].sum())
+    if alpha_grid is None:
+        raise RuntimeError("the full grid gives no α: no two batch sizes with an interior optimum")
+    surface = Surface(frame)
+    budgets, reps = ((3, 5), 2) if tiny else ((3, 4, 5, 6, 8, 10), 5)
+    cap = BUDGET_SHARE * grid_epochs
+    table = BenchTable("search", ["algorithm", "trials/cell", f"trial-epochs to α±{TOLERANCE:g}", "÷ full grid",
+                                  "reps reaching", "α ≤¼ grid", "α range ≤¼ grid", "trial-epochs ≤¼ grid"])
+    table.add(**{"algorithm": "grid (full, trained)", "trials/cell": len(frame) // frame.groupby(
+        ["batch_size", "momentum"]).ngroups, f"trial-epochs to α±{TOLERANCE:g}": grid_epochs, "÷ full grid": 1.0,
+        "reps reaching": "reference", "α ≤¼ grid": alpha_grid})
+    rows = [("grid", None, [len(grid.grid.seeds)], "grid (replayed)"), ("grid", None, [0], "grid, 1 seed")]
+    rows += [(name, budgets, [0], name) for name in ("quasi_random", "optuna", "bracket")]
+    for algorithm, sweep, seeds, label in rows:
+        needed, at_cap = [], []
+        for rep in range(reps):
+            runs = []
+            for budget in sweep or (None,):
+                spec = search_spec(grid, algorithm, budget, seed=rep, seeds=seeds)
+                alpha, epochs = run_search(spec, surface, np.random.default_rng(1000 + rep))
+                runs.append((budget or 0, alpha, epochs))
+            needed.append(needed_epochs(runs, alpha_grid))
+            affordable = [r for r in runs if r[2] <= cap and r[1] is not None]
+            if affordable:
+                at_cap.append(max(affordable)[1:])
+        median = float(np.median(needed))
+        alphas = [a for a, _ in at_cap]
+        table.add(**{"algorithm": label, "trials/cell": ",".join(map(str, sweep)) if sweep else "grid",
+                     f"trial-epochs to α±{TOLERANCE:g}": median if math.isfinite(median) else "not reached",
+                     "÷ full grid": median / grid_epochs if math.isfinite(median) else "-",
+                     "reps reaching": f"{sum(math.isfinite(n) for n in needed)}/{reps}",
+                     "α ≤¼ grid": float(np.median(alphas)) if alphas else "-",
+                     "α range ≤¼ grid": f"{min(alphas):.2f}..{max(alphas):.2f}" if alphas else "-",
+                     "trial-epochs ≤¼ grid": float(np.median([e for _, e in at_cap])) if at_cap else "-"})
+    table.notes += [
+        f"workload: {grid.name} ({len(frame)} grid trials, {grid_epochs:.0f} trial-epochs"
+        f"{', read from ' + str(cache_file(grid)) if cached else ', trained now'}); α_grid = {alpha_grid:.3f}; "
+        f"the surface's own optima give α = {surface.exact_alpha(law_cells):.3f}",
+        f"replayed on the grid's response surface (makima in ln ε, seed-to-seed noise sd {surface.noise_sd:.4f}), "
+        f"{CONCURRENCY} trials in flight, {reps} repetitions (search seed and noise seed), searches on one seed",
+        "trial-epochs to α±0.1: per repetition, the smallest trials_per_cell from which every larger one in the "
+        "sweep gives |α − α_grid| ≤ 0.1; the median over repetitions",
+        f"≤¼ grid: the largest budget of the sweep using at most {cap:.0f} trial-epochs (a quarter of the grid)",
+        f"{time.monotonic() - started:.0f} s",
+    ]
+    return table
