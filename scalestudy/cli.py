@@ -114,17 +114,22 @@ def _load(spec_path: Path, overrides: list[str]):
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from scalestudy.train.config import expand_trials
+    from scalestudy.train.config import expand_cells
 
     spec = _load(args.spec, args.overrides)
-    trials = expand_trials(spec)
-    sections = {}
-    for trial in trials:
-        sections[trial["section"]] = sections.get(trial["section"], 0) + 1
+    cells = expand_cells(spec)
+    sections: dict[str, int] = {}
+    search = spec.search
+    for cell in cells:
+        budget = len(cell["lr_grid"]) if search.algorithm == "grid" else search.trials_per_cell
+        sections[cell["section"]] = sections.get(cell["section"], 0) + budget
     detail = ", ".join(f"{name} {count}" for name, count in sections.items())
-    print(f"{spec.name}: valid; {len(trials)} trials ({detail}); dataset {spec.workload.dataset} "
-          f"(N={trials[0]['dataset_size']}), model {spec.workload.model}, {spec.workload.epochs} epochs, "
-          f"{spec.resources.workers_per_trial} worker(s) per trial; spec hash {spec.spec_hash()}")
+    bound = "" if search.algorithm == "grid" else "at most "
+    workload = cells[0]
+    print(f"{spec.name}: valid; {bound}{sum(sections.values())} trials ({detail}) in {len(cells)} cells, "
+          f"search {search.algorithm}; dataset {workload['dataset']} (N={workload['dataset_size']}), "
+          f"model {workload['model']}, {workload['epochs']} epochs, {spec.resources.workers_per_trial} worker(s) "
+          f"per trial; spec hash {spec.spec_hash()}")
     return 0
 
 
