@@ -261,7 +261,8 @@ def draw_steps_to_target(info: StepsToTargetInfo, path: Path) -> Path:
             ax.axvline(info.noise_b_crit, color="tab:green", ls="-.", lw=1.1,
                        label=f"gradient noise scale B_simple ≈ {info.noise_b_crit:.0f}")
         if info.breakdown is not None:
-            ax.axvline(info.breakdown, color="black", ls=":", lw=1.2, label=f"lr-law breakdown B ≈ {info.breakdown:.0f}")
+            ax.axvline(info.breakdown, color="black", ls=":", lw=1.2,
+                       label=f"lr-law breakdown B ≈ {info.breakdown:.0f}")
             if info.breakdown_ci95:
                 ax.axvspan(*info.breakdown_ci95, color="gray", alpha=0.15, lw=0)
         _log2_axis(ax)

@@ -185,7 +185,8 @@ def critical_line(critical) -> str:
     text = f"B_simple ≈ {number(critical.value)} examples ({critical.n_trials} trials at the best lr) vs "
     if critical.breakdown is None:
         return text + "no fitted breakdown"
-    return text + f"breakdown {estimate(critical.breakdown, critical.breakdown_ci95)} (ratio {critical.ratio_to_breakdown:.2f})"
+    breakdown = estimate(critical.breakdown, critical.breakdown_ci95)
+    return text + f"breakdown {breakdown} (ratio {critical.ratio_to_breakdown:.2f})"
 
 
 def compute_line(compute) -> str:
@@ -224,9 +225,8 @@ def _critical_section(result: AnalysisResult) -> list[str]:
                        f"{critical.ratio_to_breakdown:.2f}; B_simple lies {inside} the breakdown's 95 % interval.")
     fitted = [line for line in result.steps.lines if line.transition is not None]
     if fitted:
-        out += ["", "Steps to target, fitted S(B) = S_min·(1 + B_crit/B) per momentum: "
-                + "; ".join(f"m = {line.momentum:g}: B_crit ≈ {number(line.transition.batch_size)}" for line in fitted)
-                + "."]
+        fits = "; ".join(f"m = {line.momentum:g}: B_crit ≈ {number(line.transition.batch_size)}" for line in fitted)
+        out += ["", f"Steps to target, fitted S(B) = S_min·(1 + B_crit/B) per momentum: {fits}."]
     return out
 
 
@@ -234,9 +234,9 @@ def _steps_section(steps) -> list[str]:
     if not steps.lines:
         return [f"Not available ({steps.reason})."]
     target = f"{100 * steps.target:.4g} %" if steps.target is not None else "the target"
-    out = [f"Fewest parameter updates to first reach test accuracy {target}, over the lr searched at each batch "
-           "size (an lr counts when every trial run at it reached the target; seed mean). Perfect scaling halves "
-           "the updates when B doubles; past the critical batch size the returns diminish.", ""]
+    out = [(f"Fewest parameter updates to first reach test accuracy {target}, over the lr searched at each batch "
+            "size (an lr counts when every trial run at it reached the target; seed mean). Perfect scaling halves "
+            "the updates when B doubles; past the critical batch size the returns diminish."), ""]
     momenta = [line.momentum for line in steps.lines]
     out += ["| B | " + " | ".join(f"m = {m:g}" for m in momenta) + " |", "| --- |" + " --- |" * len(momenta)]
     values = {(p.batch_size, line.momentum): p.updates for line in steps.lines for p in line.points}
@@ -259,8 +259,8 @@ def _steps_section(steps) -> list[str]:
 def _sharpness_section(fit) -> list[str]:
     if not fit.comparisons:
         return [f"Not available ({fit.reason})."]
-    out = ["ε-sharpness (Keskar et al. 2017, percent) at each cell's best searched lr, smallest against largest "
-           "batch size:", ""]
+    out = [("ε-sharpness (Keskar et al. 2017, percent) at each cell's best searched lr, smallest against largest "
+            "batch size:"), ""]
     for key in fit.keys:
         rows = [c for c in fit.comparisons if c.key == key]
         if not rows:
@@ -276,8 +276,8 @@ def _sharpness_section(fit) -> list[str]:
 
 
 def _compute_section(compute) -> list[str]:
-    out = [f"{compute.trials} trials: {compute.finished} finished, {compute.diverged} diverged, "
-           f"{compute.stopped} stopped early by the search."]
+    out = [(f"{compute.trials} trials: {compute.finished} finished, {compute.diverged} diverged, "
+            f"{compute.stopped} stopped early by the search.")]
     if compute.stopped:
         out[0] += (" Stopped trials did not finish: they are left out of the ε* fit, the law, the gap and the "
                    "schedule comparison (their final accuracy is not comparable), and counted here.")
@@ -285,9 +285,9 @@ def _compute_section(compute) -> list[str]:
     updates = f"{compute.updates:,.0f}" if compute.updates is not None else "unknown"
     out += ["", "| trial-epochs | parameter updates | training hours | CPU hours | GPU hours |",
             "| --- | --- | --- | --- | --- |",
-            f"| {epochs} | {updates} | {_hours(compute.train_hours)} | {_hours(compute.cpu_hours)} "
-            f"| {_hours(compute.gpu_hours)} |", "",
-            "Hours are training + evaluation wall time summed over trials (Σ epoch_seconds); CPU and GPU hours "
-            "multiply it by the workers and the CPUs or GPUs reserved per worker."]
+            (f"| {epochs} | {updates} | {_hours(compute.train_hours)} | {_hours(compute.cpu_hours)} "
+             f"| {_hours(compute.gpu_hours)} |"), "",
+            ("Hours are training + evaluation wall time summed over trials (Σ epoch_seconds); CPU and GPU hours "
+             "multiply it by the workers and the CPUs or GPUs reserved per worker.")]
     out += [f"- {note}" for note in compute.notes]
     return out

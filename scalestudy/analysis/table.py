@@ -1,4 +1,5 @@
-"""The trial table: one row per finished trial, the only input of every fit.
+"""The trial table: one row per trial that ended (finished, diverged or stopped early), the
+only input of every fit.
 
 Schema (documented in the README; units in brackets):
 
