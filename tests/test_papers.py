@@ -20,7 +20,7 @@ PAPERS = ["smith2018_cifar10_schedules", "smith2018_cifar10_scaling", "masters20
           "keskar2017_sb_vs_lb", "geiping2021_fullbatch"]
 
 
-def cli(*args, cwd: Path, timeout: float = 900):
+def cli(*args, cwd: Path, timeout: float = 1800):
     return subprocess.run([sys.executable, "-m", "scalestudy.cli", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=timeout)
 
