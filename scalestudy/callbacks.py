@@ -29,7 +29,8 @@ class MlflowCallback(Callback):
     ``scalestudy sync STUDY`` finds it.
 
     ``background=False`` writes in the calling thread instead (same logic, same backoff).
-    ``flush()`` waits until everything recorded so far is written.
+    ``flush(timeout_s)`` waits until everything recorded so far is written (no timeout: while
+    the server is down, it waits until it is back).
 
     It holds only names, ids and reports, so Tune can pickle it with the experiment and a
     restored Tuner gets it back; the MLflow client and the thread are created lazily.

@@ -217,6 +217,14 @@ class Tracking(_Frozen):
     uri: str = "sqlite:///mlflow.db"
     experiment: str | None = None
 
+    @field_validator("uri")
+    @classmethod
+    def _no_credentials(cls, uri: str) -> str:
+        if re.match(r"^[a-z0-9+.-]+://[^/@]+@", uri):
+            raise ValueError("must not hold credentials (they would be logged with the spec); set "
+                             "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD instead")
+        return uri
+
 
 class Section(_Frozen):
     """A resolved sub-study: the base workload, grid and schedule with a section's overrides merged in."""

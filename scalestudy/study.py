@@ -174,7 +174,9 @@ def run_study(spec: StudySpec, *, address: str | None = None, storage: str | Non
     previous = find_latest_run(storage_path, spec.name) if resume else None
     if resume and previous is None:
         raise StudyError(f"--resume: no earlier run of study {spec.name!r} under {storage_path}")
-    tracking_uri = tracking.absolute_uri(tracking_uri or (previous.tracking_uri if previous else spec.tracking.uri))
+    # Credentials in a URI move to MLFLOW_TRACKING_USERNAME/PASSWORD: the URI is pickled with the Tuner.
+    tracking_uri = tracking.credentials_to_env(
+        tracking.absolute_uri(tracking_uri or (previous.tracking_uri if previous else spec.tracking.uri)))
     # Bounded retries: a tracking blip must not stall the driver for minutes.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
@@ -243,7 +245,7 @@ def run_study(spec: StudySpec, *, address: str | None = None, storage: str | Non
         )
     grid = tuner.fit()
     rows = [_row(result) for result in grid]
-    mlflow_client.set_terminated(run.parent_run_id, "FINISHED")
+    tracking.finish_study_run(mlflow_client, run.parent_run_id, tracking_uri)
     return StudyResult(run=run, rows=rows, wall_seconds=time.monotonic() - started)
 
 

@@ -262,7 +262,7 @@ def bench_search(tiny: bool = False) -> BenchTable:
     table.add(**{"algorithm": "grid (full, trained)", "trials/cell": len(frame) // frame.groupby(
         ["batch_size", "momentum"]).ngroups, f"trial-epochs to α±{TOLERANCE:g}": grid_epochs, "÷ full grid": 1.0,
         "reps reaching": "reference", "α ≤¼ grid": alpha_grid})
-    rows = [("grid", None, [len(grid.grid.seeds)], "grid (replayed)"), ("grid", None, [0], "grid, 1 seed")]
+    rows = [("grid", None, list(grid.grid.seeds), "grid (replayed)"), ("grid", None, [0], "grid, 1 seed")]
     rows += [(name, budgets, [0], name) for name in ("quasi_random", "optuna", "bracket")]
     for algorithm, sweep, seeds, label in rows:
         needed, at_cap = [], []

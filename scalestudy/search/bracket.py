@@ -24,10 +24,11 @@ from functools import partial
 from typing import Any
 
 from scalestudy.search.cell_search import CellSearch, Outcome
-from scalestudy.search.cells import interior_best, is_searched, reference_lr, round_lr
+from scalestudy.search.cells import is_searched, reference_lr, round_lr
 from scalestudy.search.plan import SearchPlan, early_stopping_scheduler
 
 
+MIN_DROP = 0.0  # accuracy a neighbour must lose to count as falling (until the spec has search.min_drop)
 GOLDEN = (3 - math.sqrt(5)) / 2  # 0.382: where golden-section search probes the wider side
 
 
@@ -40,12 +41,13 @@ class Bracket:
     """
 
     def __init__(self, start: float, step_factor: float = 2.0, stop_ratio: float = 1.25,
-                 bounds: tuple[float, float] | None = None) -> None:
+                 bounds: tuple[float, float] | None = None, min_drop: float = 0.0) -> None:
         if step_factor <= 1 or stop_ratio <= 1:
             raise ValueError("step_factor and stop_ratio must be > 1")
         self.step_factor = step_factor
         self.stop_ratio = stop_ratio
         self.bounds = bounds
+        self.min_drop = min_drop
         self.start = self._clamp(start)
         self.points: dict[float, float] = {}  # ε → score (see Outcome.score)
         self.pending: set[float] = set()
@@ -74,18 +76,37 @@ class Bracket:
             self._wanted()  # updates the status (converged, edge) as soon as the data say so
 
     def optimum(self) -> float | None:
-        """The best ε once worse ones lie on both sides of it (what the law so far uses)."""
-        return interior_best(self.points)
+        """Once bracketed, the geometric centre of the ε within ``min_drop`` of the best
+        (the best ε itself on a sharp peak): what the law fitted so far uses."""
+        edges = self._plateau()
+        return None if edges is None else round_lr(math.sqrt(edges[0] * edges[1]))
 
     @property
     def bracket(self) -> tuple[float, float] | None:
-        """(lo, hi): the run ε on each side of the best, once it is bracketed."""
-        best = self.optimum()
-        if best is None:
+        """(lo, hi): the nearest ε on each side of the best that are clearly worse (by more
+        than ``min_drop``; any lower score when it is 0), once there are both."""
+        found = self._bracket_indices()
+        if found is None:
             return None
         lrs = sorted(self.points)
-        i = lrs.index(best)
-        return lrs[i - 1], lrs[i + 1]
+        return lrs[found[0]], lrs[found[1]]
+
+    def _bracket_indices(self) -> tuple[int, int] | None:
+        lrs = sorted(self.points)
+        scores = [self.points[lr] for lr in lrs]
+        if not lrs or max(scores) == -math.inf:
+            return None
+        best = max(range(len(lrs)), key=lambda i: (scores[i], -abs(math.log(lrs[i] / self.start))))
+        below = [i for i in range(best) if scores[i] < scores[best] - self.min_drop]
+        above = [i for i in range(best + 1, len(lrs)) if scores[i] < scores[best] - self.min_drop]
+        return (below[-1], above[0]) if below and above else None
+
+    def _plateau(self) -> tuple[float, float] | None:
+        found = self._bracket_indices()
+        if found is None:
+            return None
+        lrs = sorted(self.points)
+        return lrs[found[0] + 1], lrs[found[1] - 1]
 
     # --- the steps ------------------------------------------------------------------------------
 
@@ -101,21 +122,32 @@ class Bracket:
         best = max(range(len(lrs)), key=lambda i: (scores[i], -abs(math.log(lrs[i] / self.start))))
         if scores[best] == -math.inf:  # everything diverged: go down
             return self._step(lrs[0] / f, "all_diverged")
-        if best == len(lrs) - 1:
+        below = [i for i in range(best) if scores[i] < scores[best] - self.min_drop]  # clearly worse
+        above = [i for i in range(best + 1, len(lrs)) if scores[i] < scores[best] - self.min_drop]
+        if not above:
             return self._step(lrs[-1] * f, "edge_high")
-        if best == 0:
+        if not below:
             return self._step(lrs[0] / f, "edge_low")
-        lo, mid, hi = lrs[best - 1], lrs[best], lrs[best + 1]
-        if hi / lo < self.stop_ratio:
+        lo, hi = below[-1], above[0]
+        if lrs[hi] / lrs[lo] < self.stop_ratio:
             self.status = "converged"
             return []
-        left, right = math.log(mid / lo), math.log(hi / mid)
-        if math.isclose(left, right, rel_tol=1e-6):
-            go_left = scores[best - 1] > scores[best + 1]
+        # The ε between lo and hi are within min_drop of the best (the best alone on a sharp
+        # peak). Refine where the bracket is widest: a golden-section step into the wider side
+        # of the best on a sharp peak; on a plateau, the middle of the wider edge gap.
+        left_edge, right_edge = lo + 1, hi - 1
+        if left_edge == right_edge == best:
+            left, right = math.log(lrs[best] / lrs[lo]), math.log(lrs[hi] / lrs[best])
+            go_left = scores[lo] > scores[hi] if math.isclose(left, right, rel_tol=1e-6) else left > right
+            target = lrs[best] * math.exp(-GOLDEN * left if go_left else GOLDEN * right)
         else:
-            go_left = left > right
-        # Golden-section step into the wider side: the bracket shrinks by about 0.62 per trial.
-        target = round_lr(mid * math.exp(-GOLDEN * left if go_left else GOLDEN * right))
+            left, right = math.log(lrs[left_edge] / lrs[lo]), math.log(lrs[hi] / lrs[right_edge])
+            if max(left, right) < math.log(self.stop_ratio):
+                self.status = "converged"  # both edges of the plateau are located
+                return []
+            target = (math.sqrt(lrs[lo] * lrs[left_edge]) if left >= right
+                      else math.sqrt(lrs[right_edge] * lrs[hi]))
+        target = round_lr(target)
         if target in self.points:  # narrower than 4 significant digits: nothing left to refine
             self.status = "converged"
             return []
@@ -134,9 +166,9 @@ class Bracket:
         return round_lr(lr)
 
 
-def _bracket_for(step_factor: float, stop_ratio: float, bounds: tuple[float, float] | None,
+def _bracket_for(step_factor: float, stop_ratio: float, bounds: tuple[float, float] | None, min_drop: float,
                  cell: dict[str, Any], start: float) -> Bracket:
-    return Bracket(start, step_factor, stop_ratio, bounds)
+    return Bracket(start, step_factor, stop_ratio, bounds, min_drop)
 
 
 def build_bracket(spec, cells: list[dict[str, Any]]) -> SearchPlan:
@@ -146,7 +178,8 @@ def build_bracket(spec, cells: list[dict[str, Any]]) -> SearchPlan:
     bounds = tuple(search.lr_range) if search.lr_range is not None else None
     searcher = CellSearch(
         cells, budget=search.trials_per_cell,
-        make_strategy=partial(_bracket_for, search.step_factor, search.stop_ratio, bounds),
+        make_strategy=partial(_bracket_for, search.step_factor, search.stop_ratio, bounds,
+                              getattr(search, "min_drop", MIN_DROP)),
         reference=partial(reference_lr, spec), searched=partial(is_searched, spec),
         in_flight=3)
     return SearchPlan(param_space={}, search_alg=searcher, scheduler=early_stopping_scheduler(spec),
