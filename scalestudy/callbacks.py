@@ -16,6 +16,15 @@ from scalestudy.tracking import TrialRuns, answers, client, redact_uri, reports_
 log = logging.getLogger(__name__)
 
 
+def final_status(config: dict[str, Any], last: dict[str, Any]) -> str:
+    """ok, diverged, or stopped (early stopping ended it before its planned epochs)."""
+    if last.get("diverged"):
+        return "diverged"
+    if last.get("epoch", 0) < config["epochs"]:
+        return "stopped"
+    return "ok"
+
+
 class MlflowCallback(Callback):
     """Tune callback: writes every trial report to the trial's MLflow run (driver only).
 
@@ -106,8 +115,7 @@ class MlflowCallback(Callback):
             self._record(trial.config["trial"], reports_of(result))
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        status = "diverged" if (trial.last_result or {}).get("diverged") else "ok"
-        self._record(trial.config["trial"], status=status)
+        self._record(trial.config["trial"], status=final_status(trial.config["trial"], trial.last_result or {}))
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         self._record(trial.config["trial"], status="error")

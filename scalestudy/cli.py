@@ -144,7 +144,7 @@ def _run(spec, args: argparse.Namespace):
     print()
     print(summary_table(result.rows))
     print(f"\n{spec.name}: {len(result.rows)} trials in {result.wall_seconds:.0f} s — {counts['ok']} ok, "
-          f"{counts['diverged']} diverged, {counts['error']} errored")
+          f"{counts['diverged']} diverged, {counts['stopped']} stopped early, {counts['error']} errored")
     print(f"Tune results:  {result.run.path}")
     print(f"MLflow UI:     {ui_command(result.run.tracking_uri)}")
     print(f"               then open {ui_link(result.run.tracking_uri, result.run.experiment_id)}")

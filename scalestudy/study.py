@@ -54,7 +54,7 @@ class StudyResult:
     @property
     def counts(self) -> dict[str, int]:
         statuses = [row["status"] for row in self.rows]
-        return {status: statuses.count(status) for status in ("ok", "diverged", "error")}
+        return {status: statuses.count(status) for status in ("ok", "diverged", "stopped", "error")}
 
 
 def default_storage() -> str:
@@ -252,7 +252,9 @@ def run_study(spec: StudySpec, *, address: str | None = None, storage: str | Non
 def _row(result) -> dict[str, Any]:
     trial = result.config["trial"]
     metrics = result.metrics or {}
-    status = "error" if result.error else ("diverged" if metrics.get("diverged") else "ok")
+    from scalestudy.callbacks import final_status
+
+    status = "error" if result.error else final_status(trial, metrics)
     return {
         "trial_key": trial["trial_key"], "section": trial["section"], "schedule": trial["schedule"]["kind"],
         "batch_size": trial["batch_size"], "lr": trial["lr"], "momentum": trial["momentum"],
