@@ -21,6 +21,7 @@ BENCHMARKS = Registry(
         "tracking": "scalestudy.bench.tracking:bench_tracking",
         "analysis": "scalestudy.bench.analysis:bench_analysis",
         "memory": "scalestudy.bench.memory:bench_memory",
+        "search": "scalestudy.bench.search:bench_search",
     },
 )
 
