@@ -46,6 +46,9 @@ def compare(dims: int, batch: int, ghost: int, device: str, repeats: int, iterat
 
 def bench_ghostbn(tiny: bool = False) -> BenchTable:
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    # One thread on CPU: a trial holds one CPU (cpus_per_worker: 1), and two OpenMP threads
+    # on a busy 2-core machine time the scheduler, not the layer.
+    torch.set_num_threads(1)
     table = BenchTable("ghostbn", ["layer", "B", "ghost", "BatchNorm ms", "GhostBatchNorm ms", "ratio"])
     batches, ghosts = ((512,), (16,)) if tiny else ((512, 4096), (16, 32, 64, 128))
     repeats, iterations = (1, 2) if tiny else (7, 5)

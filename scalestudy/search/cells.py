@@ -21,7 +21,7 @@ LR_DIGITS = 4
 # units) towards the linear rule α = β = 1, so that one or two measured cells still give
 # a prediction (the rule anchored on them) and many cells outweigh the prior.
 LAW_PRIOR = {"alpha": 1.0, "beta": 1.0}
-LAW_PRIOR_WEIGHT = 0.5
+LAW_PRIOR_WEIGHT = 2.0
 
 
 def round_lr(lr: float) -> float:
