@@ -130,6 +130,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
           f"search {search.algorithm}; dataset {workload['dataset']} (N={workload['dataset_size']}), "
           f"model {workload['model']}, {workload['epochs']} epochs, {spec.resources.workers_per_trial} worker(s) "
           f"per trial; spec hash {spec.spec_hash()}")
+    if search.algorithm != "grid":
+        from scalestudy.search.cells import search_summary
+
+        print(search_summary(spec, cells))
     return 0
 
 

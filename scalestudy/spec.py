@@ -178,6 +178,7 @@ class Search(_Frozen):
     lr_range: list[float] | None = Field(default=None, min_length=2, max_length=2)
     step_factor: float = Field(default=2.0, gt=1)
     stop_ratio: float = Field(default=1.25, gt=1)
+    min_drop: float = Field(default=0.02, ge=0)  # bracket: an accuracy fall smaller than this is noise
     seed: int = 0
     early_stopping: EarlyStopping | None = None
 

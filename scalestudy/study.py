@@ -169,7 +169,8 @@ def run_study(spec: StudySpec, *, address: str | None = None, storage: str | Non
 
     started = time.monotonic()
     cells = expand_cells(spec)
-    n_trials = sum(len(cell["lr_grid"]) for cell in cells)
+    n_trials = (sum(len(cell["lr_grid"]) for cell in cells) if spec.search.algorithm == "grid"
+                else len(cells) * (spec.search.trials_per_cell or 1))  # an upper bound for searches
     storage_path = storage or default_storage()
     previous = find_latest_run(storage_path, spec.name) if resume else None
     if resume and previous is None:

@@ -18,7 +18,12 @@ from mlflow.tracking import MlflowClient
 from scalestudy.search import SEARCHES
 from scalestudy.search.bracket import Bracket
 from scalestudy.search.cell_search import Outcome
-from scalestudy.search.cells import fit_law_so_far, is_searched, predict_lr, reference_lr
+from scalestudy.search.cells import (
+    fit_law_so_far,
+    is_searched,
+    predict_lr,
+    reference_lr,
+)
 from scalestudy.search.quasi_random import quasi_random_lrs
 from scalestudy.search.replay import replay, trial_rows
 from scalestudy.spec import spec_from_dict
@@ -122,6 +127,24 @@ def test_bracket_counts_divergence_as_falling():
     assert sum(score == -math.inf for score in high.points.values()) >= 3
 
 
+def test_bracket_spans_a_noisy_plateau_with_min_drop():
+    """A flat top with ripples (noise) around ε* = 0.1: any ripple looks like a bracket unless a
+    fall must exceed min_drop; then the bracket spans the plateau and its centre is ε*."""
+    def plateau(lr):
+        x = math.log(lr / 0.1)
+        return 0.7 - 0.1 * max(0.0, abs(x) - 1.5) ** 2 + 0.006 * math.sin(9 * x)
+
+    strict = Bracket(start=0.3, step_factor=2.0, stop_ratio=1.25, min_drop=0.0)
+    drive(strict, plateau)
+    tolerant = Bracket(start=0.3, step_factor=2.0, stop_ratio=1.25, min_drop=0.02)
+    trials = drive(tolerant, plateau)
+    lo, hi = tolerant.bracket
+    assert tolerant.status == "converged" and trials <= 14
+    assert lo < 0.1 * math.exp(-1.5) and hi > 0.1 * math.exp(1.5)  # the whole plateau is inside
+    assert abs(math.log(tolerant.optimum() / 0.1)) < 0.3
+    assert abs(math.log(tolerant.optimum() / 0.1)) < abs(math.log(strict.optimum() / 0.1))
+
+
 def test_bracket_stops_at_a_bound():
     bracket = Bracket(start=0.1, step_factor=2.0, stop_ratio=1.25, bounds=(0.05, 1.0))
     drive(bracket, lambda lr: bump(lr, 0.001, diverge_above=1e9))  # optimum far below the range
@@ -145,7 +168,8 @@ def test_outcome_ranks_finished_then_stopped_then_failed():
 def test_law_so_far_fits_measured_cells_and_falls_back_on_the_linear_rule():
     optima = [(b, m, lr_star(b, m)) for b in (16, 32, 64, 128, 256) for m in (0.0, 0.9)]
     _, alpha, beta = fit_law_so_far(optima)
-    assert alpha == pytest.approx(ALPHA, abs=0.05) and beta == pytest.approx(BETA, abs=0.05)
+    # Pulled towards the linear rule α = β = 1, but the ten measured cells dominate.
+    assert ALPHA < alpha < (ALPHA + 1) / 2 and beta == pytest.approx(BETA, abs=1e-6)
     # One measured cell: the linear rule anchored on it.
     assert predict_lr([(32, 0.9, 0.04)], 128, 0.9) == pytest.approx(0.16)
     assert predict_lr([(32, 0.9, 0.04)], 32, 0.0) == pytest.approx(0.4)
@@ -158,17 +182,17 @@ def test_bracket_study_starts_later_cells_from_the_fitted_law():
     done = replay(plan, evaluate, concurrency=2)
     keys = [item.trial["trial_key"] for item in done]
     assert len(keys) == len(set(keys))
-    summary = {(row["cell"].split()[0], row["cell"].split()[1]): row for row in plan.search_alg.summary()}
+    assert len(plan.search_alg.summary()) == 8
     rule_error, start_error = [], []
     for run in plan.search_alg.runs:
         b, m = run.cell["batch_size"], run.cell["momentum"]
         assert 3 <= len(run.results) <= 8
         assert run.strategy.optimum() == pytest.approx(lr_star(b, m), rel=0.25)
-        rule_error.append(abs(math.log(reference_lr(spec, run.cell) / lr_star(b, m))))
-        start_error.append(abs(math.log(run.start_lr / lr_star(b, m))))
-    assert len(summary) == 8
-    # The last cells (largest B) start much closer to ε* than the linear rule would put them.
-    assert np.mean(start_error[-4:]) < 0.5 * np.mean(rule_error[-4:])
+        if b == 128:  # started last, from the law fitted on the smaller batch sizes
+            rule_error.append(abs(math.log(reference_lr(spec, run.cell) / lr_star(b, m))))
+            start_error.append(abs(math.log(run.start_lr / lr_star(b, m))))
+    # The linear rule (α = 1) is a factor 2.5 off at B=128; the law fitted so far much less.
+    assert max(start_error) < 0.5 * min(rule_error)
     assert len(done) < 8 * 8  # cells stop once bracketed
 
 
@@ -209,6 +233,15 @@ def test_quasi_random_plan_per_cell_round_robin_and_single_lr_cells():
     first = {(t["section"], t["batch_size"], t["momentum"], t["seed"]) for t in trials[:len(by_cell)]}
     assert len(first) == len(by_cell)
     assert len({t["trial_key"] for t in trials}) == len(trials)
+
+
+def test_search_summary_says_what_will_run():
+    from scalestudy.search.cells import search_summary
+
+    spec = tiny_spec("bracket", 5, early_stopping={"grace_period": 1})
+    assert search_summary(spec, expand_cells(spec)) == (
+        "bracket: at most 40 trials (5 bracketing trials per cell × 8 cells), "
+        "ASHA per cell (grace period 1 epochs, reduction factor 3)")
 
 
 def test_explicit_lr_range_searches_every_cell():
@@ -286,7 +319,7 @@ def test_asha_compares_trials_within_their_cell_only():
 
 def scalestudy(*args, cwd: Path, timeout=900):
     return subprocess.run([sys.executable, "-m", "scalestudy.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout)
+                          check=False, timeout=timeout)
 
 
 @pytest.mark.parametrize("overrides, message", [

@@ -296,28 +296,29 @@ def bench_search(tiny: bool = False) -> BenchTable:
                 shown.append(max(affordable)[1:])
         median = float(np.median(needed))
         alphas = [alpha for alpha, _ in shown]
+        errors = [abs(alpha - alpha_grid) for alpha in alphas]
         table.add(**{"algorithm": label, "trials/cell": ",".join(map(str, sweep)) if sweep else "grid",
                      reach: median if math.isfinite(median) else "not reached",
                      "÷ full grid": median / grid_epochs if math.isfinite(median) else "-",
                      "reps reaching": f"{sum(math.isfinite(n) for n in needed)}/{reps}",
                      "α median": float(np.median(alphas)) if alphas else "-",
-                     "|α−α_grid| median": float(np.median([abs(a - alpha_grid) for a in alphas])) if alphas else "-",
+                     "|α−α_grid| median": float(np.median(errors)) if errors else "-",
                      "α range": f"{min(alphas):.2f}..{max(alphas):.2f}" if alphas else "-",
                      "trial-epochs": float(np.median([e for _, e in shown])) if shown else "-"})
     law = _grid_law(frame)
     table.notes += [
-        f"workload: {grid.name} law grid, {len(frame)} trials, {grid_epochs:.0f} trial-epochs "
-        f"({'read from ' + str(cache_file(grid)) if cached else 'trained now'}); α_grid = {alpha_grid:.3f}, "
-        f"95% interval {law}; the surface's noise-free optima give α = {surface.exact_alpha(law_cells):.3f}",
-        f"each search replayed on the grid's response surface (makima in ln ε, noise sd {surface.noise_sd:.4f} per "
-        f"trial), {CONCURRENCY} trials in flight, {reps} repetitions (search and noise seeds), one training seed, "
-        "search settings and ε range of search_spaces/search_ALGORITHM.yaml",
-        f"{reach}: per repetition, the trial-epochs of the smallest trials_per_cell from which every larger one "
-        f"in the sweep gives |α − α_grid| ≤ {TOLERANCE:g}; median over repetitions (not reached: in most of them, "
-        "no budget of the sweep does)",
-        f"α median, |α−α_grid| median, α range, trial-epochs: over repetitions, at the largest budget using at most "
-        f"{cap:.0f} trial-epochs (a quarter of the grid's); grid rows: the whole grid, their spread is the noise "
-        "floor of α on this workload",
+        (f"workload: {grid.name} law grid, {len(frame)} trials, {grid_epochs:.0f} trial-epochs "
+         f"({'read from ' + str(cache_file(grid)) if cached else 'trained now'}); α_grid = {alpha_grid:.3f}, "
+         f"95% interval {law}; the surface's noise-free optima give α = {surface.exact_alpha(law_cells):.3f}"),
+        (f"each search replayed on the grid's response surface (makima in ln ε, noise sd {surface.noise_sd:.4f} "
+         f"per trial), {CONCURRENCY} trials in flight, {reps} repetitions (search and noise seeds), one training "
+         "seed, search settings and ε range of search_spaces/search_ALGORITHM.yaml"),
+        (f"{reach}: per repetition, the trial-epochs of the smallest trials_per_cell from which every larger one "
+         f"in the sweep gives |α − α_grid| ≤ {TOLERANCE:g}; median over repetitions (not reached: in most of "
+         "them, no budget of the sweep does)"),
+        (f"α median, |α−α_grid| median, α range, trial-epochs: over repetitions, at the largest budget using at "
+         f"most {cap:.0f} trial-epochs (a quarter of the grid's); grid rows: the whole grid, their spread is the "
+         "noise floor of α on this workload"),
         f"{time.monotonic() - started:.0f} s",
     ]
     return table

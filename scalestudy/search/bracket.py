@@ -30,7 +30,6 @@ from scalestudy.search.cell_search import CellSearch, Outcome
 from scalestudy.search.cells import is_searched, reference_lr, round_lr
 from scalestudy.search.plan import SearchPlan, early_stopping_scheduler
 
-
 # Test accuracy a neighbour must lose to count as falling, until the spec has search.min_drop:
 # about 1.5 times the seed-to-seed noise of a 1,000-example test set (0.013 on mnist1d). With 0,
 # noise on a flat peak makes a false bracket around a random ε (scalestudy bench search).

@@ -115,3 +115,22 @@ def interior_best(points: dict[float, float]) -> float | None:
     below = any(s < scores[best] for s in scores[:best])
     above = any(s < scores[best] for s in scores[best + 1:])
     return lrs[best] if below and above else None
+
+
+def search_summary(spec, cells: list[dict[str, Any]]) -> str:
+    """What the spec's search will run, in one phrase (``scalestudy validate``)."""
+    search = spec.search
+    if search.algorithm == "grid":
+        text = f"grid: {sum(len(cell['lr_grid']) for cell in cells)} trials"
+    else:
+        searched = sum(is_searched(spec, cell) for cell in cells)
+        total = searched * search.trials_per_cell + len(cells) - searched
+        how = {"quasi_random": "quasi-random ε", "optuna": "TPE trials", "bracket": "bracketing trials"}
+        text = (f"{search.algorithm}: {'at most ' if search.algorithm == 'bracket' else ''}{total} trials "
+                f"({search.trials_per_cell} {how.get(search.algorithm, 'trials')} per cell × {searched} cells"
+                + (f", {len(cells) - searched} cells at their one listed ε" if searched < len(cells) else "") + ")")
+    stopping = search.early_stopping
+    if stopping is not None:
+        text += (f", ASHA per cell (grace period {stopping.grace_period} epochs, "
+                 f"reduction factor {stopping.reduction_factor:g})")
+    return text

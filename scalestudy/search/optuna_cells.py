@@ -21,7 +21,13 @@ from functools import partial
 from typing import Any
 
 from scalestudy.search.cell_search import CellSearch, Outcome
-from scalestudy.search.cells import cell_seed, interior_best, is_searched, lr_bounds, reference_lr
+from scalestudy.search.cells import (
+    cell_seed,
+    interior_best,
+    is_searched,
+    lr_bounds,
+    reference_lr,
+)
 from scalestudy.search.plan import SearchPlan, early_stopping_scheduler
 
 METRIC = "objective"
