@@ -370,8 +370,8 @@ def _location(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             text += f"[{part}]"
-        elif part in ("list[float]", "LinearRuleLR", "function-after[_lr_positive(), union[list[float],LinearRuleLR]]"):
-            continue  # union-branch names pydantic inserts; not a field
+        elif "[" in part or part in {model.__name__ for model in _Frozen.__subclasses__()}:
+            continue  # a union branch pydantic names by its type ("list[float]", "LinearRuleLR"): not a field
         else:
             text += f".{part}" if text else str(part)
     return text or "spec"
