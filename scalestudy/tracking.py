@@ -40,6 +40,8 @@ DIAGNOSTIC_KEYS = ("gradient_noise_scale", "updates_to_target", "examples_to_tar
                    "sharpness_subspace")
 LOGGED_KEYS = METRIC_KEYS + DIAGNOSTIC_KEYS
 HISTORY_KEY = "history_json"
+# Set on a restored finished trial's re-announcement of its last epoch (nothing was retrained).
+REPLAYED_KEY = "replayed"
 # Tune stamps every result (int seconds); metric timestamps derive from it, so the live
 # callback and ``scalestudy sync`` write identical points (MLflow drops exact repeats).
 TIMESTAMP_KEY = "timestamp"

@@ -75,5 +75,6 @@ def reported_epochs(study_dir: Path) -> dict[str, list[int]]:
     found = {}
     for result in study_dir.glob("*/result.json"):
         lines = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
-        found[result.parent.name] = [int(r["epoch"]) for r in lines if "epoch" in r]
+        # A restored finished trial re-announces its last epoch without retraining it.
+        found[result.parent.name] = [int(r["epoch"]) for r in lines if "epoch" in r and not r.get("replayed")]
     return found

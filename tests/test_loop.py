@@ -1,5 +1,6 @@
 """The epoch loop on its own: no Ray, no MLflow, real torch training on small data."""
 
+import json
 import math
 import os
 
@@ -84,6 +85,57 @@ def test_checkpoint_resume_is_exact():
     for a, b in zip(straight[2:], rest):
         for key in ("test_loss", "test_acc", "train_loss", "updates", "batch_size"):
             assert a[key] == pytest.approx(b[key], rel=1e-6, abs=1e-9), key
+
+
+def _checkpoints_at(tmp_path, config, epochs_by_folder):
+    """Real checkpoints (Tune's folder layout) of one loop stopped at the given epochs."""
+    from ray.train import Checkpoint
+
+    from scalestudy.train.trial import STATE_FILE
+
+    loop = EpochLoop(config, Distributed(device=DEVICE))
+    states, iterator = {}, loop.run()
+    for epoch in range(1, max(epochs_by_folder.values()) + 1):
+        next(iterator)
+        states[epoch] = loop.state_dict()
+    found = []
+    for folder, epoch in epochs_by_folder.items():
+        (tmp_path / folder).mkdir()
+        torch.save(states[epoch], tmp_path / folder / STATE_FILE)
+        found.append(Checkpoint.from_directory(str(tmp_path / folder)))
+    return found
+
+
+def test_restore_takes_the_checkpoint_furthest_along(tmp_path):
+    """Tune may hand a resumed trial an older checkpoint than the trial persisted, and a
+    restarted trial numbers its folders from 0 again: the epoch inside decides."""
+    from scalestudy.train.trial import _drive
+
+    config = trial()
+    straight = run(config)
+    checkpoints = _checkpoints_at(tmp_path, config, {"checkpoint_000005": 1, "checkpoint_000000": 2})
+    (tmp_path / "checkpoint_000009").mkdir()
+    (tmp_path / "checkpoint_000009" / "state.pt").write_bytes(b"cut short by a kill")
+    from ray.train import Checkpoint
+
+    checkpoints.append(Checkpoint.from_directory(str(tmp_path / "checkpoint_000009")))
+    reports = []
+    _drive(EpochLoop(config, Distributed(device=DEVICE)), checkpoints, lambda m, checkpoint=None: reports.append(m),
+           lambda d: None, is_writer=False)
+    assert [r["epoch"] for r in reports] == [3, 4]
+    assert reports[-1]["test_acc"] == pytest.approx(straight[-1]["test_acc"])
+    assert [h["epoch"] for h in json.loads(reports[0]["history_json"])] == [1, 2]
+
+
+def test_restored_finished_trial_only_replays_its_end(tmp_path):
+    from scalestudy.train.trial import _drive
+
+    config = trial()
+    checkpoints = _checkpoints_at(tmp_path, config, {"checkpoint_000003": 4})
+    reports = []
+    _drive(EpochLoop(config, Distributed(device=DEVICE)), checkpoints, lambda m, checkpoint=None: reports.append(m),
+           lambda d: None, is_writer=False)
+    assert len(reports) == 1 and reports[0]["epoch"] == 4 and reports[0]["replayed"] is True
 
 
 def test_gradient_accumulation_matches_one_big_batch():

@@ -9,6 +9,12 @@
 Both report through :func:`_drive`, which owns checkpoints and resumption. A checkpoint
 holds the loop's full state, including the metric history, so a resumed trial's first
 report carries the history and the tracking callback can fill any gap.
+
+Tune snapshots its experiment state at most every 10 s, so a driver killed in between
+hands a resumed trial an older checkpoint than the trial had persisted.
+:func:`persisted_checkpoints` also offers those in the trial's storage folder (named by
+the stable trial key), so no epoch is trained twice and a finished trial only
+re-announces its end.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from typing import Any, Callable
 
 import torch
 
-from scalestudy.tracking import HISTORY_KEY
+from scalestudy.tracking import HISTORY_KEY, REPLAYED_KEY
 from scalestudy.train.distributed import Distributed
 from scalestudy.train.loop import EpochLoop
 
@@ -34,15 +40,54 @@ def _device(config: dict[str, Any]) -> torch.device:
     return torch.device("cpu")
 
 
-def _drive(loop: EpochLoop, checkpoint, report: Callable[..., None], checkpoint_from: Callable, is_writer: bool) -> None:
-    """Restore from ``checkpoint`` if any, then run the loop and report every epoch."""
+def persisted_checkpoints(known) -> list:
+    """``known`` (what Tune's last experiment snapshot recorded) plus every checkpoint in
+    the trial's storage folder; :func:`_restore` picks the furthest along."""
+    import pyarrow.fs
+    from ray import tune
+    from ray.train import Checkpoint
+
+    candidates = [known] if known is not None else []
+    try:
+        storage = tune.get_context().get_storage()
+        fs, trial_path = storage.storage_filesystem, storage.trial_fs_path
+        infos = fs.get_file_info(pyarrow.fs.FileSelector(trial_path, allow_not_found=True))
+    except Exception:  # no Tune session or unreadable storage: Tune's own choice stands
+        return candidates
+    seen = {known.path.rstrip("/")} if known is not None else set()
+    return candidates + [Checkpoint(path=info.path, filesystem=fs) for info in infos
+                         if info.type == pyarrow.fs.FileType.Directory
+                         and info.base_name.startswith("checkpoint_") and info.path.rstrip("/") not in seen]
+
+
+def _restore(loop: EpochLoop, checkpoints: list) -> bool:
+    """Load the readable checkpoint furthest along (a kill can cut an upload short).
+
+    Folder names do not order checkpoints: a trial Tune restarts afresh numbers from 0 again.
+    """
+    best = None
+    for checkpoint in checkpoints:
+        try:
+            with checkpoint.as_directory() as directory:
+                state = torch.load(Path(directory) / STATE_FILE, weights_only=False)
+        except Exception:
+            continue
+        if best is None or state["epoch"] > best["epoch"]:
+            best = state
+    if best is None:
+        return False
+    loop.load_state_dict(best)
+    return True
+
+
+def _drive(loop: EpochLoop, checkpoints: list, report: Callable[..., None], checkpoint_from: Callable,
+           is_writer: bool) -> None:
+    """Restore from the furthest of ``checkpoints``, then run the loop and report every epoch."""
     backfill: list[dict[str, float]] = []
-    if checkpoint is not None:
-        with checkpoint.as_directory() as directory:
-            loop.load_state_dict(torch.load(Path(directory) / STATE_FILE, weights_only=False))
+    if _restore(loop, checkpoints):
         backfill = list(loop.history)
         if loop.finished and backfill:  # killed after the last checkpoint but before Tune saw the end
-            report({**backfill[-1], HISTORY_KEY: json.dumps(backfill)})
+            report({**backfill[-1], HISTORY_KEY: json.dumps(backfill), REPLAYED_KEY: True})
             return
     every = int(loop.config.get("checkpoint_every", 1))
     for epoch_report in loop.run():
@@ -68,7 +113,8 @@ def tune_trial(config: dict[str, Any]) -> None:
     trial = config["trial"]
     torch.set_num_threads(max(1, int(trial.get("cpus_per_worker", 1))))
     loop = EpochLoop(trial, Distributed(device=_device(trial)))
-    _drive(loop, tune.get_checkpoint(), tune.report, tune.Checkpoint.from_directory, is_writer=True)
+    _drive(loop, persisted_checkpoints(tune.get_checkpoint()), tune.report, tune.Checkpoint.from_directory,
+           is_writer=True)
 
 
 def ddp_worker(trial: dict[str, Any]) -> None:
@@ -79,7 +125,8 @@ def ddp_worker(trial: dict[str, Any]) -> None:
     dist = Distributed.from_process_group(_device(trial))
     loop = EpochLoop(trial, dist)
     # Every rank reports (Train V2 requires it); only rank 0 writes the checkpoint.
-    _drive(loop, ray.train.get_checkpoint(), ray.train.report, ray.train.Checkpoint.from_directory,
+    checkpoint = ray.train.get_checkpoint()
+    _drive(loop, [checkpoint] if checkpoint is not None else [], ray.train.report, ray.train.Checkpoint.from_directory,
            is_writer=dist.rank == 0)
 
 
