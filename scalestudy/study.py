@@ -156,8 +156,12 @@ def check_storage(storage_path: str, explicit: bool) -> None:
 
 
 def run_study(spec: StudySpec, *, address: str | None = None, storage: str | None = None,
-              tracking_uri: str | None = None, resume: bool = False, verbose: bool = True) -> StudyResult:
-    """Run (or resume) the study; returns one row per trial. Blocks until done."""
+              tracking_uri: str | None = None, resume: bool = False, verbose: bool = True,
+              callbacks: tuple = ()) -> StudyResult:
+    """Run (or resume) the study; returns one row per trial. Blocks until done.
+
+    ``callbacks``: extra Tune callbacks for a new study (a resumed one keeps its own).
+    """
     import ray
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
@@ -223,9 +227,9 @@ def run_study(spec: StudySpec, *, address: str | None = None, storage: str | Non
     else:
         trainable = tune.with_resources(ddp_driver, {"memory": DRIVER_MEMORY})
 
-    callbacks = [MlflowCallback(tracking_uri, run.experiment_id, run.parent_run_id),
+    tune_callbacks = [MlflowCallback(tracking_uri, run.experiment_id, run.parent_run_id),
                  ProgressCallback(plan.total_trials, every_s=15.0 if verbose else math.inf),
-                 JsonLoggerCallback()]
+                 JsonLoggerCallback(), *callbacks]
     if previous is not None and tune.Tuner.can_restore(run.path):
         tuner = tune.Tuner.restore(run.path, trainable, resume_unfinished=True, resume_errored=True)
     else:
@@ -239,7 +243,7 @@ def run_study(spec: StudySpec, *, address: str | None = None, storage: str | Non
                 trial_dirname_creator=lambda t: t.config["trial"]["trial_key"],
             ),
             run_config=tune.RunConfig(
-                name=run.name, storage_path=storage_path, callbacks=callbacks, verbose=0,
+                name=run.name, storage_path=storage_path, callbacks=tune_callbacks, verbose=0,
                 failure_config=tune.FailureConfig(max_failures=spec.resources.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             ),

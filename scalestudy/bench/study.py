@@ -1,8 +1,11 @@
 """``bench study``: how close a study's wall time is to the training it contains.
 
-* Study efficiency: a study of many short one-worker trials on local Ray; efficiency =
-  (Σ over trials of the training seconds the loop itself measured) / concurrency /
-  study wall time. 1.0 means Ray, Tune, checkpoints and MLflow cost nothing.
+* Study efficiency: a study of many short one-worker trials on local Ray, from a cold
+  start; efficiency = (Σ over trials of the training seconds the loop itself measured) /
+  concurrency / study wall time. 1.0 means Ray, Tune, checkpoints and MLflow cost nothing.
+  The steady state (what a long study runs at) is measured between the moment the first
+  ``concurrency`` trials have finished and the last trial's end, from the driver's clock;
+  the fixed start-up (Ray, the MLflow store, the first trial processes) is the rest.
 * DDP start-up: seconds for ``TorchTrainer.fit()`` of scalestudy's DDP worker on one
   epoch of 8 tiny steps vs an empty TorchTrainer that reports at once (Ray Train's floor).
 """
@@ -27,24 +30,54 @@ def _study_spec(name: str, trials: int, epochs: int, train_size: int, workers: i
     }
 
 
-def study_efficiency(trials: int, epochs: int, train_size: int, workdir: Path) -> dict:
+def _completions_callback():
+    """A Tune callback noting the driver's clock at each trial's end and the training it held."""
+    from ray.tune import Callback
+
+    class Completions(Callback):
+        def __init__(self):
+            self.training: dict[str, float] = {}
+            self.ended: list[tuple[float, float]] = []
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            self.training[trial.trial_id] = self.training.get(trial.trial_id, 0.0) + result["epoch_seconds"]
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            self.ended.append((time.monotonic(), self.training.get(trial.trial_id, 0.0)))
+
+    return Completions()
+
+
+def study_efficiency(trials: int, epochs: int, train_size: int, workdir: Path) -> list[dict]:
+    """The whole study from a cold start, and its steady state."""
     import ray
-    from mlflow.tracking import MlflowClient
 
     from scalestudy.spec import spec_from_dict
     from scalestudy.study import max_concurrency, run_study
 
+    ray.shutdown()
     spec = spec_from_dict(_study_spec("bench-study", trials, epochs, train_size))
-    uri = f"sqlite:///{workdir / 'mlflow.db'}"
-    result = run_study(spec, storage=str(workdir / "ray_results"), tracking_uri=uri, verbose=False)
+    completions = _completions_callback()
+    started = time.monotonic()
+    result = run_study(spec, storage=str(workdir / "ray_results"), tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}",
+                       verbose=False, callbacks=(completions,))
+    wall = time.monotonic() - started
     concurrency = max_concurrency(spec, ray.cluster_resources())
-    client = MlflowClient(uri)
-    runs = client.search_runs([result.run.experiment_id], "tags.`scalestudy.role` = 'trial'", max_results=10000)
-    training = sum(sum(m.value for m in client.get_metric_history(r.info.run_id, "epoch_seconds")) for r in runs)
-    per_trial = training / len(runs)
-    return {"trials": len(runs), "concurrency": concurrency, "train s/trial": per_trial,
-            "study wall s": result.wall_seconds, "ideal s": training / concurrency,
-            "efficiency": training / concurrency / result.wall_seconds}
+    training = sum(completions.training.values())
+    whole = {"trials": len(completions.ended), "concurrency": concurrency, "train s/trial": training / trials,
+             "study wall s": wall, "ideal s": training / concurrency, "efficiency": training / concurrency / wall}
+    ended = sorted(completions.ended)
+    (full_at, _), rest = ended[concurrency - 1], ended[concurrency:]
+    steady_training = sum(t for _, t in rest)
+    steady_wall = ended[-1][0] - full_at
+    efficiency = steady_training / concurrency / steady_wall if rest and steady_wall > 0 else float("nan")
+    steady = {"trials": len(rest), "concurrency": concurrency, "train s/trial": steady_training / max(1, len(rest)),
+              "study wall s": steady_wall, "ideal s": steady_training / concurrency, "efficiency": efficiency,
+              # What a study of this size would take at the steady rate, subtracted from what it took.
+              "fixed start-up s": wall - training / concurrency / efficiency}
+    if result.counts["ok"] != trials:
+        raise RuntimeError(f"bench study: expected {trials} finished trials, got {result.counts}")
+    return [whole, steady]
 
 
 def _empty_worker(config):
@@ -82,17 +115,22 @@ def ddp_startup(workdir: Path) -> dict:
 def bench_study(tiny: bool = False) -> BenchTable:
     import ray
 
-    trials, epochs, train_size = (4, 1, 1000) if tiny else (24, 4, 8000)
+    # Trials of about 1 s of training on the 2-core development machine: the target's edge.
+    trials, epochs, train_size = (3, 1, 1000) if tiny else (80, 1, 10000)
     table = BenchTable("study", ["measure", "trials", "concurrency", "train s/trial", "study wall s", "ideal s",
-                                 "efficiency", "empty TorchTrainer s", "scalestudy DDP s", "overhead s", "ratio"])
+                                 "efficiency", "fixed start-up s", "empty TorchTrainer s", "scalestudy DDP s",
+                                 "overhead s", "ratio"])
     with tempfile.TemporaryDirectory() as tmp:
         cwd = os.getcwd()
         os.chdir(tmp)
         try:
-            table.add(measure="study efficiency (W=1 trials)", **study_efficiency(trials, epochs, train_size, Path(tmp)))
+            whole, steady = study_efficiency(trials, epochs, train_size, Path(tmp))
+            table.add(measure=f"whole study, {trials} W=1 trials from a cold start", **whole)
+            table.add(measure="steady state (after the first trials end)", **steady)
             table.add(measure="DDP trial start to first step (W=2)", **ddp_startup(Path(tmp)))
         finally:
             os.chdir(cwd)
             ray.shutdown()
-    table.notes.append("target: study efficiency ≥ 0.8 for trials of ≥ 1 s of training")
+    table.notes.append("target: study efficiency ≥ 0.8 for trials of ≥ 1 s of training; whole-study efficiency "
+                       "tends to the steady state as the fixed start-up is amortised")
     return table

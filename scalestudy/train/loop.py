@@ -182,6 +182,7 @@ class EpochLoop:
         augment_gen = _seeded(self.config["seed"], self.epoch, 2, self.device) if self.data.augment else None
         self.net.train()
         totals = torch.zeros(2, device=self.device)  # summed minibatch losses, correct predictions
+        views = totals.unbind()  # made once: indexing per step is an op per step
         for step in range(steps):
             batch = order[step * hyper.batch_size + rank * local: step * hyper.batch_size + (rank + 1) * local]
             inputs, targets = self.data.train_x[batch], self.data.train_y[batch]
@@ -189,7 +190,7 @@ class EpochLoop:
                 inputs = self.data.augment(inputs, augment_gen)
             if self.channels_last:
                 inputs = inputs.contiguous(memory_format=torch.channels_last)
-            self.step(inputs, targets, micro, chunks, totals)
+            self.step(inputs, targets, micro, chunks, views)
         self.updates += steps
         self.examples_seen += steps * hyper.batch_size
         loss_total, correct = self.dist.sum(totals.double()).tolist()  # the epoch's one host sync

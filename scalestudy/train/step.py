@@ -52,24 +52,26 @@ class GradientStep:
         return [p.grad for p in self.params if p.grad is not None]
 
     def accumulate(self, inputs: torch.Tensor, targets: torch.Tensor, micro: int, chunks: int,
-                   totals: torch.Tensor | None) -> None:
-        """Backward over all micro-batches; ``totals`` gets summed losses and correct counts."""
+                   totals: tuple[torch.Tensor, torch.Tensor] | None) -> None:
+        """Backward over all micro-batches; ``totals`` (two 0-d views) get summed losses and correct counts."""
+        # Small batches are bound by per-op overhead: no slicing or scaling when there is one chunk.
         for chunk in range(chunks):
-            part = slice(chunk * micro, (chunk + 1) * micro)
+            x, y = (inputs, targets) if chunks == 1 else (inputs[chunk * micro:(chunk + 1) * micro],
+                                                          targets[chunk * micro:(chunk + 1) * micro])
             sync = self.no_sync() if chunk < chunks - 1 else contextlib.nullcontext()
             with sync, self.autocast:
-                logits = self.net(inputs[part])
-                loss = F.cross_entropy(logits, targets[part])
-                (loss / chunks).backward()
+                logits = self.net(x)
+                loss = F.cross_entropy(logits, y)
+                (loss / chunks if chunks > 1 else loss).backward()
             if totals is not None:
-                totals[0] += loss.detach().float()
-                totals[1] += (logits.detach().argmax(1) == targets[part]).sum()
+                loss_sum, correct = totals
+                loss_sum.add_(loss.detach())
+                correct.add_((logits.detach().argmax(1) == y).sum())
                 if self.measure_noise and chunk == 0 and chunks > 1:
-                    # The first micro-batch's own gradient (not yet all-reduced), rescaled from loss/chunks.
                     self.noise_sums[0] += _squared_norm(self._grads()) * chunks**2
 
     def __call__(self, inputs: torch.Tensor, targets: torch.Tensor, micro: int, chunks: int,
-                 totals: torch.Tensor) -> None:
+                 totals: tuple[torch.Tensor, torch.Tensor]) -> None:
         self.accumulate(inputs, targets, micro, chunks, totals)
         if self.measure_noise:
             self.noise_sums[1] += _squared_norm(self._grads())
