@@ -48,7 +48,7 @@ class MlflowCallback(Callback):
     MAX_BACKOFF_S = 30.0
 
     def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str, *, background: bool = True,
-                 drain_timeout_s: float = 60.0) -> None:
+                 drain_timeout_s: float = 60.0, new_study: bool = False) -> None:
         self.tracking_uri = tracking_uri
         self.experiment_id = experiment_id
         self.parent_run_id = parent_run_id
@@ -60,6 +60,9 @@ class MlflowCallback(Callback):
         self._pending: set[str] = set()  # trial keys with something MLflow does not have yet
         self._finished: dict[str, str] = {}  # trial key → final status, until its run is closed
         self.failures = 0
+        # A new study's trials have no runs yet: create them without searching first
+        # (never after a failed write, or once unpickled by Tuner.restore).
+        self._new_study = new_study
         self._init_runtime()
 
     def _init_runtime(self) -> None:
@@ -79,6 +82,7 @@ class MlflowCallback(Callback):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self._new_study = False  # unpickled by Tuner.restore: a resumed study, runs may exist
         self._init_runtime()
 
     @property
@@ -157,10 +161,11 @@ class MlflowCallback(Callback):
                         # Down: fail fast instead of spending the MLflow client's retries.
                         raise ConnectionError(f"MLflow tracking server {redact_uri(self.tracking_uri)} "
                                               "does not answer")
-                    run_id = self.runs.run_for(config)
-                    self.runs.log_epochs(run_id, reports)
-                    if status is not None:
-                        self.runs.finish(run_id, status)
+                    run_id = self.runs.run_for(config, search=not (self._new_study and self.failures == 0))
+                    if status is None:
+                        self.runs.log_epochs(run_id, reports)
+                    else:
+                        self.runs.finish(run_id, status, reports)
                 except Exception as error:  # noqa: BLE001 - tracking must never stop training
                     self._failed(error)
                     return False

@@ -227,7 +227,7 @@ def run_study(spec: StudySpec, *, address: str | None = None, storage: str | Non
     else:
         trainable = tune.with_resources(ddp_driver, {"memory": DRIVER_MEMORY})
 
-    tune_callbacks = [MlflowCallback(tracking_uri, run.experiment_id, run.parent_run_id),
+    tune_callbacks = [MlflowCallback(tracking_uri, run.experiment_id, run.parent_run_id, new_study=previous is None),
                  ProgressCallback(plan.total_trials, every_s=15.0 if verbose else math.inf),
                  JsonLoggerCallback(), *callbacks]
     if previous is not None and tune.Tuner.can_restore(run.path):

@@ -235,12 +235,16 @@ class TrialRuns:
         self._state: dict[str, tuple[str, str | None]] = {}  # run id → (run status, status tag)
         self.created: set[str] = set()  # trial keys this object created a run for
 
-    def run_for(self, config: dict[str, Any], reopen: bool = True) -> str:
-        """The trial's run id; found by trial key, else created. ``reopen`` marks a found closed run RUNNING."""
+    def run_for(self, config: dict[str, Any], reopen: bool = True, search: bool = True) -> str:
+        """The trial's run id; found by trial key, else created. ``reopen`` marks a found closed run RUNNING.
+
+        ``search=False`` skips the lookup: only for a new study whose every write so far succeeded,
+        where no earlier run of the key can exist.
+        """
         key = config["trial_key"]
         if key in self._runs:
             return self._runs[key]
-        found = self.client.search_runs(
+        found = search and self.client.search_runs(
             [self.experiment_id],
             filter_string=f"tags.`{PARENT_TAG}` = '{self.parent_run_id}' and tags.`{KEY_TAG}` = '{key}'",
             max_results=1,
@@ -266,7 +270,7 @@ class TrialRuns:
         return self._last_step.get(run_id, 0)
 
     def _create(self, config: dict[str, Any]) -> str:
-        from mlflow.entities import Param, RunTag
+        from mlflow.entities import Param
 
         from scalestudy.train.config import trial_params
 
@@ -274,13 +278,13 @@ class TrialRuns:
                 STATUS_TAG: "running", "scalestudy.section": config["section"]}
         run = self.client.create_run(self.experiment_id, tags=tags, run_name=config["run_name"])
         params = trial_params(config)
-        self.client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()],
-                              tags=[RunTag(k, v) for k, v in tags.items()])
+        self.client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()])
         return run.info.run_id
 
-    def log_epochs(self, run_id: str, reports: list[dict[str, Any]]) -> int:
-        """Log reports whose epoch is past the last one logged; one log_batch call; returns points logged."""
-        from mlflow.entities import Metric
+    def log_epochs(self, run_id: str, reports: list[dict[str, Any]], tags: dict[str, str] | None = None) -> int:
+        """Log reports whose epoch is past the last one logged, and ``tags``, in one log_batch call;
+        returns points logged."""
+        from mlflow.entities import Metric, RunTag
 
         last = self._last_step.get(run_id, 0)
         now = time.time()
@@ -293,17 +297,19 @@ class TrialRuns:
             stamp = int(float(report.get(TIMESTAMP_KEY) or now) * 1000)
             metrics.extend(Metric(key, _finite_or_nan(report[key]), stamp, step)
                            for key in LOGGED_KEYS if key in report)
-        if metrics:
-            self.client.log_batch(run_id, metrics=metrics)
+        if metrics or tags:
+            self.client.log_batch(run_id, metrics=metrics, tags=[RunTag(k, v) for k, v in (tags or {}).items()])
             self._last_step[run_id] = last
         return len(metrics)
 
-    def finish(self, run_id: str, status: str) -> bool:
-        """Tag the trial's status and close its run; nothing to do (False) when it already is."""
+    def finish(self, run_id: str, status: str, reports: list[dict[str, Any]] = ()) -> bool:
+        """Log what is left of ``reports``, tag the trial's status and close its run (the tag rides in
+        the same log_batch); nothing to close (False) when it already is."""
         run_status = "FAILED" if status == "error" else "FINISHED"
         if self._state.get(run_id) == (run_status, status):
+            self.log_epochs(run_id, list(reports))
             return False
-        self.client.set_tag(run_id, STATUS_TAG, status)
+        self.log_epochs(run_id, list(reports), tags={STATUS_TAG: status})
         self.client.set_terminated(run_id, run_status)
         self._state[run_id] = (run_status, status)
         return True
