@@ -69,7 +69,7 @@ def study_efficiency(trials: int, epochs: int, train_size: int, workdir: Path) -
     whole = {"trials": len(completions.ended), "concurrency": concurrency, "train s/trial": training / len(result.rows),
              "study wall s": wall, "ideal s": training / concurrency, "efficiency": training / concurrency / wall}
     ended = sorted(completions.ended)
-    (full_at, _), rest = ended[concurrency - 1], ended[concurrency:]
+    (full_at, _), rest = ended[min(concurrency, len(ended)) - 1], ended[concurrency:]
     steady_training = sum(t for _, t in rest)
     steady_wall = ended[-1][0] - full_at
     efficiency = steady_training / concurrency / steady_wall if rest and steady_wall > 0 else float("nan")
