@@ -109,6 +109,8 @@ def _checkpoints_at(tmp_path, config, epochs_by_folder):
 def test_restore_takes_the_checkpoint_furthest_along(tmp_path):
     """Tune may hand a resumed trial an older checkpoint than the trial persisted, and a
     restarted trial numbers its folders from 0 again: the epoch inside decides."""
+    from ray.train import Checkpoint
+
     from scalestudy.train.trial import _drive
 
     config = trial()
@@ -116,8 +118,6 @@ def test_restore_takes_the_checkpoint_furthest_along(tmp_path):
     checkpoints = _checkpoints_at(tmp_path, config, {"checkpoint_000005": 1, "checkpoint_000000": 2})
     (tmp_path / "checkpoint_000009").mkdir()
     (tmp_path / "checkpoint_000009" / "state.pt").write_bytes(b"cut short by a kill")
-    from ray.train import Checkpoint
-
     checkpoints.append(Checkpoint.from_directory(str(tmp_path / "checkpoint_000009")))
     reports = []
     _drive(EpochLoop(config, Distributed(device=DEVICE)), checkpoints, lambda m, checkpoint=None: reports.append(m),
