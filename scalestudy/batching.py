@@ -20,3 +20,11 @@ def micro_batch_size(local_batch: int, device_limit: int | None, ghost_batch_siz
         if ghost_batch_size is None or micro % ghost_batch_size == 0:
             return micro
     return None
+
+
+def bn_batch_size(batch_size: int, workers: int, ghost_batch_size: int | None, has_batch_norm: bool) -> int | None:
+    """Examples that batch norm normalises over: G with ghost BN, else the per-worker batch B/W
+    (plain BN is never split further: the spec refuses micro-batches that would), None without BN."""
+    if not has_batch_norm:
+        return None
+    return ghost_batch_size if ghost_batch_size is not None else batch_size // workers

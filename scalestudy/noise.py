@@ -3,8 +3,10 @@
 * SGD noise scale (Smith & Le 2017; Smith et al. 2018): g = ε/(1−m)·(N/B − 1), with N the
   training-set size and B the batch size, both in examples. Test accuracy tracks g, so
   the optimal ε for a batch size B lies on B ∝ ε/(1−m).
-* Gradient noise scale B_simple = tr(Σ)/|G|² (McCandlish et al. 2018, appendix A),
-  estimated from squared gradient norms measured at two batch sizes.
+* Gradient noise scale B_simple = tr(Σ)/|G|² (McCandlish et al. 2018, "An Empirical Model of
+  Large-Batch Training", §2.2 and appendix A.1), estimated from squared gradient norms of the
+  same step measured at two batch sizes: in DDP one worker's local gradient (B/W examples) and the
+  all-reduced one (B examples); with one worker the first micro-batch and the whole step.
 """
 
 from __future__ import annotations
@@ -31,8 +33,11 @@ def estimate_gradient_noise(
 ) -> GradientNoiseEstimate:
     """From |G_small|² over ``small_batch`` examples and |G_big|² over ``big_batch`` examples.
 
-    E|G_B|² = |G|² + tr(Σ)/B, so two batch sizes give both unknowns. In DDP the small
-    batch is one worker's local batch and the big one the all-reduced global batch.
+    McCandlish et al. 2018, appendix A.1: E|G_B|² = |G|² + tr(Σ)/B (eq. A.1), so two batch sizes
+    give both unknowns without bias (eq. A.2):
+        |G|²  ≈ (B_big·|G_big|² − B_small·|G_small|²) / (B_big − B_small)
+        tr(Σ) ≈ (|G_small|² − |G_big|²) / (1/B_small − 1/B_big)
+    Single-step values are noisy (|G|² may come out negative); average them before the ratio.
     """
     if big_batch <= small_batch:
         raise ValueError("big_batch must exceed small_batch")
@@ -65,11 +70,13 @@ class GradientNoiseScale:
         self._weight = beta * self._weight + (1 - beta)
 
     @property
-    def value(self) -> float:
-        """The current B_simple in examples, or NaN before any usable update."""
-        if self._weight == 0.0 or self._grad_sq <= 0.0:
-            return math.nan
-        return self._trace / self._grad_sq
+    def value(self) -> float | None:
+        """The current B_simple in examples; None before any update or while either smoothed
+        estimate is not positive (a ratio of noise, never a batch size to report)."""
+        if self._weight == 0.0 or not (self._grad_sq > 0.0 and self._trace > 0.0):
+            return None
+        value = self._trace / self._grad_sq
+        return value if math.isfinite(value) else None
 
     def state_dict(self) -> dict[str, float]:
         return {"grad_sq": self._grad_sq, "trace": self._trace, "weight": self._weight}

@@ -35,6 +35,13 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+class PreciseBN(_Frozen):
+    """Recompute the BN running statistics before each evaluation (Wu & Johnson 2021)."""
+
+    # Training batches of the epoch's per-worker batch size (a fixed, seeded set) to average over.
+    batches: int = Field(gt=0)
+
+
 class Workload(_Frozen):
     dataset: str = "mnist1d"
     dataset_options: dict[str, Any] = Field(default_factory=dict)
@@ -51,6 +58,7 @@ class Workload(_Frozen):
     # the explicit regulariser (penalty/2)·|∇L|² through a finite-difference Hessian-vector product.
     grad_clip_norm: float | None = Field(default=None, gt=0)
     grad_norm_penalty: float = Field(default=0.0, ge=0)
+    precise_bn: PreciseBN | None = None
 
     @field_validator("dataset")
     @classmethod
@@ -457,15 +465,24 @@ def _check_section(spec: StudySpec, section: Section, where: str) -> None:
     except ValidationError as error:
         raise SpecError(_prefixed(f"{prefix}.dataset_options", error)) from None
     try:
-        models.model_options(workload.model, workload.model_options)
+        has_batch_norm = models.model_options(workload.model, workload.model_options).norm == "batch"
     except ValidationError as error:
         raise SpecError(_prefixed(f"{prefix}.model_options", error)) from None
     dataset_size = data.train_size(workload.dataset, dataset_opts)
     workers = spec.resources.workers_per_trial
     ghost = workload.ghost_batch_size
-    if ghost is not None and workload.model_options.get("norm") == "none":
+    if ghost is not None and not has_batch_norm:
         raise SpecError(f"{prefix}.ghost_batch_size: must be null for a model with norm: none "
                         "(there is no batch norm to make ghost)")
+    if workload.precise_bn is not None and not has_batch_norm:
+        raise SpecError(f"{prefix}.precise_bn: must be null for a model with norm: none "
+                        "(there are no batch-norm statistics to recompute)")
+    plain_bn = has_batch_norm and ghost is None
+    if plain_bn and spec.diagnostics.gradient_noise_scale and workers == 1:
+        raise SpecError(
+            f"diagnostics.gradient_noise_scale: needs two batch sizes per step, and with one worker that "
+            f"splits the step, which would change plain batch norm's BN batch ({prefix}.ghost_batch_size "
+            f"is null); set {prefix}.ghost_batch_size, model_options.norm: none, or resources.workers_per_trial ≥ 2")
     for i, schedule in enumerate(section.schedule):
         field = f"{where}schedule[{i}]"
         if schedule.milestones and schedule.milestones[-1] >= workload.epochs:
@@ -485,7 +502,7 @@ def _check_section(spec: StudySpec, section: Section, where: str) -> None:
             except ValueError as error:
                 raise SpecError(f"{field}: {error}") from None
             for batch in sorted(batches):
-                _check_batch(batch, batch_size, field, where, dataset_size, workers, ghost, workload)
+                _check_batch(batch, batch_size, field, where, dataset_size, workers, ghost, workload, plain_bn)
 
 
 def _check_search(spec: StudySpec) -> None:
@@ -507,7 +524,7 @@ def _check_search(spec: StudySpec) -> None:
                         f"{epochs}, got {stopping.grace_period}")
 
 
-def _check_batch(batch, initial, field, where, dataset_size, workers, ghost, workload) -> None:
+def _check_batch(batch, initial, field, where, dataset_size, workers, ghost, workload, plain_bn) -> None:
     grown = "" if batch == initial else f" (reached by {field} from batch size {initial})"
     if batch > dataset_size:
         raise SpecError(
@@ -529,6 +546,12 @@ def _check_batch(batch, initial, field, where, dataset_size, workers, ghost, wor
                 f"workload.max_device_batch_size: per-worker batch {local} cannot be split into equal "
                 f"micro-batches ≤ {limit}" + (f" that are multiples of ghost_batch_size={ghost}" if ghost else "")
             )
+    if plain_bn and limit is not None and local > limit:
+        # Plain BN normalises over whatever it is given: micro-batches would silently become its batch.
+        raise SpecError(
+            f"{where}workload.max_device_batch_size: per-worker batch {local}{grown} above {limit} would be split "
+            f"into micro-batches, which would change plain batch norm's BN batch (workload.ghost_batch_size "
+            f"is null); set workload.ghost_batch_size (a divisor of the micro-batch) or raise the limit")
 
 
 def _prefixed(prefix: str, error: ValidationError) -> str:

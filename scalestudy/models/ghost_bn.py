@@ -2,145 +2,48 @@
 
 A local batch of b = k·G samples is normalised as k independent batches of G samples each,
 so the noise that batch statistics inject stays that of a batch of G even when B grows
-(DESIGN decision 4). The k ghost batches are handled in one vectorised pass, never a Python
-loop over chunks, by a custom autograd function whose backward is written out by hand:
+(DESIGN decision 4). The k ghost batches are handled in one vectorised pass (``ghost_bn_function``).
 
-    forward   per ghost batch and channel: mean μ, biased variance σ², y = (x − μ)·γ/√(σ²+ε) + β
-    backward  dx = a·dy + b·x + c per ghost batch and channel, with a = γ/√(σ²+ε) and b, c from
-              Σdy and Σdy·(x − μ) over the ghost batch (the standard batch-norm gradient).
+Running statistics (Hoffer et al. 2017, Algorithm 1): every ghost batch is folded in as if it were
+its own ``nn.BatchNorm`` call, in order. With momentum η, k ghost batches with per-ghost mean and
+unbiased variance s_0 … s_{k−1} give
+    R ← (1−η)^k·R + Σ_j η(1−η)^(k−1−j)·s_j,
+exactly k sequential ``nn.BatchNorm`` updates (momentum None: the cumulative average over every
+ghost batch seen, as ``nn.BatchNorm``), and ``num_batches_tracked`` counts ghost batches. The fold
+is sequential rather than order-free (equal weights 1−(1−η)^k over the k batches), because only
+the sequential form equals k ``nn.BatchNorm`` calls for any data: with η = 0.1 its weights sit on
+the last ~20 ghost batches, and the two differ by the sampling noise of ~20 ghost batches, far
+more than 2 % when G is small. Folds of consecutive forwards compose exactly, so micro-batches
+processed in order give the running statistics of one forward over the whole batch.
 
-Running statistics are updated once per forward, with the same momentum rule as ``nn.BatchNorm``,
-from the mean over ghost batches of the per-ghost mean and of the per-ghost unbiased variance.
+Across DDP ranks, ``running_stats_step`` makes the fold independent of the number of workers with
+no communication per step: each rank collects its forwards' ghost batches during the step and
+folds them as positions rank·k … rank·k + k − 1 of the step's W·k ghost batches in global order
+(rank r's after rank r−1's). The fold is affine with the same coefficient on R on every rank, so
+the mean over ranks of the buffers follows the exact global recursion; the loop averages the
+buffers over ranks (one all-reduce) before it evaluates or checkpoints, and DDP must not
+broadcast buffers (``broadcast_buffers=False``).
+
 With k = 1 the layer calls ``F.batch_norm`` and is plain batch norm; eval mode uses the running
 statistics. Half-precision inputs (autocast) are normalised in float32 and returned in their dtype.
-
-Speed notes (CPU, where a pass over memory is the cost): the statistics come from two reductions
-over contiguous memory (per sample and channel first, then over the G samples of a ghost batch)
-of s = x − K, where the shift K is each channel's first value: E[s²] − E[s]² is then as accurate
-as a two-pass variance even when a channel's |mean| ≫ std. In backward, ``native_batch_norm_backward``
-with its input gradient masked off is a fused kernel that returns Σdy and Σdy·(x − μ) for every
-(sample, channel) row of a contiguous input in a single pass.
+``frozen_bn_stats`` switches every running-statistics update off, for forwards that are not part
+of a training step (perturbed passes, diagnostics).
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
-__all__ = ["GhostBatchNorm1d", "GhostBatchNorm2d", "convert_to_ghost_bn"]
+from scalestudy.models.ghost_bn_function import _GhostBatchNormFunction
 
-
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """Statistics are computed in float32 for half-precision inputs (autocast), else in the input dtype."""
-    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
-
-
-class _GhostBatchNormFunction(torch.autograd.Function):
-    """y, mean, var = f(x, weight, bias) for x of shape (k·G, C, *spatial); mean, var are (k, C), var biased.
-
-    Written with few, mostly fused tensor ops: at small sizes the per-op overhead dominates.
-    """
-
-    @staticmethod
-    def forward(ctx, x, weight, bias, ghost_batch_size: int, eps: float):  # type: ignore[override]
-        n, channels = x.shape[:2]
-        k = n // ghost_batch_size
-        spatial = tuple(range(2, x.dim()))
-        inv_count = k * channels / x.numel()  # 1 / (elements per ghost batch and channel)
-        compute_dtype = _compute_dtype(x.dtype)
-        xc = x if x.dtype == compute_dtype else x.to(compute_dtype)
-
-        # Σ(x − K) and Σ(x − K)² per (sample, channel), then summed over the G samples of each ghost
-        # batch. The shift K (each channel's first value) keeps E[s²] − E[s]² accurate when a
-        # channel's |mean| ≫ std; the shifted copy is the buffer the output is then written into.
-        shift_k = xc[(0, slice(None)) + (0,) * len(spatial)].view(1, channels, *([1] * len(spatial)))
-        y = xc - shift_k
-        if spatial:
-            sum_s = _sum_over_ghost(y.sum(spatial), k)
-            sum_s2 = _sum_over_ghost(torch.linalg.vector_norm(y, dim=spatial).square_(), k)
-        else:
-            sum_s = _sum_over_ghost(y, k)
-            sum_s2 = _sum_over_ghost(y.square_(), k)
-        mean_s = sum_s.mul_(inv_count)
-        var = torch.addcmul(sum_s2.mul_(inv_count), mean_s, mean_s, value=-1).clamp_min_(0)
-        mean = mean_s.add_(shift_k.view(1, channels))
-        invstd = var.add(eps).rsqrt_()
-
-        # y = x·scale + shift, scale = γ/√(σ²+ε) and shift = β − μ·scale per ghost batch and channel.
-        scale = invstd if weight is None else invstd * weight
-        shift = (mean * scale).neg_() if bias is None else torch.addcmul(bias, mean, scale, value=-1)
-        xr = xc.view(k, ghost_batch_size, *x.shape[1:])
-        torch.addcmul(_per_ghost(shift, xr), xr, _per_ghost(scale, xr), out=y.view(xr.shape))
-
-        ctx.save_for_backward(x, weight, mean, invstd)
-        ctx.ghost_batch_size = ghost_batch_size
-        ctx.mark_non_differentiable(mean, var)
-        return (y if y.dtype == x.dtype else y.to(x.dtype)), mean, var
-
-    @staticmethod
-    def backward(ctx, grad_y, _grad_mean, _grad_var):  # type: ignore[override]
-        x, weight, mean, invstd = ctx.saved_tensors
-        ghost_batch_size = ctx.ghost_batch_size
-        n, channels = x.shape[:2]
-        k = n // ghost_batch_size
-        spatial = tuple(range(2, x.dim()))
-        inv_count = k * channels / x.numel()
-        xc = x if x.dtype == mean.dtype else x.to(mean.dtype)
-        dy = grad_y if grad_y.dtype == mean.dtype else grad_y.to(mean.dtype)
-        xr = xc.view(k, ghost_batch_size, *x.shape[1:])
-
-        # Σdy and Σdy·(x − μ) per ghost batch and channel, each (k, C).
-        grad_x = None
-        if spatial and xc.is_contiguous() and dy.is_contiguous():
-            # One fused pass: treat each (sample, channel) row as a batch-norm "channel" whose mean
-            # is its ghost batch's mean; with weight = invstd = 1, grad_weight is Σdy·(x − μ) and
-            # grad_bias is Σdy (the input gradient is masked off).
-            rows = n * channels
-            row_mean = mean.view(k, 1, channels).expand(k, ghost_batch_size, channels).reshape(rows)
-            ones = torch.ones_like(row_mean)
-            _, sum_dy_xmu, sum_dy = torch.ops.aten.native_batch_norm_backward(
-                dy.view(1, rows, -1), xc.view(1, rows, -1), ones, None, None,
-                row_mean, ones, True, 0.0, [False, True, True])
-            sum_dy = _sum_over_ghost(sum_dy.view(n, channels), k)
-            sum_dy_xmu = _sum_over_ghost(sum_dy_xmu.view(n, channels), k)
-        else:
-            # Any layout: Σdy·x via a temporary that then becomes the input gradient's buffer.
-            grad_x = torch.mul(dy, xc)
-            sum_dy = _sum_over_ghost(dy.sum(spatial) if spatial else dy, k)
-            sum_dy_x = _sum_over_ghost(grad_x.sum(spatial) if spatial else grad_x, k)
-            sum_dy_xmu = torch.addcmul(sum_dy_x, mean, sum_dy, value=-1)
-
-        grad_weight = grad_bias = None
-        if ctx.needs_input_grad[0]:
-            # The batch-norm gradient with per-ghost statistics, dx = a·dy + b·x + c, where a = γ·invstd,
-            # b = −a·invstd²·Σdy(x−μ)/M, c = −a·Σdy/M − b·μ, for M elements per ghost batch and channel.
-            a = invstd if weight is None else invstd * weight
-            b = (a * invstd).mul_(invstd).mul_(sum_dy_xmu).mul_(-inv_count)
-            c = torch.addcmul((a * sum_dy).mul_(-inv_count), b, mean, value=-1)
-            if grad_x is None:
-                grad_x = torch.empty_like(xc)
-            torch.addcmul(_per_ghost(c, xr), xr, _per_ghost(b, xr), out=grad_x.view(xr.shape))
-            grad_x.view(xr.shape).addcmul_(dy.view(xr.shape), _per_ghost(a, xr))
-            if grad_x.dtype != x.dtype:
-                grad_x = grad_x.to(x.dtype)
-        else:
-            grad_x = None
-        if weight is not None and ctx.needs_input_grad[1]:
-            grad_weight = (sum_dy_xmu * invstd).sum(0).to(weight.dtype)
-        if weight is not None and ctx.needs_input_grad[2]:
-            grad_bias = sum_dy.sum(0).to(weight.dtype)
-        return grad_x, grad_weight, grad_bias, None, None
-
-
-def _per_ghost(stat: torch.Tensor, xr: torch.Tensor) -> torch.Tensor:
-    """View a (k, C) statistic so it broadcasts against x viewed as (k, G, C, *spatial)."""
-    return stat.view(stat.shape[0], 1, stat.shape[1], *([1] * (xr.dim() - 3)))
-
-
-def _sum_over_ghost(per_sample: torch.Tensor, k: int) -> torch.Tensor:
-    """(k·G, C) per-sample sums -> (k, C) per-ghost-batch sums."""
-    return per_sample.reshape(k, -1, per_sample.shape[1]).sum(1)
+__all__ = ["GhostBatchNorm1d", "GhostBatchNorm2d", "batch_norm_layers", "convert_to_ghost_bn", "fold_running_stats",
+           "frozen_bn_stats", "has_plain_batch_norm", "running_stat_buffers", "running_stats_step"]
 
 
 class _GhostBatchNorm(nn.Module):
@@ -158,6 +61,8 @@ class _GhostBatchNorm(nn.Module):
         self.eps = eps
         self.momentum = momentum
         self.affine = affine
+        # False: train-mode forwards use batch statistics and leave the running ones alone (frozen_bn_stats).
+        self.track_running_stats = True
         if affine:
             self.weight = nn.Parameter(torch.ones(num_features))
             self.bias = nn.Parameter(torch.zeros(num_features))
@@ -167,10 +72,21 @@ class _GhostBatchNorm(nn.Module):
         self.register_buffer("running_mean", torch.zeros(num_features))
         self.register_buffer("running_var", torch.ones(num_features))
         self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+        # running_stats_step: this step's ghost statistics, collected until fold_running_stats.
+        self._collecting = False
+        self._pending: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._pending_count = 0
+        self._weights: tuple[tuple, torch.Tensor] | None = None  # cached fold weights
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, ghost_batch_size={self.ghost_batch_size}, eps={self.eps}, "
                 f"momentum={self.momentum}, affine={self.affine}")
+
+    def reset_running_stats(self) -> None:
+        self.running_mean.zero_()
+        self.running_var.fill_(1)
+        self.num_batches_tracked.zero_()
+        self._pending, self._pending_count = None, 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() not in self._input_dims:
@@ -189,19 +105,79 @@ class _GhostBatchNorm(nn.Module):
         if x.numel() // x.shape[1] // (n // ghost) < 2:
             raise ValueError(f"{type(self).__name__}: need more than 1 value per channel in a ghost batch, "
                              f"got input shape {tuple(x.shape)} with ghost_batch_size={ghost}")
-        self.num_batches_tracked.add_(1)
-        factor = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
-        if n == ghost:  # one ghost batch: exactly nn.BatchNorm
-            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                                True, factor, self.eps)
+        if n == ghost:  # one ghost batch
+            if not self.track_running_stats:
+                return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
+            if not self._collecting:  # folded at once: exactly nn.BatchNorm
+                self.num_batches_tracked.add_(1)
+                factor = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                                    True, factor, self.eps)
+            # momentum 1 writes this batch's mean and unbiased variance into the two scratch buffers
+            mean, var = torch.zeros_like(self.running_mean), torch.ones_like(self.running_var)
+            y = F.batch_norm(x, mean, var, self.weight, self.bias, True, 1.0, self.eps)
+            self._collect(mean.unsqueeze(0), var.unsqueeze(0))
+            return y
 
         y, mean, var = _GhostBatchNormFunction.apply(x, self.weight, self.bias, ghost, self.eps)
-        with torch.no_grad():  # running ← running + factor·(mean over ghost batches − running)
-            count = x.numel() // (mean.shape[0] * x.shape[1])
-            unbiased_var = var.mean(0).mul_(count / (count - 1))
-            self.running_mean.lerp_(mean.mean(0).to(self.running_mean.dtype), factor)
-            self.running_var.lerp_(unbiased_var.to(self.running_var.dtype), factor)
+        if self.track_running_stats:
+            count = x.numel() // (mean.shape[0] * x.shape[1])  # values per ghost batch and channel
+            self._collect(mean, var * (count / (count - 1)))
+            if not self._collecting:
+                self.fold_running_stats()
         return y
+
+    @torch.no_grad()
+    def _collect(self, means: torch.Tensor, unbiased_vars: torch.Tensor) -> None:
+        """Add k ghost batches' (k, C) statistics, in order, to this step's pending sums.
+
+        Momentum η: P ← (1−η)^k·P + Σ_j η(1−η)^(k−1−j)·s_j, the sequential fold of these ghost
+        batches into a zero start (consecutive calls compose). Momentum None: P ← P + Σ_j s_j.
+        """
+        k = means.shape[0]
+        if self.momentum is None:
+            weights = means.new_ones(k)
+        else:
+            key = (k, self.momentum, means.dtype, means.device)
+            if self._weights is None or self._weights[0] != key:
+                powers = torch.arange(k - 1, -1, -1, dtype=torch.float64)
+                self._weights = key, (self.momentum * (1.0 - self.momentum) ** powers).to(means.device, means.dtype)
+            weights = self._weights[1]
+        mean_sum = (weights @ means).to(self.running_mean.dtype)
+        var_sum = (weights @ unbiased_vars).to(self.running_var.dtype)
+        if self._pending is None:
+            self._pending = mean_sum, var_sum
+        else:
+            decay = 1.0 if self.momentum is None else (1.0 - self.momentum) ** k
+            pending_mean, pending_var = self._pending
+            pending_mean.mul_(decay).add_(mean_sum)
+            pending_var.mul_(decay).add_(var_sum)
+        self._pending_count += k
+
+    @torch.no_grad()
+    def fold_running_stats(self, rank: int = 0, world_size: int = 1) -> None:
+        """Fold the pending ghost batches into the running statistics as this rank's share of a step.
+
+        The step holds K = W·k ghost batches, this rank's k at global positions rank·k … rank·k+k−1.
+        Momentum η: R ← (1−η)^K·R + W·(1−η)^((W−1−rank)·k)·P; momentum None (n0 batches so far):
+        R ← (n0·R + W·P)/(n0 + K). Averaged over the W ranks this is the sequential fold of all K
+        ghost batches in global order; with W = 1 it is the fold of this rank's batches.
+        """
+        if self._pending is None:
+            return
+        k = self._pending_count
+        total = world_size * k
+        if self.momentum is None:
+            seen = float(self.num_batches_tracked)
+            decay, scale = seen / (seen + total), world_size / (seen + total)
+        else:
+            decay = (1.0 - self.momentum) ** total
+            scale = world_size * (1.0 - self.momentum) ** ((world_size - 1 - rank) * k)
+        pending_mean, pending_var = self._pending
+        self.running_mean.mul_(decay).add_(pending_mean, alpha=scale)
+        self.running_var.mul_(decay).add_(pending_var, alpha=scale)
+        self.num_batches_tracked.add_(total)
+        self._pending, self._pending_count = None, 0
 
 
 class GhostBatchNorm1d(_GhostBatchNorm):
@@ -242,3 +218,75 @@ def convert_to_ghost_bn(module: nn.Module, ghost_batch_size: int) -> nn.Module:
         if converted is not child:
             setattr(module, name, converted)
     return module
+
+
+def batch_norm_layers(model: nn.Module) -> list[nn.Module]:
+    """Every layer with running statistics: ``nn.BatchNorm*`` (tracking them) and ghost batch norm."""
+    return [m for m in model.modules()
+            if isinstance(m, _GhostBatchNorm) or (isinstance(m, _BatchNorm) and m.running_mean is not None)]
+
+
+def has_plain_batch_norm(model: nn.Module) -> bool:
+    """True when ``model`` normalises over whatever batch it is given (``nn.BatchNorm*``, not ghost)."""
+    return any(isinstance(m, _BatchNorm) for m in model.modules())
+
+
+def running_stat_buffers(model: nn.Module) -> list[torch.Tensor]:
+    """The running means and variances of every batch-norm layer (what DDP ranks average)."""
+    return [buffer for m in batch_norm_layers(model) for buffer in (m.running_mean, m.running_var)]
+
+
+@contextlib.contextmanager
+def frozen_bn_stats(model: nn.Module) -> Iterator[None]:
+    """No running-statistics update from any batch-norm layer of ``model`` inside the block.
+
+    For train-mode forwards that are not part of a training step (a perturbed pass, a diagnostic):
+    they still normalise with their batch (or ghost-batch) statistics, but ``running_mean``,
+    ``running_var`` and ``num_batches_tracked`` stay as they are. Covers ``nn.BatchNorm*`` and
+    ghost batch norm; nests.
+    """
+    layers = [m for m in model.modules() if isinstance(m, (_BatchNorm, _GhostBatchNorm))]
+    saved = [m.track_running_stats for m in layers]
+    for m in layers:
+        m.track_running_stats = False
+    try:
+        yield
+    finally:
+        for m, tracked in zip(layers, saved):
+            m.track_running_stats = tracked
+
+
+def fold_running_stats(model: nn.Module, rank: int = 0, world_size: int = 1) -> None:
+    """Fold every ghost layer's collected statistics as rank ``rank`` of ``world_size`` (see the layer)."""
+    for m in model.modules():
+        if isinstance(m, _GhostBatchNorm):
+            m.fold_running_stats(rank, world_size)
+
+
+@contextlib.contextmanager
+def running_stats_step(model: nn.Module, rank: int = 0, world_size: int = 1) -> Iterator[None]:
+    """The train-mode forwards inside are one optimizer step's share of this rank; fold them on exit.
+
+    With one worker the per-forward folds already compose exactly, so nothing changes. With W
+    ranks, ghost layers collect the step's ghost batches and fold them in global order on exit
+    (see the module docstring); an exception discards them. Every rank must run the same number
+    of ghost batches per step (DESIGN decision 5), and the buffers mean something only once
+    averaged over ranks (``running_stat_buffers``).
+    """
+    if world_size == 1:
+        yield
+        return
+    layers = [m for m in model.modules() if isinstance(m, _GhostBatchNorm)]
+    for m in layers:
+        m._collecting = True
+    try:
+        yield
+    except BaseException:
+        for m in layers:
+            m._pending, m._pending_count = None, 0
+        raise
+    else:
+        fold_running_stats(model, rank, world_size)
+    finally:
+        for m in layers:
+            m._collecting = False

@@ -10,7 +10,9 @@ import hashlib
 import json
 from typing import Any
 
+from scalestudy.batching import bn_batch_size
 from scalestudy.data import dataset_options, train_size
+from scalestudy.models import model_options
 from scalestudy.noise import noise_scale
 from scalestudy.spec import Schedule, StudySpec
 
@@ -19,6 +21,7 @@ PARAM_KEYS = (
     "dataset", "model", "dataset_size", "epochs", "ghost_batch_size", "batch_size", "lr",
     "momentum", "nesterov", "weight_decay", "seed", "schedule", "schedule_args", "section",
     "workers", "cpus_per_worker", "gpus_per_worker", "grad_clip_norm", "grad_norm_penalty", "trial_key",
+    "bn_batch_size", "precise_bn_batches",
 )
 
 
@@ -36,6 +39,8 @@ def expand_cells(spec: StudySpec) -> list[dict[str, Any]]:
         # trial in its own working directory.
         resolved_options = dataset_options(workload.dataset, workload.dataset_options)
         dataset_size = train_size(workload.dataset, resolved_options)
+        has_batch_norm = model_options(workload.model, workload.model_options).norm == "batch"
+        precise_bn = workload.precise_bn.model_dump(mode="json") if workload.precise_bn is not None else None
         for schedule in section.schedule:
             for momentum in grid.momentum:
                 for batch_size in grid.batch_size:
@@ -55,6 +60,9 @@ def expand_cells(spec: StudySpec) -> list[dict[str, Any]]:
                             "train_metrics": workload.train_metrics,
                             "grad_clip_norm": workload.grad_clip_norm,
                             "grad_norm_penalty": workload.grad_norm_penalty,
+                            "precise_bn": precise_bn,
+                            "bn_batch_size": bn_batch_size(batch_size, resources.workers_per_trial,
+                                                           workload.ghost_batch_size, has_batch_norm),
                             "diagnostics": spec.diagnostics.model_dump(mode="json"),
                             "batch_size": batch_size,
                             "momentum": float(momentum),
@@ -96,11 +104,13 @@ def schedule_of(config: dict[str, Any]) -> Schedule:
 def trial_key(config: dict[str, Any]) -> str:
     """A stable, readable id of the trial's cell: same spec cell ⇒ same key, across resumes."""
     schedule = config["schedule"]
+    # Settings added later join the identity only when set, so existing studies keep their keys.
+    later = {k: config[k] for k in ("precise_bn",) if config.get(k) is not None}
     identity = json.dumps(
         {k: config[k] for k in ("dataset", "dataset_options", "model", "model_options", "epochs",
                                 "ghost_batch_size", "nesterov", "weight_decay", "workers", "train_metrics",
                                 "grad_clip_norm", "grad_norm_penalty")}
-        | {"schedule": schedule},
+        | {"schedule": schedule} | later,
         sort_keys=True,
     )
     digest = hashlib.sha1(identity.encode()).hexdigest()[:6]
@@ -121,6 +131,7 @@ def trial_params(config: dict[str, Any]) -> dict[str, str]:
     values = {key: config.get(key) for key in PARAM_KEYS}
     values["schedule"] = kind
     values["schedule_args"] = json.dumps(schedule, sort_keys=True)
+    values["precise_bn_batches"] = (config.get("precise_bn") or {}).get("batches")
     target = (config.get("diagnostics") or {}).get("target_accuracy")
     if target is not None:
         values["target_accuracy"] = target

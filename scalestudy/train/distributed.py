@@ -7,10 +7,19 @@ function trial, in a Ray Train worker and in a plain test without a process grou
 from __future__ import annotations
 
 import contextlib
+import inspect
 from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as torch_dist
+
+
+# torch ≥ 2.14 names it forward_sync_buffers (buffers still synced once at init) and deprecates
+# broadcast_buffers, which older versions need.
+_NO_FORWARD_BUFFER_SYNC = ({"forward_sync_buffers": False}
+                           if "forward_sync_buffers" in inspect.signature(
+                               torch.nn.parallel.DistributedDataParallel.__init__).parameters
+                           else {"broadcast_buffers": False})
 
 
 def _default_device() -> torch.device:
@@ -38,8 +47,10 @@ class Distributed:
         if not self.is_distributed:
             return model
         device_ids = [self.device.index or 0] if self.device.type == "cuda" else None
-        # broadcast_buffers=True (the default): rank 0's BN running stats each forward.
-        return torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+        # No buffer sync at each forward: each rank folds its own ghost batches into its BN buffers
+        # (``running_stats_step``) and the loop averages them (``average_``) before it evaluates
+        # or checkpoints; DDP's default would overwrite them with rank 0's at every forward.
+        return torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids, **_NO_FORWARD_BUFFER_SYNC)
 
     def no_sync(self, net: torch.nn.Module):
         return net.no_sync() if self.is_distributed else contextlib.nullcontext()
@@ -49,6 +60,17 @@ class Distributed:
             tensor = tensor.clone()
             torch_dist.all_reduce(tensor, op=torch_dist.ReduceOp.SUM)
         return tensor
+
+    @torch.no_grad()
+    def average_(self, tensors: list[torch.Tensor]) -> None:
+        """Replace each tensor in place by its mean over ranks (one all-reduce of them all, in float64)."""
+        if not self.is_distributed or not tensors:
+            return
+        flat = torch.cat([t.reshape(-1).double() for t in tensors])
+        torch_dist.all_reduce(flat, op=torch_dist.ReduceOp.SUM)
+        flat /= self.world_size
+        for tensor, mean in zip(tensors, flat.split([t.numel() for t in tensors])):
+            tensor.copy_(mean.view_as(tensor))
 
     def mean(self, tensor: torch.Tensor) -> float:
         """Mean of a scalar over ranks, as a Python float (one host sync)."""

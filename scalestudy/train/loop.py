@@ -24,6 +24,8 @@ import torch.nn.functional as F
 from scalestudy.batching import micro_batch_size
 from scalestudy.data import dataset_options, load_dataset
 from scalestudy.models import build_model
+from scalestudy.models.ghost_bn import batch_norm_layers, has_plain_batch_norm, running_stat_buffers
+from scalestudy.models.precise_bn import recompute_running_stats
 from scalestudy.noise import GradientNoiseScale, noise_scale
 from scalestudy.schedules import Hyper, hyper_at
 from scalestudy.train.config import schedule_of
@@ -94,6 +96,11 @@ class EpochLoop:
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
+        # Plain BN normalises over whatever batch it gets: the step is never split for it.
+        self.plain_bn = has_plain_batch_norm(model)
+        self.precise_bn = config.get("precise_bn")
+        if self.precise_bn and not batch_norm_layers(model):
+            raise ValueError(f"precise_bn is set but model {config['model']!r} has no batch-norm layer")
         self.net = self.dist.wrap(model)
         self.optimizer = torch.optim.SGD(
             model.parameters(), lr=config["lr"], momentum=config["momentum"],
@@ -106,7 +113,8 @@ class EpochLoop:
         self.step = GradientStep(self.net, self.optimizer, lambda: self.dist.no_sync(self.net), self.autocast,
                                  clip_norm=config.get("grad_clip_norm"),
                                  penalty=config.get("grad_norm_penalty") or 0.0,
-                                 measure_noise=bool(self.diagnostics.get("gradient_noise_scale")))
+                                 measure_noise=bool(self.diagnostics.get("gradient_noise_scale")),
+                                 rank=self.dist.rank, world_size=self.dist.world_size)
         self.noise = GradientNoiseScale(smoothing=0.5)  # one update per epoch, each already a mean over steps
         limit = config.get("divergence_loss")
         self.divergence_loss = float(limit) if limit else 10.0 * math.log(self.data.num_classes)
@@ -169,10 +177,7 @@ class EpochLoop:
         self._set_hyper(hyper)
         world, rank = self.dist.world_size, self.dist.rank
         local = hyper.batch_size // world
-        micro = micro_batch_size(local, self.config.get("max_device_batch_size"), self.ghost_batch_size)
-        if self.step.measure_noise and micro == local:
-            # The noise scale needs two batch sizes: split each step in two when possible.
-            micro = micro_batch_size(local, local // 2, self.ghost_batch_size) or local
+        micro = self._micro_batch(local)
         chunks = local // micro
         steps = self.dataset_size // hyper.batch_size  # drop the ragged tail: every step sees B examples
         # Same permutation on every rank; rank r takes the r-th slice of each global batch,
@@ -195,13 +200,53 @@ class EpochLoop:
         self.examples_seen += steps * hyper.batch_size
         loss_total, correct = self.dist.sum(totals.double()).tolist()  # the epoch's one host sync
         extras = {}
-        noise = self.step.noise_estimate(micro, hyper.batch_size, steps, self.dist)
+        # Small batch of the noise scale: this rank's pre-all-reduce gradient under DDP (B/W
+        # examples), else the step's first micro-batch (no estimate when the step is not split).
+        noise = self.step.noise_estimate(local if world > 1 else micro, hyper.batch_size, steps, self.dist)
         if noise is not None:
             self.noise.update_from(*noise)
+        if noise is not None and self.noise.value is not None:
             extras["gradient_noise_scale"] = self.noise.value
+        self._settle_bn_statistics(local, micro)
         self.epoch += 1
         return self._report(hyper, loss_total / (world * steps * chunks), correct / (steps * hyper.batch_size),
                             time.perf_counter() - start, extras)
+
+    def _micro_batch(self, local: int) -> int:
+        """Examples per forward: the device limit, and a split in two for the noise scale with one worker."""
+        micro = micro_batch_size(local, self.config.get("max_device_batch_size"), self.ghost_batch_size)
+        if self.step.measure_noise and self.dist.world_size == 1 and micro == local and local > 1 \
+                and not self.plain_bn:
+            # Two batch sizes per step: halves hold whole ghost batches, so training is unchanged.
+            micro = micro_batch_size(local, local // 2, self.ghost_batch_size) or local
+        if self.plain_bn and micro != local:  # the spec refuses this; never change BN's batch silently
+            raise ValueError(f"plain batch norm: per-worker batch {local} would be split into micro-batches of "
+                             f"{micro}, which would change the BN batch; set ghost_batch_size")
+        return micro
+
+    def _settle_bn_statistics(self, local: int, micro: int) -> None:
+        """Running statistics ready for evaluation and checkpoint: recomputed (precise BN), and
+        averaged over ranks (each rank folds its own batches; see ``running_stats_step``)."""
+        if self.precise_bn:
+            with self.autocast:
+                recompute_running_stats(self.model, self._precise_bn_batches(local, micro))
+        self.dist.average_(running_stat_buffers(self.model))
+
+    def _precise_bn_batches(self, local: int, micro: int) -> Iterator[torch.Tensor]:
+        """A fixed, seeded set of training batches of B examples (this rank's slice, in forwards of
+        ``micro``), the same at every evaluation of a given B: consecutive slices of seeded
+        permutations of the training set. Not augmented: the statistics are for evaluation inputs."""
+        batch = local * self.dist.world_size
+        count = int(self.precise_bn["batches"])
+        generator = _seeded(self.config["seed"], 0, 3, self.device)
+        passes = math.ceil(count * batch / self.dataset_size)
+        order = torch.cat([torch.randperm(self.dataset_size, generator=generator, device=self.device)
+                           for _ in range(passes)])
+        for index in range(count):
+            start = index * batch + self.dist.rank * local
+            for offset in range(0, local, micro):
+                inputs = self.data.train_x[order[start + offset:start + offset + micro]]
+                yield inputs.contiguous(memory_format=torch.channels_last) if self.channels_last else inputs
 
     @torch.no_grad()
     def evaluate(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[float, float]:
