@@ -9,6 +9,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from scalestudy.models.ghost_bn import running_stat_buffers
 from scalestudy.spec import spec_from_dict
 from scalestudy.train.config import expand_trials
 from scalestudy.train.distributed import Distributed
@@ -20,12 +21,14 @@ DEVICE = torch.device("cpu")
 def trial(**overrides) -> dict:
     schedule = overrides.pop("schedule", {"kind": "constant"})
     workload = {"dataset": "synthetic", "dataset_options": {"train_size": 1024, "test_size": 256},
-                "model": "mlp", "model_options": {"hidden": [64]}, "epochs": 4, "ghost_batch_size": 16}
+                "model": "mlp", "model_options": {"hidden": [64]}, "epochs": overrides.pop("epochs", 4),
+                "ghost_batch_size": 16}
     workload.update(overrides.pop("workload", {}))
+    diagnostics = overrides.pop("diagnostics", {})
     grid = {"batch_size": [64], "lr": [0.1], "momentum": [0.9], "seeds": [0]}
     grid.update(overrides)
     spec = spec_from_dict({"name": "t", "workload": workload, "grid": grid, "schedule": schedule,
-                           "resources": {"workers_per_trial": grid.pop("workers", 1)}})
+                           "diagnostics": diagnostics, "resources": {"workers_per_trial": grid.pop("workers", 1)}})
     return expand_trials(spec)[0]
 
 
@@ -138,48 +141,102 @@ def test_restored_finished_trial_only_replays_its_end(tmp_path):
     assert len(reports) == 1 and reports[0]["epoch"] == 4 and reports[0]["replayed"] is True
 
 
+def _train(config) -> tuple[list[dict], list[torch.Tensor]]:
+    """Reports and the final BN running statistics of one single-process run."""
+    torch.set_num_threads(1)
+    loop = EpochLoop(config, Distributed(device=DEVICE))
+    return [r.metrics() for r in loop.run()], [b.clone() for b in running_stat_buffers(loop.model)]
+
+
+def _assert_same_training(a, b, stats_tolerance: float = 1e-5):
+    (reports_a, stats_a), (reports_b, stats_b) = a, b
+    for x, y in zip(reports_a, reports_b, strict=True):
+        assert x["updates"] == y["updates"]
+        for key in ("running_loss", "test_loss", "test_acc"):
+            assert x[key] == pytest.approx(y[key], rel=1e-4, abs=1e-6), key
+    for x, y in zip(stats_a, stats_b, strict=True):
+        torch.testing.assert_close(x, y, rtol=stats_tolerance, atol=stats_tolerance)
+
+
 def test_gradient_accumulation_matches_one_big_batch():
-    """With ghost BN, micro-batches of whole ghost batches give the same steps.
-
-    Only BN's running statistics (used at eval) differ: they take one EMA update per
-    micro-batch instead of one per step.
-    """
-    whole = run(trial(batch_size=[128]))
-    split = run(trial(batch_size=[128], workload={"max_device_batch_size": 32}))
-    for a, b in zip(whole, split):
-        assert a["running_loss"] == pytest.approx(b["running_loss"], rel=1e-5)
-        assert a["updates"] == b["updates"]
-        assert a["test_acc"] == pytest.approx(b["test_acc"], abs=0.05)
+    """With ghost BN, micro-batches of whole ghost batches give the same steps and, every ghost
+    batch being folded in order, the same running statistics, hence the same evaluation."""
+    whole = _train(trial(batch_size=[128]))
+    split = _train(trial(batch_size=[128], workload={"max_device_batch_size": 32}))
+    _assert_same_training(whole, split)
 
 
-def _ddp_worker(rank, world, config, port, out):
+def test_noise_diagnostic_leaves_ghost_bn_training_unchanged():
+    """One worker: the diagnostic splits each step in two halves of whole ghost batches, which changes
+    nothing in training; B_simple is logged, positive, every epoch. When the local batch is a single
+    ghost batch there is no second batch size: nothing is logged, never a one-size estimate."""
+    plain = _train(trial(batch_size=[64]))
+    measured = _train(trial(batch_size=[64], diagnostics={"gradient_noise_scale": True}))
+    _assert_same_training(plain, measured)
+    values = [r["gradient_noise_scale"] for r in measured[0]]
+    assert all(math.isfinite(v) and v > 0 for v in values), values
+    unsplittable = run(trial(batch_size=[16], diagnostics={"gradient_noise_scale": True}))
+    assert not any("gradient_noise_scale" in r for r in unsplittable)
+
+
+def test_precise_bn_recomputes_fixed_statistics_for_plain_and_ghost_bn():
+    for ghost in (16, None):
+        config = trial(workload={"ghost_batch_size": ghost, "precise_bn": {"batches": 3}}, epochs=2)
+        assert config["precise_bn"] == {"batches": 3}
+        loop = EpochLoop(config, Distributed(device=DEVICE))
+        reports = [r.metrics() for r in loop.run()]
+        assert reports[-1]["test_acc"] > 0.5
+        stats = [b.clone() for b in running_stat_buffers(loop.model)]
+        loop._settle_bn_statistics(64, 64)  # the same fixed batches at the same weights: same statistics
+        for before, after in zip(stats, running_stat_buffers(loop.model)):
+            torch.testing.assert_close(after, before, rtol=1e-6, atol=1e-7)
+        ema = _train(trial(workload={"ghost_batch_size": ghost}, epochs=2))
+        assert reports[-1]["running_loss"] == pytest.approx(ema[0][-1]["running_loss"], rel=1e-6)  # training untouched
+        assert not torch.allclose(stats[0], ema[1][0])  # but the statistics are not the running average
+    split = _train(trial(workload={"precise_bn": {"batches": 3}, "max_device_batch_size": 32}, batch_size=[128]))
+    whole = _train(trial(workload={"precise_bn": {"batches": 3}}, batch_size=[128]))
+    _assert_same_training(whole, split)
+
+
+def _ddp_worker(rank, world, configs, port, out):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     torch.set_num_threads(1)
     try:
-        loop = EpochLoop(config, Distributed.from_process_group(DEVICE))
-        reports = [r.metrics() for r in loop.run()]
-        if rank == 0:
-            out.put(reports)
+        for config in configs:
+            loop = EpochLoop(config, Distributed.from_process_group(DEVICE))
+            reports = [r.metrics() for r in loop.run()]
+            if rank == 0:
+                out.put((reports, [b.tolist() for b in running_stat_buffers(loop.model)]))  # no shared memory
     finally:
         dist.destroy_process_group()
 
 
 @pytest.mark.slow
 def test_ddp_two_workers_match_one_worker():
-    """W=2 with per-worker ghost batches sees exactly W=1's ghost batches: same curve."""
-    single = run(trial(batch_size=[64]))
-    config = trial(batch_size=[64], workers=2)
+    """W=2 with per-worker ghost batches sees exactly W=1's ghost batches: same curve, and the same
+    running statistics, with gradient accumulation on the workers and the noise diagnostic on (it
+    reads each rank's local gradient and changes nothing). With one ghost batch per worker (the
+    local batch cannot be split) B_simple still comes from two batch sizes, B/W and B, and is > 0."""
+    single = _train(trial(batch_size=[64]))
+    noise = {"gradient_noise_scale": True}
+    configs = [trial(batch_size=[64], workers=2, workload={"max_device_batch_size": 16}, diagnostics=noise),
+               trial(batch_size=[32], workers=2, epochs=2, diagnostics=noise)]
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     port = 29500 + os.getpid() % 1000
-    procs = [ctx.Process(target=_ddp_worker, args=(r, 2, config, port, queue)) for r in range(2)]
+    procs = [ctx.Process(target=_ddp_worker, args=(r, 2, configs, port, queue)) for r in range(2)]
     for p in procs:
         p.start()
-    double = queue.get(timeout=120)
+    double, one_ghost_each = queue.get(timeout=120), queue.get(timeout=120)
     for p in procs:
         p.join(60)
-    assert [r["updates"] for r in double] == [r["updates"] for r in single]
-    for a, b in zip(single, double):
+    assert [r["updates"] for r in double[0]] == [r["updates"] for r in single[0]]
+    for a, b in zip(single[0], double[0]):
         assert a["test_acc"] == pytest.approx(b["test_acc"], abs=0.02)
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=0.02)
+    for a, b in zip(single[1], double[1], strict=True):  # measured apart: ≤ 4e-7 after 4 epochs of float drift
+        torch.testing.assert_close(torch.tensor(b), a, rtol=1e-3, atol=1e-4)
+    for reports in (double[0], one_ghost_each[0]):
+        values = [r["gradient_noise_scale"] for r in reports]
+        assert all(math.isfinite(v) and v > 0 for v in values), values
