@@ -297,7 +297,8 @@ def _local_chunks(x: torch.Tensor, world_size: int, rank: int, chunks: int) -> t
 
 
 @pytest.mark.parametrize("momentum", [0.1, None])
-@pytest.mark.parametrize(("world_size", "chunks"), [(1, 4), (2, 1), (2, 2), (4, 2)])
+# (2, 8): one ghost batch per forward
+@pytest.mark.parametrize(("world_size", "chunks"), [(1, 4), (2, 1), (2, 2), (4, 2), (2, 8)])
 def test_running_stats_do_not_depend_on_micro_batches_or_ranks(momentum, world_size, chunks):
     """Each rank folds its share of the step in global order; the mean over ranks of the buffers is
     the running statistics of one forward over the whole step, step after step."""

@@ -76,7 +76,7 @@ class _GhostBatchNorm(nn.Module):
         self._collecting = False
         self._pending: tuple[torch.Tensor, torch.Tensor] | None = None
         self._pending_count = 0
-        self._weights: tuple[tuple, torch.Tensor] | None = None  # cached fold weights
+        self._weights: tuple[tuple, torch.Tensor, torch.Tensor] | None = None  # cached fold weights
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, ghost_batch_size={self.ghost_batch_size}, eps={self.eps}, "
@@ -105,53 +105,76 @@ class _GhostBatchNorm(nn.Module):
         if x.numel() // x.shape[1] // (n // ghost) < 2:
             raise ValueError(f"{type(self).__name__}: need more than 1 value per channel in a ghost batch, "
                              f"got input shape {tuple(x.shape)} with ghost_batch_size={ghost}")
-        if n == ghost:  # one ghost batch
-            if not self.track_running_stats:
-                return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
-            if not self._collecting:  # folded at once: exactly nn.BatchNorm
-                self.num_batches_tracked.add_(1)
-                factor = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
-                return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                                    True, factor, self.eps)
-            # momentum 1 writes this batch's mean and unbiased variance into the two scratch buffers
-            mean, var = torch.zeros_like(self.running_mean), torch.ones_like(self.running_var)
-            y = F.batch_norm(x, mean, var, self.weight, self.bias, True, 1.0, self.eps)
-            self._collect(mean.unsqueeze(0), var.unsqueeze(0))
-            return y
+        if n == ghost and not self.track_running_stats:
+            return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
+        if n == ghost and not self._collecting:  # one ghost batch folded at once: exactly nn.BatchNorm
+            self.num_batches_tracked.add_(1)
+            factor = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                                True, factor, self.eps)
 
         y, mean, var = _GhostBatchNormFunction.apply(x, self.weight, self.bias, ghost, self.eps)
         if self.track_running_stats:
             count = x.numel() // (mean.shape[0] * x.shape[1])  # values per ghost batch and channel
-            self._collect(mean, var * (count / (count - 1)))
-            if not self._collecting:
-                self.fold_running_stats()
+            if self._collecting:
+                self._collect(mean, var, count)
+            else:
+                self._fold_in_order(mean, var, count)
         return y
 
+    def _step_weights(self, k: int, count: int, like: torch.Tensor) -> tuple[float, torch.Tensor, torch.Tensor]:
+        """(decay, w_mean, w_var) for folding k ghost batches in order: R ← decay·R + (1−decay)·Σ_j w_j·s_j.
+
+        Momentum η: decay = (1−η)^k and w_j ∝ η(1−η)^(k−1−j), normalised to sum 1 (k sequential
+        nn.BatchNorm updates). Momentum None, after n0 batches: decay = n0/(n0+k), w_j = 1/k (the
+        cumulative average). w_var also turns the biased per-ghost variance into the unbiased one
+        (× count/(count−1)), as nn.BatchNorm's running variance is. The weights are cached.
+        """
+        if self.momentum is None:
+            seen = float(self.num_batches_tracked)
+            decay = seen / (seen + k)
+        else:
+            decay = (1.0 - self.momentum) ** k
+        key = (k, count, self.momentum, like.dtype, like.device)
+        if self._weights is None or self._weights[0] != key:
+            if self.momentum is None:
+                weights = torch.full((k,), 1.0 / k, dtype=torch.float64)
+            else:
+                weights = (1.0 - self.momentum) ** torch.arange(k - 1, -1, -1, dtype=torch.float64)
+                weights /= weights.sum()
+            self._weights = key, weights.to(like.device, like.dtype), (weights * count / (count - 1)).to(
+                like.device, like.dtype)
+        return decay, self._weights[1], self._weights[2]
+
     @torch.no_grad()
-    def _collect(self, means: torch.Tensor, unbiased_vars: torch.Tensor) -> None:
-        """Add k ghost batches' (k, C) statistics, in order, to this step's pending sums.
+    def _fold_in_order(self, means: torch.Tensor, biased_vars: torch.Tensor, count: int) -> None:
+        """Fold k ghost batches' (k, C) statistics into the running ones now, as k nn.BatchNorm calls would."""
+        k = means.shape[0]
+        decay, w_mean, w_var = self._step_weights(k, count, means)
+        self.num_batches_tracked.add_(k)
+        if decay < 1.0:  # momentum 0 never moves the statistics
+            self.running_mean.lerp_((w_mean @ means).to(self.running_mean.dtype), 1.0 - decay)
+            self.running_var.lerp_((w_var @ biased_vars).to(self.running_var.dtype), 1.0 - decay)
+
+    @torch.no_grad()
+    def _collect(self, means: torch.Tensor, biased_vars: torch.Tensor, count: int) -> None:
+        """Add k ghost batches' (k, C) statistics, in order, to this step's pending sums P.
 
         Momentum η: P ← (1−η)^k·P + Σ_j η(1−η)^(k−1−j)·s_j, the sequential fold of these ghost
         batches into a zero start (consecutive calls compose). Momentum None: P ← P + Σ_j s_j.
         """
         k = means.shape[0]
-        if self.momentum is None:
-            weights = means.new_ones(k)
-        else:
-            key = (k, self.momentum, means.dtype, means.device)
-            if self._weights is None or self._weights[0] != key:
-                powers = torch.arange(k - 1, -1, -1, dtype=torch.float64)
-                self._weights = key, (self.momentum * (1.0 - self.momentum) ** powers).to(means.device, means.dtype)
-            weights = self._weights[1]
-        mean_sum = (weights @ means).to(self.running_mean.dtype)
-        var_sum = (weights @ unbiased_vars).to(self.running_var.dtype)
+        decay, w_mean, w_var = self._step_weights(k, count, means)
+        scale = k if self.momentum is None else 1.0 - decay
+        mean_sum = (w_mean @ means).to(self.running_mean.dtype).mul_(scale)
+        var_sum = (w_var @ biased_vars).to(self.running_var.dtype).mul_(scale)
         if self._pending is None:
             self._pending = mean_sum, var_sum
         else:
-            decay = 1.0 if self.momentum is None else (1.0 - self.momentum) ** k
+            step_decay = 1.0 if self.momentum is None else decay
             pending_mean, pending_var = self._pending
-            pending_mean.mul_(decay).add_(mean_sum)
-            pending_var.mul_(decay).add_(var_sum)
+            pending_mean.mul_(step_decay).add_(mean_sum)
+            pending_var.mul_(step_decay).add_(var_sum)
         self._pending_count += k
 
     @torch.no_grad()
