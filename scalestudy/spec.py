@@ -550,8 +550,8 @@ def _check_batch(batch, initial, field, where, dataset_size, workers, ghost, wor
         # Plain BN normalises over whatever it is given: micro-batches would silently become its batch.
         raise SpecError(
             f"{where}workload.max_device_batch_size: per-worker batch {local}{grown} above {limit} would be split "
-            f"into micro-batches, which would change plain batch norm's BN batch (workload.ghost_batch_size "
-            f"is null); set workload.ghost_batch_size (a divisor of the micro-batch) or raise the limit")
+            f"into micro-batches, which would change plain batch norm's BN batch ({where}workload.ghost_batch_size "
+            f"is null); set {where}workload.ghost_batch_size (a divisor of the micro-batch) or raise the limit")
 
 
 def _prefixed(prefix: str, error: ValidationError) -> str:
