@@ -73,8 +73,9 @@ def test_huge_lr_diverges_as_data():
     assert len(reports) < 4  # stopped early
 
 
-def test_checkpoint_resume_is_exact():
-    config = trial(schedule={"kind": "increase_batch", "milestones": [2], "factor": 2})
+@pytest.mark.parametrize("workload", [{}, {"precise_bn": {"batches": 2}}], ids=["ema_bn", "precise_bn"])
+def test_checkpoint_resume_is_exact(workload):
+    config = trial(schedule={"kind": "increase_batch", "milestones": [2], "factor": 2}, workload=workload)
     straight = run(config)
     first = EpochLoop(config, Distributed(device=DEVICE))
     iterator = first.run()

@@ -21,8 +21,8 @@ no communication per step: each rank collects its forwards' ghost batches during
 folds them as positions rank·k … rank·k + k − 1 of the step's W·k ghost batches in global order
 (rank r's after rank r−1's). The fold is affine with the same coefficient on R on every rank, so
 the mean over ranks of the buffers follows the exact global recursion; the loop averages the
-buffers over ranks (one all-reduce) before it evaluates or checkpoints, and DDP must not
-broadcast buffers (``broadcast_buffers=False``).
+buffers over ranks (one all-reduce) before it evaluates or checkpoints, and DDP must not sync
+buffers at each forward (``Distributed.wrap``).
 
 With k = 1 the layer calls ``F.batch_norm`` and is plain batch norm; eval mode uses the running
 statistics. Half-precision inputs (autocast) are normalised in float32 and returned in their dtype.

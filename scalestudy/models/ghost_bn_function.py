@@ -1,7 +1,7 @@
 """The vectorised ghost batch-norm kernel: one autograd function for all k ghost batches of a batch.
 
-The k ghost batches are handled in one vectorised pass, never a Python
-loop over chunks, by a custom autograd function whose backward is written out by hand:
+The k ghost batches of a batch are handled in one vectorised pass, never a Python loop over
+chunks, by a custom autograd function whose backward is written out by hand:
 
     forward   per ghost batch and channel: mean μ, biased variance σ², y = (x − μ)·γ/√(σ²+ε) + β
     backward  dx = a·dy + b·x + c per ghost batch and channel, with a = γ/√(σ²+ε) and b, c from
