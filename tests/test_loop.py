@@ -219,17 +219,20 @@ def test_ddp_two_workers_match_one_worker():
     running statistics, with gradient accumulation on the workers and the noise diagnostic on (it
     reads each rank's local gradient and changes nothing). With one ghost batch per worker (the
     local batch cannot be split) B_simple still comes from two batch sizes, B/W and B, and is > 0."""
+    # One pair of processes runs the three W=2 configurations: each spawn costs seconds.
     single = _train(trial(batch_size=[64]))
     noise = {"gradient_noise_scale": True}
+    precise = {"precise_bn": {"batches": 2}}
     configs = [trial(batch_size=[64], workers=2, workload={"max_device_batch_size": 16}, diagnostics=noise),
-               trial(batch_size=[32], workers=2, epochs=2, diagnostics=noise)]
+               trial(batch_size=[32], workers=2, epochs=2, diagnostics=noise),
+               trial(batch_size=[64], workers=2, epochs=2, workload={"ghost_batch_size": None, **precise})]
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     port = 29500 + os.getpid() % 1000
     procs = [ctx.Process(target=_ddp_worker, args=(r, 2, configs, port, queue)) for r in range(2)]
     for p in procs:
         p.start()
-    double, one_ghost_each = queue.get(timeout=120), queue.get(timeout=120)
+    double, one_ghost_each, plain = (queue.get(timeout=120) for _ in configs)
     for p in procs:
         p.join(60)
     assert [r["updates"] for r in double[0]] == [r["updates"] for r in single[0]]
@@ -241,3 +244,9 @@ def test_ddp_two_workers_match_one_worker():
     for reports in (double[0], one_ghost_each[0]):
         values = [r["gradient_noise_scale"] for r in reports]
         assert all(math.isfinite(v) and v > 0 for v in values), values
+    # Plain BN over W=2 normalises over each worker's 32 examples: one worker with ghost batches of
+    # 32 trains the same, and precise BN (averaged over the ranks) gives it the same statistics.
+    ghost32 = _train(trial(batch_size=[64], epochs=2, workload={"ghost_batch_size": 32, **precise}))
+    assert [r["test_acc"] for r in plain[0]] == pytest.approx([r["test_acc"] for r in ghost32[0]], abs=0.01)
+    for a, b in zip(ghost32[1], plain[1], strict=True):
+        torch.testing.assert_close(torch.tensor(b), a, rtol=1e-3, atol=1e-4)

@@ -11,7 +11,6 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
 
 from scalestudy.models.ghost_bn import frozen_bn_stats, running_stats_step
 from scalestudy.noise import estimate_gradient_noise
@@ -156,6 +155,9 @@ class _LocalGradientNorm:
 
 
 def _local_norm_then_allreduce(state: _LocalGradientNorm, bucket):
+    # Imported here: only DDP runs need it, and builds without torch.distributed lack it.
+    from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
+
     if state.reading:
         state.sums[0] += torch.linalg.vector_norm(bucket.buffer()).float().square()
     return allreduce_hook(None, bucket)  # DDP's own averaging all-reduce
