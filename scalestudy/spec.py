@@ -465,7 +465,7 @@ def _check_section(spec: StudySpec, section: Section, where: str) -> None:
     except ValidationError as error:
         raise SpecError(_prefixed(f"{prefix}.dataset_options", error)) from None
     try:
-        has_batch_norm = models.model_options(workload.model, workload.model_options).norm == "batch"
+        has_batch_norm = models.has_batch_norm(workload.model, workload.model_options)
     except ValidationError as error:
         raise SpecError(_prefixed(f"{prefix}.model_options", error)) from None
     dataset_size = data.train_size(workload.dataset, dataset_opts)

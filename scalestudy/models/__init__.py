@@ -31,6 +31,7 @@ __all__ = [
     "UnknownNameError",
     "WideResNetOptions",
     "build_model",
+    "has_batch_norm",
     "model_options",
 ]
 
@@ -90,6 +91,11 @@ def model_options(name: str, raw: Mapping[str, Any] | None = None) -> BaseModel:
     unknown option or a bad value (the caller formats it).
     """
     return MODEL_OPTIONS[MODELS.check(name)].model_validate(dict(raw or {}))
+
+
+def has_batch_norm(name: str, raw: Mapping[str, Any] | None = None) -> bool:
+    """Whether model ``name`` with options ``raw`` has batch-norm layers (``norm: batch``), without torch."""
+    return model_options(name, raw).norm == "batch"
 
 
 def build_model(name: str, *, input_shape: Sequence[int], num_classes: int,

@@ -12,7 +12,7 @@ from typing import Any
 
 from scalestudy.batching import bn_batch_size
 from scalestudy.data import dataset_options, train_size
-from scalestudy.models import model_options
+from scalestudy.models import has_batch_norm
 from scalestudy.noise import noise_scale
 from scalestudy.spec import Schedule, StudySpec
 
@@ -39,8 +39,8 @@ def expand_cells(spec: StudySpec) -> list[dict[str, Any]]:
         # trial in its own working directory.
         resolved_options = dataset_options(workload.dataset, workload.dataset_options)
         dataset_size = train_size(workload.dataset, resolved_options)
-        has_batch_norm = model_options(workload.model, workload.model_options).norm == "batch"
         precise_bn = workload.precise_bn.model_dump(mode="json") if workload.precise_bn is not None else None
+        with_batch_norm = has_batch_norm(workload.model, workload.model_options)
         for schedule in section.schedule:
             for momentum in grid.momentum:
                 for batch_size in grid.batch_size:
@@ -62,7 +62,7 @@ def expand_cells(spec: StudySpec) -> list[dict[str, Any]]:
                             "grad_norm_penalty": workload.grad_norm_penalty,
                             "precise_bn": precise_bn,
                             "bn_batch_size": bn_batch_size(batch_size, resources.workers_per_trial,
-                                                           workload.ghost_batch_size, has_batch_norm),
+                                                           workload.ghost_batch_size, with_batch_norm),
                             "diagnostics": spec.diagnostics.model_dump(mode="json"),
                             "batch_size": batch_size,
                             "momentum": float(momentum),
