@@ -20,3 +20,12 @@ def micro_batch_size(local_batch: int, device_limit: int | None, ghost_batch_siz
         if ghost_batch_size is None or micro % ghost_batch_size == 0:
             return micro
     return None
+
+
+def penalty_block_size(batch_size: int, block_size: int) -> int:
+    """Examples per block of the ``geiping_blocks`` gradient penalty for a global batch of ``batch_size``.
+
+    Blocks are cut from the global batch, so W workers regularise the blocks one worker
+    would; a batch smaller than a block is one block (Geiping et al.: max(B // sub_batch, 1)).
+    """
+    return min(block_size, batch_size)
