@@ -68,7 +68,8 @@ class GradientStep:
       all-reduced) give unbiased estimates of |G|² and tr(Σ) (``noise.py``).
     * Gradient-norm penalty (``spec.GradPenalty``), its Hessian-vector products from a
       forward difference of gradients (one more forward/backward pass, no double backward,
-      which DDP does not support), the perturbed pass with BN running statistics frozen:
+      which DDP does not support), all passes in float32, the perturbed pass with BN running
+      statistics frozen:
       ``geiping_blocks`` (Geiping et al. 2021) treats each micro-batch as a block and
       ``full_gradient`` the whole batch; see ``_geiping_blocks`` and ``_add_penalty``.
     * Clipping of the global gradient norm, after the penalty.
@@ -86,7 +87,8 @@ class GradientStep:
         self.clip_norm = clip_norm
         self.penalty = penalty
         self.block_penalty = penalty is not None and penalty.kind == "geiping_blocks"
-        self.full_gradient_penalty = penalty is not None and penalty.kind == "full_gradient"
+        if penalty is not None:
+            self.autocast = contextlib.nullcontext()  # see _penalised_gradient
         self.dist = dist
         self.measure_noise = measure_noise
         device = self.params[0].device
@@ -116,14 +118,13 @@ class GradientStep:
 
     def __call__(self, inputs: torch.Tensor, targets: torch.Tensor, micro: int, chunks: int,
                  totals: tuple[torch.Tensor, torch.Tensor]) -> None:
-        if self.block_penalty:
-            self._geiping_blocks(inputs, targets, micro, chunks, totals)
-        else:
+        if self.penalty is None:
             self.accumulate(inputs, targets, micro, chunks, totals)
-        if self.measure_noise:
-            self.noise_sums[1] += _squared_norm(self._grads())
-        if self.full_gradient_penalty:
-            self._add_penalty(inputs, targets, micro, chunks)
+            if self.measure_noise:
+                self.noise_sums[1] += _squared_norm(self._grads())
+        else:
+            with _exact_float32(inputs.device):
+                self._penalised_gradient(inputs, targets, micro, chunks, totals)
         if self.clip_norm is not None:
             torch.nn.utils.clip_grad_norm_(self.params, self.clip_norm)
         self.optimizer.step()
@@ -132,6 +133,18 @@ class GradientStep:
     @torch.no_grad()
     def _perturb(self, direction: list[torch.Tensor], scale: torch.Tensor) -> None:
         torch._foreach_add_([p for p in self.params if p.grad is not None], torch._foreach_mul(direction, scale))
+
+    def _penalised_gradient(self, inputs, targets, micro: int, chunks: int,
+                            totals: tuple[torch.Tensor, torch.Tensor]) -> None:
+        """All passes in float32 (the penalty turns off autocast): bf16 rounding (~0.4 %) would
+        swamp the difference of two gradients a small step apart."""
+        if self.block_penalty:
+            self._geiping_blocks(inputs, targets, micro, chunks, totals)
+            return
+        self.accumulate(inputs, targets, micro, chunks, totals)
+        if self.measure_noise:  # of the loss gradient, before the penalty
+            self.noise_sums[1] += _squared_norm(self._grads())
+        self._add_penalty(inputs, targets, micro, chunks)
 
     def _add_penalty(self, inputs, targets, micro: int, chunks: int) -> None:
         """``full_gradient``: g ← g + λ·H·g, the gradient of L + (λ/2)·|g|² over the whole batch."""
@@ -167,8 +180,8 @@ class GradientStep:
         v = λ·g_k, h = eps/|v|, H_k·v ≈ (∇L_k(θ + h·v) − g_k)/h, then g_k + (ε/4)·H_k·v with ε the
         optimizer's current learning rate. That is the gradient of L_k + (ε·λ/8)·|g_k|² (their logged
         ``full_loss`` counts the penalty as (ε·λ/4)·mean|g_k|², twice what their update differentiates;
-        we follow the update). Both passes in float32, without autocast: bf16 rounding (~0.4 %) would
-        swamp the difference quotient. Blocks are local; the mean is all-reduced once at the end.
+        we follow the update). Blocks are local (no DDP all-reduce in their passes); the penalised
+        mean is all-reduced once at the end.
         """
         coefficient = self.optimizer.param_groups[0]["lr"] / 4
         strength, fd_step = self.penalty.strength, self.penalty.fd_step
