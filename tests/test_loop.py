@@ -269,10 +269,12 @@ def test_ddp_two_workers_match_one_worker():
 @pytest.mark.slow
 def test_ddp_geiping_block_penalty_matches_one_worker():
     """Blocks are cut from the global batch and their penalised mean is all-reduced once: W=2
-    regularises the blocks W=1 does, so the running training loss follows the same curve."""
+    regularises the blocks W=1 does, so the running training loss follows the same curve. The
+    in-epoch steps-to-target evaluations (a collective) run on both ranks at the same updates."""
     penalty = {"grad_penalty": {"kind": "geiping_blocks", "strength": 0.5, "block_size": 16}, "epochs": 2}
-    single = run(trial(batch_size=[64], workload=penalty))
-    config = trial(batch_size=[64], workers=2, workload=penalty)
+    target = {"target_accuracy": 0.6, "target_eval_every": 2}  # reached inside epoch 1
+    single = run(trial(batch_size=[64], workload=penalty, diagnostics=target))
+    config = trial(batch_size=[64], workers=2, workload=penalty, diagnostics=target)
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     port = 29500 + (os.getpid() + 7) % 1000
@@ -286,3 +288,6 @@ def test_ddp_geiping_block_penalty_matches_one_worker():
     for a, b in zip(single, double):
         assert a["running_loss"] == pytest.approx(b["running_loss"], rel=1e-4)
         assert a["test_acc"] == pytest.approx(b["test_acc"], abs=0.02)
+    # Rank 0's BN running statistics (DDP broadcasts them) make eval differ slightly from W=1.
+    assert 0 < double[-1]["updates_to_target"] < 16 and double[-1]["updates_to_target"] % 2 == 0
+    assert abs(double[-1]["updates_to_target"] - single[-1]["updates_to_target"]) <= 4
