@@ -180,7 +180,7 @@ class EpochLoop:
         lrs = update_lrs(self.schedule, self.initial, self.epoch, self.dataset_size)  # None after warmup
         if self.target is not None and self.epoch == 0:
             self._evaluate_for_target(0, hyper.batch_size)  # the initial model, at update 0
-        world, rank = self.dist.world_size, self.dist.rank
+        world = self.dist.world_size
         local = hyper.batch_size // world
         micro = micro_batch_size(local, self.config.get("max_device_batch_size"), self.ghost_batch_size)
         if self.step.measure_noise and micro == local:
@@ -192,8 +192,7 @@ class EpochLoop:
         steps = self.dataset_size // hyper.batch_size  # drop the ragged tail: every step sees B examples
         eval_steps = self.target.eval_steps(self.updates, steps) if self.target is not None else None
         per_update = None if lrs is None and eval_steps is None else _PerUpdate(self, hyper, lrs, eval_steps)
-        # Same permutation on every rank; rank r takes the r-th slice of each global batch,
-        # so W workers see exactly the examples (and ghost batches) one worker would.
+        # Same permutation and augmentation draws on every rank; rank_batch takes each rank's slice.
         order = torch.randperm(self.dataset_size, generator=_seeded(self.config["seed"], self.epoch, 1, self.device),
                                device=self.device)
         augment_gen = _seeded(self.config["seed"], self.epoch, 2, self.device) if self.data.augment else None
