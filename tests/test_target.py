@@ -2,6 +2,8 @@
 
 import pytest
 
+from scalestudy.spec import SpecError, spec_from_dict
+from scalestudy.train.config import expand_trials, trial_params
 from scalestudy.train.target import Evaluation, TargetTracker, first_crossing
 
 
@@ -55,3 +57,28 @@ def test_state_round_trip():
     tracker.observe(Evaluation(24, 768, 0.95))
     again.load_state_dict(tracker.state_dict())
     assert again.metrics() == tracker.metrics() == {"updates_to_target": 24.0, "examples_to_target": 768.0}
+
+
+def _spec(diagnostics):
+    return spec_from_dict({"name": "t", "grid": {"batch_size": [64], "lr": [0.1]}, "diagnostics": diagnostics,
+                           "workload": {"dataset": "synthetic", "dataset_options": {"train_size": 256, "test_size": 64},
+                                        "model": "mlp", "epochs": 2}})
+
+
+@pytest.mark.parametrize("diagnostics, message", [
+    ({"target_eval_every": 10}, "target_eval_every: needs target_accuracy"),
+    ({"target_accuracy": 0.8, "target_eval_margin": 0.1}, "target_eval_margin: needs target_eval_every"),
+    ({"target_accuracy": 0.8, "target_eval_every": 0}, "diagnostics.target_eval_every: Input should be greater than 0"),
+])
+def test_target_options_are_one_line_errors(diagnostics, message):
+    with pytest.raises(SpecError, match=message):
+        _spec(diagnostics)
+
+
+def test_the_method_is_a_param_of_the_trial():
+    interpolated = trial_params(expand_trials(_spec({"target_accuracy": 0.8}))[0])
+    assert interpolated["steps_to_target"] == "interpolated between epoch ends"
+    every = {"target_accuracy": 0.8, "target_eval_every": 25, "target_eval_margin": 0.05}
+    method = trial_params(expand_trials(_spec(every))[0])["steps_to_target"]
+    assert method == "evaluated every 25 updates within 0.05 of the target"
+    assert "steps_to_target" not in trial_params(expand_trials(_spec({}))[0])
