@@ -177,10 +177,10 @@ class GradientStep:
         Geiping et al. 2021 (arXiv:2109.14119), code github.com/JonasGeiping/fullbatchtraining,
         ``fullbatch/models/modules.py``, ``GradRegularizer._forward_differences`` (config
         ``hyp/gradreg.yaml``: block_strength λ = 0.5, eps 1e-2, blocks of ``sub_batch`` = 128):
-        v = λ·g_k, h = eps/|v|, H_k·v ≈ (∇L_k(θ + h·v) − g_k)/h, then g_k + (ε/4)·H_k·v with ε the
-        optimizer's current learning rate. That is the gradient of L_k + (ε·λ/8)·|g_k|² (their logged
-        ``full_loss`` counts the penalty as (ε·λ/4)·mean|g_k|², twice what their update differentiates;
-        we follow the update). Blocks are local (no DDP all-reduce in their passes); the penalised
+        v = λ·g_k, h = eps/|v| (our fd_step is their eps), H_k·v ≈ (∇L_k(θ + h·v) − g_k)/h, then
+        g_k + (ε/4)·H_k·v with ε the optimizer's current learning rate. That is the gradient of
+        L_k + (ε·λ/8)·|g_k|² (their logged ``full_loss`` counts the penalty as (ε·λ/4)·mean|g_k|²,
+        twice what their update differentiates; we follow the update). Blocks are local (no DDP all-reduce in their passes); the penalised
         mean is all-reduced once at the end.
         """
         coefficient = self.optimizer.param_groups[0]["lr"] / 4
@@ -188,36 +188,35 @@ class GradientStep:
         loss_sum, correct = totals
         mean: list[torch.Tensor] | None = None
         originals: list[torch.Tensor] | None = None  # θ, restored exactly after each perturbed pass
-        with _exact_float32(inputs.device):
-            for k in range(blocks):
-                x, y = (inputs, targets) if blocks == 1 else (inputs[k * block:(k + 1) * block],
-                                                              targets[k * block:(k + 1) * block])
-                self.optimizer.zero_grad(set_to_none=True)
-                loss, logits = self._block_gradient(x, y)
-                loss_sum.add_(loss)
-                correct.add_((logits.argmax(1) == y).sum())
-                params = [p for p in self.params if p.grad is not None]
-                grads = [p.grad for p in params]
-                h = fd_step / (strength * _squared_norm(grads).sqrt() + 1e-30)
-                if originals is None:
-                    originals = [p.detach().clone() for p in params]
-                with torch.no_grad():
-                    torch._foreach_add_(params, torch._foreach_mul(grads, h * strength))
-                for p in params:
-                    p.grad = None
-                with frozen_running_statistics(self.net):
-                    self._block_gradient(x, y)
-                with torch.no_grad():
-                    for p, original in zip(params, originals):
-                        p.copy_(original)  # exact, where subtracting the step again would leave round-off
-                    shifted = [p.grad for p in params]
-                    torch._foreach_sub_(shifted, grads)  # ≈ h·H_k·v
-                    torch._foreach_mul_(shifted, coefficient / h)
-                    torch._foreach_add_(shifted, grads)
-                    if mean is None:
-                        mean = torch._foreach_div(shifted, blocks)
-                    else:
-                        torch._foreach_add_(mean, shifted, alpha=1 / blocks)
+        for k in range(blocks):
+            x, y = (inputs, targets) if blocks == 1 else (inputs[k * block:(k + 1) * block],
+                                                          targets[k * block:(k + 1) * block])
+            self.optimizer.zero_grad(set_to_none=True)
+            loss, logits = self._block_gradient(x, y)
+            loss_sum.add_(loss)
+            correct.add_((logits.argmax(1) == y).sum())
+            params = [p for p in self.params if p.grad is not None]
+            grads = [p.grad for p in params]
+            h = fd_step / (strength * _squared_norm(grads).sqrt() + 1e-30)
+            if originals is None:
+                originals = [p.detach().clone() for p in params]
+            with torch.no_grad():
+                torch._foreach_add_(params, torch._foreach_mul(grads, h * strength))
+            for p in params:
+                p.grad = None
+            with frozen_running_statistics(self.net):
+                self._block_gradient(x, y)
+            with torch.no_grad():
+                for p, original in zip(params, originals):
+                    p.copy_(original)  # exact, where subtracting the step again would leave round-off
+                shifted = [p.grad for p in params]
+                torch._foreach_sub_(shifted, grads)  # ≈ h·H_k·v
+                torch._foreach_mul_(shifted, coefficient / h)
+                torch._foreach_add_(shifted, grads)
+                if mean is None:
+                    mean = torch._foreach_div(shifted, blocks)
+                else:
+                    torch._foreach_add_(mean, shifted, alpha=1 / blocks)
         for p, g in zip(params, mean):
             p.grad = g
         if self.dist is not None and self.dist.is_distributed:
