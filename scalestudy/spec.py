@@ -59,7 +59,8 @@ class GradPenalty(_Frozen):
         if not isinstance(raw, dict):
             return raw
         if raw.get("kind", "geiping_blocks") == "geiping_blocks":
-            return {"block_size": 128, **raw}  # Geiping et al.'s blocks: data.batch_size 128
+            # Geiping et al.'s blocks: their data.batch_size of 128 (hyp.sub_batch is also 128).
+            return raw if raw.get("block_size") is not None else {**raw, "block_size": 128}
         if raw.get("block_size") is not None:
             raise ValueError("block_size: only for kind geiping_blocks (full_gradient penalises the "
                              "gradient of the whole batch)")

@@ -137,6 +137,7 @@ def _spec(penalty, **workload):
 def test_spec_defaults_are_theirs_and_bad_blocks_are_one_line_errors():
     spec = spec_from_dict(_spec({}))
     assert spec.workload.grad_penalty == GradPenalty(kind="geiping_blocks", strength=0.5, block_size=128)
+    assert spec_from_dict(_spec({"block_size": None})).workload.grad_penalty.block_size == 128
     for penalty, workload, message in [
         ({"block_size": 48}, {}, "workload.grad_penalty.block_size: the per-worker batch 64"),
         ({"block_size": 16}, {"ghost_batch_size": 32}, "not a multiple of workload.ghost_batch_size=32"),
