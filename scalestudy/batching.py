@@ -28,3 +28,12 @@ def bn_batch_size(batch_size: int, workers: int, ghost_batch_size: int | None, h
     if not has_batch_norm:
         return None
     return ghost_batch_size if ghost_batch_size is not None else batch_size // workers
+
+
+def penalty_block_size(batch_size: int, block_size: int) -> int:
+    """Examples per block of the ``geiping_blocks`` gradient penalty for a global batch of ``batch_size``.
+
+    Blocks are cut from the global batch, so W workers regularise the blocks one worker
+    would; a batch smaller than a block is one block (Geiping et al.: max(B // sub_batch, 1)).
+    """
+    return min(block_size, batch_size)

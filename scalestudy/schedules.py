@@ -12,8 +12,12 @@ milestone, each in its own way (Smith, Kindermans, Ying & Le 2018):
 
 Epochs are 0-based indices of the epoch about to be trained; a milestone ``e`` takes
 effect from epoch index ``e`` on (the convention of ``torch.optim.lr_scheduler.MultiStepLR``).
-A linear warmup scales ε by (e+1)/(warmup_epochs+1) during the first ``warmup_epochs``
-epochs, on top of any schedule (Goyal et al. 2017).
+
+Warmup is per update, on top of any schedule (Goyal et al. 2017, §2.2 "gradual warmup": the
+learning rate rises linearly at every iteration over the warmup epochs): the U updates of the
+first ``warmup_epochs`` epochs (U = Σ_e N // B_e, with the schedule's batch size B_e of each
+epoch, as the loop counts them) scale ε by (u+1)/(U+1) at the trial's update u = 0 … U−1,
+then by 1.
 """
 
 from __future__ import annotations
@@ -110,22 +114,37 @@ SCHEDULES = Registry(
 ScheduleFn = Callable[[ScheduleParams, Hyper, int], Hyper]
 
 
-def warmup_factor(schedule: ScheduleParams, epoch: int) -> float:
-    """Linear warmup multiplier for ε at epoch index ``epoch``."""
-    if epoch >= schedule.warmup_epochs:
-        return 1.0
-    return (epoch + 1) / (schedule.warmup_epochs + 1)
-
-
 def hyper_at(schedule: ScheduleParams, initial: Hyper, epoch: int) -> Hyper:
-    """The (B, ε, m) to train epoch ``epoch`` (0-based) with."""
-    hyper = SCHEDULES.get(schedule.kind)(schedule, initial, epoch)
-    factor = warmup_factor(schedule, epoch)
-    if factor != 1.0:
-        hyper = Hyper(hyper.batch_size, hyper.lr * factor, hyper.momentum)
-    return hyper
+    """The (B, ε, m) the schedule sets for epoch ``epoch`` (0-based), before any warmup."""
+    return SCHEDULES.get(schedule.kind)(schedule, initial, epoch)
 
 
 def trajectory(schedule: ScheduleParams, initial: Hyper, epochs: int) -> list[Hyper]:
     """The hyperparameters of every epoch, e.g. for validation up front."""
     return [hyper_at(schedule, initial, epoch) for epoch in range(epochs)]
+
+
+def updates_in_epoch(schedule: ScheduleParams, initial: Hyper, epoch: int, dataset_size: int) -> int:
+    """Optimizer updates of epoch ``epoch``: N // B (the ragged tail is dropped)."""
+    return dataset_size // hyper_at(schedule, initial, epoch).batch_size
+
+
+def warmup_updates(schedule: ScheduleParams, initial: Hyper, dataset_size: int) -> int:
+    """U, the updates of the first ``warmup_epochs`` epochs."""
+    return sum(updates_in_epoch(schedule, initial, epoch, dataset_size) for epoch in range(schedule.warmup_epochs))
+
+
+def warmup_factor(update: int, warmup: int) -> float:
+    """Multiplier of ε at the trial's update ``update`` (0-based) of a warmup of ``warmup`` updates."""
+    return (update + 1) / (warmup + 1) if update < warmup else 1.0
+
+
+def update_lrs(schedule: ScheduleParams, initial: Hyper, epoch: int, dataset_size: int) -> list[float] | None:
+    """ε of each update of epoch ``epoch`` during warmup; None after it (ε is then the epoch's)."""
+    if epoch >= schedule.warmup_epochs:
+        return None
+    warmup = warmup_updates(schedule, initial, dataset_size)
+    first = sum(updates_in_epoch(schedule, initial, e, dataset_size) for e in range(epoch))
+    lr = hyper_at(schedule, initial, epoch).lr
+    return [lr * warmup_factor(first + step, warmup)
+            for step in range(updates_in_epoch(schedule, initial, epoch, dataset_size))]

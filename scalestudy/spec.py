@@ -21,7 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from scalestudy import data, models
-from scalestudy.batching import micro_batch_size
+from scalestudy.batching import micro_batch_size, penalty_block_size
 from scalestudy.registry import UnknownNameError
 from scalestudy.schedules import SCHEDULES, Hyper, trajectory
 
@@ -40,6 +40,36 @@ class PreciseBN(_Frozen):
 
     # Training batches of the epoch's per-worker batch size (a fixed, seeded set) to average over.
     batches: int = Field(gt=0)
+class GradPenalty(_Frozen):
+    """The explicit gradient-norm regulariser of the full-batch recipe.
+
+    * ``geiping_blocks`` (Geiping et al. 2021, their ``GradRegularizer``, forward differences):
+      the batch is split into blocks of ``block_size`` examples and each block's gradient g_k
+      becomes g_k + (ε·strength/4)·H_k·g_k, ε the learning rate of the update; the update
+      averages the blocks. That is the gradient of L_k + (ε·strength/8)·|g_k|².
+    * ``full_gradient``: the batch's gradient g becomes g + strength·H·g, the gradient of
+      L + (strength/2)·|g|², a fixed strength and no learning-rate scaling.
+
+    H·v comes from a forward difference of gradients at θ and θ + (fd_step/|v|)·v.
+    """
+
+    kind: Literal["geiping_blocks", "full_gradient"] = "geiping_blocks"
+    strength: float = Field(default=0.5, gt=0)  # λ; Geiping et al.'s ``block_strength`` (config hyp/gradreg)
+    block_size: int | None = Field(default=None, gt=0)  # examples per block; geiping_blocks only (default 128)
+    fd_step: float = Field(default=1e-2, gt=0)  # length of the finite-difference step in parameter space
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blocks_for_geiping_only(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            return raw
+        if raw.get("kind", "geiping_blocks") == "geiping_blocks":
+            # Geiping et al.'s blocks: their data.batch_size of 128 (hyp.sub_batch is also 128).
+            return raw if raw.get("block_size") is not None else {**raw, "block_size": 128}
+        if raw.get("block_size") is not None:
+            raise ValueError("block_size: only for kind geiping_blocks (full_gradient penalises the "
+                             "gradient of the whole batch)")
+        return raw
 
 
 class Workload(_Frozen):
@@ -54,11 +84,21 @@ class Workload(_Frozen):
     # running: train-mode loss/accuracy accumulated over the epoch's batches (free);
     # eval: an eval-mode pass over a fixed training subset as large as the test set.
     train_metrics: Literal["running", "eval"] = "running"
-    # Full-batch recipes (Geiping et al. 2021): clip the global gradient norm, and add
-    # the explicit regulariser (penalty/2)·|∇L|² through a finite-difference Hessian-vector product.
+    # Full-batch recipes (Geiping et al. 2021): clip the global gradient norm (after the
+    # penalty), and add an explicit gradient-norm regulariser.
     grad_clip_norm: float | None = Field(default=None, gt=0)
-    grad_norm_penalty: float = Field(default=0.0, ge=0)
+    grad_penalty: GradPenalty | None = None
     precise_bn: PreciseBN | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_penalty(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and "grad_norm_penalty" in raw:
+            raise ValueError(
+                "grad_norm_penalty: replaced by grad_penalty; write grad_penalty: {kind: full_gradient, "
+                f"strength: {raw['grad_norm_penalty']}}} for the same penalty, or grad_penalty: "
+                "{kind: geiping_blocks, strength: 0.5, block_size: 128} for Geiping et al.'s")
+        return raw
 
     @field_validator("dataset")
     @classmethod
@@ -220,6 +260,21 @@ class Diagnostics(_Frozen):
     gradient_noise_scale: bool = False  # B_simple per epoch (McCandlish et al. 2018)
     sharpness: Sharpness | None = None
     target_accuracy: float | None = Field(default=None, gt=0, le=1)  # steps-to-target (Shallue et al. 2018)
+    # Evaluate the test accuracy every this many updates inside epochs (updates_to_target is then
+    # the first evaluated update count at the target); null: interpolate between epoch ends.
+    target_eval_every: int | None = Field(default=None, gt=0)
+    # Evaluate inside an epoch only when the last evaluated accuracy is within this much of the
+    # target; null: from the start.
+    target_eval_margin: float | None = Field(default=None, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _target_options_need_a_target(self) -> "Diagnostics":
+        for name in ("target_eval_every", "target_eval_margin"):
+            if getattr(self, name) is not None and self.target_accuracy is None:
+                raise ValueError(f"{name}: needs target_accuracy")
+        if self.target_eval_margin is not None and self.target_eval_every is None:
+            raise ValueError("target_eval_margin: needs target_eval_every")
+        return self
 
 
 class Tracking(_Frozen):
@@ -483,6 +538,11 @@ def _check_section(spec: StudySpec, section: Section, where: str) -> None:
             f"diagnostics.gradient_noise_scale: needs two batch sizes per step, and with one worker that "
             f"splits the step, which would change plain batch norm's BN batch ({prefix}.ghost_batch_size "
             f"is null); set {prefix}.ghost_batch_size, model_options.norm: none, or resources.workers_per_trial ≥ 2")
+    penalty = workload.grad_penalty
+    if penalty is not None and penalty.kind == "geiping_blocks" and spec.diagnostics.gradient_noise_scale:
+        raise SpecError(f"diagnostics.gradient_noise_scale: not with {prefix}.grad_penalty kind geiping_blocks "
+                        "(its blocks replace the micro-batches the estimate needs); use kind full_gradient or "
+                        "measure without the penalty")
     for i, schedule in enumerate(section.schedule):
         field = f"{where}schedule[{i}]"
         if schedule.milestones and schedule.milestones[-1] >= workload.epochs:
@@ -552,6 +612,31 @@ def _check_batch(batch, initial, field, where, dataset_size, workers, ghost, wor
             f"{where}workload.max_device_batch_size: per-worker batch {local}{grown} above {limit} would be split "
             f"into micro-batches, which would change plain batch norm's BN batch ({where}workload.ghost_batch_size "
             f"is null); set {where}workload.ghost_batch_size (a divisor of the micro-batch) or raise the limit")
+    _check_penalty_blocks(batch, local, grown, where, ghost, workload, plain_bn)
+
+
+def _check_penalty_blocks(batch, local, grown, where, ghost, workload, plain_bn) -> None:
+    """geiping_blocks: every worker holds whole blocks, each of whole ghost batches, each fits the device."""
+    penalty = workload.grad_penalty
+    if penalty is None or penalty.kind != "geiping_blocks":
+        return
+    field = f"{where}workload.grad_penalty.block_size"
+    block = penalty_block_size(batch, penalty.block_size)
+    if local % block:
+        raise SpecError(f"{field}: the per-worker batch {local} (global batch {batch}{grown}) is not a multiple "
+                        f"of the block of {block} examples")
+    if ghost is not None and block % ghost:
+        raise SpecError(f"{field}: the block of {block} examples is not a multiple of "
+                        f"workload.ghost_batch_size={ghost}")
+    if plain_bn and block < local:
+        # Each block is its own forward pass: plain BN would normalise over the block instead of B/W.
+        raise SpecError(f"{field}: blocks of {block} examples would change plain batch norm's BN batch (the "
+                        f"per-worker batch {local}{grown}; {where}workload.ghost_batch_size is null); set "
+                        f"{where}workload.ghost_batch_size to a divisor of the block")
+    limit = workload.max_device_batch_size
+    if limit is not None and block > limit:
+        raise SpecError(f"{field}: the block of {block} examples exceeds workload.max_device_batch_size={limit} "
+                        "(a block is one forward pass)")
 
 
 def _prefixed(prefix: str, error: ValidationError) -> str:

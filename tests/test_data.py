@@ -404,6 +404,23 @@ def test_augmentation_is_reproducible_with_a_generator():
     assert not torch.equal(random_crop_flip(images, torch.Generator().manual_seed(6)), a)
 
 
+def test_slices_of_a_global_batch_are_augmented_as_the_whole_batch():
+    """DDP: rank r augments rows [r·b, (r+1)·b) with the parameters drawn for the global batch."""
+    images = torch.randn(48, 3, 8, 8, generator=torch.Generator().manual_seed(4))
+    whole = random_crop_flip(images, torch.Generator().manual_seed(9))
+    for first, n in ((0, 16), (16, 16), (32, 16), (12, 24)):
+        part = random_crop_flip(images[first:first + n], torch.Generator().manual_seed(9), first, 48)
+        assert torch.equal(part, whole[first:first + n])
+    with pytest.raises(ValueError, match="not inside a global batch of 48"):
+        random_crop_flip(images[:16], torch.Generator(), 40, 48)
+
+
+def test_an_augment_without_the_global_batch_rows_is_a_clear_error():
+    x, y = torch.zeros(4, 3, 8, 8), torch.zeros(4, dtype=torch.int64)
+    with pytest.raises(TypeError, match=r"mine: augment must accept \(batch, generator, first, total\)"):
+        InMemoryDataset("mine", x, y, x, y, 2, (3, 8, 8), augment=lambda batch, generator: batch)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_augmentation_runs_on_the_gpu_and_matches_the_reference():
     images = torch.randn(32, 3, 32, 32, device="cuda")

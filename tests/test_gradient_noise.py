@@ -87,7 +87,7 @@ def _closed_form_worker(rank: int, world_size: int, init_file: str, out_dir: str
         net = parallel.wrap(model)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # θ, hence G, stays put
         step = GradientStep(net, optimizer, lambda: parallel.no_sync(net), contextlib.nullcontext(),
-                            measure_noise=True, rank=rank, world_size=world_size)
+                            measure_noise=True, dist=parallel)
         totals = torch.zeros(2, dtype=torch.float64).unbind()
         targets = torch.zeros(LOCAL, dtype=torch.long)
         estimates = {}

@@ -10,21 +10,23 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from scalestudy.models.ghost_bn import running_stat_buffers
+from scalestudy.data.augment import random_crop_flip
+from scalestudy.data.base import InMemoryDataset
 from scalestudy.spec import spec_from_dict
 from scalestudy.train.config import expand_trials
 from scalestudy.train.distributed import Distributed
-from scalestudy.train.loop import EpochLoop
+from scalestudy.train.loop import EpochLoop, rank_batch
 
 DEVICE = torch.device("cpu")
 
 
 def trial(**overrides) -> dict:
     schedule = overrides.pop("schedule", {"kind": "constant"})
+    diagnostics = overrides.pop("diagnostics", {})
     workload = {"dataset": "synthetic", "dataset_options": {"train_size": 1024, "test_size": 256},
                 "model": "mlp", "model_options": {"hidden": [64]}, "epochs": overrides.pop("epochs", 4),
                 "ghost_batch_size": 16}
     workload.update(overrides.pop("workload", {}))
-    diagnostics = overrides.pop("diagnostics", {})
     grid = {"batch_size": [64], "lr": [0.1], "momentum": [0.9], "seeds": [0]}
     grid.update(overrides)
     spec = spec_from_dict({"name": "t", "workload": workload, "grid": grid, "schedule": schedule,
@@ -89,6 +91,84 @@ def test_checkpoint_resume_is_exact(workload):
     for a, b in zip(straight[2:], rest):
         for key in ("test_loss", "test_acc", "train_loss", "updates", "batch_size"):
             assert a[key] == pytest.approx(b[key], rel=1e-6, abs=1e-9), key
+
+
+def test_warmup_sets_lr_every_update_and_reports_the_epoch_mean():
+    """Two warmup epochs of 16 updates: U = 32, update u trains with 0.1·(u+1)/33."""
+    loop = EpochLoop(trial(schedule={"kind": "constant", "warmup_epochs": 2}), Distributed(device=DEVICE))
+    reports = []
+    for report in loop.run():
+        reports.append(report.metrics())
+        if report.epoch == 1:  # the lr of the epoch's last update is still set
+            assert loop.optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * 16 / 33)
+    assert [r["lr"] for r in reports] == pytest.approx(
+        [0.1 * sum(range(1, 17)) / (16 * 33), 0.1 * sum(range(17, 33)) / (16 * 33), 0.1, 0.1])
+    assert reports[0]["effective_lr"] == pytest.approx(reports[0]["lr"] / (1 - 0.9))
+
+
+TARGET = {"target_accuracy": 0.7}  # lr 0.02: test_acc 0.30 at init, 0.63 and 0.71 after epochs 1 and 2
+
+
+def test_steps_to_target_interpolates_between_evaluations():
+    config = trial(lr=[0.02], diagnostics=TARGET)
+    initial = EpochLoop(config, Distributed(device=DEVICE))
+    points = [(0, initial.evaluate(initial.data.test_x, initial.data.test_y)[1])]
+    reports = run(config)
+    points += [(r["updates"], r["test_acc"]) for r in reports]
+    hit = next(i for i, (_, acc) in enumerate(points) if acc >= 0.7)
+    assert 0 < hit < len(points) - 1  # the target is crossed inside the run: the test means something
+    (u0, a0), (u1, a1) = points[hit - 1], points[hit]
+    expected = u0 + (0.7 - a0) / (a1 - a0) * (u1 - u0)
+    assert [("updates_to_target" in r) for r in reports] == [i + 1 >= hit for i in range(len(reports))]
+    assert reports[-1]["updates_to_target"] == pytest.approx(expected)
+    assert reports[-1]["examples_to_target"] == pytest.approx(expected * 64)
+    assert u0 < expected <= u1
+
+
+def test_steps_to_target_every_k_updates_is_consistent_and_changes_no_training():
+    """Evaluating every K updates is eval mode without randomness: the curves are identical, and the
+    first evaluated hit can only come later as the evaluations thin out (K=8 ⊂ K=1)."""
+    plain = run(trial(lr=[0.02], diagnostics=TARGET))
+    found = {}
+    for every in (1, 8, 16):
+        reports = run(trial(lr=[0.02], diagnostics={**TARGET, "target_eval_every": every}))
+        for a, b in zip(plain, reports):
+            for key in ("test_acc", "test_loss", "running_loss", "train_acc"):
+                assert a[key] == b[key], key
+        found[every] = reports[-1]["updates_to_target"]
+    epoch_end = next(r["updates"] for r in plain if r["test_acc"] >= 0.7)
+    assert found[16] == epoch_end  # every epoch end only
+    assert epoch_end - 16 < found[1] <= found[8] <= found[16] and found[8] % 8 == 0
+    assert found[1] < epoch_end or found[1] == found[8]
+
+
+def test_steps_to_target_resumes_with_its_evaluations():
+    """The margin gate reads the last evaluation: a resumed trial must find it in the checkpoint."""
+    config = trial(lr=[0.02], diagnostics={**TARGET, "target_eval_every": 1, "target_eval_margin": 0.1})
+    straight = run(config)
+    first = EpochLoop(config, Distributed(device=DEVICE))
+    next(first.run())
+    resumed = EpochLoop(config, Distributed(device=DEVICE))
+    resumed.load_state_dict(first.state_dict())
+    rest = [r.metrics() for r in resumed.run()]
+    assert straight[1]["updates_to_target"] < straight[1]["updates"]  # found inside epoch 2
+    assert rest[-1]["updates_to_target"] == straight[-1]["updates_to_target"]
+
+
+def test_two_ranks_augment_their_slices_as_one_worker_augments_the_global_batch():
+    """W = 2 simulated ranks (rank and world injected, no process group) against W = 1, example by example."""
+    gen = torch.Generator().manual_seed(0)
+    images = InMemoryDataset("images", torch.randn(96, 3, 8, 8, generator=gen), torch.randint(0, 10, (96,)),
+                             torch.randn(8, 3, 8, 8), torch.randint(0, 10, (8,)), 10, (3, 8, 8),
+                             augment=random_crop_flip)
+    order = torch.randperm(96, generator=gen)
+    for step in range(3):  # the shared generator advances identically on every rank
+        whole = rank_batch(images, order, step, 32, Distributed(device=DEVICE), torch.Generator().manual_seed(7))
+        halves = [rank_batch(images, order, step, 32, Distributed(rank, 2, DEVICE), torch.Generator().manual_seed(7))
+                  for rank in (0, 1)]
+        assert torch.equal(torch.cat([h[0] for h in halves]), whole[0])
+        assert torch.equal(torch.cat([h[1] for h in halves]), whole[1])
+        assert not torch.equal(whole[0], images.train_x[order[step * 32:(step + 1) * 32]])  # augmented
 
 
 def _checkpoints_at(tmp_path, config, epochs_by_folder):
@@ -250,3 +330,29 @@ def test_ddp_two_workers_match_one_worker():
     assert [r["test_acc"] for r in plain[0]] == pytest.approx([r["test_acc"] for r in ghost32[0]], abs=0.01)
     for a, b in zip(ghost32[1], plain[1], strict=True):
         torch.testing.assert_close(torch.tensor(b), a, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_ddp_geiping_block_penalty_matches_one_worker():
+    """Blocks are cut from the global batch and their penalised mean is all-reduced once: W=2
+    regularises the blocks W=1 does, so the running training loss follows the same curve. The
+    in-epoch steps-to-target evaluations (a collective) run on both ranks at the same updates."""
+    penalty = {"grad_penalty": {"kind": "geiping_blocks", "strength": 0.5, "block_size": 16}, "epochs": 2}
+    target = {"target_accuracy": 0.6, "target_eval_every": 2}  # reached inside epoch 1
+    single = run(trial(batch_size=[64], workload=penalty, diagnostics=target))
+    config = trial(batch_size=[64], workers=2, workload=penalty, diagnostics=target)
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    port = 29500 + (os.getpid() + 7) % 1000
+    procs = [ctx.Process(target=_ddp_worker, args=(r, 2, [config], port, queue)) for r in range(2)]
+    for p in procs:
+        p.start()
+    double, _ = queue.get(timeout=120)
+    for p in procs:
+        p.join(60)
+    assert [r["updates"] for r in double] == [r["updates"] for r in single]
+    for a, b in zip(single, double):
+        assert a["running_loss"] == pytest.approx(b["running_loss"], rel=1e-4)
+        assert a["test_acc"] == pytest.approx(b["test_acc"], abs=0.02)
+    assert 0 < double[-1]["updates_to_target"] < 16 and double[-1]["updates_to_target"] % 2 == 0
+    assert abs(double[-1]["updates_to_target"] - single[-1]["updates_to_target"]) <= 4

@@ -3,7 +3,8 @@
 import pytest
 
 from scalestudy.noise import noise_scale
-from scalestudy.schedules import SCHEDULES, Hyper, hyper_at, trajectory
+from scalestudy.schedules import (SCHEDULES, Hyper, hyper_at, trajectory, update_lrs, warmup_factor,
+                                  warmup_updates)
 from scalestudy.spec import Schedule
 
 INITIAL = Hyper(batch_size=128, lr=0.1, momentum=0.9)
@@ -65,10 +66,33 @@ def test_every_dynamic_schedule_lowers_noise_scale_by_factor(kind):
     assert g[2] == pytest.approx(g[0] / 16, rel=1e-6)
 
 
-def test_warmup_ramps_lr_linearly_then_schedule_applies():
-    schedule = Schedule(kind="step_decay_lr", milestones=[4], factor=10, warmup_epochs=3)
-    lrs = [round(h.lr, 10) for h in trajectory(schedule, INITIAL, 6)]
-    assert lrs == [0.025, 0.05, 0.075, 0.1, 0.01, 0.01]
+def test_warmup_ramps_lr_every_update_then_schedule_applies():
+    """Goyal et al. 2017 §2.2: ε rises linearly per update across the warmup epochs.
+
+    B = 4 then 8 (increase_batch at epoch 1) on N = 10: epochs of 10 // 4 = 2 and 10 // 8 = 1
+    updates, so U = 3 warmup updates scaled by 1/4, 2/4, 3/4; epoch 2 is past the warmup.
+    """
+    schedule = Schedule(kind="increase_batch", milestones=[1], factor=2, warmup_epochs=2)
+    initial = Hyper(batch_size=4, lr=0.3, momentum=0.9)
+    assert warmup_updates(schedule, initial, dataset_size=10) == 3
+    table = [update_lrs(schedule, initial, epoch, dataset_size=10) for epoch in range(3)]
+    assert table[0] == pytest.approx([0.075, 0.15])
+    assert table[1] == pytest.approx([0.225])
+    assert table[2] is None
+    # The schedule itself (what hyper_at gives) is untouched by the warmup.
+    assert [h.lr for h in trajectory(schedule, initial, 3)] == [0.3] * 3
+
+
+def test_warmup_factor_table():
+    assert [warmup_factor(u, 4) for u in range(6)] == [0.2, 0.4, 0.6, 0.8, 1.0, 1.0]
+    assert warmup_factor(0, 0) == 1.0  # no warmup
+
+
+def test_warmup_then_step_decay_keeps_the_schedule_after_warmup():
+    schedule = Schedule(kind="step_decay_lr", milestones=[2], factor=10, warmup_epochs=1)
+    assert update_lrs(schedule, INITIAL, 0, dataset_size=512) == pytest.approx([0.02, 0.04, 0.06, 0.08])
+    assert update_lrs(schedule, INITIAL, 1, dataset_size=512) is None
+    assert [round(h.lr, 10) for h in trajectory(schedule, INITIAL, 3)] == [0.1, 0.1, 0.01]
 
 
 def test_registry_lists_all_kinds():

@@ -6,6 +6,9 @@ reached the target (its seed mean is then a measured number, not a lucky seed); 
 trial the search stopped before reaching the target is not counted either way (it
 might have reached it later). Trials that reached the target count whatever happened
 afterwards (stopped or diverged later): the measure is the first time it is reached.
+A trial's ``updates_to_target`` is measured every K updates or interpolated between epoch
+ends (``scalestudy.train.target``; the trial's param ``steps_to_target`` says which), so it
+resolves less than an epoch and need not be an integer.
 
 Perfect scaling is updates ∝ 1/B (examples constant); past the critical batch size the
 returns diminish. The transition is fitted per momentum with McCandlish et al.'s (2018)

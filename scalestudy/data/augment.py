@@ -29,14 +29,21 @@ def crop_flip(images: Tensor, dy: Tensor, dx: Tensor, flip: Tensor, padding: int
     return padded[batch, channel, rows[:, None, :, None], cols[:, None, None, :]]
 
 
-def random_crop_flip(images: Tensor, generator: torch.Generator, padding: int = 4) -> Tensor:
+def random_crop_flip(images: Tensor, generator: torch.Generator, first: int = 0, total: int | None = None,
+                     *, padding: int = 4) -> Tensor:
     """Standard CIFAR augmentation: random ``padding``-pixel crop + horizontal flip (p = 0.5).
 
-    Draws from ``generator`` (which must be on ``images.device``): the same generator
-    state gives the same augmented batch.
+    ``images`` are rows [first, first + n) of a global batch of ``total`` examples (default:
+    the whole batch). The offsets and flips are drawn for all ``total`` examples from
+    ``generator`` (which must be on ``images.device``) and the batch gets its rows of them, so
+    W workers holding slices of one global batch augment it exactly as one worker would
+    (``scalestudy.data.base.Augment``). The same generator state gives the same augmentation.
     """
     n, device = images.shape[0], images.device
-    dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=device)
-    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=device)
-    flip = torch.rand(n, generator=generator, device=device) < 0.5
+    total = n if total is None else total
+    if not 0 <= first <= total - n:
+        raise ValueError(f"rows [{first}, {first + n}) are not inside a global batch of {total}")
+    dy = torch.randint(0, 2 * padding + 1, (total,), generator=generator, device=device)[first:first + n]
+    dx = torch.randint(0, 2 * padding + 1, (total,), generator=generator, device=device)[first:first + n]
+    flip = (torch.rand(total, generator=generator, device=device) < 0.5)[first:first + n]
     return crop_flip(images, dy, dx, flip, padding)

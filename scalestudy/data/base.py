@@ -8,15 +8,31 @@ and augmentation runs batched on the same device (the cifar10-airbench approach)
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-#: ``augment(batch, generator) -> batch``: batched, on the batch's device; the generator
-#: lives on that device too, so a seeded generator makes the augmentation reproducible.
-Augment = Callable[[Tensor, torch.Generator], Tensor]
+#: ``augment(batch, generator, first=0, total=None) -> batch``: batched, on the batch's device;
+#: the generator lives on that device too, so a seeded generator makes the augmentation
+#: reproducible. ``batch`` is rows [first, first + len(batch)) of a global batch of ``total``
+#: examples (None: the batch is the whole global batch): draw the random parameters for all
+#: ``total`` examples and apply this batch's rows of them, so that W data-parallel workers,
+#: which share the generator's seed, augment a global batch exactly as one worker would.
+Augment = Callable[[Tensor, torch.Generator, int, "int | None"], Tensor]
+
+
+def _check_augment(name: str, augment: Augment) -> None:
+    try:
+        inspect.signature(augment).bind(None, None, 0, 1)
+    except TypeError:
+        raise TypeError(f"{name}: augment must accept (batch, generator, first, total): a data-parallel "
+                        "worker augments rows [first, first + len(batch)) of a global batch of total "
+                        "examples (see scalestudy.data.base.Augment)") from None
+    except ValueError:  # no signature to inspect (a builtin): trust it
+        pass
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -41,6 +57,8 @@ class InMemoryDataset:
                 raise ValueError(f"{self.name} {split}_x has shape {tuple(x.shape)}, want (n, *{self.input_shape})")
             if y.shape != (x.shape[0],):
                 raise ValueError(f"{self.name} {split}_y has shape {tuple(y.shape)}, want ({x.shape[0]},)")
+        if self.augment is not None:
+            _check_augment(self.name, self.augment)
 
     @property
     def train_size(self) -> int:

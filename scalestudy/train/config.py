@@ -14,14 +14,16 @@ from scalestudy.batching import bn_batch_size
 from scalestudy.data import dataset_options, train_size
 from scalestudy.models import has_batch_norm
 from scalestudy.noise import noise_scale
-from scalestudy.spec import Schedule, StudySpec
+from scalestudy.spec import GradPenalty, Schedule, StudySpec
 
 # What never changes during a trial: logged once as MLflow params (DESIGN decision 1).
+# The gradient penalty is logged as grad_penalty (its kind), grad_norm_penalty (its strength λ:
+# the name the trial table has always read) and grad_penalty_block_size.
 PARAM_KEYS = (
     "dataset", "model", "dataset_size", "epochs", "ghost_batch_size", "batch_size", "lr",
     "momentum", "nesterov", "weight_decay", "seed", "schedule", "schedule_args", "section",
-    "workers", "cpus_per_worker", "gpus_per_worker", "grad_clip_norm", "grad_norm_penalty", "trial_key",
-    "bn_batch_size", "precise_bn_batches",
+    "workers", "cpus_per_worker", "gpus_per_worker", "grad_clip_norm", "grad_penalty", "grad_norm_penalty",
+    "grad_penalty_block_size", "trial_key", "bn_batch_size", "precise_bn_batches",
 )
 
 
@@ -59,7 +61,8 @@ def expand_cells(spec: StudySpec) -> list[dict[str, Any]]:
                             "divergence_loss": workload.divergence_loss,
                             "train_metrics": workload.train_metrics,
                             "grad_clip_norm": workload.grad_clip_norm,
-                            "grad_norm_penalty": workload.grad_norm_penalty,
+                            "grad_penalty": (None if workload.grad_penalty is None
+                                             else workload.grad_penalty.model_dump(mode="json")),
                             "precise_bn": precise_bn,
                             "bn_batch_size": bn_batch_size(batch_size, resources.workers_per_trial,
                                                            workload.ghost_batch_size, with_batch_norm),
@@ -101,6 +104,28 @@ def schedule_of(config: dict[str, Any]) -> Schedule:
     return Schedule.model_validate(config["schedule"])
 
 
+def penalty_of(config: dict[str, Any]) -> GradPenalty | None:
+    if "grad_penalty" not in config and config.get("grad_norm_penalty"):  # stored before grad_penalty existed
+        return GradPenalty(kind="full_gradient", strength=float(config["grad_norm_penalty"]))
+    raw = config.get("grad_penalty")
+    return None if raw is None else GradPenalty.model_validate(raw)
+
+
+def _penalty_identity(config: dict[str, Any]) -> dict[str, Any]:
+    # Trials without a penalty keep the identity they had before grad_penalty existed
+    # (grad_norm_penalty 0.0), so their keys and MLflow runs survive an upgrade mid-study.
+    penalty = penalty_of(config)
+    return {"grad_norm_penalty": 0.0} if penalty is None else {"grad_penalty": penalty.model_dump(mode="json")}
+
+
+def steps_to_target_method(diagnostics: dict[str, Any]) -> str:
+    """How updates_to_target is measured (an MLflow param, see the README)."""
+    every, margin = diagnostics.get("target_eval_every"), diagnostics.get("target_eval_margin")
+    if every is None:
+        return "interpolated between epoch ends"
+    return f"evaluated every {every} updates" + ("" if margin is None else f" within {margin:g} of the target")
+
+
 def trial_key(config: dict[str, Any]) -> str:
     """A stable, readable id of the trial's cell: same spec cell ⇒ same key, across resumes."""
     schedule = config["schedule"]
@@ -109,8 +134,8 @@ def trial_key(config: dict[str, Any]) -> str:
     identity = json.dumps(
         {k: config[k] for k in ("dataset", "dataset_options", "model", "model_options", "epochs",
                                 "ghost_batch_size", "nesterov", "weight_decay", "workers", "train_metrics",
-                                "grad_clip_norm", "grad_norm_penalty")}
-        | {"schedule": schedule} | later,
+                                "grad_clip_norm")}
+        | _penalty_identity(config) | {"schedule": schedule} | later,
         sort_keys=True,
     )
     digest = hashlib.sha1(identity.encode()).hexdigest()[:6]
@@ -132,9 +157,14 @@ def trial_params(config: dict[str, Any]) -> dict[str, str]:
     values["schedule"] = kind
     values["schedule_args"] = json.dumps(schedule, sort_keys=True)
     values["precise_bn_batches"] = (config.get("precise_bn") or {}).get("batches")
-    target = (config.get("diagnostics") or {}).get("target_accuracy")
-    if target is not None:
-        values["target_accuracy"] = target
+    penalty = penalty_of(config)
+    values["grad_penalty"] = None if penalty is None else penalty.kind
+    values["grad_norm_penalty"] = 0.0 if penalty is None else penalty.strength
+    values["grad_penalty_block_size"] = None if penalty is None else penalty.block_size
+    diagnostics = config.get("diagnostics") or {}
+    if diagnostics.get("target_accuracy") is not None:
+        values["target_accuracy"] = diagnostics["target_accuracy"]
+        values["steps_to_target"] = steps_to_target_method(diagnostics)
     return {key: "" if value is None else str(value) for key, value in values.items()}
 
 

@@ -7,7 +7,8 @@ loading it and running on gives exactly the same trajectory as never stopping (d
 order and augmentation are seeded per epoch; the global RNG state is saved).
 
 Hot-path rules (DESIGN, issue 5): the whole dataset lives on the device; batches are
-index gathers; metrics accumulate in device tensors and are read once per epoch.
+index gathers; metrics accumulate in device tensors and are read once per epoch. Per-update
+work (the warmup's ε, steps-to-target evaluations) runs only in the epochs that need it.
 """
 
 from __future__ import annotations
@@ -21,16 +22,17 @@ from typing import Any, Iterator
 import torch
 import torch.nn.functional as F
 
-from scalestudy.batching import micro_batch_size
+from scalestudy.batching import micro_batch_size, penalty_block_size
 from scalestudy.data import dataset_options, load_dataset
 from scalestudy.models import build_model
 from scalestudy.models.ghost_bn import batch_norm_layers, has_plain_batch_norm, running_stat_buffers
 from scalestudy.models.precise_bn import recompute_running_stats
 from scalestudy.noise import GradientNoiseScale, noise_scale
-from scalestudy.schedules import Hyper, hyper_at
-from scalestudy.train.config import schedule_of
+from scalestudy.schedules import Hyper, hyper_at, update_lrs
+from scalestudy.train.config import penalty_of, schedule_of
 from scalestudy.train.distributed import Distributed
 from scalestudy.train.step import GradientStep
+from scalestudy.train.target import Evaluation, TargetTracker
 
 EVAL_BATCH = 2048
 
@@ -43,7 +45,7 @@ class EpochReport:
     updates: int  # optimizer steps so far
     examples_seen: int
     batch_size: int  # global batch of this epoch, examples
-    lr: float
+    lr: float  # during warmup: the mean over the epoch's updates (ε rises every update)
     momentum: float
     effective_lr: float  # lr / (1 − m)
     noise_scale: float  # lr/(1−m)·(N/B − 1)
@@ -110,11 +112,11 @@ class EpochLoop:
         self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
                          if self.device.type == "cuda" else contextlib.nullcontext())
         self.diagnostics = config.get("diagnostics") or {}
+        self.penalty = penalty_of(config)
         self.step = GradientStep(self.net, self.optimizer, lambda: self.dist.no_sync(self.net), self.autocast,
-                                 clip_norm=config.get("grad_clip_norm"),
-                                 penalty=config.get("grad_norm_penalty") or 0.0,
-                                 measure_noise=bool(self.diagnostics.get("gradient_noise_scale")),
-                                 rank=self.dist.rank, world_size=self.dist.world_size)
+                                 clip_norm=config.get("grad_clip_norm"), penalty=self.penalty,
+                                 measure_noise=bool(self.diagnostics.get("gradient_noise_scale")), dist=self.dist)
+        self.target = TargetTracker.from_diagnostics(self.diagnostics)
         self.noise = GradientNoiseScale(smoothing=0.5)  # one update per epoch, each already a mean over steps
         limit = config.get("divergence_loss")
         self.divergence_loss = float(limit) if limit else 10.0 * math.log(self.data.num_classes)
@@ -140,6 +142,8 @@ class EpochLoop:
             "cpu_rng": torch.get_rng_state(),
             "gradient_noise": self.noise.state_dict(),
         }
+        if self.target is not None:
+            state["target"] = self.target.state_dict()
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         return state
@@ -151,6 +155,11 @@ class EpochLoop:
         self.examples_seen, self.history = state["examples_seen"], list(state["history"])
         torch.set_rng_state(state["cpu_rng"])
         self.noise.load_state_dict(state["gradient_noise"])
+        if self.target is not None and "target" in state:
+            self.target.load_state_dict(state["target"])
+        elif self.target is not None:  # a checkpoint from before in-epoch evaluations: its epoch ends
+            for row in self.history:
+                self.target.observe(Evaluation(int(row["updates"]), int(row["examples_seen"]), row["test_acc"]))
         if "cuda_rng" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"], self.device)
 
@@ -175,13 +184,17 @@ class EpochLoop:
         start = time.perf_counter()
         hyper = hyper_at(self.schedule, self.initial, self.epoch)
         self._set_hyper(hyper)
-        world, rank = self.dist.world_size, self.dist.rank
+        lrs = update_lrs(self.schedule, self.initial, self.epoch, self.dataset_size)  # None after warmup
+        if self.target is not None and self.epoch == 0:
+            self._evaluate_for_target(0, hyper.batch_size)  # the initial model, at update 0
+        world = self.dist.world_size
         local = hyper.batch_size // world
-        micro = self._micro_batch(local)
+        micro = self._micro_batch(local, hyper.batch_size)
         chunks = local // micro
         steps = self.dataset_size // hyper.batch_size  # drop the ragged tail: every step sees B examples
-        # Same permutation on every rank; rank r takes the r-th slice of each global batch,
-        # so W workers see exactly the examples (and ghost batches) one worker would.
+        eval_steps = self.target.eval_steps(self.updates, steps) if self.target is not None else None
+        per_update = None if lrs is None and eval_steps is None else _PerUpdate(self, hyper, lrs, eval_steps)
+        # Same permutation and augmentation draws on every rank; rank_batch takes each rank's slice.
         order = torch.randperm(self.dataset_size, generator=_seeded(self.config["seed"], self.epoch, 1, self.device),
                                device=self.device)
         augment_gen = _seeded(self.config["seed"], self.epoch, 2, self.device) if self.data.augment else None
@@ -189,10 +202,9 @@ class EpochLoop:
         totals = torch.zeros(2, device=self.device)  # summed minibatch losses, correct predictions
         views = totals.unbind()  # made once: indexing per step is an op per step
         for step in range(steps):
-            batch = order[step * hyper.batch_size + rank * local: step * hyper.batch_size + (rank + 1) * local]
-            inputs, targets = self.data.train_x[batch], self.data.train_y[batch]
-            if augment_gen is not None:
-                inputs = self.data.augment(inputs, augment_gen)
+            if per_update is not None:
+                per_update(step)
+            inputs, targets = rank_batch(self.data, order, step, hyper.batch_size, self.dist, augment_gen)
             if self.channels_last:
                 inputs = inputs.contiguous(memory_format=torch.channels_last)
             self.step(inputs, targets, micro, chunks, views)
@@ -209,13 +221,18 @@ class EpochLoop:
             extras["gradient_noise_scale"] = self.noise.value
         self._settle_bn_statistics(local, micro)
         self.epoch += 1
+        if lrs is not None:
+            hyper = Hyper(hyper.batch_size, sum(lrs) / len(lrs), hyper.momentum)
         return self._report(hyper, loss_total / (world * steps * chunks), correct / (steps * hyper.batch_size),
                             time.perf_counter() - start, extras)
 
-    def _micro_batch(self, local: int) -> int:
-        """Examples per forward: the device limit, and a split in two for the noise scale with one worker."""
+    def _micro_batch(self, local: int, batch_size: int) -> int:
+        """Examples per forward: the device limit, the penalty's blocks, and a split in two for the
+        noise scale with one worker."""
         micro = micro_batch_size(local, self.config.get("max_device_batch_size"), self.ghost_batch_size)
-        if self.step.measure_noise and self.dist.world_size == 1 and micro == local and local > 1 \
+        if self.step.block_penalty:  # the penalty's blocks are the micro-batches
+            micro = penalty_block_size(batch_size, self.penalty.block_size)
+        elif self.step.measure_noise and self.dist.world_size == 1 and micro == local and local > 1 \
                 and not self.plain_bn:
             # Two batch sizes per step: halves hold whole ghost batches, so training is unchanged.
             micro = micro_batch_size(local, local // 2, self.ghost_batch_size) or local
@@ -248,6 +265,21 @@ class EpochLoop:
                 inputs = self.data.train_x[order[start + offset:start + offset + micro]]
                 yield inputs.contiguous(memory_format=torch.channels_last) if self.channels_last else inputs
 
+    def _evaluate_for_target(self, steps_done: int, batch_size: int) -> None:
+        """Test accuracy after ``steps_done`` updates of the epoch, for steps-to-target only.
+
+        On every rank (the sharded evaluation is a collective); eval mode reads BN running
+        statistics without changing them and draws no random numbers, so training goes on
+        exactly as without the evaluation. The running statistics are settled first (averaged over
+        ranks, or recomputed by precise BN), as before an epoch's evaluation; training mode reads none.
+        """
+        local = batch_size // self.dist.world_size
+        self._settle_bn_statistics(local, self._micro_batch(local, batch_size))
+        _, accuracy = self.evaluate(self.data.test_x, self.data.test_y)
+        self.net.train()
+        self.target.observe(Evaluation(self.updates + steps_done, self.examples_seen + steps_done * batch_size,
+                                       accuracy))
+
     @torch.no_grad()
     def evaluate(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[float, float]:
         """Eval-mode (running BN statistics) loss and accuracy, sharded over ranks."""
@@ -276,7 +308,9 @@ class EpochLoop:
             index = self.train_eval_index
             train_loss, train_acc = self.evaluate(self.data.train_x[index], self.data.train_y[index])
         diverged = not math.isfinite(running_loss) or running_loss > self.divergence_loss
-        extras.update(self._steps_to_target(test_acc))
+        if self.target is not None:
+            self.target.observe(Evaluation(self.updates, self.examples_seen, test_acc))
+            extras.update(self.target.metrics())
         if self.epoch == self.epochs and not diverged and self.diagnostics.get("sharpness"):
             extras.update(final_sharpness(self, self.diagnostics["sharpness"]))
         return EpochReport(
@@ -289,18 +323,37 @@ class EpochLoop:
             epoch_seconds=train_seconds + time.perf_counter() - start, diverged=int(diverged), extras=extras,
         )
 
-    def _steps_to_target(self, test_acc: float) -> dict[str, float]:
-        """Updates and examples when test accuracy first reached the target (Shallue et al. 2018)."""
-        target = self.diagnostics.get("target_accuracy")
-        if target is None:
-            return {}
-        reached = [h for h in self.history if h["test_acc"] >= target]
-        if reached:
-            first = reached[0]
-            return {"updates_to_target": first["updates"], "examples_to_target": first["examples_seen"]}
-        if test_acc >= target:
-            return {"updates_to_target": self.updates, "examples_to_target": self.examples_seen}
-        return {}
+
+class _PerUpdate:
+    """Work before some updates of an epoch: the warmup's ε of every update, steps-to-target evaluations."""
+
+    def __init__(self, loop: EpochLoop, hyper: Hyper, lrs: list[float] | None, eval_steps: range | None) -> None:
+        self.loop, self.batch_size, self.lrs, self.eval_steps = loop, hyper.batch_size, lrs, eval_steps
+        self.groups = loop.optimizer.param_groups
+
+    def __call__(self, step: int) -> None:
+        if self.lrs is not None:
+            for group in self.groups:
+                group["lr"] = self.lrs[step]
+        if self.eval_steps is not None and step in self.eval_steps and self.loop.target.reached is None:
+            self.loop._evaluate_for_target(step, self.batch_size)
+
+
+def rank_batch(data, order: torch.Tensor, step: int, batch_size: int, dist: Distributed,
+               augment_gen: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """This rank's slice of global batch ``step`` of the epoch's permutation ``order``, augmented.
+
+    Rank r takes rows [r·b, (r+1)·b) of each global batch (b = B/W), so W workers see exactly
+    the examples, ghost batches and augmentations one worker would: the augmentation draws
+    its random parameters for the whole global batch from the generator every rank shares.
+    """
+    local = batch_size // dist.world_size
+    first = step * batch_size + dist.rank * local
+    batch = order[first:first + local]
+    inputs, targets = data.train_x[batch], data.train_y[batch]
+    if augment_gen is not None:
+        inputs = data.augment(inputs, augment_gen, dist.rank * local, batch_size)
+    return inputs, targets
 
 
 def final_sharpness(loop: EpochLoop, options: dict[str, Any]) -> dict[str, float]:

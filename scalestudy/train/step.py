@@ -7,7 +7,7 @@ once per epoch, never per step.
 from __future__ import annotations
 
 import contextlib
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -15,9 +15,27 @@ import torch.nn.functional as F
 from scalestudy.models.ghost_bn import frozen_bn_stats, running_stats_step
 from scalestudy.noise import estimate_gradient_noise
 
+if TYPE_CHECKING:
+    from scalestudy.spec import GradPenalty
+    from scalestudy.train.distributed import Distributed
+
 
 def _squared_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
     return torch.stack(torch._foreach_norm(tensors)).float().pow(2).sum() if tensors else torch.zeros(())
+
+
+@contextlib.contextmanager
+def _exact_float32(device: torch.device) -> Iterator[None]:
+    """No TF32 on CUDA: a finite difference of gradients needs their full float32 precision."""
+    if device.type != "cuda":
+        yield
+        return
+    flags = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
 
 
 class GradientStep:
@@ -32,17 +50,19 @@ class GradientStep:
       (``noise.py``). The small batch is, under DDP, this rank's local gradient before the
       all-reduce (B/W examples, read by a communication hook, as McCandlish et al. do), and
       with one worker the first micro-batch of the step.
-    * Gradient-norm penalty (Geiping et al. 2021): the gradient of
-      L + (λ/2)·|∇L|² is ∇L + λ·H∇L; H∇L comes from a finite difference of gradients
-      at θ and θ + h·∇L, so it costs one more forward/backward pass and no double
-      backward (which DDP does not support).
+    * Gradient-norm penalty (``spec.GradPenalty``), its Hessian-vector products from a
+      forward difference of gradients (one more forward/backward pass, no double backward,
+      which DDP does not support), all passes in float32, the perturbed pass with BN running
+      statistics frozen:
+      ``geiping_blocks`` (Geiping et al. 2021) treats each micro-batch as a block and
+      ``full_gradient`` the whole batch; see ``_geiping_blocks`` and ``_add_penalty``.
     * Clipping of the global gradient norm, after the penalty.
     """
 
     def __init__(self, net: torch.nn.Module, optimizer: torch.optim.Optimizer,
                  no_sync: Callable[[], contextlib.AbstractContextManager], autocast,
-                 clip_norm: float | None = None, penalty: float = 0.0, measure_noise: bool = False,
-                 rank: int = 0, world_size: int = 1) -> None:
+                 clip_norm: float | None = None, penalty: GradPenalty | None = None, measure_noise: bool = False,
+                 dist: Distributed | None = None) -> None:
         self.net = net
         self.optimizer = optimizer
         self.params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -50,12 +70,16 @@ class GradientStep:
         self.autocast = autocast
         self.clip_norm = clip_norm
         self.penalty = penalty
+        self.block_penalty = penalty is not None and penalty.kind == "geiping_blocks"
+        if penalty is not None:
+            self.autocast = contextlib.nullcontext()  # see _penalised_gradient
+        self.dist = dist
+        self.rank, self.world_size = (dist.rank, dist.world_size) if dist is not None else (0, 1)
         self.measure_noise = measure_noise
-        self.rank, self.world_size = rank, world_size
         device = self.params[0].device
         self.noise_sums = torch.zeros(2, device=device)  # Σ |G_small|², Σ |G_B|² over the epoch's steps
         self._local_norm = None
-        if measure_noise and world_size > 1:
+        if measure_noise and self.world_size > 1:
             self._local_norm = _LocalGradientNorm(self.noise_sums)
             net.register_comm_hook(self._local_norm, _local_norm_then_allreduce)
 
@@ -83,13 +107,20 @@ class GradientStep:
 
     def __call__(self, inputs: torch.Tensor, targets: torch.Tensor, micro: int, chunks: int,
                  totals: tuple[torch.Tensor, torch.Tensor]) -> None:
-        with running_stats_step(self.net, self.rank, self.world_size), self._reading_local_norm():
-            self.accumulate(inputs, targets, micro, chunks, totals)
-        if self.measure_noise:
-            self.noise_sums[1] += _squared_norm(self._grads())
-        if self.penalty > 0:
-            with frozen_bn_stats(self.net):  # the perturbed pass is not a step: no running-stat update
-                self._add_penalty(inputs, targets, micro, chunks)
+        # The penalty's passes run in float32 (it turns autocast off): bf16 rounding (~0.4 %)
+        # would swamp the difference of two gradients a small step apart.
+        exact = _exact_float32(inputs.device) if self.penalty is not None else contextlib.nullcontext()
+        with exact:
+            with running_stats_step(self.net, self.rank, self.world_size), self._reading_local_norm():
+                if self.block_penalty:
+                    self._geiping_blocks(inputs, targets, micro, chunks, totals)
+                else:
+                    self.accumulate(inputs, targets, micro, chunks, totals)
+            if self.measure_noise:  # of the loss gradient, before any full-gradient penalty
+                self.noise_sums[1] += _squared_norm(self._grads())
+            if self.penalty is not None and not self.block_penalty:
+                with frozen_bn_stats(self.net):  # the perturbed pass is not a step: no running-stat update
+                    self._add_penalty(inputs, targets, micro, chunks)
         if self.clip_norm is not None:
             torch.nn.utils.clip_grad_norm_(self.params, self.clip_norm)
         self.optimizer.step()
@@ -100,10 +131,11 @@ class GradientStep:
         torch._foreach_add_([p for p in self.params if p.grad is not None], torch._foreach_mul(direction, scale))
 
     def _add_penalty(self, inputs, targets, micro: int, chunks: int) -> None:
+        """``full_gradient``: g ← g + λ·H·g, the gradient of L + (λ/2)·|g|² over the whole batch."""
         grads = [g.detach().clone() for g in self._grads()]
-        # A step of relative size 1e-2 along ∇L: small enough for a good difference
-        # quotient, large enough above float round-off.
-        h = 1e-2 / (_squared_norm(grads).sqrt() + 1e-12)
+        # A step of length fd_step along ∇L: small enough for a good difference quotient,
+        # large enough above float round-off.
+        h = self.penalty.fd_step / (_squared_norm(grads).sqrt() + 1e-12)
         self._perturb(grads, h)
         self.optimizer.zero_grad(set_to_none=False)
         with torch.enable_grad():
@@ -112,7 +144,69 @@ class GradientStep:
         with torch.no_grad():
             for g_now, g in zip(self._grads(), grads):
                 # g_now ≈ g + h·Hg  ⇒  g + λ·Hg = g + (λ/h)·(g_now − g)
-                g_now.sub_(g).mul_(self.penalty / h).add_(g)
+                g_now.sub_(g).mul_(self.penalty.strength / h).add_(g)
+
+    def _block_gradient(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Backward of one block's mean loss into ``.grad`` (local: no DDP all-reduce); (loss, logits)."""
+        with self.no_sync():
+            logits = self.net(x)
+            loss = F.cross_entropy(logits, y)
+            loss.backward()
+        return loss.detach(), logits.detach()
+
+    def _geiping_blocks(self, inputs, targets, block: int, blocks: int,
+                        totals: tuple[torch.Tensor, torch.Tensor]) -> None:
+        """``geiping_blocks``: the mean over blocks k of g_k + (ε·λ/4)·H_k·g_k.
+
+        Geiping et al. 2021 (arXiv:2109.14119), code github.com/JonasGeiping/fullbatchtraining,
+        ``fullbatch/models/modules.py``, ``GradRegularizer._forward_differences`` (config
+        ``hyp/gradreg.yaml``: block_strength λ = 0.5, eps 1e-2, blocks of ``sub_batch`` = 128):
+        v = λ·g_k, h = eps/|v| (our fd_step is their eps), H_k·v ≈ (∇L_k(θ + h·v) − g_k)/h, then
+        g_k + (ε/4)·H_k·v with ε the optimizer's current learning rate. That is the gradient of
+        L_k + (ε·λ/8)·|g_k|² (their logged ``full_loss`` counts the penalty as (ε·λ/4)·mean|g_k|²,
+        twice what their update differentiates; we follow the update). Blocks are local (no DDP all-reduce in their passes); the penalised
+        mean is all-reduced once at the end.
+        """
+        coefficient = self.optimizer.param_groups[0]["lr"] / 4
+        strength, fd_step = self.penalty.strength, self.penalty.fd_step
+        loss_sum, correct = totals
+        mean: list[torch.Tensor] | None = None
+        originals: list[torch.Tensor] | None = None  # θ, restored exactly after each perturbed pass
+        for k in range(blocks):
+            x, y = (inputs, targets) if blocks == 1 else (inputs[k * block:(k + 1) * block],
+                                                          targets[k * block:(k + 1) * block])
+            self.optimizer.zero_grad(set_to_none=True)
+            loss, logits = self._block_gradient(x, y)
+            loss_sum.add_(loss)
+            correct.add_((logits.argmax(1) == y).sum())
+            params = [p for p in self.params if p.grad is not None]
+            grads = [p.grad for p in params]
+            h = fd_step / (strength * _squared_norm(grads).sqrt() + 1e-30)
+            if originals is None:
+                originals = [p.detach().clone() for p in params]
+            with torch.no_grad():
+                torch._foreach_add_(params, torch._foreach_mul(grads, h * strength))
+            for p in params:
+                p.grad = None
+            with frozen_bn_stats(self.net):
+                self._block_gradient(x, y)
+            with torch.no_grad():
+                for p, original in zip(params, originals):
+                    p.copy_(original)  # exact, where subtracting the step again would leave round-off
+                shifted = [p.grad for p in params]
+                torch._foreach_sub_(shifted, grads)  # ≈ h·H_k·v
+                torch._foreach_mul_(shifted, coefficient / h)
+                torch._foreach_add_(shifted, grads)
+                if mean is None:
+                    mean = torch._foreach_div(shifted, blocks)
+                else:
+                    torch._foreach_add_(mean, shifted, alpha=1 / blocks)
+        for p, g in zip(params, mean):
+            p.grad = g
+        if self.dist is not None and self.dist.is_distributed:
+            flat = self.dist.sum(torch.cat([g.reshape(-1) for g in mean])) / self.dist.world_size
+            torch._foreach_copy_(mean, [part.view_as(g) for part, g in zip(flat.split([g.numel() for g in mean]),
+                                                                           mean)])
 
     def _reading_local_norm(self) -> contextlib.AbstractContextManager:
         """Arm the hook for the step's own all-reduce only (not a penalty pass's)."""
