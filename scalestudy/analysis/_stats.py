@@ -1,4 +1,4 @@
-"""Student-t and F quantiles and a simple regression, importing scipy only on first use
+"""Student-t and F quantiles and least squares, importing scipy only on first use
 (``scipy.stats`` takes about a second to import; the analysis package must import fast)."""
 
 from __future__ import annotations
@@ -40,3 +40,41 @@ def fit_line(x: np.ndarray, y: np.ndarray) -> Line:
     stderr = float(np.sqrt(residual @ residual / (len(x) - 2) / sxx))
     half = t_quantile(0.975, len(x) - 2) * stderr
     return Line(slope, intercept, (slope - half, slope + half))
+
+
+@dataclass(frozen=True)
+class LinearFit:
+    """Least squares y = X·coef with Student-t intervals (for figure bands)."""
+
+    names: tuple[str, ...]
+    coef: tuple[float, ...]
+    cov: tuple[tuple[float, ...], ...] | None
+    dof: int
+    rss: float
+
+    def predict(self, row: dict[str, float]) -> tuple[float, float | None]:
+        """(ŷ, half-width of its 95 % interval) at a point given by column name."""
+        x = np.array([row.get(name, 1.0) for name in self.names])
+        y = float(x @ np.array(self.coef))
+        if self.cov is None:
+            return y, None
+        return y, float(t_quantile(0.975, self.dof) * np.sqrt(x @ np.array(self.cov) @ x))
+
+    def intervals(self) -> list[tuple[float, float] | None]:
+        """Student-t 95 % interval of each coefficient (None without residual degrees of freedom)."""
+        if self.cov is None:
+            return [None] * len(self.coef)
+        t = t_quantile(0.975, self.dof)
+        return [(c - t * np.sqrt(self.cov[i][i]), c + t * np.sqrt(self.cov[i][i])) for i, c in enumerate(self.coef)]
+
+
+def least_squares(X: np.ndarray, y: np.ndarray, names: tuple[str, ...]) -> LinearFit:
+    """Ordinary least squares with the covariance s²(XᵀX)⁻¹ (None without residual dof or at rank deficit)."""
+    coef, _, rank, _ = np.linalg.lstsq(X, y, rcond=None)
+    rss = float(((y - X @ coef) ** 2).sum())
+    dof = len(y) - X.shape[1]
+    cov = None
+    if dof > 0 and rank == X.shape[1]:
+        cov_matrix = rss / dof * np.linalg.inv(X.T @ X)
+        cov = tuple(tuple(float(c) for c in row) for row in cov_matrix)
+    return LinearFit(names, tuple(float(c) for c in coef), cov, dof, rss)
