@@ -78,3 +78,24 @@ def least_squares(X: np.ndarray, y: np.ndarray, names: tuple[str, ...]) -> Linea
         cov_matrix = rss / dof * np.linalg.inv(X.T @ X)
         cov = tuple(tuple(float(c) for c in row) for row in cov_matrix)
     return LinearFit(names, tuple(float(c) for c in coef), cov, dof, rss)
+
+
+def random_effects_weights(X: np.ndarray, y: np.ndarray, variances: np.ndarray) -> tuple[np.ndarray, float]:
+    """(weights 1/(vᵢ + τ²), τ²) for a meta-regression of y on X whose points have known
+    variances vᵢ plus an unknown common variance τ² (scatter the vᵢ do not explain).
+
+    τ² by the method of moments (DerSimonian & Laird 1986, generalised to regression):
+    Q = Σ wᵢ rᵢ² with wᵢ = 1/vᵢ has expectation (n − p) + τ²·tr(P), P = W − WX(XᵀWX)⁻¹XᵀW.
+    Least squares with these weights and a scale estimated from the weighted residuals is
+    the Knapp–Hartung method, whose Student-t intervals hold their level in small samples."""
+    w = 1.0 / np.asarray(variances, float)
+    n, p = X.shape
+    if n <= p:
+        return w, 0.0
+    WX = X * w[:, None]
+    inverse = np.linalg.pinv(X.T @ WX)
+    coef = inverse @ (WX.T @ y)
+    q = float(w @ (y - X @ coef) ** 2)
+    trace = float(w.sum() - np.trace(inverse @ (WX.T @ WX)))
+    tau2 = max(0.0, (q - (n - p)) / trace) if trace > 0 else 0.0
+    return 1.0 / (np.asarray(variances, float) + tau2), tau2

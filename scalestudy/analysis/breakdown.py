@@ -11,6 +11,10 @@ flattens at large B; a rising slope is not a breakdown),
 
     T = n · ln( RSS_single / min(RSS_single, min over u_c with α₂ < α of RSS(u_c)) ).
 
+Cells are weighted by 1/(var ln ε* + τ²) (:func:`law_weights`), as in the law fit: a cell
+bounded by divergence extrapolates its optimum and is several times noisier, and equal
+weights let a hinge chase that noise at large B.
+
 Calibration: a parametric bootstrap under the fitted single law, y* = ŷ + σ̂·z with z
 standard normal. T does not change when a single law is added to y (it lies inside every
 hinged model) nor when y is scaled (a ratio of sums of squares), so its null distribution
@@ -41,7 +45,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scalestudy.analysis._stats import f_quantile, least_squares
+from scalestudy.analysis._stats import f_quantile, least_squares, random_effects_weights
 from scalestudy.analysis.frontier import CellOptimum
 
 MIN_BELOW, MIN_ABOVE = 3, 2  # distinct batch sizes needed on each side of a breakdown
@@ -81,6 +85,15 @@ def law_coordinates(cells: list[CellOptimum]) -> tuple[np.ndarray, np.ndarray, n
     return u, v, y
 
 
+def law_weights(cells: list[CellOptimum], X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float | None]:
+    """(weights, τ²) of the cells in a fit of y on X: 1/(var ln ε* + τ²) when every cell has a
+    variance (:attr:`CellOptimum.log_lr_var`), equal weights (and τ² None) otherwise."""
+    variances = [c.log_lr_var for c in cells]
+    if any(v is None or not v > 0 for v in variances):
+        return np.ones(len(cells)), None
+    return random_effects_weights(X, y, np.array(variances))
+
+
 def fit_breakdown(cells: list[CellOptimum], *, replicates: int = REPLICATES, seed: int = 0,
                   n_grid: int = 200) -> Breakdown:
     """Single vs broken power law in B over the given cells (see the module docstring)."""
@@ -96,8 +109,9 @@ def fit_breakdown(cells: list[CellOptimum], *, replicates: int = REPLICATES, see
         return Breakdown(None, None, f"{n} cells are too few to fit a broken power law", inconclusive=True)
     lo, hi = distinct[MIN_BELOW - 1], distinct[-MIN_ABOVE]
     grid = np.union1d(np.linspace(lo, hi, n_grid, endpoint=False), distinct[(distinct >= lo) & (distinct < hi)])
-    hinges = _Hinges(u, extra, grid)
-    statistic, best, rss = hinges.statistic(y[:, None])
+    scale = np.sqrt(law_weights(cells, np.column_stack([np.ones_like(u), u, *extra]), y)[0])
+    hinges = _Hinges(u, extra, grid, scale)
+    statistic, best, rss = hinges.statistic((scale * y)[:, None])
     null, _, _ = hinges.statistic(np.random.default_rng(seed).standard_normal((n, replicates)))
     p_value = float((1 + np.sum(null >= statistic[0])) / (replicates + 1))
     rss = rss[:, 0]
@@ -108,7 +122,7 @@ def fit_breakdown(cells: list[CellOptimum], *, replicates: int = REPLICATES, see
         return _no_breakdown(p_value, dof, "a single power law fits as well as any hinge whose slope falls", common)
     u_c = float(grid[best[0]])
     candidate = _on_tested(u_c, tested)
-    hinge = least_squares(_hinge_design(u, u_c, extra), y, ())
+    hinge = least_squares(scale[:, None] * _hinge_design(u, u_c, extra), scale * y, ())
     if p_value > DECLARE_P:
         if p_value <= SUGGEST_P:
             return Breakdown(None, None, f"a hinge at B ≈ {candidate:.4g} fits better, but not decisively "
@@ -147,16 +161,17 @@ def _hinge_design(u: np.ndarray, u_c: float, extra: list[np.ndarray]) -> np.ndar
 
 
 class _Hinges:
-    """The hinged fits at every grid position, for many response vectors at once.
+    """The hinged fits at every grid position, for many response vectors at once, with rows
+    scaled by the square roots of the cells' weights (weighted least squares).
 
     The design at each u_c does not depend on y, so its QR factors are computed once: the
     residual sum of squares of y is |r|² − |Qᵀr|² with r the single-law residual, and the
     change of slope α₂ − α is wᵀr with w = Q·R⁻ᵀ·(e₂ − e₁)."""
 
-    def __init__(self, u: np.ndarray, extra: list[np.ndarray], grid: np.ndarray):
+    def __init__(self, u: np.ndarray, extra: list[np.ndarray], grid: np.ndarray, scale: np.ndarray):
         single = np.column_stack([np.ones_like(u), u, *extra])
-        self.single_q = np.linalg.qr(single)[0]
-        designs = np.stack([_hinge_design(u, g, extra) for g in grid])
+        self.single_q = np.linalg.qr(scale[:, None] * single)[0]
+        designs = np.stack([scale[:, None] * _hinge_design(u, g, extra) for g in grid])
         self.q, r = np.linalg.qr(designs)
         step = np.zeros(designs.shape[2])
         step[1], step[2] = -1.0, 1.0

@@ -4,39 +4,55 @@ For one cell, the seed-mean final test accuracy is a curve over x = ln ε. A div
 trial counts as a failure at its ε: its accuracy is replaced by the failure accuracy
 (the lowest finite test accuracy in the table), so an ε where one seed of two diverged
 scores about halfway. The optimum is the vertex of a quadratic through the best point
-and its neighbours (parabolic interpolation in ln ε), not the grid argmax.
+and its neighbours (parabolic interpolation in ln ε, :mod:`scalestudy.analysis.peak`),
+not the grid argmax.
 
-The 95 % interval is a Student-t interval over per-seed optima: each seed's own curve
-is interpolated through the same three ε, and ln ε* ± t(0.975, n−1)·sd/√n, with sd the
-spread of the n per-seed ln ε*. A percentile bootstrap over 2–5 seeds has 4–126 atoms
-and covered the true ε* in 51 % (2 seeds) to 82 % (5 seeds) of simulated cells; this
-interval holds its coverage at 2, 3 and 5 seeds (``scalestudy bench coverage``). Where
-a seed's optimum falls outside its three ε (noise larger than the peak's curvature) the
-per-seed optima are not Gaussian and the cell reports the min–max ``seed_range`` instead,
+The 95 % interval is a Student-t interval over per-seed optima: each seed's own curve is
+interpolated through the same three ε, and the interval is ln ε̂ ± t(0.975, n−1)·s/√n, with
+ε̂ the seed-mean curve's optimum and s the sd of the n per-seed ln ε*. The percentile
+bootstrap over seeds it replaces has only 3 distinct resamples with 2 seeds (10 with 3)
+and covered the true ε* in 51 % of simulated cells with 2 seeds, 68 % with 3, 82 % with 5;
+this interval holds 95 % at 2, 3 and 5 seeds (``scalestudy bench coverage``). Where a
+seed's optimum falls outside its three ε (noise larger than the peak's curvature) the
+per-seed optima are not Gaussian and the cell reports their min–max as ``seed_range``,
 which is not a 95 % interval. One seed gives neither.
 
 A cell whose best ε is the largest that did not diverge, with every trial at the next
-searched ε diverged, is ``bounded_by_divergence``: ε* is below that diverged ε (the
-optimum is a stable ε), so the cell is kept in the law with ε* from the parabola through
-the three best ε extrapolated to its vertex in ln(accuracy − failure accuracy) (exact for
-a Gaussian peak above chance) and capped at the diverged ε, as is its interval. Cells
-whose best ε is the smallest, or the largest with no larger ε searched, are flagged
-``edge_low`` / ``edge_high``: the optimum may lie outside the search, so they are left
-out of the law with a warning that names them.
+searched ε diverged, is ``bounded_by_divergence``: ε* lies below that diverged ε (the
+optimum is a stable ε), so the cell is kept in the law, with ε* from the parabola through
+its three best ε extrapolated to its vertex and capped at the diverged ε, as is its
+interval. Cells whose best ε is the smallest, or the largest with no larger ε searched,
+are flagged ``edge_low`` / ``edge_high``: the optimum may lie outside the search, so they
+are left out of the law with a warning that names them.
+
+:func:`fit_frontier` also gives each usable cell ``log_lr_var``, the variance of its ln ε*
+by the delta method with the seed-to-seed accuracy variance pooled over the study
+(:func:`log_lr_variance`): the law fit weights cells by it (a cell bounded by divergence
+extrapolates its optimum, and is several times noisier).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
 from scalestudy.analysis._stats import t_quantile
+from scalestudy.analysis.peak import (
+    BOUNDED,
+    OK,
+    USABLE,
+    Peak,
+    at_stability_edge,
+    delta_variance,
+    find_peak,
+    interpolate,
+    vertex_range,
+)
 
-OK = "ok"
-BOUNDED = "bounded_by_divergence"
-USABLE = (OK, BOUNDED)  # statuses whose ε* enters the law
+__all__ = ["BOUNDED", "OK", "USABLE", "CellOptimum", "Frontier", "failure_accuracy", "fit_cell", "fit_frontier",
+           "trials_at_best_lr"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +76,9 @@ class CellOptimum:
     reason: str | None = None
     seed_range: tuple[float, float] | None = None  # min–max of per-seed ε* where no 95 % interval holds
     lr_bound: float | None = None  # bounded_by_divergence: the diverged ε that bounds ε* above
+    fit_lrs: tuple[float, ...] = ()  # the three ε the parabola goes through
+    seed_lr_opt: tuple[float, ...] = ()  # each seed's own ε*, through the same three ε
+    log_lr_var: float | None = None  # variance of ln ε*, for weighting the law (set by fit_frontier)
 
     @property
     def usable(self) -> bool:
@@ -106,12 +125,12 @@ def fit_frontier(frame: pd.DataFrame, *, n_boot: int | None = None, seed: int | 
             warnings.append(f"cell {cell.label}: best lr {cell.best_lr:.4g} is the {side} "
                             "non-diverged lr searched; left out of the law (extend the lr grid)")
         elif cell.status == BOUNDED:
-            warnings.append(f"cell {cell.label}: best lr {cell.best_lr:.4g} is the largest that did not diverge "
-                            f"and every trial at {cell.lr_bound:.4g} diverged: ε* is bounded by divergence, "
-                            f"estimated {cell.lr_opt:.4g} by extrapolation and kept in the law")
+            warnings.append(f"cell {cell.label}: every trial at lr {cell.lr_bound:.4g} diverged, just above the "
+                            f"best lr {cell.best_lr:.4g}: ε* is bounded by divergence, estimated "
+                            f"{cell.lr_opt:.4g} below it and kept in the law")
         elif not cell.usable:
             warnings.append(f"cell {cell.label}: {cell.reason}; left out of the law")
-    return Frontier(tuple(cells), floor, tuple(warnings))
+    return Frontier(tuple(with_variances(cells, floor)), floor, tuple(warnings))
 
 
 def trials_at_best_lr(frame: pd.DataFrame, cells: tuple[CellOptimum, ...] | list[CellOptimum]) -> pd.DataFrame:
@@ -121,17 +140,6 @@ def trials_at_best_lr(frame: pd.DataFrame, cells: tuple[CellOptimum, ...] | list
                         columns=["batch_size", "momentum", "lr"])
     alive = frame[~frame["diverged"]]
     return alive.merge(best, on=["batch_size", "momentum", "lr"], how="inner")
-
-
-@dataclass(frozen=True)
-class _Peak:
-    """Where a curve peaks: its status, the best column, the three columns the parabola goes
-    through and, for a cell bounded by divergence, the first fully diverged column."""
-
-    status: str
-    best: int | None = None
-    columns: tuple[int, int, int] | None = None
-    bound: int | None = None
 
 
 def fit_cell(group: pd.DataFrame, batch_size: int, momentum: float, floor: float, *,
@@ -152,31 +160,31 @@ def fit_cell(group: pd.DataFrame, batch_size: int, momentum: float, floor: float
               "mean_acc": tuple(float(v) for v in mean), "sd_acc": tuple(float(v) for v in sd),
               "n_runs": tuple(int(n) for n in n_runs), "n_diverged": tuple(int(n) for n in n_div),
               "n_trials": len(group), "n_seeds": len(V)}
-    alive = (np.isfinite(V) & (np.nan_to_num(D, nan=1.0) < 1.0)).any(axis=0)
-    x = np.log(lrs)
-    peak = _peak(mean, alive)
+    peak = find_peak(mean, (np.isfinite(V) & (np.nan_to_num(D, nan=1.0) < 1.0)).any(axis=0))
+    best = peak.best
+    found = {"best_lr": None if best is None else float(lrs[best]),
+             "best_acc": None if best is None else float(mean[best])}
     if peak.status not in USABLE:
         reasons = {"all_diverged": "every trial diverged", "too_few_points": "fewer than 3 non-diverged lr values"}
-        best = peak.best
         return CellOptimum(status=peak.status, lr_opt=None, ci95=None, reason=reasons.get(peak.status),
-                           best_lr=None if best is None else float(lrs[best]),
-                           best_acc=None if best is None else float(mean[best]), **common)
-    x_opt, interior = _interpolate(x, mean, peak, floor)
-    if peak.status == BOUNDED and not interior and x_opt > x[peak.columns[1]]:
-        # Accuracy still rises at the largest stable ε (the vertex lies at or past the diverged
-        # ε, or the curve does not bend): the optimum is the edge of stability, somewhere
-        # between the best ε and the diverged one; take the middle (in ln ε).
-        return CellOptimum(status=BOUNDED, lr_opt=float(np.sqrt(lrs[peak.best] * lrs[peak.bound])), ci95=None,
-                           best_lr=float(lrs[peak.best]), best_acc=float(mean[peak.best]),
-                           reason=(f"accuracy still rises at the largest stable lr: ε* is at the edge of stability, "
-                                   f"between {lrs[peak.best]:.4g} and {lrs[peak.bound]:.4g}; no interval"),
-                           lr_bound=float(lrs[peak.bound]), **common)
-    per_seed = [_interpolate(x, row, peak, floor) for row in V if np.isfinite(row[list(peak.columns)]).all()]
+                           **found, **common)
+    x = np.log(lrs)
+    found.update(fit_lrs=tuple(float(lrs[c]) for c in peak.columns),
+                 lr_bound=None if peak.bound is None else float(lrs[peak.bound]))
+    if at_stability_edge(x, mean, peak, floor):
+        # The optimum is the edge of stability, somewhere between the best ε and the
+        # diverged one: take the middle (in ln ε).
+        reason = (f"accuracy still rises at the largest stable lr: ε* is at the edge of stability, between "
+                  f"{lrs[best]:.4g} and {lrs[peak.bound]:.4g}; no interval")
+        return CellOptimum(status=BOUNDED, lr_opt=float(np.sqrt(lrs[best] * lrs[peak.bound])), ci95=None,
+                           reason=reason, **found, **common)
+    x_opt, _ = interpolate(x, mean, peak, floor)
+    per_seed = [interpolate(x, row, peak, floor) for row in V if np.isfinite(row[list(peak.columns)]).all()]
     upper = x[peak.bound] if peak.bound is not None else np.inf
     ci, seed_range, reason = _seed_interval(x_opt, per_seed, len(V), upper)
-    return CellOptimum(status=peak.status, lr_opt=float(np.exp(x_opt)), ci95=ci, best_lr=float(lrs[peak.best]),
-                       best_acc=float(mean[peak.best]), reason=reason, seed_range=seed_range,
-                       lr_bound=None if peak.bound is None else float(lrs[peak.bound]), **common)
+    return CellOptimum(status=peak.status, lr_opt=float(np.exp(x_opt)), ci95=ci, reason=reason,
+                       seed_range=seed_range, seed_lr_opt=tuple(float(np.exp(v)) for v, _ in per_seed),
+                       **found, **common)
 
 
 def _seed_interval(x_opt: float, per_seed: list[tuple[float, bool]], n_seeds: int, upper: float):
@@ -198,6 +206,59 @@ def _seed_interval(x_opt: float, per_seed: list[tuple[float, bool]], n_seeds: in
     return (float(np.exp(x_opt - half)), float(np.exp(min(x_opt + half, upper)))), None, None
 
 
+def with_variances(cells: list[CellOptimum], floor: float) -> list[CellOptimum]:
+    """The cells with ``log_lr_var`` set on the usable ones (unchanged without two seeds anywhere):
+    the pooled seed variance of accuracy carried through each cell's interpolation."""
+    seed_variance = pooled_seed_variance(cells)
+    if seed_variance is None:
+        return cells
+    return [replace(c, log_lr_var=log_lr_variance(c, floor, seed_variance)) if c.usable else c for c in cells]
+
+
+def pooled_seed_variance(cells: list[CellOptimum]) -> float | None:
+    """Seed-to-seed variance of final accuracy, pooled over the three ε of every usable cell
+    where no trial diverged (None without two seeds anywhere)."""
+    squares = dof = 0.0
+    for cell in cells:
+        if not cell.usable:
+            continue
+        for column in _peak_of(cell).columns:
+            n = cell.n_runs[column]
+            if n >= 2 and cell.n_diverged[column] == 0:
+                squares += n * cell.sd_acc[column] ** 2  # sd_acc is the population sd
+                dof += n - 1
+    return squares / dof if dof > 0 and squares > 0 else None
+
+
+def log_lr_variance(cell: CellOptimum, floor: float, seed_variance: float) -> float:
+    """Variance of a usable cell's ln ε* by the delta method: the pooled seed variance (or the
+    column's own where some trials diverged, if larger) over the trials at each of the three ε.
+
+    The delta method evaluates the slopes at the cell's own curve, so a cell whose estimate
+    lands further out (an extrapolation) gets a larger variance: in simulation this shifts α
+    by about a third of its standard error, and the law's intervals still cover 94–95 %; a
+    variance pooled over cells instead, free of that shift, left α covered 92 % (the cells'
+    variances differ too much). At least the variance of a uniform error over the range the
+    vertex was kept in when it hit an end, or over [best ε, diverged ε] at the edge of stability."""
+    x, y = np.log(cell.lrs), np.array(cell.mean_acc)
+    n = np.array(cell.n_runs, float)
+    own = np.array(cell.sd_acc) ** 2 * n / np.maximum(n - 1, 1)
+    column_var = np.where(np.array(cell.n_diverged) > 0, np.maximum(own, seed_variance), seed_variance) / n
+    peak = _peak_of(cell)
+    if at_stability_edge(x, y, peak, floor):
+        return float((x[peak.bound] - x[peak.best]) ** 2 / 12)
+    low, high = vertex_range(x, peak)
+    variance = delta_variance(x, y, peak, floor, column_var)
+    return variance if interpolate(x, y, peak, floor)[1] else max(variance, (high - low) ** 2 / 12)
+
+
+def _peak_of(cell: CellOptimum) -> Peak:
+    """The peak :func:`fit_cell` found, from the cell's fields."""
+    columns = tuple(cell.lrs.index(lr) for lr in cell.fit_lrs)
+    bound = None if cell.lr_bound is None else cell.lrs.index(cell.lr_bound)
+    return Peak(cell.status, cell.lrs.index(cell.best_lr), columns, bound)
+
+
 def _seed_by_lr(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Mean of ``values`` per (seed, ε) cell; NaN where that seed did not run that ε."""
     total, count = np.zeros(shape), np.zeros(shape)
@@ -205,56 +266,3 @@ def _seed_by_lr(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: t
     np.add.at(count, (rows, cols), 1.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 0, total / count, np.nan)
-
-
-def _peak(y: np.ndarray, alive: np.ndarray) -> _Peak:
-    """The peak of one accuracy curve (columns sorted by ε).
-
-    ``alive`` marks the ε columns with at least one non-diverged trial; only those can be
-    the optimum or take part in the quadratic. Every column above the largest alive one
-    diverged in every trial."""
-    candidates = np.flatnonzero(alive & np.isfinite(y))
-    if len(candidates) == 0:
-        return _Peak("all_diverged")
-    best_pos = int(np.argmax(y[candidates]))
-    best = int(candidates[best_pos])
-    if len(candidates) < 3:
-        return _Peak("too_few_points", best)
-    if best_pos == 0:
-        return _Peak("edge_low", best)
-    if best_pos == len(candidates) - 1:
-        if best + 1 < len(y):  # the next searched ε diverged in every trial: ε* lies below it
-            return _Peak(BOUNDED, best, tuple(int(c) for c in candidates[best_pos - 2:best_pos + 1]), best + 1)
-        return _Peak("edge_high", best)
-    return _Peak(OK, best, (int(candidates[best_pos - 1]), best, int(candidates[best_pos + 1])))
-
-
-def _interpolate(x: np.ndarray, y: np.ndarray, peak: _Peak, floor: float) -> tuple[float, bool]:
-    """(ln ε*, whether the vertex fell strictly inside its range) for one curve at ``peak``.
-
-    Interior peak: Gaussian interpolation, the parabola through ln(accuracy) at the best
-    point and its neighbours; exact for a Gaussian bump and several times less biased than
-    a parabola through accuracy itself for the peak shapes seen in practice. Bounded by
-    divergence: the parabola through ln(accuracy − failure accuracy) at the three best
-    points, whose vertex lies beyond them, kept between the middle point and the diverged ε.
-    """
-    x0, x1, x2 = x[list(peak.columns)]
-    values = y[list(peak.columns)]
-    if peak.status == OK:
-        return _vertex(x0, x1, x2, *np.log(np.clip(values, 1e-9, None)), low=x0, high=x2)
-    scale = max(float(values.max()) - floor, 1e-9)
-    above = np.log(np.clip(values - floor, 1e-6 * scale, None))
-    return _vertex(x0, x1, x2, *above, low=x1, high=float(x[peak.bound]))
-
-
-def _vertex(x0: float, x1: float, x2: float, y0: float, y1: float, y2: float, *, low: float,
-            high: float) -> tuple[float, bool]:
-    """Vertex of the parabola through three points, kept within [low, high]; a flat or convex
-    parabola gives the best of the three points. Second value: inside (low, high) and curved."""
-    slope_left, slope_right = (y1 - y0) / (x1 - x0), (y2 - y1) / (x2 - x1)
-    curvature = (slope_right - slope_left) / (x2 - x0)
-    if curvature >= 0:  # flat or convex: nothing to interpolate
-        best = (x0, x1, x2)[int(np.argmax((y0, y1, y2)))]
-        return float(min(max(best, low), high)), False
-    vertex = 0.5 * (x0 + x1) - slope_left / (2 * curvature)
-    return float(min(max(vertex, low), high)), bool(low < vertex < high)

@@ -2,9 +2,13 @@
 
 The breakdown is tested first, on every usable cell (:mod:`scalestudy.analysis.breakdown`:
 a likelihood-ratio test calibrated by parametric bootstrap, with three outcomes). The law
-is then fitted by least squares on the usable cells up to the largest tested batch size at
-or below a declared breakdown (all of them otherwise), with Student-t 95 % intervals from
-the residual scatter between cells. Usable cells are those with an interior optimum and
+is then fitted by weighted least squares on the usable cells up to the largest tested batch
+size at or below a declared breakdown (all of them otherwise): a random-effects
+meta-regression with weights 1/(var ln ε* + τ²), var ln ε* each cell's delta-method
+variance and τ² the between-cell scatter it does not explain (method of moments), and
+Student-t 95 % intervals from the weighted residual scatter (Knapp–Hartung). Equal weights
+let the noisy cells (bounded by divergence, at large B, where leverage is high) tilt α:
+α's interval covered 91–93 % in simulation instead of 95 %. Usable cells are those with an interior optimum and
 those bounded by divergence (ε* below the first fully diverged ε). Fields that the data
 cannot determine are None, with a reason.
 """
@@ -16,7 +20,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from scalestudy.analysis._stats import LinearFit, least_squares
-from scalestudy.analysis.breakdown import Breakdown, fit_breakdown, law_coordinates
+from scalestudy.analysis.breakdown import Breakdown, fit_breakdown, law_coordinates, law_weights
 from scalestudy.analysis.frontier import CellOptimum
 
 __all__ = ["Breakdown", "LawFit", "LinearFit", "fit_breakdown", "fit_law"]
@@ -38,6 +42,7 @@ class LawFit:
     breakdown: Breakdown
     regression: LinearFit | None = None
     domain: dict[str, tuple[float, float] | None] = field(default_factory=dict)
+    weighting: str = "equal weights"  # how the cells were weighted in the least squares
 
 
 def fit_law(cells: list[CellOptimum], *, seed: int = 0) -> LawFit:
@@ -88,14 +93,19 @@ def _fit_below(cells: list[CellOptimum], breakdown: Breakdown) -> LawFit:
     if n_b < 2 and n_m < 2:
         reasons["k"] = "single batch size and single momentum"
     X = np.column_stack(columns)
-    regression = least_squares(X, y, tuple(names))
+    weights, tau2 = law_weights(cells, X, y)
+    scale = np.sqrt(weights)
+    regression = least_squares(X * scale[:, None], y * scale, tuple(names))
     coef = dict(zip(names, regression.coef))
     ci = dict(zip(names, regression.intervals()))
     if regression.cov is None:
         for name in names:
             reasons.setdefault(f"ci95.{name}", f"{len(y)} cells for {len(names)} parameters: no interval")
     tss = float(((y - y.mean()) ** 2).sum())
-    r2 = 1.0 - regression.rss / tss if tss > 0 and len(y) > len(names) else None
+    rss = float(((y - X @ np.array(regression.coef)) ** 2).sum())
+    r2 = 1.0 - rss / tss if tss > 0 and len(y) > len(names) else None
+    weighting = ("equal weights (no seed-to-seed variance to weight by)" if tau2 is None else
+                 f"weights 1/(var ln ε* + τ²), τ² = {tau2:.3g} (between-cell scatter beyond the seeds' noise)")
     has_k = "alpha" in coef
     k_ci = ci["log_k"]
     domain = {"batch_size": (float(min(c.batch_size for c in cells)), float(max(c.batch_size for c in cells))),
@@ -106,4 +116,5 @@ def _fit_below(cells: list[CellOptimum], breakdown: Breakdown) -> LawFit:
         ci95={"k": tuple(np.exp(k_ci)) if has_k and k_ci else None, "alpha": ci.get("alpha"),
               "beta": ci.get("beta")},
         r2=r2, reasons=reasons, notes=tuple(notes), cells=tuple(cells),
-        n_trials=sum(c.n_trials for c in cells), breakdown=breakdown, regression=regression, domain=domain)
+        n_trials=sum(c.n_trials for c in cells), breakdown=breakdown, regression=regression, domain=domain,
+        weighting=weighting)
