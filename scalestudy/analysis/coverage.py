@@ -56,7 +56,7 @@ def planted_study(rng: np.random.Generator, seeds: int, *, batch_sizes: Sequence
     reference = QUICKSTART_GRID.reference_lr * math.exp(rng.uniform(-math.log(2), math.log(2)))
     k = reference / (QUICKSTART_GRID.reference_batch_size ** alpha * (1 - QUICKSTART_GRID.reference_momentum) ** beta)
     smallest = min(batch_sizes)
-    diverge = {b: max(1.25, 4.0 * (b / smallest) ** -0.5) for b in batch_sizes}
+    diverge = {b: max(1.25, 4.0 * (b / smallest) ** -0.4) for b in batch_sizes}
     frame = make_planted_table(alpha, beta, k, breakdown, noise=noise, seeds=tuple(range(seeds)),
                                batch_sizes=tuple(batch_sizes), momenta=tuple(momenta), lr_grid=QUICKSTART_GRID,
                                diverge_factor=diverge, width=rng.uniform(0.8, 1.5), rng=rng)
