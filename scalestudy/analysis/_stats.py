@@ -68,14 +68,15 @@ class LinearFit:
         return [(c - t * np.sqrt(self.cov[i][i]), c + t * np.sqrt(self.cov[i][i])) for i, c in enumerate(self.coef)]
 
 
-def least_squares(X: np.ndarray, y: np.ndarray, names: tuple[str, ...]) -> LinearFit:
-    """Ordinary least squares with the covariance s²(XᵀX)⁻¹ (None without residual dof or at rank deficit)."""
+def least_squares(X: np.ndarray, y: np.ndarray, names: tuple[str, ...], *, min_scale: float = 0.0) -> LinearFit:
+    """Ordinary least squares with the covariance s²(XᵀX)⁻¹, s² = max(RSS/dof, ``min_scale``)
+    (None without residual dof or at rank deficit)."""
     coef, _, rank, _ = np.linalg.lstsq(X, y, rcond=None)
     rss = float(((y - X @ coef) ** 2).sum())
     dof = len(y) - X.shape[1]
     cov = None
     if dof > 0 and rank == X.shape[1]:
-        cov_matrix = rss / dof * np.linalg.inv(X.T @ X)
+        cov_matrix = max(rss / dof, min_scale) * np.linalg.inv(X.T @ X)
         cov = tuple(tuple(float(c) for c in row) for row in cov_matrix)
     return LinearFit(names, tuple(float(c) for c in coef), cov, dof, rss)
 
@@ -87,7 +88,9 @@ def random_effects_weights(X: np.ndarray, y: np.ndarray, variances: np.ndarray) 
     τ² by the method of moments (DerSimonian & Laird 1986, generalised to regression):
     Q = Σ wᵢ rᵢ² with wᵢ = 1/vᵢ has expectation (n − p) + τ²·tr(P), P = W − WX(XᵀWX)⁻¹XᵀW.
     Least squares with these weights and a scale estimated from the weighted residuals is
-    the Knapp–Hartung method, whose Student-t intervals hold their level in small samples."""
+    the Knapp–Hartung method, whose Student-t intervals hold their level in small samples;
+    with the scale at least 1 (``least_squares(..., min_scale=1)``), the modified method
+    (Knapp & Hartung 2003), the interval is never narrower than the vᵢ alone imply."""
     w = 1.0 / np.asarray(variances, float)
     n, p = X.shape
     if n <= p:
