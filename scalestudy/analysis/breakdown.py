@@ -125,14 +125,14 @@ def fit_breakdown(cells: list[CellOptimum], *, replicates: int = REPLICATES, see
     hinge = least_squares(scale[:, None] * _hinge_design(u, u_c, extra), scale * y, ())
     if p_value > DECLARE_P:
         if p_value <= SUGGEST_P:
-            return Breakdown(None, None, f"a hinge at B ≈ {candidate:.4g} fits better, but not decisively "
-                                         f"(p = {p_value:.2g}; a breakdown is declared at p ≤ {DECLARE_P:g})",
+            return Breakdown(None, None, f"a hinge at B ≈ {candidate:.4g} fits better, but not decisively: "
+                                         f"p = {p_value:.2g}, a breakdown is declared at p ≤ {DECLARE_P:g}",
                              inconclusive=True, candidate=candidate, **common)
         return _no_breakdown(p_value, dof, "a single power law fits as well", {**common, "candidate": candidate})
     threshold = rss[best[0]] * (1 + f_quantile(0.95, 1, dof) / dof)
     inside = grid[rss <= threshold]
     ci = (float(np.exp(inside.min())), float(np.exp(inside.max())))
-    reason = f"broken power law preferred (p = {p_value:.2g}, likelihood ratio against {replicates} simulations)"
+    reason = f"broken power law preferred: p = {p_value:.2g} (likelihood ratio against {replicates} simulations)"
     if inside.min() <= grid[0] or inside.max() >= grid[-1]:
         reason += "; the interval reaches the edge of the batch sizes tested"
     last = max(b for b in tested if np.log(b) <= u_c + SAME_BATCH)
@@ -142,10 +142,10 @@ def fit_breakdown(cells: list[CellOptimum], *, replicates: int = REPLICATES, see
 
 def _no_breakdown(p_value: float, dof: int, what: str, common: dict) -> Breakdown:
     if dof < MIN_DOF_FOR_NONE:
-        return Breakdown(None, None, f"no evidence of one (p = {p_value:.2g}), but the broken power law has only "
-                                     f"{dof} residual degree(s) of freedom: too few to rule one out",
+        return Breakdown(None, None, f"no evidence of one, p = {p_value:.2g}, but the broken power law has only "
+                                     f"{dof} residual degree(s) of freedom, too few to rule one out",
                          inconclusive=True, **common)
-    return Breakdown(None, None, f"{what} (p = {p_value:.2g})", **common)
+    return Breakdown(None, None, f"{what}: p = {p_value:.2g}", **common)
 
 
 def _on_tested(u_c: float, tested: list[int]) -> float:

@@ -125,9 +125,9 @@ def fit_frontier(frame: pd.DataFrame, *, n_boot: int | None = None, seed: int | 
             warnings.append(f"cell {cell.label}: best lr {cell.best_lr:.4g} is the {side} "
                             "non-diverged lr searched; left out of the law (extend the lr grid)")
         elif cell.status == BOUNDED:
-            warnings.append(f"cell {cell.label}: every trial at lr {cell.lr_bound:.4g} diverged, just above the "
-                            f"best lr {cell.best_lr:.4g}: ε* is bounded by divergence, estimated "
-                            f"{cell.lr_opt:.4g} below it and kept in the law")
+            warnings.append(f"cell {cell.label}: every trial at lr {cell.lr_bound:.4g} diverged, the next above "
+                            f"its best lr {cell.best_lr:.4g}: ε* is bounded by divergence, estimated "
+                            f"{cell.lr_opt:.4g}, and the cell is kept in the law")
         elif not cell.usable:
             warnings.append(f"cell {cell.label}: {cell.reason}; left out of the law")
     return Frontier(tuple(with_variances(cells, floor)), floor, tuple(warnings))

@@ -105,8 +105,8 @@ def _fit_below(cells: list[CellOptimum], breakdown: Breakdown) -> LawFit:
     tss = float(((y - y.mean()) ** 2).sum())
     rss = float(((y - X @ np.array(regression.coef)) ** 2).sum())
     r2 = 1.0 - rss / tss if tss > 0 and len(y) > len(names) else None
-    weighting = ("equal weights (no seed-to-seed variance to weight by)" if tau2 is None else
-                 f"weights 1/(var ln ε* + τ²), τ² = {tau2:.3g} (between-cell scatter beyond the seeds' noise)")
+    weighting = ("equal weights, without two seeds to estimate each cell's variance" if tau2 is None else
+                 f"weighted by 1/(var ln ε* + τ²), τ² = {tau2:.3g} the between-cell scatter beyond the seeds' noise")
     has_k = "alpha" in coef
     k_ci = ci["log_k"]
     domain = {"batch_size": (float(min(c.batch_size for c in cells)), float(max(c.batch_size for c in cells))),
