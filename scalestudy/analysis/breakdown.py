@@ -37,6 +37,9 @@ Interval: the profile-likelihood set {u_c : RSS(u_c) ≤ RSS_min·(1 + F₀.₉�
 The law is fitted on the cells up to :attr:`Breakdown.last_batch_size`, the largest tested
 batch size not above the hinge, compared in ln B with a tolerance (exp(ln 256) is
 255.99999999999994: a float comparison would drop the cell at a hinge on a tested size).
+A hinge estimated just below a tested batch size moves up to it when the hinge there lies
+inside the 95 % interval: a breakdown exactly at a tested size is otherwise estimated below
+it half the time, and its cell, on both segments, would leave the law.
 """
 
 from __future__ import annotations
@@ -122,7 +125,6 @@ def fit_breakdown(cells: list[CellOptimum], *, replicates: int = REPLICATES, see
         return _no_breakdown(p_value, dof, "a single power law fits as well as any hinge whose slope falls", common)
     u_c = float(grid[best[0]])
     candidate = _on_tested(u_c, tested)
-    hinge = least_squares(scale[:, None] * _hinge_design(u, u_c, extra), scale * y, ())
     if p_value > DECLARE_P:
         if p_value <= SUGGEST_P:
             return Breakdown(None, None, f"a hinge at B ≈ {candidate:.4g} fits better, but not decisively: "
@@ -130,14 +132,30 @@ def fit_breakdown(cells: list[CellOptimum], *, replicates: int = REPLICATES, see
                              inconclusive=True, candidate=candidate, **common)
         return _no_breakdown(p_value, dof, "a single power law fits as well", {**common, "candidate": candidate})
     threshold = rss[best[0]] * (1 + f_quantile(0.95, 1, dof) / dof)
-    inside = grid[rss <= threshold]
+    def rss_at(position: float) -> float:
+        return least_squares(scale[:, None] * _hinge_design(u, position, extra), scale * y, ()).rss
+
+    u_c = _snap_up(u_c, rss_at, threshold, tested)
+    inside = np.append(grid[rss <= threshold], u_c)  # u_c: the snapped hinge may lie past the grid's end
     ci = (float(np.exp(inside.min())), float(np.exp(inside.max())))
     reason = f"broken power law preferred: p = {p_value:.2g} (likelihood ratio against {replicates} simulations)"
     if inside.min() <= grid[0] or inside.max() >= grid[-1]:
         reason += "; the interval reaches the edge of the batch sizes tested"
+    hinge = least_squares(scale[:, None] * _hinge_design(u, u_c, extra), scale * y, ())
     last = max(b for b in tested if np.log(b) <= u_c + SAME_BATCH)
-    return Breakdown(candidate, ci, reason, slope_above=float(hinge.coef[2]), candidate=candidate,
-                     last_batch_size=int(last), **common)
+    return Breakdown(_on_tested(u_c, tested), ci, reason, slope_above=float(hinge.coef[2]),
+                     candidate=_on_tested(u_c, tested), last_batch_size=int(last), **common)
+
+
+def _snap_up(u_c: float, rss_at, threshold: float, tested: list[int]) -> float:
+    """The hinge at the next tested batch size above u_c when it fits as well (inside the 95 %
+    profile interval), else u_c. A breakdown exactly at a tested batch size is estimated a
+    little below it about half the time (always, when a single tested size lies above it);
+    that cell lies on both segments and belongs in the law."""
+    above = [np.log(b) for b in tested if np.log(b) > u_c + SAME_BATCH]
+    if len(above) < 2:  # the next one must leave a batch size above the hinge
+        return u_c
+    return float(above[0]) if rss_at(above[0]) <= threshold else u_c
 
 
 def _no_breakdown(p_value: float, dof: int, what: str, common: dict) -> Breakdown:

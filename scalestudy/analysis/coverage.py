@@ -92,6 +92,7 @@ class CoverageResult:
     cell_widths: list[float] = field(default_factory=list)  # high/low of each 95 % interval
     law: dict[str, Tally] = field(default_factory=lambda: {name: Tally() for name in ("alpha", "beta", "k")})
     breakdowns: dict[str, int] = field(default_factory=lambda: {"breakdown": 0, "none": 0, "inconclusive": 0})
+    last_batch_sizes: list[int] = field(default_factory=list)  # largest batch size in the law, per declared breakdown
 
     @property
     def with_interval(self) -> float | None:
@@ -128,6 +129,8 @@ def _count_cells(result: CoverageResult, study: PlantedStudy, cells) -> None:
 
 def _count_law(result: CoverageResult, study: PlantedStudy, law: LawFit) -> None:
     result.breakdowns[law.breakdown.outcome] += 1
+    if law.breakdown.last_batch_size is not None:
+        result.last_batch_sizes.append(law.breakdown.last_batch_size)
     k = study.k
     if law.beta is None and law.domain.get("momentum"):  # one momentum: k holds its (1 − m)^β
         k *= (1 - law.domain["momentum"][0]) ** study.beta
