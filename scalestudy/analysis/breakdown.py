@@ -98,7 +98,7 @@ def law_weights(cells: list[CellOptimum], X: np.ndarray, y: np.ndarray) -> tuple
 
 
 def fit_breakdown(cells: list[CellOptimum], *, replicates: int = REPLICATES, seed: int = 0,
-                  n_grid: int = 200) -> Breakdown:
+                  n_grid: int = 120) -> Breakdown:
     """Single vs broken power law in B over the given cells (see the module docstring)."""
     u, v, y = law_coordinates(cells)
     distinct = np.unique(u)
@@ -189,7 +189,10 @@ class _Hinges:
     def __init__(self, u: np.ndarray, extra: list[np.ndarray], grid: np.ndarray, scale: np.ndarray):
         single = np.column_stack([np.ones_like(u), u, *extra])
         self.single_q = np.linalg.qr(scale[:, None] * single)[0]
-        designs = np.stack([scale[:, None] * _hinge_design(u, g, extra) for g in grid])
+        g = grid[:, None]
+        columns = [np.ones_like(g * u), np.minimum(u, g), np.maximum(u - g, 0.0)]
+        columns += [np.broadcast_to(column, columns[0].shape) for column in extra]
+        designs = scale[None, :, None] * np.stack(columns, axis=2)  # (grid, n, p), as _hinge_design
         self.q, r = np.linalg.qr(designs)
         step = np.zeros(designs.shape[2])
         step[1], step[2] = -1.0, 1.0
@@ -200,7 +203,7 @@ class _Hinges:
         """(T per column of Y, index of the best falling hinge or −1, RSS per grid position and column)."""
         resid = Y - self.single_q @ (self.single_q.T @ Y)
         rss_single = (resid ** 2).sum(axis=0)
-        projected = np.einsum("gnp,nr->gpr", self.q, resid)
+        projected = np.swapaxes(self.q, 1, 2) @ resid  # (grid, p, columns)
         rss = np.maximum(rss_single[None, :] - (projected ** 2).sum(axis=1), 0.0)
         falling = (self.w @ resid) < 0
         masked = np.where(falling, rss, np.inf)
