@@ -16,10 +16,11 @@ bounded by divergence extrapolates its optimum and is several times noisier, and
 weights let a hinge chase that noise at large B.
 
 Calibration: a parametric bootstrap under the fitted single law, y* = ŷ + σ̂·z with z
-standard normal. T does not change when a single law is added to y (it lies inside every
-hinged model) nor when y is scaled (a ratio of sums of squares), so its null distribution
-is that of T(z) whatever ŷ and σ̂ are: this is an exact Monte Carlo test for Gaussian
-scatter between cells, with p = (1 + #{T* ≥ T}) / (R + 1) over R replicates, seeded.
+standard normal (in the weighted problem, rows scaled by √w). T does not change when a
+single law is added to y (it lies inside every hinged model) nor when y is scaled (a ratio
+of sums of squares), so its null distribution is that of T(z) whatever ŷ and σ̂ are: this
+is an exact Monte Carlo test for Gaussian scatter between cells with variances known up to
+a factor, p = (1 + #{T* ≥ T}) / (R + 1) over R replicates, seeded (reproducible).
 
 Outcomes (:attr:`Breakdown.outcome`):
 
