@@ -60,7 +60,7 @@ def _coverage_rows(table: BenchTable, seeds: int, studies: int) -> None:
 def _false_alarm_row(table: BenchTable, count: int, momenta: tuple[float, ...], studies: int) -> None:
     result = simulate_coverage(2, studies, rng=100 + count, batch_sizes=BATCH_SIZES[:count], momenta=momenta)
     outcomes = result.breakdowns
-    design = f"{count} batch sizes, {len(momenta)} momentum" + ("s" if len(momenta) > 1 else "")
+    design = f"{count} batch sizes, " + ("1 momentum" if len(momenta) == 1 else f"{len(momenta)} momenta")
     table.add(measure="breakdown declared on a single law", design=design, n=studies,
               rate=outcomes["breakdown"] / studies, target=f"≤ {FALSE_ALARM_TARGET}",
               detail=f"inconclusive {outcomes['inconclusive'] / studies:.1%}, none {outcomes['none'] / studies:.1%}")
