@@ -106,8 +106,8 @@ def _fit_below(cells: list[CellOptimum], breakdown: Breakdown) -> LawFit:
     rss = float(((y - X @ np.array(regression.coef)) ** 2).sum())
     r2 = 1.0 - rss / tss if tss > 0 and len(y) > len(names) else None
     weighting = ("equal weights, without two seeds to estimate each cell's variance" if tau2 is None else
-                 f"weighted by 1/(var ln ε* + τ²) with τ² = {tau2:.3g}, the between-cell scatter beyond the seeds' "
-                 "noise")
+                 f"weighted by 1/(var ln ε* + τ²) with τ² = {tau2:.3g}, the between-cell scatter "
+                 "beyond the seeds' noise")
     has_k = "alpha" in coef
     k_ci = ci["log_k"]
     domain = {"batch_size": (float(min(c.batch_size for c in cells)), float(max(c.batch_size for c in cells))),
