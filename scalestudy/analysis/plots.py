@@ -96,7 +96,7 @@ def draw_accuracy_vs_lr(info: AccuracyVsLrInfo, path: Path) -> Path:
         for curve in curves:
             color = colors[curve.batch_size]
             lrs, mean = np.array(curve.lrs), np.array(curve.mean_acc)
-            style = "-" if curve.status == "ok" else ":"
+            style = "-" if curve.lr_opt is not None else ":"  # dotted: left out of the law
             ax.plot(lrs, mean, style, marker="o", ms=3, color=color, label=f"B={curve.batch_size}")
             if curve.diverged_lrs:
                 ax.plot(curve.diverged_lrs, [info.failure_acc] * len(curve.diverged_lrs), "x", color=color, ms=5)
