@@ -58,6 +58,10 @@ def interpolate(x: np.ndarray, y: np.ndarray, peak: Peak, floor: float) -> tuple
     a parabola through accuracy itself for the peak shapes seen in practice. Bounded by
     divergence: the parabola through ln(accuracy − failure accuracy) at the three best
     points, whose vertex lies beyond them, kept between the middle point and the diverged ε.
+    Extrapolating, the floor matters: on a Gaussian peak of width 0.7–1.5 e-folds above
+    chance, ln(accuracy) put the vertex 0.01–2 e-folds too high, ln(accuracy − floor) is
+    exact; the parabola through the diverged ε at the failure accuracy put it 0.1–0.6
+    e-folds too low. Interpolating between points, ln(accuracy) is off by at most 0.005.
     """
     x0, x1, x2 = x[list(peak.columns)]
     values = y[list(peak.columns)]
