@@ -4,7 +4,10 @@
 
 lr is the learning rate per optimizer update, B the global batch size in examples, m
 the momentum. The law holds on ``domain`` and below ``breakdown_batch_size``; fields
-the data could not determine are null, with the reason under ``reasons``. When beta
+the data could not determine are null, with the reason under ``reasons``. ``breakdown_test``
+says how the breakdown test came out: ``breakdown`` (then ``breakdown_batch_size`` is set),
+``none`` or ``inconclusive`` (too few batch sizes or residual degrees of freedom, or a hinge
+the test cannot tell from noise), with its ``reason``, ``p_value`` and candidate hinge. When beta
 is null (a single momentum was studied) k includes the factor (1-m)^beta of that
 momentum and predictions are only given at it. Next to the law: ``gradient_noise_scale``
 (the critical batch size B_simple predicts, beside the breakdown) and ``compute`` (trials,
@@ -26,8 +29,9 @@ SCHEMA = "scalestudy.law/v1"
 FORM = "lr = k * B^alpha * (1-m)^beta"
 _REQUIRED = ("schema", "form", "k", "alpha", "beta", "ci95", "breakdown_batch_size", "domain",
              "dataset_size", "fitted_on", "provenance")
-_OPTIONAL = ("r2", "noise_scale_opt", "gap_slope", "gradient_noise_scale", "compute", "reasons", "notes", "cells",
-             "units")
+_OPTIONAL = ("r2", "breakdown_test", "noise_scale_opt", "gap_slope", "gradient_noise_scale", "compute", "reasons",
+             "notes", "cells", "units")
+BREAKDOWN_OUTCOMES = ("breakdown", "none", "inconclusive")
 UNITS = {"lr": "per optimizer update", "batch_size": "examples per update",
          "noise_scale": "g = lr/(1-m)*(N/B-1), units of lr", "dataset_size": "training examples",
          "gradient_noise_scale": "B_simple = tr(Sigma)/|G|^2, examples",
@@ -73,6 +77,7 @@ class ScalingLaw:
     fitted_on: dict[str, Any]
     provenance: dict[str, Any]
     r2: float | None = None
+    breakdown_test: dict[str, Any] | None = None  # outcome (breakdown | none | inconclusive), reason, p_value, ...
     noise_scale_opt: dict[str, Any] | None = None
     gap_slope: dict[str, Any] | None = None
     gradient_noise_scale: dict[str, Any] | None = None  # B_crit ≈ B_simple next to the breakdown
@@ -147,9 +152,11 @@ class ScalingLaw:
             _pair(value, f"ci95.{key}", where)
         for key in ("batch_size", "momentum"):
             _pair(data["domain"].get(key), f"domain.{key}", where)
-        for key in ("reasons", "noise_scale_opt", "gap_slope", "gradient_noise_scale", "compute", "units"):
+        for key in ("reasons", "breakdown_test", "noise_scale_opt", "gap_slope", "gradient_noise_scale", "compute",
+                    "units"):
             if data.get(key) is not None and not isinstance(data[key], dict):
                 raise LawFileError(f"{where}: {key} must be a mapping or null")
+        _breakdown_test(data.get("breakdown_test"), data["breakdown_batch_size"], where)
         for key in ("notes", "cells"):
             if data.get(key) is not None and not isinstance(data[key], list):
                 raise LawFileError(f"{where}: {key} must be a list")
@@ -200,6 +207,11 @@ class ScalingLaw:
         if m_range and not m_range[0] - 1e-9 <= momentum <= m_range[1] + 1e-9:
             warnings.append(f"momentum {momentum:g} is outside the fitted range "
                             f"[{m_range[0]:g}, {m_range[1]:g}]: extrapolation")
+        test = self.breakdown_test or {}
+        candidate = test.get("candidate_batch_size")
+        if test.get("outcome") == "inconclusive" and candidate and batch_size > candidate:
+            warnings.append(f"batch size {batch_size:g} is above B ≈ {candidate:.4g}, where the breakdown test "
+                            f"was inconclusive ({test.get('reason')}): the law may not hold there")
         if self.breakdown_batch_size and batch_size > self.breakdown_batch_size:
             ci = self.ci95.get("breakdown_batch_size")
             span = f" (95% CI {ci[0]:.4g} to {ci[1]:.4g})" if ci else ""
@@ -207,6 +219,21 @@ class ScalingLaw:
                             f"{self.breakdown_batch_size:.4g}{span}: the law stops holding there and "
                             "this lr is likely too large")
         return warnings
+
+
+def _breakdown_test(test: dict[str, Any] | None, batch_size: float | None, where: str) -> None:
+    """``breakdown_test.outcome`` is one of BREAKDOWN_OUTCOMES, and "breakdown" exactly when
+    ``breakdown_batch_size`` is set (files written before the field existed have no test)."""
+    if test is None:
+        return
+    outcome = test.get("outcome")
+    if outcome not in BREAKDOWN_OUTCOMES:
+        raise LawFileError(f"{where}: breakdown_test.outcome must be one of {', '.join(BREAKDOWN_OUTCOMES)}, "
+                           f"got {outcome!r}")
+    if (outcome == "breakdown") != (batch_size is not None):
+        raise LawFileError(f"{where}: breakdown_test.outcome is {outcome!r} but breakdown_batch_size is "
+                           f"{batch_size!r}")
+    _number(test.get("p_value"), "breakdown_test.p_value", where)
 
 
 def _number(value: Any, key: str, where: str) -> None:

@@ -1,12 +1,14 @@
-"""ε* per cell on hand-built frames: interpolation, divergence as failure, edges, bootstrap."""
+"""ε* per cell on hand-built frames: interpolation, divergence as failure, edges, cells bounded by
+divergence, the Student-t interval over per-seed optima and its coverage."""
 
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
-from scalestudy.analysis.frontier import fit_cell, fit_frontier
+from scalestudy.analysis.frontier import BOUNDED, fit_cell, fit_frontier
 
 LRS = [0.0125, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8]
 
@@ -40,15 +42,47 @@ def test_not_the_grid_argmax():
     assert cell.best_lr == 0.05 and cell.lr_opt > 0.06
 
 
-def test_bootstrap_interval_over_seeds_contains_the_estimate():
-    rng = np.random.default_rng(1)
-    frame = cell_frame([gaussian(LRS, 0.08) + rng.normal(0, 0.01, len(LRS)) for _ in range(5)])
-    cell = fit_cell(frame, 128, 0.9, floor=0.1, rng=np.random.default_rng(0))
-    low, high = cell.ci95
-    assert low <= cell.lr_opt <= high
-    assert 0.08 / 1.15 < low < high < 0.08 * 1.15
-    one_seed = fit_cell(frame[frame["seed"] == 0], 128, 0.9, floor=0.1)
-    assert one_seed.ci95 is None and "one seed" in one_seed.reason
+def test_interval_is_student_t_over_the_per_seed_optima():
+    """Noise-free Gaussian peaks (floor 0: exact in ln accuracy) at 0.07, 0.08, 0.09: each seed's
+    optimum is its own peak, and the interval is ln ε̂ ± t(0.975, 2)·sd/√3 around the mean curve's."""
+    peaks = (0.07, 0.08, 0.09)
+    frame = cell_frame([gaussian(LRS, lr, floor=0.0) for lr in peaks])
+    cell = fit_cell(frame, 128, 0.9, floor=0.0)
+    assert cell.status == "ok" and cell.seed_range is None
+    assert cell.seed_lr_opt == pytest.approx(peaks, rel=1e-9)
+    half = stats.t.ppf(0.975, 2) * np.std(np.log(peaks), ddof=1) / math.sqrt(3)
+    assert cell.ci95 == pytest.approx((cell.lr_opt * math.exp(-half), cell.lr_opt * math.exp(half)), rel=1e-9)
+    one_seed = fit_cell(frame[frame["seed"] == 0], 128, 0.9, floor=0.0)
+    assert one_seed.ci95 is None and one_seed.seed_range is None and "one seed" in one_seed.reason
+
+
+def test_interval_covers_the_true_optimum_at_two_and_three_seeds():
+    """200 noisy cells each (the optimum anywhere between grid points, seed sd 0.01): the interval
+    holds about 95 % where a percentile bootstrap over 2 seeds held about half."""
+    rng = np.random.default_rng(0)
+    for seeds in (2, 3):
+        covered = total = 0
+        for _ in range(200):
+            truth = 0.1 * math.exp(rng.uniform(-0.35, 0.35))
+            frame = cell_frame([gaussian(LRS, truth) + rng.normal(0, 0.01, len(LRS)) for _ in range(seeds)])
+            cell = fit_cell(frame, 128, 0.9, floor=0.1)
+            if cell.ci95 is not None:
+                covered += cell.ci95[0] <= truth <= cell.ci95[1]
+                total += 1
+        assert total >= 190
+        assert 0.91 <= covered / total <= 0.99, (seeds, covered, total)
+
+
+def test_seed_range_where_a_seed_optimum_leaves_its_three_lrs():
+    """Seed 1 has no peak at the three lrs around the mean curve's best (it dips there): no 95 %
+    interval, the seeds' min–max instead, labelled as such."""
+    peak = gaussian(LRS, 0.1)
+    dip = peak + np.array([0, 0, 0.8 - peak[2], 0.7 - peak[3], 0.8 - peak[4], 0, 0])
+    cell = fit_cell(cell_frame([peak, dip, peak]), 128, 0.9, floor=0.1)
+    assert cell.status == "ok" and cell.ci95 is None and cell.fit_lrs == (0.05, 0.1, 0.2)
+    low, high = cell.seed_range
+    assert low == pytest.approx(0.05) and high == pytest.approx(0.1) and low <= cell.lr_opt <= high
+    assert "seed range, not a 95 % interval" in cell.reason
 
 
 def test_a_diverged_seed_counts_as_a_failure_at_its_lr():
@@ -60,12 +94,45 @@ def test_a_diverged_seed_counts_as_a_failure_at_its_lr():
     assert hurt.n_diverged[4] == 1 and hurt.mean_acc[4] == pytest.approx((accs[4] + 0.1) / 2)
 
 
-def test_best_at_the_largest_non_diverged_lr_is_an_edge():
+def test_best_below_a_diverged_lr_is_bounded_by_divergence():
+    """Issue 10: the next larger lr diverged in every seed, so ε* lies below it: the cell keeps an
+    estimate (the parabola through its three best lrs, in ln(accuracy − failure accuracy): exact
+    for a Gaussian peak above the failure accuracy) and stays in the law, capped at the diverged lr."""
+    accs = gaussian(LRS, 0.15)
+    frame = cell_frame([accs, accs], diverged={(s, i) for s in (0, 1) for i in (5, 6)})
+    cell = fit_cell(frame, 128, 0.9, floor=0.1)
+    assert cell.status == BOUNDED and cell.usable
+    assert cell.best_lr == 0.2 and cell.lr_bound == 0.4 and cell.fit_lrs == (0.05, 0.1, 0.2)
+    assert cell.lr_opt == pytest.approx(0.15, rel=1e-6)
+    assert cell.ci95[1] <= cell.lr_bound
+
+
+def test_accuracy_still_rising_at_the_divergence_is_the_edge_of_stability():
+    """The peak (0.5) lies past the first diverged lr (0.4): ε* is between the best lr and the
+    diverged one, taken in the middle, with no interval."""
     accs = gaussian(LRS, 0.5)
     frame = cell_frame([accs, accs], diverged={(s, i) for s in (0, 1) for i in (5, 6)})
     cell = fit_cell(frame, 128, 0.9, floor=0.1)
-    assert cell.status == "edge_high" and cell.lr_opt is None
-    assert cell.best_lr == 0.2 and cell.diverged_lrs == (0.4, 0.8)
+    assert cell.status == BOUNDED and cell.lr_opt == pytest.approx(math.sqrt(0.2 * 0.4))
+    assert cell.ci95 is None and "edge of stability" in cell.reason
+    assert cell.diverged_lrs == (0.4, 0.8)
+
+
+def test_bounded_cells_are_warned_about_without_the_grid_advice():
+    accs = gaussian(LRS, 0.15)
+    frame = cell_frame([accs, accs], diverged={(s, i) for s in (0, 1) for i in (5, 6)})
+    frontier = fit_frontier(frame)
+    assert frontier.usable() == list(frontier.cells)
+    (warning,) = frontier.warnings
+    assert "bounded by divergence" in warning and "kept in the law" in warning and "extend" not in warning
+
+
+def test_best_at_the_largest_lr_searched_is_an_edge():
+    """Nothing above the best lr was searched: the optimum may lie beyond the grid."""
+    accs = gaussian(LRS, 0.5)
+    frame = cell_frame([accs[:5], accs[:5]], lrs=LRS[:5])
+    cell = fit_cell(frame, 128, 0.9, floor=0.1)
+    assert cell.status == "edge_high" and cell.lr_opt is None and not cell.usable
 
 
 def test_best_at_the_smallest_lr_is_an_edge_and_the_frontier_warns_naming_it():

@@ -28,7 +28,10 @@ def make_law(**changes):
                   "gradient_noise_scale": {"value": 480.0, "iqr": [400.0, 560.0], "trials": 42,
                                            "breakdown_batch_size": 1024.0, "ratio_to_breakdown": 480 / 1024},
                   "compute": {"trials": 462, "stopped": 12, "trial_epochs": 5000.0, "updates": 1e6,
-                              "cpu_hours": 3.5, "gpu_hours": None, "notes": []}}
+                              "cpu_hours": 3.5, "gpu_hours": None, "notes": []},
+                  "breakdown_test": {"outcome": "breakdown", "reason": "broken power law preferred: p = 0.0025",
+                                     "p_value": 0.0025, "candidate_batch_size": 1024.0,
+                                     "last_batch_size_in_law": 1024}}
     values.update(changes)
     return ScalingLaw(**values)
 
@@ -52,6 +55,23 @@ def test_json_has_the_documented_fields(tmp_path):
                 "gap_slope", "gradient_noise_scale", "compute", "domain", "dataset_size", "fitted_on", "provenance"):
         assert key in data
     assert set(data["ci95"]) >= {"k", "alpha", "beta", "breakdown_batch_size"}
+
+
+def test_files_without_a_breakdown_test_still_load(tmp_path):
+    """law.json written before the breakdown test's outcome was recorded: the key is optional."""
+    data = make_law().to_dict()
+    del data["breakdown_test"]
+    (tmp_path / "law.json").write_text(json.dumps(data))
+    assert ScalingLaw.load(tmp_path / "law.json").breakdown_test is None
+
+
+def test_an_inconclusive_breakdown_warns_above_its_candidate():
+    law = make_law(breakdown_batch_size=None, ci95={"k": None, "alpha": None, "beta": None},
+                   breakdown_test={"outcome": "inconclusive", "reason": "a hinge fits better, but not decisively",
+                                   "p_value": 0.03, "candidate_batch_size": 300.0})
+    assert law.predict(batch_size=256, momentum=0.9).warnings == []
+    (warning,) = law.predict(batch_size=512, momentum=0.9).warnings
+    assert "inconclusive" in warning and "300" in warning
 
 
 def test_warnings_outside_the_domain_and_above_the_breakdown():
@@ -97,12 +117,18 @@ def test_noise_scale_is_nan_when_the_batch_is_the_whole_dataset():
     ("BAD_CI", r"ci95.alpha must be \[low, high\]"),
     ("UNKNOWN_KEY", "unknown key 'slope'"),
     ("BAD_COMPUTE", "compute must be a mapping or null"),
+    ("BAD_OUTCOME", "breakdown_test.outcome must be one of breakdown, none, inconclusive, got 'maybe'"),
+    ("OUTCOME_WITHOUT_BATCH_SIZE", "breakdown_test.outcome is 'breakdown' but breakdown_batch_size is None"),
+    ("BAD_P_VALUE", "breakdown_test.p_value must be a finite number"),
 ])
 def test_malformed_law_files_give_one_line_errors(tmp_path, content, message):
     good = make_law().to_dict()
     edits = {"MISSING_ALPHA": lambda d: d.pop("alpha"), "BAD_K": lambda d: d.update(k="fast"),
              "NEGATIVE_K": lambda d: d.update(k=-1.0), "BAD_CI": lambda d: d["ci95"].update(alpha=[1.0]),
-             "UNKNOWN_KEY": lambda d: d.update(slope=1), "BAD_COMPUTE": lambda d: d.update(compute=[1])}
+             "UNKNOWN_KEY": lambda d: d.update(slope=1), "BAD_COMPUTE": lambda d: d.update(compute=[1]),
+             "BAD_OUTCOME": lambda d: d["breakdown_test"].update(outcome="maybe"),
+             "OUTCOME_WITHOUT_BATCH_SIZE": lambda d: d.update(breakdown_batch_size=None),
+             "BAD_P_VALUE": lambda d: d["breakdown_test"].update(p_value="small")}
     if content in edits:
         edits[content](good)
         content = json.dumps(good)

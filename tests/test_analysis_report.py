@@ -52,6 +52,9 @@ def test_law_file_content(result):
     assert data["gap_slope"]["value"] == pytest.approx(0.01, abs=0.003)  # planted: +1 point per doubling
     assert data["provenance"]["scalestudy_version"] and data["provenance"]["created"]
     assert len(data["cells"]) == 27
+    test = data["breakdown_test"]
+    assert test["outcome"] == "breakdown" and test["p_value"] <= 0.01 and test["last_batch_size_in_law"] == 1024
+    assert {"ci95", "seed_range", "lr_bound", "status"} <= set(data["cells"][0])
 
 
 def test_report_states_each_fit_with_its_interval(result):
@@ -90,6 +93,28 @@ def test_report_states_compute_critical_batch_size_steps_and_sharpness(result):
     summary = result.summary()
     assert f"critical batch size: B_simple ≈ {number(critical['value'])} examples" in summary
     assert f"compute: {compute.trials} trials ({compute.stopped} stopped early)" in summary
+
+
+def test_cells_bounded_by_divergence_and_an_inconclusive_breakdown_in_the_files(tmp_path):
+    """Large batch sizes diverge just above their optimum: their cells are bounded by divergence,
+    in the law, and named as such in law.json, the report and the warnings. One momentum and five
+    batch sizes leave the breakdown test one residual degree of freedom: inconclusive."""
+    frame = make_planted_table(1.0, 1.0, 1e-3, None, noise=0.01, diverge_factor=1.3, momenta=(0.9,),
+                               batch_sizes=(32, 64, 128, 256, 512), rng=4)
+    result = analyze(TrialTable.from_frame(frame), tmp_path)
+    data = json.loads((tmp_path / "law.json").read_text())
+    bounded = [c for c in data["cells"] if c["status"] == "bounded_by_divergence"]
+    assert bounded and all(c["used"] and c["lr_opt"] < c["lr_bound"] for c in bounded)
+    assert data["fitted_on"]["bounded_by_divergence"] == [f"B={c['batch_size']} m=0.9" for c in bounded]
+    assert data["fitted_on"]["excluded_cells"] == [] and data["fitted_on"]["cells"] == 5
+    assert data["breakdown_test"]["outcome"] == "inconclusive" and data["breakdown_batch_size"] is None
+    assert data["reasons"]["breakdown_batch_size"] == data["breakdown_test"]["reason"]
+    text = result.report_path.read_text()
+    assert "Cells bounded by divergence (in the law" in text and "Breakdown test: inconclusive, " in text
+    assert f"| B=512 m=0.9 | bounded_by_divergence | {result.frontier.cells[-1].lr_opt:.4g} |" in text
+    assert "breakdown batch size: inconclusive (" in result.summary()
+    assert sum("bounded by divergence" in w for w in result.warnings) == len(bounded)
+    assert ScalingLaw.load(tmp_path / "law.json").breakdown_test["outcome"] == "inconclusive"
 
 
 def test_schedule_comparison():

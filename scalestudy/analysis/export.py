@@ -8,9 +8,9 @@ from typing import Any
 from scalestudy import __version__
 from scalestudy.analysis.compute import StudyCompute
 from scalestudy.analysis.critical import CriticalBatch
-from scalestudy.analysis.frontier import Frontier
+from scalestudy.analysis.frontier import BOUNDED, Frontier
 from scalestudy.analysis.gap import GapFit
-from scalestudy.analysis.lawfit import LawFit
+from scalestudy.analysis.lawfit import Breakdown, LawFit
 from scalestudy.analysis.noise import NoiseScaleFit
 from scalestudy.law import ScalingLaw
 
@@ -30,13 +30,13 @@ def build_law(law: LawFit, frontier: Frontier, noise: NoiseScaleFit, gap: GapFit
         reasons["gradient_noise_scale"] = critical.reason
     used = {(c.batch_size, c.momentum) for c in law.cells}
     cells = [{"batch_size": c.batch_size, "momentum": c.momentum, "lr_opt": c.lr_opt,
-              "ci95": list(c.ci95) if c.ci95 else None, "status": c.status,
-              "used": (c.batch_size, c.momentum) in used, "trials": c.n_trials, "seeds": c.n_seeds}
+              "ci95": list(c.ci95) if c.ci95 else None, "seed_range": list(c.seed_range) if c.seed_range else None,
+              "lr_bound": c.lr_bound, "status": c.status, "used": (c.batch_size, c.momentum) in used,
+              "trials": c.n_trials, "seeds": c.n_seeds}
              for c in frontier.cells]
-    excluded = [f"B={c['batch_size']} m={c['momentum']:g} ({c['status']})" for c in cells
-                if c["status"] != "ok"]
-    above = [f"B={c['batch_size']} m={c['momentum']:g}" for c in cells
-             if c["status"] == "ok" and not c["used"]]
+    excluded = [f"{c.label} ({c.status})" for c in frontier.cells if not c.usable]
+    above = [c.label for c in frontier.cells if c.usable and (c.batch_size, c.momentum) not in used]
+    bounded = [c.label for c in frontier.cells if c.status == BOUNDED]
     noise_opt = None
     if noise.value is not None:
         noise_opt = {"value": noise.value, "ci95": list(noise.ci95) if noise.ci95 else None,
@@ -57,9 +57,16 @@ def build_law(law: LawFit, frontier: Frontier, noise: NoiseScaleFit, gap: GapFit
         breakdown_batch_size=breakdown.batch_size, noise_scale_opt=noise_opt, gap_slope=gap_slope,
         domain=domain, dataset_size=dataset_size,
         fitted_on={"cells": len(law.cells), "trials": law.n_trials, "excluded_cells": excluded,
-                   "above_breakdown": above},
+                   "above_breakdown": above, "bounded_by_divergence": bounded, "weighting": law.weighting},
+        breakdown_test=breakdown_entry(breakdown),
         provenance=law_provenance(provenance), reasons=reasons, notes=list(law.notes), cells=cells,
         gradient_noise_scale=critical_entry(critical), compute=compute.to_dict() if compute else None)
+
+
+def breakdown_entry(breakdown: Breakdown) -> dict[str, Any]:
+    """law.json's ``breakdown_test``: the outcome of the breakdown test and why."""
+    return {"outcome": breakdown.outcome, "reason": breakdown.reason, "p_value": breakdown.p_value,
+            "candidate_batch_size": breakdown.candidate, "last_batch_size_in_law": breakdown.last_batch_size}
 
 
 def critical_entry(critical: CriticalBatch | None) -> dict[str, Any] | None:

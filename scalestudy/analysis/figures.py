@@ -55,6 +55,7 @@ class LrOptPoint:
     lr_opt: float
     ci95: tuple[float, float] | None
     used: bool  # part of the law fit (False: above the breakdown)
+    lr_bound: float | None = None  # bounded by divergence: the first diverged ε, above ε*
 
 
 @dataclass(frozen=True)
@@ -156,8 +157,8 @@ def accuracy_vs_lr(frontier: Frontier) -> AccuracyVsLrInfo:
 
 def lr_law(frontier: Frontier, law: LawFit) -> LrLawInfo:
     used = {(c.batch_size, c.momentum) for c in law.cells}
-    points = tuple(LrOptPoint(c.batch_size, c.momentum, c.lr_opt, c.ci95, (c.batch_size, c.momentum) in used)
-                   for c in frontier.usable())
+    points = tuple(LrOptPoint(c.batch_size, c.momentum, c.lr_opt, c.ci95, (c.batch_size, c.momentum) in used,
+                              c.lr_bound) for c in frontier.usable())
     lines = []
     if law.regression is not None and law.alpha is not None and points:
         all_b = [p.batch_size for p in points]

@@ -96,10 +96,11 @@ def _stopped_past_edges(trials: pd.DataFrame, frontier: Frontier) -> list[str]:
 
 
 def analyze(trials: TrialTable | pd.DataFrame, out_dir: Path, *, log_to_mlflow: bool = True,
-            n_boot: int = 200, seed: int = 0) -> AnalysisResult:
+            seed: int = 0) -> AnalysisResult:
     """Fit everything, write trials.parquet, law.json, law.yaml, PNG figures and report.md to
     ``out_dir``; when the table came from MLflow, also log them to an ``analysis`` run under
-    the study's parent run. Bad or thin data raise a one-line :class:`AnalysisError`."""
+    the study's parent run. Bad or thin data raise a one-line :class:`AnalysisError`.
+    ``seed``: the breakdown test's simulations (the same table gives the same law)."""
     table = trials if isinstance(trials, TrialTable) else TrialTable.from_frame(trials)
     frame, warnings = table.frame, list(table.warnings)
     if frame["diverged"].all():
@@ -119,9 +120,9 @@ def analyze(trials: TrialTable | pd.DataFrame, out_dir: Path, *, log_to_mlflow: 
         warnings.append("every constant-schedule trial was stopped early: the law is not fitted" if every_stopped
                         else "no constant-schedule trials: the law is not fitted")
     else:
-        frontier = fit_frontier(law_frame, n_boot=n_boot, seed=seed)
+        frontier = fit_frontier(law_frame)
     warnings += [*frontier.warnings, *_stopped_past_edges(law_trials(frame, keep_stopped=True)[0], frontier)]
-    law_fit = fit_law(list(frontier.cells))
+    law_fit = fit_law(list(frontier.cells), seed=seed)
     noise = fit_noise_scale(list(law_fit.cells), dataset_size)
     gap = fit_gap(law_frame, list(frontier.cells)) if not law_frame.empty else GapFit((), None, None, "no trials")
     schedules = compare_schedules(finished)

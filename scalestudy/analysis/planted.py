@@ -3,8 +3,11 @@
 ε*(B, m) = k · min(B, B_c)^α · (1 − m)^β: the optimal learning rate follows the law
 below the breakdown batch size B_c and saturates above it. Final test accuracy is a
 Gaussian bump in x = ln(ε/ε*) of width ``width`` (e-folds), whose height falls slowly
-with B, plus noise; trials with ε above ``diverge_factor`` · ε* diverge. The lr grid of
-each cell is powers of ``lr_step`` around ε*, as a user centring a grid would search.
+with B, plus noise; trials with ε above ``diverge_factor`` · ε* diverge (one factor, or one
+per batch size: large batches diverge closer to their optimum). The lr grid of each cell
+is powers of ``lr_step`` around ε*, as a user centring a grid would search, or the
+spec's own linear-rule grid (``lr_grid``, as in the quickstart: multipliers of
+ε ∝ B(1−m) through a reference lr that is the user's guess, not the truth).
 
 :func:`add_diagnostics` adds the optional per-trial diagnostics (gradient noise scale,
 steps to target, sharpness, training time and resources) from a :class:`PlantedDiagnostics`;
@@ -14,11 +17,13 @@ steps to target, sharpness, training time and resources) from a :class:`PlantedD
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from scalestudy.spec import LinearRuleLR
 
 ACC_MIN = 0.1  # chance level of a 10-class problem: what a diverged trial scores
 
@@ -33,7 +38,8 @@ def make_planted_table(alpha: float = 1.0, beta: float = 1.0, k: float = 1e-3, b
                        noise: float = 0.005, seeds: Sequence[int] = (0, 1), *,
                        batch_sizes: Sequence[int] = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096),
                        momenta: Sequence[float] = (0.0, 0.5, 0.9), lr_step: float = 2.0, lr_points: int = 11,
-                       dataset_size: int = 50_000, diverge_factor: float = 4.0, width: float = 1.0,
+                       lr_grid: LinearRuleLR | None = None, dataset_size: int = 50_000,
+                       diverge_factor: float | Mapping[int, float] = 4.0, width: float = 1.0,
                        acc_max: float = 0.92, acc_drop_per_doubling: float = 0.005,
                        gap0: float = 0.02, gap_per_doubling: float = 0.01, epochs: int = 10,
                        schedules: bool = False, centre_on_rule: bool = False,
@@ -42,7 +48,9 @@ def make_planted_table(alpha: float = 1.0, beta: float = 1.0, k: float = 1e-3, b
 
     ``centre_on_rule``: centre each cell's lr grid on the unbroken law instead of on ε*, as
     a study designed around the linear rule does; past the breakdown the optimum then
-    drifts to the bottom of the grid."""
+    drifts to the bottom of the grid. ``lr_grid``: search each cell at the spec's linear-rule
+    lrs instead (``lr_step``, ``lr_points`` and ``centre_on_rule`` then do not apply).
+    ``diverge_factor``: one factor, or a factor per batch size."""
     rng = np.random.default_rng(rng)
     rows = []
     b_min = min(batch_sizes)
@@ -50,12 +58,16 @@ def make_planted_table(alpha: float = 1.0, beta: float = 1.0, k: float = 1e-3, b
         for momentum in momenta:
             lr_opt = float(planted_lr(batch_size, momentum, alpha, beta, k, breakdown))
             guess = float(planted_lr(batch_size, momentum, alpha, beta, k)) if centre_on_rule else lr_opt
-            centre = round(math.log(guess, lr_step))
-            grid = lr_step ** np.arange(centre - lr_points // 2, centre + lr_points // 2 + 1)
+            if lr_grid is None:
+                centre = round(math.log(guess, lr_step))
+                grid = lr_step ** np.arange(centre - lr_points // 2, centre + lr_points // 2 + 1)
+            else:
+                grid = lr_grid.lr_for(batch_size, momentum)
+            factor = diverge_factor[batch_size] if isinstance(diverge_factor, Mapping) else diverge_factor
             for seed in seeds:
                 for lr in grid:
                     rows.append(_trial(batch_size, float(lr), momentum, seed, lr_opt, b_min, rng, noise,
-                                       dataset_size, diverge_factor, width, acc_max, acc_drop_per_doubling,
+                                       dataset_size, factor, width, acc_max, acc_drop_per_doubling,
                                        gap0, gap_per_doubling, epochs))
     frame = pd.DataFrame(rows)
     if schedules:

@@ -96,7 +96,7 @@ def draw_accuracy_vs_lr(info: AccuracyVsLrInfo, path: Path) -> Path:
         for curve in curves:
             color = colors[curve.batch_size]
             lrs, mean = np.array(curve.lrs), np.array(curve.mean_acc)
-            style = "-" if curve.status == "ok" else ":"
+            style = "-" if curve.lr_opt is not None else ":"  # dotted: left out of the law
             ax.plot(lrs, mean, style, marker="o", ms=3, color=color, label=f"B={curve.batch_size}")
             if curve.diverged_lrs:
                 ax.plot(curve.diverged_lrs, [info.failure_acc] * len(curve.diverged_lrs), "x", color=color, ms=5)
@@ -139,6 +139,12 @@ def draw_lr_law(info: LrLawInfo, path: Path) -> Path:
             label = f"m = {m:g}" + ("" if used else " (above breakdown, not fitted)")
             ax.errorbar(b, lr, yerr=err, fmt="o" if used else "s", color=colors[m], ms=5, capsize=2,
                         mfc=colors[m] if used else "white", label=label)
+    bounded = [p for p in info.points if p.lr_bound is not None]
+    for p in bounded:
+        ax.plot([p.batch_size, p.batch_size], [p.lr_opt, p.lr_bound], ":", color=colors[p.momentum], lw=1)
+        ax.plot([p.batch_size], [p.lr_bound], "_", color=colors[p.momentum], ms=9, mew=1.6)
+    if bounded:
+        ax.plot([], [], "_", color="gray", ms=9, mew=1.6, label="first diverged lr above ε* (bounded cells)")
     for side, marker in (("low", "v"), ("high", "^")):
         edges = [e for e in info.edges if e.side == side]
         for e in edges:

@@ -46,8 +46,7 @@ def summary(result: AnalysisResult) -> str:
         lines.append(f"  fitted on {law.fitted_on['cells']} cells ({law.fitted_on['trials']} trials), "
                      f"B {domain['batch_size'][0]:g}–{domain['batch_size'][1]:g}, "
                      f"m {domain['momentum'][0]:g}–{domain['momentum'][1]:g}")
-    lines.append("breakdown batch size: " + estimate(law.breakdown_batch_size, law.ci95.get("breakdown_batch_size"),
-                                                    reason=law.reasons.get("breakdown_batch_size")))
+    lines.append("breakdown batch size: " + breakdown_text(law))
     if law.noise_scale_opt:
         lines.append(f"noise scale at ε*: g* {estimate(law.noise_scale_opt['value'], law.noise_scale_opt['ci95'])}")
     if law.gap_slope:
@@ -65,6 +64,15 @@ def summary(result: AnalysisResult) -> str:
         lines.append(f"{len(result.warnings)} warning(s), see the report")
     lines.append(f"report: {result.report_path}")
     return "\n".join(lines)
+
+
+def breakdown_text(law, digits: int = 3) -> str:
+    """'1024 [870, 1200]', 'none (reason)' or 'inconclusive (reason)'."""
+    if law.breakdown_batch_size is not None:
+        return estimate(law.breakdown_batch_size, law.ci95.get("breakdown_batch_size"), digits)
+    outcome = (law.breakdown_test or {}).get("outcome", "not fitted")
+    reason = law.reasons.get("breakdown_batch_size")
+    return f"{outcome} ({reason})" if reason else outcome
 
 
 def _points(value: float, ci) -> str:
@@ -93,25 +101,30 @@ def markdown(result: AnalysisResult) -> str:
            "## Optimal learning rate", "",
            (f"Form: `{law.form}` (lr per update, B in examples). ε* of each (B, m) cell is the vertex of a "
            "quadratic in ln ε through the log seed-mean test accuracy at the best ε and its neighbours; "
-           "its interval is a bootstrap over seeds. The law is a least-squares fit of ln ε* on the cells "
-           "at or below the breakdown, with Student-t 95 % intervals."), "",
+           "its 95 % interval is a Student-t interval over the seeds' own optima (a min–max seed range, "
+           "labelled so, where a seed's optimum leaves its three ε). A cell whose next larger ε diverged in "
+           "every trial is bounded by divergence: ε* is extrapolated below that ε and the cell stays in the "
+           "law. The law is a least-squares fit of ln ε* on the cells at or below the breakdown, "
+           f"{law.fitted_on.get('weighting', 'with equal weights')}, with Student-t 95 % intervals."), "",
            f"**{law_line(result)}**", "",
            "| parameter | estimate [95 % interval] |", "| --- | --- |"]
     for name in ("alpha", "beta", "k"):
         out.append(f"| {name} | {estimate(getattr(law, name), law.ci95.get(name), 4, law.reasons.get(name))} |")
     out.append(f"| R² | {estimate(law.r2, None, 4)} |")
-    breakdown = estimate(law.breakdown_batch_size, law.ci95.get("breakdown_batch_size"), 4,
-                         law.reasons.get("breakdown_batch_size"))
-    out.append(f"| breakdown batch size | {breakdown} |")
+    out.append(f"| breakdown batch size | {breakdown_text(law, 4)} |")
     fitted = law.fitted_on
     domain = law.domain
     out += ["", f"Fitted on {fitted['cells']} cells ({fitted['trials']} trials)"
             + (f", batch size {domain['batch_size'][0]:g} to {domain['batch_size'][1]:g}, momentum "
                f"{domain['momentum'][0]:g} to {domain['momentum'][1]:g}." if domain.get("batch_size") else ".")]
     bd = result.law_fit.breakdown
-    out.append(f"Breakdown test: {bd.reason}.")
+    out.append(f"Breakdown test: {bd.outcome}, {bd.reason}.")
     if fitted.get("above_breakdown"):
         out.append(f"Cells above the breakdown (not in the law): {', '.join(fitted['above_breakdown'])}.")
+    if fitted.get("bounded_by_divergence"):
+        out.append("Cells bounded by divergence (in the law; every trial at the next larger lr diverged, so ε* "
+                   f"lies below it): {', '.join(fitted['bounded_by_divergence'])}.")
+    out += _cell_table(result.frontier)
     if fitted.get("excluded_cells"):
         out.append(f"Cells left out: {', '.join(fitted['excluded_cells'])}.")
     out += [f"- {note}" for note in law.notes]
@@ -163,6 +176,23 @@ def markdown(result: AnalysisResult) -> str:
     return "\n".join(out) + "\n"
 
 
+def _cell_table(frontier) -> list[str]:
+    """One row per cell: status, ε* and its interval (or seed range), the divergence bound."""
+    if not frontier.cells:
+        return []
+    out = ["", "| cell | status | ε* | 95 % interval | seed range (not 95 %) | diverged at |",
+           "| --- | --- | --- | --- | --- | --- |"]
+    for cell in frontier.cells:
+        lr = f"{cell.lr_opt:.4g}" if cell.lr_opt is not None else "–"
+        bound = f"{cell.lr_bound:.4g}" if cell.lr_bound is not None else "–"
+        out.append(f"| {cell.label} | {cell.status} | {lr} | {_span(cell.ci95)} | {_span(cell.seed_range)} | {bound} |")
+    return out + [""]
+
+
+def _span(values) -> str:
+    return f"{values[0]:.4g} – {values[1]:.4g}" if values else "–"
+
+
 def _verdicts(group) -> list[str]:
     """One sentence per schedule against step_decay_lr: accuracy difference and updates."""
     lines = []
@@ -205,7 +235,7 @@ def _hours(value: float | None) -> str:
 
 def _critical_section(result: AnalysisResult) -> list[str]:
     critical, out = result.critical_batch, []
-    breakdown = estimate(critical.breakdown, critical.breakdown_ci95, 4, result.law.reasons.get("breakdown_batch_size"))
+    breakdown = breakdown_text(result.law, 4)
     if critical.value is None:
         out.append(f"Gradient noise scale: not available ({critical.reason}). Breakdown of the lr law: {breakdown}.")
     else:

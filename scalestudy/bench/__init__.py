@@ -22,6 +22,7 @@ BENCHMARKS = Registry(
         "analysis": "scalestudy.bench.analysis:bench_analysis",
         "memory": "scalestudy.bench.memory:bench_memory",
         "search": "scalestudy.bench.search:bench_search",
+        "coverage": "scalestudy.bench.coverage:bench_coverage",
     },
 )
 
