@@ -227,17 +227,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
     from scalestudy.diagnostics.runs import interpolate_runs
-    from scalestudy.endpoints import check_existing_store, connect_timeout
     from scalestudy.study import default_storage
     from scalestudy.tracking import absolute_uri
 
     if not 3 <= args.points <= MAX_POINTS:
         raise CliError(f"--points: must be in 3-{MAX_POINTS}, got {args.points}")
-    uri = absolute_uri(args.tracking_uri)
-    check_existing_store(uri, "--tracking-uri", connect_timeout(args.connect_timeout))  # never create one
     _check_out(args.out)
-    output = interpolate_runs(args.run_a, args.run_b, tracking_uri=uri,
-                              storage_path=args.storage or default_storage(), out_dir=args.out, points=args.points)
+    output = interpolate_runs(args.run_a, args.run_b, tracking_uri=absolute_uri(args.tracking_uri),
+                              storage_path=args.storage or default_storage(), out_dir=args.out, points=args.points,
+                              connect_timeout_s=args.connect_timeout)
     print(f"figure: {output.figure}\ndata:   {output.data}\nMLflow run: {output.mlflow_run_id}")
     return 0
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from scalestudy.study import StudyError
+from scalestudy.endpoints import StudyError, check_existing_store, connect_timeout
 
 
 @dataclass
@@ -21,7 +21,9 @@ class InterpolationOutput:
 
 
 def interpolate_runs(run_a: str, run_b: str, *, tracking_uri: str, storage_path: str, out_dir: Path,
-                     points: int = 25) -> InterpolationOutput:
+                     points: int = 25, connect_timeout_s: float | None = None) -> InterpolationOutput:
+    """``connect_timeout_s`` bounds the check that the tracking store exists (a missing one is an
+    error here, never created)."""
     import numpy as np
     import torch
 
@@ -30,6 +32,8 @@ def interpolate_runs(run_a: str, run_b: str, *, tracking_uri: str, storage_path:
     from scalestudy.diagnostics.interpolation import interpolate, plot_interpolation, to_json
     from scalestudy.train.distributed import Distributed
     from scalestudy.train.loop import EpochLoop
+
+    check_existing_store(tracking_uri, "--tracking-uri", connect_timeout(connect_timeout_s))
 
     a = load_trial_state(run_a, tracking_uri, storage_path)
     b = load_trial_state(run_b, tracking_uri, storage_path)
