@@ -181,7 +181,7 @@ def _check_out(path: Path) -> None:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     from scalestudy.analysis import analyze, load_trials_from_mlflow, load_trials_from_parquet
-    from scalestudy.endpoints import check_existing_store, connect_timeout
+    from scalestudy.endpoints import check_existing_store, connect_timeout, removed_on_failure
     from scalestudy.tracking import absolute_uri
 
     _check_out(args.out)
@@ -191,7 +191,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         uri = absolute_uri(args.tracking_uri or "sqlite:///mlflow.db")
         check_existing_store(uri, "--tracking-uri", connect_timeout(args.connect_timeout))
         trials = load_trials_from_mlflow(args.experiment, uri)
-    result = analyze(trials, args.out)
+    with removed_on_failure([args.out]):  # data too thin to fit: no half-written output folder
+        result = analyze(trials, args.out)
     print(result.summary())
     return 0
 

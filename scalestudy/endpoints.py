@@ -14,6 +14,7 @@ import contextlib
 import math
 import os
 import re
+import shutil
 import socket
 import sys
 import tempfile
@@ -418,3 +419,19 @@ def check_writable_folder(path: Path, flag: str) -> None:
                 pass
     if problem:
         raise StudyError(f"{flag} {path}: cannot write there ({problem})")
+
+
+@contextlib.contextmanager
+def removed_on_failure(paths: list[Path]):
+    """Remove those of ``paths`` that did not exist before, when the block raises: a set-up that
+    fails leaves nothing behind."""
+    new = [path for path in paths if not path.exists()]
+    try:
+        yield
+    except BaseException:
+        for path in new:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.exists() or path.is_symlink():
+                path.unlink(missing_ok=True)
+        raise

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import shutil
 import sys
 import time
 import uuid
@@ -237,7 +235,7 @@ def run_study(spec: StudySpec, *, address: str | None = None, storage: str | Non
 
     os.environ.update(RAY_ENV)
     # Whatever the set-up creates goes again if it fails: no half-created store or storage.
-    with _removed_on_failure(_local_paths(tracking_uri, storage_path)):
+    with endpoints.removed_on_failure(_local_paths(tracking_uri, storage_path)):
         if address is not None:
             # An existing cluster: check it can hold the study before anything is written.
             _init_ray(address, timeout_s)
@@ -300,21 +298,6 @@ def _local_paths(tracking_uri: str, storage_path: str) -> list[Path]:
     if "://" not in storage_path:
         paths.append(Path(storage_path))
     return paths
-
-
-@contextlib.contextmanager
-def _removed_on_failure(paths: list[Path]):
-    """Remove those of ``paths`` that did not exist before, when the block raises."""
-    new = [path for path in paths if not path.exists()]
-    try:
-        yield
-    except BaseException:
-        for path in new:
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path, ignore_errors=True)
-            elif path.exists():
-                path.unlink(missing_ok=True)
-        raise
 
 
 def _row(result) -> dict[str, Any]:
