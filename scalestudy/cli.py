@@ -198,10 +198,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    from scalestudy.law import ScalingLaw
+    from scalestudy.law import MAX_BATCH_SIZE, ScalingLaw
 
-    if args.batch_size <= 0:
-        raise CliError(f"--batch-size: must be > 0, got {args.batch_size}")
+    if not 0 < args.batch_size <= MAX_BATCH_SIZE:
+        raise CliError(f"--batch-size: must be in 1-{MAX_BATCH_SIZE}, got {args.batch_size}")
     if args.momentum is not None and not 0.0 <= args.momentum < 1.0:
         raise CliError(f"--momentum: must be in [0, 1), got {args.momentum}")
     law = ScalingLaw.load(args.law)

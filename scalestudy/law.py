@@ -24,6 +24,7 @@ from typing import Any
 
 SCHEMA = "scalestudy.law/v1"
 MAX_LAW_BYTES = 64 * 2**20
+MAX_BATCH_SIZE = 2**53  # examples; exact as a float
 FORM = "lr = k * B^alpha * (1-m)^beta"
 _REQUIRED = ("schema", "form", "k", "alpha", "beta", "ci95", "breakdown_batch_size", "domain",
              "dataset_size", "fitted_on", "provenance")
@@ -171,8 +172,8 @@ class ScalingLaw:
     def predict(self, batch_size: float, momentum: float | None = None) -> Prediction:
         """The law's lr at (B, m). ``momentum=None`` means 0, or the single fitted momentum
         when beta is null. Raises :class:`PredictionError` when the law cannot answer."""
-        if not batch_size > 0:
-            raise PredictionError(f"batch size must be > 0, got {batch_size}")
+        if not 0 < batch_size <= MAX_BATCH_SIZE:
+            raise PredictionError(f"batch size must be in (0, {MAX_BATCH_SIZE}], got {batch_size}")
         fitted_m = self.domain.get("momentum")
         single_m = fitted_m is not None and fitted_m[0] == fitted_m[1]
         if momentum is None:

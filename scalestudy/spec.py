@@ -27,6 +27,7 @@ from scalestudy.schedules import SCHEDULES, Hyper, trajectory
 
 
 MAX_SPEC_BYTES = 16 * 2**20
+MAX_EPOCHS = 100_000
 
 
 class SpecError(ValueError):
@@ -43,7 +44,7 @@ class Workload(_Frozen):
     dataset_options: dict[str, Any] = Field(default_factory=dict)
     model: str = "mlp"
     model_options: dict[str, Any] = Field(default_factory=dict)
-    epochs: int = Field(gt=0)
+    epochs: int = Field(gt=0, le=MAX_EPOCHS)  # every epoch of every schedule is checked up front
     ghost_batch_size: int | None = Field(default=None, gt=0)
     max_device_batch_size: int | None = Field(default=None, gt=0)
     divergence_loss: float | None = Field(default=None, gt=0)
