@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import time
@@ -260,9 +259,9 @@ def run_study(spec: StudySpec, *, address: str | None = None, storage: str | Non
     else:
         trainable = tune.with_resources(ddp_driver, {"memory": DRIVER_MEMORY})
 
+    progress = ProgressCallback(spec.name, plan.total_trials) if verbose else None
     tune_callbacks = [MlflowCallback(tracking_uri, run.experiment_id, run.parent_run_id, new_study=previous is None),
-                 ProgressCallback(plan.total_trials, every_s=15.0 if verbose else math.inf),
-                 JsonLoggerCallback(), *callbacks]
+                      *([progress] if progress else []), JsonLoggerCallback(), *callbacks]
     if previous is not None and tune.Tuner.can_restore(run.path):
         tuner = tune.Tuner.restore(run.path, trainable, resume_unfinished=True, resume_errored=True)
     else:
@@ -281,7 +280,11 @@ def run_study(spec: StudySpec, *, address: str | None = None, storage: str | Non
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             ),
         )
-    grid = tuner.fit()
+    try:
+        grid = tuner.fit()
+    finally:
+        if progress is not None:
+            progress.close()  # a live display must not outlive an interrupted or failed fit
     rows = [_row(result) for result in grid]
     tracking.finish_study_run(mlflow_client, run.parent_run_id, tracking_uri)
     return StudyResult(run=run, rows=rows, wall_seconds=time.monotonic() - started)
