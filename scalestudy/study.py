@@ -195,14 +195,16 @@ def run_study(spec: StudySpec, *, address: str | None = None, storage: str | Non
     cells = expand_cells(spec)
     n_trials = (sum(len(cell["lr_grid"]) for cell in cells) if spec.search.algorithm == "grid"
                 else len(cells) * (spec.search.trials_per_cell or 1))  # an upper bound for searches
-    storage_path = storage or default_storage()
-    if "://" not in storage_path:
+    storage_path = storage if storage is not None else default_storage()
+    if "://" not in storage_path and storage_path.strip():
         storage_path = str(Path(storage_path).expanduser().resolve())  # Tune and resume need it absolute
     previous = find_latest_run(storage_path, spec.name) if resume else None
     if resume and previous is None:
         raise StudyError(f"--resume: no earlier run of study {spec.name!r} under {storage_path}")
-    tracking_flag = "--tracking-uri" if tracking_uri else "the study's tracking URI" if previous else "tracking.uri"
-    tracking_uri = tracking_uri or (previous.tracking_uri if previous else spec.tracking.uri)
+    given = tracking_uri is not None
+    tracking_flag = "--tracking-uri" if given else "the study's tracking URI" if previous else "tracking.uri"
+    if not given:
+        tracking_uri = previous.tracking_uri if previous else spec.tracking.uri
     if "***@" in tracking_uri:
         raise StudyError(f"--resume: the study's tracking URI was stored without its credentials ({tracking_uri}); "
                          "pass --tracking-uri")
@@ -215,7 +217,8 @@ def run_study(spec: StudySpec, *, address: str | None = None, storage: str | Non
     timeout_s = endpoints.connect_timeout(connect_timeout_s)
     address = endpoints.check_ray_address(address, timeout_s)
     endpoints.check_tracking_uri(tracking_uri, tracking_flag, timeout_s)
-    endpoints.check_storage(storage_path, "--storage" if storage else "storage (default ./ray_results)", timeout_s)
+    endpoints.check_storage(storage_path, "--storage" if storage is not None else "storage (default ./ray_results)",
+                            timeout_s)
     mlflow_client = None
 
     def prepare_tracking() -> StudyRun:
