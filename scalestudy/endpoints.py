@@ -258,12 +258,9 @@ def check_tracking_uri(uri: str, flag: str, timeout_s: float) -> None:
         raise StudyError(f"{flag} {shown}: unsupported scheme {scheme!r}; MLflow supports "
                          + ", ".join(f"{s}://" for s in supported if s != "databricks") + ", databricks")
     if scheme in ("http", "https"):
-        from scalestudy.tracking import TrackingError, check_reachable
+        from scalestudy.tracking import check_reachable
 
-        try:
-            check_reachable(uri, timeout_s=timeout_s)
-        except TrackingError as error:
-            raise StudyError(f"{flag}: {error}") from None
+        check_reachable(uri, timeout_s=timeout_s)  # its TrackingError names the server and the flag
     elif scheme == "sqlite":
         _check_sqlite(uri, flag, shown)
     elif scheme in DATABASE_PORTS:

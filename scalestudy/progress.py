@@ -79,9 +79,15 @@ def _best(state: StudyProgress) -> str:
     return f"best test_acc {state.best[0]:.4f} ({state.best[1]})" if state.best else "best test_acc -"
 
 
+def _left(state: StudyProgress, now: float) -> str:
+    if state.done >= state.total and not state.running:
+        return "finished"
+    return f"about {duration(state.eta(now))} left"
+
+
 def plain_line(state: StudyProgress, now: float) -> str:
     """One line for logs and CI: ``[  2m31s] quickstart: trials 57/198 done (50 ok, ...), 2 running | ...``."""
-    left = "finished" if state.done >= state.total and not state.running else f"about {duration(state.eta(now))} left"
+    left = _left(state, now)
     return (f"[{duration(state.elapsed(now)):>7}] {state.name}: trials {state.done}/{state.total} done "
             f"({_counts(state)}), {len(state.running)} running | {_best(state)} | {left}")
 
@@ -107,7 +113,7 @@ def live_view(state: StudyProgress, now: float):
         counts.append(f"{state.count(status)} {name}", style=style if state.count(status) else "dim")
     grid.add_row("trials", counts)
     grid.add_row("best", Text(f"test_acc {state.best[0]:.4f}  {state.best[1]}") if state.best else Text("-"))
-    grid.add_row("time", Text(f"{duration(state.elapsed(now))} elapsed  ·  about {duration(state.eta(now))} left"))
+    grid.add_row("time", Text(f"{duration(state.elapsed(now))} elapsed  ·  {_left(state, now)}"))
     return grid
 
 

@@ -58,8 +58,12 @@ def empty(tmp_path, monkeypatch):
     folder = tmp_path / "cwd"
     folder.mkdir()
     monkeypatch.chdir(folder)
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    monkeypatch.delenv("SCALESTUDY_CONNECT_TIMEOUT", raising=False)
+    # The CLI sets some of these in-process (credentials from a URI, MLflow's retries): give them
+    # back as they were after the test.
+    for name in ("RAY_ADDRESS", "SCALESTUDY_CONNECT_TIMEOUT", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+                 "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT", "RAY_gcs_server_port_wait_time_s"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     return folder
 
 
