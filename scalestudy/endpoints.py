@@ -371,14 +371,11 @@ def check_storage(storage_path: str, flag: str, timeout_s: float) -> None:
     if "://" not in storage_path:
         check_writable_folder(Path(storage_path), flag)
         return
-    try:
-        fs, root = storage_filesystem(storage_path)
-    except Exception as error:  # noqa: BLE001 - pyarrow raises several types for bad URIs
-        raise StudyError(f"{flag} {storage_path}: not a storage URI pyarrow can open ({first_line(error)}); "
-                         "use a folder or s3://, gs://, hdfs://, abfs://") from None
-    marker = f"{root.rstrip('/')}/.scalestudy-write-check-{uuid.uuid4().hex}"
+    scheme = storage_path.split("://", 1)[0]
 
     def probe() -> None:
+        fs, root = storage_filesystem(storage_path)  # an object store may look up its region: bounded too
+        marker = f"{root.rstrip('/')}/.scalestudy-write-check-{uuid.uuid4().hex}"
         with fs.open_output_stream(marker) as out:
             out.write(b"ok")
         fs.delete_file(marker)
@@ -387,7 +384,10 @@ def check_storage(storage_path: str, flag: str, timeout_s: float) -> None:
         bounded(probe, timeout_s)
     except EndpointTimeout:
         raise StudyError(f"{flag} {storage_path}: no answer within {timeout_s:g} s") from None
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:  # noqa: BLE001 - pyarrow raises several types for bad URIs and stores
+        if "Unrecognized filesystem type" in str(error):
+            raise StudyError(f"{flag} {storage_path}: unsupported scheme {scheme!r}; use a folder or s3://, gs://, "
+                             "hdfs://, abfs://") from None
         raise StudyError(f"{flag} {storage_path}: cannot write there ({first_line(error)})") from None
 
 

@@ -174,7 +174,7 @@ def test_postgres_uris_connect_or_say_why(postgres):  # noqa: F811 - the fixture
 @pytest.mark.parametrize("storage, expected", [
     ("/proc/forbidden", "cannot write there"),
     ("/etc/hostname/x", "is not a directory"),
-    ("notafs://bucket/x", "not a storage URI pyarrow can open"),
+    ("notafs://bucket/x", "unsupported scheme 'notafs'"),
     ("", "must not be empty"),
 ])
 def test_storage_that_cannot_be_written_fails_before_anything(empty, storage, expected):
