@@ -244,7 +244,9 @@ def check_tracking_uri(uri: str, flag: str, timeout_s: float) -> None:
         scheme = get_uri_scheme(uri)
     except Exception as error:  # noqa: BLE001 - MLflow's parser on odd input
         raise StudyError(f"{flag} {shown}: not a URI MLflow can parse ({first_line(error)})") from None
-    if scheme in ("", "file") and uri.strip() not in ("databricks",):
+    if uri.strip() == "databricks" or scheme == "databricks":
+        return  # a Databricks workspace: MLflow authenticates with the workspace's own settings
+    if scheme in ("", "file"):
         if not _file_store_allowed():
             raise StudyError(f"{flag} {shown}: MLflow 3.17 refuses the file store; use sqlite:///PATH.db (or set "
                              f"{FILE_STORE_ENV}=true)")

@@ -194,6 +194,22 @@ def test_the_storage_probe_leaves_no_folders(empty, tmp_path):
     assert not (tmp_path / "new").exists()
 
 
+def test_removed_on_failure_removes_only_what_the_block_created(tmp_path):
+    from scalestudy.endpoints import removed_on_failure
+
+    kept = tmp_path / "kept.db"
+    kept.write_text("x")
+    new_file, new_dir = tmp_path / "mlflow.db", tmp_path / "mlruns"
+    with pytest.raises(RuntimeError), removed_on_failure([kept, new_file, new_dir]):
+        new_file.write_text("half a store")
+        (new_dir / "0").mkdir(parents=True)
+        raise RuntimeError("ray.init failed")
+    assert kept.read_text() == "x" and not new_file.exists() and not new_dir.exists()
+    with removed_on_failure([new_file]):
+        new_file.write_text("a store")
+    assert new_file.exists()  # success keeps what was made
+
+
 # --- spec files ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("content, expected", [
