@@ -157,11 +157,19 @@ def test_the_spec_tracking_uri_is_named_as_the_spec_field(empty):
     assert line.startswith("error: tracking.uri notascheme://x: unsupported scheme")
 
 
-def test_postgres_uris_connect_or_say_why(postgres):  # noqa: F811 - the fixture
-    """A bare postgresql:// (SQLAlchemy's psycopg 3 driver) against a real server; a wrong password
-    and a missing database are one line each, without the password."""
+def test_postgres_uris_connect_or_say_why(postgres, monkeypatch):  # noqa: F811 - the fixture
+    """A bare postgresql:// (SQLAlchemy's psycopg 3 driver) against a real server, with the password
+    in the URI or moved to PGPASSWORD (as ``run`` does, so that Tune's files never hold it); a wrong
+    password and a missing database are one line each, without the password."""
+    from scalestudy.tracking import credentials_to_env, redact_uri
+
     uri = postgres.uri("postgres").replace("postgresql+psycopg2://", "postgresql://")
     check_tracking_uri(uri, "--tracking-uri", 10)
+    monkeypatch.setenv("PGPASSWORD", "")
+    stripped = credentials_to_env(uri)
+    assert postgres.password not in stripped and redact_uri(stripped) == stripped  # kept as is in the study file
+    check_tracking_uri(stripped, "--tracking-uri", 10)
+    monkeypatch.delenv("PGPASSWORD")
     for bad, expected in ((uri.replace(postgres.password, SECRET), "password authentication failed"),
                           (uri.rsplit("/", 1)[0] + "/no_such_db", 'database "no_such_db" does not exist')):
         with pytest.raises(StudyError) as caught:
@@ -296,7 +304,7 @@ def test_an_unexpected_error_is_one_line_with_a_hint(empty, monkeypatch):
 
     monkeypatch.setitem(cli.COMMANDS, "validate", broken)
     line = one_error(["validate", QUICKSTART], empty, catch_all=True)
-    assert "unexpected RuntimeError: internal state at postgresql://***@db/x" in line
+    assert "unexpected RuntimeError: internal state at postgresql://user:***@db/x" in line
     assert "SCALESTUDY_DEBUG=1" in line and SECRET not in line
     monkeypatch.setenv("SCALESTUDY_DEBUG", "1")
     with pytest.raises(RuntimeError):
