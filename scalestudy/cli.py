@@ -228,12 +228,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
     from scalestudy.diagnostics.runs import interpolate_runs
+    from scalestudy.endpoints import check_readable_storage, connect_timeout
     from scalestudy.study import default_storage
     from scalestudy.tracking import absolute_uri
 
     if not 3 <= args.points <= MAX_POINTS:
         raise CliError(f"--points: must be in 3-{MAX_POINTS}, got {args.points}")
     _check_out(args.out)
+    if args.storage is not None:
+        check_readable_storage(args.storage, "--storage", connect_timeout(args.connect_timeout))
     output = interpolate_runs(args.run_a, args.run_b, tracking_uri=absolute_uri(args.tracking_uri),
                               storage_path=args.storage or default_storage(), out_dir=args.out, points=args.points,
                               connect_timeout_s=args.connect_timeout)
@@ -242,13 +245,16 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from scalestudy.endpoints import check_existing_store, connect_timeout
+    from scalestudy.endpoints import check_existing_store, check_readable_storage, connect_timeout
     from scalestudy.study import default_storage
     from scalestudy.sync import sync_study
     from scalestudy.tracking import absolute_uri
 
+    timeout_s = connect_timeout(args.connect_timeout)
+    if args.storage is not None:
+        check_readable_storage(args.storage, "--storage", timeout_s)
     if args.tracking_uri is not None:  # the study's own store must exist: sync fills it, never creates one
-        check_existing_store(absolute_uri(args.tracking_uri), "--tracking-uri", connect_timeout(args.connect_timeout))
+        check_existing_store(absolute_uri(args.tracking_uri), "--tracking-uri", timeout_s)
     summary = sync_study(args.study, args.storage or default_storage(), args.tracking_uri)
     print(f"{args.study}: {summary.trials} trials read, {summary.runs_created} runs created, "
           f"{summary.points_logged} metric points logged, {summary.finished} runs closed")
