@@ -173,28 +173,25 @@ def check_storage(storage_path: str, explicit: bool) -> None:
                          "use a shared filesystem or an object store (s3://...)")
 
 
-def run_study(spec: StudySpec, *, address: str | None = None, storage: str | None = None,
-              tracking_uri: str | None = None, resume: bool = False, verbose: bool = True,
-              callbacks: tuple = (), connect_timeout_s: float | None = None) -> StudyResult:
-    """Run (or resume) the study; returns one row per trial. Blocks until done.
+@dataclass(frozen=True)
+class Endpoints:
+    """What a study will use, once every pre-flight check passed (nothing created yet)."""
 
-    ``callbacks``: extra Tune callbacks for a new study (a resumed one keeps its own).
-    ``connect_timeout_s``: the bound on each pre-flight check and on connecting to ``address``
-    (default: $SCALESTUDY_CONNECT_TIMEOUT, else 20 s).
-    """
-    import ray
-    from ray import tune
-    from ray.tune.logger import JsonLoggerCallback
+    address: str | None  # for ray.init; None: a new local Ray
+    storage_path: str  # absolute for a local folder
+    tracking_uri: str  # absolute for SQLite, credentials moved to the environment
+    previous: StudyRun | None  # the run --resume continues
+    timeout_s: float  # the bound on each endpoint
 
+
+def preflight(spec: StudySpec, *, address: str | None = None, storage: str | None = None,
+              tracking_uri: str | None = None, resume: bool = False,
+              connect_timeout_s: float | None = None) -> Endpoints:
+    """Check the cluster address, the tracking store and the storage, each within the bound; create
+    nothing. Raises :class:`StudyError` (one line) on the first problem."""
     from scalestudy import tracking
-    from scalestudy.callbacks import MlflowCallback, ProgressCallback
-    from scalestudy.search import SEARCHES
-    from scalestudy.train.trial import ddp_driver, tune_trial
 
-    started = time.monotonic()
-    cells = expand_cells(spec)
-    n_trials = (sum(len(cell["lr_grid"]) for cell in cells) if spec.search.algorithm == "grid"
-                else len(cells) * (spec.search.trials_per_cell or 1))  # an upper bound for searches
+    timeout_s = endpoints.connect_timeout(connect_timeout_s)
     storage_path = storage if storage is not None else default_storage()
     if "://" not in storage_path and storage_path.strip():
         storage_path = str(Path(storage_path).expanduser().resolve())  # Tune and resume need it absolute
@@ -208,17 +205,47 @@ def run_study(spec: StudySpec, *, address: str | None = None, storage: str | Non
     if "***@" in tracking_uri:
         raise StudyError(f"--resume: the study's tracking URI was stored without its credentials ({tracking_uri}); "
                          "pass --tracking-uri")
-    # Credentials in a URI move to MLFLOW_TRACKING_USERNAME/PASSWORD: the URI is pickled with the Tuner.
+    # Credentials in a URI move to the environment (MLFLOW_TRACKING_USERNAME/PASSWORD, PGPASSWORD):
+    # the URI is pickled with the Tuner.
     tracking_uri = tracking.credentials_to_env(tracking.absolute_uri(tracking_uri))
     # Bounded retries: a tracking blip must not stall the driver for minutes.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
-    # Pre-flight, before anything is created: the cluster, the tracking store, the storage.
-    timeout_s = endpoints.connect_timeout(connect_timeout_s)
     address = endpoints.check_ray_address(address, timeout_s)
     endpoints.check_tracking_uri(tracking_uri, tracking_flag, timeout_s)
     endpoints.check_storage(storage_path, "--storage" if storage is not None else "storage (default ./ray_results)",
                             timeout_s)
+    return Endpoints(address, storage_path, tracking_uri, previous, timeout_s)
+
+
+def run_study(spec: StudySpec, *, address: str | None = None, storage: str | None = None,
+              tracking_uri: str | None = None, resume: bool = False, verbose: bool = True,
+              callbacks: tuple = (), connect_timeout_s: float | None = None) -> StudyResult:
+    """Run (or resume) the study; returns one row per trial. Blocks until done.
+
+    ``callbacks``: extra Tune callbacks for a new study (a resumed one keeps its own).
+    ``connect_timeout_s``: the bound on each pre-flight check and on connecting to ``address``
+    (default: $SCALESTUDY_CONNECT_TIMEOUT, else 20 s).
+    """
+    # Checked before Ray and Tune are even imported: a bad flag fails in seconds.
+    checked = preflight(spec, address=address, storage=storage, tracking_uri=tracking_uri, resume=resume,
+                        connect_timeout_s=connect_timeout_s)
+    import ray
+    from ray import tune
+    from ray.tune.logger import JsonLoggerCallback
+
+    from scalestudy import tracking
+    from scalestudy.callbacks import MlflowCallback, ProgressCallback
+    from scalestudy.search import SEARCHES
+    from scalestudy.train.trial import ddp_driver, tune_trial
+
+    started = time.monotonic()
+    cells = expand_cells(spec)
+    n_trials = (sum(len(cell["lr_grid"]) for cell in cells) if spec.search.algorithm == "grid"
+                else len(cells) * (spec.search.trials_per_cell or 1))  # an upper bound for searches
+    address, storage_path, tracking_uri, previous = (checked.address, checked.storage_path, checked.tracking_uri,
+                                                     checked.previous)
+    timeout_s = checked.timeout_s
     mlflow_client = None
 
     def prepare_tracking() -> StudyRun:

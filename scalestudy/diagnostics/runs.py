@@ -24,6 +24,7 @@ def interpolate_runs(run_a: str, run_b: str, *, tracking_uri: str, storage_path:
                      points: int = 25, connect_timeout_s: float | None = None) -> InterpolationOutput:
     """``connect_timeout_s`` bounds the check that the tracking store exists (a missing one is an
     error here, never created)."""
+    check_existing_store(tracking_uri, "--tracking-uri", connect_timeout(connect_timeout_s))  # before torch loads
     import numpy as np
     import torch
 
@@ -32,8 +33,6 @@ def interpolate_runs(run_a: str, run_b: str, *, tracking_uri: str, storage_path:
     from scalestudy.diagnostics.interpolation import interpolate, plot_interpolation, to_json
     from scalestudy.train.distributed import Distributed
     from scalestudy.train.loop import EpochLoop
-
-    check_existing_store(tracking_uri, "--tracking-uri", connect_timeout(connect_timeout_s))
 
     a = load_trial_state(run_a, tracking_uri, storage_path)
     b = load_trial_state(run_b, tracking_uri, storage_path)
