@@ -188,7 +188,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if args.runs is not None:
         trials = load_trials_from_parquet(args.runs)
     else:
-        uri = absolute_uri(args.tracking_uri or "sqlite:///mlflow.db")
+        uri = absolute_uri(args.tracking_uri if args.tracking_uri is not None else "sqlite:///mlflow.db")
         check_existing_store(uri, "--tracking-uri", connect_timeout(args.connect_timeout))
         trials = load_trials_from_mlflow(args.experiment, uri)
     with removed_on_failure([args.out]):  # data too thin to fit: no half-written output folder
