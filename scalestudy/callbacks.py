@@ -11,6 +11,7 @@ from typing import Any, TextIO
 
 from ray.tune import Callback
 
+from scalestudy.progress import StudyProgress, live_view, plain_line
 from scalestudy.tracking import TrialRuns, answers, client, redact_uri, reports_of
 
 log = logging.getLogger(__name__)
@@ -228,53 +229,101 @@ class MlflowCallback(Callback):
 
 
 class ProgressCallback(Callback):
-    """Prints trials done / running / diverged and the best test accuracy so far."""
+    """Study progress: one live display that updates in place on a terminal; elsewhere (CI, log
+    files) plain lines, at most one every ``every_s`` seconds and one at the end.
 
-    def __init__(self, total: int, stream: TextIO | None = None, every_s: float = 15.0) -> None:
-        self.total = total
+    ``live``: None decides by the stream (a terminal gets the live display), True or False forces
+    it. The display is drawn by rich from a :class:`~scalestudy.progress.StudyProgress` that Tune's
+    events update; a lock keeps rich's refresh thread from reading it mid-update.
+    """
+
+    def __init__(self, name: str, total: int, stream: TextIO | None = None, every_s: float = 15.0,
+                 live: bool | None = None) -> None:
+        self.state = StudyProgress(name=name, total=total, started_at=time.monotonic())
         self.every_s = every_s
         self.stream = stream
-        self.finished: dict[str, dict[str, Any]] = {}
-        self.errored: set[str] = set()
-        self.running: set[str] = set()
-        self.best: tuple[float, str] | None = None
-        self._last_print = 0.0
-        self._start = time.monotonic()
+        self.live = live
+        self._init_runtime()
+
+    def _init_runtime(self) -> None:
+        self._lock = threading.Lock()
+        self._display = None  # rich.live.Live while the live display is up
+        self._last_line = -math.inf
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "stream": None}
+        return {k: v for k, v in self.__dict__.items() if k not in ("stream", "_lock", "_display", "_last_line")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.stream = None
+        self._init_runtime()
 
     def setup(self, **info) -> None:
-        self._start = time.monotonic()  # also after Tuner.restore unpickles this callback
+        self.state.started_at = time.monotonic()  # also after Tuner.restore unpickles this callback
 
     def _out(self) -> TextIO:
         return self.stream or sys.stdout
 
+    def _is_live(self) -> bool:
+        if self.live is not None:
+            return self.live
+        from rich.console import Console
+
+        return Console(file=self._out()).is_terminal
+
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
-        self.running.add(trial.trial_id)
+        with self._lock:
+            self.state.start(trial.trial_id)
+        self._show()
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-        acc = result.get("test_acc")
-        if acc is not None and math.isfinite(acc) and (self.best is None or acc > self.best[0]):
-            self.best = (acc, trial.config["trial"]["run_name"])
-        if time.monotonic() - self._last_print > self.every_s:
-            self._print()
+        with self._lock:
+            self.state.result(trial.config["trial"]["run_name"], result.get("test_acc"))
+        self._show()
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        self.running.discard(trial.trial_id)
-        self.finished[trial.trial_id] = trial.last_result or {}
-        self._print()
+        with self._lock:
+            self.state.finish(trial.trial_id, final_status(trial.config["trial"], trial.last_result or {}))
+        self._show()
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self.running.discard(trial.trial_id)
-        self.errored.add(trial.trial_id)
-        self._print()
+        with self._lock:
+            self.state.finish(trial.trial_id, "error")
+        self._show()
 
-    def _print(self) -> None:
-        self._last_print = time.monotonic()
-        done = len(self.finished) + len(self.errored)
-        diverged = sum(1 for r in self.finished.values() if r.get("diverged"))
-        best = f"best test_acc {self.best[0]:.4f} ({self.best[1]})" if self.best else "best test_acc -"
-        elapsed = time.monotonic() - self._start
-        print(f"[{elapsed:6.0f}s] trials {done}/{self.total} done, {len(self.running)} running, "
-              f"{diverged} diverged, {len(self.errored)} errored | {best}", file=self._out(), flush=True)
+    def on_experiment_end(self, trials, **info) -> None:
+        self.close()
+
+    def _render(self):
+        with self._lock:
+            return live_view(self.state, time.monotonic())
+
+    def _show(self) -> None:
+        if self._display is not None:
+            return  # rich redraws it (4 times a second) from the state
+        if self._is_live():
+            from rich.console import Console
+            from rich.live import Live
+
+            self._display = Live(console=Console(file=self._out()), get_renderable=self._render,
+                                 refresh_per_second=4, transient=False)
+            self._display.start()
+            return
+        now = time.monotonic()
+        if now - self._last_line >= self.every_s:
+            self._line(now)
+
+    def _line(self, now: float) -> None:
+        self._last_line = now
+        with self._lock:
+            text = plain_line(self.state, now)
+        print(text, file=self._out(), flush=True)
+
+    def close(self) -> None:
+        """Stop the live display (its last frame stays on screen), or print the last plain line."""
+        if self._display is not None:
+            self._display.stop()
+            self._display = None
+        elif self._last_line > -math.inf:
+            self._line(time.monotonic())
+            self._last_line = math.inf  # closed: no more lines

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Sequence
 
 USAGE_ERROR = 2
+DEBUG_ENV = "SCALESTUDY_DEBUG"  # set to 1: unexpected errors show their traceback
+MAX_POINTS = 1001
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -35,11 +37,18 @@ def _add_set(parser: argparse.ArgumentParser) -> None:
 
 def _add_run_flags(parser: argparse.ArgumentParser) -> None:
     _add_set(parser)
-    parser.add_argument("--address", help="existing Ray cluster: auto or ray://HOST:PORT (default: local Ray)")
+    parser.add_argument("--address", help="existing Ray cluster: auto, HOST:PORT or ray://HOST:PORT (default: local Ray)")
     parser.add_argument("--storage", help="Tune storage: a shared path or s3://bucket/prefix (default ./ray_results)")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: the spec's, sqlite:///mlflow.db)")
     parser.add_argument("--resume", action="store_true", help="continue the latest run of this study")
     parser.add_argument("--quiet", action="store_true", help="no periodic progress lines")
+    _add_connect_timeout(parser)
+
+
+def _add_connect_timeout(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--connect-timeout", type=float, metavar="SECONDS",
+                        help="give up on an address, tracking store or storage that does not answer within this "
+                             "(default: $SCALESTUDY_CONNECT_TIMEOUT, else 20)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -71,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--runs", type=Path, help="a trials.parquet table instead of MLflow")
     analyze.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///mlflow.db)")
     analyze.add_argument("--out", type=Path, required=True, help="output folder")
+    _add_connect_timeout(analyze)
 
     recommend = commands.add_parser("recommend", help="learning rate for a batch size from a fitted law")
     recommend.add_argument("--law", type=Path, required=True)
@@ -89,12 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
     interp.add_argument("--tracking-uri", default="sqlite:///mlflow.db")
     interp.add_argument("--storage", help="Tune storage the study ran with (default ./ray_results)")
     interp.add_argument("--out", type=Path, default=Path("interpolation"), help="output folder")
-    interp.add_argument("--points", type=int, default=25, help="values of α in [-1, 2]")
+    interp.add_argument("--points", type=int, default=25, help=f"values of α in [-1, 2] (3 to {MAX_POINTS})")
+    _add_connect_timeout(interp)
 
     sync = commands.add_parser("sync", help="back-fill MLflow from a study's Ray storage (after an outage)")
     sync.add_argument("study", help="the study's name (its spec's name)")
     sync.add_argument("--storage", help="Tune storage the study ran with (default ./ray_results)")
     sync.add_argument("--tracking-uri", help="MLflow URI to write to (default: the one the study used)")
+    _add_connect_timeout(sync)
 
     bench = commands.add_parser("bench", help="benchmarks: figures side by side, as ratios")
     bench.add_argument("name", help="loop | study | ghostbn | tracking | analysis | memory | all")
@@ -143,7 +155,7 @@ def _run(spec, args: argparse.Namespace):
     from scalestudy.tracking import ui_command, ui_link
 
     result = run_study(spec, address=args.address, storage=args.storage, tracking_uri=args.tracking_uri,
-                       resume=args.resume, verbose=not args.quiet)
+                       resume=args.resume, verbose=not args.quiet, connect_timeout_s=args.connect_timeout)
     counts = result.counts
     print()
     print(summary_table(result.rows))
@@ -161,23 +173,35 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if result.counts["error"] == 0 else 1
 
 
+def _check_out(path: Path) -> None:
+    from scalestudy.endpoints import check_writable_folder
+
+    check_writable_folder(path, "--out")
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     from scalestudy.analysis import analyze, load_trials_from_mlflow, load_trials_from_parquet
+    from scalestudy.endpoints import check_existing_store, connect_timeout, removed_on_failure
+    from scalestudy.tracking import absolute_uri
 
+    _check_out(args.out)
     if args.runs is not None:
         trials = load_trials_from_parquet(args.runs)
     else:
-        trials = load_trials_from_mlflow(args.experiment, args.tracking_uri or "sqlite:///mlflow.db")
-    result = analyze(trials, args.out)
+        uri = absolute_uri(args.tracking_uri if args.tracking_uri is not None else "sqlite:///mlflow.db")
+        check_existing_store(uri, "--tracking-uri", connect_timeout(args.connect_timeout))
+        trials = load_trials_from_mlflow(args.experiment, uri)
+    with removed_on_failure([args.out]):  # data too thin to fit: no half-written output folder
+        result = analyze(trials, args.out)
     print(result.summary())
     return 0
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    from scalestudy.law import ScalingLaw
+    from scalestudy.law import MAX_BATCH_SIZE, ScalingLaw
 
-    if args.batch_size <= 0:
-        raise CliError(f"--batch-size: must be > 0, got {args.batch_size}")
+    if not 0 < args.batch_size <= MAX_BATCH_SIZE:
+        raise CliError(f"--batch-size: must be in 1-{MAX_BATCH_SIZE}, got {args.batch_size}")
     if args.momentum is not None and not 0.0 <= args.momentum < 1.0:
         raise CliError(f"--momentum: must be in [0, 1), got {args.momentum}")
     law = ScalingLaw.load(args.law)
@@ -192,6 +216,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from scalestudy.analysis import analyze, load_trials_from_mlflow
 
     spec = _load(args.spec or _find_spec("quickstart.yaml"), args.overrides)
+    _check_out(args.out)  # before the study, not after it
     result = _run(spec, args)
     trials = load_trials_from_mlflow(spec.experiment_name, result.run.tracking_uri)
     analysis = analyze(trials, args.out)
@@ -203,21 +228,33 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
     from scalestudy.diagnostics.runs import interpolate_runs
+    from scalestudy.endpoints import check_readable_storage, connect_timeout
     from scalestudy.study import default_storage
     from scalestudy.tracking import absolute_uri
 
-    if args.points < 3:
-        raise CliError(f"--points: must be ≥ 3, got {args.points}")
+    if not 3 <= args.points <= MAX_POINTS:
+        raise CliError(f"--points: must be in 3-{MAX_POINTS}, got {args.points}")
+    _check_out(args.out)
+    if args.storage is not None:
+        check_readable_storage(args.storage, "--storage", connect_timeout(args.connect_timeout))
     output = interpolate_runs(args.run_a, args.run_b, tracking_uri=absolute_uri(args.tracking_uri),
-                              storage_path=args.storage or default_storage(), out_dir=args.out, points=args.points)
+                              storage_path=args.storage or default_storage(), out_dir=args.out, points=args.points,
+                              connect_timeout_s=args.connect_timeout)
     print(f"figure: {output.figure}\ndata:   {output.data}\nMLflow run: {output.mlflow_run_id}")
     return 0
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
+    from scalestudy.endpoints import check_existing_store, check_readable_storage, connect_timeout
     from scalestudy.study import default_storage
     from scalestudy.sync import sync_study
+    from scalestudy.tracking import absolute_uri
 
+    timeout_s = connect_timeout(args.connect_timeout)
+    if args.storage is not None:
+        check_readable_storage(args.storage, "--storage", timeout_s)
+    if args.tracking_uri is not None:  # the study's own store must exist: sync fills it, never creates one
+        check_existing_store(absolute_uri(args.tracking_uri), "--tracking-uri", timeout_s)
     summary = sync_study(args.study, args.storage or default_storage(), args.tracking_uri)
     print(f"{args.study}: {summary.trials} trials read, {summary.runs_created} runs created, "
           f"{summary.points_logged} metric points logged, {summary.finished} runs closed")
@@ -238,9 +275,28 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    command = ["mlflow", "ui", "--backend-store-uri", args.tracking_uri, "--port", str(args.port)]
-    print(f"open http://127.0.0.1:{args.port}/#/experiments?workflowType=machine_learning")
-    os.execvp(command[0], command)
+    import shutil
+    import socket
+
+    from scalestudy.endpoints import check_existing_store, connect_timeout
+
+    if not 1 <= args.port <= 65535:
+        raise CliError(f"--port: must be in 1-65535, got {args.port}")
+    if args.tracking_uri.startswith(("http://", "https://")):
+        raise CliError(f"--tracking-uri: {args.tracking_uri} is a server already; open it in a browser")
+    check_existing_store(args.tracking_uri, "--tracking-uri", connect_timeout(None))  # the UI never creates one
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", args.port))
+        except OSError as error:
+            raise CliError(f"--port {args.port}: cannot listen there ({error.strerror or error}); "
+                           "choose another port") from None
+    executable = shutil.which("mlflow")
+    if executable is None:
+        raise CliError("ui: the mlflow command is not on PATH (pip install mlflow)")
+    command = [executable, "ui", "--backend-store-uri", args.tracking_uri, "--port", str(args.port)]
+    print(f"open http://127.0.0.1:{args.port}/#/experiments?workflowType=machine_learning", flush=True)
+    os.execv(executable, command)
     return 0  # not reached
 
 
@@ -250,8 +306,8 @@ COMMANDS = {"validate": cmd_validate, "run": cmd_run, "analyze": cmd_analyze, "r
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from scalestudy.endpoints import StudyError
     from scalestudy.spec import SpecError
-    from scalestudy.study import StudyError
     from scalestudy.tracking import TrackingError
 
     one_line_errors: tuple[type[BaseException], ...] = (CliError, SpecError, StudyError, TrackingError)
@@ -265,11 +321,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except one_line_errors as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {_one_line(error)}", file=sys.stderr)
         return USAGE_ERROR
     except KeyboardInterrupt:
-        print("interrupted; continue with: scalestudy run SPEC --resume", file=sys.stderr)
+        hint = "; continue with: scalestudy run SPEC --resume" if args.command in ("run", "demo") else ""
+        print(f"interrupted{hint}", file=sys.stderr)
         return 130
+    except Exception as error:  # noqa: BLE001 - never a traceback for the user; a hint to get one
+        if os.environ.get(DEBUG_ENV, "").strip() not in ("", "0"):
+            raise
+        print(f"error: {args.command}: unexpected {type(error).__name__}: {_one_line(error)} (if the input looks "
+              f"right, this is a bug: rerun with {DEBUG_ENV}=1 for the traceback and report it)", file=sys.stderr)
+        return USAGE_ERROR
+
+
+def _one_line(error: BaseException) -> str:
+    from scalestudy.tracking import redact_uri
+
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return redact_uri(" ".join(lines)[:500]) if lines else type(error).__name__
 
 
 if __name__ == "__main__":

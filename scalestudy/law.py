@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA = "scalestudy.law/v1"
+MAX_LAW_BYTES = 64 * 2**20
+MAX_BATCH_SIZE = 2**53  # examples; exact as a float
 FORM = "lr = k * B^alpha * (1-m)^beta"
 _REQUIRED = ("schema", "form", "k", "alpha", "beta", "ci95", "breakdown_batch_size", "domain",
              "dataset_size", "fitted_on", "provenance")
@@ -110,9 +112,18 @@ class ScalingLaw:
     def load(cls, path: str | Path) -> ScalingLaw:
         path = Path(path)
         try:
-            text = path.read_text()
+            if path.exists() and not path.is_file():
+                raise LawFileError(f"cannot read law file {path}: "
+                                   f"{'a directory' if path.is_dir() else 'not a regular file'}")
+            if path.stat().st_size > MAX_LAW_BYTES:
+                raise LawFileError(f"law file {path}: {path.stat().st_size} bytes, more than a law file holds "
+                                   f"({MAX_LAW_BYTES // 2**20} MiB at most)")
+            text = path.read_bytes().decode("utf-8-sig")
         except OSError as error:
             raise LawFileError(f"cannot read law file {path}: {error.strerror or error}") from None
+        except UnicodeDecodeError as error:
+            raise LawFileError(f"law file {path}: not UTF-8 text (offset {error.start}); expected law.json or "
+                               "law.yaml as written by scalestudy analyze") from None
         try:
             if path.suffix in (".yaml", ".yml"):
                 import yaml
@@ -168,8 +179,8 @@ class ScalingLaw:
     def predict(self, batch_size: float, momentum: float | None = None) -> Prediction:
         """The law's lr at (B, m). ``momentum=None`` means 0, or the single fitted momentum
         when beta is null. Raises :class:`PredictionError` when the law cannot answer."""
-        if not batch_size > 0:
-            raise PredictionError(f"batch size must be > 0, got {batch_size}")
+        if not 0 < batch_size <= MAX_BATCH_SIZE:
+            raise PredictionError(f"batch size must be in (0, {MAX_BATCH_SIZE}], got {batch_size}")
         fitted_m = self.domain.get("momentum")
         single_m = fitted_m is not None and fitted_m[0] == fitted_m[1]
         if momentum is None:
@@ -187,7 +198,13 @@ class ScalingLaw:
                 raise PredictionError(f"the law was fitted at a single momentum{at} (beta unknown): "
                                       f"it cannot predict at m={momentum:g}")
             beta = 0.0  # k already holds (1-m)^beta of the fitted momentum
-        lr = self.k * batch_size ** self.alpha * (1.0 - momentum) ** beta
+        try:
+            lr = self.k * float(batch_size) ** self.alpha * (1.0 - momentum) ** beta
+        except (OverflowError, ZeroDivisionError):
+            lr = math.inf
+        if not (math.isfinite(lr) and lr > 0):
+            raise PredictionError(f"the law gives no finite learning rate at B={batch_size:g}, m={momentum:g} "
+                                  f"(k={self.k:g}, alpha={self.alpha:g}, beta={beta:g})")
         warnings = self._warnings(batch_size, momentum)
         noise = math.nan
         if self.dataset_size and batch_size < self.dataset_size:

@@ -26,6 +26,10 @@ from scalestudy.registry import UnknownNameError
 from scalestudy.schedules import SCHEDULES, Hyper, trajectory
 
 
+MAX_SPEC_BYTES = 16 * 2**20
+MAX_EPOCHS = 100_000
+
+
 class SpecError(ValueError):
     """A study spec or an override is invalid; ``str(error)`` is one line."""
 
@@ -77,7 +81,7 @@ class Workload(_Frozen):
     dataset_options: dict[str, Any] = Field(default_factory=dict)
     model: str = "mlp"
     model_options: dict[str, Any] = Field(default_factory=dict)
-    epochs: int = Field(gt=0)
+    epochs: int = Field(gt=0, le=MAX_EPOCHS)  # every epoch of every schedule is checked up front
     ghost_batch_size: int | None = Field(default=None, gt=0)
     max_device_batch_size: int | None = Field(default=None, gt=0)
     divergence_loss: float | None = Field(default=None, gt=0)
@@ -380,6 +384,8 @@ def parse_yaml(text: str, source: str) -> Any:
         where = f" line {mark.line + 1}" if mark is not None else ""
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         raise SpecError(f"{source}:{where} is not valid YAML: {problem}") from None
+    except RecursionError:
+        raise SpecError(f"{source}: nested too deeply to be a spec") from None
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -408,9 +414,20 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> StudySpec
     """Read, override and validate a spec file; raise :class:`SpecError` on any problem."""
     path = Path(path)
     try:
-        text = path.read_text()
+        if path.exists() and not path.is_file():
+            raise SpecError(f"{path}: {'a directory' if path.is_dir() else 'not a regular file'}; "
+                            "expected a spec file (YAML)")
+        if path.stat().st_size > MAX_SPEC_BYTES:
+            raise SpecError(f"{path}: {path.stat().st_size} bytes; a spec is a YAML text file of at most "
+                            f"{MAX_SPEC_BYTES // 2**20} MiB")
+        data = path.read_bytes()
     except OSError as error:
         raise SpecError(f"{path}: cannot read spec ({error.strerror or error})") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise SpecError(f"{path}: not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start}); "
+                        "a spec is a YAML text file") from None
     raw = parse_yaml(text, str(path))
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: a spec must be a YAML mapping with name, workload, grid, ...")
@@ -418,6 +435,7 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> StudySpec
 
 
 def spec_from_dict(raw: dict[str, Any]) -> StudySpec:
+    _check_blocks(raw)
     try:
         spec = StudySpec.model_validate(raw)
     except ValidationError as error:
@@ -426,6 +444,71 @@ def spec_from_dict(raw: dict[str, Any]) -> StudySpec:
         raise SpecError(str(error)) from None
     check_consistency(spec)
     return spec
+
+
+def _check_blocks(raw: Any) -> None:
+    """Blocks where a mapping belongs get one: ``workload: mnist1d`` names the field, not a merge error."""
+    if not isinstance(raw, dict):
+        raise SpecError(f"spec: must be a mapping with name, workload, grid, ... (got {_shown(raw)})")
+    _check_model_blocks(raw, StudySpec, "")
+    _check_schedules(raw.get("schedule"), "schedule")
+    sections = raw.get("sections")
+    if sections is None:
+        return
+    if not isinstance(sections, dict):
+        raise SpecError(f"sections: must be a mapping of section name to overrides (got {_shown(sections)})")
+    for name, override in sections.items():
+        if override is None:
+            continue
+        if not isinstance(override, dict):
+            raise SpecError(f"sections.{name}: must be a mapping with workload, grid, schedule (got {_shown(override)})")
+        for block, model in (("workload", Workload), ("grid", Grid)):
+            value = override.get(block)
+            if value is not None and not isinstance(value, dict):
+                raise SpecError(f"sections.{name}.{block}: must be a mapping ({_keys(model)}) (got {_shown(value)})")
+        _check_schedules(override.get("schedule"), f"sections.{name}.schedule")
+
+
+def _check_model_blocks(raw: dict[str, Any], model: Any, where: str) -> None:
+    for name, info in model.model_fields.items():
+        if name not in raw:
+            continue
+        block = _block_model(info.annotation)
+        value = raw[name]
+        if block is None or (value is None and not info.is_required() and info.default is None):
+            continue
+        if not isinstance(value, dict):
+            raise SpecError(f"{where}{name}: must be a mapping ({_keys(block)}) (got {_shown(value)})")
+        _check_model_blocks(value, block, f"{where}{name}.")
+
+
+def _block_model(annotation: Any) -> Any:
+    """The model of a field that is a model or an optional model (not a list, dict or other union)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    args = [arg for arg in getattr(annotation, "__args__", ()) if arg is not type(None)]
+    if len(args) == 1 and isinstance(args[0], type) and issubclass(args[0], BaseModel) \
+            and len(getattr(annotation, "__args__", ())) == 2:
+        return args[0]
+    return None
+
+
+def _check_schedules(value: Any, where: str) -> None:
+    items = [value] if isinstance(value, dict) else value if isinstance(value, list) else None
+    if value is not None and items is None:
+        raise SpecError(f"{where}: must be a mapping or a list of mappings ({_keys(Schedule)}) (got {_shown(value)})")
+    for i, item in enumerate(items or []):
+        if not isinstance(item, dict):
+            raise SpecError(f"{where}[{i}]: must be a mapping ({_keys(Schedule)}) (got {_shown(item)})")
+
+
+def _keys(model: Any) -> str:
+    return "keys: " + ", ".join(model.model_fields)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
 
 
 def _location(loc: tuple[Any, ...]) -> str:

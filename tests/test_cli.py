@@ -72,6 +72,10 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 def test_ui_serves_the_store(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    # The UI only reads: it needs a store (in an empty directory it refuses instead of creating one).
+    MlflowClient("sqlite:///" + str(tmp_path / "mlflow.db")).search_experiments()
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "scalestudy.cli", "ui", "--port", str(port)], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)

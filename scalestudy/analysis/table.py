@@ -62,6 +62,7 @@ SUBSPACE_SHARPNESS = re.compile(r"sharpness_(subspace|p\d+)")
 STATUSES = ("ok", "diverged", "stopped")
 TEXT_OPTIONAL = ("schedule", "trial_id", "section", "run_id", "status")
 _INTEGER = ("batch_size", "seed", "dataset_size")
+_MAX_EXACT_INT = 2**53
 _PROVENANCE_KEY = b"scalestudy.provenance"
 
 
@@ -104,7 +105,8 @@ def load_trials_from_parquet(path: str | Path) -> TrialTable:
 
     path = Path(path)
     if not path.is_file():
-        raise AnalysisError(f"no trial table at {path}")
+        what = "a directory" if path.is_dir() else "not a regular file" if path.exists() else "no such file"
+        raise AnalysisError(f"no trial table at {path} ({what}; expected a Parquet file such as trials.parquet)")
     try:
         table = pq.read_table(path)
     except Exception as error:  # noqa: BLE001 - pyarrow raises several types for unreadable files
@@ -140,6 +142,10 @@ def validate_trials(frame: pd.DataFrame, where: str = "trial table") -> tuple[pd
     for name in ("batch_size", "lr", "momentum", "seed", "dataset_size"):
         if frame[name].isna().any():
             raise AnalysisError(f"{where}: column {name!r} has {int(frame[name].isna().sum())} missing values")
+        _check_range(frame, name, np.isfinite(frame[name]), "finite", where)
+    for name in _INTEGER:  # exact in float64 and in int64
+        _check_range(frame, name, frame[name].abs() <= _MAX_EXACT_INT, f"a whole number of at most {_MAX_EXACT_INT}",
+                     where)
     _check_range(frame, "batch_size", frame["batch_size"] > 0, "> 0", where)
     _check_range(frame, "lr", frame["lr"] > 0, "> 0", where)
     _check_range(frame, "momentum", (frame["momentum"] >= 0) & (frame["momentum"] < 1), "in [0, 1)", where)

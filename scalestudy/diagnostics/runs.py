@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from scalestudy.study import StudyError
+from scalestudy.endpoints import StudyError, check_existing_store, connect_timeout
 
 
 @dataclass
@@ -21,7 +21,10 @@ class InterpolationOutput:
 
 
 def interpolate_runs(run_a: str, run_b: str, *, tracking_uri: str, storage_path: str, out_dir: Path,
-                     points: int = 25) -> InterpolationOutput:
+                     points: int = 25, connect_timeout_s: float | None = None) -> InterpolationOutput:
+    """``connect_timeout_s`` bounds the check that the tracking store exists (a missing one is an
+    error here, never created)."""
+    check_existing_store(tracking_uri, "--tracking-uri", connect_timeout(connect_timeout_s))  # before torch loads
     import numpy as np
     import torch
 

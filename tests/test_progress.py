@@ -1,0 +1,106 @@
+"""Study progress: the state, its two renderings, and the callback's bounded rate (no Ray started)."""
+
+import io
+import types
+
+from rich.console import Console
+
+from scalestudy.callbacks import ProgressCallback
+from scalestudy.progress import StudyProgress, duration, live_view, plain_line
+
+
+def state_after(finished: dict[str, str], running=("r1", "r2"), elapsed=150.0, total=20) -> StudyProgress:
+    state = StudyProgress("tiny", total, started_at=1000.0)
+    for trial_id, status in finished.items():
+        state.start(trial_id)
+        state.finish(trial_id, status)
+    for trial_id in running:
+        state.start(trial_id)
+    return state
+
+
+def test_counts_best_and_eta():
+    state = state_after({"a": "ok", "b": "ok", "c": "diverged", "d": "stopped", "e": "error"})
+    assert state.done == 5 and state.running == {"r1", "r2"}
+    assert [state.count(s) for s in ("ok", "diverged", "stopped", "error")] == [2, 1, 1, 1]
+    state.result("B=32", 0.5)
+    state.result("B=64", float("nan"))  # a diverged trial's accuracy is not a best
+    state.result("B=128", 0.7)
+    state.result("B=256", 0.6)
+    assert state.best == (0.7, "B=128")
+    # 5 trials in 150 s: 15 left take 450 s at that rate.
+    assert state.eta(1150.0) == 450.0
+    assert StudyProgress("x", 3, started_at=0.0).eta(10.0) is None
+
+
+def test_duration_format():
+    assert [duration(s) for s in (0, 59.4, 75, 3599, 3725, None, float("inf"))] == \
+        ["0s", "59s", "1m15s", "59m59s", "1h02m", "?", "?"]
+
+
+def test_plain_line_says_everything_on_one_line():
+    state = state_after({"a": "ok", "b": "diverged"}, elapsed=0)
+    state.result("B=32 lr=0.1 m=0.9 seed=0 constant", 0.81234)
+    line = plain_line(state, 1060.0)
+    assert "\n" not in line
+    assert line.startswith("[  1m00s] tiny: trials 2/20 done (1 ok, 1 diverged, 0 stopped early, 0 errored), "
+                           "2 running")
+    assert "best test_acc 0.8123 (B=32 lr=0.1 m=0.9 seed=0 constant)" in line
+    assert line.endswith("about 9m00s left")
+    finished = state_after({str(i): "ok" for i in range(20)}, running=())
+    assert plain_line(finished, 1100.0).endswith("finished")
+
+
+def test_live_view_renders_counts_best_and_times():
+    state = state_after({"a": "ok", "b": "error"})
+    state.result("B=64", 0.9)
+    console = Console(file=io.StringIO(), width=120, color_system=None)
+    console.print(live_view(state, 1030.0))
+    text = console.file.getvalue()
+    for part in ("tiny", "2/20 trials", "2 running", "1 ok", "1 errored", "test_acc 0.9000  B=64",
+                 "30s elapsed", "about 4m30s left"):
+        assert part in text, (part, text)
+
+
+def trial(trial_id: str, epochs_done: int, diverged: bool = False, acc: float = 0.5):
+    """What the callback reads of a Tune trial: its id, config and last result."""
+    config = {"trial": {"run_name": f"run {trial_id}", "epochs": 3, "trial_key": trial_id}}
+    return types.SimpleNamespace(trial_id=trial_id, config=config,
+                                 last_result={"epoch": epochs_done, "diverged": int(diverged), "test_acc": acc})
+
+
+def drive(callback: ProgressCallback, n: int) -> None:
+    callback.setup()
+    for i in range(n):
+        t = trial(str(i), 3 if i % 4 else 1, diverged=i % 7 == 0, acc=i / 100)
+        callback.on_trial_start(0, [], t)
+        callback.on_trial_result(0, [], t, t.last_result)
+        callback.on_trial_complete(0, [], t)
+    callback.on_experiment_end([])
+
+
+def test_plain_lines_come_at_a_bounded_rate():
+    out = io.StringIO()
+    drive(ProgressCallback("tiny", 50, stream=out, every_s=3600, live=False), 50)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2  # the first event, then the end: not one line per trial
+    assert "trials 0/50 done" in lines[0]
+    # 8 multiples of 7 diverged; 11 other multiples of 4 stopped after 1 of 3 epochs
+    assert "trials 50/50 done (31 ok, 8 diverged, 11 stopped early, 0 errored)" in lines[1]
+    assert "best test_acc 0.4900 (run 49)" in lines[1]
+
+
+def test_live_display_ends_with_its_last_frame_and_pickles_without_it():
+    import pickle
+
+    out = io.StringIO()
+    callback = ProgressCallback("tiny", 5, stream=out, live=True)
+    drive(callback, 5)
+    assert callback._display is None
+    assert "5/5 trials" in out.getvalue()
+    restored = pickle.loads(pickle.dumps(callback))  # Tune pickles callbacks with the experiment
+    assert restored.state.done == 5 and restored.stream is None and restored._display is None
+
+
+def test_not_a_terminal_means_plain_lines():
+    assert not ProgressCallback("tiny", 1, stream=io.StringIO())._is_live()
