@@ -16,7 +16,8 @@ from scalestudy.law import (
 
 
 def make_law(**changes):
-    values = {"k": 1e-3, "alpha": 1.0, "beta": 1.0,
+    """A law as its file holds it (``changes``: top-level keys replaced), read by the file reader."""
+    values = {"schema": SCHEMA, "form": FORM, "k": 1e-3, "alpha": 1.0, "beta": 1.0,
                   "ci95": {"k": [9e-4, 1.1e-3], "alpha": [0.98, 1.02], "beta": [0.97, 1.03],
                         "breakdown_batch_size": [900.0, 1200.0]},
                   "breakdown_batch_size": 1024.0, "domain": {"batch_size": [16.0, 1024.0], "momentum": [0.0, 0.9]},
@@ -33,7 +34,7 @@ def make_law(**changes):
                                      "p_value": 0.0025, "candidate_batch_size": 1024.0,
                                      "last_batch_size_in_law": 1024}}
     values.update(changes)
-    return ScalingLaw(**values)
+    return ScalingLaw.from_dict(values)
 
 
 @pytest.mark.parametrize("name", ["law.json", "law.yaml"])
@@ -103,7 +104,7 @@ def test_null_alpha_cannot_predict():
 
 def test_noise_scale_is_nan_when_the_batch_is_the_whole_dataset():
     prediction = make_law(domain={"batch_size": [16.0, 1e6], "momentum": [0.0, 0.9]},
-                          breakdown_batch_size=None).predict(batch_size=50_000)
+                          breakdown_batch_size=None, breakdown_test=None).predict(batch_size=50_000)
     assert math.isnan(prediction.noise_scale) and any("dataset size" in w for w in prediction.warnings)
 
 
