@@ -214,21 +214,20 @@ def read_value(hint: Any, value: Any, where: str, path: str) -> Any:
             raise LawFileError(f"{where}: {path} must be a mapping{null}")
         for key, text in value.items():
             if not isinstance(text, str):
-                raise LawFileError(f"{where}: {path}.{key} must be text, got {text!r}")
+                raise LawFileError(f"{where}: {path}.{key} must be text, got {_short(text)}")
         return {str(key): text for key, text in value.items()}
     if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise LawFileError(f"{where}: {path} must be a finite number{null}, got {value!r}")
+        if not _finite(value):
+            raise LawFileError(f"{where}: {path} must be a finite number{null}, got {_short(value)}")
         return value  # int or float as written: a round trip changes nothing
     if hint is int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                or value != int(value):
-            raise LawFileError(f"{where}: {path} must be a whole number{null}, got {value!r}")
+        if not _finite(value) or value != int(value):
+            raise LawFileError(f"{where}: {path} must be a whole number{null}, got {_short(value)}")
         return int(value)
     if hint is bool or hint is str:
         if not isinstance(value, hint):
             raise LawFileError(f"{where}: {path} must be {'true or false' if hint is bool else 'text'}{null}, "
-                               f"got {value!r}")
+                               f"got {_short(value)}")
         return value
     raise TypeError(f"no reader for {hint!r}")  # a record field of a type this module does not know
 
@@ -250,12 +249,27 @@ def to_json(value: Any) -> Any:
     return value
 
 
+def _finite(value: Any) -> bool:
+    """A finite int or float (not a bool; an int too large for a float is not finite)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _interval(value: Any, where: str, path: str, null: str) -> Interval:
     if (not isinstance(value, (list, tuple)) or len(value) != 2
             or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value)):
-        raise LawFileError(f"{where}: {path} must be [low, high]{null}, got {value!r}")
-    if not all(math.isfinite(v) for v in value):
-        raise LawFileError(f"{where}: {path} must hold finite numbers, got {list(value)!r}")
+        raise LawFileError(f"{where}: {path} must be [low, high]{null}, got {_short(value)}")
+    if not all(_finite(v) for v in value):
+        raise LawFileError(f"{where}: {path} must hold finite numbers, got {_short(list(value))}")
     if value[0] > value[1]:
         raise LawFileError(f"{where}: {path} has low > high: {list(value)!r}")
     return Interval(value[0], value[1])

@@ -50,6 +50,14 @@ def test_save_load_round_trip_and_predict(tmp_path, name):
     assert "lr = 0.0256" in prediction.describe()
 
 
+def test_the_law_is_typed(tmp_path):
+    law = ScalingLaw.load(make_law().save(tmp_path / "law.json"))
+    assert law.ci95.alpha == (0.98, 1.02) and law.ci95.alpha.low == 0.98
+    assert law.domain.batch_size == (16.0, 1024.0) and law.breakdown_test.outcome == "breakdown"
+    assert law.gradient_noise_scale.iqr.high == 560.0 and law.compute.cpu_hours == 3.5
+    assert law.provenance.experiment == "quickstart" and law.fitted_on.cells == 21
+
+
 def test_json_has_the_documented_fields(tmp_path):
     data = json.loads(make_law().save(tmp_path / "law.json").read_text())
     for key in ("schema", "form", "k", "alpha", "beta", "ci95", "breakdown_batch_size", "noise_scale_opt",
@@ -121,6 +129,10 @@ def test_noise_scale_is_nan_when_the_batch_is_the_whole_dataset():
     ("BAD_OUTCOME", "breakdown_test.outcome must be one of breakdown, none, inconclusive, got 'maybe'"),
     ("OUTCOME_WITHOUT_BATCH_SIZE", "breakdown_test.outcome is 'breakdown' but breakdown_batch_size is None"),
     ("BAD_P_VALUE", "breakdown_test.p_value must be a finite number"),
+    ("UNKNOWN_NESTED_KEY", "unknown key 'ci95.gamma'"),
+    ("BAD_NESTED_TYPE", r"gradient_noise_scale.iqr must be \[low, high\] or null"),
+    ("HUGE_NUMBER", "alpha must be a finite number or null"),
+    ("MISSING_NESTED_KEY", "missing key 'fitted_on.cells'"),
 ])
 def test_malformed_law_files_give_one_line_errors(tmp_path, content, message):
     good = make_law().to_dict()
@@ -129,7 +141,11 @@ def test_malformed_law_files_give_one_line_errors(tmp_path, content, message):
              "UNKNOWN_KEY": lambda d: d.update(slope=1), "BAD_COMPUTE": lambda d: d.update(compute=[1]),
              "BAD_OUTCOME": lambda d: d["breakdown_test"].update(outcome="maybe"),
              "OUTCOME_WITHOUT_BATCH_SIZE": lambda d: d.update(breakdown_batch_size=None),
-             "BAD_P_VALUE": lambda d: d["breakdown_test"].update(p_value="small")}
+             "BAD_P_VALUE": lambda d: d["breakdown_test"].update(p_value="small"),
+             "UNKNOWN_NESTED_KEY": lambda d: d["ci95"].update(gamma=[1.0, 2.0]),
+             "BAD_NESTED_TYPE": lambda d: d["gradient_noise_scale"].update(iqr="wide"),
+             "HUGE_NUMBER": lambda d: d.update(alpha=10**400),
+             "MISSING_NESTED_KEY": lambda d: d["fitted_on"].pop("cells")}
     if content in edits:
         edits[content](good)
         content = json.dumps(good)
