@@ -11,15 +11,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from scalestudy.analysis import draw, export, report
 from scalestudy.analysis.compute import StudyCompute
 from scalestudy.analysis.critical import CriticalBatch
+from scalestudy.analysis.draw import draw_fit_figures, draw_schedule_curves
 from scalestudy.analysis.errors import AnalysisError
+from scalestudy.analysis.export import build_law, write_files
 from scalestudy.analysis.fit import FitOptions, StudyFits, fit_study
 from scalestudy.analysis.frontier import Frontier
 from scalestudy.analysis.gap import GapFit
 from scalestudy.analysis.lawfit import LawFit
 from scalestudy.analysis.noise import NoiseScaleFit
+from scalestudy.analysis.report import report_markdown, terminal_summary
 from scalestudy.analysis.schedules import ScheduleComparison
 from scalestudy.analysis.sharpness import SharpnessFit
 from scalestudy.analysis.steps import StepsToTarget
@@ -46,7 +48,7 @@ class AnalysisResult:
 
     def summary(self) -> str:
         """A few lines for the terminal."""
-        return report.summary(self.fits, self.law, self.warnings, self.report_path)
+        return terminal_summary(self.fits, self.law, self.warnings, self.report_path)
 
     # The fits, by name.
     @property
@@ -99,17 +101,17 @@ def analyze(trials: TrialTable | pd.DataFrame, out_dir: Path, *, log_to_mlflow: 
     same law)."""
     table = trials if isinstance(trials, TrialTable) else TrialTable.from_frame(trials)
     fits = fit_study(table, FitOptions(seed=seed))
-    law = export.build_law(fits)
+    law = build_law(fits)
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise AnalysisError(f"--out {out_dir} exists and is not a folder")
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = export.write_files(table, law, out_dir)
+    files = write_files(table, law, out_dir)
     warnings = list(fits.warnings)
-    figures, notes = draw.draw_fit_figures(fits, out_dir)
+    figures, notes = draw_fit_figures(fits, out_dir)
     figures += _schedule_figure(fits, out_dir, notes, warnings)
     result = AnalysisResult(fits, law, out_dir, files + figures, figures, notes, warnings)
-    result.report_path.write_text(report.markdown(fits, law, figures, notes, warnings))
+    result.report_path.write_text(report_markdown(fits, law, figures, notes, warnings))
     result.files.append(result.report_path)
     if log_to_mlflow and fits.provenance.get("source") == "mlflow":
         from scalestudy.analysis.publish import publish_analysis
@@ -141,5 +143,5 @@ def _schedule_figure(fits: StudyFits, out_dir: Path, notes: list[str], warnings:
     except Exception as error:  # noqa: BLE001 - the figure is optional; the numbers are in the report
         warnings.append(f"schedule curves not drawn: cannot read histories ({str(error).splitlines()[0]})")
         return []
-    path = draw.draw_schedule_curves(group, histories, out_dir)
+    path = draw_schedule_curves(group, histories, out_dir)
     return [path] if path else []

@@ -20,7 +20,7 @@ from scalestudy.analysis.text import (
 from scalestudy.law import ScalingLaw
 
 
-def summary(fits: StudyFits, law: ScalingLaw, warnings: list[str], report_path: Path) -> str:
+def terminal_summary(fits: StudyFits, law: ScalingLaw, warnings: list[str], report_path: Path) -> str:
     """A few lines for the terminal."""
     lines = [law_line(law)]
     if law.alpha is not None:
@@ -52,7 +52,7 @@ def summary(fits: StudyFits, law: ScalingLaw, warnings: list[str], report_path: 
     return "\n".join(lines)
 
 
-def markdown(fits: StudyFits, law: ScalingLaw, figures: list[Path], figure_notes: list[str],
+def report_markdown(fits: StudyFits, law: ScalingLaw, figures: list[Path], figure_notes: list[str],
              warnings: list[str]) -> str:
     """report.md: the law and every other fit, the figures, the warnings."""
     prov = law.provenance
