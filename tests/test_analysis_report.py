@@ -1,5 +1,6 @@
 """analyze() end to end on a planted table: the files, the report's statements, the figure infos."""
 
+import dataclasses
 import json
 
 import pytest
@@ -77,7 +78,7 @@ def test_report_states_compute_critical_batch_size_steps_and_sharpness(result):
     compute = result.compute
     assert compute.stopped >= 54 and compute.trials == result.n_trials == compute.finished + compute.diverged + \
         compute.stopped
-    assert data["compute"] == {**compute.to_dict(), "notes": []}
+    assert data["compute"] == {**dataclasses.asdict(compute), "notes": []}
     assert f"{compute.trials} trials: {compute.finished} finished, {compute.diverged} diverged, " \
            f"{compute.stopped} stopped early by the search. Stopped trials did not finish" in text
     assert f"| {compute.trial_epochs:,.0f} | {compute.updates:,.0f} |" in text

@@ -72,7 +72,7 @@ class Breakdown:
     inconclusive: bool = False
     candidate: float | None = None  # the best hinge whose slope falls, whatever the outcome [examples]
     last_batch_size: int | None = None  # largest tested batch size at or below the breakdown: the law's cells end
-    profile: tuple[tuple[float, float], ...] = ()  # (B_c, RSS) pairs, for the figure
+    profile: tuple[tuple[float, float], ...] = ()  # (B_c, RSS) over the hinge grid: the profile likelihood
 
     @property
     def outcome(self) -> str:

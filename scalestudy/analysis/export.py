@@ -3,6 +3,7 @@ law.json, law.yaml, trials.parquet."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -117,10 +118,8 @@ def critical_entry(critical: CriticalBatch) -> CriticalBatchSize | None:
 
 
 def compute_entry(compute: StudyCompute) -> Compute:
-    return Compute(trials=compute.trials, finished=compute.finished, diverged=compute.diverged,
-                   stopped=compute.stopped, trial_epochs=compute.trial_epochs, updates=compute.updates,
-                   train_hours=compute.train_hours, cpu_hours=compute.cpu_hours, gpu_hours=compute.gpu_hours,
-                   notes=compute.notes)
+    """law.json's ``compute``: the same fields (a field added to one and not the other fails here)."""
+    return Compute(**asdict(compute))
 
 
 def law_provenance(provenance: dict[str, Any]) -> Provenance:

@@ -21,6 +21,7 @@ from scalestudy.analysis.frontier import Frontier
 from scalestudy.analysis.gap import GapFit
 from scalestudy.analysis.lawfit import LawFit
 from scalestudy.analysis.noise import NoiseScaleFit
+from scalestudy.analysis.publish import publish_analysis
 from scalestudy.analysis.report import report_markdown, terminal_summary
 from scalestudy.analysis.schedules import ScheduleComparison
 from scalestudy.analysis.sharpness import SharpnessFit
@@ -114,8 +115,6 @@ def analyze(trials: TrialTable | pd.DataFrame, out_dir: Path, *, log_to_mlflow: 
     result.report_path.write_text(report_markdown(fits, law, figures, notes, warnings))
     result.files.append(result.report_path)
     if log_to_mlflow and fits.provenance.get("source") == "mlflow":
-        from scalestudy.analysis.publish import publish_analysis
-
         try:
             result.analysis_run_id = publish_analysis(law, fits.provenance, out_dir,
                                                       {"trials": fits.n_trials, "cells": len(fits.frontier.cells)})
@@ -136,7 +135,7 @@ def _schedule_figure(fits: StudyFits, out_dir: Path, notes: list[str], warnings:
         notes.append("no schedule-curve figure: per-epoch histories are read from MLflow only "
                      "(this table has none)")
         return []
-    from scalestudy.analysis.runs import load_histories
+    from scalestudy.analysis.runs import load_histories  # the MLflow reader, imported on use like the loader
 
     try:
         histories = load_histories(uri, run_ids)

@@ -220,7 +220,7 @@ def fit_alpha(frame: pd.DataFrame) -> tuple[float | None, list[tuple[int, float]
     """α by the analysis layer (frontier, then law) and the (B, m) cells it was fitted on."""
     from scalestudy.analysis import fit_frontier, fit_law
 
-    law = fit_law(list(fit_frontier(frame, n_boot=0).cells))
+    law = fit_law(list(fit_frontier(frame).cells))
     return law.alpha, [(c.batch_size, c.momentum) for c in law.cells]
 
 
