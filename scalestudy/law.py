@@ -11,7 +11,8 @@ the test cannot tell from noise), with its ``reason``, ``p_value`` and candidate
 is null (a single momentum was studied) k includes the factor (1-m)^beta of that
 momentum and predictions are only given at it. Next to the law: ``gradient_noise_scale``
 (the critical batch size B_simple predicts, beside the breakdown) and ``compute`` (trials,
-trial-epochs, updates, CPU and GPU hours the study used).
+trial-epochs, updates, CPU and GPU hours the study used). Each mapping of the file is a typed
+record (:mod:`scalestudy.law_fields`): ``law.ci95.alpha``, ``law.breakdown_test.outcome``.
 
     law = ScalingLaw.load("law.json")
     law.predict(batch_size=1024, momentum=0.9).lr
@@ -21,9 +22,35 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from scalestudy.law_fields import (
+    BreakdownTest,
+    Cell,
+    Compute,
+    CriticalBatchCell,
+    CriticalBatchSize,
+    Domain,
+    FittedOn,
+    GapSlope,
+    Interval,
+    LawError,
+    LawFileError,
+    LawIntervals,
+    NoiseScaleAtOptimum,
+    Provenance,
+    Slope,
+    read_record,
+    to_json,
+)
+from scalestudy.noise import noise_scale
+
+__all__ = ["BREAKDOWN_OUTCOMES", "FORM", "MAX_BATCH_SIZE", "SCHEMA", "BreakdownTest", "Cell", "Compute",
+           "CriticalBatchCell", "CriticalBatchSize", "Domain", "FittedOn", "GapSlope", "Interval", "LawError",
+           "LawFileError", "LawIntervals", "NoiseScaleAtOptimum", "Prediction", "PredictionError", "Provenance",
+           "ScalingLaw", "Slope"]
 
 SCHEMA = "scalestudy.law/v1"
 MAX_LAW_BYTES = 64 * 2**20
@@ -33,19 +60,12 @@ _REQUIRED = ("schema", "form", "k", "alpha", "beta", "ci95", "breakdown_batch_si
              "dataset_size", "fitted_on", "provenance")
 _OPTIONAL = ("r2", "breakdown_test", "noise_scale_opt", "gap_slope", "gradient_noise_scale", "compute", "reasons",
              "notes", "cells", "units")
+_POSITIVE = ("k", "breakdown_batch_size", "dataset_size")
 BREAKDOWN_OUTCOMES = ("breakdown", "none", "inconclusive")
 UNITS = {"lr": "per optimizer update", "batch_size": "examples per update",
          "noise_scale": "g = lr/(1-m)*(N/B-1), units of lr", "dataset_size": "training examples",
          "gradient_noise_scale": "B_simple = tr(Sigma)/|G|^2, examples",
          "compute": "trial_epochs in epochs, updates in optimizer steps, hours summed over trials"}
-
-
-class LawError(ValueError):
-    """A law that cannot be read or used; ``str(error)`` is one line."""
-
-
-class LawFileError(LawError):
-    """A missing or malformed law file."""
 
 
 class PredictionError(LawFileError):
@@ -69,33 +89,34 @@ class Prediction:
 
 @dataclass(frozen=True)
 class ScalingLaw:
+    """The content of a law file; fields in the order of :data:`_REQUIRED` and :data:`_OPTIONAL`."""
+
     k: float | None
     alpha: float | None
     beta: float | None
-    ci95: dict[str, list[float] | None]
+    ci95: LawIntervals
     breakdown_batch_size: float | None
-    domain: dict[str, list[float] | None]
+    domain: Domain
     dataset_size: int | None
-    fitted_on: dict[str, Any]
-    provenance: dict[str, Any]
+    fitted_on: FittedOn
+    provenance: Provenance
     r2: float | None = None
-    breakdown_test: dict[str, Any] | None = None  # outcome (breakdown | none | inconclusive), reason, p_value, ...
-    noise_scale_opt: dict[str, Any] | None = None
-    gap_slope: dict[str, Any] | None = None
-    gradient_noise_scale: dict[str, Any] | None = None  # B_crit ≈ B_simple next to the breakdown
-    compute: dict[str, Any] | None = None  # trials, trial_epochs, updates, cpu_hours, gpu_hours of the study
-    reasons: dict[str, str] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    cells: list[dict[str, Any]] = field(default_factory=list)
+    breakdown_test: BreakdownTest | None = None  # absent in files written before the test existed
+    noise_scale_opt: NoiseScaleAtOptimum | None = None
+    gap_slope: GapSlope | None = None
+    gradient_noise_scale: CriticalBatchSize | None = None  # B_crit ≈ B_simple next to the breakdown
+    compute: Compute | None = None  # trials, trial_epochs, updates, cpu_hours, gpu_hours of the study
+    reasons: dict[str, str] = field(default_factory=dict)  # why a field is null: "alpha", "ci95.alpha", ...
+    notes: tuple[str, ...] = ()
+    cells: tuple[Cell, ...] = ()
     units: dict[str, str] = field(default_factory=lambda: dict(UNITS))
     schema: str = SCHEMA
     form: str = FORM
 
     # ----------------------------------------------------------------- files
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        ordered = {key: data[key] for key in (*_REQUIRED, *_OPTIONAL)}
-        return _finite(ordered)
+        data = to_json(self)
+        return {key: data[key] for key in (*_REQUIRED, *_OPTIONAL)}
 
     def save(self, path: str | Path) -> Path:
         """JSON, or YAML when the name ends in .yaml/.yml."""
@@ -146,34 +167,14 @@ class ScalingLaw:
         missing = [key for key in _REQUIRED if key not in data]
         if missing:
             raise LawFileError(f"{where}: missing key {missing[0]!r}")
-        unknown = sorted(set(data) - set(_REQUIRED) - set(_OPTIONAL))
-        if unknown:
-            raise LawFileError(f"{where}: unknown key {unknown[0]!r}")
         if data["form"] != FORM:
             raise LawFileError(f"{where}: form must be {FORM!r}, got {data['form']!r}")
-        for key in ("k", "alpha", "beta", "breakdown_batch_size", "r2", "dataset_size"):
-            _number(data.get(key), key, where)
-        for key in ("k", "breakdown_batch_size", "dataset_size"):
-            if data.get(key) is not None and data[key] <= 0:
-                raise LawFileError(f"{where}: {key} must be > 0, got {data[key]!r}")
-        for key in ("ci95", "domain", "fitted_on", "provenance"):
-            if not isinstance(data[key], dict):
-                raise LawFileError(f"{where}: {key} must be a mapping")
-        for key, value in data["ci95"].items():
-            _pair(value, f"ci95.{key}", where)
-        for key in ("batch_size", "momentum"):
-            _pair(data["domain"].get(key), f"domain.{key}", where)
-        for key in ("reasons", "breakdown_test", "noise_scale_opt", "gap_slope", "gradient_noise_scale", "compute",
-                    "units"):
-            if data.get(key) is not None and not isinstance(data[key], dict):
-                raise LawFileError(f"{where}: {key} must be a mapping or null")
-        _breakdown_test(data.get("breakdown_test"), data["breakdown_batch_size"], where)
-        for key in ("notes", "cells"):
-            if data.get(key) is not None and not isinstance(data[key], list):
-                raise LawFileError(f"{where}: {key} must be a list")
-        values = {key: data[key] for key in _REQUIRED if key not in ("schema", "form")}
-        values.update({key: data[key] for key in _OPTIONAL if data.get(key) is not None})
-        return cls(**values)
+        law = read_record(cls, data, where)
+        for key in _POSITIVE:
+            if getattr(law, key) is not None and getattr(law, key) <= 0:
+                raise LawFileError(f"{where}: {key} must be > 0, got {getattr(law, key)!r}")
+        _check_breakdown_test(law.breakdown_test, law.breakdown_batch_size, where)
+        return law
 
     # ------------------------------------------------------------- prediction
     def predict(self, batch_size: float, momentum: float | None = None) -> Prediction:
@@ -181,7 +182,7 @@ class ScalingLaw:
         when beta is null. Raises :class:`PredictionError` when the law cannot answer."""
         if not 0 < batch_size <= MAX_BATCH_SIZE:
             raise PredictionError(f"batch size must be in (0, {MAX_BATCH_SIZE}], got {batch_size}")
-        fitted_m = self.domain.get("momentum")
+        fitted_m = self.domain.momentum
         single_m = fitted_m is not None and fitted_m[0] == fitted_m[1]
         if momentum is None:
             momentum = fitted_m[0] if self.beta is None and single_m else 0.0
@@ -208,7 +209,7 @@ class ScalingLaw:
         warnings = self._warnings(batch_size, momentum)
         noise = math.nan
         if self.dataset_size and batch_size < self.dataset_size:
-            noise = lr / (1.0 - momentum) * (self.dataset_size / batch_size - 1.0)
+            noise = noise_scale(lr, momentum, self.dataset_size, batch_size)
         elif self.dataset_size:
             warnings.append(f"batch size {batch_size:g} is not below the dataset size {self.dataset_size}: "
                             "no noise scale")
@@ -217,20 +218,20 @@ class ScalingLaw:
 
     def _warnings(self, batch_size: float, momentum: float) -> list[str]:
         warnings = []
-        b_range, m_range = self.domain.get("batch_size"), self.domain.get("momentum")
+        b_range, m_range = self.domain.batch_size, self.domain.momentum
         if b_range and not b_range[0] <= batch_size <= b_range[1]:
             warnings.append(f"batch size {batch_size:g} is outside the fitted range "
                             f"[{b_range[0]:g}, {b_range[1]:g}]: extrapolation")
         if m_range and not m_range[0] - 1e-9 <= momentum <= m_range[1] + 1e-9:
             warnings.append(f"momentum {momentum:g} is outside the fitted range "
                             f"[{m_range[0]:g}, {m_range[1]:g}]: extrapolation")
-        test = self.breakdown_test or {}
-        candidate = test.get("candidate_batch_size")
-        if test.get("outcome") == "inconclusive" and candidate and batch_size > candidate:
+        test = self.breakdown_test
+        candidate = test.candidate_batch_size if test else None
+        if test and test.outcome == "inconclusive" and candidate and batch_size > candidate:
             warnings.append(f"batch size {batch_size:g} is above B ≈ {candidate:.4g}, where the breakdown test "
-                            f"was inconclusive ({test.get('reason')}): the law may not hold there")
+                            f"was inconclusive ({test.reason}): the law may not hold there")
         if self.breakdown_batch_size and batch_size > self.breakdown_batch_size:
-            ci = self.ci95.get("breakdown_batch_size")
+            ci = self.ci95.breakdown_batch_size
             span = f" (95% CI {ci[0]:.4g} to {ci[1]:.4g})" if ci else ""
             warnings.append(f"batch size {batch_size:g} is above the breakdown batch size "
                             f"{self.breakdown_batch_size:.4g}{span}: the law stops holding there and "
@@ -238,46 +239,14 @@ class ScalingLaw:
         return warnings
 
 
-def _breakdown_test(test: dict[str, Any] | None, batch_size: float | None, where: str) -> None:
+def _check_breakdown_test(test: BreakdownTest | None, batch_size: float | None, where: str) -> None:
     """``breakdown_test.outcome`` is one of BREAKDOWN_OUTCOMES, and "breakdown" exactly when
     ``breakdown_batch_size`` is set (files written before the field existed have no test)."""
     if test is None:
         return
-    outcome = test.get("outcome")
-    if outcome not in BREAKDOWN_OUTCOMES:
+    if test.outcome not in BREAKDOWN_OUTCOMES:
         raise LawFileError(f"{where}: breakdown_test.outcome must be one of {', '.join(BREAKDOWN_OUTCOMES)}, "
-                           f"got {outcome!r}")
-    if (outcome == "breakdown") != (batch_size is not None):
-        raise LawFileError(f"{where}: breakdown_test.outcome is {outcome!r} but breakdown_batch_size is "
+                           f"got {test.outcome!r}")
+    if (test.outcome == "breakdown") != (batch_size is not None):
+        raise LawFileError(f"{where}: breakdown_test.outcome is {test.outcome!r} but breakdown_batch_size is "
                            f"{batch_size!r}")
-    _number(test.get("p_value"), "breakdown_test.p_value", where)
-
-
-def _number(value: Any, key: str, where: str) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise LawFileError(f"{where}: {key} must be a finite number or null, got {value!r}")
-
-
-def _pair(value: Any, key: str, where: str) -> None:
-    if value is None:
-        return
-    if (not isinstance(value, (list, tuple)) or len(value) != 2
-            or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value)):
-        raise LawFileError(f"{where}: {key} must be [low, high] or null, got {value!r}")
-    if value[0] > value[1]:
-        raise LawFileError(f"{where}: {key} has low > high: {list(value)!r}")
-
-
-def _finite(value: Any) -> Any:
-    """JSON-safe copy: tuples to lists, numpy scalars to Python, NaN/inf to None."""
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

@@ -15,8 +15,11 @@ import math
 from dataclasses import dataclass
 
 
-def noise_scale(lr: float, momentum: float, dataset_size: int, batch_size: int) -> float:
-    """g = ε/(1−m)·(N/B − 1): dimension of a learning rate (the temperature of SGD)."""
+def noise_scale(lr, momentum, dataset_size, batch_size):
+    """g = ε/(1−m)·(N/B − 1): dimension of a learning rate (the temperature of SGD).
+
+    The one home of the formula (the loop's per-epoch metric, the analysis' g* per cell, the
+    law's prediction). Scalars, or numpy arrays / pandas Series element by element."""
     return lr / (1.0 - momentum) * (dataset_size / batch_size - 1.0)
 
 

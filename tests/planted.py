@@ -1,10 +1,8 @@
-"""Synthetic trial tables from a known law, for the analysis tests.
-
-The generator lives in :mod:`scalestudy.analysis.planted` so that the benchmark
-(``scalestudy bench analysis``) can use it too; tests import it from here.
+"""Synthetic trial tables from a known law, for the tests that import ``planted``: the generator
+is the public fixture :mod:`scalestudy.testing.planted` (benchmarks and users use it too).
 """
 
-from scalestudy.analysis.planted import (
+from scalestudy.testing.planted import (
     ACC_MIN,
     PlantedDiagnostics,
     add_diagnostics,

@@ -6,7 +6,6 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from planted import PlantedDiagnostics, add_diagnostics, make_planted_table, stop_early
 
 from scalestudy.analysis import (
     TrialTable,
@@ -19,9 +18,10 @@ from scalestudy.analysis import (
     law_trials,
     study_compute,
 )
+from scalestudy.analysis.fit import stopped_past_edges
 from scalestudy.analysis.frontier import fit_cell
 from scalestudy.analysis.lawfit import Breakdown
-from scalestudy.analysis.pipeline import _stopped_past_edges
+from scalestudy.testing.planted import PlantedDiagnostics, add_diagnostics, make_planted_table, stop_early
 
 FULL = {"batch_size": 64, "lr": 0.1, "momentum": 0.9, "seed": 0, "dataset_size": 1000, "test_acc": 0.8,
         "train_acc": 0.85}
@@ -106,7 +106,7 @@ def test_a_mostly_stopped_cell_fits_from_its_finished_trials():
     table = TrialTable.from_frame(pd.DataFrame(rows)).frame
     frontier = fit_frontier(law_trials(table)[0], n_boot=10)
     assert frontier.cells[0].status == "edge_low"
-    assert _stopped_past_edges(table, frontier) == [
+    assert stopped_past_edges(table, frontier) == [
         ("cell B=128 m=0.9: 6 trials at lrs past its best lr 0.1 were stopped early by the search, so the optimum "
          "is probably near it but cannot be interpolated")]
 

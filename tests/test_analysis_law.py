@@ -5,11 +5,11 @@ import math
 
 import numpy as np
 import pytest
-from planted import make_planted_table
 
 from scalestudy.analysis import fit_frontier, fit_law, law_trials
-from scalestudy.analysis.coverage import planted_study, simulate_coverage
 from scalestudy.analysis.frontier import BOUNDED
+from scalestudy.bench.coverage import simulate_coverage
+from scalestudy.testing.planted import make_planted_table, planted_study
 
 PLANTED = [  # alpha, beta, k, breakdown, extra generator options
     (1.0, 1.0, 1e-3, 1024, {}),

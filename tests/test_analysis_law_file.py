@@ -16,7 +16,8 @@ from scalestudy.law import (
 
 
 def make_law(**changes):
-    values = {"k": 1e-3, "alpha": 1.0, "beta": 1.0,
+    """A law as its file holds it (``changes``: top-level keys replaced), read by the file reader."""
+    values = {"schema": SCHEMA, "form": FORM, "k": 1e-3, "alpha": 1.0, "beta": 1.0,
                   "ci95": {"k": [9e-4, 1.1e-3], "alpha": [0.98, 1.02], "beta": [0.97, 1.03],
                         "breakdown_batch_size": [900.0, 1200.0]},
                   "breakdown_batch_size": 1024.0, "domain": {"batch_size": [16.0, 1024.0], "momentum": [0.0, 0.9]},
@@ -33,7 +34,7 @@ def make_law(**changes):
                                      "p_value": 0.0025, "candidate_batch_size": 1024.0,
                                      "last_batch_size_in_law": 1024}}
     values.update(changes)
-    return ScalingLaw(**values)
+    return ScalingLaw.from_dict(values)
 
 
 @pytest.mark.parametrize("name", ["law.json", "law.yaml"])
@@ -47,6 +48,14 @@ def test_save_load_round_trip_and_predict(tmp_path, name):
     assert prediction.noise_scale == pytest.approx(prediction.lr / 0.1 * (50_000 / 256 - 1))
     assert prediction.warnings == []
     assert "lr = 0.0256" in prediction.describe()
+
+
+def test_the_law_is_typed(tmp_path):
+    law = ScalingLaw.load(make_law().save(tmp_path / "law.json"))
+    assert law.ci95.alpha == (0.98, 1.02) and law.ci95.alpha.low == 0.98
+    assert law.domain.batch_size == (16.0, 1024.0) and law.breakdown_test.outcome == "breakdown"
+    assert law.gradient_noise_scale.iqr.high == 560.0 and law.compute.cpu_hours == 3.5
+    assert law.provenance.experiment == "quickstart" and law.fitted_on.cells == 21
 
 
 def test_json_has_the_documented_fields(tmp_path):
@@ -103,7 +112,7 @@ def test_null_alpha_cannot_predict():
 
 def test_noise_scale_is_nan_when_the_batch_is_the_whole_dataset():
     prediction = make_law(domain={"batch_size": [16.0, 1e6], "momentum": [0.0, 0.9]},
-                          breakdown_batch_size=None).predict(batch_size=50_000)
+                          breakdown_batch_size=None, breakdown_test=None).predict(batch_size=50_000)
     assert math.isnan(prediction.noise_scale) and any("dataset size" in w for w in prediction.warnings)
 
 
@@ -120,6 +129,10 @@ def test_noise_scale_is_nan_when_the_batch_is_the_whole_dataset():
     ("BAD_OUTCOME", "breakdown_test.outcome must be one of breakdown, none, inconclusive, got 'maybe'"),
     ("OUTCOME_WITHOUT_BATCH_SIZE", "breakdown_test.outcome is 'breakdown' but breakdown_batch_size is None"),
     ("BAD_P_VALUE", "breakdown_test.p_value must be a finite number"),
+    ("UNKNOWN_NESTED_KEY", "unknown key 'ci95.gamma'"),
+    ("BAD_NESTED_TYPE", r"gradient_noise_scale.iqr must be \[low, high\] or null"),
+    ("HUGE_NUMBER", "alpha must be a finite number or null"),
+    ("MISSING_NESTED_KEY", "missing key 'fitted_on.cells'"),
 ])
 def test_malformed_law_files_give_one_line_errors(tmp_path, content, message):
     good = make_law().to_dict()
@@ -128,7 +141,11 @@ def test_malformed_law_files_give_one_line_errors(tmp_path, content, message):
              "UNKNOWN_KEY": lambda d: d.update(slope=1), "BAD_COMPUTE": lambda d: d.update(compute=[1]),
              "BAD_OUTCOME": lambda d: d["breakdown_test"].update(outcome="maybe"),
              "OUTCOME_WITHOUT_BATCH_SIZE": lambda d: d.update(breakdown_batch_size=None),
-             "BAD_P_VALUE": lambda d: d["breakdown_test"].update(p_value="small")}
+             "BAD_P_VALUE": lambda d: d["breakdown_test"].update(p_value="small"),
+             "UNKNOWN_NESTED_KEY": lambda d: d["ci95"].update(gamma=[1.0, 2.0]),
+             "BAD_NESTED_TYPE": lambda d: d["gradient_noise_scale"].update(iqr="wide"),
+             "HUGE_NUMBER": lambda d: d.update(alpha=10**400),
+             "MISSING_NESTED_KEY": lambda d: d["fitted_on"].pop("cells")}
     if content in edits:
         edits[content](good)
         content = json.dumps(good)

@@ -1,9 +1,9 @@
 """analyze() end to end on a planted table: the files, the report's statements, the figure infos."""
 
+import dataclasses
 import json
 
 import pytest
-from planted import add_diagnostics, make_planted_table, stop_early
 
 from scalestudy.analysis import (
     TrialTable,
@@ -14,8 +14,9 @@ from scalestudy.analysis import (
     fit_law,
     law_trials,
 )
-from scalestudy.analysis.report import number
+from scalestudy.analysis.text import number
 from scalestudy.law import ScalingLaw
+from scalestudy.testing.planted import add_diagnostics, make_planted_table, stop_early
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,7 @@ def test_law_file_content(result):
 
 def test_report_states_each_fit_with_its_interval(result):
     text = result.report_path.read_text()
-    alpha = result.law.ci95["alpha"]
+    alpha = result.law.ci95.alpha
     assert f"| alpha | {result.law.alpha:.4g} [{alpha[0]:.4g}, {alpha[1]:.4g}] |" in text
     assert "breakdown batch size" in text and "per doubling of batch size" in text
     assert "| increase_batch | 2 | 0 |" in text and "0.420 |" in text  # update ratio to step_decay_lr
@@ -77,7 +78,7 @@ def test_report_states_compute_critical_batch_size_steps_and_sharpness(result):
     compute = result.compute
     assert compute.stopped >= 54 and compute.trials == result.n_trials == compute.finished + compute.diverged + \
         compute.stopped
-    assert data["compute"] == {**compute.to_dict(), "notes": []}
+    assert data["compute"] == {**dataclasses.asdict(compute), "notes": []}
     assert f"{compute.trials} trials: {compute.finished} finished, {compute.diverged} diverged, " \
            f"{compute.stopped} stopped early by the search. Stopped trials did not finish" in text
     assert f"| {compute.trial_epochs:,.0f} | {compute.updates:,.0f} |" in text
@@ -114,7 +115,7 @@ def test_cells_bounded_by_divergence_and_an_inconclusive_breakdown_in_the_files(
     assert f"| B=512 m=0.9 | bounded_by_divergence | {result.frontier.cells[-1].lr_opt:.4g} |" in text
     assert "breakdown batch size: inconclusive (" in result.summary()
     assert sum("bounded by divergence" in w for w in result.warnings) == len(bounded)
-    assert ScalingLaw.load(tmp_path / "law.json").breakdown_test["outcome"] == "inconclusive"
+    assert ScalingLaw.load(tmp_path / "law.json").breakdown_test.outcome == "inconclusive"
 
 
 def test_schedule_comparison():

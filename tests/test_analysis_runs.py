@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
-from planted import make_planted_table
 
 from scalestudy.analysis import (
     AnalysisError,
@@ -17,8 +16,9 @@ from scalestudy.analysis import (
     load_trials_from_parquet,
     study_compute,
 )
-from scalestudy.analysis.bench import make_mlflow_store
+from scalestudy.bench.analysis import make_mlflow_store
 from scalestudy.law import ScalingLaw
+from scalestudy.testing.planted import make_planted_table
 
 EPOCHS = 3
 
@@ -128,8 +128,8 @@ def test_analyze_logs_an_analysis_run_under_the_parent(store, tmp_path):
             "schedules.png"} <= artifacts
     # The schedule figure was drawn from per-epoch histories of the schedule runs only.
     law = ScalingLaw.load(tmp_path / "out" / "law.json")
-    assert law.provenance["experiment"] == "study" and law.provenance["spec_hash"] == "hash123"
-    assert law.provenance["tracking_uri"] == store["uri"]
+    assert law.provenance.experiment == "study" and law.provenance.spec_hash == "hash123"
+    assert law.provenance.tracking_uri == store["uri"]
     # A second analysis of the same store does not read its own analysis run as a trial.
     assert len(load_trials_from_mlflow("study", store["uri"])) == len(trials)
 

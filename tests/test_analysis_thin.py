@@ -4,7 +4,6 @@ reason; never a traceback, never an invented number."""
 import json
 
 import pytest
-from planted import make_planted_table
 
 from scalestudy.analysis import (
     AnalysisError,
@@ -13,6 +12,7 @@ from scalestudy.analysis import (
     load_trials_from_parquet,
 )
 from scalestudy.law import PredictionError, ScalingLaw
+from scalestudy.testing.planted import make_planted_table
 
 
 def one_line(error) -> str:
@@ -84,7 +84,7 @@ def test_several_dataset_sizes(planted, tmp_path):
 def test_single_batch_size_leaves_alpha_and_k_null(planted, tmp_path):
     result = analyze(TrialTable.from_frame(planted[planted["batch_size"] == 128]), tmp_path)
     law = ScalingLaw.load(tmp_path / "law.json")
-    assert law.alpha is None and law.k is None and law.ci95["alpha"] is None
+    assert law.alpha is None and law.k is None and law.ci95.alpha is None
     assert law.reasons["alpha"] == "single batch size (B=128)"
     assert law.beta == pytest.approx(1.0, abs=0.1)  # two momenta still give beta
     assert law.breakdown_batch_size is None and "batch sizes" in law.reasons["breakdown_batch_size"]
@@ -115,7 +115,7 @@ def test_single_cell_gives_an_all_null_law(planted, tmp_path):
     cell = planted[(planted["batch_size"] == 128) & (planted["momentum"] == 0.0)]
     result = analyze(TrialTable.from_frame(cell), tmp_path)
     assert (result.law.k, result.law.alpha, result.law.beta) == (None, None, None)
-    assert result.law.noise_scale_opt["ci95"] is None  # one cell: a value, no interval
+    assert result.law.noise_scale_opt.ci95 is None  # one cell: a value, no interval
     assert result.gap.vs_batch is None and result.gap.reason
 
 
@@ -131,7 +131,7 @@ def test_two_cells_fit_without_intervals(planted, tmp_path):
     two = planted[(planted["momentum"] == 0.0) & planted["batch_size"].isin([64, 256])]
     law = analyze(TrialTable.from_frame(two), tmp_path).law
     assert law.alpha == pytest.approx(1.0, abs=0.05)
-    assert law.ci95["alpha"] is None and "no interval" in law.reasons["ci95.alpha"]
+    assert law.ci95.alpha is None and "no interval" in law.reasons["ci95.alpha"]
 
 
 def test_only_schedule_trials(tmp_path):

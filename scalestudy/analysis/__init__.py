@@ -3,18 +3,25 @@ the noise scale, the generalization gap, the schedule comparison, the critical b
 from the gradient noise scale, steps to target, sharpness and the compute used → law.json,
 figures, report.
 
-Only :mod:`runs` touches MLflow (imported on use); everything else is a pure function of
-the trial table returning a dataclass. Importing this package loads neither torch nor ray.
+In: :mod:`runs` (MLflow) and :mod:`table` (Parquet, DataFrames) make the trial table, the only
+I/O on the way in. Fits: :func:`fit_study` (:mod:`fit`) runs the pure fit modules (frontier,
+peak, lawfit, breakdown, noise, gap, schedules, steps, sharpness, critical, compute) and returns
+one frozen :class:`StudyFits`. Out: :mod:`export` (law.json, law.yaml, trials.parquet),
+:mod:`draw` (figures: :mod:`figures` infos, drawn by :mod:`plots` and :mod:`plots_diagnostics`),
+:mod:`report` (report.md, the terminal summary; phrases in :mod:`text`), :mod:`publish` (the
+MLflow run). :func:`analyze` (:mod:`pipeline`) composes them. Importing this package loads
+neither torch nor ray (nor MLflow, matplotlib or scipy, until used).
 """
 
 from scalestudy.analysis.compute import StudyCompute, study_compute
 from scalestudy.analysis.critical import CriticalBatch, critical_batch_from_noise
 from scalestudy.analysis.errors import AnalysisError
+from scalestudy.analysis.fit import FitOptions, StudyFits, fit_study, law_trials
 from scalestudy.analysis.frontier import CellOptimum, Frontier, fit_frontier
 from scalestudy.analysis.gap import GapFit, fit_gap
 from scalestudy.analysis.lawfit import Breakdown, LawFit, fit_breakdown, fit_law
 from scalestudy.analysis.noise import NoiseScaleFit, fit_noise_scale
-from scalestudy.analysis.pipeline import AnalysisResult, analyze, law_trials
+from scalestudy.analysis.pipeline import AnalysisResult, analyze
 from scalestudy.analysis.schedules import ScheduleComparison, compare_schedules
 from scalestudy.analysis.sharpness import SharpnessFit, fit_sharpness
 from scalestudy.analysis.steps import StepsToTarget, Transition, fit_steps_to_target
@@ -33,9 +40,10 @@ def load_trials_from_mlflow(experiment: str, tracking_uri: str | None = None, *,
 
 
 __all__ = [
-    "AnalysisError", "AnalysisResult", "Breakdown", "CellOptimum", "CriticalBatch", "Frontier", "GapFit", "LawFit",
-    "NoiseScaleFit", "ScheduleComparison", "SharpnessFit", "StepsToTarget", "StudyCompute", "Transition",
-    "TrialTable", "analyze", "compare_schedules", "critical_batch_from_noise", "fit_breakdown", "fit_frontier",
-    "fit_gap", "fit_law", "fit_noise_scale", "fit_sharpness", "fit_steps_to_target", "law_trials",
-    "load_trials_from_mlflow", "load_trials_from_parquet", "study_compute", "validate_trials",
+    "AnalysisError", "AnalysisResult", "Breakdown", "CellOptimum", "CriticalBatch", "FitOptions", "Frontier",
+    "GapFit", "LawFit", "NoiseScaleFit", "ScheduleComparison", "SharpnessFit", "StepsToTarget", "StudyCompute",
+    "StudyFits", "Transition", "TrialTable", "analyze", "compare_schedules", "critical_batch_from_noise",
+    "fit_breakdown", "fit_frontier", "fit_gap", "fit_law", "fit_noise_scale", "fit_sharpness", "fit_steps_to_target",
+    "fit_study", "law_trials", "load_trials_from_mlflow", "load_trials_from_parquet", "study_compute",
+    "validate_trials",
 ]

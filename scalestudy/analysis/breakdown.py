@@ -72,7 +72,7 @@ class Breakdown:
     inconclusive: bool = False
     candidate: float | None = None  # the best hinge whose slope falls, whatever the outcome [examples]
     last_batch_size: int | None = None  # largest tested batch size at or below the breakdown: the law's cells end
-    profile: tuple[tuple[float, float], ...] = ()  # (B_c, RSS) pairs, for the figure
+    profile: tuple[tuple[float, float], ...] = ()  # (B_c, RSS) over the hinge grid: the profile likelihood
 
     @property
     def outcome(self) -> str:
@@ -88,6 +88,13 @@ def law_coordinates(cells: list[CellOptimum]) -> tuple[np.ndarray, np.ndarray, n
     v = np.log1p(-np.array([c.momentum for c in cells], float))
     y = np.log([c.lr_opt for c in cells]).astype(float)
     return u, v, y
+
+
+def law_design(u: np.ndarray, v: np.ndarray, terms: tuple[str, ...]) -> np.ndarray:
+    """The columns of ln ε* = ln k + α·u + β·v for the ``terms`` fitted ("alpha", "beta"):
+    a constant, then u = ln B and v = ln(1 − m) as asked."""
+    columns = {"alpha": u, "beta": v}
+    return np.column_stack([np.ones_like(u), *(columns[term] for term in terms)])
 
 
 def law_weights(cells: list[CellOptimum], X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float | None]:
@@ -107,15 +114,17 @@ def fit_breakdown(cells: list[CellOptimum], *, replicates: int = REPLICATES, see
     if len(distinct) < MIN_BELOW + MIN_ABOVE:
         return Breakdown(None, None, f"needs at least {MIN_BELOW + MIN_ABOVE} batch sizes with an interior "
                                      f"optimum to test for one, found {len(distinct)}", inconclusive=True)
-    extra = [v] if len(np.unique(v)) >= 2 else []
+    terms = ("alpha", "beta") if len(np.unique(v)) >= 2 else ("alpha",)
+    extra = [v] if "beta" in terms else []
     n, p_broken = len(y), 4 + len(extra)
     dof = n - p_broken
     if dof < 1:
         return Breakdown(None, None, f"{n} cells are too few to fit a broken power law", inconclusive=True)
     lo, hi = distinct[MIN_BELOW - 1], distinct[-MIN_ABOVE]
     grid = np.union1d(np.linspace(lo, hi, n_grid, endpoint=False), distinct[(distinct >= lo) & (distinct < hi)])
-    scale = np.sqrt(law_weights(cells, np.column_stack([np.ones_like(u), u, *extra]), y)[0])
-    hinges = _Hinges(u, extra, grid, scale)
+    single = law_design(u, v, terms)
+    scale = np.sqrt(law_weights(cells, single, y)[0])
+    hinges = _Hinges(single, u, extra, grid, scale)
     statistic, best, rss = hinges.statistic((scale * y)[:, None])
     null, _, _ = hinges.statistic(np.random.default_rng(seed).standard_normal((n, replicates)))
     p_value = float((1 + np.sum(null >= statistic[0])) / (replicates + 1))
@@ -188,8 +197,8 @@ class _Hinges:
     residual sum of squares of y is |r|² − |Qᵀr|² with r the single-law residual, and the
     change of slope α₂ − α is wᵀr with w = Q·R⁻ᵀ·(e₂ − e₁)."""
 
-    def __init__(self, u: np.ndarray, extra: list[np.ndarray], grid: np.ndarray, scale: np.ndarray):
-        single = np.column_stack([np.ones_like(u), u, *extra])
+    def __init__(self, single: np.ndarray, u: np.ndarray, extra: list[np.ndarray], grid: np.ndarray,
+                 scale: np.ndarray):
         self.single_q = np.linalg.qr(scale[:, None] * single)[0]
         g = grid[:, None]
         columns = [np.ones_like(g * u), np.minimum(u, g), np.maximum(u - g, 0.0)]

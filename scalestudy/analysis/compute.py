@@ -30,13 +30,7 @@ class StudyCompute:
     train_hours: float | None  # Σ training seconds / 3600 [wall hours, summed over trials]
     cpu_hours: float | None  # Σ train_seconds × workers × cpus_per_worker / 3600
     gpu_hours: float | None  # Σ train_seconds × workers × gpus_per_worker / 3600
-    notes: tuple[str, ...] = ()  # what is missing or estimated
-
-    def to_dict(self) -> dict:
-        return {"trials": self.trials, "finished": self.finished, "diverged": self.diverged,
-                "stopped": self.stopped, "trial_epochs": self.trial_epochs, "updates": self.updates,
-                "train_hours": self.train_hours, "cpu_hours": self.cpu_hours, "gpu_hours": self.gpu_hours,
-                "notes": list(self.notes)}
+    notes: tuple[str, ...] = ()  # what is missing or estimated (law.json's ``compute`` holds the same fields)
 
 
 def study_compute(frame: pd.DataFrame, train_seconds_source: str | None = None) -> StudyCompute:

@@ -1,94 +1,139 @@
-"""Fits → :class:`scalestudy.law.ScalingLaw` (the law.json / law.yaml content)."""
+"""Fits → :class:`scalestudy.law.ScalingLaw`, and the files that hold it and the trials:
+law.json, law.yaml, trials.parquet."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from scalestudy import __version__
 from scalestudy.analysis.compute import StudyCompute
 from scalestudy.analysis.critical import CriticalBatch
+from scalestudy.analysis.fit import StudyFits
 from scalestudy.analysis.frontier import BOUNDED, Frontier
 from scalestudy.analysis.gap import GapFit
 from scalestudy.analysis.lawfit import Breakdown, LawFit
 from scalestudy.analysis.noise import NoiseScaleFit
-from scalestudy.law import ScalingLaw
+from scalestudy.analysis.table import TrialTable
+from scalestudy.law import (
+    BreakdownTest,
+    Cell,
+    Compute,
+    CriticalBatchCell,
+    CriticalBatchSize,
+    Domain,
+    FittedOn,
+    GapSlope,
+    Interval,
+    LawIntervals,
+    NoiseScaleAtOptimum,
+    Provenance,
+    ScalingLaw,
+    Slope,
+)
+
+LAW_FILES = ("law.json", "law.yaml")
 
 
-def build_law(law: LawFit, frontier: Frontier, noise: NoiseScaleFit, gap: GapFit, dataset_size: int | None,
-              provenance: dict[str, Any], compute: StudyCompute | None = None,
-              critical: CriticalBatch | None = None) -> ScalingLaw:
-    breakdown = law.breakdown
+def write_files(table: TrialTable, law: ScalingLaw, out_dir: Path) -> list[Path]:
+    """trials.parquet (the table the fits read, with its provenance), law.json and law.yaml."""
+    return [table.to_parquet(out_dir / "trials.parquet"), *(law.save(out_dir / name) for name in LAW_FILES)]
+
+
+def build_law(fits: StudyFits) -> ScalingLaw:
+    """The law file's content; ``provenance.created`` is now."""
+    law, frontier, breakdown = fits.law_fit, fits.frontier, fits.law_fit.breakdown
     reasons = dict(law.reasons)
     if breakdown.batch_size is None:
         reasons["breakdown_batch_size"] = breakdown.reason
-    if noise.value is None and noise.reason:
-        reasons["noise_scale_opt"] = noise.reason
-    if gap.vs_batch is None and gap.reason:
-        reasons["gap_slope"] = gap.reason
-    if critical is not None and critical.value is None:
-        reasons["gradient_noise_scale"] = critical.reason
-    used = {(c.batch_size, c.momentum) for c in law.cells}
-    cells = [{"batch_size": c.batch_size, "momentum": c.momentum, "lr_opt": c.lr_opt,
-              "ci95": list(c.ci95) if c.ci95 else None, "seed_range": list(c.seed_range) if c.seed_range else None,
-              "lr_bound": c.lr_bound, "status": c.status, "used": (c.batch_size, c.momentum) in used,
-              "trials": c.n_trials, "seeds": c.n_seeds}
-             for c in frontier.cells]
-    excluded = [f"{c.label} ({c.status})" for c in frontier.cells if not c.usable]
-    above = [c.label for c in frontier.cells if c.usable and (c.batch_size, c.momentum) not in used]
-    bounded = [c.label for c in frontier.cells if c.status == BOUNDED]
-    noise_opt = None
-    if noise.value is not None:
-        noise_opt = {"value": noise.value, "ci95": list(noise.ci95) if noise.ci95 else None,
-                     "log_sd": noise.log_sd, "slope_vs_log_batch_size": noise.slope_vs_log_b,
-                     "slope_ci95": list(noise.slope_ci95) if noise.slope_ci95 else None}
-    gap_slope = None
-    if gap.vs_batch is not None:
-        gap_slope = {"per": gap.vs_batch.per, "value": gap.vs_batch.value,
-                     "ci95": list(gap.vs_batch.ci95) if gap.vs_batch.ci95 else None}
-        if gap.vs_noise is not None:
-            gap_slope["vs_noise_scale"] = {"per": gap.vs_noise.per, "value": gap.vs_noise.value,
-                                           "ci95": list(gap.vs_noise.ci95) if gap.vs_noise.ci95 else None}
-    ci = {name: list(value) if value else None for name, value in law.ci95.items()}
-    ci["breakdown_batch_size"] = list(breakdown.ci95) if breakdown.ci95 else None
-    domain = {name: list(value) if value else None for name, value in law.domain.items()}
+    if fits.noise.value is None and fits.noise.reason:
+        reasons["noise_scale_opt"] = fits.noise.reason
+    if fits.gap.vs_batch is None and fits.gap.reason:
+        reasons["gap_slope"] = fits.gap.reason
+    if fits.critical_batch.value is None:
+        reasons["gradient_noise_scale"] = fits.critical_batch.reason
     return ScalingLaw(
-        k=law.k, alpha=law.alpha, beta=law.beta, ci95=ci, r2=law.r2,
-        breakdown_batch_size=breakdown.batch_size, noise_scale_opt=noise_opt, gap_slope=gap_slope,
-        domain=domain, dataset_size=dataset_size,
-        fitted_on={"cells": len(law.cells), "trials": law.n_trials, "excluded_cells": excluded,
-                   "above_breakdown": above, "bounded_by_divergence": bounded, "weighting": law.weighting},
-        breakdown_test=breakdown_entry(breakdown),
-        provenance=law_provenance(provenance), reasons=reasons, notes=list(law.notes), cells=cells,
-        gradient_noise_scale=critical_entry(critical), compute=compute.to_dict() if compute else None)
+        k=law.k, alpha=law.alpha, beta=law.beta,
+        ci95=LawIntervals(**{name: _interval(law.ci95.get(name)) for name in ("k", "alpha", "beta")},
+                          breakdown_batch_size=_interval(breakdown.ci95)),
+        r2=law.r2, breakdown_batch_size=breakdown.batch_size, noise_scale_opt=noise_entry(fits.noise),
+        gap_slope=gap_entry(fits.gap), domain=Domain(_interval(law.domain.get("batch_size")),
+                                                     _interval(law.domain.get("momentum"))),
+        dataset_size=fits.dataset_size, fitted_on=fitted_on(law, frontier), breakdown_test=breakdown_entry(breakdown),
+        provenance=law_provenance(fits.provenance), reasons=reasons, notes=tuple(law.notes),
+        cells=cells_entry(law, frontier), gradient_noise_scale=critical_entry(fits.critical_batch),
+        compute=compute_entry(fits.compute))
 
 
-def breakdown_entry(breakdown: Breakdown) -> dict[str, Any]:
-    """law.json's ``breakdown_test``: the outcome of the breakdown test and why."""
-    return {"outcome": breakdown.outcome, "reason": breakdown.reason, "p_value": breakdown.p_value,
-            "candidate_batch_size": breakdown.candidate, "last_batch_size_in_law": breakdown.last_batch_size}
+def fitted_on(law: LawFit, frontier: Frontier) -> FittedOn:
+    used = {(c.batch_size, c.momentum) for c in law.cells}
+    return FittedOn(
+        cells=len(law.cells), trials=law.n_trials,
+        excluded_cells=tuple(f"{c.label} ({c.status})" for c in frontier.cells if not c.usable),
+        above_breakdown=tuple(c.label for c in frontier.cells if c.usable and (c.batch_size, c.momentum) not in used),
+        bounded_by_divergence=tuple(c.label for c in frontier.cells if c.status == BOUNDED), weighting=law.weighting)
 
 
-def critical_entry(critical: CriticalBatch | None) -> dict[str, Any] | None:
-    """law.json's ``gradient_noise_scale``: B_crit ≈ B_simple next to the breakdown (null when absent)."""
-    if critical is None or critical.value is None:
+def cells_entry(law: LawFit, frontier: Frontier) -> tuple[Cell, ...]:
+    used = {(c.batch_size, c.momentum) for c in law.cells}
+    return tuple(Cell(batch_size=c.batch_size, momentum=c.momentum, lr_opt=c.lr_opt, ci95=_interval(c.ci95),
+                      seed_range=_interval(c.seed_range), lr_bound=c.lr_bound, status=c.status,
+                      used=(c.batch_size, c.momentum) in used, trials=c.n_trials, seeds=c.n_seeds)
+                 for c in frontier.cells)
+
+
+def noise_entry(noise: NoiseScaleFit) -> NoiseScaleAtOptimum | None:
+    if noise.value is None:
         return None
-    return {"value": critical.value, "iqr": list(critical.iqr) if critical.iqr else None, "trials": critical.n_trials,
-            "taken": critical.taken, "breakdown_batch_size": critical.breakdown,
-            "breakdown_ci95": list(critical.breakdown_ci95) if critical.breakdown_ci95 else None,
-            "ratio_to_breakdown": critical.ratio_to_breakdown,
-            "within_breakdown_ci95": critical.within_breakdown_ci,
-            "cells": [{"batch_size": b, "momentum": m, "value": v} for b, m, v in critical.cells]}
+    return NoiseScaleAtOptimum(noise.value, _interval(noise.ci95), noise.log_sd, noise.slope_vs_log_b,
+                               _interval(noise.slope_ci95))
 
 
-def law_provenance(provenance: dict[str, Any]) -> dict[str, Any]:
+def gap_entry(gap: GapFit) -> GapSlope | None:
+    if gap.vs_batch is None:
+        return None
+    vs_noise = None
+    if gap.vs_noise is not None:
+        vs_noise = Slope(gap.vs_noise.per, gap.vs_noise.value, _interval(gap.vs_noise.ci95))
+    return GapSlope(gap.vs_batch.per, gap.vs_batch.value, _interval(gap.vs_batch.ci95), vs_noise)
+
+
+def breakdown_entry(breakdown: Breakdown) -> BreakdownTest:
+    """law.json's ``breakdown_test``: the outcome of the breakdown test and why."""
+    return BreakdownTest(breakdown.outcome, breakdown.reason, breakdown.p_value, breakdown.candidate,
+                         breakdown.last_batch_size)
+
+
+def critical_entry(critical: CriticalBatch) -> CriticalBatchSize | None:
+    """law.json's ``gradient_noise_scale``: B_crit ≈ B_simple next to the breakdown (null when absent)."""
+    if critical.value is None:
+        return None
+    return CriticalBatchSize(
+        value=critical.value, iqr=_interval(critical.iqr), trials=critical.n_trials, taken=critical.taken,
+        breakdown_batch_size=critical.breakdown, breakdown_ci95=_interval(critical.breakdown_ci95),
+        ratio_to_breakdown=critical.ratio_to_breakdown, within_breakdown_ci95=critical.within_breakdown_ci,
+        cells=tuple(CriticalBatchCell(b, m, v) for b, m, v in critical.cells))
+
+
+def compute_entry(compute: StudyCompute) -> Compute:
+    """law.json's ``compute``: the same fields (a field added to one and not the other fails here)."""
+    return Compute(**asdict(compute))
+
+
+def law_provenance(provenance: dict[str, Any]) -> Provenance:
+    """Where the trials came from (a Parquet file keeps its MLflow origin), this version, now."""
     origin = provenance.get("origin", {})
-    return {
-        "experiment": provenance.get("experiment", origin.get("experiment")),
-        "input_file": provenance.get("input_file"),
-        "tracking_uri": provenance.get("tracking_uri", origin.get("tracking_uri")),
-        "parent_run_id": provenance.get("parent_run_id", origin.get("parent_run_id")),
-        "spec_hash": provenance.get("spec_hash", origin.get("spec_hash")),
-        "scalestudy_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
+    return Provenance(
+        experiment=provenance.get("experiment", origin.get("experiment")),
+        input_file=provenance.get("input_file"),
+        tracking_uri=provenance.get("tracking_uri", origin.get("tracking_uri")),
+        parent_run_id=provenance.get("parent_run_id", origin.get("parent_run_id")),
+        spec_hash=provenance.get("spec_hash", origin.get("spec_hash")),
+        scalestudy_version=__version__,
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+
+def _interval(pair) -> Interval | None:
+    return Interval(*pair) if pair else None

@@ -1,4 +1,6 @@
-"""What each figure shows, as plain data: built from the fits, drawn by :mod:`plots`.
+"""What each figure shows, as plain data: built from the fits, drawn by :mod:`plots` and
+:mod:`plots_diagnostics` (the gap figure draws :class:`~scalestudy.analysis.gap.GapFit` itself,
+already plain data).
 
 Tests assert on these info objects; drawing them is the only matplotlib step.
 """
@@ -12,12 +14,12 @@ import pandas as pd
 
 from scalestudy.analysis.critical import CriticalBatch
 from scalestudy.analysis.frontier import Frontier
-from scalestudy.analysis.gap import GapFit
 from scalestudy.analysis.lawfit import LawFit
-from scalestudy.analysis.noise import NoiseScaleFit, noise_scale
+from scalestudy.analysis.noise import NoiseScaleFit
 from scalestudy.analysis.schedules import ScheduleGroup
 from scalestudy.analysis.sharpness import SharpnessFit
 from scalestudy.analysis.steps import StepsToTarget
+from scalestudy.noise import noise_scale
 
 
 @dataclass(frozen=True)
@@ -242,8 +244,3 @@ def sharpness_vs_batch(fit: SharpnessFit) -> SharpnessInfo:
         if lines:
             panels.append((key, tuple(lines)))
     return SharpnessInfo(tuple(panels))
-
-
-def gap_info(gap: GapFit) -> GapFit:
-    """The gap fit is already plain data."""
-    return gap

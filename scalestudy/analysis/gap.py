@@ -15,7 +15,7 @@ import pandas as pd
 
 from scalestudy.analysis._stats import fit_line
 from scalestudy.analysis.frontier import CellOptimum
-from scalestudy.analysis.noise import noise_scale
+from scalestudy.noise import noise_scale
 
 
 @dataclass(frozen=True)

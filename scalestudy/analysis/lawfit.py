@@ -21,10 +21,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from scalestudy.analysis._stats import LinearFit, least_squares
-from scalestudy.analysis.breakdown import Breakdown, fit_breakdown, law_coordinates, law_weights
+from scalestudy.analysis.breakdown import Breakdown, fit_breakdown, law_coordinates, law_design, law_weights
 from scalestudy.analysis.frontier import CellOptimum
 
-__all__ = ["Breakdown", "LawFit", "LinearFit", "fit_breakdown", "fit_law"]
+__all__ = ["Breakdown", "LawFit", "LawPrior", "LinearFit", "fit_breakdown", "fit_law", "regress_law"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,38 @@ class LawFit:
     regression: LinearFit | None = None
     domain: dict[str, tuple[float, float] | None] = field(default_factory=dict)
     weighting: str = "equal weights"  # how the cells were weighted in the least squares
+
+
+@dataclass(frozen=True)
+class LawPrior:
+    """A pull of α and β towards given values: each is one pseudo-observation α = ``alpha``
+    (β = ``beta``) of weight ``weight`` in squared ln ε units (ridge regression towards the
+    prior). With few cells the prior decides what they cannot (one cell gives the prior's law
+    through it); many cells outweigh it."""
+
+    alpha: float
+    beta: float
+    weight: float
+
+
+def regress_law(u: np.ndarray, v: np.ndarray, y: np.ndarray, terms: tuple[str, ...] = ("alpha", "beta"), *,
+                weights: np.ndarray | None = None, prior: LawPrior | None = None,
+                min_scale: float = 0.0) -> LinearFit:
+    """Least squares of y = ln ε* on ln k + α·u + β·v, u = ln B, v = ln(1 − m), for the ``terms``
+    fitted (the constant ``log_k`` always): the one regression of the law, used by the law fit
+    (weighted) and by the search's running law (with a prior). ``min_scale``: see
+    :func:`~scalestudy.analysis._stats.least_squares`."""
+    X, target = law_design(u, v, terms), np.asarray(y, float)
+    if weights is not None:
+        scale = np.sqrt(weights)
+        X, target = X * scale[:, None], target * scale
+    if prior is not None:
+        pull = np.sqrt(prior.weight)
+        rows = np.zeros((len(terms), 1 + len(terms)))
+        rows[np.arange(len(terms)), 1 + np.arange(len(terms))] = pull
+        X = np.vstack([X, rows])
+        target = np.concatenate([target, [pull * getattr(prior, term) for term in terms]])
+    return least_squares(X, target, ("log_k", *terms), min_scale=min_scale)
 
 
 def fit_law(cells: list[CellOptimum], *, seed: int = 0) -> LawFit:
@@ -80,23 +112,23 @@ def _breakdown_hint(cells: list[CellOptimum], usable: list[CellOptimum]) -> str 
 def _fit_below(cells: list[CellOptimum], breakdown: Breakdown) -> LawFit:
     u, v, y = law_coordinates(cells)
     n_b, n_m = len(np.unique(u)), len(np.unique(v))
-    names, columns, reasons, notes = ["log_k"], [np.ones_like(y)], {}, []
+    terms, reasons, notes = [], {}, []
     if n_b >= 2:
-        names.append("alpha"), columns.append(u)
+        terms.append("alpha")
     else:
         reasons["alpha"] = f"single batch size (B={cells[0].batch_size})"
         reasons["k"] = "needs alpha"
     if n_m >= 2:
-        names.append("beta"), columns.append(v)
+        terms.append("beta")
     else:
         reasons["beta"] = f"single momentum (m={cells[0].momentum:g})"
         notes.append(f"beta is unknown: k includes the factor (1-m)^beta at m={cells[0].momentum:g}")
     if n_b < 2 and n_m < 2:
         reasons["k"] = "single batch size and single momentum"
-    X = np.column_stack(columns)
+    X = law_design(u, v, tuple(terms))
     weights, tau2 = law_weights(cells, X, y)
-    scale = np.sqrt(weights)
-    regression = least_squares(X * scale[:, None], y * scale, tuple(names), min_scale=0.0 if tau2 is None else 1.0)
+    regression = regress_law(u, v, y, tuple(terms), weights=weights, min_scale=0.0 if tau2 is None else 1.0)
+    names = regression.names
     coef = dict(zip(names, regression.coef))
     ci = dict(zip(names, regression.intervals()))
     if regression.cov is None:

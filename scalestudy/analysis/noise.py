@@ -1,4 +1,5 @@
-"""The SGD noise scale at the optimum, g* = ε*/(1 − m)·(N/B − 1), per cell.
+"""The SGD noise scale at the optimum, g* = ε*/(1 − m)·(N/B − 1), per cell (the formula:
+:func:`scalestudy.noise.noise_scale`; Smith & Le 2017, Smith et al. 2018).
 
 g has the units of a learning rate (ε per update, N and B in examples). If the law
 holds with α = 1 and β = 1, g* is the same in every cell below the breakdown: the
@@ -14,12 +15,7 @@ import numpy as np
 
 from scalestudy.analysis._stats import fit_line, t_quantile
 from scalestudy.analysis.frontier import CellOptimum
-
-
-def noise_scale(lr, momentum, dataset_size, batch_size):
-    """g = ε/(1 − m)·(N/B − 1); works on scalars and arrays."""
-    return np.asarray(lr, float) / (1.0 - np.asarray(momentum, float)) * (
-        np.asarray(dataset_size, float) / np.asarray(batch_size, float) - 1.0)
+from scalestudy.noise import noise_scale
 
 
 @dataclass(frozen=True)
@@ -38,8 +34,8 @@ def fit_noise_scale(cells: list[CellOptimum], dataset_size: int) -> NoiseScaleFi
     cells = [c for c in cells if c.usable and c.batch_size < dataset_size]
     if not cells:
         return NoiseScaleFit((), None, None, None, None, None, "no usable cell")
-    g = noise_scale([c.lr_opt for c in cells], [c.momentum for c in cells], dataset_size,
-                    [c.batch_size for c in cells])
+    g = noise_scale(np.array([c.lr_opt for c in cells]), np.array([c.momentum for c in cells]), dataset_size,
+                    np.array([c.batch_size for c in cells], float))
     log_g = np.log(g)
     rows = tuple((c.batch_size, c.momentum, float(value)) for c, value in zip(cells, g))
     value = float(np.exp(log_g.mean()))

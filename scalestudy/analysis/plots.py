@@ -1,4 +1,5 @@
-"""Draw the figure infos of :mod:`figures` to PNG files (matplotlib, Agg backend).
+"""Draw the figure infos of :mod:`figures` to PNG files (matplotlib, Agg backend): the law's
+figures here, the diagnostics' in :mod:`plots_diagnostics`, both with the helpers below.
 
 matplotlib is imported inside the functions, so importing the analysis package stays fast.
 """
@@ -9,21 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
-from scalestudy.analysis.figures import (
-    AccuracyVsLrInfo,
-    AccuracyVsNoiseInfo,
-    LrLawInfo,
-    ScheduleCurvesInfo,
-    SharpnessInfo,
-    StepsToTargetInfo,
-)
+from scalestudy.analysis.figures import AccuracyVsLrInfo, AccuracyVsNoiseInfo, LrLawInfo
 from scalestudy.analysis.gap import GapFit
 
 LR_LABEL = "learning rate ε (per update)"
 DPI = 110
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -33,15 +27,15 @@ def _pyplot():
     return plt
 
 
-def _batch_colors(batch_sizes):
-    plt = _pyplot()
+def batch_colors(batch_sizes):
+    plt = pyplot()
     values = sorted(set(batch_sizes))
     cmap = plt.get_cmap("viridis")
     span = max(len(values) - 1, 1)
     return {b: cmap(0.9 * i / span) for i, b in enumerate(values)}
 
 
-def _plain_log_axis(ax) -> None:
+def plain_log_axis(ax) -> None:
     """Log x axis labelled 20, 30, 100 rather than 2×10¹."""
     from matplotlib.ticker import FuncFormatter, LogLocator
 
@@ -51,7 +45,7 @@ def _plain_log_axis(ax) -> None:
     ax.xaxis.set_minor_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
 
 
-def _plain_log_y(ax) -> None:
+def plain_log_y(ax) -> None:
     """Log y axis labelled 0.1, 0.2, 300, 4e+05 rather than 10⁻¹, 2×10⁻¹."""
     from matplotlib.ticker import FuncFormatter, LogLocator
 
@@ -61,7 +55,7 @@ def _plain_log_y(ax) -> None:
     ax.yaxis.set_minor_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
 
 
-def _log2_axis(ax) -> None:
+def log2_axis(ax) -> None:
     """Log base-2 x axis labelled with plain numbers (16, 32, ...), not 2^4."""
     from matplotlib.ticker import FuncFormatter
 
@@ -69,27 +63,27 @@ def _log2_axis(ax) -> None:
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
 
 
-def _momentum_colors(momenta):
-    plt = _pyplot()
+def momentum_colors(momenta):
+    plt = pyplot()
     momenta = sorted(set(momenta))
     cmap = plt.get_cmap("plasma")
     return {m: cmap(0.8 * i / max(len(momenta) - 1, 1)) for i, m in enumerate(momenta)}
 
 
-def _save(fig, path: Path) -> Path:
+def save_png(fig, path: Path) -> Path:
     fig.savefig(path, dpi=DPI)  # constrained layout: no second "tight" drawing pass
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return path
 
 
 def draw_accuracy_vs_lr(info: AccuracyVsLrInfo, path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     n = max(len(info.panels), 1)
     ncols = min(n, 3)
     nrows = -(-n // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols + 1.2, 3.9 * nrows + 0.4), sharey=True,
                              squeeze=False, layout="constrained")
-    colors = _batch_colors([c.batch_size for _, curves in info.panels for c in curves])
+    colors = batch_colors([c.batch_size for _, curves in info.panels for c in curves])
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     for ax, (momentum, curves) in zip(axes.flat, info.panels):
@@ -111,16 +105,15 @@ def draw_accuracy_vs_lr(info: AccuracyVsLrInfo, path: Path) -> Path:
     fig.legend(handles, labels, loc="outside right center", fontsize=8, title="batch size")
     fig.suptitle("Test accuracy vs learning rate  (★ fitted ε*, × diverged, dotted: optimum at the grid edge)",
                  fontsize=10)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def draw_lr_law(info: LrLawInfo, path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.8, 4.8), layout="constrained")
     momenta = sorted({p.momentum for p in info.points} | {line.momentum for line in info.lines}
                      | {e.momentum for e in info.edges})
-    cmap = plt.get_cmap("plasma")
-    colors = {m: cmap(0.8 * i / max(len(momenta) - 1, 1)) for i, m in enumerate(momenta)}
+    colors = momentum_colors(momenta)
     for line in info.lines:
         b, lr, fitted = np.array(line.batch_sizes), np.array(line.lr), np.array(line.fitted)
         color = colors[line.momentum]
@@ -156,19 +149,19 @@ def draw_lr_law(info: LrLawInfo, path: Path) -> Path:
         ax.axvline(info.breakdown, color="black", ls=":", lw=1.2, label=f"breakdown B ≈ {info.breakdown:.0f}")
         if info.breakdown_ci95:
             ax.axvspan(*info.breakdown_ci95, color="gray", alpha=0.15, lw=0)
-    _log2_axis(ax)
+    log2_axis(ax)
     ax.set_yscale("log")
     ax.set_xlabel("batch size B (examples per update)")
     ax.set_ylabel("optimal learning rate ε* (per update)")
     ax.set_title(info.title, fontsize=10)
     ax.legend(fontsize=8, loc="best")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def draw_accuracy_vs_noise(info: AccuracyVsNoiseInfo, path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.8, 4.6), layout="constrained")
-    colors = _batch_colors([p.batch_size for p in info.points])
+    colors = batch_colors([p.batch_size for p in info.points])
     markers = dict(zip(sorted({p.momentum for p in info.points}), "o^sDvP*X"))
     for b, color in colors.items():
         for m, marker in markers.items():
@@ -182,20 +175,19 @@ def draw_accuracy_vs_noise(info: AccuracyVsNoiseInfo, path: Path) -> Path:
             ax.axvspan(*info.optimum_ci95, color="gray", alpha=0.15, lw=0)
     for m, marker in markers.items():
         ax.plot([], [], marker, color="gray", label=f"m = {m:g}")
-    _plain_log_axis(ax)
+    plain_log_axis(ax)
     ax.set_xlabel("noise scale g = ε/(1−m)·(N/B − 1)  (units of ε)")
     ax.set_ylabel("final test accuracy (mean over seeds)")
     ax.set_title("Test accuracy vs SGD noise scale (non-diverged trials)", fontsize=10)
     fig.legend(fontsize=7, loc="outside right center")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def draw_gap(info: GapFit, path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.2), sharey=True, layout="constrained")
     momenta = sorted({c.momentum for c in info.cells})
-    cmap = plt.get_cmap("plasma")
-    colors = {m: cmap(0.8 * i / max(len(momenta) - 1, 1)) for i, m in enumerate(momenta)}
+    colors = momentum_colors(momenta)
     for ax, attr, slope, xlabel in (
             (axes[0], "batch_size", info.vs_batch, "batch size B (examples per update)"),
             (axes[1], "noise_scale", info.vs_noise, "noise scale g* at ε* (units of ε)")):
@@ -210,98 +202,11 @@ def draw_gap(info: GapFit, path: Path) -> Path:
             ci = f" [{100 * slope.ci95[0]:+.2f}, {100 * slope.ci95[1]:+.2f}]" if slope.ci95 else ""
             ax.set_title(f"{100 * slope.value:+.2f} points per {slope.per}{ci}", fontsize=9)
         if attr == "batch_size":
-            _log2_axis(ax)
+            log2_axis(ax)
         else:
-            _plain_log_axis(ax)
+            plain_log_axis(ax)
         ax.set_xlabel(xlabel)
     axes[0].set_ylabel("generalization gap at ε*: train − test accuracy (points)")
     axes[0].legend(fontsize=8)
     fig.suptitle("Generalization gap at the optimal learning rate", fontsize=10)
-    return _save(fig, path)
-
-
-def draw_schedules(info: ScheduleCurvesInfo, path: Path) -> Path:
-    """Smith et al. (2018), Figure 2 layout: test accuracy against epochs and against updates."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.2), sharey=True, layout="constrained")
-    from matplotlib.ticker import MaxNLocator, StrMethodFormatter
-
-    for curve in info.curves:
-        marker = "o" if len(curve.epochs) <= 30 else None
-        axes[0].plot(curve.epochs, np.array(curve.test_acc) * 100, "-", marker=marker, ms=3, lw=1.5,
-                     label=curve.schedule)
-        axes[1].plot(curve.updates, np.array(curve.test_acc) * 100, "-", marker=marker, ms=3, lw=1.5,
-                     label=curve.schedule)
-    axes[0].set_xlabel("epochs")
-    axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes[1].set_xlabel("parameter updates (optimizer steps)")
-    axes[1].xaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
-    axes[0].set_ylabel("test accuracy (%, mean over seeds)")
-    axes[0].set_title("a) against epochs", fontsize=9)
-    axes[1].set_title("b) against parameter updates", fontsize=9)
-    axes[0].legend(fontsize=8, loc="lower right")
-    fig.suptitle(info.title, fontsize=10)
-    return _save(fig, path)
-
-
-def draw_steps_to_target(info: StepsToTargetInfo, path: Path) -> Path:
-    """Shallue et al. (2018), Figure 1 layout: updates (a) and examples (b) to the target against B."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.4), layout="constrained")
-    colors = _momentum_colors([c.momentum for c in info.curves])
-    for curve in info.curves:
-        color = colors[curve.momentum]
-        axes[0].plot(curve.batch_sizes, curve.updates, "o-", color=color, ms=4, label=f"m = {curve.momentum:g}")
-        axes[0].plot(curve.batch_sizes, curve.perfect_updates, "--", color=color, lw=0.9, alpha=0.7)
-        axes[1].plot(curve.batch_sizes, curve.examples, "o-", color=color, ms=4, label=f"m = {curve.momentum:g}")
-        axes[1].plot(curve.batch_sizes, curve.perfect_examples, "--", color=color, lw=0.9, alpha=0.7)
-        if curve.fit_updates:
-            b = np.array(curve.fit_batch_sizes)
-            axes[0].plot(b, curve.fit_updates, ":", color=color, lw=1.2)
-            axes[1].plot(b, np.array(curve.fit_updates) * b, ":", color=color, lw=1.2)
-    for ax in axes:
-        ax.plot([], [], "--", color="gray", label="perfect scaling (through the smallest B)")
-        if any(c.fit_updates for c in info.curves):
-            ax.plot([], [], ":", color="gray", label="fit S_min·(1 + B_crit/B)")
-        if info.noise_b_crit is not None:
-            ax.axvline(info.noise_b_crit, color="tab:green", ls="-.", lw=1.1,
-                       label=f"gradient noise scale B_simple ≈ {info.noise_b_crit:.0f}")
-        if info.breakdown is not None:
-            ax.axvline(info.breakdown, color="black", ls=":", lw=1.2,
-                       label=f"lr-law breakdown B ≈ {info.breakdown:.0f}")
-            if info.breakdown_ci95:
-                ax.axvspan(*info.breakdown_ci95, color="gray", alpha=0.15, lw=0)
-        _log2_axis(ax)
-        _plain_log_y(ax)
-        ax.set_xlabel("batch size B (examples per update)")
-    axes[0].set_ylabel("updates to reach the target")
-    axes[1].set_ylabel("examples to reach the target")
-    axes[0].set_title("a) parameter updates (slope −1: perfect scaling)", fontsize=9)
-    axes[1].set_title("b) training examples (flat: perfect scaling)", fontsize=9)
-    axes[0].legend(fontsize=7, loc="best")
-    target = f"test accuracy {100 * info.target:.4g}%" if info.target is not None else "the target accuracy"
-    fig.suptitle(f"Steps to {target} at the best lr of each batch size", fontsize=10)
-    return _save(fig, path)
-
-
-def draw_sharpness(info: SharpnessInfo, path: Path) -> Path:
-    """ε-sharpness at each cell's best lr against batch size, one panel per space."""
-    plt = _pyplot()
-    n = len(info.panels)
-    fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 4.2), squeeze=False, layout="constrained")
-    colors = _momentum_colors([line.momentum for _, lines in info.panels for line in lines])
-    for ax, (key, lines) in zip(axes[0], info.panels):
-        for line in lines:
-            ax.plot(line.batch_sizes, line.values, "o-", color=colors[line.momentum], ms=4,
-                    label=f"m = {line.momentum:g}")
-        _log2_axis(ax)
-        if all(v > 0 for line in lines for v in line.values):
-            _plain_log_y(ax)
-        ax.set_xlabel("batch size B (examples per update)")
-        space = {"sharpness": "full parameter space", "sharpness_subspace": "random subspace"}.get(
-            key, f"random {key[len('sharpness_p'):]}-dim subspace")
-        ax.set_title(f"{key}: {space}", fontsize=9)
-    axes[0][0].set_ylabel("ε-sharpness at the best lr (percent)")
-    axes[0][0].legend(fontsize=8)
-    fig.suptitle("Sharpness of the final solution (Keskar et al. 2017: larger at large B)", fontsize=10)
-    return _save(fig, path)
+    return save_png(fig, path)

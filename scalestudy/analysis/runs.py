@@ -1,4 +1,5 @@
-"""MLflow → trial table: the analysis layer's only read of the tracking store.
+"""MLflow → trial table: the analysis layer's only read of the tracking store (the analysis run
+is written back by :mod:`publish`).
 
 The final values of every trial of an experiment come from one search (the latest
 metrics, params and tags of its runs), never from one request per run per metric.
@@ -220,28 +221,6 @@ def load_histories(tracking_uri: str, run_ids: list[str],
     rows = [(run_id, m.step, key, m.value) for run_id in run_ids for key in keys
             for m in client.get_metric_history(run_id, key)]
     return pd.DataFrame(rows, columns=["run_id", "step", "key", "value"])
-
-
-def log_analysis_run(provenance: dict[str, Any], out_dir: Path, metrics: dict[str, float],
-                     params: dict[str, str]) -> str:
-    """An ``analysis`` run under the study's parent run, with ``out_dir`` as its artifacts."""
-    from mlflow.entities import Metric, Param, RunTag
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=provenance["tracking_uri"])
-    tags = {ROLE_TAG: "analysis", "mlflow.runName": "analysis"}
-    if provenance.get("parent_run_id"):
-        tags[PARENT_TAG] = provenance["parent_run_id"]
-    if provenance.get("spec_hash"):
-        tags["scalestudy.spec_hash"] = provenance["spec_hash"]
-    run = client.create_run(provenance["experiment_id"], tags=tags, run_name="analysis")
-    run_id = run.info.run_id
-    client.log_batch(run_id, metrics=[Metric(k, float(v), 0, 0) for k, v in metrics.items()],
-                     params=[Param(k, str(v)) for k, v in params.items()],
-                     tags=[RunTag(k, v) for k, v in tags.items()])
-    client.log_artifacts(run_id, str(out_dir))
-    client.set_terminated(run_id)
-    return run_id
 
 
 def _check_sqlite_file(uri: str) -> None:

@@ -1,6 +1,9 @@
 """``bench coverage``: do the analysis' 95 % intervals hold 95 %, and how often is a
 breakdown declared where there is none? Simulated on planted quickstart-like studies
-(:mod:`scalestudy.analysis.coverage`), each analysed by the real fits.
+(:func:`scalestudy.testing.planted.planted_study`), each analysed by the real fits
+(:func:`fit_frontier`, :func:`fit_law`), counting how often the reported 95 % intervals hold
+the planted value: ε* of each usable cell, and the law's α, β and k; and how often a
+breakdown is declared on single-law studies.
 
 Rows: the per-cell ε* interval (all usable cells, and those bounded by divergence), the
 seed range given where no interval holds, the law's α, β, k intervals, at 2, 3 and 5
@@ -11,10 +14,14 @@ studies planted with a breakdown at B = 128.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
-from scalestudy.analysis.coverage import BATCH_SIZES, simulate_coverage
+from scalestudy.analysis.frontier import BOUNDED, fit_frontier
+from scalestudy.analysis.lawfit import LawFit, fit_law
 from scalestudy.bench import BenchTable
+from scalestudy.testing.planted import QUICKSTART_BATCH_SIZES, PlantedStudy, planted_study
 
 NOMINAL = 0.95
 FALSE_ALARM_TARGET = 0.05
@@ -58,7 +65,8 @@ def _coverage_rows(table: BenchTable, seeds: int, studies: int) -> None:
 
 
 def _false_alarm_row(table: BenchTable, count: int, momenta: tuple[float, ...], studies: int) -> None:
-    result = simulate_coverage(2, studies, rng=100 + count, batch_sizes=BATCH_SIZES[:count], momenta=momenta)
+    result = simulate_coverage(2, studies, rng=100 + count, batch_sizes=QUICKSTART_BATCH_SIZES[:count],
+                               momenta=momenta)
     outcomes = result.breakdowns
     design = f"{count} batch sizes, " + ("1 momentum" if len(momenta) == 1 else f"{len(momenta)} momenta")
     table.add(measure="breakdown declared on a single law", design=design, n=studies,
@@ -74,3 +82,84 @@ def _power_row(table: BenchTable, studies: int) -> None:
               rate=outcomes["breakdown"] / studies, target="–",
               detail=(f"inconclusive {outcomes['inconclusive'] / studies:.1%}; the law ends at B = 128 in "
                       f"{kept} of {outcomes['breakdown']} declared"))
+
+
+# ---------------------------------------------------------------------------------------
+# The simulation
+
+
+@dataclass
+class Tally:
+    """How often an interval held the truth."""
+
+    hits: int = 0
+    total: int = 0
+
+    def add(self, hit: bool) -> None:
+        self.hits += int(hit)
+        self.total += 1
+
+    @property
+    def rate(self) -> float | None:
+        return self.hits / self.total if self.total else None
+
+
+@dataclass
+class CoverageResult:
+    """Coverage over ``studies`` simulated studies with ``seeds`` seeds each."""
+
+    seeds: int
+    studies: int
+    cell_ci: Tally = field(default_factory=Tally)  # per-cell Student-t 95 % intervals, all usable cells
+    bounded_ci: Tally = field(default_factory=Tally)  # ... of the cells bounded by divergence
+    seed_range: Tally = field(default_factory=Tally)  # per-cell seed ranges (not 95 % intervals)
+    usable_cells: int = 0
+    cell_widths: list[float] = field(default_factory=list)  # high/low of each 95 % interval
+    law: dict[str, Tally] = field(default_factory=lambda: {name: Tally() for name in ("alpha", "beta", "k")})
+    breakdowns: dict[str, int] = field(default_factory=lambda: {"breakdown": 0, "none": 0, "inconclusive": 0})
+    last_batch_sizes: list[int] = field(default_factory=list)  # largest batch size in the law, per declared breakdown
+
+    @property
+    def with_interval(self) -> float | None:
+        """Share of usable cells that got a 95 % interval."""
+        return self.cell_ci.total / self.usable_cells if self.usable_cells else None
+
+
+def simulate_coverage(seeds: int, studies: int, *, rng: int = 0, **design) -> CoverageResult:
+    """Analyse ``studies`` planted studies with ``seeds`` seeds; ``design``: options of :func:`planted_study`."""
+    generator = np.random.default_rng(rng)
+    result = CoverageResult(seeds, studies)
+    for index in range(studies):
+        study = planted_study(generator, seeds, **design)
+        frontier = fit_frontier(study.frame)
+        law = fit_law(list(frontier.cells), seed=index)
+        _count_cells(result, study, frontier.usable())
+        _count_law(result, study, law)
+    return result
+
+
+def _count_cells(result: CoverageResult, study: PlantedStudy, cells) -> None:
+    for cell in cells:
+        result.usable_cells += 1
+        truth = study.lr_opt(cell.batch_size, cell.momentum)
+        if cell.ci95 is not None:
+            low, high = cell.ci95
+            result.cell_ci.add(low <= truth <= high)
+            result.cell_widths.append(high / low)
+            if cell.status == BOUNDED:
+                result.bounded_ci.add(low <= truth <= high)
+        elif cell.seed_range is not None:
+            result.seed_range.add(cell.seed_range[0] <= truth <= cell.seed_range[1])
+
+
+def _count_law(result: CoverageResult, study: PlantedStudy, law: LawFit) -> None:
+    result.breakdowns[law.breakdown.outcome] += 1
+    if law.breakdown.last_batch_size is not None:
+        result.last_batch_sizes.append(law.breakdown.last_batch_size)
+    k = study.k
+    if law.beta is None and law.domain.get("momentum"):  # one momentum: k holds its (1 − m)^β
+        k *= (1 - law.domain["momentum"][0]) ** study.beta
+    for name, truth in (("alpha", study.alpha), ("beta", study.beta), ("k", k)):
+        interval = law.ci95.get(name)
+        if interval is not None:
+            result.law[name].add(interval[0] <= truth <= interval[1])

@@ -185,11 +185,12 @@ class Surface:
             xs = np.linspace(cell["x"][0], min(cell["x"][-1], cell["diverge_x"]), 2001)
             best = xs[int(np.argmax([self.accuracy(b, m, math.exp(x)) or -1.0 for x in xs]))]
             points.append((math.log(b), math.log1p(-m), best))
+        from scalestudy.analysis.lawfit import regress_law
+
         if len({p[0] for p in points}) < 2:
             return None
         u, v, y = (np.array(c) for c in zip(*points))
-        columns = [np.ones_like(u), u] + ([v] if len(set(v)) > 1 else [])
-        return float(np.linalg.lstsq(np.column_stack(columns), y, rcond=None)[0][1])
+        return float(regress_law(u, v, y, ("alpha", "beta") if len(set(v)) > 1 else ("alpha",)).coef[1])
 
 
 def independent_noise(frame: pd.DataFrame) -> float:
@@ -219,7 +220,7 @@ def fit_alpha(frame: pd.DataFrame) -> tuple[float | None, list[tuple[int, float]
     """α by the analysis layer (frontier, then law) and the (B, m) cells it was fitted on."""
     from scalestudy.analysis import fit_frontier, fit_law
 
-    law = fit_law(list(fit_frontier(frame, n_boot=0).cells))
+    law = fit_law(list(fit_frontier(frame).cells))
     return law.alpha, [(c.batch_size, c.momentum) for c in law.cells]
 
 
@@ -325,7 +326,7 @@ def bench_search(tiny: bool = False) -> BenchTable:
 
 
 def _grid_law(frame: pd.DataFrame) -> str:
-    """α's 95 % interval from the full grid (the analysis layer's law fit, bootstrap of seeds)."""
+    """α's 95 % interval from the full grid (the analysis layer's law fit)."""
     from scalestudy.analysis import fit_frontier, fit_law
 
     interval = fit_law(list(fit_frontier(frame).cells)).ci95.get("alpha")

@@ -80,18 +80,20 @@ def reference_lr(spec, cell: dict[str, Any]) -> float:
 
 
 def fit_law_so_far(optima: list[tuple[int, float, float]]) -> tuple[float, float, float] | None:
-    """(a, α, β) of ln ε* = a + α·ln B + β·ln(1−m) from measured (B, m, ε*) optima,
-    least squares pulled towards α = β = 1 (see ``LAW_PRIOR_WEIGHT``); None without optima."""
+    """(a, α, β) of ln ε* = a + α·ln B + β·ln(1−m) from measured (B, m, ε*) optima: the
+    analysis' law regression (:func:`scalestudy.analysis.lawfit.regress_law`) pulled towards
+    α = β = 1 (see ``LAW_PRIOR_WEIGHT``); None without optima."""
     if not optima:
         return None
+    # Imported here: the analysis package loads pandas, which `scalestudy validate` (and this
+    # module's other users) do not need.
+    from scalestudy.analysis.lawfit import LawPrior, regress_law
+
     b, m, lr = (np.asarray(column, float) for column in zip(*optima))
-    weight = math.sqrt(LAW_PRIOR_WEIGHT)
-    rows = np.column_stack([np.ones_like(b), np.log(b), np.log1p(-m)])
-    prior_rows = np.array([[0.0, weight, 0.0], [0.0, 0.0, weight]])
-    X = np.vstack([rows, prior_rows])
-    y = np.concatenate([np.log(lr), [weight * LAW_PRIOR["alpha"], weight * LAW_PRIOR["beta"]]])
-    coef, *_ = np.linalg.lstsq(X, y, rcond=None)
-    return float(coef[0]), float(coef[1]), float(coef[2])
+    prior = LawPrior(alpha=LAW_PRIOR["alpha"], beta=LAW_PRIOR["beta"], weight=LAW_PRIOR_WEIGHT)
+    fit = regress_law(np.log(b), np.log1p(-m), np.log(lr), ("alpha", "beta"), prior=prior)
+    a, alpha, beta = fit.coef
+    return a, alpha, beta
 
 
 def predict_lr(optima: list[tuple[int, float, float]], batch_size: int, momentum: float) -> float | None:

@@ -1,4 +1,4 @@
-"""Synthetic trial tables generated from a known ("planted") scaling law (tests, benchmark).
+"""Synthetic trial tables generated from a known ("planted") scaling law (tests, benchmarks).
 
 ε*(B, m) = k · min(B, B_c)^α · (1 − m)^β: the optimal learning rate follows the law
 below the breakdown batch size B_c and saturates above it. Final test accuracy is a
@@ -12,6 +12,8 @@ spec's own linear-rule grid (``lr_grid``, as in the quickstart: multipliers of
 :func:`add_diagnostics` adds the optional per-trial diagnostics (gradient noise scale,
 steps to target, sharpness, training time and resources) from a :class:`PlantedDiagnostics`;
 :func:`stop_early` marks the worst trials of each cell as stopped by the search, as ASHA does.
+:func:`planted_study` draws a quickstart-like study with a random true law (``scalestudy bench
+coverage`` analyses hundreds of them).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ def make_planted_table(alpha: float = 1.0, beta: float = 1.0, k: float = 1e-3, b
                        gap0: float = 0.02, gap_per_doubling: float = 0.01, epochs: int = 10,
                        schedules: bool = False, centre_on_rule: bool = False,
                        rng: int | np.random.Generator = 0) -> pd.DataFrame:
-    """One row per trial in the trial-table schema (see scalestudy.analysis.table).
+    """One row per trial in the trial-table schema (see :mod:`scalestudy.analysis.table`).
 
     ``centre_on_rule``: centre each cell's lr grid on the unbroken law instead of on ε*, as
     a study designed around the linear rule does; past the breakdown the optimum then
@@ -189,3 +191,47 @@ def stop_early(frame: pd.DataFrame, keep: float = 0.5, rung: int = 1) -> pd.Data
         if str(column).startswith("sharpness"):
             frame.loc[stop, column] = np.nan
     return frame
+
+
+# --- quickstart-like studies with a random true law ---------------------------------------------
+
+QUICKSTART_GRID = LinearRuleLR(reference_batch_size=64, reference_lr=0.02, reference_momentum=0.9,
+                               multipliers=[0.125, 0.25, 0.5, 1, 2, 4, 8, 512])
+QUICKSTART_BATCH_SIZES = (16, 32, 64, 128, 256, 512)
+QUICKSTART_NOISE = 0.01  # seed-to-seed sd of final accuracy (the quickstart's was 0.013)
+
+
+@dataclass(frozen=True)
+class PlantedStudy:
+    """A simulated study's trial table and the law it was planted with."""
+
+    frame: pd.DataFrame
+    alpha: float
+    beta: float
+    k: float
+    breakdown: float | None
+
+    def lr_opt(self, batch_size: int, momentum: float) -> float:
+        return float(planted_lr(batch_size, momentum, self.alpha, self.beta, self.k, self.breakdown))
+
+
+def planted_study(rng: np.random.Generator, seeds: int, *, batch_sizes: Sequence[int] = QUICKSTART_BATCH_SIZES,
+                  momenta: Sequence[float] = (0.0, 0.9), breakdown: float | None = None,
+                  noise: float = QUICKSTART_NOISE) -> PlantedStudy:
+    """One study shaped like the quickstart: batch sizes from 16 up by doublings, momenta 0 and
+    0.9, the spec's linear-rule lr grid (multipliers 0.125–8 and a ×512 probe around
+    ε = 0.02·(B/64)·(1−m)/0.1), ``seeds`` seeds. The truth differs from the rule the grid is
+    centred on, as it does in practice: α ~ U(0.6, 1), β ~ U(0.8, 1.2), and the reference lr is
+    off from the true ε* at (64, 0.9) by a factor up to 2 either way. Accuracy is a Gaussian peak
+    in ln ε of width U(0.8, 1.5) e-folds with seed noise sd ``noise``; trials diverge above 4·ε*
+    at the smallest B, closer to ε* at larger B (down to 1.25·ε*, so the largest batch sizes are
+    bounded by divergence, as on real grids)."""
+    alpha, beta = rng.uniform(0.6, 1.0), rng.uniform(0.8, 1.2)
+    reference = QUICKSTART_GRID.reference_lr * math.exp(rng.uniform(-math.log(2), math.log(2)))
+    k = reference / (QUICKSTART_GRID.reference_batch_size ** alpha * (1 - QUICKSTART_GRID.reference_momentum) ** beta)
+    smallest = min(batch_sizes)
+    diverge = {b: max(1.25, 4.0 * (b / smallest) ** -0.4) for b in batch_sizes}
+    frame = make_planted_table(alpha, beta, k, breakdown, noise=noise, seeds=tuple(range(seeds)),
+                               batch_sizes=tuple(batch_sizes), momenta=tuple(momenta), lr_grid=QUICKSTART_GRID,
+                               diverge_factor=diverge, width=rng.uniform(0.8, 1.5), rng=rng)
+    return PlantedStudy(frame, alpha, beta, k, breakdown)

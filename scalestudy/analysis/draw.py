@@ -1,0 +1,56 @@
+"""The study's figures as PNG files: which figures the fits allow, each built as an info object
+(:mod:`figures`) and drawn (:mod:`plots`, :mod:`plots_diagnostics`); a note for each figure a
+study could have had and did not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from scalestudy.analysis.figures import (
+    accuracy_vs_lr,
+    accuracy_vs_noise,
+    lr_law,
+    schedule_curves,
+    sharpness_vs_batch,
+    steps_to_target,
+)
+from scalestudy.analysis.fit import StudyFits
+from scalestudy.analysis.plots import draw_accuracy_vs_lr, draw_accuracy_vs_noise, draw_gap, draw_lr_law
+from scalestudy.analysis.plots_diagnostics import draw_schedules, draw_sharpness, draw_steps_to_target
+from scalestudy.analysis.schedules import ScheduleGroup
+
+
+def draw_fit_figures(fits: StudyFits, out_dir: Path) -> tuple[list[Path], list[str]]:
+    """(figure files, notes) of every figure drawn from the fits alone."""
+    frontier, law_fit, drawn, notes = fits.frontier, fits.law_fit, [], []
+    if frontier.cells:
+        drawn.append(draw_accuracy_vs_lr(accuracy_vs_lr(frontier), out_dir / "accuracy_vs_lr.png"))
+    if frontier.usable():
+        drawn.append(draw_lr_law(lr_law(frontier, law_fit), out_dir / "lr_opt_vs_batch_size.png"))
+    else:
+        notes.append("no ε* vs B figure: no cell has an interior optimum")
+    if not fits.law_trials.empty:
+        drawn.append(draw_accuracy_vs_noise(accuracy_vs_noise(fits.law_trials, fits.noise),
+                                                  out_dir / "accuracy_vs_noise_scale.png"))
+    if fits.gap.cells:
+        drawn.append(draw_gap(fits.gap, out_dir / "gap_vs_batch_size.png"))
+    if fits.steps.lines:
+        drawn.append(draw_steps_to_target(
+            steps_to_target(fits.steps, fits.critical_batch), out_dir / "steps_to_target.png"))
+    elif "updates_to_target" in fits.law_trials.columns:
+        notes.append(f"no steps-to-target figure: {fits.steps.reason}")
+    sharpness = sharpness_vs_batch(fits.sharpness)
+    if sharpness.panels:
+        drawn.append(draw_sharpness(sharpness, out_dir / "sharpness_vs_batch_size.png"))
+    elif fits.sharpness.keys:
+        notes.append(f"no sharpness figure: {fits.sharpness.reason}")
+    return drawn, notes
+
+
+def draw_schedule_curves(group: ScheduleGroup, histories: pd.DataFrame, out_dir: Path) -> Path | None:
+    """Smith et al.'s Figure 2 for one schedule group, from its runs' per-epoch ``histories``
+    (None when no schedule has a test-accuracy history)."""
+    info = schedule_curves(group, histories)
+    return draw_schedules(info, out_dir / "schedules.png") if info.curves else None

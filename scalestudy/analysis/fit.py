@@ -1,0 +1,127 @@
+"""``fit_study``: a trial table → every fit of the study, as one frozen :class:`StudyFits`.
+
+Pure: no file, no figure, no MLflow, no clock; the same table and options give the same
+fits. The output steps read the fits: :mod:`export` (law.json, law.yaml, trials.parquet),
+:mod:`draw` (figures), :mod:`report` (report.md, the terminal summary), :mod:`publish`
+(the MLflow run); :func:`scalestudy.analysis.pipeline.analyze` composes them.
+
+Trials the search stopped early (status ``stopped``) did not finish: their final
+accuracy is not comparable, so every fit of final values leaves them out; they count
+in the compute, and in steps-to-target when they reached the target before stopping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from scalestudy.analysis.compute import StudyCompute, study_compute
+from scalestudy.analysis.critical import CriticalBatch, critical_batch_from_noise
+from scalestudy.analysis.errors import AnalysisError
+from scalestudy.analysis.frontier import Frontier, failure_accuracy, fit_frontier
+from scalestudy.analysis.gap import GapFit, fit_gap
+from scalestudy.analysis.lawfit import LawFit, fit_law
+from scalestudy.analysis.noise import NoiseScaleFit, fit_noise_scale
+from scalestudy.analysis.schedules import ScheduleComparison, compare_schedules
+from scalestudy.analysis.sharpness import SharpnessFit, fit_sharpness
+from scalestudy.analysis.steps import StepsToTarget, fit_steps_to_target
+from scalestudy.analysis.table import TrialTable, stopped
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    seed: int = 0  # the breakdown test's simulations (the same table gives the same law)
+
+
+@dataclass(frozen=True)
+class StudyFits:
+    """Every fit of one study, and what the output steps need to say where it came from."""
+
+    n_trials: int
+    dataset_size: int  # N [examples]
+    provenance: dict[str, Any]  # the trial table's: source, experiment, tracking_uri, input_file, ...
+    warnings: tuple[str, ...]  # the table's, then the fits'
+    frontier: Frontier  # ε* per (B, m) cell
+    law_fit: LawFit  # the law and its breakdown
+    noise: NoiseScaleFit  # g* over the law's cells
+    gap: GapFit
+    schedules: ScheduleComparison
+    compute: StudyCompute
+    critical_batch: CriticalBatch  # B_simple from the gradient noise scale vs the breakdown
+    steps: StepsToTarget
+    sharpness: SharpnessFit
+    # The constant-schedule trials the law is fitted on (the accuracy-vs-noise figure reads them).
+    law_trials: pd.DataFrame = field(compare=False, repr=False)
+
+
+def fit_study(trials: TrialTable | pd.DataFrame, options: FitOptions = FitOptions()) -> StudyFits:
+    """Every fit of a trial table; bad or thin data raise a one-line :class:`AnalysisError`."""
+    table = trials if isinstance(trials, TrialTable) else TrialTable.from_frame(trials)
+    frame, warnings = table.frame, list(table.warnings)
+    if frame["diverged"].all():
+        raise AnalysisError(f"every trial diverged ({len(frame)} trials): no learning rate to fit")
+    finished = frame[~stopped(frame)]
+    if finished.empty:
+        raise AnalysisError(f"every trial was stopped early ({len(frame)} trials): no final accuracy to fit")
+    law_frame, notes = law_trials(frame)
+    warnings += notes
+    dataset_sizes = sorted(law_frame["dataset_size"].unique()) or sorted(frame["dataset_size"].unique())
+    if len(dataset_sizes) > 1:
+        raise AnalysisError(f"the trials span several dataset sizes {dataset_sizes[:4]}: analyze one study at a time")
+    dataset_size = int(dataset_sizes[0])
+    with_stopped = law_trials(frame, keep_stopped=True)[0]
+    if law_frame.empty:
+        frontier = Frontier((), failure_accuracy(frame), ())
+        warnings.append("every constant-schedule trial was stopped early: the law is not fitted"
+                        if not with_stopped.empty else "no constant-schedule trials: the law is not fitted")
+    else:
+        frontier = fit_frontier(law_frame)
+    warnings += [*frontier.warnings, *stopped_past_edges(with_stopped, frontier)]
+    law = fit_law(list(frontier.cells), seed=options.seed)
+    return StudyFits(
+        n_trials=len(frame), dataset_size=dataset_size, provenance=dict(table.provenance), warnings=tuple(warnings),
+        frontier=frontier, law_fit=law, noise=fit_noise_scale(list(law.cells), dataset_size),
+        gap=fit_gap(law_frame, list(frontier.cells)) if not law_frame.empty else GapFit((), None, None, "no trials"),
+        schedules=compare_schedules(finished), compute=study_compute(frame, table.provenance.get("train_seconds")),
+        critical_batch=critical_batch_from_noise(law_frame, list(frontier.cells), law.breakdown),
+        steps=fit_steps_to_target(with_stopped), sharpness=fit_sharpness(law_frame, list(frontier.cells)),
+        law_trials=law_frame)
+
+
+def law_trials(frame: pd.DataFrame, *, keep_stopped: bool = False) -> tuple[pd.DataFrame, list[str]]:
+    """The constant-schedule trials the law is fitted on (one section when there are several),
+    without the trials the search stopped early unless ``keep_stopped``."""
+    notes = []
+    if "schedule" in frame.columns:
+        frame = frame[frame["schedule"] == "constant"]
+    early = stopped(frame)
+    if early.any() and not keep_stopped:
+        notes.append(f"{int(early.sum())} constant-schedule trials stopped early by the search are left out of "
+                     "the ε* fit (they did not finish: their final accuracy is not comparable); they count in "
+                     "the compute")
+        frame = frame[~early]
+    if "section" in frame.columns and frame["section"].nunique() > 1:
+        counts = frame["section"].value_counts()
+        keep = counts.index[0]
+        notes.append(f"law fitted on section {keep!r} ({counts.iloc[0]} constant-schedule trials); "
+                     f"constant-schedule trials of {', '.join(repr(s) for s in counts.index[1:])} left out")
+        frame = frame[frame["section"] == keep]
+    return frame.reset_index(drop=True), notes
+
+
+def stopped_past_edges(trials: pd.DataFrame, frontier: Frontier) -> list[str]:
+    """Cells whose best finished lr is at an edge although lrs past it were searched and stopped
+    early: the grid was wide enough, the search cut the trials there short."""
+    early = trials[stopped(trials)]
+    notes = []
+    for cell in frontier.cells:
+        if not cell.status.startswith("edge_") or early.empty:
+            continue
+        lrs = early.loc[(early["batch_size"] == cell.batch_size) & (early["momentum"] == cell.momentum), "lr"]
+        past = int((lrs < cell.best_lr).sum() if cell.status == "edge_low" else (lrs > cell.best_lr).sum())
+        if past:
+            notes.append(f"cell {cell.label}: {past} trials at lrs past its best lr {cell.best_lr:.4g} were stopped "
+                         "early by the search, so the optimum is probably near it but cannot be interpolated")
+    return notes

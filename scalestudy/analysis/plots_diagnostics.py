@@ -1,0 +1,98 @@
+"""Draw the diagnostics' figure infos of :mod:`figures` to PNG files: the schedule comparison,
+steps to target and sharpness (matplotlib, Agg backend; helpers from :mod:`plots`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from scalestudy.analysis.figures import ScheduleCurvesInfo, SharpnessInfo, StepsToTargetInfo
+from scalestudy.analysis.plots import log2_axis, momentum_colors, plain_log_y, pyplot, save_png
+
+
+def draw_schedules(info: ScheduleCurvesInfo, path: Path) -> Path:
+    """Smith et al. (2018), Figure 2 layout: test accuracy against epochs and against updates."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.2), sharey=True, layout="constrained")
+    from matplotlib.ticker import MaxNLocator, StrMethodFormatter
+
+    for curve in info.curves:
+        marker = "o" if len(curve.epochs) <= 30 else None
+        axes[0].plot(curve.epochs, np.array(curve.test_acc) * 100, "-", marker=marker, ms=3, lw=1.5,
+                     label=curve.schedule)
+        axes[1].plot(curve.updates, np.array(curve.test_acc) * 100, "-", marker=marker, ms=3, lw=1.5,
+                     label=curve.schedule)
+    axes[0].set_xlabel("epochs")
+    axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[1].set_xlabel("parameter updates (optimizer steps)")
+    axes[1].xaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+    axes[0].set_ylabel("test accuracy (%, mean over seeds)")
+    axes[0].set_title("a) against epochs", fontsize=9)
+    axes[1].set_title("b) against parameter updates", fontsize=9)
+    axes[0].legend(fontsize=8, loc="lower right")
+    fig.suptitle(info.title, fontsize=10)
+    return save_png(fig, path)
+
+
+def draw_steps_to_target(info: StepsToTargetInfo, path: Path) -> Path:
+    """Shallue et al. (2018), Figure 1 layout: updates (a) and examples (b) to the target against B."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.4), layout="constrained")
+    colors = momentum_colors([c.momentum for c in info.curves])
+    for curve in info.curves:
+        color = colors[curve.momentum]
+        axes[0].plot(curve.batch_sizes, curve.updates, "o-", color=color, ms=4, label=f"m = {curve.momentum:g}")
+        axes[0].plot(curve.batch_sizes, curve.perfect_updates, "--", color=color, lw=0.9, alpha=0.7)
+        axes[1].plot(curve.batch_sizes, curve.examples, "o-", color=color, ms=4, label=f"m = {curve.momentum:g}")
+        axes[1].plot(curve.batch_sizes, curve.perfect_examples, "--", color=color, lw=0.9, alpha=0.7)
+        if curve.fit_updates:
+            b = np.array(curve.fit_batch_sizes)
+            axes[0].plot(b, curve.fit_updates, ":", color=color, lw=1.2)
+            axes[1].plot(b, np.array(curve.fit_updates) * b, ":", color=color, lw=1.2)
+    for ax in axes:
+        ax.plot([], [], "--", color="gray", label="perfect scaling (through the smallest B)")
+        if any(c.fit_updates for c in info.curves):
+            ax.plot([], [], ":", color="gray", label="fit S_min·(1 + B_crit/B)")
+        if info.noise_b_crit is not None:
+            ax.axvline(info.noise_b_crit, color="tab:green", ls="-.", lw=1.1,
+                       label=f"gradient noise scale B_simple ≈ {info.noise_b_crit:.0f}")
+        if info.breakdown is not None:
+            ax.axvline(info.breakdown, color="black", ls=":", lw=1.2,
+                       label=f"lr-law breakdown B ≈ {info.breakdown:.0f}")
+            if info.breakdown_ci95:
+                ax.axvspan(*info.breakdown_ci95, color="gray", alpha=0.15, lw=0)
+        log2_axis(ax)
+        plain_log_y(ax)
+        ax.set_xlabel("batch size B (examples per update)")
+    axes[0].set_ylabel("updates to reach the target")
+    axes[1].set_ylabel("examples to reach the target")
+    axes[0].set_title("a) parameter updates (slope −1: perfect scaling)", fontsize=9)
+    axes[1].set_title("b) training examples (flat: perfect scaling)", fontsize=9)
+    axes[0].legend(fontsize=7, loc="best")
+    target = f"test accuracy {100 * info.target:.4g}%" if info.target is not None else "the target accuracy"
+    fig.suptitle(f"Steps to {target} at the best lr of each batch size", fontsize=10)
+    return save_png(fig, path)
+
+
+def draw_sharpness(info: SharpnessInfo, path: Path) -> Path:
+    """ε-sharpness at each cell's best lr against batch size, one panel per space."""
+    plt = pyplot()
+    n = len(info.panels)
+    fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 4.2), squeeze=False, layout="constrained")
+    colors = momentum_colors([line.momentum for _, lines in info.panels for line in lines])
+    for ax, (key, lines) in zip(axes[0], info.panels):
+        for line in lines:
+            ax.plot(line.batch_sizes, line.values, "o-", color=colors[line.momentum], ms=4,
+                    label=f"m = {line.momentum:g}")
+        log2_axis(ax)
+        if all(v > 0 for line in lines for v in line.values):
+            plain_log_y(ax)
+        ax.set_xlabel("batch size B (examples per update)")
+        space = {"sharpness": "full parameter space", "sharpness_subspace": "random subspace"}.get(
+            key, f"random {key[len('sharpness_p'):]}-dim subspace")
+        ax.set_title(f"{key}: {space}", fontsize=9)
+    axes[0][0].set_ylabel("ε-sharpness at the best lr (percent)")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle("Sharpness of the final solution (Keskar et al. 2017: larger at large B)", fontsize=10)
+    return save_png(fig, path)

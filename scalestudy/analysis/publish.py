@@ -1,0 +1,51 @@
+"""Log an analysis back to MLflow: an ``analysis`` run under the study's parent run, with the
+law's headline numbers as metrics and the output folder (law.json, report.md, figures,
+trials.parquet) as its artifacts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from scalestudy.law import ScalingLaw
+from scalestudy.tracking import PARENT_TAG, ROLE_TAG
+
+
+def publish_analysis(law: ScalingLaw, provenance: dict[str, Any], out_dir: Path, params: dict[str, Any]) -> str:
+    """The analysis run's id; ``provenance``: the trial table's (from MLflow)."""
+    return log_analysis_run(provenance, out_dir, run_metrics(law), {k: str(v) for k, v in params.items()})
+
+
+def run_metrics(law: ScalingLaw) -> dict[str, float]:
+    """``law.*`` and ``compute.*`` metrics of the analysis run (the fields that are not null)."""
+    compute = law.compute
+    values = {"law.alpha": law.alpha, "law.beta": law.beta, "law.k": law.k, "law.r2": law.r2,
+              "law.breakdown_batch_size": law.breakdown_batch_size,
+              "law.noise_scale_opt": law.noise_scale_opt.value if law.noise_scale_opt else None,
+              "law.gap_slope": law.gap_slope.value if law.gap_slope else None,
+              "law.gradient_noise_scale": law.gradient_noise_scale.value if law.gradient_noise_scale else None,
+              **{f"compute.{key}": getattr(compute, key) if compute else None
+                 for key in ("trials", "trial_epochs", "updates", "cpu_hours", "gpu_hours")}}
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def log_analysis_run(provenance: dict[str, Any], out_dir: Path, metrics: dict[str, float],
+                     params: dict[str, str]) -> str:
+    """An ``analysis`` run under the study's parent run, with ``out_dir`` as its artifacts."""
+    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=provenance["tracking_uri"])
+    tags = {ROLE_TAG: "analysis", "mlflow.runName": "analysis"}
+    if provenance.get("parent_run_id"):
+        tags[PARENT_TAG] = provenance["parent_run_id"]
+    if provenance.get("spec_hash"):
+        tags["scalestudy.spec_hash"] = provenance["spec_hash"]
+    run = client.create_run(provenance["experiment_id"], tags=tags, run_name="analysis")
+    run_id = run.info.run_id
+    client.log_batch(run_id, metrics=[Metric(k, float(v), 0, 0) for k, v in metrics.items()],
+                     params=[Param(k, str(v)) for k, v in params.items()],
+                     tags=[RunTag(k, v) for k, v in tags.items()])
+    client.log_artifacts(run_id, str(out_dir))
+    client.set_terminated(run_id)
+    return run_id

@@ -1,0 +1,286 @@
+"""The typed records of a law file (``law.json`` / ``law.yaml``, schema ``scalestudy.law/v1``) and
+their strict reader.
+
+Each record is a frozen dataclass whose fields are the keys of one mapping of the file, in the
+file's order. :func:`read_record` turns a parsed mapping into a record, field by field from the
+annotations: a number is finite, an interval is ``[low, high]`` with low ≤ high, a whole number is
+whole, a list is a list; a key the record does not know, or a required one that is missing, is
+an error naming its path (``gradient_noise_scale.iqr``). A field with a default may be absent or
+null (files written before it existed still load); one without may not be absent. :func:`to_json`
+writes a record back as the same mapping.
+
+Standard library only: the law file is read where neither the analysis nor numpy is installed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+
+class LawError(ValueError):
+    """A law that cannot be read or used; ``str(error)`` is one line."""
+
+
+class LawFileError(LawError):
+    """A missing or malformed law file."""
+
+
+class Interval(NamedTuple):
+    """[low, high]: a 95 % interval, a range. A tuple, so it unpacks and indexes like one."""
+
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class LawIntervals:
+    """``ci95``: Student-t 95 % intervals of the law's parameters (null: not available, see ``reasons``)."""
+
+    k: Interval | None = None
+    alpha: Interval | None = None
+    beta: Interval | None = None
+    breakdown_batch_size: Interval | None = None  # profile-likelihood interval of the hinge [examples]
+
+
+@dataclass(frozen=True)
+class Domain:
+    """The range of the cells the law was fitted on."""
+
+    batch_size: Interval | None  # [examples]
+    momentum: Interval | None
+
+
+@dataclass(frozen=True)
+class FittedOn:
+    cells: int
+    trials: int
+    excluded_cells: tuple[str, ...] = ()  # "B=16 m=0 (edge_low)": left out, with their status
+    above_breakdown: tuple[str, ...] = ()  # usable cells above the breakdown, not in the law
+    bounded_by_divergence: tuple[str, ...] = ()  # in the law, ε* extrapolated below the first diverged ε
+    weighting: str | None = None  # how the cells were weighted in the least squares
+
+
+@dataclass(frozen=True)
+class Provenance:
+    experiment: str | None = None
+    input_file: str | None = None
+    tracking_uri: str | None = None
+    parent_run_id: str | None = None
+    spec_hash: str | None = None
+    scalestudy_version: str | None = None
+    created: str | None = None  # ISO 8601, UTC
+
+
+@dataclass(frozen=True)
+class BreakdownTest:
+    """How the breakdown test came out (see :mod:`scalestudy.analysis.breakdown`)."""
+
+    outcome: str  # breakdown | none | inconclusive
+    reason: str | None = None
+    p_value: float | None = None
+    candidate_batch_size: float | None = None  # the best hinge whose slope falls, whatever the outcome
+    last_batch_size_in_law: float | None = None
+
+
+@dataclass(frozen=True)
+class NoiseScaleAtOptimum:
+    """``noise_scale_opt``: g* = ε*/(1−m)·(N/B − 1) over the law's cells (units of ε)."""
+
+    value: float  # geometric mean over the cells
+    ci95: Interval | None = None
+    log_sd: float | None = None  # sd of ln g* between cells
+    slope_vs_log_batch_size: float | None = None  # d ln g* / d ln B (0 when g* is constant)
+    slope_ci95: Interval | None = None
+
+
+@dataclass(frozen=True)
+class Slope:
+    per: str  # "doubling of batch size", "doubling of noise scale"
+    value: float  # train − test accuracy change [fraction] per that doubling
+    ci95: Interval | None = None
+
+
+@dataclass(frozen=True)
+class GapSlope(Slope):
+    """``gap_slope``: the generalization gap at ε* against log2 B (and against log2 g*)."""
+
+    vs_noise_scale: Slope | None = field(default=None, metadata={"omit_if_none": True})
+
+
+@dataclass(frozen=True)
+class CriticalBatchCell:
+    batch_size: int
+    momentum: float
+    value: float  # median B_simple of the cell's trials [examples]
+
+
+@dataclass(frozen=True)
+class CriticalBatchSize:
+    """``gradient_noise_scale``: B_crit ≈ B_simple (McCandlish et al. 2018) next to the breakdown."""
+
+    value: float  # [examples]
+    iqr: Interval | None = None
+    trials: int | None = None
+    taken: str | None = None  # what was taken (which trials, which epoch, which statistic)
+    breakdown_batch_size: float | None = None
+    breakdown_ci95: Interval | None = None
+    ratio_to_breakdown: float | None = None
+    within_breakdown_ci95: bool | None = None
+    cells: tuple[CriticalBatchCell, ...] = ()
+
+
+@dataclass(frozen=True)
+class Compute:
+    """What the study used: every trial, whatever its fate."""
+
+    trials: int
+    finished: int | None = None
+    diverged: int | None = None
+    stopped: int | None = None  # stopped early by the search
+    trial_epochs: float | None = None  # [epochs]
+    updates: float | None = None  # [optimizer steps]
+    train_hours: float | None = None  # Σ training wall seconds / 3600
+    cpu_hours: float | None = None
+    gpu_hours: float | None = None
+    notes: tuple[str, ...] = ()  # what is missing or estimated
+
+
+@dataclass(frozen=True, kw_only=True)  # keyword-only: the file's key order has optional keys before status
+class Cell:
+    """One (B, m) cell of the study and its optimal learning rate."""
+
+    batch_size: int
+    momentum: float
+    lr_opt: float | None = None
+    ci95: Interval | None = None
+    seed_range: Interval | None = None  # min–max of the seeds' own ε* where no 95 % interval holds
+    lr_bound: float | None = None  # bounded by divergence: the first fully diverged ε
+    status: str  # ok | bounded_by_divergence | edge_low | edge_high | all_diverged | too_few_points
+    used: bool | None = None  # in the law fit
+    trials: int | None = None
+    seeds: int | None = None
+
+
+# --- reading and writing ------------------------------------------------------------------------
+
+def read_record(cls: type, data: Any, where: str, path: str = "", optional: bool = False) -> Any:
+    """The record ``cls`` from a parsed mapping; any problem is one :class:`LawFileError` line."""
+    if not isinstance(data, dict):
+        raise LawFileError(f"{where}: {path or 'the law'} must be a mapping{' or null' if optional else ''}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    prefix = f"{path}." if path else ""
+    unknown = sorted(str(key) for key in data if key not in fields)
+    if unknown:
+        raise LawFileError(f"{where}: unknown key {prefix + unknown[0]!r}")
+    values = {}
+    for name, spec in fields.items():
+        has_default = spec.default is not dataclasses.MISSING or spec.default_factory is not dataclasses.MISSING
+        if name not in data:
+            if not has_default:
+                raise LawFileError(f"{where}: missing key {prefix + name!r}")
+            continue
+        if data[name] is None and has_default:
+            continue  # null: the default (None, an empty list or mapping)
+        values[name] = read_value(hints[name], data[name], where, prefix + name)
+    return cls(**values)
+
+
+def read_value(hint: Any, value: Any, where: str, path: str) -> Any:
+    """One value of type ``hint`` (a field annotation)."""
+    nullable = _is_optional(hint)
+    hint = _without_none(hint)
+    null = " or null" if nullable else ""
+    if value is None:
+        if nullable:
+            return None
+        raise LawFileError(f"{where}: {path} must not be null")
+    if hint is Interval:
+        return _interval(value, where, path, null)
+    if dataclasses.is_dataclass(hint):
+        return read_record(hint, value, where, path, optional=nullable)
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise LawFileError(f"{where}: {path} must be a list{null}")
+        item = typing.get_args(hint)[0]
+        return tuple(read_value(item, v, where, f"{path}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise LawFileError(f"{where}: {path} must be a mapping{null}")
+        for key, text in value.items():
+            if not isinstance(text, str):
+                raise LawFileError(f"{where}: {path}.{key} must be text, got {_short(text)}")
+        return {str(key): text for key, text in value.items()}
+    if hint is float:
+        if not _finite(value):
+            raise LawFileError(f"{where}: {path} must be a finite number{null}, got {_short(value)}")
+        return value  # int or float as written: a round trip changes nothing
+    if hint is int:
+        if not _finite(value) or value != int(value):
+            raise LawFileError(f"{where}: {path} must be a whole number{null}, got {_short(value)}")
+        return int(value)
+    if hint is bool or hint is str:
+        if not isinstance(value, hint):
+            raise LawFileError(f"{where}: {path} must be {'true or false' if hint is bool else 'text'}{null}, "
+                               f"got {_short(value)}")
+        return value
+    raise TypeError(f"no reader for {hint!r}")  # a record field of a type this module does not know
+
+
+def to_json(value: Any) -> Any:
+    """JSON-safe copy: records to mappings (in field order), tuples to lists, numpy scalars to
+    Python, NaN and inf to None."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if not (f.metadata.get("omit_if_none") and getattr(value, f.name) is None)}
+    if isinstance(value, dict):
+        return {str(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _finite(value: Any) -> bool:
+    """A finite int or float (not a bool; an int too large for a float is not finite)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _interval(value: Any, where: str, path: str, null: str) -> Interval:
+    if (not isinstance(value, (list, tuple)) or len(value) != 2
+            or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value)):
+        raise LawFileError(f"{where}: {path} must be [low, high]{null}, got {_short(value)}")
+    if not all(_finite(v) for v in value):
+        raise LawFileError(f"{where}: {path} must hold finite numbers, got {_short(list(value))}")
+    if value[0] > value[1]:
+        raise LawFileError(f"{where}: {path} has low > high: {list(value)!r}")
+    return Interval(value[0], value[1])
+
+
+def _is_optional(hint: Any) -> bool:
+    return type(None) in typing.get_args(hint)
+
+
+def _without_none(hint: Any) -> Any:
+    if not _is_optional(hint):
+        return hint
+    (inner,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+    return inner
