@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from scalestudy.spec import StudySpec
-from scalestudy.train.config import expand_cells
+from scalestudy.train.config import expand_cells, final_status
 
 STUDY_FILE = "scalestudy.json"
 # Ray Train's default 2 s health-check interval makes every DDP report block up to 2 s.
@@ -257,8 +257,6 @@ def run_study(spec: StudySpec, *, address: str | None = None, storage: str | Non
 def _row(result) -> dict[str, Any]:
     trial = result.config["trial"]
     metrics = result.metrics or {}
-    from scalestudy.callbacks import final_status
-
     status = "error" if result.error else final_status(trial, metrics)
     return {
         "trial_key": trial["trial_key"], "section": trial["section"], "schedule": trial["schedule"]["kind"],
