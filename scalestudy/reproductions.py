@@ -42,7 +42,7 @@ def _group(runs, key):
     return dict(sorted(groups.items()))
 
 
-def _passes_per_example(run) -> int:
+def passes_per_example(run) -> int:
     """Forward/backward passes of each example an update takes: 1, or 2 with a gradient penalty
     (both kinds get H·g from a forward difference, a second pass at perturbed weights; see
     ``GradientStep`` in scalestudy/train/step.py)."""
@@ -110,7 +110,7 @@ def report(client) -> str:
     if runs:
         lines.append("## geiping2021_small (Geiping et al. 2021)")
         for section, members in _group(runs, lambda r: r.data.params["section"]).items():
-            gradients = statistics.mean(metric(r, "examples_seen") * _passes_per_example(r) for r in members)
+            gradients = statistics.mean(metric(r, "examples_seen") * passes_per_example(r) for r in members)
             size = int(members[0].data.params["dataset_size"])
             lines.append(f"- {section}: test_acc {_mean(metric(r, 'test_acc') for r in members)}, "
                          f"train_acc {_mean(metric(r, 'train_acc') for r in members)}, "
