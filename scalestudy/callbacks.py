@@ -13,17 +13,9 @@ from ray.tune import Callback
 
 from scalestudy.progress import StudyProgress, live_view, plain_line
 from scalestudy.tracking import TrialRuns, answers, client, redact_uri, reports_of
+from scalestudy.train.config import final_status
 
 log = logging.getLogger(__name__)
-
-
-def final_status(config: dict[str, Any], last: dict[str, Any]) -> str:
-    """ok, diverged, or stopped (early stopping ended it before its planned epochs)."""
-    if last.get("diverged"):
-        return "diverged"
-    if last.get("epoch", 0) < config["epochs"]:
-        return "stopped"
-    return "ok"
 
 
 class MlflowCallback(Callback):

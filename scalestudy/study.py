@@ -16,7 +16,7 @@ from scalestudy import endpoints
 from scalestudy.endpoints import StudyError
 from scalestudy.endpoints import storage_filesystem as _filesystem
 from scalestudy.spec import StudySpec
-from scalestudy.train.config import expand_cells
+from scalestudy.train.config import expand_cells, final_status
 
 STUDY_FILE = "scalestudy.json"
 # Ray Train's default 2 s health-check interval makes every DDP report block up to 2 s.
@@ -336,8 +336,6 @@ def _local_paths(tracking_uri: str, storage_path: str) -> list[Path]:
 def _row(result) -> dict[str, Any]:
     trial = result.config["trial"]
     metrics = result.metrics or {}
-    from scalestudy.callbacks import final_status
-
     status = "error" if result.error else final_status(trial, metrics)
     return {
         "trial_key": trial["trial_key"], "section": trial["section"], "schedule": trial["schedule"]["kind"],

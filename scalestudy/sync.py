@@ -24,6 +24,7 @@ from scalestudy.tracking import (
     finish_study_run,
     reports_of,
 )
+from scalestudy.train.config import final_status, trial_ended
 
 
 @dataclass
@@ -86,8 +87,8 @@ def sync_study(study: str, storage_path: str, tracking_uri: str | None = None) -
             run_id = runs.run_for(config, reopen=False)
             summary.points_logged += runs.log_epochs(run_id, list(reports.values()))
             last = reports[max(reports)]
-            if last.get("diverged") or last["epoch"] >= config["epochs"]:
-                summary.finished += runs.finish(run_id, "diverged" if last.get("diverged") else "ok")
+            if trial_ended(config, last):
+                summary.finished += runs.finish(run_id, final_status(config, last))
         summary.runs_created = len(runs.created)
         parent = mlflow_client.get_run(run.parent_run_id)
         expected = int(parent.data.params.get("trials", -1))

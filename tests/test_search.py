@@ -154,11 +154,13 @@ def test_bracket_stops_at_a_bound():
 
 
 def test_outcome_ranks_finished_then_stopped_then_failed():
-    finished = Outcome.from_result({"test_acc": 0.3, "epoch": 10, "diverged": 0}, planned_epochs=10)
-    stopped = Outcome.from_result({"test_acc": 0.9, "epoch": 2, "diverged": 0}, planned_epochs=10)
-    diverged = Outcome.from_result({"test_acc": 0.1, "epoch": 1, "diverged": 1}, planned_epochs=10)
-    errored = Outcome.from_result(None, planned_epochs=10, error=True)
-    assert stopped.stopped and not finished.stopped and not diverged.stopped
+    finished = Outcome.from_result({"test_acc": 0.3, "epoch": 10, "diverged": 0}, cell={"epochs": 10})
+    stopped = Outcome.from_result({"test_acc": 0.9, "epoch": 2, "diverged": 0}, cell={"epochs": 10})
+    diverged = Outcome.from_result({"test_acc": 0.1, "epoch": 1, "diverged": 1}, cell={"epochs": 10})
+    errored = Outcome.from_result(None, cell={"epochs": 10}, error=True)
+    at_loss_target = Outcome.from_result({"test_acc": 0.4, "epoch": 2, "diverged": 0, "train_loss": 0.1},
+                                         cell={"epochs": 10, "stop_at_train_loss": 0.2})
+    assert stopped.stopped and not finished.stopped and not diverged.stopped and not at_loss_target.stopped
     assert finished.score > stopped.score > diverged.score == errored.score == -math.inf
 
 

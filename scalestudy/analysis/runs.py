@@ -164,7 +164,11 @@ def _trials_from_wide(wide: pd.DataFrame, experiment: str) -> tuple[pd.DataFrame
     status = column(f"tags.{STATUS_TAG}").astype(object)
     diverged = (metric("diverged") == 1) | (status == "diverged")
     epochs, planned = metric("epoch"), pd.to_numeric(column("params.epochs"), errors="coerce").astype(float)
-    finished = status.isin(FINISHED_STATUSES) | (status.isna() & (diverged | (epochs >= planned)))
+    # Runs without a status tag (closed before statuses existed): ended when diverged, at their
+    # planned epochs, or at their training-loss target (trial_ended's rule, on the logged values).
+    loss_target = pd.to_numeric(column("params.stop_at_train_loss"), errors="coerce").astype(float)
+    reached = (epochs >= planned) | (metric("train_loss") <= loss_target)  # NaN compares False
+    finished = status.isin(FINISHED_STATUSES) | (status.isna() & (diverged | reached))
     frame = pd.DataFrame({
         **{name: column(f"params.{name}") for name in required},
         "test_acc": metric("test_acc"), "train_acc": metric("train_acc"), "diverged": diverged.astype(bool),

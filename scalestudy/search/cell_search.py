@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from ray.tune.search import Searcher
 
 from scalestudy.search.cells import cell_label, law_group, predict_lr, round_lr
-from scalestudy.train.config import trial_for
+from scalestudy.train.config import trial_ended, trial_for
 
 
 @dataclass(frozen=True)
@@ -38,13 +38,14 @@ class Outcome:
     error: bool = False
 
     @classmethod
-    def from_result(cls, result: dict[str, Any] | None, planned_epochs: int, error: bool = False) -> Outcome:
+    def from_result(cls, result: dict[str, Any] | None, cell: dict[str, Any], error: bool = False) -> Outcome:
+        """``cell``: the trial's config (or its cell's), for when a trial has ended on its own."""
         result = result or {}
         acc = result.get("test_acc")
         acc = float(acc) if acc is not None else math.nan
         epochs = int(result.get("epoch") or 0)
         diverged = bool(result.get("diverged"))
-        stopped = not (error or diverged) and epochs < planned_epochs
+        stopped = not (error or diverged) and not trial_ended(cell, result)
         return cls(acc, epochs, diverged, stopped, error or not result)
 
     @property
@@ -171,7 +172,7 @@ class CellSearch(Searcher):
             return
         run = self.runs[index]
         lr = run.pending.pop(trial_id)
-        outcome = Outcome.from_result(result, int(run.cell["epochs"]), error)
+        outcome = Outcome.from_result(result, run.cell, error)
         run.results.append((lr, outcome))
         run.strategy.tell(trial_id, lr, outcome)
         if run.done:

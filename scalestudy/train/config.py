@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from typing import Any
 
 from scalestudy.batching import bn_batch_size
@@ -23,7 +24,7 @@ PARAM_KEYS = (
     "dataset", "model", "dataset_size", "epochs", "ghost_batch_size", "batch_size", "lr",
     "momentum", "nesterov", "weight_decay", "seed", "schedule", "schedule_args", "section",
     "workers", "cpus_per_worker", "gpus_per_worker", "grad_clip_norm", "grad_penalty", "grad_norm_penalty",
-    "grad_penalty_block_size", "trial_key", "bn_batch_size", "precise_bn_batches",
+    "grad_penalty_block_size", "trial_key", "bn_batch_size", "precise_bn_batches", "stop_at_train_loss",
 )
 
 
@@ -60,6 +61,7 @@ def expand_cells(spec: StudySpec) -> list[dict[str, Any]]:
                             "max_device_batch_size": workload.max_device_batch_size,
                             "divergence_loss": workload.divergence_loss,
                             "train_metrics": workload.train_metrics,
+                            "stop_at_train_loss": workload.stop_at_train_loss,
                             "grad_clip_norm": workload.grad_clip_norm,
                             "grad_penalty": (None if workload.grad_penalty is None
                                              else workload.grad_penalty.model_dump(mode="json")),
@@ -118,6 +120,24 @@ def _penalty_identity(config: dict[str, Any]) -> dict[str, Any]:
     return {"grad_norm_penalty": 0.0} if penalty is None else {"grad_penalty": penalty.model_dump(mode="json")}
 
 
+def trial_ended(config: dict[str, Any], last: dict[str, Any]) -> bool:
+    """Whether a trial whose latest epoch report is ``last`` has ended on its own: it diverged, ran
+    its planned epochs, or its training loss reached ``stop_at_train_loss``. The one rule for the
+    loop's stop, the trial's status (``ok`` vs ``stopped`` early by the search) and sync."""
+    if last.get("diverged") or last.get("epoch", 0) >= config["epochs"]:
+        return True
+    target = config.get("stop_at_train_loss")  # absent from configs stored before it existed
+    return target is not None and last.get("train_loss", math.inf) <= target
+
+
+def final_status(config: dict[str, Any], last: dict[str, Any]) -> str:
+    """ok (planned epochs done, or the training-loss target reached), diverged, or stopped (early
+    stopping ended it before either)."""
+    if last.get("diverged"):
+        return "diverged"
+    return "ok" if trial_ended(config, last) else "stopped"
+
+
 def steps_to_target_method(diagnostics: dict[str, Any]) -> str:
     """How updates_to_target is measured (an MLflow param, see the README)."""
     every, margin = diagnostics.get("target_eval_every"), diagnostics.get("target_eval_margin")
@@ -130,7 +150,7 @@ def trial_key(config: dict[str, Any]) -> str:
     """A stable, readable id of the trial's cell: same spec cell ⇒ same key, across resumes."""
     schedule = config["schedule"]
     # Settings added later join the identity only when set, so existing studies keep their keys.
-    later = {k: config[k] for k in ("precise_bn",) if config.get(k) is not None}
+    later = {k: config[k] for k in ("precise_bn", "stop_at_train_loss") if config.get(k) is not None}
     identity = json.dumps(
         {k: config[k] for k in ("dataset", "dataset_options", "model", "model_options", "epochs",
                                 "ghost_batch_size", "nesterov", "weight_decay", "workers", "train_metrics",

@@ -29,7 +29,7 @@ from scalestudy.models.ghost_bn import batch_norm_layers, has_plain_batch_norm, 
 from scalestudy.models.precise_bn import recompute_running_stats
 from scalestudy.noise import GradientNoiseScale, noise_scale
 from scalestudy.schedules import Hyper, hyper_at, update_lrs
-from scalestudy.train.config import penalty_of, schedule_of
+from scalestudy.train.config import penalty_of, schedule_of, trial_ended
 from scalestudy.train.distributed import Distributed
 from scalestudy.train.step import GradientStep
 from scalestudy.train.target import Evaluation, TargetTracker
@@ -165,11 +165,13 @@ class EpochLoop:
 
     @property
     def finished(self) -> bool:
-        return self.epoch >= self.epochs or bool(self.history and self.history[-1]["diverged"])
+        """Planned epochs done, diverged, or the training-loss target reached (``trial_ended``)."""
+        return self.epoch >= self.epochs or bool(self.history and trial_ended(self.config, self.history[-1]))
 
     # -- training -----------------------------------------------------------------------
     def run(self) -> Iterator[EpochReport]:
-        """Train the remaining epochs, yielding a report after each; stop on divergence."""
+        """Train the remaining epochs, yielding a report after each; stop on divergence or once the
+        training loss reaches ``stop_at_train_loss``."""
         while not self.finished:
             report = self.train_epoch()
             self.history.append(report.metrics())
@@ -311,7 +313,8 @@ class EpochLoop:
         if self.target is not None:
             self.target.observe(Evaluation(self.updates, self.examples_seen, test_acc))
             extras.update(self.target.metrics())
-        if self.epoch == self.epochs and not diverged and self.diagnostics.get("sharpness"):
+        last = {"epoch": self.epoch, "train_loss": train_loss, "diverged": diverged}
+        if not diverged and trial_ended(self.config, last) and self.diagnostics.get("sharpness"):
             extras.update(final_sharpness(self, self.diagnostics["sharpness"]))
         return EpochReport(
             epoch=self.epoch, updates=self.updates, examples_seen=self.examples_seen,
