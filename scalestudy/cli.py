@@ -16,18 +16,10 @@ from typing import Sequence
 USAGE_ERROR = 2
 DEBUG_ENV = "SCALESTUDY_DEBUG"  # set to 1: unexpected errors show their traceback
 MAX_POINTS = 1001
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 class CliError(Exception):
     """A one-line usage error (exit code 2)."""
-
-
-def _find_spec(name: str) -> Path:
-    for base in (Path.cwd() / "search_spaces", REPO_ROOT / "search_spaces"):
-        if (base / name).is_file():
-            return base / name
-    raise CliError(f"cannot find search_spaces/{name} (run from the repository, or pass --spec)")
 
 
 def _add_set(parser: argparse.ArgumentParser) -> None:
@@ -215,7 +207,9 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from scalestudy.analysis import analyze, load_trials_from_mlflow
 
-    spec = _load(args.spec or _find_spec("quickstart.yaml"), args.overrides)
+    from scalestudy.spec import find_search_space
+
+    spec = _load(args.spec or find_search_space("quickstart.yaml"), args.overrides)
     _check_out(args.out)  # before the study, not after it
     result = _run(spec, args)
     trials = load_trials_from_mlflow(spec.experiment_name, result.run.tracking_uri)
