@@ -118,33 +118,31 @@ def _load(spec_path: Path, overrides: list[str]):
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from scalestudy.train.config import expand_cells
+    from scalestudy.search.cells import cell_budget, search_summary
+    from scalestudy.trial.config import expand_cells
 
     spec = _load(args.spec, args.overrides)
     cells = expand_cells(spec)
     sections: dict[str, int] = {}
     search = spec.search
     for cell in cells:
-        budget = len(cell["lr_grid"]) if search.algorithm == "grid" else search.trials_per_cell
-        sections[cell["section"]] = sections.get(cell["section"], 0) + budget
+        sections[cell.section] = sections.get(cell.section, 0) + cell_budget(spec, cell)
     detail = ", ".join(f"{name} {count}" for name, count in sections.items())
     bound = "" if search.algorithm == "grid" else "at most "
-    workload = cells[0]
+    workload = cells[0].workload
     print(f"{spec.name}: valid; {bound}{sum(sections.values())} trials ({detail}) in {len(cells)} cells, "
-          f"search {search.algorithm}; dataset {workload['dataset']} (N={workload['dataset_size']}), "
-          f"model {workload['model']}, {workload['epochs']} epochs, {spec.resources.workers_per_trial} worker(s) "
+          f"search {search.algorithm}; dataset {workload.dataset} (N={workload.dataset_size}), "
+          f"model {workload.model}, {workload.epochs} epochs, {spec.resources.workers_per_trial} worker(s) "
           f"per trial; spec hash {spec.spec_hash()}")
     if search.algorithm != "grid":
-        from scalestudy.search.cells import search_summary
-
         print(search_summary(spec, cells))
     return 0
 
 
 def _run(spec, args: argparse.Namespace):
-    from scalestudy.progress import summary_table
-    from scalestudy.study import run_study
-    from scalestudy.tracking import ui_command, ui_link
+    from scalestudy.run.progress import summary_table
+    from scalestudy.run.study import run_study
+    from scalestudy.run.tracking import ui_command, ui_link
 
     result = run_study(spec, address=args.address, storage=args.storage, tracking_uri=args.tracking_uri,
                        resume=args.resume, verbose=not args.quiet, connect_timeout_s=args.connect_timeout)
@@ -173,8 +171,7 @@ def _check_out(path: Path) -> None:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     from scalestudy.analysis import analyze, load_trials_from_mlflow, load_trials_from_parquet
-    from scalestudy.endpoints import check_existing_store, connect_timeout, removed_on_failure
-    from scalestudy.tracking import absolute_uri
+    from scalestudy.endpoints import absolute_uri, check_existing_store, connect_timeout, removed_on_failure
 
     _check_out(args.out)
     if args.runs is not None:
@@ -221,10 +218,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
-    from scalestudy.diagnostics.runs import interpolate_runs
-    from scalestudy.endpoints import check_readable_storage, connect_timeout
-    from scalestudy.study import default_storage
-    from scalestudy.tracking import absolute_uri
+    from scalestudy.endpoints import absolute_uri, connect_timeout
+    from scalestudy.run.interpolate import interpolate_runs
+    from scalestudy.run.storage import check_readable_storage, default_storage
 
     if not 3 <= args.points <= MAX_POINTS:
         raise CliError(f"--points: must be in 3-{MAX_POINTS}, got {args.points}")
@@ -239,10 +235,9 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from scalestudy.endpoints import check_existing_store, check_readable_storage, connect_timeout
-    from scalestudy.study import default_storage
-    from scalestudy.sync import sync_study
-    from scalestudy.tracking import absolute_uri
+    from scalestudy.endpoints import absolute_uri, check_existing_store, connect_timeout
+    from scalestudy.run.storage import check_readable_storage, default_storage
+    from scalestudy.run.sync import sync_study
 
     timeout_s = connect_timeout(args.connect_timeout)
     if args.storage is not None:
@@ -300,9 +295,8 @@ COMMANDS = {"validate": cmd_validate, "run": cmd_run, "analyze": cmd_analyze, "r
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from scalestudy.endpoints import StudyError
+    from scalestudy.endpoints import StudyError, TrackingError
     from scalestudy.spec import SpecError
-    from scalestudy.tracking import TrackingError
 
     one_line_errors: tuple[type[BaseException], ...] = (CliError, SpecError, StudyError, TrackingError)
     try:
@@ -330,7 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _one_line(error: BaseException) -> str:
-    from scalestudy.tracking import redact_uri
+    from scalestudy.endpoints import redact_uri
 
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return redact_uri(" ".join(lines)[:500]) if lines else type(error).__name__

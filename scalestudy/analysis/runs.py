@@ -24,10 +24,7 @@ import pandas as pd
 
 from scalestudy.analysis.errors import AnalysisError
 from scalestudy.analysis.table import SUBSPACE_SHARPNESS, TrialTable, validate_trials
-
-ROLE_TAG, STATUS_TAG, KEY_TAG, PARENT_TAG = "scalestudy.role", "scalestudy.status", "scalestudy.trial_key", \
-    "mlflow.parentRunId"
-FINISHED_STATUSES = ("ok", "diverged", "stopped")  # stopped: ended early by the search (ASHA), kept as data
+from scalestudy.trial.record import FINISHED_STATUSES, KEY_TAG, PARENT_TAG, ROLE_TAG, STATUS_TAG
 # Final values of the diagnostics the spec may enable (absent otherwise); the subspace sharpness
 # (sharpness_subspace, or sharpness_p<dims>) too.
 DIAGNOSTIC_METRICS = ("gradient_noise_scale", "updates_to_target", "examples_to_target", "sharpness")

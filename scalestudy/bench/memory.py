@@ -43,7 +43,7 @@ def bench_memory(tiny: bool = False) -> BenchTable:
     import ray
 
     from scalestudy.spec import find_search_space, load_spec
-    from scalestudy.study import run_study
+    from scalestudy.run.study import run_study
 
     overrides = ["grid.seeds=[0]", "grid.batch_size=[32,256]", "grid.lr.multipliers=[0.5,2]",
                  "grid.momentum=[0.9]", "sections.schedules.grid.seeds=[0]"]
