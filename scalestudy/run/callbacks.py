@@ -141,10 +141,12 @@ class MlflowCallback(Callback):
             self._record(self._trial_configs(trial), reports_of(result))
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        self._record(*self._trial_configs.end(trial))
+        config, status = self._trial_configs.end(trial)
+        self._record(config, status=status)
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self._record(*self._trial_configs.end(trial, errored=True))
+        config, status = self._trial_configs.end(trial, errored=True)
+        self._record(config, status=status)
 
     def on_experiment_end(self, trials, **info) -> None:
         self.close()
