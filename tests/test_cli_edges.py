@@ -196,7 +196,7 @@ def test_the_storage_probe_leaves_no_folders(empty, tmp_path):
     tracking URI fails after the storage check passed)."""
     storage = tmp_path / "new" / "deeper" / "ray_results"
     one_error(["run", QUICKSTART, "--storage", str(storage), "--tracking-uri", "notascheme://x"], empty)
-    from scalestudy.run.storage import check_storage
+    from scalestudy.run.storage_checks import check_storage
 
     check_storage(str(storage), "--storage", 3)
     assert not (tmp_path / "new").exists()

@@ -5,8 +5,7 @@ import types
 
 from rich.console import Console
 
-from scalestudy.run.callbacks import ProgressCallback
-from scalestudy.run.progress import StudyProgress, duration, live_view, plain_line
+from scalestudy.run.progress import ProgressCallback, StudyProgress, duration, live_view, plain_line
 from scalestudy.spec import spec_from_dict
 from scalestudy.trial.config import expand_cells
 

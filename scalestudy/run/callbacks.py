@@ -1,22 +1,21 @@
-"""Tune callbacks that run in the driver: MLflow tracking and terminal progress.
+"""The Tune callback that writes a study to MLflow, in the driver (the progress display's callback is
+in :mod:`scalestudy.run.progress`).
 
-Both read a trial's :class:`~scalestudy.trial.config.TrialConfig` from Tune's ``config["trial"]``
-(parsed once per trial) and decide its end with :func:`scalestudy.trial.record.trial_status`.
+Callbacks read a trial's :class:`~scalestudy.trial.config.TrialConfig` from Tune's ``config["trial"]``
+(parsed once per trial, :class:`TrialConfigs`) and decide its end with
+:func:`scalestudy.trial.record.trial_status`.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import sys
 import threading
 import time
-from typing import Any, TextIO
+from typing import Any
 
 from ray.tune import Callback
 
 from scalestudy.endpoints import answers, redact_uri
-from scalestudy.run.progress import StudyProgress, live_view, plain_line
 from scalestudy.run.tracking import TrialRuns, client, reports_of
 from scalestudy.trial.config import TrialConfig
 from scalestudy.trial.record import trial_status
@@ -24,7 +23,7 @@ from scalestudy.trial.record import trial_status
 log = logging.getLogger(__name__)
 
 
-class _Configs:
+class TrialConfigs:
     """Tune trial → its TrialConfig, parsed once: Tune's events come every epoch of every trial."""
 
     def __init__(self) -> None:
@@ -84,7 +83,7 @@ class MlflowCallback(Callback):
         self._init_runtime()
 
     def _init_runtime(self) -> None:
-        self._trial_configs = _Configs()
+        self._trial_configs = TrialConfigs()
         self._runs: TrialRuns | None = None
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -249,109 +248,3 @@ class MlflowCallback(Callback):
             log.warning("MLflow is missing reports of %d trial(s) (%s); they are in Ray storage: run "
                         "`scalestudy sync STUDY` once the tracking server answers", len(left),
                         ", ".join(left[:3]) + (", ..." if len(left) > 3 else ""))
-
-
-class ProgressCallback(Callback):
-    """Study progress: one live display that updates in place on a terminal; elsewhere (CI, log
-    files) plain lines, at most one every ``every_s`` seconds and one at the end.
-
-    ``live``: None decides by the stream (a terminal gets the live display), True or False forces
-    it. The display is drawn by rich from a :class:`~scalestudy.run.progress.StudyProgress` that Tune's
-    events update; a lock keeps rich's refresh thread from reading it mid-update.
-    """
-
-    def __init__(self, name: str, total: int, stream: TextIO | None = None, every_s: float = 15.0,
-                 live: bool | None = None) -> None:
-        self.state = StudyProgress(name=name, total=total, started_at=time.monotonic())
-        self.every_s = every_s
-        self.stream = stream
-        self.live = live
-        self._init_runtime()
-
-    def _init_runtime(self) -> None:
-        self._trial_configs = _Configs()
-        self._lock = threading.Lock()
-        self._display = None  # rich.live.Live while the live display is up
-        self._last_line = -math.inf
-
-    def __getstate__(self) -> dict[str, Any]:
-        runtime = ("stream", "_trial_configs", "_lock", "_display", "_last_line")
-        return {k: v for k, v in self.__dict__.items() if k not in runtime}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self.stream = None
-        self._init_runtime()
-
-    def setup(self, **info) -> None:
-        self.state.started_at = time.monotonic()  # also after Tuner.restore unpickles this callback
-
-    def _out(self) -> TextIO:
-        return self.stream or sys.stdout
-
-    def _is_live(self) -> bool:
-        if self.live is not None:
-            return self.live
-        from rich.console import Console
-
-        return Console(file=self._out()).is_terminal
-
-    def on_trial_start(self, iteration, trials, trial, **info) -> None:
-        with self._lock:
-            self.state.start(trial.trial_id)
-        self._show()
-
-    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-        run_name = self._trial_configs(trial).run_name
-        with self._lock:
-            self.state.result(run_name, result.get("test_acc"))
-        self._show()
-
-    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        _, status = self._trial_configs.end(trial)
-        with self._lock:
-            self.state.finish(trial.trial_id, status)
-        self._show()
-
-    def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        _, status = self._trial_configs.end(trial, errored=True)
-        with self._lock:
-            self.state.finish(trial.trial_id, status)
-        self._show()
-
-    def on_experiment_end(self, trials, **info) -> None:
-        self.close()
-
-    def _render(self):
-        with self._lock:
-            return live_view(self.state, time.monotonic())
-
-    def _show(self) -> None:
-        if self._display is not None:
-            return  # rich redraws it (4 times a second) from the state
-        if self._is_live():
-            from rich.console import Console
-            from rich.live import Live
-
-            self._display = Live(console=Console(file=self._out()), get_renderable=self._render,
-                                 refresh_per_second=4, transient=False)
-            self._display.start()
-            return
-        now = time.monotonic()
-        if now - self._last_line >= self.every_s:
-            self._line(now)
-
-    def _line(self, now: float) -> None:
-        self._last_line = now
-        with self._lock:
-            text = plain_line(self.state, now)
-        print(text, file=self._out(), flush=True)
-
-    def close(self) -> None:
-        """Stop the live display (its last frame stays on screen), or print the last plain line."""
-        if self._display is not None:
-            self._display.stop()
-            self._display = None
-        elif self._last_line > -math.inf:
-            self._line(time.monotonic())
-            self._last_line = math.inf  # closed: no more lines

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 from scalestudy import endpoints
 from scalestudy.endpoints import StudyError
-from scalestudy.run.storage import StudyRun, check_storage, find_latest_run, resolved_storage
+from scalestudy.run.storage import StudyRun, find_latest_run, resolved_storage
+from scalestudy.run.storage_checks import check_storage
 from scalestudy.spec import StudySpec
 
 

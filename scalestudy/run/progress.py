@@ -1,18 +1,24 @@
 """What a running study shows: its progress (a live display on a terminal, plain lines in logs)
 and the summary table printed at the end.
 
-:class:`StudyProgress` is the state (counts, best accuracy, times), fed by the Tune callback
-in :mod:`scalestudy.run.callbacks`; ``plain_line`` and ``live_view`` render it. Both are pure
-functions of the state and the clock, so they are tested without Ray.
+:class:`StudyProgress` is the state (counts, best accuracy, times), fed by Tune's events through
+:class:`ProgressCallback`; ``plain_line`` and ``live_view`` render it. Both are pure functions of
+the state and the clock, so they are tested without starting Ray.
 """
 
 from __future__ import annotations
 
 import math
+import sys
+import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
+from ray.tune import Callback
+
+from scalestudy.run.callbacks import TrialConfigs
 from scalestudy.trial.record import STATUSES
 
 
@@ -137,3 +143,109 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
         section, schedule, momentum, batch = key
         lines.append(f"{section:<10} {schedule:<17} {momentum:>5g} {batch:>6} {len(members):>6} {diverged:>4} {tail}")
     return "\n".join(lines)
+
+
+class ProgressCallback(Callback):
+    """Study progress: one live display that updates in place on a terminal; elsewhere (CI, log
+    files) plain lines, at most one every ``every_s`` seconds and one at the end.
+
+    ``live``: None decides by the stream (a terminal gets the live display), True or False forces
+    it. The display is drawn by rich from a :class:`~scalestudy.run.progress.StudyProgress` that Tune's
+    events update; a lock keeps rich's refresh thread from reading it mid-update.
+    """
+
+    def __init__(self, name: str, total: int, stream: TextIO | None = None, every_s: float = 15.0,
+                 live: bool | None = None) -> None:
+        self.state = StudyProgress(name=name, total=total, started_at=time.monotonic())
+        self.every_s = every_s
+        self.stream = stream
+        self.live = live
+        self._init_runtime()
+
+    def _init_runtime(self) -> None:
+        self._trial_configs = TrialConfigs()
+        self._lock = threading.Lock()
+        self._display = None  # rich.live.Live while the live display is up
+        self._last_line = -math.inf
+
+    def __getstate__(self) -> dict[str, Any]:
+        runtime = ("stream", "_trial_configs", "_lock", "_display", "_last_line")
+        return {k: v for k, v in self.__dict__.items() if k not in runtime}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.stream = None
+        self._init_runtime()
+
+    def setup(self, **info) -> None:
+        self.state.started_at = time.monotonic()  # also after Tuner.restore unpickles this callback
+
+    def _out(self) -> TextIO:
+        return self.stream or sys.stdout
+
+    def _is_live(self) -> bool:
+        if self.live is not None:
+            return self.live
+        from rich.console import Console
+
+        return Console(file=self._out()).is_terminal
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        with self._lock:
+            self.state.start(trial.trial_id)
+        self._show()
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        run_name = self._trial_configs(trial).run_name
+        with self._lock:
+            self.state.result(run_name, result.get("test_acc"))
+        self._show()
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        _, status = self._trial_configs.end(trial)
+        with self._lock:
+            self.state.finish(trial.trial_id, status)
+        self._show()
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        _, status = self._trial_configs.end(trial, errored=True)
+        with self._lock:
+            self.state.finish(trial.trial_id, status)
+        self._show()
+
+    def on_experiment_end(self, trials, **info) -> None:
+        self.close()
+
+    def _render(self):
+        with self._lock:
+            return live_view(self.state, time.monotonic())
+
+    def _show(self) -> None:
+        if self._display is not None:
+            return  # rich redraws it (4 times a second) from the state
+        if self._is_live():
+            from rich.console import Console
+            from rich.live import Live
+
+            self._display = Live(console=Console(file=self._out()), get_renderable=self._render,
+                                 refresh_per_second=4, transient=False)
+            self._display.start()
+            return
+        now = time.monotonic()
+        if now - self._last_line >= self.every_s:
+            self._line(now)
+
+    def _line(self, now: float) -> None:
+        self._last_line = now
+        with self._lock:
+            text = plain_line(self.state, now)
+        print(text, file=self._out(), flush=True)
+
+    def close(self) -> None:
+        """Stop the live display (its last frame stays on screen), or print the last plain line."""
+        if self._display is not None:
+            self._display.stop()
+            self._display = None
+        elif self._last_line > -math.inf:
+            self._line(time.monotonic())
+            self._last_line = math.inf  # closed: no more lines

@@ -23,7 +23,8 @@ from scalestudy import endpoints
 from scalestudy.endpoints import StudyError
 from scalestudy.run import tracking
 from scalestudy.run.preflight import Endpoints, preflight
-from scalestudy.run.storage import StudyRun, check_shared_storage, new_study_name, write_study_file
+from scalestudy.run.storage import StudyRun, new_study_name, write_study_file
+from scalestudy.run.storage_checks import check_shared_storage
 from scalestudy.search.cells import planned_trials
 from scalestudy.spec import StudySpec
 from scalestudy.trial.config import Cell, TrialConfig, expand_cells
@@ -126,7 +127,8 @@ def build_tuner(spec: StudySpec, opened: OpenStudy, cells: list[Cell], verbose: 
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
 
-    from scalestudy.run.callbacks import MlflowCallback, ProgressCallback
+    from scalestudy.run.callbacks import MlflowCallback
+    from scalestudy.run.progress import ProgressCallback
     from scalestudy.run.trainables import ddp_driver, tune_trial
     from scalestudy.search import SEARCHES
 
