@@ -12,7 +12,6 @@ import pandas as pd
 
 from scalestudy.analysis.critical import CriticalBatch
 from scalestudy.analysis.frontier import Frontier
-from scalestudy.analysis.gap import GapFit
 from scalestudy.analysis.lawfit import LawFit
 from scalestudy.analysis.noise import NoiseScaleFit, noise_scale
 from scalestudy.analysis.schedules import ScheduleGroup
@@ -242,8 +241,3 @@ def sharpness_vs_batch(fit: SharpnessFit) -> SharpnessInfo:
         if lines:
             panels.append((key, tuple(lines)))
     return SharpnessInfo(tuple(panels))
-
-
-def gap_info(gap: GapFit) -> GapFit:
-    """The gap fit is already plain data."""
-    return gap

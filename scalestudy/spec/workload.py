@@ -122,10 +122,6 @@ class Schedule(Frozen):
             raise ValueError("max_batch_size: required for kind hybrid")
         return self
 
-    @property
-    def label(self) -> str:
-        return self.kind
-
 
 
 class Sharpness(Frozen):
