@@ -22,9 +22,9 @@ from pathlib import Path
 
 from scalestudy import __version__
 from scalestudy.analysis.planted import make_planted_table
+from scalestudy.trial import record
 
-METRICS = ("epoch", "updates", "examples_seen", "batch_size", "lr", "momentum", "effective_lr", "noise_scale",
-           "train_loss", "train_acc", "test_loss", "test_acc", "gen_gap", "epoch_seconds", "diverged")
+METRICS = record.METRIC_KEYS
 _MAX_FLOAT = 1.7976931348623157e308
 
 
@@ -47,10 +47,10 @@ def make_mlflow_store(uri: str, n_trials: int, experiment: str = "bench", epochs
     client = MlflowClient(tracking_uri=uri)
     artifacts = Path(uri[len("sqlite:///"):]).resolve().parent / "mlartifacts"  # not the working directory
     experiment_id = client.create_experiment(experiment, artifact_location=artifacts.as_uri(),
-                                             tags={"mlflow.experimentKind": "custom_model_development"})
+                                             tags={record.EXPERIMENT_KIND_TAG: record.EXPERIMENT_KIND})
     parent = client.create_run(experiment_id, run_name=f"study {experiment}", tags={
-        "scalestudy.role": "study", "scalestudy.study": experiment, "scalestudy.spec_hash": "bench",
-        "scalestudy.version": __version__}).info.run_id
+        record.ROLE_TAG: record.STUDY_ROLE, record.STUDY_TAG: experiment, record.SPEC_HASH_TAG: "bench",
+        record.VERSION_TAG: __version__}).info.run_id
     frame = planted_trials(n_trials, seed)
     _bulk_insert(uri[len("sqlite:///"):], client.get_experiment(experiment_id).artifact_location,
                  int(experiment_id), parent, frame, epochs)
@@ -65,13 +65,12 @@ def _bulk_insert(db_path: str, artifact_root: str, experiment_id: int, parent: s
     for row in frame.itertuples(index=False):
         run_id = uuid.uuid4().hex
         key = row.trial_id
-        name = f"B={row.batch_size} lr={row.lr:.4g} m={row.momentum:g} seed={row.seed} constant"
+        name = record.run_name(row.section, row.batch_size, row.lr, row.momentum, row.seed, "constant")
         runs.append((run_id, name, "UNKNOWN", "", "", "bench", "FINISHED", now, now + 1, "", "active",
                      f"{artifact_root}/{run_id}/artifacts", experiment_id))
-        status = "diverged" if row.diverged else "ok"
-        for tag, value in (("mlflow.parentRunId", parent), ("scalestudy.role", "trial"), ("mlflow.runName", name),
-                           ("scalestudy.trial_key", key), ("scalestudy.status", status),
-                           ("scalestudy.section", row.section)):
+        status = record.DIVERGED if row.diverged else record.OK
+        for tag, value in ((record.PARENT_TAG, parent), (record.ROLE_TAG, record.TRIAL_ROLE), (record.RUN_NAME_TAG, name),
+                           (record.KEY_TAG, key), (record.STATUS_TAG, status), (record.SECTION_TAG, row.section)):
             tags.append((tag, value, run_id))
         spec = {"dataset": "planted", "model": "none", "dataset_size": row.dataset_size, "epochs": epochs,
                 "ghost_batch_size": "", "batch_size": row.batch_size, "lr": row.lr, "momentum": row.momentum,
@@ -89,7 +88,8 @@ def _bulk_insert(db_path: str, artifact_root: str, experiment_id: int, parent: s
                       "noise_scale": row.lr / (1 - row.momentum) * (row.dataset_size / row.batch_size - 1),
                       "train_loss": row.train_loss, "train_acc": row.train_acc * share,
                       "test_loss": row.test_loss, "test_acc": row.test_acc * share,
-                      "gen_gap": (row.train_acc - row.test_acc) * share, "epoch_seconds": 0.5,
+                      "gen_gap": (row.train_acc - row.test_acc) * share, "running_loss": row.train_loss,
+                      "epoch_seconds": 0.5,
                       "diverged": float(row.diverged and epoch == last)}
             for metric in METRICS:
                 value = float(values[metric])
