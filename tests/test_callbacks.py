@@ -153,3 +153,16 @@ def test_a_callback_pickled_by_an_earlier_version_still_writes(store):
     restored.__setstate__(state)
     assert restored.flush()
     assert steps(client, trial_run(client, experiment_id, trial).info.run_id) == [1]
+
+
+def test_a_run_left_without_params_by_a_killed_driver_gets_them(store):
+    """The driver creates a trial's run, then logs its params: killed in between, the resumed study
+    finds the run by key and logs them (else the analysis cannot read the trial)."""
+    uri, client, experiment_id, parent = store
+    trial = Trial(0.1)
+    client.create_run(experiment_id, run_name="cut short", tags={
+        "mlflow.parentRunId": parent, "scalestudy.role": "trial", "scalestudy.trial_key": trial.trial_id})
+    resumed = pickle.loads(pickle.dumps(MlflowCallback(uri, experiment_id, parent, background=False)))
+    resumed.on_trial_start(0, [], trial)
+    run = trial_run(client, experiment_id, trial)
+    assert run.data.params["lr"] == "0.1" and run.data.params["trial_key"] == trial.trial_id

@@ -144,6 +144,8 @@ class TrialRuns:
         if found:
             run = found[0]
             run_id = run.info.run_id
+            if not run.data.params:  # a driver killed between creating the run and logging its params
+                self._log_params(run_id, config)
             history = self.client.get_metric_history(run_id, "epoch")
             self._last_step[run_id] = max((m.step for m in history), default=0)
             self._state[run_id] = (run.info.status, run.data.tags.get(record.STATUS_TAG))
@@ -159,15 +161,18 @@ class TrialRuns:
         return run_id
 
     def _create(self, config: TrialConfig) -> str:
-        from mlflow.entities import Param
-
         tags = {record.PARENT_TAG: self.parent_run_id, record.ROLE_TAG: record.TRIAL_ROLE,
                 record.KEY_TAG: config.trial_key, record.STATUS_TAG: record.RUNNING,
                 record.SECTION_TAG: config.section}
         run = self.client.create_run(self.experiment_id, tags=tags, run_name=config.run_name)
-        params = record.trial_params(config.to_dict())
-        self.client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()])
+        self._log_params(run.info.run_id, config)
         return run.info.run_id
+
+    def _log_params(self, run_id: str, config: TrialConfig) -> None:
+        from mlflow.entities import Param
+
+        params = record.trial_params(config.to_dict())
+        self.client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
 
     def log_epochs(self, run_id: str, reports: list[dict[str, Any]], tags: dict[str, str] | None = None) -> int:
         """Log reports whose epoch is past the last one logged, and ``tags``, in one log_batch call;
