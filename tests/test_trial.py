@@ -104,3 +104,19 @@ def test_the_trial_count_is_one_rule():
     fixed = replace(cells[0], lr_grid=(0.1,))  # one listed ε and no lr_range: not searched
     assert cell_budget(searched, cells[0]) == 5 and cell_budget(searched, fixed) == 1
     assert planned_trials(searched, [*cells, fixed]) == 2 * 5 + 1
+
+
+def test_a_bracket_search_pickled_by_scalestudy_0_1_resumes():
+    """Tune's own files of a bracket study that scalestudy 0.1 ran and was killed (tuner.pkl, the
+    searcher's state): every class they name still loads, and the search goes on with typed cells."""
+    import pickle
+
+    from scalestudy.run.callbacks import MlflowCallback
+
+    tuner = pickle.loads((REPO / "tests" / "data" / "bracket_tuner_0.1.pkl").read_bytes())
+    assert any(isinstance(callback, MlflowCallback) for callback in tuner["_run_config"].callbacks)
+    search = tuner["_tune_config"].search_alg
+    search.restore(str(REPO / "tests" / "data" / "bracket_searcher_0.1.pkl"))
+    assert all(isinstance(run.cell, Cell) for run in search.runs)
+    config = TrialConfig.from_dict(search.suggest("after-restore")["trial"])
+    assert config.study == "oldbracket" and config.batch_size == 64 and len(config.trial_key.rsplit("-", 1)[1]) == 8
