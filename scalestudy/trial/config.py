@@ -185,29 +185,30 @@ def _shared_fields(raw: Mapping[str, Any], allowed: frozenset[str]) -> dict[str,
     def get(key: str, model: type[BaseModel], name: str | None = None) -> Any:
         return raw[key] if key in raw else _default(model, name or key)
 
-    penalty = raw.get("grad_penalty")
-    if penalty is None and raw.get("grad_norm_penalty"):  # stored before grad_penalty existed
+    penalty = get("grad_penalty", Workload)
+    if penalty is None and raw.get("grad_norm_penalty"):  # stored before grad_penalty existed (0.0: none)
         penalty = {"kind": "full_gradient", "strength": float(raw["grad_norm_penalty"])}
     workload = TrialWorkload(
-        dataset=raw["dataset"], dataset_options=data.dataset_options(raw["dataset"], raw.get("dataset_options")),
+        dataset=raw["dataset"], dataset_options=data.dataset_options(raw["dataset"], raw["dataset_options"]),
         dataset_size=int(raw["dataset_size"]), model=raw["model"],
-        model_options=models.model_options(raw["model"], raw.get("model_options")), epochs=int(raw["epochs"]),
+        model_options=models.model_options(raw["model"], raw["model_options"]), epochs=int(raw["epochs"]),
         ghost_batch_size=get("ghost_batch_size", Workload), max_device_batch_size=get("max_device_batch_size", Workload),
         divergence_loss=get("divergence_loss", Workload), train_metrics=get("train_metrics", Workload),
         grad_clip_norm=get("grad_clip_norm", Workload),
         grad_penalty=None if penalty is None else GradPenalty.model_validate(penalty),
-        precise_bn=None if raw.get("precise_bn") is None else PreciseBN.model_validate(raw["precise_bn"]))
+        precise_bn=None if get("precise_bn", Workload) is None else PreciseBN.model_validate(raw["precise_bn"]))
     resources = TrialResources(
         workers=int(get("workers", Resources, "workers_per_trial")),
         cpus_per_worker=float(get("cpus_per_worker", Resources)), gpus_per_worker=float(get("gpus_per_worker", Resources)),
         checkpoint_every=int(get("checkpoint_every", Resources)),
         placement_strategy=get("placement_strategy", Resources), max_failures=int(get("max_failures", Resources)),
-        storage_path=raw.get("train_storage_path"))
+        storage_path=raw.get("train_storage_path"))  # absent: built before the study's storage was known
     return dict(study=raw["study"], section=raw["section"], workload=workload,
                 schedule=Schedule.model_validate(raw["schedule"]), batch_size=int(raw["batch_size"]),
                 momentum=float(raw["momentum"]), seed=int(raw["seed"]), nesterov=bool(get("nesterov", Grid)),
                 weight_decay=float(get("weight_decay", Grid)),
-                diagnostics=Diagnostics.model_validate(raw.get("diagnostics") or {}), resources=resources)
+                diagnostics=Diagnostics.model_validate(raw["diagnostics"] if "diagnostics" in raw else {}),
+                resources=resources)
 
 
 def expand_cells(spec: StudySpec, storage_path: str | None = None) -> list[Cell]:
