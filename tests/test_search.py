@@ -155,10 +155,11 @@ def test_bracket_stops_at_a_bound():
 
 
 def test_outcome_ranks_finished_then_stopped_then_failed():
-    finished = Outcome.from_result({"test_acc": 0.3, "epoch": 10, "diverged": 0}, planned_epochs=10)
-    stopped = Outcome.from_result({"test_acc": 0.9, "epoch": 2, "diverged": 0}, planned_epochs=10)
-    diverged = Outcome.from_result({"test_acc": 0.1, "epoch": 1, "diverged": 1}, planned_epochs=10)
-    errored = Outcome.from_result(None, planned_epochs=10, error=True)
+    plan = dataclasses.replace(expand_cells(tiny_spec("bracket"))[0].workload, epochs=10)
+    finished = Outcome.from_result({"test_acc": 0.3, "epoch": 10, "diverged": 0}, plan)
+    stopped = Outcome.from_result({"test_acc": 0.9, "epoch": 2, "diverged": 0}, plan)
+    diverged = Outcome.from_result({"test_acc": 0.1, "epoch": 1, "diverged": 1}, plan)
+    errored = Outcome.from_result(None, plan, error=True)
     assert stopped.stopped and not finished.stopped and not diverged.stopped
     assert finished.score > stopped.score > diverged.score == errored.score == -math.inf
 

@@ -88,7 +88,7 @@ def test_a_cell_kept_as_a_dict_by_scalestudy_0_1_loads():
     ({}, False, "error"),
 ])
 def test_the_status_rule(last, errored, status):
-    assert trial_status(3, last, errored) == status
+    assert trial_status(expand_cells(spec_from_dict(SPEC))[0].workload, last, errored) == status
 
 
 def test_metric_names_are_the_report_s_fields():

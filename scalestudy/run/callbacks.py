@@ -39,7 +39,7 @@ class TrialConfigs:
         """The trial's config and final status; forgets the trial."""
         config = self(trial)
         self._parsed.pop(trial.trial_id, None)
-        return config, trial_status(config.workload.epochs, trial.last_result, errored)
+        return config, trial_status(config.workload, trial.last_result, errored)
 
 
 class MlflowCallback(Callback):

@@ -262,7 +262,7 @@ def _row(result) -> dict[str, Any]:
     return {
         "trial_key": config.trial_key, "section": config.section, "schedule": config.schedule.kind,
         "batch_size": config.batch_size, "lr": config.lr, "momentum": config.momentum, "seed": config.seed,
-        "status": trial_status(config.workload.epochs, metrics, errored=bool(result.error)),
+        "status": trial_status(config.workload, metrics, errored=bool(result.error)),
         "diverged": bool(metrics.get("diverged")), "epochs": metrics.get("epoch"), "updates": metrics.get("updates"),
         "test_acc": metrics.get("test_acc"), "train_acc": metrics.get("train_acc"), "gen_gap": metrics.get("gen_gap"),
     }

@@ -89,7 +89,7 @@ def _sync_trials(run: StudyRun, runs: TrialRuns, summary: SyncSummary) -> bool:
                 for report in reports_of(result):
                     reports[int(report["epoch"])] = report
         last = reports[max(reports)] if reports else None
-        status = trial_status(config.workload.epochs, last, errored=in_tune.get(name) == "ERROR")
+        status = trial_status(config.workload, last, errored=in_tune.get(name) == "ERROR")
         ended = (bool(results and results[-1].get("done")) or in_tune.get(name) in ENDED_IN_TUNE
                  or (last is not None and status != STOPPED))
         all_ended = all_ended and ended

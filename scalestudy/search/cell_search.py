@@ -26,7 +26,7 @@ from ray.tune.search import Searcher
 
 from scalestudy.search.cells import law_group, predict_lr
 from scalestudy.trial.config import Cell
-from scalestudy.trial.record import DIVERGED, ERROR, STOPPED, trial_status
+from scalestudy.trial.record import DIVERGED, ERROR, STOPPED, PlannedWork, trial_status
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,9 @@ class Outcome:
     error: bool = False
 
     @classmethod
-    def from_result(cls, result: dict[str, Any] | None, planned_epochs: int, error: bool = False) -> Outcome:
-        status = trial_status(planned_epochs, result, error)
+    def from_result(cls, result: dict[str, Any] | None, plan: PlannedWork, error: bool = False) -> Outcome:
+        """``plan``: the trial's workload (what the status rule reads)."""
+        status = trial_status(plan, result, error)
         result = result or {}
         acc = result.get("test_acc")
         acc = float(acc) if acc is not None else math.nan
@@ -167,7 +168,7 @@ class CellSearch(Searcher):
             return
         run = self.runs[index]
         lr = run.pending.pop(trial_id)
-        outcome = Outcome.from_result(result, run.cell.workload.epochs, error)
+        outcome = Outcome.from_result(result, run.cell.workload, error)
         run.results.append((lr, outcome))
         run.strategy.tell(trial_id, lr, outcome)
         if run.done:

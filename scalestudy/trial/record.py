@@ -17,7 +17,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from scalestudy.spec import StudySpec
@@ -92,19 +92,26 @@ TIMESTAMP_KEY = "timestamp"
 
 
 # --- the status rule -------------------------------------------------------------------------------
-def trial_status(planned_epochs: int, last: Mapping[str, Any] | None, errored: bool = False) -> str:
-    """How a trial that has ended ended, from its last report.
+class PlannedWork(Protocol):
+    """What the status rule reads of a trial's plan (a :class:`scalestudy.trial.config.TrialWorkload`)."""
+
+    epochs: int
+
+
+def trial_status(plan: PlannedWork, last: Mapping[str, Any] | None, errored: bool = False) -> str:
+    """How a trial that has ended ended, from its workload (``plan``) and its last report.
 
     ``error`` when it failed or ended without a single report; ``diverged`` when its last epoch
     diverged (divergence is data, DESIGN decision 3); ``ok`` when it trained every planned epoch;
     else ``stopped``: the search's early stopping (ASHA) ended it. A stopping rule of the trial's
-    own that ends it early as finished belongs here, as one more way to ``ok``.
+    own (a workload setting that makes the loop finish early) is one more way to ``ok``, tested
+    here on ``plan`` and ``last``: every caller gets it.
     """
     if errored or not last or "epoch" not in last:
         return ERROR
     if last.get("diverged"):
         return DIVERGED
-    if int(last["epoch"]) >= planned_epochs:
+    if int(last["epoch"]) >= plan.epochs:
         return OK
     return STOPPED
 
