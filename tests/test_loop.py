@@ -16,6 +16,7 @@ from scalestudy.spec import spec_from_dict
 from scalestudy.train.distributed import Distributed
 from scalestudy.train.loop import EpochLoop, rank_batch
 from scalestudy.trial.config import expand_trials
+from scalestudy.trial.record import trial_status
 
 DEVICE = torch.device("cpu")
 
@@ -104,6 +105,24 @@ def test_warmup_sets_lr_every_update_and_reports_the_epoch_mean():
     assert [r["lr"] for r in reports] == pytest.approx(
         [0.1 * sum(range(1, 17)) / (16 * 33), 0.1 * sum(range(17, 33)) / (16 * 33), 0.1, 0.1])
     assert reports[0]["effective_lr"] == pytest.approx(reports[0]["lr"] / (1 - 0.9))
+
+
+def test_stop_at_train_loss_ends_the_trial_there_as_ok_with_its_sharpness():
+    """The same trajectory as without a target, cut at the first epoch whose (eval-mode) training
+    loss is at or below it; the final-epoch diagnostics are measured at that epoch."""
+    eval_mode = {"train_metrics": "eval"}
+    full = run(trial(epochs=5, workload=eval_mode))
+    target = (full[1]["train_loss"] + full[2]["train_loss"]) / 2  # between epochs 2 and 3
+    assert full[1]["train_loss"] > target >= min(r["train_loss"] for r in full[2:])  # crossed inside the run
+    sharpness = {"sharpness": {"subspace_dims": None, "steps": 2, "examples": 256}}
+    config = trial(epochs=5, workload={**eval_mode, "stop_at_train_loss": target}, diagnostics=sharpness)
+    stopped = run(config)
+    first = next(i for i, r in enumerate(full) if r["train_loss"] <= target)
+    assert len(stopped) == first + 1 < len(full)
+    assert [r["train_loss"] for r in stopped] == [r["train_loss"] for r in full[:first + 1]]
+    assert "sharpness" in stopped[-1] and not any("sharpness" in r for r in stopped[:-1])
+    assert trial_status(config.workload, stopped[-1]) == "ok"
+    assert trial_status(config.workload, stopped[0]) == "stopped"  # ended by a scheduler before its target
 
 
 TARGET = {"target_accuracy": 0.7}  # lr 0.02: test_acc 0.30 at init, 0.63 and 0.71 after epochs 1 and 2

@@ -160,6 +160,9 @@ def test_outcome_ranks_finished_then_stopped_then_failed():
     stopped = Outcome.from_result({"test_acc": 0.9, "epoch": 2, "diverged": 0}, plan)
     diverged = Outcome.from_result({"test_acc": 0.1, "epoch": 1, "diverged": 1}, plan)
     errored = Outcome.from_result(None, plan, error=True)
+    at_loss_target = Outcome.from_result({"test_acc": 0.4, "epoch": 2, "diverged": 0, "train_loss": 0.1},
+                                         dataclasses.replace(plan, stop_at_train_loss=0.2))
+    assert not at_loss_target.stopped
     assert stopped.stopped and not finished.stopped and not diverged.stopped
     assert finished.score > stopped.score > diverged.score == errored.score == -math.inf
 

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from scalestudy.spec import SpecError, apply_overrides, load_spec, spec_from_dict
 from scalestudy.trial.config import expand_trials
+from scalestudy.trial.record import trial_params
 
 REPO = Path(__file__).resolve().parents[1]
 SPECS = sorted((REPO / "search_spaces").glob("*.yaml"))
@@ -42,6 +43,15 @@ def test_base_spec_is_valid_and_frozen():
 def test_shipped_specs_validate(path):
     spec = load_spec(path)
     assert expand_trials(spec)
+
+
+def test_stop_at_train_loss_reaches_the_trial_its_params_and_its_identity():
+    plain = expand_trials(spec_from_dict(base()))[0]
+    stopping = expand_trials(spec_from_dict(with_("workload.stop_at_train_loss", 0.05)))[0]
+    assert plain.workload.stop_at_train_loss is None and stopping.workload.stop_at_train_loss == 0.05
+    assert trial_params(plain.to_dict())["stop_at_train_loss"] == ""
+    assert trial_params(stopping.to_dict())["stop_at_train_loss"] == "0.05"
+    assert stopping.trial_key != plain.trial_key  # another trial, another MLflow run
 
 
 def test_linear_rule_lr_grid():
@@ -119,6 +129,8 @@ BAD = [
     ("workload.dataset_options", {"colour": 1}, "workload.dataset_options: unknown option 'colour'"),
     ("workload.model_options", {"depth": 3}, "workload.model_options: unknown option 'depth'"),
     ("workload.max_device_batch_size", 8, "workload.max_device_batch_size: per-worker batch"),
+    ("workload.stop_at_train_loss", 0, "workload.stop_at_train_loss: Input should be greater than 0"),
+    ("workload.stop_at_train_loss", "low", "workload.stop_at_train_loss: Input should be a valid number"),
     ("schedule", {"kind": "cosine"}, "unknown schedule 'cosine'; known: constant, hybrid, increase_batch"),
     ("schedule", {"kind": "step_decay_lr", "milestones": [3, 2]}, "milestones: must be strictly increasing"),
     ("schedule", {"kind": "step_decay_lr", "milestones": [2, 2]}, "milestones: must be strictly increasing"),

@@ -71,6 +71,10 @@ class Workload(Frozen):
     grad_clip_norm: float | None = Field(default=None, gt=0)
     grad_penalty: GradPenalty | None = None
     precise_bn: PreciseBN | None = None
+    # End the trial once an epoch's training loss (train_metrics decides which: running or eval)
+    # is at or below this; `epochs` is then the most it trains. Compares batch sizes at equal
+    # training loss (Keskar et al.'s gap and sharpness) instead of at equal epochs.
+    stop_at_train_loss: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="before")
     @classmethod

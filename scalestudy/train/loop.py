@@ -36,7 +36,7 @@ from scalestudy.train.distributed import Distributed
 from scalestudy.train.step import GradientStep
 from scalestudy.train.target import Evaluation, TargetTracker
 from scalestudy.trial.config import TrialConfig
-from scalestudy.trial.record import EpochReport
+from scalestudy.trial.record import EpochReport, trial_ended
 
 EVAL_BATCH = 2048
 
@@ -137,11 +137,13 @@ class EpochLoop:
 
     @property
     def finished(self) -> bool:
-        return self.epoch >= self.epochs or bool(self.history and self.history[-1]["diverged"])
+        """Planned epochs done, diverged, or the training-loss target reached (``trial_ended``)."""
+        return self.epoch >= self.epochs or bool(self.history and trial_ended(self.config.workload, self.history[-1]))
 
     # -- training -----------------------------------------------------------------------
     def run(self) -> Iterator[EpochReport]:
-        """Train the remaining epochs, yielding a report after each; stop on divergence."""
+        """Train the remaining epochs, yielding a report after each; stop on divergence or once the
+        training loss reaches ``stop_at_train_loss``."""
         while not self.finished:
             report = self.train_epoch()
             self.history.append(report.metrics())
@@ -283,7 +285,8 @@ class EpochLoop:
         if self.target is not None:
             self.target.observe(Evaluation(self.updates, self.examples_seen, test_acc))
             extras.update(self.target.metrics())
-        if self.epoch == self.epochs and not diverged and self.diagnostics.sharpness is not None:
+        last = {"epoch": self.epoch, "train_loss": train_loss, "diverged": diverged}
+        if not diverged and self.diagnostics.sharpness is not None and trial_ended(self.config.workload, last):
             extras.update(self._final_sharpness())
         return EpochReport(
             epoch=self.epoch, updates=self.updates, examples_seen=self.examples_seen,

@@ -44,6 +44,7 @@ class TrialWorkload:
     grad_clip_norm: float | None
     grad_penalty: GradPenalty | None
     precise_bn: PreciseBN | None
+    stop_at_train_loss: float | None  # the trial ends once an epoch's train_loss is at or below it
 
     @property
     def has_batch_norm(self) -> bool:
@@ -139,7 +140,8 @@ class TrialConfig:
             "ghost_batch_size": workload.ghost_batch_size, "max_device_batch_size": workload.max_device_batch_size,
             "divergence_loss": workload.divergence_loss, "train_metrics": workload.train_metrics,
             "grad_clip_norm": workload.grad_clip_norm, "grad_penalty": _dump(workload.grad_penalty),
-            "precise_bn": _dump(workload.precise_bn), "bn_batch_size": self.bn_batch_size,
+            "precise_bn": _dump(workload.precise_bn), "stop_at_train_loss": workload.stop_at_train_loss,
+            "bn_batch_size": self.bn_batch_size,
             "diagnostics": self.diagnostics.model_dump(mode="json"), "batch_size": self.batch_size,
             "momentum": self.momentum, "nesterov": self.nesterov, "weight_decay": self.weight_decay,
             "seed": self.seed, "schedule": self.schedule.model_dump(mode="json"), "workers": resources.workers,
@@ -165,7 +167,8 @@ def _dump(value: BaseModel | None) -> dict[str, Any] | None:
 _WIRE_KEYS = frozenset({
     "study", "section", "dataset", "dataset_options", "dataset_size", "model", "model_options", "epochs",
     "ghost_batch_size", "max_device_batch_size", "divergence_loss", "train_metrics", "grad_clip_norm",
-    "grad_penalty", "grad_norm_penalty", "precise_bn", "bn_batch_size", "diagnostics", "batch_size", "momentum",
+    "grad_penalty", "grad_norm_penalty", "precise_bn", "stop_at_train_loss", "bn_batch_size", "diagnostics",
+    "batch_size", "momentum",
     "nesterov", "weight_decay", "seed", "schedule", "workers", "cpus_per_worker", "gpus_per_worker",
     "checkpoint_every", "placement_strategy", "max_failures", "train_storage_path", "lr", "trial_key", "run_name",
 })
@@ -196,7 +199,8 @@ def _shared_fields(raw: Mapping[str, Any], allowed: frozenset[str]) -> dict[str,
         divergence_loss=get("divergence_loss", Workload), train_metrics=get("train_metrics", Workload),
         grad_clip_norm=get("grad_clip_norm", Workload),
         grad_penalty=None if penalty is None else GradPenalty.model_validate(penalty),
-        precise_bn=None if get("precise_bn", Workload) is None else PreciseBN.model_validate(raw["precise_bn"]))
+        precise_bn=None if get("precise_bn", Workload) is None else PreciseBN.model_validate(raw["precise_bn"]),
+        stop_at_train_loss=get("stop_at_train_loss", Workload))
     resources = TrialResources(
         workers=int(get("workers", Resources, "workers_per_trial")),
         cpus_per_worker=float(get("cpus_per_worker", Resources)), gpus_per_worker=float(get("gpus_per_worker", Resources)),
@@ -234,7 +238,7 @@ def expand_cells(spec: StudySpec, storage_path: str | None = None) -> list[Cell]
             max_device_batch_size=spec_workload.max_device_batch_size,
             divergence_loss=spec_workload.divergence_loss, train_metrics=spec_workload.train_metrics,
             grad_clip_norm=spec_workload.grad_clip_norm, grad_penalty=spec_workload.grad_penalty,
-            precise_bn=spec_workload.precise_bn)
+            precise_bn=spec_workload.precise_bn, stop_at_train_loss=spec_workload.stop_at_train_loss)
         for schedule in section.schedule:
             for momentum in grid.momentum:
                 for batch_size in grid.batch_size:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Protocol
@@ -93,27 +94,35 @@ TIMESTAMP_KEY = "timestamp"
 
 # --- the status rule -------------------------------------------------------------------------------
 class PlannedWork(Protocol):
-    """What the status rule reads of a trial's plan (a :class:`scalestudy.trial.config.TrialWorkload`)."""
+    """What the rules below read of a trial's plan (a :class:`scalestudy.trial.config.TrialWorkload`)."""
 
     epochs: int
+    stop_at_train_loss: float | None
+
+
+def trial_ended(plan: PlannedWork, last: Mapping[str, Any]) -> bool:
+    """Whether a trial whose latest epoch report is ``last`` has ended on its own: it diverged, trained
+    its planned epochs, or its training loss reached ``plan.stop_at_train_loss``. The one rule for the
+    loop's stop, and through :func:`trial_status` for the status everywhere."""
+    if last.get("diverged") or int(last.get("epoch", 0)) >= plan.epochs:
+        return True
+    target = plan.stop_at_train_loss
+    return target is not None and last.get("train_loss", math.inf) <= target
 
 
 def trial_status(plan: PlannedWork, last: Mapping[str, Any] | None, errored: bool = False) -> str:
     """How a trial that has ended ended, from its workload (``plan``) and its last report.
 
     ``error`` when it failed or ended without a single report; ``diverged`` when its last epoch
-    diverged (divergence is data, DESIGN decision 3); ``ok`` when it trained every planned epoch;
-    else ``stopped``: the search's early stopping (ASHA) ended it. A stopping rule of the trial's
-    own (a workload setting that makes the loop finish early) is one more way to ``ok``, tested
-    here on ``plan`` and ``last``: every caller gets it.
+    diverged (divergence is data, DESIGN decision 3); ``ok`` when it ended on its own
+    (:func:`trial_ended`: its planned epochs, or its training-loss target); else ``stopped``: the
+    search's early stopping (ASHA) ended it before either.
     """
     if errored or not last or "epoch" not in last:
         return ERROR
     if last.get("diverged"):
         return DIVERGED
-    if int(last["epoch"]) >= plan.epochs:
-        return OK
-    return STOPPED
+    return OK if trial_ended(plan, last) else STOPPED
 
 
 # --- identity and names ----------------------------------------------------------------------------
@@ -159,7 +168,7 @@ PARAM_KEYS = (
     "dataset", "model", "dataset_size", "epochs", "ghost_batch_size", "batch_size", "lr",
     "momentum", "nesterov", "weight_decay", "seed", "schedule", "schedule_args", "section",
     "workers", "cpus_per_worker", "gpus_per_worker", "grad_clip_norm", "grad_penalty", "grad_norm_penalty",
-    "grad_penalty_block_size", "trial_key", "bn_batch_size", "precise_bn_batches",
+    "grad_penalty_block_size", "trial_key", "bn_batch_size", "precise_bn_batches", "stop_at_train_loss",
 )
 
 
