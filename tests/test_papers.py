@@ -53,10 +53,11 @@ def test_small_variant_runs_and_analyzes(paper, tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     client, runs = trial_runs(tmp_path, spec.name)
     assert runs and all(r.data.tags["scalestudy.status"] in ("ok", "diverged") for r in runs)
+    # Thin designs (a schedule comparison, one ε per cell) are analysed too: what cannot be fitted
+    # is reported as not fitted, never refused (a refusal is only for no usable trial at all).
     proc = cli("analyze", "--experiment", spec.name, "--out", str(tmp_path / "analysis"), cwd=tmp_path)
-    assert proc.returncode in (0, 2), proc.stderr  # thin designs may be refused with one line
-    if proc.returncode == 2:
-        assert len(proc.stderr.strip().splitlines()) == 1
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (tmp_path / "analysis" / "report.md").is_file()
 
     if paper == "geiping2021_fullbatch":
         for run in runs:

@@ -9,7 +9,8 @@ import yaml
 from pydantic import ValidationError
 
 from scalestudy.spec import SpecError, apply_overrides, load_spec, spec_from_dict
-from scalestudy.train.config import expand_trials, trial_params
+from scalestudy.trial.config import expand_trials
+from scalestudy.trial.record import trial_params
 
 REPO = Path(__file__).resolve().parents[1]
 SPECS = sorted((REPO / "search_spaces").glob("*.yaml"))
@@ -47,9 +48,10 @@ def test_shipped_specs_validate(path):
 def test_stop_at_train_loss_reaches_the_trial_its_params_and_its_identity():
     plain = expand_trials(spec_from_dict(base()))[0]
     stopping = expand_trials(spec_from_dict(with_("workload.stop_at_train_loss", 0.05)))[0]
-    assert plain["stop_at_train_loss"] is None and stopping["stop_at_train_loss"] == 0.05
-    assert trial_params(plain)["stop_at_train_loss"] == "" and trial_params(stopping)["stop_at_train_loss"] == "0.05"
-    assert stopping["trial_key"] != plain["trial_key"]  # another trial, another MLflow run
+    assert plain.workload.stop_at_train_loss is None and stopping.workload.stop_at_train_loss == 0.05
+    assert trial_params(plain.to_dict())["stop_at_train_loss"] == ""
+    assert trial_params(stopping.to_dict())["stop_at_train_loss"] == "0.05"
+    assert stopping.trial_key != plain.trial_key  # another trial, another MLflow run
 
 
 def test_linear_rule_lr_grid():
@@ -57,12 +59,12 @@ def test_linear_rule_lr_grid():
     raw["grid"]["lr"] = {"reference_batch_size": 32, "reference_lr": 0.1, "reference_momentum": 0.9,
                          "multipliers": [0.5, 1, 2]}
     trials = expand_trials(spec_from_dict(raw))
-    by_cell = {(t["batch_size"], t["momentum"]): sorted(t["lr"] for t in trials
-               if (t["batch_size"], t["momentum"]) == (t2["batch_size"], t2["momentum"]))
+    by_cell = {(t.batch_size, t.momentum): sorted(t.lr for t in trials
+               if (t.batch_size, t.momentum) == (t2.batch_size, t2.momentum))
                for t2 in trials for t in [t2]}
-    lrs = sorted(t["lr"] for t in trials if t["batch_size"] == 64 and t["momentum"] == 0.9)
+    lrs = sorted(t.lr for t in trials if t.batch_size == 64 and t.momentum == 0.9)
     assert lrs == pytest.approx([0.1, 0.2, 0.4])  # ε ∝ B
-    lrs0 = sorted(t["lr"] for t in trials if t["batch_size"] == 64 and t["momentum"] == 0.0)
+    lrs0 = sorted(t.lr for t in trials if t.batch_size == 64 and t.momentum == 0.0)
     assert lrs0 == pytest.approx([1.0, 2.0, 4.0])  # ε ∝ (1−m)
     assert by_cell
 
@@ -90,10 +92,10 @@ def test_sections_merge_over_base():
                                    {"kind": "increase_batch", "milestones": [2], "factor": 2}]},
     }
     trials = expand_trials(spec_from_dict(raw))
-    assert sum(t["section"] == "law" for t in trials) == 8
-    schedules = [t for t in trials if t["section"] == "schedules"]
-    assert sorted(t["schedule"]["kind"] for t in schedules) == ["increase_batch", "step_decay_lr"]
-    assert all(t["ghost_batch_size"] == 16 for t in trials)
+    assert sum(t.section == "law" for t in trials) == 8
+    schedules = [t for t in trials if t.section == "schedules"]
+    assert sorted(t.schedule.kind for t in schedules) == ["increase_batch", "step_decay_lr"]
+    assert all(t.workload.ghost_batch_size == 16 for t in trials)
 
 
 # (override path, value, expected fragment of the one-line message)

@@ -1,6 +1,6 @@
 """``scalestudy interpolate RUN_A RUN_B``: Keskar et al.'s 1-D interpolation between two trials.
 
-Loads both trials' final checkpoints from Ray storage, evaluates the line
+Loads both trials' final checkpoints from Ray storage (:mod:`scalestudy.run.storage`), evaluates the line
 θ(α) = α·θ_B + (1−α)·θ_A on the training and test sets, writes ``interpolation.png`` and
 ``interpolation.json``, and logs both to an MLflow run under run A's study.
 """
@@ -9,8 +9,43 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from scalestudy.endpoints import StudyError, check_existing_store, connect_timeout
+from scalestudy.endpoints import StudyError, check_existing_store, connect_timeout, redact_uri
+from scalestudy.trial import record
+
+
+@dataclass
+class TrialState:
+    """A finished trial as stored: its config and its loop's final state (model, optimizer, history)."""
+
+    run_id: str
+    label: str  # the run's name, for figures
+    config: Any  # TrialConfig
+    state: dict[str, Any]
+
+
+def load_trial_state(run_id: str, tracking_uri: str, storage_path: str) -> TrialState:
+    """The trial of MLflow run ``run_id``: its study folder from the parent run, its config and final
+    checkpoint by its trial key."""
+    from mlflow.exceptions import MlflowException
+
+    from scalestudy.run import tracking
+    from scalestudy.run.storage import final_state, study_of_parent, trial_config
+    from scalestudy.trial.config import TrialConfig
+
+    try:
+        run = tracking.client(tracking_uri).get_run(run_id)
+    except MlflowException:
+        raise StudyError(f"no MLflow run {run_id!r} at {redact_uri(tracking_uri)}") from None
+    tags = run.data.tags
+    if tags.get(record.ROLE_TAG) != record.TRIAL_ROLE:
+        raise StudyError(f"run {run_id} is not a scalestudy trial run")
+    study = study_of_parent(storage_path, tags[record.PARENT_TAG])
+    key = tags[record.KEY_TAG]
+    state = final_state(study, key)
+    config = TrialConfig.from_dict(trial_config(study, key))
+    return TrialState(run_id=run_id, label=run.info.run_name or key, config=config, state=state)
 
 
 @dataclass
@@ -28,17 +63,17 @@ def interpolate_runs(run_a: str, run_b: str, *, tracking_uri: str, storage_path:
     import numpy as np
     import torch
 
-    from scalestudy import tracking
-    from scalestudy.checkpoints import load_trial_state
     from scalestudy.diagnostics.interpolation import interpolate, plot_interpolation, to_json
+    from scalestudy.run import tracking
     from scalestudy.train.distributed import Distributed
     from scalestudy.train.loop import EpochLoop
 
     a = load_trial_state(run_a, tracking_uri, storage_path)
     b = load_trial_state(run_b, tracking_uri, storage_path)
     for key in ("dataset", "dataset_options", "model", "model_options"):
-        if a.config[key] != b.config[key]:
-            raise StudyError(f"runs differ in {key} ({a.config[key]!r} vs {b.config[key]!r}): "
+        mine, theirs = getattr(a.config.workload, key), getattr(b.config.workload, key)
+        if mine != theirs:
+            raise StudyError(f"runs differ in {key} ({mine!r} vs {theirs!r}): "
                              "interpolation needs the same model on the same data")
     torch.set_num_threads(max(1, torch.get_num_threads()))
     # Built from run A's config: same architecture, data and ghost BN layers (same state keys).
@@ -62,8 +97,8 @@ def interpolate_runs(run_a: str, run_b: str, *, tracking_uri: str, storage_path:
     client = tracking.client(tracking_uri)
     parent = client.get_run(run_a)
     run = client.create_run(parent.info.experiment_id, run_name=f"interpolate {a.label} → {b.label}", tags={
-        tracking.PARENT_TAG: parent.data.tags[tracking.PARENT_TAG], tracking.ROLE_TAG: "interpolation",
-        "scalestudy.run_a": run_a, "scalestudy.run_b": run_b})
+        record.PARENT_TAG: parent.data.tags[record.PARENT_TAG], record.ROLE_TAG: record.INTERPOLATION_ROLE,
+        record.RUN_A_TAG: run_a, record.RUN_B_TAG: run_b})
     client.log_artifact(run.info.run_id, str(figure))
     client.log_artifact(run.info.run_id, str(data_path))
     client.set_terminated(run.info.run_id)
