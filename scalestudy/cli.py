@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     interp.add_argument("--storage", help="Tune storage the study ran with (default ./ray_results)")
     interp.add_argument("--out", type=Path, default=Path("interpolation"), help="output folder")
     interp.add_argument("--points", type=int, default=25, help=f"values of α in [-1, 2] (3 to {MAX_POINTS})")
+    interp.add_argument("--bn-statistics", choices=("recompute", "interpolate"), default="recompute",
+                        help="batch-norm running statistics at each α: recomputed on training batches "
+                             "(default) or interpolated with the weights")
     _add_connect_timeout(interp)
 
     sync = commands.add_parser("sync", help="back-fill MLflow from a study's Ray storage (after an outage)")
@@ -233,7 +236,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
         check_readable_storage(args.storage, "--storage", connect_timeout(args.connect_timeout))
     output = interpolate_runs(args.run_a, args.run_b, tracking_uri=absolute_uri(args.tracking_uri),
                               storage_path=args.storage or default_storage(), out_dir=args.out, points=args.points,
-                              connect_timeout_s=args.connect_timeout)
+                              connect_timeout_s=args.connect_timeout, bn_statistics=args.bn_statistics)
     print(f"figure: {output.figure}\ndata:   {output.data}\nMLflow run: {output.mlflow_run_id}")
     return 0
 

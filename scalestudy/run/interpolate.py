@@ -55,15 +55,24 @@ class InterpolationOutput:
     mlflow_run_id: str | None
 
 
+BN_STATISTICS = ("recompute", "interpolate")
+BN_EXAMPLES = 4096  # training examples the batch-norm statistics are recomputed over at each α
+
+
 def interpolate_runs(run_a: str, run_b: str, *, tracking_uri: str, storage_path: str, out_dir: Path,
-                     points: int = 25, connect_timeout_s: float | None = None) -> InterpolationOutput:
+                     points: int = 25, connect_timeout_s: float | None = None,
+                     bn_statistics: str = "recompute") -> InterpolationOutput:
     """``connect_timeout_s`` bounds the check that the tracking store exists (a missing one is an
-    error here, never created)."""
+    error here, never created). ``bn_statistics``: ``recompute`` (default) sets batch-norm running
+    statistics at each α to their average over a fixed set of training batches of run A's batch
+    size; ``interpolate`` uses θ(α)'s interpolated ones (negative variances past the ends)."""
     check_existing_store(tracking_uri, "--tracking-uri", connect_timeout(connect_timeout_s))  # before torch loads
     import numpy as np
     import torch
 
     from scalestudy.diagnostics.interpolation import interpolate, plot_interpolation, to_json
+    from scalestudy.models.ghost_bn import batch_norm_layers
+    from scalestudy.models.precise_bn import recompute_running_stats
     from scalestudy.run import tracking
     from scalestudy.train.distributed import Distributed
     from scalestudy.train.loop import EpochLoop
@@ -86,9 +95,19 @@ def interpolate_runs(run_a: str, run_b: str, *, tracking_uri: str, storage_path:
         test_loss, test_acc = loop.evaluate(data.test_x, data.test_y)
         return train_loss, train_acc, test_loss, test_acc
 
+    recalibrate = None
+    if bn_statistics == "recompute" and batch_norm_layers(loop.model):
+        # Batches of run A's initial per-worker batch: the BN batch of plain BN, whole ghost batches.
+        batch = min(a.config.batch_size // a.config.resources.workers, data.train_size)
+        count = max(1, min(data.train_size, BN_EXAMPLES) // batch)
+        batches = [data.train_x[i * batch:(i + 1) * batch] for i in range(count)]
+
+        def recalibrate(model: torch.nn.Module) -> None:
+            recompute_running_stats(model, batches)
+
     alphas = [float(x) for x in np.linspace(-1.0, 2.0, points)]
     result = interpolate(loop.model, a.state["model"], b.state["model"], evaluate, alphas=alphas,
-                         labels=(a.label, b.label))
+                         labels=(a.label, b.label), recalibrate=recalibrate)
     out_dir.mkdir(parents=True, exist_ok=True)
     figure = plot_interpolation(result, out_dir / "interpolation.png")
     data_path = out_dir / "interpolation.json"
