@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from scalestudy.optim import OPTIMIZERS, optimizer_options
+from scalestudy.optim.options import OPTIMIZERS, optimizer_options
 from scalestudy.registry import ContractError, call_user_code
 
 
