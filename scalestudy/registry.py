@@ -14,9 +14,10 @@ name is expected:
   ``[project.entry-points."scalestudy.models"] tiny_cnn = "mypkg.models:build"``), read once, on
   the first look-up, without importing the package.
 
-A Ray worker is a fresh process that knows only the built-in and entry-point names, so a trial
-carries the *portable* form of a name (:meth:`Registry.portable`): the name itself for built-ins
-and entry points, the import path for everything else.
+A Ray worker is a fresh process that knows only the built-in names (and entry points only where the
+distribution is installed), so a trial carries the *portable* form of a name (:meth:`Registry.portable`):
+the name itself for built-ins, the import path for everything else (it works wherever the module can be
+imported, shipped by ``resources.runtime_env`` or installed).
 """
 
 from __future__ import annotations
@@ -202,8 +203,8 @@ class Registry:
         return target
 
     def portable(self, name: str) -> str:
-        """How a fresh process (a Ray worker) finds ``name``: built-in and entry-point names as they
-        are, import paths as they are, a name registered at run time as its import path."""
+        """How a fresh process (a Ray worker) finds ``name``: a built-in name as it is, anything else as its
+        import path (a name registered at run time or by an entry point: what it was registered for)."""
         self.check(name)
         if name not in self._entries or self.is_builtin(name):
             return name
