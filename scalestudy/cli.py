@@ -303,6 +303,10 @@ COMMANDS = {"validate": cmd_validate, "run": cmd_run, "analyze": cmd_analyze, "r
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # The user's code named by import path resolves from the working directory, as under `python -m` (the
+    # `scalestudy` script puts its own folder on sys.path instead); Ray puts that folder on its workers' path.
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     from scalestudy.endpoints import StudyError, TrackingError
     from scalestudy.spec import SpecError
 

@@ -59,7 +59,7 @@ FORM = "lr = k * B^alpha * (1-m)^beta"
 _REQUIRED = ("schema", "form", "k", "alpha", "beta", "ci95", "breakdown_batch_size", "domain",
              "dataset_size", "fitted_on", "provenance")
 _OPTIONAL = ("r2", "breakdown_test", "noise_scale_opt", "gap_slope", "gradient_noise_scale", "compute", "reasons",
-             "notes", "cells", "units")
+             "notes", "cells", "units", "optimizer")
 _POSITIVE = ("k", "breakdown_batch_size", "dataset_size")
 BREAKDOWN_OUTCOMES = ("breakdown", "none", "inconclusive")
 UNITS = {"lr": "per optimizer update", "batch_size": "examples per update",
@@ -110,6 +110,9 @@ class ScalingLaw:
     notes: tuple[str, ...] = ()
     cells: tuple[Cell, ...] = ()
     units: dict[str, str] = field(default_factory=lambda: dict(UNITS))
+    # The optimizer the trials trained with (null in files written before optimizers were pluggable: sgd).
+    # The noise scale g is SGD's: a law of another optimizer predicts no g.
+    optimizer: str | None = None
     schema: str = SCHEMA
     form: str = FORM
 
@@ -208,7 +211,9 @@ class ScalingLaw:
                                   f"(k={self.k:g}, alpha={self.alpha:g}, beta={beta:g})")
         warnings = self._warnings(batch_size, momentum)
         noise = math.nan
-        if self.dataset_size and batch_size < self.dataset_size:
+        if self.optimizer not in (None, "sgd"):
+            pass  # g = ε/(1−m)·(N/B − 1) is SGD's temperature; it says nothing of this optimizer
+        elif self.dataset_size and batch_size < self.dataset_size:
             noise = noise_scale(lr, momentum, self.dataset_size, batch_size)
         elif self.dataset_size:
             warnings.append(f"batch size {batch_size:g} is not below the dataset size {self.dataset_size}: "

@@ -79,7 +79,7 @@ def test_files_come_from_the_export_step_only(fits, tmp_path):
 LAW_KEYS = {  # law.json, schema scalestudy.law/v1: every mapping's keys, in the file's order
     "": ["schema", "form", "k", "alpha", "beta", "ci95", "breakdown_batch_size", "domain", "dataset_size",
          "fitted_on", "provenance", "r2", "breakdown_test", "noise_scale_opt", "gap_slope", "gradient_noise_scale",
-         "compute", "reasons", "notes", "cells", "units"],
+         "compute", "reasons", "notes", "cells", "units", "optimizer"],
     "ci95": ["k", "alpha", "beta", "breakdown_batch_size"],
     "domain": ["batch_size", "momentum"],
     "fitted_on": ["cells", "trials", "excluded_cells", "above_breakdown", "bounded_by_divergence", "weighting"],

@@ -113,7 +113,8 @@ def test_unknown_dataset_is_a_one_line_error_listing_known_names():
     ):
         with pytest.raises(UnknownNameError) as error:
             call()
-        assert str(error.value) == "unknown dataset 'mnist'; known: cifar10, mnist1d, synthetic"
+        assert str(error.value) == ("unknown dataset 'mnist'; known: cifar10, mnist1d, synthetic; "
+                                    "or an import path package.module:attribute")
 
 
 def test_options_of_another_dataset_are_refused():

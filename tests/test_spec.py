@@ -153,7 +153,7 @@ BAD = [
     ("name", "has space", "name: String should match pattern"),
     ("tracking.uri", 5, "tracking.uri: Input should be a valid string"),
     ("sections", {"x": {"grid": {"batch_size": [7]}}}, "sections.x.grid.batch_size: per-worker batch 7"),
-    ("sections", {"x": {"epochs": 3}}, "sections.x: unknown key 'epochs'; allowed: workload, grid, schedule"),
+    ("sections", {"x": {"epochs": 3}}, "sections.x: unknown key 'epochs'; allowed: workload, optimizer, grid, schedule"),
 ]
 
 

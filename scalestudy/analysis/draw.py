@@ -31,7 +31,9 @@ def draw_fit_figures(fits: StudyFits, out_dir: Path) -> tuple[list[Path], list[s
         drawn.append(draw_lr_law(lr_law(frontier, law_fit), out_dir / "lr_opt_vs_batch_size.png"))
     else:
         notes.append("no ε* vs B figure: no cell has an interior optimum")
-    if not fits.law_trials.empty:
+    if not fits.noise_scale_holds:
+        notes.append(f"no accuracy-vs-noise-scale figure: {fits.noise.reason}")
+    elif not fits.law_trials.empty:
         drawn.append(draw_accuracy_vs_noise(accuracy_vs_noise(fits.law_trials, fits.noise),
                                                   out_dir / "accuracy_vs_noise_scale.png"))
     if fits.gap.cells:

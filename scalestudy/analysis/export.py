@@ -64,7 +64,7 @@ def build_law(fits: StudyFits) -> ScalingLaw:
         dataset_size=fits.dataset_size, fitted_on=fitted_on(law, frontier), breakdown_test=breakdown_entry(breakdown),
         provenance=law_provenance(fits.provenance), reasons=reasons, notes=tuple(law.notes),
         cells=cells_entry(law, frontier), gradient_noise_scale=critical_entry(fits.critical_batch),
-        compute=compute_entry(fits.compute))
+        compute=compute_entry(fits.compute), optimizer=fits.optimizer)
 
 
 def fitted_on(law: LawFit, frontier: Frontier) -> FittedOn:

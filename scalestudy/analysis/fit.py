@@ -12,7 +12,7 @@ in the compute, and in steps-to-target when they reached the target before stopp
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -28,6 +28,7 @@ from scalestudy.analysis.schedules import ScheduleComparison, compare_schedules
 from scalestudy.analysis.sharpness import SharpnessFit, fit_sharpness
 from scalestudy.analysis.steps import StepsToTarget, fit_steps_to_target
 from scalestudy.analysis.table import TrialTable, stopped
+from scalestudy.optim import noise_scale_holds
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,12 @@ class StudyFits:
     sharpness: SharpnessFit
     # The constant-schedule trials the law is fitted on (the accuracy-vs-noise figure reads them).
     law_trials: pd.DataFrame = field(compare=False, repr=False)
+    optimizer: str = "sgd"  # of the law's trials ("adamw, sgd" when they mix); g* only where it is sgd
+
+    @property
+    def noise_scale_holds(self) -> bool:
+        """Whether SGD's noise scale g describes these trials (``scalestudy.optim.noise_scale_holds``)."""
+        return noise_scale_holds(self.optimizer)
 
 
 def fit_study(trials: TrialTable | pd.DataFrame, options: FitOptions = FitOptions()) -> StudyFits:
@@ -80,14 +87,28 @@ def fit_study(trials: TrialTable | pd.DataFrame, options: FitOptions = FitOption
         frontier = fit_frontier(law_frame)
     warnings += [*frontier.warnings, *stopped_past_edges(with_stopped, frontier)]
     law = fit_law(list(frontier.cells), seed=options.seed)
+    optimizer = trials_optimizer(law_frame if not law_frame.empty else frame)
+    noise = fit_noise_scale(list(law.cells), dataset_size)
+    gap = fit_gap(law_frame, list(frontier.cells)) if not law_frame.empty else GapFit((), None, None, "no trials")
+    if not noise_scale_holds(optimizer):
+        reason = (f"the noise scale g = ε/(1−m)·(N/B − 1) is SGD's (Smith & Le 2017); these trials trained with "
+                  f"{optimizer}")
+        noise, gap = NoiseScaleFit((), None, None, None, None, None, reason), replace(gap, vs_noise=None)
     return StudyFits(
         n_trials=len(frame), dataset_size=dataset_size, provenance=dict(table.provenance), warnings=tuple(warnings),
-        frontier=frontier, law_fit=law, noise=fit_noise_scale(list(law.cells), dataset_size),
-        gap=fit_gap(law_frame, list(frontier.cells)) if not law_frame.empty else GapFit((), None, None, "no trials"),
+        frontier=frontier, law_fit=law, noise=noise, gap=gap, optimizer=optimizer,
         schedules=compare_schedules(finished), compute=study_compute(frame, table.provenance.get("train_seconds")),
         critical_batch=critical_batch_from_noise(law_frame, list(frontier.cells), law.breakdown),
         steps=fit_steps_to_target(with_stopped), sharpness=fit_sharpness(law_frame, list(frontier.cells)),
         law_trials=law_frame)
+
+
+def trials_optimizer(frame: pd.DataFrame) -> str:
+    """The optimizer of these trials: ``sgd`` for tables written before optimizers were pluggable (no column,
+    or an empty value), the names joined by ", " when they mix."""
+    if "optimizer" not in frame.columns:
+        return "sgd"
+    return ", ".join(sorted({v if isinstance(v, str) and v else "sgd" for v in frame["optimizer"]})) or "sgd"
 
 
 def law_trials(frame: pd.DataFrame, *, keep_stopped: bool = False) -> tuple[pd.DataFrame, list[str]]:

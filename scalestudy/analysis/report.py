@@ -16,6 +16,7 @@ from scalestudy.analysis.text import (
     law_line,
     number,
     points,
+    scaling_rule_text,
 )
 from scalestudy.law import ScalingLaw
 
@@ -27,6 +28,7 @@ def terminal_summary(fits: StudyFits, law: ScalingLaw, warnings: list[str], repo
         lines.append(f"  alpha {estimate(law.alpha, law.ci95.alpha)}   "
                      f"beta {estimate(law.beta, law.ci95.beta, reason=law.reasons.get('beta'))}   "
                      f"k {estimate(law.k, law.ci95.k)}   R² {estimate(law.r2)}")
+        lines.append(f"  rule: {scaling_rule_text(law.alpha, law.ci95.alpha)}")
     domain = law.domain
     if domain.batch_size:
         lines.append(f"  fitted on {law.fitted_on.cells} cells ({law.fitted_on.trials} trials), "
@@ -78,6 +80,7 @@ def report_markdown(fits: StudyFits, law: ScalingLaw, figures: list[Path], figur
         out.append(f"| {name} | {estimate(getattr(law, name), getattr(law.ci95, name), 4, law.reasons.get(name))} |")
     out.append(f"| R² | {estimate(law.r2, None, 4)} |")
     out.append(f"| breakdown batch size | {breakdown_text(law, 4)} |")
+    out += ["", f"Batch-size rule ({law.optimizer or 'sgd'}): {scaling_rule_text(law.alpha, law.ci95.alpha)}."]
     out += ["", f"Fitted on {fitted.cells} cells ({fitted.trials} trials)"
             + (f", batch size {domain.batch_size[0]:g} to {domain.batch_size[1]:g}, momentum "
                f"{domain.momentum[0]:g} to {domain.momentum[1]:g}." if domain.batch_size else ".")]

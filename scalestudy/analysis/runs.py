@@ -176,7 +176,8 @@ def _trials_from_wide(wide: pd.DataFrame, experiment: str) -> tuple[pd.DataFrame
         "planned_epochs": planned, "section": column("params.section"), "run_id": wide["run_id"],
         "status": status.where(status.notna(), np.where(diverged, "diverged", "ok")),
     })
-    for name in ("dataset", "model", "ghost_batch_size", "weight_decay", "nesterov", "schedule_args",
+    for name in ("dataset", "model", "optimizer", "optimizer_options", "ghost_batch_size", "weight_decay", "nesterov",
+                 "schedule_args",
                  *RESOURCE_PARAMS, "grad_clip_norm", "grad_norm_penalty", "target_accuracy"):
         if f"params.{name}" in wide.columns:
             frame[name] = wide[f"params.{name}"]

@@ -14,6 +14,8 @@ required
   diverged      bool   the trial stopped on a non-finite or exploding loss
 optional
   schedule      str    constant | step_decay_lr | increase_batch | hybrid | ... (missing: constant)
+  optimizer     str    sgd | adamw | the user's import path (missing or empty: sgd); the noise scale g*
+                       is fitted for sgd only
   status        str    ok | diverged | stopped (ASHA stopped it before its planned epochs: its final
                        accuracy is not comparable, so it is left out of every accuracy fit but
                        counted in the compute; a trial that ended at workload.stop_at_train_loss is
@@ -61,7 +63,7 @@ NUMERIC_OPTIONAL = ("updates", "test_loss", "train_loss", "epochs", "planned_epo
 # spec) or sharpness_p<dims>, e.g. sharpness_p100.
 SUBSPACE_SHARPNESS = re.compile(r"sharpness_(subspace|p\d+)")
 STATUSES = ("ok", "diverged", "stopped")
-TEXT_OPTIONAL = ("schedule", "trial_id", "section", "run_id", "status")
+TEXT_OPTIONAL = ("schedule", "trial_id", "section", "run_id", "status", "optimizer")
 _INTEGER = ("batch_size", "seed", "dataset_size")
 _MAX_EXACT_INT = 2**53
 _PROVENANCE_KEY = b"scalestudy.provenance"

@@ -51,6 +51,29 @@ def law_line(law: ScalingLaw) -> str:
     return text
 
 
+# The batch-size rules a fitted α is held against: ε ∝ B^α with α = 1 (SGD's linear rule: Goyal et al. 2017,
+# Smith et al. 2018) and α = 1/2 (Adam's square-root rule: Malladi et al. 2022, from Adam's SDE).
+SCALING_RULES = (("linear", 1.0, "ε ∝ B"), ("square-root", 0.5, "ε ∝ √B"))
+
+
+def scaling_rule_text(alpha: float | None, ci) -> str:
+    """Which rule the fitted α supports: those whose exponent its 95 % interval holds."""
+    if alpha is None:
+        return "α is not fitted: no rule to compare with"
+    if not ci:
+        return f"α = {alpha:.3f} has no 95 % interval: the linear and square-root rules cannot be told apart"
+    held = [rule for rule in SCALING_RULES if ci[0] <= rule[1] <= ci[1]]
+    shown = f"α's 95 % interval [{ci[0]:.3f}, {ci[1]:.3f}]"
+    if len(held) == 2:
+        return f"{shown} holds both 1 and 0.5: the data cannot tell the linear rule (ε ∝ B) from the square-root " \
+               "rule (ε ∝ √B)"
+    if not held:
+        return f"{shown} holds neither 1 nor 0.5: neither the linear rule (ε ∝ B) nor the square-root rule (ε ∝ √B)"
+    (name, exponent, form), = held
+    other = next(rule for rule in SCALING_RULES if rule[0] != name)
+    return f"{shown} holds {exponent:g}, not {other[1]:g}: the {name} rule ({form}), not the {other[0]} rule ({other[2]})"
+
+
 def breakdown_text(law: ScalingLaw, digits: int = 3) -> str:
     """'1024 [870, 1200]', 'none (reason)' or 'inconclusive (reason)'."""
     if law.breakdown_batch_size is not None:

@@ -7,24 +7,33 @@ are imported only when a dataset is loaded.
     opts = dataset_options("mnist1d", {"train_size": 2000})
     train_size("mnist1d", opts)              # 2000, without generating anything
     data = load_dataset("mnist1d", opts, device="cuda")
+
+Built-in datasets have typed options and know N and the example shape without loading. The
+user's own (``package.module:attribute``, or a name registered with ``scalestudy.register_dataset``
+or an entry point) take free-form options as keyword arguments and are loaded once in the driver
+to learn N, the input shape and the number of classes (:func:`dataset_info`, :mod:`.user`).
 """
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from scalestudy.data.options import Cifar10Options, Mnist1dOptions, SyntheticOptions
-from scalestudy.registry import Registry
+from scalestudy.registry import Registry, UserOptions
 
 if TYPE_CHECKING:
     import torch
 
     from scalestudy.data.base import InMemoryDataset
 
-__all__ = ["DATASETS", "DATASET_OPTIONS", "dataset_options", "train_size", "load_dataset"]
+__all__ = ["DATASETS", "DATASET_OPTIONS", "DatasetInfo", "dataset_info", "dataset_options", "train_size",
+           "load_dataset"]
 
 DATASETS = Registry(
     "dataset",
@@ -33,6 +42,8 @@ DATASETS = Registry(
         "synthetic": "scalestudy.data.synthetic:load_synthetic",
         "cifar10": "scalestudy.data.cifar10:load_cifar10",
     },
+    import_paths=True, entry_points="scalestudy.datasets",
+    contract="load(**dataset_options) -> (train, test)",
 )
 
 DATASET_OPTIONS: dict[str, type[BaseModel]] = {
@@ -48,7 +59,10 @@ def dataset_options(name: str, raw: Mapping[str, Any] | BaseModel | None = None)
     Raises ``UnknownNameError`` for an unknown dataset and pydantic's ``ValidationError``
     for an unknown or invalid option (the caller formats it).
     """
-    cls = DATASET_OPTIONS[DATASETS.check(name)]
+    if not DATASETS.is_builtin(DATASETS.check(name)):
+        return raw if isinstance(raw, UserOptions) else UserOptions.model_validate(
+            raw.model_dump() if isinstance(raw, BaseModel) else dict(raw or {}))
+    cls = DATASET_OPTIONS[name]
     if isinstance(raw, cls):
         return raw
     if isinstance(raw, BaseModel):
@@ -56,9 +70,37 @@ def dataset_options(name: str, raw: Mapping[str, Any] | BaseModel | None = None)
     return cls.model_validate(dict(raw or {}))
 
 
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What validation needs of a dataset: N, and what a model is built for."""
+
+    train_size: int  # N, training examples
+    input_shape: tuple[int, ...]  # one example, without the batch dimension
+    num_classes: int
+
+
+def dataset_info(name: str, options: BaseModel) -> DatasetInfo:
+    """N, the input shape and the number of classes: from the options for a built-in dataset; the
+    user's dataset is loaded (once per process and options) to learn them. Raises
+    ``ImportPathError`` or ``ContractError`` (one line, without the spec field) for the user's code."""
+    options = dataset_options(name, options)
+    if DATASETS.is_builtin(name):
+        shape, classes = options.example_shape()  # type: ignore[attr-defined]
+        return DatasetInfo(options.train_examples(), shape, classes)  # type: ignore[attr-defined]
+    return _user_dataset_info(DATASETS.portable(name), json.dumps(options.model_dump(mode="json"), sort_keys=True))
+
+
+@functools.lru_cache(maxsize=16)
+def _user_dataset_info(name: str, options_json: str) -> DatasetInfo:
+    from scalestudy.data.user import load_user_dataset
+
+    data = load_user_dataset(name, DATASETS.get(name), json.loads(options_json))
+    return DatasetInfo(data.train_size, data.input_shape, data.num_classes)
+
+
 def train_size(name: str, options: BaseModel) -> int:
-    """Number of training examples (N) the loader will return, without loading data."""
-    return dataset_options(name, options).train_examples()  # type: ignore[attr-defined]
+    """Number of training examples (N) the loader will return (built-ins: without loading data)."""
+    return dataset_info(name, options).train_size
 
 
 def load_dataset(
@@ -66,4 +108,8 @@ def load_dataset(
 ) -> InMemoryDataset:
     """Load dataset ``name`` (to CPU, then moved to ``device``)."""
     options = dataset_options(name, options)
+    if not DATASETS.is_builtin(name):
+        from scalestudy.data.user import load_user_dataset
+
+        return load_user_dataset(name, DATASETS.get(name), options.model_dump()).to(device)
     return DATASETS.get(name)(options).to(device)

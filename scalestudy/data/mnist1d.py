@@ -24,11 +24,11 @@ import numpy as np
 import torch
 
 from scalestudy.data.base import InMemoryDataset
-from scalestudy.data.options import Mnist1dOptions
+from scalestudy.data.options import MNIST1D_CLASSES, MNIST1D_LENGTH, Mnist1dOptions
 
 CACHE_FORMAT = 1  # bump when the stored arrays change meaning
-NUM_CLASSES = 10
-SEQUENCE_LENGTH = 40
+NUM_CLASSES = MNIST1D_CLASSES
+SEQUENCE_LENGTH = MNIST1D_LENGTH
 _ARRAYS = ("train_x", "train_y", "test_x", "test_y")
 
 # mnist1d draws from numpy's *global* RNG: two threads generating at once would mix

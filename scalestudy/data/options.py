@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 #: Size of the full CIFAR-10 splits.
 CIFAR10_TRAIN_EXAMPLES = 50_000
 CIFAR10_TEST_EXAMPLES = 10_000
+#: One MNIST-1D example: a signal of this many points, one of this many digits.
+MNIST1D_LENGTH, MNIST1D_CLASSES = 40, 10
 
 
 class _Options(BaseModel):
@@ -24,6 +26,10 @@ class _Options(BaseModel):
     def train_examples(self) -> int:
         """Number of training examples the loader will return (without loading)."""
         return self.train_size  # type: ignore[attr-defined]
+
+    def example_shape(self) -> tuple[tuple[int, ...], int]:
+        """(input shape of one example, number of classes), without loading: what a model is built for."""
+        raise NotImplementedError
 
 
 class Mnist1dOptions(_Options):
@@ -40,6 +46,9 @@ class Mnist1dOptions(_Options):
     corr_noise_scale: float = Field(0.25, ge=0, description="correlated background noise")
     iid_noise_scale: float = Field(0.02, ge=0, description="per-point Gaussian noise")
 
+    def example_shape(self) -> tuple[tuple[int, ...], int]:
+        return (MNIST1D_LENGTH,), MNIST1D_CLASSES
+
 
 class SyntheticOptions(_Options):
     """Gaussian inputs labelled by a fixed random two-layer teacher network."""
@@ -52,6 +61,9 @@ class SyntheticOptions(_Options):
         0.0, ge=0, le=1, description="fraction of training labels replaced by uniform random labels"
     )
     seed: int = Field(0, ge=0, description="seed for the teacher and the samples")
+
+    def example_shape(self) -> tuple[tuple[int, ...], int]:
+        return (self.dim,), self.num_classes
 
 
 class Cifar10Options(_Options):
@@ -83,3 +95,6 @@ class Cifar10Options(_Options):
 
     def train_examples(self) -> int:
         return self.train_size if self.train_size is not None else CIFAR10_TRAIN_EXAMPLES
+
+    def example_shape(self) -> tuple[tuple[int, ...], int]:
+        return (3, 32, 32), 10

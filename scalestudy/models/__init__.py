@@ -8,16 +8,23 @@ Every builder is called as ``builder(input_shape, num_classes, **options)``, whe
 Ghost batch norm is not a model option: ``build_model(..., ghost_batch_size=G)`` converts the
 model's BatchNorm layers (see ``scalestudy.models.ghost_bn``), because G is a property of the
 trial (DESIGN decision 4), not of the architecture.
+
+The user's own model (``package.module:attribute``, a name registered with
+``scalestudy.register_model`` or an entry point) keeps the same contract with free-form options;
+whether it has batch norm is known once it is built (:func:`probe_model`, once in the driver).
 """
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
-from scalestudy.registry import Registry, UnknownNameError
+from scalestudy.registry import Registry, UnknownNameError, UserOptions
 
 if TYPE_CHECKING:
     import torch
@@ -30,9 +37,11 @@ __all__ = [
     "ResNetOptions",
     "UnknownNameError",
     "WideResNetOptions",
+    "ModelProbe",
     "build_model",
     "has_batch_norm",
     "model_options",
+    "probe_model",
 ]
 
 
@@ -72,7 +81,8 @@ MODELS = Registry("model", {
     "resnet20": "scalestudy.models.resnet_cifar:resnet20",
     "resnet32": "scalestudy.models.resnet_cifar:resnet32",
     "wrn16_4": "scalestudy.models.wrn:wrn16_4",
-})
+}, import_paths=True, entry_points="scalestudy.models",
+   contract="build(input_shape, num_classes, **model_options) -> torch.nn.Module")
 
 MODEL_OPTIONS: dict[str, type[BaseModel]] = {
     "mlp": MLPOptions,
@@ -90,12 +100,49 @@ def model_options(name: str, raw: Mapping[str, Any] | None = None) -> BaseModel:
     Raises ``UnknownNameError`` for an unknown model and ``pydantic.ValidationError`` for an
     unknown option or a bad value (the caller formats it).
     """
-    return MODEL_OPTIONS[MODELS.check(name)].model_validate(dict(raw or {}))
+    if not MODELS.is_builtin(MODELS.check(name)):
+        return raw if isinstance(raw, UserOptions) else UserOptions.model_validate(
+            raw.model_dump() if isinstance(raw, BaseModel) else dict(raw or {}))
+    return MODEL_OPTIONS[name].model_validate(dict(raw.model_dump() if isinstance(raw, BaseModel) else raw or {}))
 
 
-def has_batch_norm(name: str, raw: Mapping[str, Any] | None = None) -> bool:
-    """Whether model ``name`` with options ``raw`` has batch-norm layers (``norm: batch``), without torch."""
-    return model_options(name, raw).norm == "batch"
+@dataclass(frozen=True)
+class ModelProbe:
+    """What the spec's checks need to know of a user's model, learnt by building it once on CPU."""
+
+    has_batch_norm: bool  # any nn.BatchNorm* layer
+    not_ghostable: tuple[str, ...]  # batch-norm layer types ghost BN cannot replace (only BatchNorm1d/2d)
+
+
+def probe_model(name: str, options: BaseModel | Mapping[str, Any] | None, input_shape: Sequence[int],
+                num_classes: int) -> ModelProbe:
+    """Build the user's model once (cached per process) to see its batch-norm layers; built-ins from their
+    options. Raises ``ImportPathError`` or ``ContractError`` (one line) for the user's code."""
+    opts = model_options(name, options)
+    if MODELS.is_builtin(name):
+        return ModelProbe(opts.norm == "batch", ())  # type: ignore[attr-defined]
+    return _probe_user_model(MODELS.portable(name), json.dumps(opts.model_dump(mode="json"), sort_keys=True),
+                             tuple(int(d) for d in input_shape), int(num_classes))
+
+
+@functools.lru_cache(maxsize=16)
+def _probe_user_model(name: str, options_json: str, input_shape: tuple[int, ...], num_classes: int) -> ModelProbe:
+    from scalestudy.models.user import batch_norm_types, probe_build
+
+    model = probe_build(name, MODELS.get(name), input_shape, num_classes, json.loads(options_json))
+    found = batch_norm_types(model)
+    return ModelProbe(bool(found), tuple(sorted(kind for kind in found if kind not in ("BatchNorm1d", "BatchNorm2d"))))
+
+
+def has_batch_norm(name: str, raw: Mapping[str, Any] | BaseModel | None = None,
+                   input_shape: Sequence[int] | None = None, num_classes: int | None = None) -> bool:
+    """Whether model ``name`` with options ``raw`` has batch-norm layers: ``norm: batch`` for a built-in
+    (without torch); the user's model is built once for it (``input_shape`` and ``num_classes`` needed)."""
+    if MODELS.is_builtin(MODELS.check(name)):
+        return model_options(name, raw).norm == "batch"  # type: ignore[attr-defined]
+    if input_shape is None or num_classes is None:
+        raise ValueError(f"has_batch_norm: model {name!r} is the user's: its input shape and classes are needed")
+    return probe_model(name, raw, input_shape, num_classes).has_batch_norm
 
 
 def build_model(name: str, *, input_shape: Sequence[int], num_classes: int,
@@ -108,14 +155,13 @@ def build_model(name: str, *, input_shape: Sequence[int], num_classes: int,
     a model without BatchNorm layers (``norm="none"``) then raises ``ValueError``, since the
     setting would silently do nothing.
     """
-    option_type = MODEL_OPTIONS[MODELS.check(name)]
-    if isinstance(options, option_type):
-        opts = options
-    elif isinstance(options, BaseModel):
-        opts = model_options(name, options.model_dump())
+    opts = model_options(name, options)
+    if MODELS.is_builtin(name):
+        model = MODELS.get(name)(tuple(input_shape), num_classes, **dict(opts))
     else:
-        opts = model_options(name, options)
-    model = MODELS.get(name)(tuple(input_shape), num_classes, **dict(opts))
+        from scalestudy.models.user import build_user_model
+
+        model = build_user_model(name, MODELS.get(name), tuple(input_shape), num_classes, opts.model_dump())
     if ghost_batch_size is not None:
         from scalestudy.models.ghost_bn import (
             GhostBatchNorm1d,
@@ -126,5 +172,5 @@ def build_model(name: str, *, input_shape: Sequence[int], num_classes: int,
         model = convert_to_ghost_bn(model, ghost_batch_size)
         if not any(isinstance(m, (GhostBatchNorm1d, GhostBatchNorm2d)) for m in model.modules()):
             raise ValueError(f"ghost_batch_size={ghost_batch_size} was given but model {name!r} with "
-                             f"norm={opts.norm!r} has no BatchNorm layer to make ghost")
+                             f"options {opts.model_dump()} has no BatchNorm layer to make ghost (nn.BatchNorm1d or 2d)")
     return model

@@ -108,15 +108,16 @@ def open_study(spec: StudySpec, checked: Endpoints, name: str, planned: int) -> 
         return OpenStudy(run, checked.tracking_uri, mlflow_client, resumed=False)
 
     with endpoints.removed_on_failure(_local_paths(checked.tracking_uri, checked.storage_path)):
+        runtime_env = ray_runtime_env(spec)
         if checked.address is not None:
             # An existing cluster: check it can hold the study before anything is written.
-            _init_ray(checked.address, checked.timeout_s)
+            _init_ray(checked.address, runtime_env, checked.timeout_s)
             check_shared_storage(checked.storage_path, explicit=checked.storage_given)
             return prepare_tracking()
         # Local Ray: a new SQLite store migrates its schema for seconds, and so does ray.init; overlap them.
         with ThreadPoolExecutor(max_workers=1) as pool:
             prepared = pool.submit(prepare_tracking)
-            _init_ray(None)
+            _init_ray(None, runtime_env)
             return prepared.result()
 
 
@@ -208,7 +209,19 @@ def _environment(values: dict[str, str], keep_set: bool = False):
                 os.environ[key] = value
 
 
-def _init_ray(address: str | None, timeout_s: float = endpoints.DEFAULT_CONNECT_TIMEOUT_S) -> None:
+def ray_runtime_env(spec: StudySpec) -> dict[str, Any]:
+    """The study's ``runtime_env`` for ``ray.init``: the spec's ``resources.runtime_env`` (the user's code and
+    its dependencies, on a cluster) with scalestudy's environment variables (a variable the spec sets wins).
+
+    On a local Ray nothing more is needed for the user's code: the workers inherit the driver's
+    ``PYTHONPATH``, and Ray puts the driver's working directory on their path (an absolute path: Tune
+    changing a trial's working directory does not break imports)."""
+    runtime_env = spec.resources.runtime_env.to_ray() if spec.resources.runtime_env is not None else {}
+    return {**runtime_env, "env_vars": {**RAY_WORKER_ENV, **TUNE_DRIVER_ENV, **runtime_env.get("env_vars", {})}}
+
+
+def _init_ray(address: str | None, runtime_env: dict[str, Any],
+              timeout_s: float = endpoints.DEFAULT_CONNECT_TIMEOUT_S) -> None:
     """Start local Ray, or connect to ``address`` within ``timeout_s`` (Ray itself retries for minutes)."""
     import ray
 
@@ -216,8 +229,8 @@ def _init_ray(address: str | None, timeout_s: float = endpoints.DEFAULT_CONNECT_
         return
 
     def init() -> None:
-        ray.init(address=address, runtime_env={"env_vars": {**RAY_WORKER_ENV, **TUNE_DRIVER_ENV}},
-                 log_to_driver=False, include_dashboard=False if address is None else None, logging_level="ERROR")
+        ray.init(address=address, runtime_env=runtime_env, log_to_driver=False,
+                 include_dashboard=False if address is None else None, logging_level="ERROR")
 
     if address is None:
         init()

@@ -34,11 +34,21 @@ from scalestudy.spec.schema import (
     StudySpec,
     Tracking,
 )
-from scalestudy.spec.workload import MAX_EPOCHS, Diagnostics, GradPenalty, PreciseBN, Schedule, Sharpness, Workload
+from scalestudy.spec.runtime_env import RuntimeEnv
+from scalestudy.spec.workload import (
+    MAX_EPOCHS,
+    Diagnostics,
+    GradPenalty,
+    Optimizer,
+    PreciseBN,
+    Schedule,
+    Sharpness,
+    Workload,
+)
 
 __all__ = [
     "MAX_EPOCHS", "MAX_SPEC_BYTES", "Diagnostics", "EarlyStopping", "GradPenalty", "Grid", "LinearRuleLR",
-    "PreciseBN", "Resources", "Schedule", "Search", "Section", "Sharpness", "SpecError", "StudySpec", "Tracking",
+    "Optimizer", "PreciseBN", "Resources", "RuntimeEnv", "Schedule", "Search", "Section", "Sharpness", "SpecError", "StudySpec", "Tracking",
     "Workload", "apply_overrides", "check_consistency", "find_search_space", "format_validation_error", "load_spec",
     "parse_yaml", "spec_from_dict",
 ]

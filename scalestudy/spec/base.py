@@ -15,6 +15,15 @@ class Frozen(BaseModel):
     # strict: no silent "5" → 5 coercion; extra="forbid": a typo is an error, not a default.
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
+    def __setstate__(self, state: dict) -> None:
+        # A spec pickled by an earlier version (Tune stores an adaptive search with its spec) lacks the
+        # fields added since: it gets their defaults, what that study ran with.
+        values = state.get("__dict__", {})
+        for name, field in type(self).model_fields.items():
+            if name not in values and not field.is_required():
+                values[name] = field.get_default(call_default_factory=True)
+        super().__setstate__(state)
+
 
 def all_positive(values: list[float]) -> list[float]:
     for i, value in enumerate(values):

@@ -1,20 +1,22 @@
 """Checks across fields that need the registries and the schedules' trajectories: every epoch of
-every schedule of every section against the ghost batch, the workers and the training-set size."""
+every schedule of every section against the ghost batch, the workers and the training-set size; the
+workload's own code (:mod:`~scalestudy.spec.user_code`) first, since N and the model's batch norm come
+from it."""
 
 from __future__ import annotations
 
-from pydantic import ValidationError
-
-from scalestudy import data, models
 from scalestudy.batching import micro_batch_size, penalty_block_size
 from scalestudy.schedules import Hyper, trajectory
 from scalestudy.spec.base import SpecError
 from scalestudy.spec.schema import Section, StudySpec
+from scalestudy.spec.user_code import check_optimizer, import_shipped_code, resolve_workload
 
 
 def check_consistency(spec: StudySpec) -> None:
-    """Checks across fields: options, dataset size, every epoch of every schedule of every section."""
+    """Checks across fields: options, the user's code, dataset size, every epoch of every schedule of
+    every section."""
     _check_search(spec)
+    import_shipped_code(spec)
     for section_name, section in spec.resolved_sections().items():
         where = f"sections.{section_name}." if spec.sections else ""
         _check_section(spec, section, where)
@@ -24,22 +26,20 @@ def _check_section(spec: StudySpec, section: Section, where: str) -> None:
     workload = section.workload
     # Errors name the field where the user wrote it: the base workload unless the section overrides it.
     prefix = f"{where}workload" if where else "workload"
-    try:
-        dataset_opts = data.dataset_options(workload.dataset, workload.dataset_options)
-    except ValidationError as error:
-        raise SpecError(_prefixed(f"{prefix}.dataset_options", error)) from None
-    try:
-        has_batch_norm = models.has_batch_norm(workload.model, workload.model_options)
-    except ValidationError as error:
-        raise SpecError(_prefixed(f"{prefix}.model_options", error)) from None
-    dataset_size = data.train_size(workload.dataset, dataset_opts)
+    resolved = resolve_workload(workload, prefix)
+    has_batch_norm, dataset_size = resolved.has_batch_norm, resolved.dataset_size
+    without = "without batch-norm layers" if resolved.user_model else "with norm: none"
     workers = spec.resources.workers_per_trial
     ghost = workload.ghost_batch_size
     if ghost is not None and not has_batch_norm:
-        raise SpecError(f"{prefix}.ghost_batch_size: must be null for a model with norm: none "
+        raise SpecError(f"{prefix}.ghost_batch_size: must be null for a model {without} "
                         "(there is no batch norm to make ghost)")
+    if ghost is not None and resolved.not_ghostable:
+        raise SpecError(f"{prefix}.ghost_batch_size: the model has {', '.join(resolved.not_ghostable)} layers, "
+                        "which ghost batch norm cannot replace (only nn.BatchNorm1d and nn.BatchNorm2d); set it "
+                        "to null")
     if workload.precise_bn is not None and not has_batch_norm:
-        raise SpecError(f"{prefix}.precise_bn: must be null for a model with norm: none "
+        raise SpecError(f"{prefix}.precise_bn: must be null for a model {without} "
                         "(there are no batch-norm statistics to recompute)")
     plain_bn = has_batch_norm and ghost is None
     if plain_bn and spec.diagnostics.gradient_noise_scale and workers == 1:
@@ -52,6 +52,7 @@ def _check_section(spec: StudySpec, section: Section, where: str) -> None:
         raise SpecError(f"diagnostics.gradient_noise_scale: not with {prefix}.grad_penalty kind geiping_blocks "
                         "(its blocks replace the micro-batches the estimate needs); use kind full_gradient or "
                         "measure without the penalty")
+    momentum_changes = False
     for i, schedule in enumerate(section.schedule):
         field = f"{where}schedule[{i}]"
         if schedule.milestones and schedule.milestones[-1] >= workload.epochs:
@@ -67,11 +68,14 @@ def _check_section(spec: StudySpec, section: Section, where: str) -> None:
         for batch_size in section.grid.batch_size:
             initial = Hyper(batch_size, 1.0, section.grid.momentum[0])
             try:
-                batches = {h.batch_size for h in trajectory(schedule, initial, workload.epochs)}
+                hypers = trajectory(schedule, initial, workload.epochs)
             except ValueError as error:
                 raise SpecError(f"{field}: {error}") from None
+            batches = {h.batch_size for h in hypers}
+            momentum_changes |= len({h.momentum for h in hypers}) > 1
             for batch in sorted(batches):
                 _check_batch(batch, batch_size, field, where, dataset_size, workers, ghost, workload, plain_bn)
+    check_optimizer(section, where, momentum_changes)
 
 
 def _check_search(spec: StudySpec) -> None:
@@ -146,12 +150,4 @@ def _check_penalty_blocks(batch, local, grown, where, ghost, workload, plain_bn)
     if limit is not None and block > limit:
         raise SpecError(f"{field}: the block of {block} examples exceeds workload.max_device_batch_size={limit} "
                         "(a block is one forward pass)")
-
-
-def _prefixed(prefix: str, error: ValidationError) -> str:
-    first = error.errors(include_url=False)[0]
-    field = ".".join(str(p) for p in first["loc"])
-    if first["type"] == "extra_forbidden":
-        return f"{prefix}: unknown option {field!r}"
-    return f"{prefix}.{field}: {first['msg'].removeprefix('Value error, ')}"
 

@@ -14,7 +14,7 @@ from scalestudy.registry import UnknownNameError
 from scalestudy.spec.base import Frozen, SpecError
 from scalestudy.spec.checks import check_consistency
 from scalestudy.spec.schema import Grid, StudySpec
-from scalestudy.spec.workload import Schedule, Workload
+from scalestudy.spec.workload import Optimizer, Schedule, Workload
 
 MAX_SPEC_BYTES = 16 * 2**20
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -124,8 +124,9 @@ def _check_blocks(raw: Any) -> None:
         if override is None:
             continue
         if not isinstance(override, dict):
-            raise SpecError(f"sections.{name}: must be a mapping with workload, grid, schedule (got {_shown(override)})")
-        for block, model in (("workload", Workload), ("grid", Grid)):
+            raise SpecError(f"sections.{name}: must be a mapping with workload, optimizer, grid, schedule "
+                            f"(got {_shown(override)})")
+        for block, model in (("workload", Workload), ("optimizer", Optimizer), ("grid", Grid)):
             value = override.get(block)
             if value is not None and not isinstance(value, dict):
                 raise SpecError(f"sections.{name}.{block}: must be a mapping ({_keys(model)}) (got {_shown(value)})")

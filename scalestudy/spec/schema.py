@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from typing import Any, Literal
 
@@ -11,16 +12,24 @@ import yaml
 from pydantic import Field, field_validator, model_validator
 
 from scalestudy.spec.base import Frozen, all_positive
-from scalestudy.spec.workload import Diagnostics, Schedule, Workload
+from scalestudy.spec.runtime_env import RuntimeEnv
+from scalestudy.spec.workload import Diagnostics, Optimizer, Schedule, Workload
 
 
 class LinearRuleLR(Frozen):
-    """ε = reference_lr · (B / reference_batch_size) · [(1−m)/(1−reference_momentum)] · multiplier."""
+    """ε = reference_lr · (B / reference_batch_size)^p · [(1−m)/(1−reference_momentum)] · multiplier.
+
+    ``rule``: ``linear`` (p = 1: ε ∝ B, Goyal et al. 2017, Smith et al. 2018: SGD) or ``sqrt``
+    (p = 1/2: ε ∝ √B, the square-root scaling rule Malladi et al. 2022 derive from Adam's SDE), so
+    that the grid is centred where the optimizer's rule puts ε*. The momentum factor is SGD's
+    (its step is ε/(1−m) in steady state); it is refused for adamw, whose step does not grow with β1.
+    """
 
     reference_batch_size: int = Field(gt=0)
     reference_lr: float = Field(gt=0)
     reference_momentum: float | None = Field(default=None, ge=0, lt=1)
     multipliers: list[float] = Field(min_length=1)
+    rule: Literal["linear", "sqrt"] = "linear"
 
     @field_validator("multipliers")
     @classmethod
@@ -28,7 +37,8 @@ class LinearRuleLR(Frozen):
         return all_positive(values)
 
     def lr_for(self, batch_size: int, momentum: float) -> list[float]:
-        base = self.reference_lr * batch_size / self.reference_batch_size
+        ratio = batch_size / self.reference_batch_size
+        base = self.reference_lr * (ratio if self.rule == "linear" else math.sqrt(ratio))
         if self.reference_momentum is not None:
             base *= (1.0 - momentum) / (1.0 - self.reference_momentum)
         return [base * multiplier for multiplier in self.multipliers]
@@ -79,6 +89,7 @@ class Resources(Frozen):
     placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
     max_failures: int = Field(default=2, ge=0)
     checkpoint_every: int = Field(default=1, gt=0)
+    runtime_env: RuntimeEnv | None = None  # Ray's runtime_env for every worker (the user's code on a cluster)
 
 
 class EarlyStopping(Frozen):
@@ -131,17 +142,20 @@ class Tracking(Frozen):
 
 
 class Section(Frozen):
-    """A resolved sub-study: the base workload, grid and schedule with a section's overrides merged in."""
+    """A resolved sub-study: the base workload, optimizer, grid and schedule with a section's overrides
+    merged in."""
 
     workload: Workload
     grid: Grid
     schedule: list[Schedule] = Field(min_length=1)
+    optimizer: Optimizer = Field(default_factory=Optimizer)
 
 
 class StudySpec(Frozen):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
     description: str = ""
     workload: Workload
+    optimizer: Optimizer = Field(default_factory=Optimizer)
     grid: Grid
     schedule: list[Schedule] = Field(default_factory=lambda: [Schedule()], min_length=1)
     sections: dict[str, Section] = Field(default_factory=dict)
@@ -167,15 +181,15 @@ class StudySpec(Frozen):
                 if not isinstance(override, dict):
                     resolved[name] = override  # pydantic reports the type error
                     continue
-                unknown = set(override) - {"workload", "grid", "schedule"}
+                unknown = set(override) - {"workload", "optimizer", "grid", "schedule"}
                 if unknown:
-                    raise ValueError(
-                        f"sections.{name}: unknown key {sorted(unknown)[0]!r}; allowed: workload, grid, schedule"
-                    )
+                    raise ValueError(f"sections.{name}: unknown key {sorted(unknown)[0]!r}; allowed: workload, "
+                                     "optimizer, grid, schedule")
                 workload = _deep_merge(raw.get("workload") or {}, override.get("workload") or {})
                 grid = _deep_merge(raw.get("grid") or {}, override.get("grid") or {})
                 schedule = override.get("schedule", raw.get("schedule", [{}]))
-                resolved[name] = {"workload": workload, "grid": grid,
+                resolved[name] = {"workload": workload, "grid": grid, "optimizer": _merged_optimizer(
+                    raw.get("optimizer"), override.get("optimizer")),
                                   "schedule": [schedule] if isinstance(schedule, dict) else schedule}
             raw["sections"] = resolved
         return raw
@@ -187,7 +201,7 @@ class StudySpec(Frozen):
     def resolved_sections(self) -> dict[str, Section]:
         """The sub-grids that make up the study (the base grid alone when no sections)."""
         return dict(self.sections) or {"main": Section(workload=self.workload, grid=self.grid,
-                                                       schedule=self.schedule)}
+                                                       schedule=self.schedule, optimizer=self.optimizer)}
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
@@ -196,6 +210,16 @@ class StudySpec(Frozen):
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
+
+
+def _merged_optimizer(base: Any, override: Any) -> Any:
+    """A section's optimizer over the base's: merged when it names the same optimizer (or none), else its own
+    (another optimizer's options mean nothing to this one)."""
+    if not isinstance(override, dict) or not isinstance(base, dict):
+        return override if override is not None else base if base is not None else {}
+    if override.get("name", base.get("name", "sgd")) != base.get("name", "sgd"):
+        return override
+    return _deep_merge(base, override)
 
 
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from scalestudy import data, models
+from scalestudy import data, models, optim
 from scalestudy.schedules import SCHEDULES
 from scalestudy.spec.base import Frozen
 
@@ -96,6 +96,19 @@ class Workload(Frozen):
     def _known_model(cls, name: str) -> str:
         return models.MODELS.check(name)
 
+
+
+class Optimizer(Frozen):
+    """The optimizer of every trial: ``sgd`` (default), ``adamw`` (the momentum axis is β1), or the user's
+    own by import path (``build(params, lr, momentum, **options) -> torch.optim.Optimizer``)."""
+
+    name: str = "sgd"
+    options: dict[str, Any] = Field(default_factory=dict)  # checked against the optimizer (spec.checks)
+
+    @field_validator("name")
+    @classmethod
+    def _known_optimizer(cls, name: str) -> str:
+        return optim.OPTIMIZERS.check(name)
 
 
 class Schedule(Frozen):

@@ -1,4 +1,4 @@
-"""The epoch loop: SGD over an in-memory dataset with (B, ε, m) from a schedule.
+"""The epoch loop: an optimizer (SGD, AdamW, the user's) over an in-memory dataset with (B, ε, m) from a schedule.
 
 It knows nothing of Ray or MLflow. It runs from a typed trial config
 (:class:`scalestudy.trial.config.TrialConfig`) on one process or as one rank of a DDP group, and
@@ -31,6 +31,8 @@ from scalestudy.models import build_model
 from scalestudy.models.ghost_bn import batch_norm_layers, has_plain_batch_norm, running_stat_buffers
 from scalestudy.models.precise_bn import recompute_running_stats
 from scalestudy.noise import GradientNoiseScale, noise_scale
+from scalestudy.optim import noise_scale_holds
+from scalestudy.optim.builders import build_optimizer, can_set_momentum, set_momentum
 from scalestudy.schedules import Hyper, hyper_at, update_lrs
 from scalestudy.train.distributed import Distributed
 from scalestudy.train.step import GradientStep
@@ -77,10 +79,13 @@ class EpochLoop:
         if self.precise_bn is not None and not batch_norm_layers(model):
             raise ValueError(f"precise_bn is set but model {workload.model!r} has no batch-norm layer")
         self.net = self.dist.wrap(model)
-        self.optimizer = torch.optim.SGD(
-            model.parameters(), lr=config.lr, momentum=config.momentum,
-            nesterov=config.nesterov and config.momentum > 0, weight_decay=config.weight_decay,
-        )
+        self.optimizer = build_optimizer(config.optimizer, model.parameters(), config.lr, config.momentum,
+                                         config.optimizer_options, nesterov=config.nesterov,
+                                         weight_decay=config.weight_decay)
+        # The momentum is set each epoch through the optimizer's hook (SGD's momentum, AdamW's β1); an
+        # optimizer without one keeps the momentum it was built with (the spec refuses schedules changing it).
+        self.momentum_settable = can_set_momentum(self.optimizer)
+        self.noise_scale_holds = noise_scale_holds(config.optimizer)
         self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
                          if self.device.type == "cuda" else contextlib.nullcontext())
         self.diagnostics = config.diagnostics
@@ -152,7 +157,11 @@ class EpochLoop:
     def _set_hyper(self, hyper: Hyper) -> None:
         for group in self.optimizer.param_groups:
             group["lr"] = hyper.lr
-            group["momentum"] = hyper.momentum
+        if self.momentum_settable:
+            set_momentum(self.optimizer, hyper.momentum)
+        elif hyper.momentum != self.config.momentum:
+            raise ValueError(f"optimizer {self.config.optimizer!r} has no momentum to set (epoch {self.epoch} wants "
+                             f"m={hyper.momentum:g})")
 
     def train_epoch(self) -> EpochReport:
         start = time.perf_counter()
@@ -292,7 +301,9 @@ class EpochLoop:
             epoch=self.epoch, updates=self.updates, examples_seen=self.examples_seen,
             batch_size=hyper.batch_size, lr=hyper.lr, momentum=hyper.momentum,
             effective_lr=hyper.effective_lr,
-            noise_scale=noise_scale(hyper.lr, hyper.momentum, self.dataset_size, hyper.batch_size),
+            # SGD's temperature (noise.py): for another optimizer it means nothing, so NaN (optim.noise_scale_holds).
+            noise_scale=noise_scale(hyper.lr, hyper.momentum, self.dataset_size, hyper.batch_size)
+            if self.noise_scale_holds else math.nan,
             train_loss=train_loss, train_acc=train_acc, test_loss=test_loss, test_acc=test_acc,
             gen_gap=train_acc - test_acc, running_loss=running_loss,
             epoch_seconds=train_seconds + time.perf_counter() - start, diverged=int(diverged), extras=extras,

@@ -20,16 +20,28 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from scalestudy import data, models
+from scalestudy import data, models, optim
 from scalestudy.batching import bn_batch_size
-from scalestudy.spec import Diagnostics, GradPenalty, Grid, PreciseBN, Resources, Schedule, StudySpec, Workload
+from scalestudy.spec import (
+    Diagnostics,
+    GradPenalty,
+    Grid,
+    Optimizer,
+    PreciseBN,
+    Resources,
+    Schedule,
+    StudySpec,
+    Workload,
+)
 from scalestudy.trial import record
 
 
 @dataclass(frozen=True)
 class TrialWorkload:
     """What a trial trains, on what data and how: its section's workload with the options resolved
-    (defaults filled in, relative paths made absolute: Tune runs each trial in its own folder)."""
+    (defaults filled in, relative paths made absolute: Tune runs each trial in its own folder). The
+    user's dataset and model are named in their portable form (``Registry.portable``: the import path
+    of a name registered at run time), which a fresh Ray worker resolves."""
 
     dataset: str
     dataset_options: BaseModel
@@ -45,10 +57,7 @@ class TrialWorkload:
     grad_penalty: GradPenalty | None
     precise_bn: PreciseBN | None
     stop_at_train_loss: float | None  # the trial ends once an epoch's train_loss is at or below it
-
-    @property
-    def has_batch_norm(self) -> bool:
-        return self.model_options.norm == "batch"  # type: ignore[attr-defined]
+    has_batch_norm: bool  # the model has batch-norm layers (the user's: seen by building it in the driver)
 
 
 @dataclass(frozen=True)
@@ -76,8 +85,10 @@ class Cell:
     batch_size: int  # initial global batch, examples
     momentum: float
     seed: int
-    nesterov: bool
-    weight_decay: float
+    nesterov: bool  # SGD's (grid.nesterov)
+    weight_decay: float  # SGD's (grid.weight_decay); other optimizers' is in their options
+    optimizer: str  # sgd, adamw, or the user's (portable form)
+    optimizer_options: BaseModel
     diagnostics: Diagnostics
     resources: TrialResources
     lr_grid: tuple[float, ...]  # the spec's ε for the cell (searches may choose others)
@@ -112,8 +123,10 @@ class TrialConfig:
     batch_size: int  # initial global batch, examples
     momentum: float
     seed: int
-    nesterov: bool
-    weight_decay: float
+    nesterov: bool  # SGD's (grid.nesterov)
+    weight_decay: float  # SGD's (grid.weight_decay); other optimizers' is in their options
+    optimizer: str  # sgd, adamw, or the user's (portable form)
+    optimizer_options: BaseModel
     diagnostics: Diagnostics
     resources: TrialResources
     lr: float  # initial learning rate ε
@@ -141,9 +154,10 @@ class TrialConfig:
             "divergence_loss": workload.divergence_loss, "train_metrics": workload.train_metrics,
             "grad_clip_norm": workload.grad_clip_norm, "grad_penalty": _dump(workload.grad_penalty),
             "precise_bn": _dump(workload.precise_bn), "stop_at_train_loss": workload.stop_at_train_loss,
-            "bn_batch_size": self.bn_batch_size,
+            "has_batch_norm": workload.has_batch_norm, "bn_batch_size": self.bn_batch_size,
             "diagnostics": self.diagnostics.model_dump(mode="json"), "batch_size": self.batch_size,
             "momentum": self.momentum, "nesterov": self.nesterov, "weight_decay": self.weight_decay,
+            "optimizer": self.optimizer, "optimizer_options": self.optimizer_options.model_dump(mode="json"),
             "seed": self.seed, "schedule": self.schedule.model_dump(mode="json"), "workers": resources.workers,
             "cpus_per_worker": resources.cpus_per_worker, "gpus_per_worker": resources.gpus_per_worker,
             "checkpoint_every": resources.checkpoint_every, "placement_strategy": resources.placement_strategy,
@@ -167,9 +181,8 @@ def _dump(value: BaseModel | None) -> dict[str, Any] | None:
 _WIRE_KEYS = frozenset({
     "study", "section", "dataset", "dataset_options", "dataset_size", "model", "model_options", "epochs",
     "ghost_batch_size", "max_device_batch_size", "divergence_loss", "train_metrics", "grad_clip_norm",
-    "grad_penalty", "grad_norm_penalty", "precise_bn", "stop_at_train_loss", "bn_batch_size", "diagnostics",
-    "batch_size", "momentum",
-    "nesterov", "weight_decay", "seed", "schedule", "workers", "cpus_per_worker", "gpus_per_worker",
+    "grad_penalty", "grad_norm_penalty", "precise_bn", "stop_at_train_loss", "has_batch_norm", "bn_batch_size",
+    "diagnostics", "batch_size", "momentum", "nesterov", "weight_decay", "optimizer", "optimizer_options", "seed", "schedule", "workers", "cpus_per_worker", "gpus_per_worker",
     "checkpoint_every", "placement_strategy", "max_failures", "train_storage_path", "lr", "trial_key", "run_name",
 })
 
@@ -188,6 +201,7 @@ def _shared_fields(raw: Mapping[str, Any], allowed: frozenset[str]) -> dict[str,
     def get(key: str, model: type[BaseModel], name: str | None = None) -> Any:
         return raw[key] if key in raw else _default(model, name or key)
 
+    optimizer = get("optimizer", Optimizer, "name")
     penalty = get("grad_penalty", Workload)
     if penalty is None and raw.get("grad_norm_penalty"):  # stored before grad_penalty existed (0.0: none)
         penalty = {"kind": "full_gradient", "strength": float(raw["grad_norm_penalty"])}
@@ -200,7 +214,10 @@ def _shared_fields(raw: Mapping[str, Any], allowed: frozenset[str]) -> dict[str,
         grad_clip_norm=get("grad_clip_norm", Workload),
         grad_penalty=None if penalty is None else GradPenalty.model_validate(penalty),
         precise_bn=None if get("precise_bn", Workload) is None else PreciseBN.model_validate(raw["precise_bn"]),
-        stop_at_train_loss=get("stop_at_train_loss", Workload))
+        stop_at_train_loss=get("stop_at_train_loss", Workload),
+        # Stored since the user's models: before, every model was a built-in, its batch norm in its options.
+        has_batch_norm=bool(raw["has_batch_norm"]) if "has_batch_norm" in raw else models.has_batch_norm(
+            raw["model"], raw["model_options"]))
     resources = TrialResources(
         workers=int(get("workers", Resources, "workers_per_trial")),
         cpus_per_worker=float(get("cpus_per_worker", Resources)), gpus_per_worker=float(get("gpus_per_worker", Resources)),
@@ -210,7 +227,8 @@ def _shared_fields(raw: Mapping[str, Any], allowed: frozenset[str]) -> dict[str,
     return dict(study=raw["study"], section=raw["section"], workload=workload,
                 schedule=Schedule.model_validate(raw["schedule"]), batch_size=int(raw["batch_size"]),
                 momentum=float(raw["momentum"]), seed=int(raw["seed"]), nesterov=bool(get("nesterov", Grid)),
-                weight_decay=float(get("weight_decay", Grid)),
+                weight_decay=float(get("weight_decay", Grid)), optimizer=optimizer,
+                optimizer_options=optim.optimizer_options(optimizer, get("optimizer_options", Optimizer, "options")),
                 diagnostics=Diagnostics.model_validate(raw["diagnostics"] if "diagnostics" in raw else {}),
                 resources=resources)
 
@@ -228,17 +246,23 @@ def expand_cells(spec: StudySpec, storage_path: str | None = None) -> list[Cell]
         storage_path=storage_path)
     cells: list[Cell] = []
     for section_name, section in spec.resolved_sections().items():
-        grid, spec_workload = section.grid, section.workload
+        grid, spec_workload, optimizer = section.grid, section.workload, section.optimizer
         options = data.dataset_options(spec_workload.dataset, spec_workload.dataset_options)
+        info = data.dataset_info(spec_workload.dataset, options)  # the user's: loaded once, cached
+        model_options = models.model_options(spec_workload.model, spec_workload.model_options)
         workload = TrialWorkload(
-            dataset=spec_workload.dataset, dataset_options=options,
-            dataset_size=data.train_size(spec_workload.dataset, options), model=spec_workload.model,
-            model_options=models.model_options(spec_workload.model, spec_workload.model_options),
+            dataset=data.DATASETS.portable(spec_workload.dataset), dataset_options=options,
+            dataset_size=info.train_size, model=models.MODELS.portable(spec_workload.model),
+            model_options=model_options,
             epochs=spec_workload.epochs, ghost_batch_size=spec_workload.ghost_batch_size,
             max_device_batch_size=spec_workload.max_device_batch_size,
             divergence_loss=spec_workload.divergence_loss, train_metrics=spec_workload.train_metrics,
             grad_clip_norm=spec_workload.grad_clip_norm, grad_penalty=spec_workload.grad_penalty,
-            precise_bn=spec_workload.precise_bn, stop_at_train_loss=spec_workload.stop_at_train_loss)
+            precise_bn=spec_workload.precise_bn, stop_at_train_loss=spec_workload.stop_at_train_loss,
+            has_batch_norm=models.has_batch_norm(spec_workload.model, model_options, info.input_shape,
+                                                 info.num_classes))
+        optimizer_name = optim.OPTIMIZERS.portable(optimizer.name)
+        optimizer_options = optim.optimizer_options(optimizer.name, optimizer.options)
         for schedule in section.schedule:
             for momentum in grid.momentum:
                 for batch_size in grid.batch_size:
@@ -246,7 +270,8 @@ def expand_cells(spec: StudySpec, storage_path: str | None = None) -> list[Cell]
                         cells.append(Cell(
                             study=spec.name, section=section_name, workload=workload, schedule=schedule,
                             batch_size=batch_size, momentum=float(momentum), seed=seed, nesterov=grid.nesterov,
-                            weight_decay=grid.weight_decay, diagnostics=spec.diagnostics, resources=runtime,
+                            weight_decay=grid.weight_decay, optimizer=optimizer_name,
+                            optimizer_options=optimizer_options, diagnostics=spec.diagnostics, resources=runtime,
                             lr_grid=tuple(float(lr) for lr in grid.learning_rates(batch_size, momentum))))
     return cells
 

@@ -60,7 +60,7 @@ class EpochReport:
     lr: float  # during warmup: the mean over the epoch's updates (ε rises every update)
     momentum: float
     effective_lr: float  # lr / (1 − m)
-    noise_scale: float  # lr/(1−m)·(N/B − 1)
+    noise_scale: float  # lr/(1−m)·(N/B − 1); NaN for optimizers other than SGD (optim.noise_scale_holds)
     train_loss: float  # see workload.train_metrics: running (train mode) or eval-mode subset
     train_acc: float
     test_loss: float
@@ -130,7 +130,7 @@ def trial_status(plan: PlannedWork, last: Mapping[str, Any] | None, errored: boo
 # what is measured on the side, and values derived from the rest.
 NOT_IDENTITY = frozenset({
     "study", "diagnostics", "cpus_per_worker", "gpus_per_worker", "checkpoint_every", "placement_strategy",
-    "max_failures", "train_storage_path", "trial_key", "run_name", "bn_batch_size", "dataset_size",
+    "max_failures", "train_storage_path", "trial_key", "run_name", "bn_batch_size", "dataset_size", "has_batch_norm",
 })
 
 
@@ -163,10 +163,13 @@ def run_name(section: str, batch_size: int, lr: float, momentum: float, seed: in
 # --- params ----------------------------------------------------------------------------------------
 # What never changes during a trial: logged once as MLflow params (DESIGN decision 1).
 # The gradient penalty is logged as grad_penalty (its kind), grad_norm_penalty (its strength λ:
-# the name the trial table has always read) and grad_penalty_block_size.
+# the name the trial table has always read) and grad_penalty_block_size. The optimizer as its name
+# and its options (JSON); weight_decay is the decay it applies (SGD's grid.weight_decay, or the
+# option of another optimizer: empty when it has none), nesterov SGD's alone (empty otherwise).
 PARAM_KEYS = (
     "dataset", "model", "dataset_size", "epochs", "ghost_batch_size", "batch_size", "lr",
-    "momentum", "nesterov", "weight_decay", "seed", "schedule", "schedule_args", "section",
+    "momentum", "nesterov", "weight_decay", "optimizer", "optimizer_options", "seed", "schedule", "schedule_args",
+    "section",
     "workers", "cpus_per_worker", "gpus_per_worker", "grad_clip_norm", "grad_penalty", "grad_norm_penalty",
     "grad_penalty_block_size", "trial_key", "bn_batch_size", "precise_bn_batches", "stop_at_train_loss",
 )
@@ -183,6 +186,11 @@ def trial_params(wire: Mapping[str, Any]) -> dict[str, str]:
     values["grad_penalty"] = None if penalty is None else penalty["kind"]
     values["grad_norm_penalty"] = 0.0 if penalty is None else penalty["strength"]
     values["grad_penalty_block_size"] = None if penalty is None else penalty["block_size"]
+    options = wire.get("optimizer_options") or {}
+    values["optimizer"] = wire.get("optimizer") or "sgd"  # configs stored before optimizers were pluggable
+    values["optimizer_options"] = json.dumps(options, sort_keys=True)
+    if values["optimizer"] != "sgd":
+        values["weight_decay"], values["nesterov"] = options.get("weight_decay"), None
     diagnostics = wire["diagnostics"]
     if diagnostics["target_accuracy"] is not None:
         values["target_accuracy"] = diagnostics["target_accuracy"]
@@ -210,6 +218,7 @@ def study_tags(spec: StudySpec, version: str, commit: str | None) -> dict[str, s
 def study_params(spec: StudySpec, planned_trials: int) -> dict[str, str]:
     """The parent run's params; ``trials`` is the planned count (an upper bound for adaptive searches)."""
     values = {"trials": planned_trials, "dataset": spec.workload.dataset, "model": spec.workload.model,
+              "optimizer": spec.optimizer.name,
               "epochs": spec.workload.epochs, "ghost_batch_size": spec.workload.ghost_batch_size,
               "workers_per_trial": spec.resources.workers_per_trial, "spec_hash": spec.spec_hash()}
     return {key: str(value) for key, value in values.items()}
