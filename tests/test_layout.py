@@ -16,6 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "scalestudy"
 LAYERS = [
     ("leaves", ["scalestudy", "scalestudy.registry", "scalestudy.schedules", "scalestudy.noise", "scalestudy.batching",
                 "scalestudy.law", "scalestudy.law_fields", "scalestudy.data", "scalestudy.models", "scalestudy.diagnostics",
+                "scalestudy.tasks",
                 # The search registry alone: names → builders, imported lazily (the spec checks names).
                 "=scalestudy.search"]),
     ("endpoints", ["scalestudy.endpoints"]),

@@ -25,19 +25,31 @@ from scalestudy.spec.load import (
     spec_from_dict,
 )
 from scalestudy.spec.schema import (
+    Analysis,
     EarlyStopping,
     Grid,
     LinearRuleLR,
+    Objective,
     Resources,
     Search,
     Section,
     StudySpec,
     Tracking,
 )
-from scalestudy.spec.workload import MAX_EPOCHS, Diagnostics, GradPenalty, PreciseBN, Schedule, Sharpness, Workload
+from scalestudy.spec.workload import (
+    MAX_EPOCHS,
+    DataLoading,
+    Diagnostics,
+    GradPenalty,
+    PreciseBN,
+    Schedule,
+    Sharpness,
+    Target,
+    Workload,
+)
 
 __all__ = [
-    "MAX_EPOCHS", "MAX_SPEC_BYTES", "Diagnostics", "EarlyStopping", "GradPenalty", "Grid", "LinearRuleLR",
+    "MAX_EPOCHS", "MAX_SPEC_BYTES", "Analysis", "DataLoading", "Diagnostics", "EarlyStopping", "Objective", "Target", "GradPenalty", "Grid", "LinearRuleLR",
     "PreciseBN", "Resources", "Schedule", "Search", "Section", "Sharpness", "SpecError", "StudySpec", "Tracking",
     "Workload", "apply_overrides", "check_consistency", "find_search_space", "format_validation_error", "load_spec",
     "parse_yaml", "spec_from_dict",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from scalestudy import data, models
+from scalestudy import data, models, tasks
 from scalestudy.batching import micro_batch_size, penalty_block_size
 from scalestudy.schedules import Hyper, trajectory
 from scalestudy.spec.base import SpecError
@@ -18,6 +18,26 @@ def check_consistency(spec: StudySpec) -> None:
     for section_name, section in spec.resolved_sections().items():
         where = f"sections.{section_name}." if spec.sections else ""
         _check_section(spec, section, where)
+        _check_task(spec, section, where)
+
+
+def _check_task(spec: StudySpec, section: Section, where: str) -> None:
+    """The objective and the steps-to-target metric are metrics the section's task reports."""
+    name = section.workload.task
+    try:
+        info = tasks.task_info(name)
+    except ValueError as error:
+        raise SpecError(f"{where}workload.task {name}: {error}") from None
+    objective = spec.objective
+    field = "analysis.objective" if spec.analysis.objective is not None else f"{where}workload.task"
+    if info.direction(objective.metric) is None:
+        raise SpecError(f"{field}: metric {objective.metric!r} is not reported by task {name!r} "
+                        f"(it reports {', '.join(info.metric_names())})")
+    target = spec.diagnostics.steps_target
+    if target is not None and info.direction(target.metric) is None:
+        which = "target_accuracy" if spec.diagnostics.target_accuracy is not None else "target.metric"
+        raise SpecError(f"diagnostics.{which}: metric {target.metric!r} is not reported by task {name!r} "
+                        f"(it reports {', '.join(m for m in info.metric_names() if m.startswith('test_'))})")
 
 
 def _check_section(spec: StudySpec, section: Section, where: str) -> None:
@@ -35,11 +55,12 @@ def _check_section(spec: StudySpec, section: Section, where: str) -> None:
     dataset_size = data.train_size(workload.dataset, dataset_opts)
     workers = spec.resources.workers_per_trial
     ghost = workload.ghost_batch_size
+    norm = f"norm: {models.model_options(workload.model, workload.model_options).norm}"
     if ghost is not None and not has_batch_norm:
-        raise SpecError(f"{prefix}.ghost_batch_size: must be null for a model with norm: none "
+        raise SpecError(f"{prefix}.ghost_batch_size: must be null for a model with {norm} "
                         "(there is no batch norm to make ghost)")
     if workload.precise_bn is not None and not has_batch_norm:
-        raise SpecError(f"{prefix}.precise_bn: must be null for a model with norm: none "
+        raise SpecError(f"{prefix}.precise_bn: must be null for a model with {norm} "
                         "(there are no batch-norm statistics to recompute)")
     plain_bn = has_batch_norm and ghost is None
     if plain_bn and spec.diagnostics.gradient_noise_scale and workers == 1:
