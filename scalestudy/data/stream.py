@@ -185,6 +185,17 @@ def loader(dataset: Dataset, batch_sampler: Any, workers: int, prefetch_factor: 
     Its private generator (for the workers' seeds) keeps it off the global RNG."""
     options: dict[str, Any] = {}
     if workers > 0:
-        options = {"prefetch_factor": prefetch_factor, "persistent_workers": True}
+        options = {"prefetch_factor": prefetch_factor, "persistent_workers": True, "worker_init_fn": _in_worker}
     return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=workers, pin_memory=pin_memory,
                       generator=torch.Generator(), **options)
+
+
+def _in_worker(worker_id: int) -> None:
+    """A loader worker is forked while the trial's other loaders hold their own workers: the copies
+    of their iterators it inherits belong to the parent. Mark this process as exiting for them, so
+    that their ``__del__`` in this process never tries to shut down workers it does not own (which
+    prints "can only test a child process" at its exit). Workers are forked, not spawned: spawning
+    would re-run the parent's ``__main__``, which under Ray is Ray's own worker."""
+    from torch.utils.data import _utils
+
+    _utils.python_exit_status = True

@@ -52,7 +52,10 @@ def _check_section(spec: StudySpec, section: Section, where: str) -> None:
         has_batch_norm = models.has_batch_norm(workload.model, workload.model_options)
     except ValidationError as error:
         raise SpecError(_prefixed(f"{prefix}.model_options", error)) from None
-    dataset_size = data.train_size(workload.dataset, dataset_opts)
+    try:
+        dataset_size = data.train_size(workload.dataset, dataset_opts)
+    except ValueError as error:  # a dataset counted on disk (image_folder): its folders
+        raise SpecError(f"{prefix}.dataset_options.{error}") from None
     workers = spec.resources.workers_per_trial
     ghost = workload.ghost_batch_size
     norm = f"norm: {models.model_options(workload.model, workload.model_options).norm}"
@@ -174,5 +177,6 @@ def _prefixed(prefix: str, error: ValidationError) -> str:
     field = ".".join(str(p) for p in first["loc"])
     if first["type"] == "extra_forbidden":
         return f"{prefix}: unknown option {field!r}"
-    return f"{prefix}.{field}: {first['msg'].removeprefix('Value error, ')}"
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{prefix}.{field}: {message}" if field else f"{prefix}.{message}"
 
