@@ -158,3 +158,19 @@ def test_cells_bounded_by_divergence_enter_the_law():
         low, high = law.ci95[name]
         assert low <= truth <= high, (name, law.ci95[name])
     assert not any("extend the lr grid" in w for w in frontier.warnings)
+
+
+def test_a_minimised_loss_objective_gives_the_same_law_as_the_accuracy():
+    """analysis.objective: test_loss, minimised, on a planted study (loss = 2.3·(1 − accuracy)): ε* per
+    cell and the law agree with the accuracy's (diverged trials have no loss, so not to the last digit)
+    and hold the planted truth: the direction is honoured, not the column's sign."""
+    from scalestudy.analysis import fit_study
+
+    by_accuracy = fit_study(planted_study(np.random.default_rng(3), 3).frame)
+    planted = planted_study(np.random.default_rng(3), 3, objective="test_loss")
+    by_loss = fit_study(planted.frame)
+    assert by_loss.objective.metric == "test_loss" and by_loss.objective.direction == "min"
+    for name in ("alpha", "beta"):
+        assert getattr(by_loss.law_fit, name) == pytest.approx(getattr(by_accuracy.law_fit, name), abs=0.05)
+        low, high = by_loss.law_fit.ci95[name]
+        assert low <= getattr(planted, name) <= high, (name, low, high)

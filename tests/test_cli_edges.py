@@ -239,7 +239,7 @@ def test_spec_files_that_are_not_specs(empty, tmp_path, content, expected):
     ("grid=[32, 64]", "grid: must be a mapping (keys: batch_size, "),
     ("schedule=constant", "schedule: must be a mapping or a list of mappings"),
     ("schedule=[constant]", "schedule[0]: must be a mapping"),
-    ("sections.law=3", "sections.law: must be a mapping with workload, grid, schedule"),
+    ("sections.law=3", "sections.law: must be a mapping with workload, optimizer, grid, schedule"),
     ("sections.law.grid=3", "sections.law.grid: must be a mapping"),
     ("search.early_stopping=asha", "search.early_stopping: must be a mapping"),
     ("workload.epochs=1000000000", "workload.epochs: Input should be less than or equal to 100000"),

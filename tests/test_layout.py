@@ -17,6 +17,7 @@ LAYERS = [
     ("leaves", ["scalestudy", "scalestudy.registry", "scalestudy.schedules", "scalestudy.noise", "scalestudy.batching",
                 "scalestudy.law", "scalestudy.law_fields", "scalestudy.data", "scalestudy.models", "scalestudy.diagnostics",
                 "scalestudy.optim",
+                "scalestudy.tasks",
                 # The search registry alone: names → builders, imported lazily (the spec checks names).
                 "=scalestudy.search"]),
     ("endpoints", ["scalestudy.endpoints"]),

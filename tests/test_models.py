@@ -1,4 +1,5 @@
-"""Contract suite that every registered model passes, plus the registry and options API."""
+"""Contract suite that every registered classifier passes, the language model's own (causal
+masking, tied head), plus the registry and options API."""
 
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ INPUT_SHAPES = {
     "resnet32": (3, 32, 32),
     "wrn16_4": (3, 32, 32),
 }
+# The models with batch norm that map inputs to class logits (the transformer maps tokens to
+# next-token logits and has LayerNorm: its contract is below).
+CLASSIFIERS = sorted(INPUT_SHAPES)
 # Secondary tests run 2-d models on 8×8 images (they pool globally, so any size works) to stay fast.
 SMALL_SHAPES = {name: shape if len(shape) == 1 else (3, 8, 8) for name, shape in INPUT_SHAPES.items()}
 NUM_CLASSES = 10
@@ -50,10 +54,10 @@ def _train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Ten
 
 
 def test_every_registered_model_has_an_input_shape_and_options():
-    assert set(MODELS.names()) == set(INPUT_SHAPES) == set(MODEL_OPTIONS)
+    assert set(MODELS.names()) == set(INPUT_SHAPES) | {"transformer"} == set(MODEL_OPTIONS)
 
 
-@pytest.mark.parametrize("name", MODELS.names())
+@pytest.mark.parametrize("name", CLASSIFIERS)
 def test_forward_backward_with_default_options(name):
     model = _build(name)
     x, y = _batch(name)
@@ -69,7 +73,7 @@ def test_forward_backward_with_default_options(name):
         assert model(x[:3]).shape == (3, NUM_CLASSES)  # eval works on any batch size
 
 
-@pytest.mark.parametrize("name", MODELS.names())
+@pytest.mark.parametrize("name", CLASSIFIERS)
 def test_same_seed_same_init(name):
     a, b, c = _build(name, seed=0), _build(name, seed=0), _build(name, seed=1)
     state_a, state_b, state_c = a.state_dict(), b.state_dict(), c.state_dict()
@@ -79,7 +83,7 @@ def test_same_seed_same_init(name):
     assert any(not torch.equal(state_a[k], state_c[k]) for k in state_a)
 
 
-@pytest.mark.parametrize("name", MODELS.names())
+@pytest.mark.parametrize("name", CLASSIFIERS)
 def test_ghost_batch_size_makes_every_batch_norm_ghost(name):
     plain = _build(name)
     ghost = _build(name, ghost_batch_size=4)
@@ -92,7 +96,7 @@ def test_ghost_batch_size_makes_every_batch_norm_ghost(name):
     assert torch.isfinite(_train_step(ghost, x, y)).all()  # 2 ghost batches of 4
 
 
-@pytest.mark.parametrize("name", MODELS.names())
+@pytest.mark.parametrize("name", CLASSIFIERS)
 def test_norm_none_has_no_normalisation_layer_and_trains(name):
     model = _build(name, options={"norm": "none"})
     assert not any(isinstance(m, (nn.modules.batchnorm._NormBase, *GHOST_NORMS)) for m in model.modules())
@@ -103,7 +107,7 @@ def test_norm_none_has_no_normalisation_layer_and_trains(name):
         _build(name, options={"norm": "none"}, ghost_batch_size=4)
 
 
-@pytest.mark.parametrize("name", [n for n in MODELS.names() if len(INPUT_SHAPES[n]) == 3])
+@pytest.mark.parametrize("name", [n for n in CLASSIFIERS if len(INPUT_SHAPES[n]) == 3])
 def test_channels_last_is_kept_through_2d_models(name):
     model = _build(name).eval()
     x, _ = _batch(name, batch=2, small=True)
@@ -138,7 +142,7 @@ def test_unknown_model_name_lists_the_known_names():
         model_options("resnet9000", {})
 
 
-@pytest.mark.parametrize("name", MODELS.names())
+@pytest.mark.parametrize("name", CLASSIFIERS)
 def test_options_are_strict_frozen_and_defaulted(name):
     defaults = model_options(name, {})
     assert defaults == MODEL_OPTIONS[name]()
@@ -180,3 +184,50 @@ def test_importing_the_registry_does_not_import_torch():
     code = ("import sys, scalestudy.models as m; m.model_options('resnet20', {'norm': 'none'}); "
             "m.MODELS.check('mlp'); assert 'torch' not in sys.modules, 'torch was imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- the language model ---------------------------------------------------------------------------
+
+VOCAB, LENGTH = 256, 12
+
+
+def _transformer(seed: int = 0, **options) -> nn.Module:
+    torch.manual_seed(seed)
+    return build_model("transformer", input_shape=(LENGTH,), num_classes=VOCAB,
+                       options={"d_model": 32, "n_layers": 2, "n_heads": 4, **options})
+
+
+def test_transformer_future_tokens_never_change_earlier_logits():
+    model = _transformer().eval()
+    tokens = torch.randint(0, VOCAB, (3, LENGTH), generator=torch.Generator().manual_seed(0))
+    changed = tokens.clone()
+    changed[:, 7:] = (changed[:, 7:] + 1) % VOCAB  # every token from position 7 on
+    with torch.no_grad():
+        before, after = model(tokens), model(changed)
+    assert before.shape == (3, LENGTH, VOCAB)
+    torch.testing.assert_close(before[:, :7], after[:, :7], rtol=0, atol=0)  # exactly: causal
+    assert not torch.allclose(before[:, 7:], after[:, 7:])  # and the later positions do read them
+
+
+def test_transformer_trains_ties_its_head_and_seeds_its_init():
+    model = _transformer()
+    assert model.head.weight is model.tokens.weight
+    assert not any(isinstance(m, (nn.modules.batchnorm._NormBase, *GHOST_NORMS)) for m in model.modules())
+    tokens = torch.randint(0, VOCAB, (4, LENGTH + 1), generator=torch.Generator().manual_seed(1))
+    logits = model(tokens[:, :-1])
+    nn.functional.cross_entropy(logits.flatten(0, 1), tokens[:, 1:].flatten()).backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    for key, value in _transformer().state_dict().items():
+        assert torch.equal(value, _transformer().state_dict()[key]), key
+    with pytest.raises(ValueError, match="no BatchNorm layer"):
+        build_model("transformer", input_shape=(LENGTH,), num_classes=VOCAB, ghost_batch_size=4)
+
+
+def test_transformer_options_are_strict_and_checked():
+    assert model_options("transformer", {}).norm == "layer"
+    with pytest.raises(pydantic.ValidationError, match="bogus"):
+        model_options("transformer", {"bogus": 1})
+    with pytest.raises(ValueError, match="multiple of n_heads"):
+        _transformer(d_model=30)
+    with pytest.raises(ValueError, match="shorter than the data"):
+        _transformer(seq_len=LENGTH - 1)

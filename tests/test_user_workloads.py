@@ -13,6 +13,8 @@ import sys
 import pytest
 import torch
 
+from scalestudy.data.stream import MapDataset
+
 import scalestudy
 from scalestudy import data, models
 from scalestudy.analysis import analyze
@@ -129,7 +131,9 @@ def test_the_cli_gives_one_line_exit_2_and_creates_nothing(package_root, tmp_pat
 
 def test_tensor_and_map_style_datasets_load_alike(package_root):
     tensors = data.load_dataset(f"{PKG}.data:load", {"train_size": 40, "test_size": 10})
-    mapped = data.load_dataset(f"{PKG}.data:load_map", {"train_size": 40, "test_size": 10})
+    streamed = data.load_dataset(f"{PKG}.data:load_map", {"train_size": 40, "test_size": 10})
+    assert isinstance(streamed, MapDataset)  # map-style stays map-style: the residency rule picks the path
+    mapped = streamed.in_memory()
     assert torch.equal(tensors.train_x, mapped.train_x) and torch.equal(tensors.test_y, mapped.test_y)
     assert mapped.train_x.dtype == torch.float32  # the items were float64
     assert (tensors.train_size, tensors.input_shape) == (40, (8,))

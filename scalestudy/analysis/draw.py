@@ -26,7 +26,8 @@ def draw_fit_figures(fits: StudyFits, out_dir: Path) -> tuple[list[Path], list[s
     """(figure files, notes) of every figure drawn from the fits alone."""
     frontier, law_fit, drawn, notes = fits.frontier, fits.law_fit, [], []
     if frontier.cells:
-        drawn.append(draw_accuracy_vs_lr(accuracy_vs_lr(frontier), out_dir / "accuracy_vs_lr.png"))
+        drawn.append(draw_accuracy_vs_lr(accuracy_vs_lr(frontier, fits.objective.label),
+                                         out_dir / "accuracy_vs_lr.png"))
     if frontier.usable():
         drawn.append(draw_lr_law(lr_law(frontier, law_fit), out_dir / "lr_opt_vs_batch_size.png"))
     else:
@@ -34,7 +35,7 @@ def draw_fit_figures(fits: StudyFits, out_dir: Path) -> tuple[list[Path], list[s
     if not fits.noise_scale_holds:
         notes.append(f"no accuracy-vs-noise-scale figure: {fits.noise.reason}")
     elif not fits.law_trials.empty:
-        drawn.append(draw_accuracy_vs_noise(accuracy_vs_noise(fits.law_trials, fits.noise),
+        drawn.append(draw_accuracy_vs_noise(accuracy_vs_noise(fits.law_trials, fits.noise, fits.objective.label),
                                                   out_dir / "accuracy_vs_noise_scale.png"))
     if fits.gap.cells:
         drawn.append(draw_gap(fits.gap, out_dir / "gap_vs_batch_size.png"))

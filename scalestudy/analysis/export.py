@@ -62,9 +62,18 @@ def build_law(fits: StudyFits) -> ScalingLaw:
         gap_slope=gap_entry(fits.gap), domain=Domain(_interval(law.domain.get("batch_size")),
                                                      _interval(law.domain.get("momentum"))),
         dataset_size=fits.dataset_size, fitted_on=fitted_on(law, frontier), breakdown_test=breakdown_entry(breakdown),
-        provenance=law_provenance(fits.provenance), reasons=reasons, notes=tuple(law.notes),
+        provenance=law_provenance(fits.provenance), reasons=reasons, notes=_notes(fits),
         cells=cells_entry(law, frontier), gradient_noise_scale=critical_entry(fits.critical_batch),
         compute=compute_entry(fits.compute), optimizer=fits.optimizer)
+
+
+def _notes(fits: StudyFits) -> tuple[str, ...]:
+    """The law's notes, and the objective it was fitted on when it is not test accuracy."""
+    objective = fits.objective
+    if objective.metric == "test_acc" and objective.maximise:
+        return tuple(fits.law_fit.notes)
+    return (f"objective: {objective.metric}, {objective.direction}imised (ε* of each cell is the best "
+            f"{objective.label})", *fits.law_fit.notes)
 
 
 def fitted_on(law: LawFit, frontier: Frontier) -> FittedOn:

@@ -38,6 +38,7 @@ class AccuracyCurve:
 class AccuracyVsLrInfo:
     panels: tuple[tuple[float, tuple[AccuracyCurve, ...]], ...]  # (momentum, curves by B)
     failure_acc: float
+    objective: str = "test accuracy"  # what the curves show (the study's objective, for people)
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ class AccuracyVsNoiseInfo:
     points: tuple[NoisePoint, ...]
     optimum: float | None
     optimum_ci95: tuple[float, float] | None
+    objective: str = "test accuracy"
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,7 @@ class SharpnessInfo:
     panels: tuple[tuple[str, tuple[SharpnessLine, ...]], ...]  # (column, one line per momentum)
 
 
-def accuracy_vs_lr(frontier: Frontier) -> AccuracyVsLrInfo:
+def accuracy_vs_lr(frontier: Frontier, objective: str = "test accuracy") -> AccuracyVsLrInfo:
     panels: dict[float, list[AccuracyCurve]] = {}
     for cell in frontier.cells:
         diverged = cell.diverged_lrs
@@ -154,7 +156,7 @@ def accuracy_vs_lr(frontier: Frontier) -> AccuracyVsLrInfo:
             cell.batch_size, cell.lrs, cell.mean_acc, cell.sd_acc, diverged, cell.lr_opt, cell.best_acc,
             cell.status))
     return AccuracyVsLrInfo(tuple((m, tuple(curves)) for m, curves in sorted(panels.items())),
-                            frontier.failure_acc)
+                            frontier.failure_acc, objective)
 
 
 def lr_law(frontier: Frontier, law: LawFit) -> LrLawInfo:
@@ -187,14 +189,16 @@ def lr_law(frontier: Frontier, law: LawFit) -> LrLawInfo:
     return LrLawInfo(points, tuple(lines), edges, law.breakdown.batch_size, law.breakdown.ci95, title)
 
 
-def accuracy_vs_noise(frame: pd.DataFrame, noise: NoiseScaleFit) -> AccuracyVsNoiseInfo:
-    alive = frame[~frame["diverged"] & np.isfinite(frame["test_acc"])]
+def accuracy_vs_noise(frame: pd.DataFrame, noise: NoiseScaleFit,
+                      objective: str = "test accuracy") -> AccuracyVsNoiseInfo:
+    column = "objective" if "objective" in frame.columns else "test_acc"
+    alive = frame[~frame["diverged"] & np.isfinite(frame[column])]
     alive = alive[alive["batch_size"] < alive["dataset_size"]]
-    means = alive.groupby(["batch_size", "momentum", "lr", "dataset_size"])["test_acc"].mean().reset_index()
+    means = alive.groupby(["batch_size", "momentum", "lr", "dataset_size"])[column].mean().reset_index()
     g = noise_scale(means["lr"], means["momentum"], means["dataset_size"], means["batch_size"])
     points = tuple(NoisePoint(int(b), float(m), float(x), float(a))
-                   for b, m, x, a in zip(means["batch_size"], means["momentum"], g, means["test_acc"]))
-    return AccuracyVsNoiseInfo(points, noise.value, noise.ci95)
+                   for b, m, x, a in zip(means["batch_size"], means["momentum"], g, means[column]))
+    return AccuracyVsNoiseInfo(points, noise.value, noise.ci95, objective)
 
 
 def schedule_curves(group: ScheduleGroup, histories: pd.DataFrame) -> ScheduleCurvesInfo:

@@ -27,7 +27,7 @@ from scalestudy.analysis.noise import NoiseScaleFit, fit_noise_scale
 from scalestudy.analysis.schedules import ScheduleComparison, compare_schedules
 from scalestudy.analysis.sharpness import SharpnessFit, fit_sharpness
 from scalestudy.analysis.steps import StepsToTarget, fit_steps_to_target
-from scalestudy.analysis.table import TrialTable, stopped
+from scalestudy.analysis.table import ACCURACY, Objective, TrialTable, objective_of, stopped
 from scalestudy.optim import noise_scale_holds
 
 
@@ -61,6 +61,7 @@ class StudyFits:
     def noise_scale_holds(self) -> bool:
         """Whether SGD's noise scale g describes these trials (``scalestudy.optim.noise_scale_holds``)."""
         return noise_scale_holds(self.optimizer)
+    objective: Objective = ACCURACY  # what every fit optimises (analysis.objective)
 
 
 def fit_study(trials: TrialTable | pd.DataFrame, options: FitOptions = FitOptions()) -> StudyFits:
@@ -100,7 +101,7 @@ def fit_study(trials: TrialTable | pd.DataFrame, options: FitOptions = FitOption
         schedules=compare_schedules(finished), compute=study_compute(frame, table.provenance.get("train_seconds")),
         critical_batch=critical_batch_from_noise(law_frame, list(frontier.cells), law.breakdown),
         steps=fit_steps_to_target(with_stopped), sharpness=fit_sharpness(law_frame, list(frontier.cells)),
-        law_trials=law_frame)
+        law_trials=law_frame, objective=objective_of(frame))
 
 
 def trials_optimizer(frame: pd.DataFrame) -> str:

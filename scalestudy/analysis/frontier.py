@@ -1,5 +1,12 @@
 """ε*(B, m): the optimal learning rate of each (batch size, momentum) cell.
 
+Everything below is written for the default objective, test accuracy (maximised); the study's
+objective (``analysis.objective``: the trial table's ``objective`` column) takes its place. A
+minimised objective (a language model's test loss) is oriented as −value, its failure value is
+the worst (largest) finite value in the table, and its curve is interpolated as it is rather than
+in ln (:mod:`scalestudy.analysis.peak`); ``mean_acc``, ``best_acc`` and the failure value stay in
+the metric's own units.
+
 For one cell, the seed-mean final test accuracy is a curve over x = ln ε. A diverged
 trial counts as a failure at its ε: its accuracy is replaced by the failure accuracy
 (the lowest finite test accuracy in the table), so an ε where one seed of two diverged
@@ -50,6 +57,7 @@ from scalestudy.analysis.peak import (
     interpolate,
     vertex_range,
 )
+from scalestudy.analysis.table import ACCURACY, Objective, objective_of
 
 __all__ = ["BOUNDED", "OK", "USABLE", "CellOptimum", "Frontier", "failure_accuracy", "fit_cell", "fit_frontier",
            "trials_at_best_lr"]
@@ -79,6 +87,7 @@ class CellOptimum:
     fit_lrs: tuple[float, ...] = ()  # the three ε the parabola goes through
     seed_lr_opt: tuple[float, ...] = ()  # each seed's own ε*, through the same three ε
     log_lr_var: float | None = None  # variance of ln ε*, for weighting the law (set by fit_frontier)
+    direction: str = "max"  # the objective's: mean_acc, best_acc are its values, higher or lower is better
 
     @property
     def usable(self) -> bool:
@@ -105,9 +114,14 @@ class Frontier:
 
 
 def failure_accuracy(frame: pd.DataFrame) -> float:
-    """Accuracy given to diverged trials: the lowest finite test accuracy in the table (0 if none)."""
-    finite = frame["test_acc"][np.isfinite(frame["test_acc"])]
-    return float(finite.min()) if len(finite) else 0.0
+    """The objective given to diverged trials: its worst finite value in the table (the lowest test
+    accuracy; the largest loss of a minimised objective); 0 if none."""
+    objective = objective_of(frame)
+    values = frame["objective"] if "objective" in frame.columns else frame["test_acc"]
+    finite = values[np.isfinite(values)]
+    if not len(finite):
+        return 0.0
+    return float(finite.min() if objective.maximise else finite.max())
 
 
 def fit_frontier(frame: pd.DataFrame, *, n_boot: int | None = None, seed: int | None = None) -> Frontier:
@@ -116,9 +130,10 @@ def fit_frontier(frame: pd.DataFrame, *, n_boot: int | None = None, seed: int | 
     ``n_boot`` and ``seed`` are ignored: they belonged to the bootstrap interval this
     module no longer uses, and are accepted so that callers written for it still run."""
     floor = failure_accuracy(frame)
+    objective = objective_of(frame)
     cells, warnings = [], []
     for (batch_size, momentum), group in frame.groupby(["batch_size", "momentum"], sort=True):
-        cell = fit_cell(group, int(batch_size), float(momentum), floor)
+        cell = fit_cell(group, int(batch_size), float(momentum), floor, objective=objective)
         cells.append(cell)
         if cell.status.startswith("edge"):
             side = "smallest" if cell.status == "edge_low" else "largest"
@@ -143,9 +158,12 @@ def trials_at_best_lr(frame: pd.DataFrame, cells: tuple[CellOptimum, ...] | list
 
 
 def fit_cell(group: pd.DataFrame, batch_size: int, momentum: float, floor: float, *,
-             n_boot: int | None = None, rng: np.random.Generator | None = None) -> CellOptimum:
-    """ε* of one cell (``n_boot`` and ``rng`` are ignored, see :func:`fit_frontier`)."""
-    acc = np.where(group["diverged"], floor, group["test_acc"].to_numpy(float))
+             n_boot: int | None = None, rng: np.random.Generator | None = None,
+             objective: Objective = ACCURACY) -> CellOptimum:
+    """ε* of one cell (``n_boot`` and ``rng`` are ignored, see :func:`fit_frontier`); ``floor`` is the
+    failure value in the objective's units."""
+    values = group["objective"] if "objective" in group.columns else group["test_acc"]
+    acc = np.where(group["diverged"], floor, values.to_numpy(float))
     acc = np.where(np.isfinite(acc), acc, floor)
     seeds, seed_index = np.unique(group["seed"].to_numpy(), return_inverse=True)
     lrs, lr_index = np.unique(group["lr"].to_numpy(float), return_inverse=True)
@@ -159,11 +177,14 @@ def fit_cell(group: pd.DataFrame, batch_size: int, momentum: float, floor: float
     common = {"batch_size": batch_size, "momentum": momentum, "lrs": tuple(float(v) for v in lrs),
               "mean_acc": tuple(float(v) for v in mean), "sd_acc": tuple(float(v) for v in sd),
               "n_runs": tuple(int(n) for n in n_runs), "n_diverged": tuple(int(n) for n in n_div),
-              "n_trials": len(group), "n_seeds": len(V)}
+              "n_trials": len(group), "n_seeds": len(V), "direction": objective.direction}
+    # Oriented: higher is better (the accuracy itself; −loss), interpolated in ln for a maximised one.
+    sign, log = objective.sign, objective.maximise
+    V, mean, floor = sign * V, sign * mean, sign * floor
     peak = find_peak(mean, (np.isfinite(V) & (np.nan_to_num(D, nan=1.0) < 1.0)).any(axis=0))
     best = peak.best
     found = {"best_lr": None if best is None else float(lrs[best]),
-             "best_acc": None if best is None else float(mean[best])}
+             "best_acc": None if best is None else float(sign * mean[best])}
     if peak.status not in USABLE:
         reasons = {"all_diverged": "every trial diverged", "too_few_points": "fewer than 3 non-diverged lr values"}
         return CellOptimum(status=peak.status, lr_opt=None, ci95=None, reason=reasons.get(peak.status),
@@ -171,15 +192,15 @@ def fit_cell(group: pd.DataFrame, batch_size: int, momentum: float, floor: float
     x = np.log(lrs)
     found.update(fit_lrs=tuple(float(lrs[c]) for c in peak.columns),
                  lr_bound=None if peak.bound is None else float(lrs[peak.bound]))
-    if at_stability_edge(x, mean, peak, floor):
+    if at_stability_edge(x, mean, peak, floor, log):
         # The optimum is the edge of stability, somewhere between the best ε and the
         # diverged one: take the middle (in ln ε).
         reason = (f"accuracy still rises at the largest stable lr: ε* is at the edge of stability, between "
                   f"{lrs[best]:.4g} and {lrs[peak.bound]:.4g}; no interval")
         return CellOptimum(status=BOUNDED, lr_opt=float(np.sqrt(lrs[best] * lrs[peak.bound])), ci95=None,
                            reason=reason, **found, **common)
-    x_opt, _ = interpolate(x, mean, peak, floor)
-    per_seed = [interpolate(x, row, peak, floor) for row in V if np.isfinite(row[list(peak.columns)]).all()]
+    x_opt, _ = interpolate(x, mean, peak, floor, log)
+    per_seed = [interpolate(x, row, peak, floor, log) for row in V if np.isfinite(row[list(peak.columns)]).all()]
     upper = x[peak.bound] if peak.bound is not None else np.inf
     ci, seed_range, reason = _seed_interval(x_opt, per_seed, len(V), upper)
     return CellOptimum(status=peak.status, lr_opt=float(np.exp(x_opt)), ci95=ci, reason=reason,
@@ -240,16 +261,17 @@ def log_lr_variance(cell: CellOptimum, floor: float, seed_variance: float) -> fl
     variance pooled over cells instead, free of that shift, left α covered 92 % (the cells'
     variances differ too much). At least the variance of a uniform error over the range the
     vertex was kept in when it hit an end, or over [best ε, diverged ε] at the edge of stability."""
-    x, y = np.log(cell.lrs), np.array(cell.mean_acc)
+    sign, log = (1.0, True) if cell.direction == "max" else (-1.0, False)
+    x, y, floor = np.log(cell.lrs), sign * np.array(cell.mean_acc), sign * floor
     n = np.array(cell.n_runs, float)
     own = np.array(cell.sd_acc) ** 2 * n / np.maximum(n - 1, 1)
     column_var = np.where(np.array(cell.n_diverged) > 0, np.maximum(own, seed_variance), seed_variance) / n
     peak = _peak_of(cell)
-    if at_stability_edge(x, y, peak, floor):
+    if at_stability_edge(x, y, peak, floor, log):
         return float((x[peak.bound] - x[peak.best]) ** 2 / 12)
     low, high = vertex_range(x, peak)
-    variance = delta_variance(x, y, peak, floor, column_var)
-    return variance if interpolate(x, y, peak, floor)[1] else max(variance, (high - low) ** 2 / 12)
+    variance = delta_variance(x, y, peak, floor, column_var, log)
+    return variance if interpolate(x, y, peak, floor, log)[1] else max(variance, (high - low) ** 2 / 12)
 
 
 def _peak_of(cell: CellOptimum) -> Peak:

@@ -1,5 +1,9 @@
 """Generalization gap at the optimum: train_acc − test_acc at each cell's ε*.
 
+On the study's objective: train − test of a maximised one (accuracy), test − train of a minimised
+one (a loss: test_loss − train_loss), so a positive gap always means the training split scores
+better. No gap without the objective's training counterpart (``objective_train``).
+
 The gap of a cell is the seed-mean gap of its non-diverged trials, linearly
 interpolated over ln ε at ε*. Its trend is a least-squares slope against log2 B (gap
 change per doubling of the batch size, in accuracy points as a fraction) and against
@@ -15,6 +19,7 @@ import pandas as pd
 
 from scalestudy.analysis._stats import fit_line
 from scalestudy.analysis.frontier import CellOptimum
+from scalestudy.analysis.table import objective_of
 from scalestudy.noise import noise_scale
 
 
@@ -24,7 +29,7 @@ class GapCell:
     momentum: float
     lr_opt: float
     noise_scale: float  # g* of the cell
-    gap: float  # train_acc − test_acc at ε* [fraction]
+    gap: float  # train_acc − test_acc at ε* [fraction] (test − train of a minimised objective)
 
 
 @dataclass(frozen=True)
@@ -46,8 +51,12 @@ class GapFit:
 def fit_gap(frame: pd.DataFrame, cells: list[CellOptimum]) -> GapFit:
     """Gap trend over the usable cells of a constant-schedule trial frame."""
     rows = []
-    ok = frame[~frame["diverged"] & np.isfinite(frame["train_acc"]) & np.isfinite(frame["test_acc"])]
-    gap = (ok["train_acc"] - ok["test_acc"]).groupby([ok["batch_size"], ok["momentum"], ok["lr"]]).mean()
+    train, test = ("objective_train", "objective") if "objective" in frame.columns else ("train_acc", "test_acc")
+    ok = frame[~frame["diverged"] & np.isfinite(frame[train]) & np.isfinite(frame[test])]
+    if ok.empty:
+        return GapFit((), None, None, f"no trial has both a train and a test {objective_of(frame).metric}: no gap")
+    sign = objective_of(frame).sign
+    gap = (sign * (ok[train] - ok[test])).groupby([ok["batch_size"], ok["momentum"], ok["lr"]]).mean()
     dataset_size = int(frame["dataset_size"].iloc[0])
     for cell in cells:
         if not cell.usable or (cell.batch_size, cell.momentum) not in gap.index.droplevel(2):

@@ -1,5 +1,10 @@
 """The peak of one cell's accuracy curve over x = ln ε, and its vertex.
 
+"Accuracy" is the study's objective oriented so that higher is better: the accuracy itself for a
+maximised metric, interpolated in ln (``log=True``), and −value for a minimised one (a loss),
+interpolated as it is (``log=False``): a loss near its minimum is a parabola in ln ε, so the
+parabola through −loss is exact there, as the one through ln(accuracy) is for a Gaussian bump.
+
 :func:`find_peak` says where a curve peaks (interior, bounded by divergence, at an edge of
 the search, or nowhere), :func:`interpolate` places ε* between the searched ε, and
 :func:`delta_variance` propagates the accuracy noise of the three points through that
@@ -50,7 +55,7 @@ def find_peak(y: np.ndarray, alive: np.ndarray) -> Peak:
     return Peak(OK, best, (int(candidates[best_pos - 1]), best, int(candidates[best_pos + 1])))
 
 
-def interpolate(x: np.ndarray, y: np.ndarray, peak: Peak, floor: float) -> tuple[float, bool]:
+def interpolate(x: np.ndarray, y: np.ndarray, peak: Peak, floor: float, log: bool = True) -> tuple[float, bool]:
     """(ln ε*, whether the vertex fell strictly inside its range) for one curve at ``peak``.
 
     Interior peak: Gaussian interpolation, the parabola through ln(accuracy) at the best
@@ -62,10 +67,13 @@ def interpolate(x: np.ndarray, y: np.ndarray, peak: Peak, floor: float) -> tuple
     chance, ln(accuracy) put the vertex 0.01–2 e-folds too high, ln(accuracy − floor) is
     exact; the parabola through the diverged ε at the failure accuracy put it 0.1–0.6
     e-folds too low. Interpolating between points, ln(accuracy) is off by at most 0.005.
+    ``log=False`` (a minimised objective, y = −loss): the parabola through y itself, both cases.
     """
     x0, x1, x2 = x[list(peak.columns)]
     values = y[list(peak.columns)]
     low, high = vertex_range(x, peak)
+    if not log:
+        return vertex(x0, x1, x2, *values, low=low, high=high)
     if peak.status == OK:
         return vertex(x0, x1, x2, *np.log(np.clip(values, 1e-9, None)), low=low, high=high)
     scale = max(float(values.max()) - floor, 1e-9)
@@ -85,7 +93,8 @@ def vertex(x0: float, x1: float, x2: float, y0: float, y1: float, y2: float, *, 
     return float(min(max(vertex, low), high)), bool(low < vertex < high)
 
 
-def delta_variance(x: np.ndarray, y: np.ndarray, peak: Peak, floor: float, column_var: np.ndarray) -> float:
+def delta_variance(x: np.ndarray, y: np.ndarray, peak: Peak, floor: float, column_var: np.ndarray,
+                   log: bool = True) -> float:
     """Variance of ln ε* from independent noise of variance ``column_var`` (per column) on the
     curve: Σ (∂ ln ε*/∂ yᵢ)² · varᵢ over the three points, by central differences.
 
@@ -97,17 +106,17 @@ def delta_variance(x: np.ndarray, y: np.ndarray, peak: Peak, floor: float, colum
         up, down = y.copy(), y.copy()
         up[column] += step
         down[column] -= step
-        slope = (interpolate(x, up, peak, floor)[0] - interpolate(x, down, peak, floor)[0]) / (2 * step)
+        slope = (interpolate(x, up, peak, floor, log)[0] - interpolate(x, down, peak, floor, log)[0]) / (2 * step)
         variance += slope ** 2 * column_var[column]
     return float(variance)
 
 
-def at_stability_edge(x: np.ndarray, y: np.ndarray, peak: Peak, floor: float) -> bool:
+def at_stability_edge(x: np.ndarray, y: np.ndarray, peak: Peak, floor: float, log: bool = True) -> bool:
     """A cell bounded by divergence whose accuracy still rises at its largest stable ε: the
     vertex lies at or past the diverged ε, or the curve does not bend."""
     if peak.status != BOUNDED:
         return False
-    x_opt, interior = interpolate(x, y, peak, floor)
+    x_opt, interior = interpolate(x, y, peak, floor, log)
     return not interior and x_opt > vertex_range(x, peak)[0]
 
 

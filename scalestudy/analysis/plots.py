@@ -100,11 +100,11 @@ def draw_accuracy_vs_lr(info: AccuracyVsLrInfo, path: Path) -> Path:
         ax.set_xlabel(LR_LABEL)
         ax.set_title(f"momentum m = {momentum:g}")
     for row in axes:
-        row[0].set_ylabel("final test accuracy (mean over seeds)")
+        row[0].set_ylabel(f"final {info.objective} (mean over seeds)")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right center", fontsize=8, title="batch size")
-    fig.suptitle("Test accuracy vs learning rate  (★ fitted ε*, × diverged, dotted: optimum at the grid edge)",
-                 fontsize=10)
+    fig.suptitle(f"{info.objective.capitalize()} vs learning rate  (★ fitted ε*, × diverged, dotted: optimum at "
+                 "the grid edge)", fontsize=10)
     return save_png(fig, path)
 
 
@@ -177,8 +177,8 @@ def draw_accuracy_vs_noise(info: AccuracyVsNoiseInfo, path: Path) -> Path:
         ax.plot([], [], marker, color="gray", label=f"m = {m:g}")
     plain_log_axis(ax)
     ax.set_xlabel("noise scale g = ε/(1−m)·(N/B − 1)  (units of ε)")
-    ax.set_ylabel("final test accuracy (mean over seeds)")
-    ax.set_title("Test accuracy vs SGD noise scale (non-diverged trials)", fontsize=10)
+    ax.set_ylabel(f"final {info.objective} (mean over seeds)")
+    ax.set_title(f"{info.objective.capitalize()} vs SGD noise scale (non-diverged trials)", fontsize=10)
     fig.legend(fontsize=7, loc="outside right center")
     return save_png(fig, path)
 

@@ -24,6 +24,8 @@ from scalestudy.law import ScalingLaw
 def terminal_summary(fits: StudyFits, law: ScalingLaw, warnings: list[str], report_path: Path) -> str:
     """A few lines for the terminal."""
     lines = [law_line(law)]
+    if fits.objective.metric != "test_acc":
+        lines.append(f"  on the objective {fits.objective.metric} ({fits.objective.direction}imised)")
     if law.alpha is not None:
         lines.append(f"  alpha {estimate(law.alpha, law.ci95.alpha)}   "
                      f"beta {estimate(law.beta, law.ci95.beta, reason=law.reasons.get('beta'))}   "
@@ -43,8 +45,9 @@ def terminal_summary(fits: StudyFits, law: ScalingLaw, warnings: list[str], repo
     if fits.critical_batch.value is not None:
         lines.append("critical batch size: " + critical_line(fits.critical_batch))
     lines.append("compute: " + compute_line(fits.compute))
+    percent = fits.objective.metric.endswith("_acc")
     for group in fits.schedules.groups[:1]:
-        parts = [f"{r.schedule} {accuracy(r)}" + (f" ×{r.update_ratio:.2f} updates" if r.update_ratio else "")
+        parts = [f"{r.schedule} {accuracy(r, percent)}" + (f" ×{r.update_ratio:.2f} updates" if r.update_ratio else "")
                  for r in group.rows]
         lines.append(f"schedules ({group.label}): " + "; ".join(parts))
     lines += [f"note: {note}" for note in law.notes]
@@ -67,8 +70,9 @@ def report_markdown(fits: StudyFits, law: ScalingLaw, figures: list[Path], figur
            (f"Source: {source}; {fits.n_trials} trials; spec hash `{prov.spec_hash}`; "
            f"scalestudy {prov.scalestudy_version}; created {prov.created}."), "",
            "## Optimal learning rate", "",
-           (f"Form: `{law.form}` (lr per update, B in examples). ε* of each (B, m) cell is the vertex of a "
-           "quadratic in ln ε through the log seed-mean test accuracy at the best ε and its neighbours; "
+           (f"Objective: {fits.objective.label} (`{fits.objective.metric}`), {fits.objective.direction}imised. "
+           f"Form: `{law.form}` (lr per update, B in examples). ε* of each (B, m) cell is the vertex of a "
+           f"quadratic in ln ε through {_curve(fits.objective)} at the best ε and its neighbours; "
            "its 95 % interval is a Student-t interval over the seeds' own optima (a min–max seed range, "
            "labelled so, where a seed's optimum leaves its three ε). A cell whose next larger ε diverged in "
            "every trial is bounded by divergence: ε* is extrapolated below that ε and the cell stays in the "
@@ -111,11 +115,20 @@ def report_markdown(fits: StudyFits, law: ScalingLaw, figures: list[Path], figur
     if gap.vs_batch is None:
         out.append(f"Not available ({gap.reason}).")
     else:
-        out.append(f"Train − test accuracy at ε*, over {len(gap.cells)} cells: "
-                   f"{points(gap.vs_batch.value, gap.vs_batch.ci95)} per {gap.vs_batch.per}"
-                   + (f"; {points(gap.vs_noise.value, gap.vs_noise.ci95)} per {gap.vs_noise.per}."
-                      if gap.vs_noise else "."))
-    out += ["", "## Schedules", ""] + _schedules_section(fits.schedules)
+        objective = fits.objective
+        if objective.metric.endswith("_acc"):
+            out.append(f"Train − test accuracy at ε*, over {len(gap.cells)} cells: "
+                       f"{points(gap.vs_batch.value, gap.vs_batch.ci95)} per {gap.vs_batch.per}"
+                       + (f"; {points(gap.vs_noise.value, gap.vs_noise.ci95)} per {gap.vs_noise.per}."
+                          if gap.vs_noise else "."))
+        else:
+            name = objective.metric.removeprefix("test_")
+            order = "train − test" if objective.maximise else "test − train"
+            out.append(f"{order} {name} at ε*, over {len(gap.cells)} cells: "
+                       f"{estimate(gap.vs_batch.value, gap.vs_batch.ci95, 3)} per {gap.vs_batch.per}"
+                       + (f"; {estimate(gap.vs_noise.value, gap.vs_noise.ci95, 3)} per {gap.vs_noise.per}."
+                          if gap.vs_noise else "."))
+    out += ["", "## Schedules", ""] + _schedules_section(fits.schedules, fits.objective.metric.endswith("_acc"))
     out += ["", "## Steps to target", ""] + _steps_section(fits.steps)
     out += ["", "## Sharpness", ""] + _sharpness_section(fits.sharpness)
     out += ["", "## Compute", ""] + _compute_section(fits.compute)
@@ -127,19 +140,27 @@ def report_markdown(fits: StudyFits, law: ScalingLaw, figures: list[Path], figur
     return "\n".join(out) + "\n"
 
 
-def _schedules_section(schedules) -> list[str]:
+def _curve(objective) -> str:
+    """What the ε* parabola goes through, for the report."""
+    if objective.maximise:
+        return f"the log seed-mean {objective.label}"
+    return f"the seed-mean {objective.label}"
+
+
+def _schedules_section(schedules, percent: bool = True) -> list[str]:
     out = []
     if not schedules.groups:
         out.append(f"No comparison ({schedules.reason}).")
     for group in schedules.groups:
         out += [f"From {group.label}:", "",
-                ("| schedule | trials | diverged | final test accuracy (mean ± sd) | updates "
-                "| updates / step_decay_lr |"),
+                (f"| schedule | trials | diverged | final {'test accuracy' if percent else 'objective'} (mean ± sd) "
+                 "| updates | updates / step_decay_lr |"),
                 "| --- | --- | --- | --- | --- | --- |"]
         for r in group.rows:
             updates = f"{r.updates_mean:.0f}" if r.updates_mean is not None else "–"
             ratio = f"{r.update_ratio:.3f}" if r.update_ratio is not None else "–"
-            out.append(f"| {r.schedule} | {r.n_trials} | {r.n_diverged} | {accuracy(r)} | {updates} | {ratio} |")
+            out.append(f"| {r.schedule} | {r.n_trials} | {r.n_diverged} | {accuracy(r, percent)} | {updates} "
+                       f"| {ratio} |")
         out.append("")
         out += [f"- {line}" for line in _verdicts(group)]
         out.append("")
@@ -209,8 +230,11 @@ def _critical_section(fits: StudyFits, law: ScalingLaw) -> list[str]:
 def _steps_section(steps) -> list[str]:
     if not steps.lines:
         return [f"Not available ({steps.reason})."]
-    target = f"{100 * steps.target:.4g} %" if steps.target is not None else "the target"
-    out = [(f"Fewest parameter updates to first reach test accuracy {target}, over the lr searched at each batch "
+    if steps.metric == "test_acc":
+        target = f"test accuracy {100 * steps.target:.4g} %" if steps.target is not None else "the target"
+    else:
+        target = f"{steps.metric} {steps.target:.4g}" if steps.target is not None else "the target"
+    out = [(f"Fewest parameter updates to first reach {target}, over the lr searched at each batch "
             "size (an lr counts when every trial run at it reached the target; seed mean). Perfect scaling halves "
             "the updates when B doubles; past the critical batch size the returns diminish."), ""]
     momenta = [line.momentum for line in steps.lines]

@@ -175,10 +175,11 @@ def _trials_from_wide(wide: pd.DataFrame, experiment: str) -> tuple[pd.DataFrame
         "trial_id": column(f"tags.{KEY_TAG}").fillna(column("params.trial_key")), "epochs": epochs,
         "planned_epochs": planned, "section": column("params.section"), "run_id": wide["run_id"],
         "status": status.where(status.notna(), np.where(diverged, "diverged", "ok")),
+        **_objective_columns(wide, metric),
     })
-    for name in ("dataset", "model", "optimizer", "optimizer_options", "ghost_batch_size", "weight_decay", "nesterov",
-                 "schedule_args",
-                 *RESOURCE_PARAMS, "grad_clip_norm", "grad_norm_penalty", "target_accuracy"):
+    for name in ("dataset", "model", "task", "optimizer", "optimizer_options", "ghost_batch_size", "weight_decay",
+                 "nesterov", "schedule_args", *RESOURCE_PARAMS, "grad_clip_norm", "grad_norm_penalty",
+                 "target_accuracy", "target_metric", "target_value"):
         if f"params.{name}" in wide.columns:
             frame[name] = wide[f"params.{name}"]
     subspace = sorted(name[len("metrics."):] for name in wide.columns
@@ -199,6 +200,24 @@ def _trials_from_wide(wide: pd.DataFrame, experiment: str) -> tuple[pd.DataFrame
     if frame.empty:
         raise AnalysisError(f"experiment {experiment!r} has no finished trial runs ({listing})")
     return frame, warnings
+
+
+def _objective_columns(wide: pd.DataFrame, metric) -> dict[str, pd.Series]:
+    """Each run's objective (params objective_metric, objective_direction; runs from before objectives:
+    test_acc, maximised), its final value and its training counterpart's (train_acc for test_acc)."""
+    def param(name: str, default: str) -> pd.Series:
+        values = wide[f"params.{name}"] if f"params.{name}" in wide.columns else pd.Series(None, index=wide.index)
+        return values.where(values.map(lambda v: isinstance(v, str) and bool(v.strip())), default).astype(object)
+
+    names, directions = param("objective_metric", "test_acc"), param("objective_direction", "max")
+    value = pd.Series(np.nan, index=wide.index)
+    train = pd.Series(np.nan, index=wide.index)
+    for name in names.unique():
+        rows = names == name
+        value[rows] = metric(name)[rows]
+        if name.startswith("test_"):
+            train[rows] = metric("train_" + name.removeprefix("test_"))[rows]
+    return {"objective": value, "objective_train": train, "objective_metric": names, "objective_direction": directions}
 
 
 def _parent(client, wide: pd.DataFrame) -> dict[str, Any]:

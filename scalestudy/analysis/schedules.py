@@ -94,7 +94,7 @@ def _rows(group: pd.DataFrame) -> tuple[ScheduleRow, ...]:
     rows = []
     for name, part in group.groupby("schedule", sort=True):
         alive = part[~part["diverged"]]
-        acc = alive["test_acc"].to_numpy(float)
+        acc = alive["objective" if "objective" in alive.columns else "test_acc"].to_numpy(float)
         acc = acc[np.isfinite(acc)]
         mean_updates = updates.get(name)
         rows.append(ScheduleRow(

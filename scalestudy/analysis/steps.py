@@ -64,9 +64,10 @@ class StepsLine:
 
 @dataclass(frozen=True)
 class StepsToTarget:
-    target: float | None  # test accuracy [fraction]
+    target: float | None  # the target value of ``metric`` (test accuracy [fraction] by default)
     lines: tuple[StepsLine, ...]  # one per momentum
     reason: str | None = None  # why there are no lines, or a note on the target
+    metric: str = "test_acc"  # the target's metric (diagnostics.target)
 
 
 def fit_steps_to_target(frame: pd.DataFrame) -> StepsToTarget:
@@ -75,19 +76,26 @@ def fit_steps_to_target(frame: pd.DataFrame) -> StepsToTarget:
         return StepsToTarget(None, (), "no updates_to_target in the trial table "
                                        "(set diagnostics.target_accuracy in the spec)")
     target, note = None, None
-    if "target_accuracy" in frame.columns:
-        targets = frame["target_accuracy"].dropna()
+    # The target's value: target_value (any metric), target_accuracy (test_acc, before targets on any metric).
+    column = "target_value" if "target_value" in frame.columns and frame["target_value"].notna().any() \
+        else "target_accuracy"
+    metric = "test_acc"
+    if column == "target_value" and "target_metric" in frame.columns and frame["target_metric"].notna().any():
+        metric = str(frame["target_metric"].dropna().iloc[0])
+    if column in frame.columns:
+        targets = frame[column].dropna()
         if targets.nunique() > 1:
             target = float(targets.mode().iloc[0])
-            note = f"several target accuracies: the trials with the most common one ({target:g}) are used"
-            frame = frame[frame["target_accuracy"] == target]
+            note = f"several target values: the trials with the most common one ({target:g}) are used"
+            frame = frame[frame[column] == target]
         elif len(targets):
             target = float(targets.iloc[0])
     if "examples_to_target" not in frame.columns:  # constant batch size: examples = updates × B
         frame = frame.assign(examples_to_target=frame["updates_to_target"] * frame["batch_size"])
     reached = pd.Series(np.isfinite(frame["updates_to_target"].to_numpy(float)), index=frame.index)
     if not reached.any():
-        return StepsToTarget(target, (), "no trial reached the target accuracy")
+        what = "accuracy" if metric == "test_acc" else metric
+        return StepsToTarget(target, (), f"no trial reached the target {what}", metric=metric)
     counted = frame.assign(reached=reached)[reached | ~stopped(frame)]  # stopped short of it: unknown
     per_lr = counted.groupby(["momentum", "batch_size", "lr"]).agg(
         all_reached=("reached", "all"), n_trials=("reached", "size"), updates=("updates_to_target", "mean"),
@@ -101,8 +109,8 @@ def fit_steps_to_target(frame: pd.DataFrame) -> StepsToTarget:
         transition, reason = fit_transition(points)
         lines.append(StepsLine(float(momentum), points, transition, reason))
     if not lines:
-        return StepsToTarget(target, (), "no learning rate reached the target in every trial run at it")
-    return StepsToTarget(target, tuple(lines), note)
+        return StepsToTarget(target, (), "no learning rate reached the target in every trial run at it", metric=metric)
+    return StepsToTarget(target, tuple(lines), note, metric=metric)
 
 
 def fit_transition(points: tuple[StepsPoint, ...]) -> tuple[Transition | None, str | None]:

@@ -9,10 +9,17 @@ required
   momentum      float  initial momentum m, 0 <= m < 1
   seed          int    random seed of the trial
   dataset_size  int    N, training examples [examples]
-  test_acc      float  final test accuracy [fraction]; may be NaN for diverged trials
-  train_acc     float  final training accuracy [fraction]; may be NaN for diverged trials
   diverged      bool   the trial stopped on a non-finite or exploding loss
+  objective     float  final value of the study's objective (analysis.objective); may be NaN for
+                       diverged trials
+  objective_direction  str  max | min: one per table
+    (a table without the objective columns, written before objectives existed, is read as
+    objective = test_acc, maximised, objective_train = train_acc: test_acc and train_acc are then
+    required)
 optional
+  objective_metric  str  the objective's metric name (test_acc, test_loss, ...)
+  objective_train   float  its training-split counterpart (train_acc for test_acc): the gap
+  test_acc, train_acc  float  final accuracies [fraction] (classification)
   schedule      str    constant | step_decay_lr | increase_batch | hybrid | ... (missing: constant)
   optimizer     str    sgd | adamw | the user's import path (missing or empty: sgd); the noise scale g*
                        is fitted for sgd only
@@ -55,18 +62,58 @@ import pandas as pd
 
 from scalestudy.analysis.errors import AnalysisError
 
-REQUIRED = ("batch_size", "lr", "momentum", "seed", "dataset_size", "test_acc", "train_acc", "diverged")
-NUMERIC_OPTIONAL = ("updates", "test_loss", "train_loss", "epochs", "planned_epochs", "train_seconds", "workers",
+REQUIRED = ("batch_size", "lr", "momentum", "seed", "dataset_size", "diverged")
+# Before objectives: test accuracy, maximised, with train accuracy for the gap.
+ACCURACY_COLUMNS = ("test_acc", "train_acc")
+DIRECTIONS = ("max", "min")
+NUMERIC_OPTIONAL = ("objective", "objective_train", "test_acc", "train_acc", "target_value",
+                    "updates", "test_loss", "train_loss", "epochs", "planned_epochs", "train_seconds", "workers",
                     "cpus_per_worker", "gpus_per_worker", "gradient_noise_scale", "target_accuracy",
                     "updates_to_target", "examples_to_target", "sharpness", "grad_clip_norm", "grad_norm_penalty")
 # ε-sharpness in a random subspace: sharpness_subspace (the engine's name; its dims are in the
 # spec) or sharpness_p<dims>, e.g. sharpness_p100.
 SUBSPACE_SHARPNESS = re.compile(r"sharpness_(subspace|p\d+)")
 STATUSES = ("ok", "diverged", "stopped")
-TEXT_OPTIONAL = ("schedule", "trial_id", "section", "run_id", "status", "optimizer")
+TEXT_OPTIONAL = ("schedule", "trial_id", "section", "run_id", "status", "optimizer", "objective_metric",
+                 "objective_direction")
 _INTEGER = ("batch_size", "seed", "dataset_size")
 _MAX_EXACT_INT = 2**53
 _PROVENANCE_KEY = b"scalestudy.provenance"
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What the fits optimise: a metric and its direction (``objective_of``)."""
+
+    metric: str
+    direction: str  # max | min
+
+    @property
+    def maximise(self) -> bool:
+        return self.direction == "max"
+
+    @property
+    def sign(self) -> float:
+        """+1 or −1: sign × value is higher for better trials."""
+        return 1.0 if self.maximise else -1.0
+
+    @property
+    def label(self) -> str:
+        """For people: "test accuracy", "test loss", "test perplexity", ..."""
+        split, _, name = self.metric.partition("_")
+        name = {"acc": "accuracy"}.get(name, name)
+        return f"{split} {name}" if split in ("train", "test") and name else self.metric
+
+
+ACCURACY = Objective("test_acc", "max")
+
+
+def objective_of(frame: pd.DataFrame) -> Objective:
+    """The objective of a validated trial table (one metric and direction per table)."""
+    if "objective_direction" not in frame.columns or frame.empty:
+        return ACCURACY
+    metric = frame["objective_metric"].iloc[0] if "objective_metric" in frame.columns else None
+    return Objective(str(metric or "objective"), str(frame["objective_direction"].iloc[0]))
 
 
 @dataclass
@@ -138,8 +185,8 @@ def validate_trials(frame: pd.DataFrame, where: str = "trial table") -> tuple[pd
                             "(see the trial table schema in the README)")
     if len(frame) == 0:
         raise AnalysisError(f"{where}: no trials")
-    frame = frame.reset_index(drop=True).copy()
-    for name in ("batch_size", "lr", "momentum", "seed", "dataset_size", "test_acc", "train_acc",
+    frame = _with_objective(frame.reset_index(drop=True).copy(), where)
+    for name in ("batch_size", "lr", "momentum", "seed", "dataset_size",
                  *[n for n in frame.columns if n in NUMERIC_OPTIONAL or SUBSPACE_SHARPNESS.fullmatch(str(n))]):
         frame[name] = _numeric(frame[name], name, where)
     for name in ("batch_size", "lr", "momentum", "seed", "dataset_size"):
@@ -171,13 +218,37 @@ def validate_trials(frame: pd.DataFrame, where: str = "trial table") -> tuple[pd
             raise AnalysisError(f"{where}: column 'status' must be ok, diverged or stopped "
                                 f"(found {frame.loc[unknown, 'status'].iloc[0]!r})")
     warnings = []
-    unfinished = ~frame["diverged"] & ~np.isfinite(frame["test_acc"])
+    metric = objective_of(frame).metric
+    unfinished = ~frame["diverged"] & ~np.isfinite(frame["objective"])
     if unfinished.any():
-        warnings.append(f"{int(unfinished.sum())} non-diverged trials without a finite test_acc were left out")
+        warnings.append(f"{int(unfinished.sum())} non-diverged trials without a finite {metric} were left out")
         frame = frame[~unfinished].reset_index(drop=True)
         if len(frame) == 0:
-            raise AnalysisError(f"{where}: no trial has a test accuracy")
+            raise AnalysisError(f"{where}: no trial has a finite {metric}")
     return frame, warnings
+
+
+def _with_objective(frame: pd.DataFrame, where: str) -> pd.DataFrame:
+    """The objective columns: as given (one direction), or test accuracy (tables from before objectives)."""
+    if "objective" not in frame.columns:
+        missing = [name for name in ACCURACY_COLUMNS if name not in frame.columns]
+        if missing:
+            names = ", ".join(repr(name) for name in missing)
+            raise AnalysisError(f"{where}: missing required column{'s' if len(missing) > 1 else ''} {names} "
+                                "(or an 'objective' column with 'objective_direction'; see the trial table "
+                                "schema in the README)")
+        return frame.assign(objective=frame["test_acc"], objective_train=frame["train_acc"],
+                            objective_metric=ACCURACY.metric, objective_direction=ACCURACY.direction)
+    if "objective_direction" not in frame.columns:
+        raise AnalysisError(f"{where}: column 'objective' needs 'objective_direction' (max or min)")
+    directions = set(frame["objective_direction"].astype(str))
+    if not directions <= set(DIRECTIONS) or len(directions) > 1:
+        raise AnalysisError(f"{where}: column 'objective_direction' must be one of max or min for every trial "
+                            f"(found {', '.join(sorted(directions))})")
+    if "objective_metric" in frame.columns and frame["objective_metric"].nunique() > 1:
+        metrics = ", ".join(sorted(map(str, frame["objective_metric"].unique())))
+        raise AnalysisError(f"{where}: the trials have several objective metrics ({metrics}): analyze one at a time")
+    return frame if "objective_train" in frame.columns else frame.assign(objective_train=np.nan)
 
 
 def stopped(frame: pd.DataFrame) -> pd.Series:

@@ -32,10 +32,14 @@ def points(value: float, ci) -> str:
     return text
 
 
-def accuracy(row: ScheduleRow) -> str:
-    """A schedule's final test accuracy: '90.16 ± 0.51%', or 'diverged'."""
+def accuracy(row: ScheduleRow, percent: bool = True) -> str:
+    """A schedule's final objective: '90.16 ± 0.51%' (an accuracy), '1.823 ± 0.004' (another
+    objective, ``percent=False``), or 'diverged'."""
     if row.test_acc_mean is None:
         return "diverged"
+    if not percent:
+        sd = f" ± {number(row.test_acc_sd, 4)}" if row.test_acc_sd is not None else ""
+        return f"{number(row.test_acc_mean, 4)}{sd}"
     sd = f" ± {100 * row.test_acc_sd:.2f}" if row.test_acc_sd is not None else ""
     return f"{100 * row.test_acc_mean:.2f}{sd}%"
 

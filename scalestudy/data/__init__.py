@@ -1,4 +1,5 @@
-"""Dataset registry: whole datasets as tensors on the trial's device.
+"""Dataset registry: whole datasets as tensors on the trial's device, or map-style datasets
+streamed from disk (``text_bytes``, ``image_folder``; ``scalestudy.data.stream``).
 
 This module stays torch-free: spec validation imports it to check a dataset's name and
 options and to learn the training-set size N. The loaders (torch, torchvision, mnist1d)
@@ -24,13 +25,20 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from scalestudy.data.options import Cifar10Options, Mnist1dOptions, SyntheticOptions
+from scalestudy.data.options import (
+    Cifar10Options,
+    ImageFolderOptions,
+    Mnist1dOptions,
+    SyntheticOptions,
+    TextBytesOptions,
+)
 from scalestudy.registry import Registry, UserOptions
 
 if TYPE_CHECKING:
     import torch
 
     from scalestudy.data.base import InMemoryDataset
+    from scalestudy.data.stream import MapDataset
 
 __all__ = ["DATASETS", "DATASET_OPTIONS", "DatasetInfo", "dataset_info", "dataset_options", "train_size",
            "load_dataset"]
@@ -41,6 +49,8 @@ DATASETS = Registry(
         "mnist1d": "scalestudy.data.mnist1d:load_mnist1d",
         "synthetic": "scalestudy.data.synthetic:load_synthetic",
         "cifar10": "scalestudy.data.cifar10:load_cifar10",
+        "text_bytes": "scalestudy.data.text:load_text_bytes",
+        "image_folder": "scalestudy.data.imagefolder:load_image_folder",
     },
     import_paths=True, entry_points="scalestudy.datasets",
     contract="load(**dataset_options) -> (train, test)",
@@ -50,6 +60,8 @@ DATASET_OPTIONS: dict[str, type[BaseModel]] = {
     "mnist1d": Mnist1dOptions,
     "synthetic": SyntheticOptions,
     "cifar10": Cifar10Options,
+    "text_bytes": TextBytesOptions,
+    "image_folder": ImageFolderOptions,
 }
 
 
@@ -105,11 +117,16 @@ def train_size(name: str, options: BaseModel) -> int:
 
 def load_dataset(
     name: str, options: BaseModel | Mapping[str, Any] | None = None, device: str | torch.device = "cpu"
-) -> InMemoryDataset:
-    """Load dataset ``name`` (to CPU, then moved to ``device``)."""
+) -> InMemoryDataset | MapDataset:
+    """Load dataset ``name`` (to CPU, then moved to ``device``; a map-style dataset stays on the CPU,
+    its batches are moved as they are loaded)."""
+    from scalestudy.data.base import InMemoryDataset
+
     options = dataset_options(name, options)
     if not DATASETS.is_builtin(name):
         from scalestudy.data.user import load_user_dataset
 
-        return load_user_dataset(name, DATASETS.get(name), options.model_dump()).to(device)
-    return DATASETS.get(name)(options).to(device)
+        loaded = load_user_dataset(name, DATASETS.get(name), options.model_dump())
+    else:
+        loaded = DATASETS.get(name)(options)
+    return loaded.to(device) if isinstance(loaded, InMemoryDataset) else loaded

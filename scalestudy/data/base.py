@@ -37,7 +37,8 @@ def _check_augment(name: str, augment: Augment) -> None:
 
 @dataclass(frozen=True, eq=False, repr=False)
 class InMemoryDataset:
-    """Train and test splits as tensors: x float32 (normalised), y int64 class indices."""
+    """Train and test splits as tensors: x float32 (normalised) or int64 (token ids), y int64 (class
+    indices (n,), or next tokens (n, L))."""
 
     name: str
     train_x: Tensor
@@ -51,12 +52,13 @@ class InMemoryDataset:
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
         for split, x, y in (("train", self.train_x, self.train_y), ("test", self.test_x, self.test_y)):
-            if x.dtype != torch.float32 or y.dtype != torch.int64:
-                raise TypeError(f"{self.name} {split}: want float32 x and int64 y, got {x.dtype} and {y.dtype}")
+            if x.dtype not in (torch.float32, torch.int64) or y.dtype != torch.int64:
+                raise TypeError(f"{self.name} {split}: want float32 (or int64 token) x and int64 y, "
+                                f"got {x.dtype} and {y.dtype}")
             if tuple(x.shape[1:]) != self.input_shape:
                 raise ValueError(f"{self.name} {split}_x has shape {tuple(x.shape)}, want (n, *{self.input_shape})")
-            if y.shape != (x.shape[0],):
-                raise ValueError(f"{self.name} {split}_y has shape {tuple(y.shape)}, want ({x.shape[0]},)")
+            if y.dim() == 0 or y.shape[0] != x.shape[0]:
+                raise ValueError(f"{self.name} {split}_y has shape {tuple(y.shape)}, want ({x.shape[0]}, ...)")
         if self.augment is not None:
             _check_augment(self.name, self.augment)
 

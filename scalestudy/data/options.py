@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 #: Size of the full CIFAR-10 splits.
 CIFAR10_TRAIN_EXAMPLES = 50_000
@@ -98,3 +98,92 @@ class Cifar10Options(_Options):
 
     def example_shape(self) -> tuple[tuple[int, ...], int]:
         return (3, 32, 32), 10
+
+class TextBytesOptions(_Options):
+    """A byte-level language-model corpus from text files (``scalestudy.data.corpus``).
+
+    ``corpus_hash`` is the sha256 of the corpus' bytes: computed when the options are validated
+    (in the driver, before any trial starts) and checked again by the loader on every node, so a
+    trial never trains on other bytes than the ones its run logs (param ``corpus_hash``)."""
+
+    paths: list[str] | None = Field(None, description="files or folders; None: the standard library's *.py")
+    pattern: str | None = Field(None, description="files of a folder to read (Path.glob); None: **/*")
+    max_bytes: int = Field(2_000_000, gt=1, description="corpus cut at this many bytes")
+    seq_len: int = Field(64, gt=0, le=65_536, description="tokens per sequence (one example)")
+    test_fraction: float = Field(0.1, gt=0, lt=1, description="the corpus' tail held out for testing")
+    corpus_hash: str | None = Field(None, description="sha256 of the corpus; set when validated")
+
+    @field_validator("paths")
+    @classmethod
+    def _absolute(cls, values: list[str] | None) -> list[str] | None:
+        if values is not None and not values:
+            raise ValueError("must name at least one file or folder (or be null: the standard library)")
+        return None if values is None else [v if v.startswith("~") else os.path.abspath(v) for v in values]
+
+    @model_validator(mode="after")
+    def _hashed(self) -> "TextBytesOptions":
+        from scalestudy.data.corpus import corpus_files, corpus_hash, read_corpus
+
+        files = corpus_files(self.paths, self.pattern)
+        if self.layout().train_sequences < 1 or self.layout().test_sequences < 1:
+            raise ValueError(f"seq_len: the corpus ({self.layout().total} bytes) is too small for one training "
+                             f"and one test sequence of {self.seq_len} tokens")
+        if self.corpus_hash is None:  # frozen: set once, here
+            object.__setattr__(self, "corpus_hash", corpus_hash(read_corpus(files, self.max_bytes)))
+        return self
+
+    def layout(self):
+        from scalestudy.data.corpus import Layout, corpus_files, corpus_size
+
+        return Layout(corpus_size(corpus_files(self.paths, self.pattern), self.max_bytes), self.seq_len,
+                      self.test_fraction)
+
+    def train_examples(self) -> int:
+        return self.layout().train_sequences
+
+    def example_shape(self) -> tuple[tuple[int, ...], int]:
+        from scalestudy.data.corpus import VOCABULARY
+
+        return (self.seq_len,), VOCABULARY  # a sequence of byte tokens; the "classes" are the bytes
+
+
+class ImageFolderOptions(_Options):
+    """Images in class folders (torchvision's ``ImageFolder``), streamed from disk.
+
+    ``root`` holds either ``train/`` and ``test/`` (each with one folder per class) or the class
+    folders themselves, split by a seeded shuffle into training and ``test_fraction`` test images.
+    Every image is resized to ``image_size``² RGB, scaled to [0, 1] and normalised by ``mean`` and
+    ``std`` (per channel; null: not normalised)."""
+
+    root: str
+    image_size: int = Field(32, gt=0, le=4096)
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    test_fraction: float = Field(0.2, gt=0, lt=1, description="without train/ and test/: images held out")
+    seed: int = Field(0, ge=0, description="the shuffle of a split by test_fraction")
+    augment: bool = Field(False, description="random crop (image_size/8 zero padding) + flip, batched on device")
+
+    @field_validator("root")
+    @classmethod
+    def _absolute_unless_home(cls, value: str) -> str:
+        return value if value.startswith("~") else os.path.abspath(value)
+
+    @model_validator(mode="after")
+    def _channels(self) -> "ImageFolderOptions":
+        for name in ("mean", "std"):
+            values = getattr(self, name)
+            if values is not None and (len(values) != 3 or (name == "std" and min(values) <= 0)):
+                raise ValueError(f"{name}: three per-channel values{' > 0' if name == 'std' else ''}, got {values}")
+        if (self.mean is None) != (self.std is None):
+            raise ValueError("mean and std: give both or neither")
+        return self
+
+    def train_examples(self) -> int:
+        from scalestudy.data.folders import split_sizes
+
+        return split_sizes(self)[0]
+
+    def example_shape(self) -> tuple[tuple[int, ...], int]:
+        from scalestudy.data.folders import class_count
+
+        return (3, self.image_size, self.image_size), class_count(self)

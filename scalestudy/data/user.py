@@ -6,9 +6,11 @@ N (training examples), the input shape (one example, no batch dimension) and the
 classes from them; a ``num_classes`` attribute on the train split wins over inference from the
 targets (max + 1 over both splits). Floating inputs become float32, integer targets int64.
 
-A map-style dataset is read item by item into tensors here (``materialise``): it then trains on the
-in-memory path, like tensors. The streaming path for datasets larger than memory takes the same
-splits (:func:`splits`) and leaves them as they are.
+Tensor pairs train on the in-memory path. A map-style split stays map-style (a
+:class:`~scalestudy.data.stream.MapDataset`): ``workload.data.residency`` then reads it into memory
+once when it is small enough, or streams it (``data/stream.py``). Its input shape comes from its
+first item and its number of classes from ``num_classes``, else a ``targets`` attribute (as
+torchvision's datasets have), else every item's target.
 A loader may also return an :class:`InMemoryDataset` itself (with a batched ``augment``).
 """
 
@@ -21,6 +23,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from scalestudy.data.base import InMemoryDataset
+from scalestudy.data.stream import MapDataset, TensorPairs
 from scalestudy.registry import ContractError, call_user_code
 
 EXPECTED = ("expected (train, test), each (inputs, targets) tensors or a map-style torch.utils.data.Dataset "
@@ -104,12 +107,15 @@ def num_classes(name: str, train: Any, train_y: Tensor, test_y: Tensor) -> int:
     return declared
 
 
-def load_user_dataset(name: str, loader: Callable[..., Any], options: dict[str, Any]) -> InMemoryDataset:
-    """The user's dataset in memory (on CPU); :class:`ContractError` naming what is wrong."""
+def load_user_dataset(name: str, loader: Callable[..., Any], options: dict[str, Any]) -> InMemoryDataset | MapDataset:
+    """The user's dataset (on CPU): in memory for tensor pairs, map-style when a split is; a
+    :class:`ContractError` naming what is wrong."""
     result = call_loader(name, loader, options)
-    if isinstance(result, InMemoryDataset):
+    if isinstance(result, (InMemoryDataset, MapDataset)):
         return result
     train, test = splits(name, result)
+    if _is_map_style(train) or _is_map_style(test):
+        return _map_dataset(name, train, test)
     train_x, train_y = materialise(name, "train", train)
     test_x, test_y = materialise(name, "test", test)
     classes = num_classes(name, train, train_y, test_y)
@@ -118,3 +124,55 @@ def load_user_dataset(name: str, loader: Callable[..., Any], options: dict[str, 
                                num_classes=classes, input_shape=tuple(train_x.shape[1:]))
     except (TypeError, ValueError) as error:
         raise ContractError("code", f"{name}: {str(error).splitlines()[0]}") from None
+
+
+def _map_dataset(name: str, train: Any, test: Any) -> MapDataset:
+    """Both splits map-style (a tensor pair wrapped), checked on their first items, not read."""
+    parts = []
+    for which, split in (("train", train), ("test", test)):
+        if _is_tensor_pair(split):
+            split = TensorPairs(*materialise(name, which, split))
+        if len(split) == 0:
+            raise ContractError("code", f"{name}: the {which} split is empty")
+        item = split[0]
+        if not (isinstance(item, (tuple, list)) and len(item) == 2):
+            raise ContractError("code", f"{name}: an item of the {which} split is {_shown(item)}; expected an "
+                                        "(input, target) pair")
+        parts.append((split, torch.as_tensor(item[0])))
+    (train, first_train), (test, first_test) = parts
+    if first_train.shape != first_test.shape:
+        raise ContractError("code", f"{name}: train inputs have shape {tuple(first_train.shape)}, test inputs "
+                                    f"{tuple(first_test.shape)}; every input must have one shape")
+    train_y, test_y = _targets(train), _targets(test)
+    classes = num_classes(name, train, train_y, test_y)
+    typed = [split if isinstance(split, TensorPairs) else _Typed(split) for split in (train, test)]
+    return MapDataset(name, *typed, classes, tuple(first_train.shape))
+
+
+class _Typed(Dataset):
+    """A user's split whose items come as tensors of the dtypes the in-memory path gives (float32
+    inputs, int64 targets), so streaming and materialising train on the same numbers."""
+
+    def __init__(self, split: Any) -> None:
+        self.split = split
+        self.targets = getattr(split, "targets", None)
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        inputs, target = self.split[index]
+        inputs, target = torch.as_tensor(inputs), torch.as_tensor(target)
+        if inputs.is_floating_point() or inputs.dtype == torch.bool:
+            inputs = inputs.float()
+        return inputs, target.long()
+
+
+def _targets(split: Any) -> Tensor:
+    """A split's targets: its ``targets`` attribute when it has one (no item is read), else every item's."""
+    if isinstance(split, TensorPairs):
+        return split.targets
+    declared = getattr(split, "targets", None)
+    if declared is not None and len(declared) == len(split):
+        return torch.as_tensor(declared)
+    return torch.as_tensor([int(torch.as_tensor(split[i][1])) for i in range(len(split))])

@@ -178,14 +178,18 @@ def epsilon_sharpness(model: nn.Module, loss_fn: Callable[[nn.Module], Tensor], 
 
 def sharpness_metrics(model: nn.Module, inputs: Tensor, targets: Tensor, *, epsilon: float = 1e-3,
                       subspace_dims: int | None = None, steps: int = 10, seed: int = 0,
-                      batch: int = 2048) -> dict[str, float]:
+                      batch: int = 2048, loss: Callable[[Tensor, Tensor], Tensor] | None = None) -> dict[str, float]:
     """``sharpness`` (the full space) and, when ``subspace_dims`` is set, ``sharpness_subspace``
-    (a random subspace of that many dimensions) of the mean cross-entropy of ``model`` on
-    ``inputs`` and ``targets`` (class indices), in eval mode and forwards of ``batch`` examples."""
+    (a random subspace of that many dimensions) of the mean loss of ``model`` on ``inputs`` and
+    ``targets``, in eval mode and forwards of ``batch`` examples. ``loss(outputs, targets)``: a
+    batch's mean loss (a task's); None: cross-entropy over class indices."""
     count = inputs.shape[0]
 
     def loss_fn(module: nn.Module) -> Tensor:
         module.eval()
+        if loss is not None:
+            return sum(loss(module(inputs[i:i + batch]).float(), targets[i:i + batch]) * targets[i:i + batch].shape[0]
+                       for i in range(0, count, batch)) / count
         return sum(F.cross_entropy(module(inputs[i:i + batch]).float(), targets[i:i + batch], reduction="sum")
                    for i in range(0, count, batch)) / count
 

@@ -35,6 +35,7 @@ __all__ = [
     "CNN1dOptions",
     "MLPOptions",
     "ResNetOptions",
+    "TransformerOptions",
     "UnknownNameError",
     "WideResNetOptions",
     "ModelProbe",
@@ -69,6 +70,20 @@ class ResNetOptions(_ModelOptions):
     """Channels of the first stage (16 in He et al.); the stages have width, 2·width, 4·width."""
 
 
+class TransformerOptions(BaseModel):
+    """The small decoder-only transformer (``models/transformer.py``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    norm: Literal["layer"] = "layer"
+    """LayerNorm: no batch statistics (ghost batch norm and precise BN do not apply)."""
+    d_model: PositiveInt = 128
+    n_layers: PositiveInt = 2
+    n_heads: PositiveInt = 4
+    seq_len: PositiveInt | None = None
+    """Positions the model embeds (default: the data's sequence length)."""
+
+
 class WideResNetOptions(_ModelOptions):
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     """Dropout probability between the two convs of each block (0.3 in the WRN paper's CIFAR runs)."""
@@ -81,6 +96,7 @@ MODELS = Registry("model", {
     "resnet20": "scalestudy.models.resnet_cifar:resnet20",
     "resnet32": "scalestudy.models.resnet_cifar:resnet32",
     "wrn16_4": "scalestudy.models.wrn:wrn16_4",
+    "transformer": "scalestudy.models.transformer:Transformer",
 }, import_paths=True, entry_points="scalestudy.models",
    contract="build(input_shape, num_classes, **model_options) -> torch.nn.Module")
 
@@ -91,6 +107,7 @@ MODEL_OPTIONS: dict[str, type[BaseModel]] = {
     "resnet20": ResNetOptions,
     "resnet32": ResNetOptions,
     "wrn16_4": WideResNetOptions,
+    "transformer": TransformerOptions,
 }
 
 

@@ -85,7 +85,7 @@ def finish_study_run(mlflow_client, parent_run_id: str, tracking_uri: str | None
 
 def report_of(result: dict[str, Any], timestamp: float | None = None) -> dict[str, float]:
     """The tracked part of one epoch report (a Tune result or a history entry)."""
-    report = {k: result[k] for k in record.LOGGED_KEYS if k in result}
+    report = {k: v for k, v in result.items() if record.is_tracked(k)}
     stamp = result.get(record.TIMESTAMP_KEY, timestamp)
     if stamp is not None:
         report[record.TIMESTAMP_KEY] = stamp
@@ -188,8 +188,8 @@ class TrialRuns:
                 continue
             last = step
             stamp = int(float(report.get(record.TIMESTAMP_KEY) or now) * 1000)
-            metrics.extend(Metric(key, _finite_or_nan(report[key]), stamp, step)
-                           for key in record.LOGGED_KEYS if key in report)
+            metrics.extend(Metric(key, _finite_or_nan(value), stamp, step)
+                           for key, value in report.items() if record.is_tracked(key))
         if metrics or tags:
             self.client.log_batch(run_id, metrics=metrics, tags=[RunTag(k, v) for k, v in (tags or {}).items()])
             self._last_step[run_id] = last

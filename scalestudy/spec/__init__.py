@@ -25,9 +25,11 @@ from scalestudy.spec.load import (
     spec_from_dict,
 )
 from scalestudy.spec.schema import (
+    Analysis,
     EarlyStopping,
     Grid,
     LinearRuleLR,
+    Objective,
     Resources,
     Search,
     Section,
@@ -37,18 +39,21 @@ from scalestudy.spec.schema import (
 from scalestudy.spec.runtime_env import RuntimeEnv
 from scalestudy.spec.workload import (
     MAX_EPOCHS,
+    DataLoading,
     Diagnostics,
     GradPenalty,
     Optimizer,
     PreciseBN,
     Schedule,
     Sharpness,
+    Target,
     Workload,
 )
 
 __all__ = [
-    "MAX_EPOCHS", "MAX_SPEC_BYTES", "Diagnostics", "EarlyStopping", "GradPenalty", "Grid", "LinearRuleLR",
-    "Optimizer", "PreciseBN", "Resources", "RuntimeEnv", "Schedule", "Search", "Section", "Sharpness", "SpecError", "StudySpec", "Tracking",
+    "MAX_EPOCHS", "MAX_SPEC_BYTES", "Analysis", "DataLoading", "Diagnostics", "EarlyStopping", "GradPenalty", "Grid",
+    "LinearRuleLR", "Objective", "Optimizer", "PreciseBN", "Resources", "RuntimeEnv", "Schedule", "Search", "Section",
+    "Sharpness", "SpecError", "StudySpec", "Target", "Tracking",
     "Workload", "apply_overrides", "check_consistency", "find_search_space", "format_validation_error", "load_spec",
     "parse_yaml", "spec_from_dict",
 ]

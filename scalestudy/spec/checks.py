@@ -5,6 +5,7 @@ from it."""
 
 from __future__ import annotations
 
+from scalestudy import models, tasks
 from scalestudy.batching import micro_batch_size, penalty_block_size
 from scalestudy.schedules import Hyper, trajectory
 from scalestudy.spec.base import SpecError
@@ -20,6 +21,26 @@ def check_consistency(spec: StudySpec) -> None:
     for section_name, section in spec.resolved_sections().items():
         where = f"sections.{section_name}." if spec.sections else ""
         _check_section(spec, section, where)
+        _check_task(spec, section, where)
+
+
+def _check_task(spec: StudySpec, section: Section, where: str) -> None:
+    """The objective and the steps-to-target metric are metrics the section's task reports."""
+    name = section.workload.task
+    try:
+        info = tasks.task_info(name)
+    except ValueError as error:
+        raise SpecError(f"{where}workload.task {name}: {error}") from None
+    objective = spec.objective
+    field = "analysis.objective" if spec.analysis.objective is not None else f"{where}workload.task"
+    if info.direction(objective.metric) is None:
+        raise SpecError(f"{field}: metric {objective.metric!r} is not reported by task {name!r} "
+                        f"(it reports {', '.join(info.metric_names())})")
+    target = spec.diagnostics.steps_target
+    if target is not None and info.direction(target.metric) is None:
+        which = "target_accuracy" if spec.diagnostics.target_accuracy is not None else "target.metric"
+        raise SpecError(f"diagnostics.{which}: metric {target.metric!r} is not reported by task {name!r} "
+                        f"(it reports {', '.join(m for m in info.metric_names() if m.startswith('test_'))})")
 
 
 def _check_section(spec: StudySpec, section: Section, where: str) -> None:
@@ -28,7 +49,8 @@ def _check_section(spec: StudySpec, section: Section, where: str) -> None:
     prefix = f"{where}workload" if where else "workload"
     resolved = resolve_workload(workload, prefix)
     has_batch_norm, dataset_size = resolved.has_batch_norm, resolved.dataset_size
-    without = "without batch-norm layers" if resolved.user_model else "with norm: none"
+    without = ("without batch-norm layers" if resolved.user_model else
+               f"with norm: {getattr(models.model_options(workload.model, workload.model_options), 'norm', 'none')}")
     workers = spec.resources.workers_per_trial
     ghost = workload.ghost_batch_size
     if ghost is not None and not has_batch_norm:

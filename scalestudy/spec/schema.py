@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 from scalestudy.spec.base import Frozen, all_positive
 from scalestudy.spec.runtime_env import RuntimeEnv
 from scalestudy.spec.workload import Diagnostics, Optimizer, Schedule, Workload
+from scalestudy.tasks import task_info
 
 
 class LinearRuleLR(Frozen):
@@ -141,6 +142,18 @@ class Tracking(Frozen):
         return uri
 
 
+class Objective(Frozen):
+    """The metric a study optimises: ε*, the law, the gap and steps-to-target are computed on it."""
+
+    metric: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")  # a metric the task reports, e.g. test_acc
+    direction: Literal["max", "min"]
+
+
+class Analysis(Frozen):
+    # null: the task's own (classification: test_acc, max; language_model: test_loss, min).
+    objective: Objective | None = None
+
+
 class Section(Frozen):
     """A resolved sub-study: the base workload, optimizer, grid and schedule with a section's overrides
     merged in."""
@@ -163,6 +176,7 @@ class StudySpec(Frozen):
     tracking: Tracking = Field(default_factory=Tracking)
     search: Search = Field(default_factory=Search)
     diagnostics: Diagnostics = Field(default_factory=Diagnostics)
+    analysis: Analysis = Field(default_factory=Analysis)
 
     @model_validator(mode="before")
     @classmethod
@@ -193,6 +207,14 @@ class StudySpec(Frozen):
                                   "schedule": [schedule] if isinstance(schedule, dict) else schedule}
             raw["sections"] = resolved
         return raw
+
+    @property
+    def objective(self) -> Objective:
+        """The study's objective: ``analysis.objective``, else the (base) workload's task's default."""
+        if self.analysis.objective is not None:
+            return self.analysis.objective
+        metric, direction = task_info(self.workload.task).objective
+        return Objective(metric=metric, direction=direction)
 
     @property
     def experiment_name(self) -> str:

@@ -63,6 +63,8 @@ def resolve_workload(workload: Workload, prefix: str) -> ResolvedWorkload:
         info = data.dataset_info(workload.dataset, dataset_opts)
     except (ImportPathError, ContractError) as error:
         raise _field_error((f"{prefix}.dataset", f"{prefix}.dataset_options"), error) from None
+    except ValueError as error:  # a built-in dataset counted on disk (image_folder): its folders
+        raise SpecError(f"{prefix}.dataset_options.{error}") from None
     try:
         probe = models.probe_model(workload.model, workload.model_options, info.input_shape, info.num_classes)
     except ValidationError as error:
@@ -109,4 +111,6 @@ def prefixed(prefix: str, error: ValidationError) -> str:
     field = ".".join(str(p) for p in first["loc"])
     if first["type"] == "extra_forbidden":
         return f"{prefix}: unknown option {field!r}"
-    return f"{prefix}.{field}: {first['msg'].removeprefix('Value error, ')}"
+    message = first["msg"].removeprefix("Value error, ")
+    # A model-level validator has no field; its message starts with the field it names.
+    return f"{prefix}.{field}: {message}" if field else f"{prefix}.{message}"

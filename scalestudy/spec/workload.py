@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from scalestudy import data, models, optim
+from scalestudy import data, models, optim, tasks
 from scalestudy.schedules import SCHEDULES
 from scalestudy.spec.base import Frozen
 
@@ -54,11 +54,27 @@ class GradPenalty(Frozen):
         return raw
 
 
+class DataLoading(Frozen):
+    """Where a trial's training data lives: on the device whole (batches are index gathers), or
+    streamed through a DataLoader driven by scalestudy's own batch sampler. Both paths train on the
+    same examples in the same order (``scalestudy.data.stream``)."""
+
+    # auto: in memory when both splits take at most memory_limit_mb, streamed otherwise.
+    residency: Literal["auto", "memory", "stream"] = "auto"
+    memory_limit_mb: float = Field(default=2048.0, gt=0)
+    # DataLoader worker processes per trial worker (0: load in the trial's own process).
+    loader_workers: int = Field(default=0, ge=0, le=64)
+    prefetch_factor: int = Field(default=2, gt=0)  # batches each loader worker prepares ahead
+
+
 class Workload(Frozen):
     dataset: str = "mnist1d"
     dataset_options: dict[str, Any] = Field(default_factory=dict)
     model: str = "mlp"
     model_options: dict[str, Any] = Field(default_factory=dict)
+    # What is minimised and reported: classification | language_model | package.module:attribute.
+    task: str = "classification"
+    data: DataLoading = Field(default_factory=DataLoading)
     epochs: int = Field(gt=0, le=MAX_EPOCHS)  # every epoch of every schedule is checked up front
     ghost_batch_size: int | None = Field(default=None, gt=0)
     max_device_batch_size: int | None = Field(default=None, gt=0)
@@ -95,6 +111,11 @@ class Workload(Frozen):
     @classmethod
     def _known_model(cls, name: str) -> str:
         return models.MODELS.check(name)
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, name: str) -> str:
+        return tasks.TASKS.check(name)
 
 
 
@@ -152,10 +173,20 @@ class Sharpness(Frozen):
     examples: int = Field(default=2048, gt=0)
 
 
+class Target(Frozen):
+    """Steps to target on any test metric of the task: reached when the metric first gets to
+    ``value`` in its direction (at or above a maximised one, at or below a minimised one)."""
+
+    metric: str = Field(pattern=r"^test_")  # a test metric: the evaluations are of the test set
+    value: float
+
+
 class Diagnostics(Frozen):
     gradient_noise_scale: bool = False  # B_simple per epoch (McCandlish et al. 2018)
     sharpness: Sharpness | None = None
     target_accuracy: float | None = Field(default=None, gt=0, le=1)  # steps-to-target (Shallue et al. 2018)
+    # The same on another metric (target_accuracy: x is target: {metric: test_acc, value: x}).
+    target: Target | None = None
     # Evaluate the test accuracy every this many updates inside epochs (updates_to_target is then
     # the first evaluated update count at the target); null: interpolate between epoch ends.
     target_eval_every: int | None = Field(default=None, gt=0)
@@ -165,10 +196,19 @@ class Diagnostics(Frozen):
 
     @model_validator(mode="after")
     def _target_options_need_a_target(self) -> "Diagnostics":
+        if self.target is not None and self.target_accuracy is not None:
+            raise ValueError("target: give target or target_accuracy (its shortcut for test_acc), not both")
         for name in ("target_eval_every", "target_eval_margin"):
-            if getattr(self, name) is not None and self.target_accuracy is None:
-                raise ValueError(f"{name}: needs target_accuracy")
+            if getattr(self, name) is not None and self.steps_target is None:
+                raise ValueError(f"{name}: needs target_accuracy or target")
         if self.target_eval_margin is not None and self.target_eval_every is None:
             raise ValueError("target_eval_margin: needs target_eval_every")
         return self
+
+    @property
+    def steps_target(self) -> Target | None:
+        """The steps-to-target metric and value (``target_accuracy`` is test_acc's shortcut)."""
+        if self.target_accuracy is not None:
+            return Target(metric="test_acc", value=self.target_accuracy)
+        return self.target
 

@@ -215,9 +215,16 @@ class PlantedStudy:
         return float(planted_lr(batch_size, momentum, self.alpha, self.beta, self.k, self.breakdown))
 
 
+def with_objective(frame: pd.DataFrame, metric: str, direction: str) -> pd.DataFrame:
+    """The table with its objective columns: ``metric`` (and its train counterpart), ``direction``."""
+    train = "train_" + metric.removeprefix("test_")
+    return frame.assign(objective=frame[metric], objective_train=frame[train] if train in frame else np.nan,
+                        objective_metric=metric, objective_direction=direction)
+
+
 def planted_study(rng: np.random.Generator, seeds: int, *, batch_sizes: Sequence[int] = QUICKSTART_BATCH_SIZES,
                   momenta: Sequence[float] = (0.0, 0.9), breakdown: float | None = None,
-                  noise: float = QUICKSTART_NOISE) -> PlantedStudy:
+                  noise: float = QUICKSTART_NOISE, objective: str = "test_acc") -> PlantedStudy:
     """One study shaped like the quickstart: batch sizes from 16 up by doublings, momenta 0 and
     0.9, the spec's linear-rule lr grid (multipliers 0.125–8 and a ×512 probe around
     ε = 0.02·(B/64)·(1−m)/0.1), ``seeds`` seeds. The truth differs from the rule the grid is
@@ -225,7 +232,8 @@ def planted_study(rng: np.random.Generator, seeds: int, *, batch_sizes: Sequence
     off from the true ε* at (64, 0.9) by a factor up to 2 either way. Accuracy is a Gaussian peak
     in ln ε of width U(0.8, 1.5) e-folds with seed noise sd ``noise``; trials diverge above 4·ε*
     at the smallest B, closer to ε* at larger B (down to 1.25·ε*, so the largest batch sizes are
-    bounded by divergence, as on real grids)."""
+    bounded by divergence, as on real grids). ``objective="test_loss"``: the same study analysed on its
+    test loss, 2.3·(1 − accuracy), minimised (a loss bowl in ln ε, inverted Gaussian; NaN when diverged)."""
     alpha, beta = rng.uniform(0.6, 1.0), rng.uniform(0.8, 1.2)
     reference = QUICKSTART_GRID.reference_lr * math.exp(rng.uniform(-math.log(2), math.log(2)))
     k = reference / (QUICKSTART_GRID.reference_batch_size ** alpha * (1 - QUICKSTART_GRID.reference_momentum) ** beta)
@@ -234,4 +242,6 @@ def planted_study(rng: np.random.Generator, seeds: int, *, batch_sizes: Sequence
     frame = make_planted_table(alpha, beta, k, breakdown, noise=noise, seeds=tuple(range(seeds)),
                                batch_sizes=tuple(batch_sizes), momenta=tuple(momenta), lr_grid=QUICKSTART_GRID,
                                diverge_factor=diverge, width=rng.uniform(0.8, 1.5), rng=rng)
+    if objective == "test_loss":
+        frame = with_objective(frame, "test_loss", "min")
     return PlantedStudy(frame, alpha, beta, k, breakdown)

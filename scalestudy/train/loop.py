@@ -1,4 +1,5 @@
-"""The epoch loop: an optimizer (SGD, AdamW, the user's) over an in-memory dataset with (B, ε, m) from a schedule.
+"""The epoch loop: an optimizer (SGD, AdamW, the user's) with (B, ε, m) from a schedule, over a dataset in
+memory or streamed.
 
 It knows nothing of Ray or MLflow. It runs from a typed trial config
 (:class:`scalestudy.trial.config.TrialConfig`) on one process or as one rank of a DDP group, and
@@ -6,12 +7,15 @@ yields one :class:`~scalestudy.trial.record.EpochReport` per epoch. ``state_dict
 loading it and running on gives exactly the same trajectory as never stopping (data
 order and augmentation are seeded per epoch; the global RNG state is saved).
 
-Hot-path rules (DESIGN, issue 5): the whole dataset lives on the device; batches are
-index gathers; metrics accumulate in device tensors and are read once per epoch. Per-update
-work (the warmup's ε, steps-to-target evaluations) runs only in the epochs that need it.
+Hot-path rules (DESIGN, issue 5): a dataset that fits lives on the device and batches are
+index gathers; a larger one streams through a DataLoader that yields the same batches
+(``batches.py``); metrics accumulate in device tensors and are read once per epoch. The task
+(``scalestudy.tasks``) owns the loss and the metrics. Per-update work (the warmup's ε,
+steps-to-target evaluations) runs only in the epochs that need it.
 
 A little over 300 lines on purpose: the whole loop reads top to bottom in one file; one update
-lives in ``step.py``, the rank's view in ``distributed.py``, steps-to-target in ``target.py``.
+lives in ``step.py``, the batches in ``batches.py``, the rank's view in ``distributed.py``,
+steps-to-target in ``target.py``.
 """
 
 from __future__ import annotations
@@ -22,10 +26,11 @@ import time
 from typing import Any, Iterator
 
 import torch
-import torch.nn.functional as F
 
 from scalestudy.batching import micro_batch_size, penalty_block_size
 from scalestudy.data import load_dataset
+from scalestudy.data.base import InMemoryDataset
+from scalestudy.data.stream import resident
 from scalestudy.diagnostics.sharpness import sharpness_metrics
 from scalestudy.models import build_model
 from scalestudy.models.ghost_bn import batch_norm_layers, has_plain_batch_norm, running_stat_buffers
@@ -34,13 +39,14 @@ from scalestudy.noise import GradientNoiseScale, noise_scale
 from scalestudy.optim import noise_scale_holds
 from scalestudy.optim.builders import build_optimizer, can_set_momentum, set_momentum
 from scalestudy.schedules import Hyper, hyper_at, update_lrs
+from scalestudy.tasks import build_task, task_info
+# EVAL_BATCH and rank_batch are also imported from here (benchmarks, tests).
+from scalestudy.train.batches import EVAL_BATCH, MemoryBatches, StreamBatches, rank_batch, shard  # noqa: F401
 from scalestudy.train.distributed import Distributed
 from scalestudy.train.step import GradientStep
 from scalestudy.train.target import Evaluation, TargetTracker
 from scalestudy.trial.config import TrialConfig
 from scalestudy.trial.record import EpochReport, trial_ended
-
-EVAL_BATCH = 2048
 
 
 def _seeded(seed: int, epoch: int, stream: int, device: torch.device) -> torch.Generator:
@@ -63,7 +69,16 @@ class EpochLoop:
         self.epochs = workload.epochs
         self.ghost_batch_size = workload.ghost_batch_size
 
-        self.data = load_dataset(workload.dataset, workload.dataset_options, device=self.device)
+        loading = workload.data
+        data = resident(load_dataset(workload.dataset, workload.dataset_options, device="cpu"), loading.residency,
+                        loading.memory_limit_mb, loading.loader_workers)
+        if isinstance(data, InMemoryDataset):
+            self.data = data.to(self.device)
+            self.batches = MemoryBatches(self.data, self.dist)
+        else:
+            self.data = data
+            self.batches = StreamBatches(data, self.dist, self.device, loading.loader_workers, loading.prefetch_factor)
+        self.task = build_task(workload.task)
         self.dataset_size = self.data.train_size
         # The same seed on every rank ⇒ identical initial weights (DDP also broadcasts them).
         torch.manual_seed(config.seed)
@@ -92,8 +107,8 @@ class EpochLoop:
         self.penalty = workload.grad_penalty
         self.step = GradientStep(self.net, self.optimizer, lambda: self.dist.no_sync(self.net), self.autocast,
                                  clip_norm=workload.grad_clip_norm, penalty=self.penalty,
-                                 measure_noise=self.diagnostics.gradient_noise_scale, dist=self.dist)
-        self.target = TargetTracker.from_diagnostics(self.diagnostics)
+                                 measure_noise=self.diagnostics.gradient_noise_scale, dist=self.dist, task=self.task)
+        self.target = TargetTracker.from_diagnostics(self.diagnostics, task_info(workload.task))
         self.noise = GradientNoiseScale(smoothing=0.5)  # one update per epoch, each already a mean over steps
         limit = workload.divergence_loss
         self.divergence_loss = float(limit) if limit is not None else 10.0 * math.log(self.data.num_classes)
@@ -136,7 +151,7 @@ class EpochLoop:
             self.target.load_state_dict(state["target"])
         elif self.target is not None:  # a checkpoint from before in-epoch evaluations: its epoch ends
             for row in self.history:
-                self.target.observe(Evaluation(int(row["updates"]), int(row["examples_seen"]), row["test_acc"]))
+                self.target.observe(Evaluation(int(row["updates"]), int(row["examples_seen"]), row[self.target.metric]))
         if "cuda_rng" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"], self.device)
 
@@ -182,18 +197,18 @@ class EpochLoop:
                                device=self.device)
         augment_gen = _seeded(self.config.seed, self.epoch, 2, self.device) if self.data.augment else None
         self.net.train()
-        totals = torch.zeros(2, device=self.device)  # summed minibatch losses, correct predictions
+        totals = torch.zeros(self.task.running_slots, device=self.device)  # the task's running sums
         views = totals.unbind()  # made once: indexing per step is an op per step
-        for step in range(steps):
+        for step, (inputs, targets) in enumerate(self.batches.train(order, hyper.batch_size, steps, augment_gen)):
             if per_update is not None:
                 per_update(step)
-            inputs, targets = rank_batch(self.data, order, step, hyper.batch_size, self.dist, augment_gen)
             if self.channels_last:
                 inputs = inputs.contiguous(memory_format=torch.channels_last)
             self.step(inputs, targets, micro, chunks, views)
         self.updates += steps
         self.examples_seen += steps * hyper.batch_size
-        loss_total, correct = self.dist.sum(totals.double()).tolist()  # the epoch's one host sync
+        sums = self.dist.sum(totals.double()).tolist()  # the epoch's one host sync
+        running = self.task.running_metrics(sums, world * steps * chunks, steps * hyper.batch_size)
         extras = {}
         # Small batch of the noise scale: this rank's pre-all-reduce gradient under DDP (B/W
         # examples), else the step's first micro-batch (no estimate when the step is not split).
@@ -206,8 +221,7 @@ class EpochLoop:
         self.epoch += 1
         if lrs is not None:
             hyper = Hyper(hyper.batch_size, sum(lrs) / len(lrs), hyper.momentum)
-        return self._report(hyper, loss_total / (world * steps * chunks), correct / (steps * hyper.batch_size),
-                            time.perf_counter() - start, extras)
+        return self._report(hyper, running, time.perf_counter() - start, extras)
 
     def _micro_batch(self, local: int, batch_size: int) -> int:
         """Examples per forward: the device limit, the penalty's blocks, and a split in two for the
@@ -245,11 +259,11 @@ class EpochLoop:
         for index in range(count):
             start = index * batch + self.dist.rank * local
             for offset in range(0, local, micro):
-                inputs = self.data.train_x[order[start + offset:start + offset + micro]]
+                inputs = self.batches.rows("train", order[start + offset:start + offset + micro])[0]
                 yield inputs.contiguous(memory_format=torch.channels_last) if self.channels_last else inputs
 
     def _evaluate_for_target(self, steps_done: int, batch_size: int) -> None:
-        """Test accuracy after ``steps_done`` updates of the epoch, for steps-to-target only.
+        """The target's test metric after ``steps_done`` updates of the epoch, for steps-to-target only.
 
         On every rank (the sharded evaluation is a collective); eval mode reads BN running
         statistics without changing them and draws no random numbers, so training goes on
@@ -258,42 +272,44 @@ class EpochLoop:
         """
         local = batch_size // self.dist.world_size
         self._settle_bn_statistics(local, self._micro_batch(local, batch_size))
-        _, accuracy = self.evaluate(self.data.test_x, self.data.test_y)
+        value = self.evaluate_batches(self.batches.evaluation("test"))[self.target.metric.removeprefix("test_")]
         self.net.train()
         self.target.observe(Evaluation(self.updates + steps_done, self.examples_seen + steps_done * batch_size,
-                                       accuracy))
+                                       value))
 
     @torch.no_grad()
-    def evaluate(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[float, float]:
-        """Eval-mode (running BN statistics) loss and accuracy, sharded over ranks."""
+    def evaluate_batches(self, batches) -> dict[str, float]:
+        """Eval-mode (running BN statistics) metrics of the task (``loss``, ``acc``, ...) over this rank's
+        batches, summed over ranks."""
         self.net.eval()
-        world, rank = self.dist.world_size, self.dist.rank
-        totals = torch.zeros(3, device=self.device, dtype=torch.float64)
-        for start in range(rank * EVAL_BATCH, inputs.shape[0], world * EVAL_BATCH):
-            x = inputs[start:start + EVAL_BATCH]
+        totals = torch.zeros(self.task.eval_slots, device=self.device, dtype=torch.float64)
+        for x, y in batches:
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with self.autocast:
-                logits = self.model(x).float()
-            y = targets[start:start + EVAL_BATCH]
-            totals[0] += F.cross_entropy(logits, y, reduction="sum").double()
-            totals[1] += (logits.argmax(1) == y).sum()
-            totals[2] += y.shape[0]
-        loss, correct, count = self.dist.sum(totals).tolist()
-        return loss / count, correct / count
+                outputs = self.model(x)
+            totals += self.task.eval_sums(outputs, y)
+        return self.task.eval_metrics(self.dist.sum(totals).tolist())
 
-    def _report(self, hyper: Hyper, running_loss: float, running_acc: float, train_seconds: float,
+    def evaluate(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[float, float]:
+        """Eval-mode loss and accuracy of the given examples (NaN accuracy for a task without one)."""
+        metrics = self.evaluate_batches(shard(inputs, targets, self.dist))
+        return metrics["loss"], metrics.get("acc", math.nan)
+
+    def _report(self, hyper: Hyper, running: dict[str, float], train_seconds: float,
                 extras: dict[str, float]) -> EpochReport:
         start = time.perf_counter()
-        test_loss, test_acc = self.evaluate(self.data.test_x, self.data.test_y)
-        train_loss, train_acc = running_loss, running_acc
+        test = self.evaluate_batches(self.batches.evaluation("test"))
+        train = running
         if self.eval_train_metrics:
-            index = self.train_eval_index
-            train_loss, train_acc = self.evaluate(self.data.train_x[index], self.data.train_y[index])
+            train = self.evaluate_batches(self.batches.evaluation("train", self.train_eval_index))
+        running_loss, train_loss = running["loss"], train["loss"]
         diverged = not math.isfinite(running_loss) or running_loss > self.divergence_loss
         if self.target is not None:
-            self.target.observe(Evaluation(self.updates, self.examples_seen, test_acc))
+            self.target.observe(Evaluation(self.updates, self.examples_seen, test[self.target.metric.removeprefix("test_")]))
             extras.update(self.target.metrics())
+        task_metrics = {**self.task.report_metrics(train, test),
+                        **self.task.batch_metrics(hyper.batch_size, self.data.input_shape)}
         last = {"epoch": self.epoch, "train_loss": train_loss, "diverged": diverged}
         if not diverged and self.diagnostics.sharpness is not None and trial_ended(self.config.workload, last):
             extras.update(self._final_sharpness())
@@ -304,9 +320,10 @@ class EpochLoop:
             # SGD's temperature (noise.py): for another optimizer it means nothing, so NaN (optim.noise_scale_holds).
             noise_scale=noise_scale(hyper.lr, hyper.momentum, self.dataset_size, hyper.batch_size)
             if self.noise_scale_holds else math.nan,
-            train_loss=train_loss, train_acc=train_acc, test_loss=test_loss, test_acc=test_acc,
-            gen_gap=train_acc - test_acc, running_loss=running_loss,
-            epoch_seconds=train_seconds + time.perf_counter() - start, diverged=int(diverged), extras=extras,
+            train_loss=train_loss, train_acc=task_metrics.pop("train_acc", None), test_loss=test["loss"],
+            test_acc=task_metrics.pop("test_acc", None), gen_gap=task_metrics.pop("gen_gap", None),
+            running_loss=running_loss, epoch_seconds=train_seconds + time.perf_counter() - start,
+            diverged=int(diverged), extras=extras, task_metrics=task_metrics,
         )
 
 
@@ -315,12 +332,13 @@ class EpochLoop:
         bf16 resolves losses to ~0.4 %, too coarse for ε ≈ 1e-3)."""
         options = self.diagnostics.sharpness
         count = min(options.examples, self.data.train_size)
-        inputs = self.data.train_x[:count]
+        inputs, targets = self.batches.rows("train", torch.arange(count, device=self.device))
         if self.channels_last:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
-        return sharpness_metrics(self.model, inputs, self.data.train_y[:count], epsilon=options.epsilon,
+        loss = None if self.config.workload.task == "classification" else self.task.loss
+        return sharpness_metrics(self.model, inputs, targets, epsilon=options.epsilon,
                                  subspace_dims=options.subspace_dims, steps=options.steps, seed=self.config.seed,
-                                 batch=EVAL_BATCH)
+                                 batch=EVAL_BATCH, loss=loss)
 
 
 class _PerUpdate:
@@ -337,19 +355,3 @@ class _PerUpdate:
         if self.eval_steps is not None and step in self.eval_steps and self.loop.target.reached is None:
             self.loop._evaluate_for_target(step, self.batch_size)
 
-
-def rank_batch(data, order: torch.Tensor, step: int, batch_size: int, dist: Distributed,
-               augment_gen: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """This rank's slice of global batch ``step`` of the epoch's permutation ``order``, augmented.
-
-    Rank r takes rows [r·b, (r+1)·b) of each global batch (b = B/W), so W workers see exactly
-    the examples, ghost batches and augmentations one worker would: the augmentation draws
-    its random parameters for the whole global batch from the generator every rank shares.
-    """
-    local = batch_size // dist.world_size
-    first = step * batch_size + dist.rank * local
-    batch = order[first:first + local]
-    inputs, targets = data.train_x[batch], data.train_y[batch]
-    if augment_gen is not None:
-        inputs = data.augment(inputs, augment_gen, dist.rank * local, batch_size)
-    return inputs, targets

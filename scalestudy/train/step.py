@@ -10,13 +10,14 @@ import contextlib
 from typing import TYPE_CHECKING, Callable, Iterator
 
 import torch
-import torch.nn.functional as F
 
 from scalestudy.models.ghost_bn import frozen_bn_stats, running_stats_step
 from scalestudy.noise import estimate_gradient_noise
+from scalestudy.tasks.classification import Classification
 
 if TYPE_CHECKING:
     from scalestudy.spec import GradPenalty
+    from scalestudy.tasks.base import Task
     from scalestudy.train.distributed import Distributed
 
 
@@ -41,6 +42,8 @@ def _exact_float32(device: torch.device) -> Iterator[None]:
 class GradientStep:
     """Computes the global-batch gradient and applies one SGD update.
 
+    * The loss and the running metric sums are the task's (``scalestudy.tasks``).
+
     * Micro-batches: the local batch is split into ``chunks`` equal micro-batches whose
       gradients are accumulated; under DDP only the last one all-reduces (``no_sync``).
     * Batch-norm running statistics: the step's forwards are one ``running_stats_step``
@@ -62,12 +65,13 @@ class GradientStep:
     def __init__(self, net: torch.nn.Module, optimizer: torch.optim.Optimizer,
                  no_sync: Callable[[], contextlib.AbstractContextManager], autocast,
                  clip_norm: float | None = None, penalty: GradPenalty | None = None, measure_noise: bool = False,
-                 dist: Distributed | None = None) -> None:
+                 dist: Distributed | None = None, task: Task | None = None) -> None:
         self.net = net
         self.optimizer = optimizer
         self.params = [p for group in optimizer.param_groups for p in group["params"]]
         self.no_sync = no_sync
         self.autocast = autocast
+        self.task = task if task is not None else Classification()
         self.clip_norm = clip_norm
         self.penalty = penalty
         self.block_penalty = penalty is not None and penalty.kind == "geiping_blocks"
@@ -87,26 +91,24 @@ class GradientStep:
         return [p.grad for p in self.params if p.grad is not None]
 
     def accumulate(self, inputs: torch.Tensor, targets: torch.Tensor, micro: int, chunks: int,
-                   totals: tuple[torch.Tensor, torch.Tensor] | None) -> None:
-        """Backward over all micro-batches; ``totals`` (two 0-d views) get summed losses and correct counts."""
+                   totals: tuple[torch.Tensor, ...] | None) -> None:
+        """Backward over all micro-batches; ``totals`` (0-d views) get the task's running sums."""
         # Small batches are bound by per-op overhead: no slicing or scaling when there is one chunk.
         for chunk in range(chunks):
             x, y = (inputs, targets) if chunks == 1 else (inputs[chunk * micro:(chunk + 1) * micro],
                                                           targets[chunk * micro:(chunk + 1) * micro])
             sync = self.no_sync() if chunk < chunks - 1 else contextlib.nullcontext()
             with sync, self.autocast:
-                logits = self.net(x)
-                loss = F.cross_entropy(logits, y)
+                outputs = self.net(x)
+                loss = self.task.loss(outputs, y)
                 (loss / chunks if chunks > 1 else loss).backward()
             if totals is not None:
-                loss_sum, correct = totals
-                loss_sum.add_(loss.detach())
-                correct.add_((logits.detach().argmax(1) == y).sum())
+                self.task.add_running(totals, outputs.detach(), y, loss.detach())
                 if self.measure_noise and self._local_norm is None and chunk == 0 and chunks > 1:
                     self.noise_sums[0] += _squared_norm(self._grads()) * chunks**2
 
     def __call__(self, inputs: torch.Tensor, targets: torch.Tensor, micro: int, chunks: int,
-                 totals: tuple[torch.Tensor, torch.Tensor]) -> None:
+                 totals: tuple[torch.Tensor, ...]) -> None:
         # The penalty's passes run in float32 (it turns autocast off): bf16 rounding (~0.4 %)
         # would swamp the difference of two gradients a small step apart.
         exact = _exact_float32(inputs.device) if self.penalty is not None else contextlib.nullcontext()
@@ -147,15 +149,15 @@ class GradientStep:
                 g_now.sub_(g).mul_(self.penalty.strength / h).add_(g)
 
     def _block_gradient(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Backward of one block's mean loss into ``.grad`` (local: no DDP all-reduce); (loss, logits)."""
+        """Backward of one block's mean loss into ``.grad`` (local: no DDP all-reduce); (loss, outputs)."""
         with self.no_sync():
-            logits = self.net(x)
-            loss = F.cross_entropy(logits, y)
+            outputs = self.net(x)
+            loss = self.task.loss(outputs, y)
             loss.backward()
-        return loss.detach(), logits.detach()
+        return loss.detach(), outputs.detach()
 
     def _geiping_blocks(self, inputs, targets, block: int, blocks: int,
-                        totals: tuple[torch.Tensor, torch.Tensor]) -> None:
+                        totals: tuple[torch.Tensor, ...]) -> None:
         """``geiping_blocks``: the mean over blocks k of g_k + (ε·λ/4)·H_k·g_k.
 
         Geiping et al. 2021 (arXiv:2109.14119), code github.com/JonasGeiping/fullbatchtraining,
@@ -169,16 +171,14 @@ class GradientStep:
         """
         coefficient = self.optimizer.param_groups[0]["lr"] / 4
         strength, fd_step = self.penalty.strength, self.penalty.fd_step
-        loss_sum, correct = totals
         mean: list[torch.Tensor] | None = None
         originals: list[torch.Tensor] | None = None  # θ, restored exactly after each perturbed pass
         for k in range(blocks):
             x, y = (inputs, targets) if blocks == 1 else (inputs[k * block:(k + 1) * block],
                                                           targets[k * block:(k + 1) * block])
             self.optimizer.zero_grad(set_to_none=True)
-            loss, logits = self._block_gradient(x, y)
-            loss_sum.add_(loss)
-            correct.add_((logits.argmax(1) == y).sum())
+            loss, outputs = self._block_gradient(x, y)
+            self.task.add_running(totals, outputs, y, loss)
             params = [p for p in self.params if p.grad is not None]
             grads = [p.grad for p in params]
             h = fd_step / (strength * _squared_norm(grads).sqrt() + 1e-30)

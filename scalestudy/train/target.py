@@ -1,5 +1,9 @@
 """Steps to a target test accuracy (Shallue et al. 2018), at the resolution of single updates.
 
+The target may be on any test metric of the task (``diagnostics.target: {metric, value}``;
+``target_accuracy`` is test_acc's shortcut): reached at or above a maximised metric's value, at or
+below a minimised one's (a language model's ``test_loss``). Below, "accuracy" stands for it.
+
 Shallue et al.'s measure is the number of training steps until a validation metric first
 reaches a target. Evaluating only at epoch ends counts whole epochs of updates, which at
 small B is coarse enough to flatten the perfect-scaling regime. Two remedies, chosen by
@@ -24,13 +28,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from scalestudy.spec import Diagnostics
+    from scalestudy.tasks import TaskInfo
 
 
 @dataclass(frozen=True)
 class Evaluation:
     updates: int  # optimizer updates before the evaluation
     examples: int  # training examples seen before it
-    accuracy: float  # test accuracy [fraction]
+    value: float  # the target's metric (test accuracy [fraction], a test loss, ...)
 
 
 def first_crossing(before: Evaluation | None, at: Evaluation, target: float) -> tuple[float, float]:
@@ -38,31 +43,41 @@ def first_crossing(before: Evaluation | None, at: Evaluation, target: float) -> 
     above it) crosses ``target``; ``at``'s counts when there is no evaluation before it."""
     if before is None or at.updates == before.updates:
         return float(at.updates), float(at.examples)
-    fraction = (target - before.accuracy) / (at.accuracy - before.accuracy)  # in (0, 1]: before < target ≤ at
+    fraction = (target - before.value) / (at.value - before.value)  # in (0, 1]: target between them, at ``at``
     return (before.updates + fraction * (at.updates - before.updates),
             before.examples + fraction * (at.examples - before.examples))
 
 
 class TargetTracker:
-    """Watches a trial's evaluations for the first at or above the target accuracy."""
+    """Watches a trial's evaluations for the first at or past the target (``metric``: its name,
+    ``maximise``: its direction)."""
 
-    def __init__(self, target: float, every: int | None, margin: float | None) -> None:
+    def __init__(self, target: float, every: int | None, margin: float | None, metric: str = "test_acc",
+                 maximise: bool = True) -> None:
         self.target = target
+        self.metric = metric
+        self.sign = 1.0 if maximise else -1.0
         self.every = every
         self.margin = margin
         self.last: Evaluation | None = None  # the latest evaluation, while below the target
         self.reached: tuple[float, float] | None = None  # (updates, examples) to the target
 
     @classmethod
-    def from_diagnostics(cls, diagnostics: Diagnostics) -> TargetTracker | None:
-        if diagnostics.target_accuracy is None:
+    def from_diagnostics(cls, diagnostics: Diagnostics, task: TaskInfo) -> TargetTracker | None:
+        target = diagnostics.steps_target
+        if target is None:
             return None
-        return cls(diagnostics.target_accuracy, diagnostics.target_eval_every, diagnostics.target_eval_margin)
+        return cls(target.value, diagnostics.target_eval_every, diagnostics.target_eval_margin, target.metric,
+                   task.direction(target.metric) != "min")
+
+    def _short_of(self, value: float, by: float = 0.0) -> bool:
+        """Whether ``value`` is more than ``by`` short of the target (below it, or above a minimised one's)."""
+        return self.sign * (value - self.target) < -by
 
     def observe(self, evaluation: Evaluation) -> None:
         if self.reached is not None:
             return
-        if evaluation.accuracy >= self.target:
+        if not self._short_of(evaluation.value):
             measured = self.every is not None
             self.reached = ((float(evaluation.updates), float(evaluation.examples)) if measured
                             else first_crossing(self.last, evaluation, self.target))
@@ -73,7 +88,7 @@ class TargetTracker:
         """The steps of an epoch (0-based, taken after that many of its updates) to evaluate before."""
         if self.every is None or self.reached is not None:
             return None
-        if self.margin is not None and (self.last is None or self.last.accuracy < self.target - self.margin):
+        if self.margin is not None and (self.last is None or self._short_of(self.last.value, self.margin)):
             return None
         first = -updates_before % self.every or self.every  # the epoch end is evaluated anyway
         return range(first, steps, self.every) or None
@@ -89,5 +104,8 @@ class TargetTracker:
         return {"last": last, "reached": self.reached}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.last = None if state["last"] is None else Evaluation(**state["last"])
+        last = state["last"]
+        if last is not None and "accuracy" in last:  # a checkpoint from before targets on any metric
+            last = {"updates": last["updates"], "examples": last["examples"], "value": last["accuracy"]}
+        self.last = None if last is None else Evaluation(**last)
         self.reached = None if state["reached"] is None else tuple(state["reached"])

@@ -23,9 +23,11 @@ from pydantic import BaseModel
 from scalestudy import data, models, optim
 from scalestudy.batching import bn_batch_size
 from scalestudy.spec import (
+    DataLoading,
     Diagnostics,
     GradPenalty,
     Grid,
+    Objective,
     Optimizer,
     PreciseBN,
     Resources,
@@ -48,6 +50,8 @@ class TrialWorkload:
     dataset_size: int  # N, training examples
     model: str
     model_options: BaseModel
+    task: str  # classification | language_model | package.module:attribute
+    data: DataLoading  # in memory or streamed (the same examples in the same order either way)
     epochs: int
     ghost_batch_size: int | None
     max_device_batch_size: int | None
@@ -91,6 +95,7 @@ class Cell:
     optimizer_options: BaseModel
     diagnostics: Diagnostics
     resources: TrialResources
+    objective: Objective  # the study's: what searches and early stopping rank trials by
     lr_grid: tuple[float, ...]  # the spec's ε for the cell (searches may choose others)
 
     def trial(self, lr: float) -> TrialConfig:
@@ -129,6 +134,7 @@ class TrialConfig:
     optimizer_options: BaseModel
     diagnostics: Diagnostics
     resources: TrialResources
+    objective: Objective  # the study's: what searches and early stopping rank trials by
     lr: float  # initial learning rate ε
     trial_key: str  # the trial's identity (scalestudy.trial.record.trial_key)
 
@@ -149,7 +155,8 @@ class TrialConfig:
             "study": self.study, "section": self.section,
             "dataset": workload.dataset, "dataset_options": workload.dataset_options.model_dump(mode="json"),
             "dataset_size": workload.dataset_size, "model": workload.model,
-            "model_options": workload.model_options.model_dump(mode="json"), "epochs": workload.epochs,
+            "model_options": workload.model_options.model_dump(mode="json"), "task": workload.task,
+            "data": workload.data.model_dump(mode="json"), "epochs": workload.epochs,
             "ghost_batch_size": workload.ghost_batch_size, "max_device_batch_size": workload.max_device_batch_size,
             "divergence_loss": workload.divergence_loss, "train_metrics": workload.train_metrics,
             "grad_clip_norm": workload.grad_clip_norm, "grad_penalty": _dump(workload.grad_penalty),
@@ -162,7 +169,7 @@ class TrialConfig:
             "cpus_per_worker": resources.cpus_per_worker, "gpus_per_worker": resources.gpus_per_worker,
             "checkpoint_every": resources.checkpoint_every, "placement_strategy": resources.placement_strategy,
             "max_failures": resources.max_failures, "train_storage_path": resources.storage_path,
-            "lr": self.lr, "trial_key": self.trial_key, "run_name": self.run_name,
+            "objective": self.objective.model_dump(mode="json"), "lr": self.lr, "trial_key": self.trial_key, "run_name": self.run_name,
         }
 
     @classmethod
@@ -179,7 +186,8 @@ def _dump(value: BaseModel | None) -> dict[str, Any] | None:
 
 # Every key a wire dict may hold: this version's, plus grad_norm_penalty (before grad_penalty).
 _WIRE_KEYS = frozenset({
-    "study", "section", "dataset", "dataset_options", "dataset_size", "model", "model_options", "epochs",
+    "study", "section", "dataset", "dataset_options", "dataset_size", "model", "model_options", "task", "data",
+    "objective", "epochs",
     "ghost_batch_size", "max_device_batch_size", "divergence_loss", "train_metrics", "grad_clip_norm",
     "grad_penalty", "grad_norm_penalty", "precise_bn", "stop_at_train_loss", "has_batch_norm", "bn_batch_size",
     "diagnostics", "batch_size", "momentum", "nesterov", "weight_decay", "optimizer", "optimizer_options", "seed", "schedule", "workers", "cpus_per_worker", "gpus_per_worker",
@@ -208,7 +216,8 @@ def _shared_fields(raw: Mapping[str, Any], allowed: frozenset[str]) -> dict[str,
     workload = TrialWorkload(
         dataset=raw["dataset"], dataset_options=data.dataset_options(raw["dataset"], raw["dataset_options"]),
         dataset_size=int(raw["dataset_size"]), model=raw["model"],
-        model_options=models.model_options(raw["model"], raw["model_options"]), epochs=int(raw["epochs"]),
+        model_options=models.model_options(raw["model"], raw["model_options"]), task=get("task", Workload),
+        data=DataLoading.model_validate(get("data", Workload)), epochs=int(raw["epochs"]),
         ghost_batch_size=get("ghost_batch_size", Workload), max_device_batch_size=get("max_device_batch_size", Workload),
         divergence_loss=get("divergence_loss", Workload), train_metrics=get("train_metrics", Workload),
         grad_clip_norm=get("grad_clip_norm", Workload),
@@ -230,7 +239,9 @@ def _shared_fields(raw: Mapping[str, Any], allowed: frozenset[str]) -> dict[str,
                 weight_decay=float(get("weight_decay", Grid)), optimizer=optimizer,
                 optimizer_options=optim.optimizer_options(optimizer, get("optimizer_options", Optimizer, "options")),
                 diagnostics=Diagnostics.model_validate(raw["diagnostics"] if "diagnostics" in raw else {}),
-                resources=resources)
+                resources=resources,
+                # Stored before objectives existed: every study was classification on test accuracy.
+                objective=Objective.model_validate(raw.get("objective") or {"metric": "test_acc", "direction": "max"}))
 
 
 def expand_cells(spec: StudySpec, storage_path: str | None = None) -> list[Cell]:
@@ -253,7 +264,7 @@ def expand_cells(spec: StudySpec, storage_path: str | None = None) -> list[Cell]
         workload = TrialWorkload(
             dataset=data.DATASETS.portable(spec_workload.dataset), dataset_options=options,
             dataset_size=info.train_size, model=models.MODELS.portable(spec_workload.model),
-            model_options=model_options,
+            model_options=model_options, task=spec_workload.task, data=spec_workload.data,
             epochs=spec_workload.epochs, ghost_batch_size=spec_workload.ghost_batch_size,
             max_device_batch_size=spec_workload.max_device_batch_size,
             divergence_loss=spec_workload.divergence_loss, train_metrics=spec_workload.train_metrics,
@@ -272,6 +283,7 @@ def expand_cells(spec: StudySpec, storage_path: str | None = None) -> list[Cell]
                             batch_size=batch_size, momentum=float(momentum), seed=seed, nesterov=grid.nesterov,
                             weight_decay=grid.weight_decay, optimizer=optimizer_name,
                             optimizer_options=optimizer_options, diagnostics=spec.diagnostics, resources=runtime,
+                            objective=spec.objective,
                             lr_grid=tuple(float(lr) for lr in grid.learning_rates(batch_size, momentum))))
     return cells
 

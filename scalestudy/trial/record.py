@@ -62,29 +62,41 @@ class EpochReport:
     effective_lr: float  # lr / (1 − m)
     noise_scale: float  # lr/(1−m)·(N/B − 1); NaN for optimizers other than SGD (optim.noise_scale_holds)
     train_loss: float  # see workload.train_metrics: running (train mode) or eval-mode subset
-    train_acc: float
+    train_acc: float | None  # None (not reported) for a task without accuracy (language_model)
     test_loss: float
-    test_acc: float
-    gen_gap: float  # train_acc − test_acc
+    test_acc: float | None
+    gen_gap: float | None  # train_acc − test_acc
     running_loss: float  # mean minibatch loss during the epoch (train mode)
     epoch_seconds: float
     diverged: int  # 0/1
     # Diagnostics the spec asked for (DIAGNOSTIC_KEYS): gradient_noise_scale (B_simple, examples),
     # updates_to_target / examples_to_target, sharpness and sharpness_subspace (final epoch).
     extras: dict[str, float] = field(default_factory=dict)
+    # The task's other metrics: train_<m> and test_<m> (a language model's perplexity, a user task's
+    # own), and TASK_KEYS (a language model's tokens_per_batch).
+    task_metrics: dict[str, float] = field(default_factory=dict)
 
     def metrics(self) -> dict[str, float]:
         values = asdict(self)
-        extras = values.pop("extras")
-        return {**values, **extras}
+        extras, task = values.pop("extras"), values.pop("task_metrics")
+        return {**{k: v for k, v in values.items() if v is not None}, **task, **extras}
 
 
-# Every report's metrics, in the report's own order; step = epoch.
-METRIC_KEYS = tuple(f.name for f in fields(EpochReport) if f.name != "extras")
+# Every report's metrics, in the report's own order; step = epoch (train_acc, test_acc, gen_gap:
+# classification's; other tasks report their own, see ``is_tracked``).
+METRIC_KEYS = tuple(f.name for f in fields(EpochReport) if f.name not in ("extras", "task_metrics"))
+# Per-epoch metrics of a task that are not per split.
+TASK_KEYS = ("tokens_per_batch",)
 # Logged when the spec's diagnostics ask for them (EpochReport.extras).
 DIAGNOSTIC_KEYS = ("gradient_noise_scale", "updates_to_target", "examples_to_target", "sharpness",
                    "sharpness_subspace")
-LOGGED_KEYS = METRIC_KEYS + DIAGNOSTIC_KEYS
+LOGGED_KEYS = METRIC_KEYS + DIAGNOSTIC_KEYS + TASK_KEYS
+
+
+def is_tracked(key: str) -> bool:
+    """Whether a key of a trial's result is one of its metrics: the report's own, the diagnostics,
+    or the task's (every task metric is named train_<m> or test_<m>; Tune's keys never are)."""
+    return key in LOGGED_KEYS or key.startswith(("train_", "test_"))
 # A resumed trial's first report carries the epochs before it (JSON), so tracking can fill a gap.
 HISTORY_KEY = "history_json"
 # Tune stamps every result (int seconds); metric timestamps derive from it, so the live
@@ -131,6 +143,7 @@ def trial_status(plan: PlannedWork, last: Mapping[str, Any] | None, errored: boo
 NOT_IDENTITY = frozenset({
     "study", "diagnostics", "cpus_per_worker", "gpus_per_worker", "checkpoint_every", "placement_strategy",
     "max_failures", "train_storage_path", "trial_key", "run_name", "bn_batch_size", "dataset_size", "has_batch_norm",
+    "data", "objective",  # streamed or in memory, the same training; the objective ranks, never trains
 })
 
 
@@ -172,6 +185,7 @@ PARAM_KEYS = (
     "section",
     "workers", "cpus_per_worker", "gpus_per_worker", "grad_clip_norm", "grad_penalty", "grad_norm_penalty",
     "grad_penalty_block_size", "trial_key", "bn_batch_size", "precise_bn_batches", "stop_at_train_loss",
+    "task", "objective_metric", "objective_direction",
 )
 
 
@@ -191,9 +205,20 @@ def trial_params(wire: Mapping[str, Any]) -> dict[str, str]:
     values["optimizer_options"] = json.dumps(options, sort_keys=True)
     if values["optimizer"] != "sgd":
         values["weight_decay"], values["nesterov"] = options.get("weight_decay"), None
+    # Written before tasks and objectives: classification, on test accuracy.
+    values["task"] = wire.get("task", "classification")
+    objective = wire.get("objective") or {"metric": "test_acc", "direction": "max"}
+    values["objective_metric"], values["objective_direction"] = objective["metric"], objective["direction"]
+    corpus = (wire["dataset_options"] or {}).get("corpus_hash")
+    if corpus:  # provenance of a text corpus: the sha256 of the bytes trained on
+        values["corpus_hash"] = corpus
     diagnostics = wire["diagnostics"]
+    target = diagnostics.get("target")
     if diagnostics["target_accuracy"] is not None:
+        target = {"metric": "test_acc", "value": diagnostics["target_accuracy"]}
         values["target_accuracy"] = diagnostics["target_accuracy"]
+    if target is not None:
+        values["target_metric"], values["target_value"] = target["metric"], target["value"]
         values["steps_to_target"] = steps_to_target_method(diagnostics["target_eval_every"],
                                                            diagnostics["target_eval_margin"])
     return {key: "" if value is None else str(value) for key, value in values.items()}
