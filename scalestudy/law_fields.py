@@ -133,6 +133,50 @@ class CriticalBatchSize:
     cells: tuple[CriticalBatchCell, ...] = ()
 
 
+@dataclass(frozen=True, kw_only=True)  # keyword-only: the issue's key order puts optional keys first
+class TransitionLine:
+    """One line's fit of S(B) = S_min·(1 + B_crit/B) (:mod:`scalestudy.law.transition`): B_crit, its
+    profile-likelihood interval, S_min [updates], E_min = S_min·B_crit [examples], and the points
+    it went through, so that S at another B and its interval can be computed from the file."""
+
+    value: float  # B_crit [examples]
+    ci95: Interval | None = None
+    s_min: float
+    e_min: float
+    momentum: float
+    dataset_size: int | None = None
+    batch_sizes: tuple[float, ...] = ()  # [examples], ascending
+    updates: tuple[float, ...] = ()  # fewest updates to the target at each [updates]
+    rss_limit: float | None = None  # the confidence region's edge in RSS of ln S
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepsToTargetBatch(TransitionLine):
+    """``critical_batch_size.steps_to_target``: the headline line (largest momentum, then largest N)
+    and every fitted line."""
+
+    target: float | None = None  # test accuracy the steps were counted to [fraction]
+    lines: tuple[TransitionLine, ...] = ()
+
+
+@dataclass(frozen=True)
+class BatchEstimate:
+    value: float  # [examples]
+    ci95: Interval | None = None
+
+
+@dataclass(frozen=True)
+class CriticalBatchSizes:
+    """``critical_batch_size``: B_crit three ways (null ones have their reason under ``reasons``,
+    as ``critical_batch_size.gradient_noise``) and whether they agree."""
+
+    steps_to_target: StepsToTargetBatch | None = None
+    gradient_noise: BatchEstimate | None = None  # B_simple, median over trials, distribution-free interval
+    lr_breakdown: BatchEstimate | None = None  # the breakdown batch size of the lr law
+    agreement: str | None = None  # agree | disagree | single | none
+    summary: str | None = None  # the report's sentence
+
+
 @dataclass(frozen=True)
 class Compute:
     """What the study used: every trial, whatever its fate."""

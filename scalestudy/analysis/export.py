@@ -11,6 +11,7 @@ from typing import Any
 from scalestudy import __version__
 from scalestudy.analysis.compute import StudyCompute
 from scalestudy.analysis.critical import CriticalBatch
+from scalestudy.analysis.critical_sizes import CriticalBatchSizes as CriticalFits
 from scalestudy.analysis.fit import StudyFits
 from scalestudy.analysis.frontier import BOUNDED, Frontier
 from scalestudy.analysis.gap import GapFit
@@ -18,11 +19,13 @@ from scalestudy.analysis.lawfit import Breakdown, LawFit
 from scalestudy.analysis.noise import NoiseScaleFit
 from scalestudy.analysis.table import TrialTable
 from scalestudy.law import (
+    BatchEstimate,
     BreakdownTest,
     Cell,
     Compute,
     CriticalBatchCell,
     CriticalBatchSize,
+    CriticalBatchSizes,
     Domain,
     FittedOn,
     GapSlope,
@@ -32,6 +35,8 @@ from scalestudy.law import (
     Provenance,
     ScalingLaw,
     Slope,
+    StepsToTargetBatch,
+    TransitionLine,
 )
 
 LAW_FILES = ("law.json", "law.yaml")
@@ -54,6 +59,7 @@ def build_law(fits: StudyFits) -> ScalingLaw:
         reasons["gap_slope"] = fits.gap.reason
     if fits.critical_batch.value is None:
         reasons["gradient_noise_scale"] = fits.critical_batch.reason
+    critical_sizes = critical_sizes_entry(fits.critical_sizes, reasons)
     return ScalingLaw(
         k=law.k, alpha=law.alpha, beta=law.beta,
         ci95=LawIntervals(**{name: _interval(law.ci95.get(name)) for name in ("k", "alpha", "beta")},
@@ -64,7 +70,7 @@ def build_law(fits: StudyFits) -> ScalingLaw:
         dataset_size=fits.dataset_size, fitted_on=fitted_on(law, frontier), breakdown_test=breakdown_entry(breakdown),
         provenance=law_provenance(fits.provenance), reasons=reasons, notes=tuple(law.notes),
         cells=cells_entry(law, frontier), gradient_noise_scale=critical_entry(fits.critical_batch),
-        compute=compute_entry(fits.compute))
+        critical_batch_size=critical_sizes, compute=compute_entry(fits.compute))
 
 
 def fitted_on(law: LawFit, frontier: Frontier) -> FittedOn:
@@ -115,6 +121,35 @@ def critical_entry(critical: CriticalBatch) -> CriticalBatchSize | None:
         breakdown_batch_size=critical.breakdown, breakdown_ci95=_interval(critical.breakdown_ci95),
         ratio_to_breakdown=critical.ratio_to_breakdown, within_breakdown_ci95=critical.within_breakdown_ci,
         cells=tuple(CriticalBatchCell(b, m, v) for b, m, v in critical.cells))
+
+
+def critical_sizes_entry(critical: CriticalFits, reasons: dict[str, str]) -> CriticalBatchSizes:
+    """law.json's ``critical_batch_size``: B_crit three ways; the reason for each null one goes to
+    ``reasons`` (``critical_batch_size.steps_to_target``, ``....ci95``)."""
+    entries = {}
+    for estimate in critical.estimates:
+        key = f"critical_batch_size.{estimate.method}"
+        if estimate.value is None:
+            reasons[key] = estimate.reason
+            entries[estimate.method] = None
+            continue
+        if estimate.ci95 is None and estimate.reason:
+            reasons[f"{key}.ci95"] = estimate.reason
+        entries[estimate.method] = BatchEstimate(estimate.value, _interval(estimate.ci95))
+    if critical.steps_line is not None:
+        line = critical.steps_line
+        lines = tuple(transition_entry(other) for other in critical.all_lines)
+        entries["steps_to_target"] = StepsToTargetBatch(**vars(transition_entry(line)), target=critical.target,
+                                                        lines=lines)
+    return CriticalBatchSizes(**entries, agreement=critical.verdict, summary=critical.agreement)
+
+
+def transition_entry(line) -> TransitionLine:
+    """One fitted steps-to-target line as the law file holds it."""
+    fit = line.transition
+    return TransitionLine(value=fit.value, ci95=_interval(fit.ci95), s_min=fit.min_updates, e_min=fit.min_examples,
+                          momentum=line.momentum, dataset_size=line.dataset_size, batch_sizes=fit.batch_sizes,
+                          updates=fit.updates, rss_limit=fit.rss_limit)
 
 
 def compute_entry(compute: StudyCompute) -> Compute:

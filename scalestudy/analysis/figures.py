@@ -135,6 +135,28 @@ class StepsToTargetInfo:
 
 
 @dataclass(frozen=True)
+class StepsExamplesLine:
+    """One line of the steps-vs-examples figure (McCandlish et al. 2018, Fig. 1 and eq. 2.11)."""
+
+    label: str
+    batch_sizes: tuple[int, ...]
+    examples: tuple[float, ...]  # measured E [examples]
+    updates: tuple[float, ...]  # measured S [updates]
+    curve_examples: tuple[float, ...]  # the fitted hyperbola (S/S_min − 1)(E/E_min − 1) = 1, traced over B
+    curve_updates: tuple[float, ...]
+    min_updates: float  # S_min: the horizontal asymptote (no gain from more batch) [updates]
+    min_examples: float  # E_min: the vertical asymptote, perfect scaling (examples constant) [examples]
+    critical: float  # B_crit [examples]
+    critical_ci95: tuple[float, float] | None
+
+
+@dataclass(frozen=True)
+class StepsVsExamplesInfo:
+    target: float | None
+    lines: tuple[StepsExamplesLine, ...]
+
+
+@dataclass(frozen=True)
 class SharpnessLine:
     momentum: float
     batch_sizes: tuple[int, ...]
@@ -224,13 +246,31 @@ def steps_to_target(steps: StepsToTarget, critical: CriticalBatch | None = None)
         fit_b, fit_updates = (), ()
         if line.transition is not None:
             grid = np.geomspace(b.min(), b.max(), 60)
-            fit_b, fit_updates = tuple(grid), tuple(line.transition.updates(grid))
+            fit_b, fit_updates = tuple(grid), tuple(line.transition.updates_at(b) for b in grid)
         curves.append(StepsCurve(
             line.momentum, tuple(int(v) for v in b), tuple(p.lr for p in line.points), tuple(updates),
             tuple(examples), tuple(updates[0] * b[0] / b), tuple(np.full(len(b), examples[0])), fit_b, fit_updates,
-            line.transition.batch_size if line.transition else None))
+            line.transition.value if line.transition else None))
     critical = critical or CriticalBatch(None, None, 0, (), None, None)
     return StepsToTargetInfo(steps.target, tuple(curves), critical.value, critical.breakdown, critical.breakdown_ci95)
+
+
+def steps_vs_examples(steps: StepsToTarget) -> StepsVsExamplesInfo:
+    """Updates against examples to the target, log–log, for each line with a fitted B_crit: the points,
+    the hyperbola through them and its asymptotes (perfect scaling E = E_min; S = S_min)."""
+    lines = []
+    for line in steps.lines:
+        fit = line.transition
+        if fit is None:
+            continue
+        low, high = min(fit.batch_sizes), max(fit.batch_sizes)
+        grid = np.geomspace(min(low, fit.value) / 4, max(high, fit.value) * 4, 80)
+        updates = np.array([fit.updates_at(b) for b in grid])
+        lines.append(StepsExamplesLine(
+            line.label, tuple(p.batch_size for p in line.points), tuple(p.examples for p in line.points),
+            tuple(p.updates for p in line.points), tuple(updates * grid), tuple(updates), fit.min_updates,
+            fit.min_examples, fit.value, fit.ci95))
+    return StepsVsExamplesInfo(steps.target, tuple(lines))
 
 
 def sharpness_vs_batch(fit: SharpnessFit) -> SharpnessInfo:

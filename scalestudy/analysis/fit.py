@@ -19,6 +19,7 @@ import pandas as pd
 
 from scalestudy.analysis.compute import StudyCompute, study_compute
 from scalestudy.analysis.critical import CriticalBatch, critical_batch_from_noise
+from scalestudy.analysis.critical_sizes import CriticalBatchSizes, critical_batch_sizes
 from scalestudy.analysis.errors import AnalysisError
 from scalestudy.analysis.frontier import Frontier, failure_accuracy, fit_frontier
 from scalestudy.analysis.gap import GapFit, fit_gap
@@ -52,6 +53,7 @@ class StudyFits:
     critical_batch: CriticalBatch  # B_simple from the gradient noise scale vs the breakdown
     steps: StepsToTarget
     sharpness: SharpnessFit
+    critical_sizes: CriticalBatchSizes  # B_crit three ways: steps to target, gradient noise, breakdown
     # The constant-schedule trials the law is fitted on (the accuracy-vs-noise figure reads them).
     law_trials: pd.DataFrame = field(compare=False, repr=False)
 
@@ -80,14 +82,15 @@ def fit_study(trials: TrialTable | pd.DataFrame, options: FitOptions = FitOption
         frontier = fit_frontier(law_frame)
     warnings += [*frontier.warnings, *stopped_past_edges(with_stopped, frontier)]
     law = fit_law(list(frontier.cells), seed=options.seed)
+    critical = critical_batch_from_noise(law_frame, list(frontier.cells), law.breakdown)
+    steps = fit_steps_to_target(with_stopped)
     return StudyFits(
         n_trials=len(frame), dataset_size=dataset_size, provenance=dict(table.provenance), warnings=tuple(warnings),
         frontier=frontier, law_fit=law, noise=fit_noise_scale(list(law.cells), dataset_size),
         gap=fit_gap(law_frame, list(frontier.cells)) if not law_frame.empty else GapFit((), None, None, "no trials"),
         schedules=compare_schedules(finished), compute=study_compute(frame, table.provenance.get("train_seconds")),
-        critical_batch=critical_batch_from_noise(law_frame, list(frontier.cells), law.breakdown),
-        steps=fit_steps_to_target(with_stopped), sharpness=fit_sharpness(law_frame, list(frontier.cells)),
-        law_trials=law_frame)
+        critical_batch=critical, steps=steps, sharpness=fit_sharpness(law_frame, list(frontier.cells)),
+        critical_sizes=critical_batch_sizes(steps, critical, law.breakdown), law_trials=law_frame)
 
 
 def law_trials(frame: pd.DataFrame, *, keep_stopped: bool = False) -> tuple[pd.DataFrame, list[str]]:

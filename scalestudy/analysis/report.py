@@ -40,6 +40,10 @@ def terminal_summary(fits: StudyFits, law: ScalingLaw, warnings: list[str], repo
         lines.append(f"generalization gap: {points(gap.value, gap.ci95)} per {gap.per}")
     if fits.critical_batch.value is not None:
         lines.append("critical batch size: " + critical_line(fits.critical_batch))
+    sizes = fits.critical_sizes
+    if sizes.verdict != "none":
+        ways = "; ".join(f"{e.label} {estimate(e.value, e.ci95)}" for e in sizes.estimates if e.value is not None)
+        lines.append(f"B_crit three ways: {ways} ({sizes.verdict})")
     lines.append("compute: " + compute_line(fits.compute))
     for group in fits.schedules.groups[:1]:
         parts = [f"{r.schedule} {accuracy(r)}" + (f" ×{r.update_ratio:.2f} updates" if r.update_ratio else "")
@@ -196,10 +200,33 @@ def _critical_section(fits: StudyFits, law: ScalingLaw) -> list[str]:
                 critical.within_breakdown_ci]
             out.append(f"Breakdown of the lr law: {breakdown}. B_simple / breakdown = "
                        f"{critical.ratio_to_breakdown:.2f}; B_simple lies {inside} the breakdown's 95 % interval.")
-    fitted = [line for line in fits.steps.lines if line.transition is not None]
-    if fitted:
-        fits = "; ".join(f"m = {line.momentum:g}: B_crit ≈ {number(line.transition.batch_size)}" for line in fitted)
-        out += ["", f"Steps to target, fitted S(B) = S_min·(1 + B_crit/B) per momentum: {fits}."]
+    return out + [""] + three_ways_paragraph(fits.critical_sizes)
+
+
+def three_ways_paragraph(sizes) -> list[str]:
+    """The critical batch size from steps to target, from the gradient noise scale and from the
+    lr law's breakdown, side by side, and whether they agree."""
+    out = ["**The critical batch size three ways** (examples per update, 95 % intervals):", "",
+           "| way | B_crit | 95 % interval | from |", "| --- | --- | --- | --- |"]
+    line = sizes.steps_line
+    sources = {
+        "steps_to_target": (f"S(B) = S_min·(1 + B_crit/B) through the fewest updates to "
+                            f"{100 * sizes.target:.4g} % at each B ({line.label})" if line and sizes.target
+                            else f"S(B) = S_min·(1 + B_crit/B) ({line.label})" if line else "steps to target"),
+        "gradient_noise": "median B_simple over the trials at each cell's best lr (distribution-free interval)",
+        "lr_breakdown": "the breakdown test's hinge in ε*(B) (profile-likelihood interval)"}
+    for estimate in sizes.estimates:
+        if estimate.value is None:
+            out.append(f"| {estimate.label} | – | – | not available: {estimate.reason} |")
+        else:
+            interval = _span(estimate.ci95) if estimate.ci95 else f"– ({estimate.reason or 'none'})"
+            out.append(f"| {estimate.label} | {number(estimate.value)} | {interval} | {sources[estimate.method]} |")
+    out += ["", sizes.agreement]
+    if line is not None:
+        fit = line.transition
+        out.append(f"Steps to target ({line.label}): S_min = {number(fit.min_updates)} updates, E_min = "
+                   f"{number(fit.min_examples)} examples; at B_crit training takes 2·S_min updates and 2·E_min "
+                   "examples (McCandlish et al. 2018, eq. 2.11).")
     return out
 
 
@@ -220,10 +247,11 @@ def _steps_section(steps) -> list[str]:
     for line in steps.lines:
         if line.transition is not None:
             t = line.transition
-            out.append(f"- m = {line.momentum:g}: S_min = {number(t.min_updates)} updates, E_min = "
-                       f"{number(t.min_examples)} examples, B_crit = E_min/S_min ≈ {number(t.batch_size)}.")
+            interval = f" [{number(t.ci95[0])}, {number(t.ci95[1])}]" if t.ci95 else f" (no interval: {line.reason})"
+            out.append(f"- {line.label}: S_min = {number(t.min_updates)} updates, E_min = "
+                       f"{number(t.min_examples)} examples, B_crit = E_min/S_min ≈ {number(t.value)}{interval}.")
         else:
-            out.append(f"- m = {line.momentum:g}: no transition fitted ({line.reason}).")
+            out.append(f"- {line.label}: no transition fitted ({line.reason}).")
     if steps.reason:
         out.append(f"- {steps.reason}.")
     return out

@@ -1,8 +1,9 @@
 """The fitted law and what is made from it, standard library only (the law file is read where
 neither the analysis nor numpy is installed).
 
-- :mod:`scaling`: ``law.json`` / ``law.yaml`` as :class:`ScalingLaw` (typed records, strict
-  reader, ``predict``).
+- :mod:`scaling`: ``law.json`` / ``law.yaml`` as :class:`ScalingLaw` (typed records from
+  :mod:`scalestudy.law_fields`, strict reader, ``predict``);
+- :mod:`transition`: steps to a target against batch size, S(B) = S_min·(1 + B_crit/B).
 """
 
 from scalestudy.law.scaling import (
@@ -10,11 +11,18 @@ from scalestudy.law.scaling import (
     FORM,
     MAX_BATCH_SIZE,
     SCHEMA,
+    Prediction,
+    PredictionError,
+    ScalingLaw,
+)
+from scalestudy.law_fields import (
+    BatchEstimate,
     BreakdownTest,
     Cell,
     Compute,
     CriticalBatchCell,
     CriticalBatchSize,
+    CriticalBatchSizes,
     Domain,
     FittedOn,
     GapSlope,
@@ -23,14 +31,13 @@ from scalestudy.law.scaling import (
     LawFileError,
     LawIntervals,
     NoiseScaleAtOptimum,
-    Prediction,
-    PredictionError,
     Provenance,
-    ScalingLaw,
     Slope,
+    StepsToTargetBatch,
+    TransitionLine,
 )
 
-__all__ = ["BREAKDOWN_OUTCOMES", "FORM", "MAX_BATCH_SIZE", "SCHEMA", "BreakdownTest", "Cell", "Compute",
-           "CriticalBatchCell", "CriticalBatchSize", "Domain", "FittedOn", "GapSlope", "Interval", "LawError",
-           "LawFileError", "LawIntervals", "NoiseScaleAtOptimum", "Prediction", "PredictionError", "Provenance",
-           "ScalingLaw", "Slope"]
+__all__ = ["BREAKDOWN_OUTCOMES", "FORM", "MAX_BATCH_SIZE", "SCHEMA", "BatchEstimate", "BreakdownTest", "Cell",
+           "Compute", "CriticalBatchCell", "CriticalBatchSize", "CriticalBatchSizes", "Domain", "FittedOn", "GapSlope",
+           "Interval", "LawError", "LawFileError", "LawIntervals", "NoiseScaleAtOptimum", "Prediction",
+           "PredictionError", "Provenance", "ScalingLaw", "Slope", "StepsToTargetBatch", "TransitionLine"]

@@ -32,6 +32,7 @@ from scalestudy.law_fields import (
     Compute,
     CriticalBatchCell,
     CriticalBatchSize,
+    CriticalBatchSizes,
     Domain,
     FittedOn,
     GapSlope,
@@ -58,8 +59,8 @@ MAX_BATCH_SIZE = 2**53  # examples; exact as a float
 FORM = "lr = k * B^alpha * (1-m)^beta"
 _REQUIRED = ("schema", "form", "k", "alpha", "beta", "ci95", "breakdown_batch_size", "domain",
              "dataset_size", "fitted_on", "provenance")
-_OPTIONAL = ("r2", "breakdown_test", "noise_scale_opt", "gap_slope", "gradient_noise_scale", "compute", "reasons",
-             "notes", "cells", "units")
+_OPTIONAL = ("r2", "breakdown_test", "noise_scale_opt", "gap_slope", "gradient_noise_scale", "critical_batch_size",
+             "compute", "reasons", "notes", "cells", "units")
 _POSITIVE = ("k", "breakdown_batch_size", "dataset_size")
 BREAKDOWN_OUTCOMES = ("breakdown", "none", "inconclusive")
 UNITS = {"lr": "per optimizer update", "batch_size": "examples per update",
@@ -105,6 +106,7 @@ class ScalingLaw:
     noise_scale_opt: NoiseScaleAtOptimum | None = None
     gap_slope: GapSlope | None = None
     gradient_noise_scale: CriticalBatchSize | None = None  # B_crit ≈ B_simple next to the breakdown
+    critical_batch_size: CriticalBatchSizes | None = None  # B_crit three ways (absent in older files)
     compute: Compute | None = None  # trials, trial_epochs, updates, cpu_hours, gpu_hours of the study
     reasons: dict[str, str] = field(default_factory=dict)  # why a field is null: "alpha", "ci95.alpha", ...
     notes: tuple[str, ...] = ()

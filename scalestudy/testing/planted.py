@@ -126,6 +126,7 @@ class PlantedDiagnostics:
     min_updates: float = 100.0  # S_min of S(B) = S_min·(1 + B_crit/B) at ε* [updates]
     critical_batch: float = 512.0  # B_crit of that curve [examples]
     steps_width: float = 1.0  # S grows by exp(x²/(2 w²)) away from ε*, x = ln(ε/ε*); unreached past the budget
+    steps_scatter: float = 0.0  # ... times exp(N(0, scatter²)) per trial (seed-to-seed noise of S)
     sharpness: float = 0.05  # full-space sharpness at the smallest B [percent] ...
     sharpness_per_doubling: float = 1.3  # ... times this per doubling of B
     subspace: str | None = "sharpness_subspace"  # also this column, a tenth of the full-space value
@@ -146,6 +147,8 @@ def add_diagnostics(frame: pd.DataFrame, planted: PlantedDiagnostics = PlantedDi
     lr_opt = planted_lr(b, frame["momentum"].to_numpy(float), alpha, beta, k, breakdown)
     x = np.log(frame["lr"].to_numpy(float) / lr_opt)
     steps = planted.min_updates * (1 + planted.critical_batch / b) * np.exp(x ** 2 / (2 * planted.steps_width ** 2))
+    if planted.steps_scatter:
+        steps = steps * np.exp(rng.normal(0, planted.steps_scatter, len(frame)))
     steps = np.ceil(steps)
     reached = alive & (steps <= frame["updates"].to_numpy(float))
     frame["target_accuracy"] = planted.target_accuracy
