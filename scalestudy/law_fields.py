@@ -47,6 +47,19 @@ class LawIntervals:
 
 
 @dataclass(frozen=True)
+class LawCovariance:
+    """``prediction``: what a 95 % interval of ln ε* at a new point needs, ln ε* = x·θ with
+    x = (1, ln B, ln(1 − m)) for the ``parameters`` fitted: the covariance of θ, the Student-t
+    quantile at the fit's residual degrees of freedom, and the scatter of cells about the law."""
+
+    parameters: tuple[str, ...]  # log_k, alpha, beta: the ones fitted, in the law's order
+    covariance: tuple[tuple[float, ...], ...]
+    dof: int
+    t95: float  # Student-t 0.975 quantile at dof
+    cell_scatter: float | None = None  # variance of a new cell's ln ε* about the law beyond its own noise
+
+
+@dataclass(frozen=True)
 class Domain:
     """The range of the cells the law was fitted on."""
 

@@ -78,10 +78,11 @@ def test_files_come_from_the_export_step_only(fits, tmp_path):
 
 LAW_KEYS = {  # law.json, schema scalestudy.law/v1: every mapping's keys, in the file's order
     "": ["schema", "form", "k", "alpha", "beta", "ci95", "breakdown_batch_size", "domain", "dataset_size",
-         "fitted_on", "provenance", "r2", "breakdown_test", "noise_scale_opt", "gap_slope", "gradient_noise_scale",
+         "fitted_on", "provenance", "r2", "prediction", "breakdown_test", "noise_scale_opt", "gap_slope", "gradient_noise_scale",
          "critical_batch_size", "compute", "reasons", "notes", "cells", "units"],
     "ci95": ["k", "alpha", "beta", "breakdown_batch_size"],
     "domain": ["batch_size", "momentum"],
+    "prediction": ["parameters", "covariance", "dof", "t95", "cell_scatter"],
     "fitted_on": ["cells", "trials", "excluded_cells", "above_breakdown", "bounded_by_divergence", "weighting"],
     "provenance": ["experiment", "input_file", "tracking_uri", "parent_run_id", "spec_hash", "scalestudy_version",
                    "created"],

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from scalestudy import __version__
+from scalestudy.analysis._stats import t_quantile
 from scalestudy.analysis.compute import StudyCompute
 from scalestudy.analysis.critical import CriticalBatch
 from scalestudy.analysis.critical_sizes import CriticalBatchSizes as CriticalFits
@@ -30,6 +31,7 @@ from scalestudy.law import (
     FittedOn,
     GapSlope,
     Interval,
+    LawCovariance,
     LawIntervals,
     NoiseScaleAtOptimum,
     Provenance,
@@ -64,13 +66,21 @@ def build_law(fits: StudyFits) -> ScalingLaw:
         k=law.k, alpha=law.alpha, beta=law.beta,
         ci95=LawIntervals(**{name: _interval(law.ci95.get(name)) for name in ("k", "alpha", "beta")},
                           breakdown_batch_size=_interval(breakdown.ci95)),
-        r2=law.r2, breakdown_batch_size=breakdown.batch_size, noise_scale_opt=noise_entry(fits.noise),
+        r2=law.r2, prediction=prediction_entry(law), breakdown_batch_size=breakdown.batch_size, noise_scale_opt=noise_entry(fits.noise),
         gap_slope=gap_entry(fits.gap), domain=Domain(_interval(law.domain.get("batch_size")),
                                                      _interval(law.domain.get("momentum"))),
         dataset_size=fits.dataset_size, fitted_on=fitted_on(law, frontier), breakdown_test=breakdown_entry(breakdown),
         provenance=law_provenance(fits.provenance), reasons=reasons, notes=tuple(law.notes),
         cells=cells_entry(law, frontier), gradient_noise_scale=critical_entry(fits.critical_batch),
         critical_batch_size=critical_sizes, compute=compute_entry(fits.compute))
+
+
+def prediction_entry(law: LawFit) -> LawCovariance | None:
+    """law.json's ``prediction``: the covariance of (ln k, α[, β]), for intervals of ε* at new points."""
+    fit = law.regression
+    if fit is None or fit.cov is None or law.alpha is None:
+        return None
+    return LawCovariance(fit.names, fit.cov, fit.dof, t_quantile(0.975, fit.dof), law.scatter)
 
 
 def fitted_on(law: LawFit, frontier: Frontier) -> FittedOn:

@@ -44,6 +44,9 @@ class LawFit:
     regression: LinearFit | None = None
     domain: dict[str, tuple[float, float] | None] = field(default_factory=dict)
     weighting: str = "equal weights"  # how the cells were weighted in the least squares
+    # Variance of a new cell's ln ε* about the law beyond its own measurement noise: τ² when the
+    # cells are weighted by their variances, the residual variance with equal weights.
+    scatter: float | None = None
 
 
 @dataclass(frozen=True)
@@ -151,4 +154,5 @@ def _fit_below(cells: list[CellOptimum], breakdown: Breakdown) -> LawFit:
               "beta": ci.get("beta")},
         r2=r2, reasons=reasons, notes=tuple(notes), cells=tuple(cells),
         n_trials=sum(c.n_trials for c in cells), breakdown=breakdown, regression=regression, domain=domain,
-        weighting=weighting)
+        weighting=weighting, scatter=tau2 if tau2 is not None else (rss / regression.dof if regression.dof > 0
+                                                                    else None))

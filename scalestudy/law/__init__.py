@@ -10,7 +10,9 @@ from scalestudy.law.scaling import (
     BREAKDOWN_OUTCOMES,
     FORM,
     MAX_BATCH_SIZE,
+    PARAMETERS,
     SCHEMA,
+    LogLrSpread,
     Prediction,
     PredictionError,
     ScalingLaw,
@@ -28,6 +30,7 @@ from scalestudy.law_fields import (
     GapSlope,
     Interval,
     LawError,
+    LawCovariance,
     LawFileError,
     LawIntervals,
     NoiseScaleAtOptimum,
@@ -37,7 +40,7 @@ from scalestudy.law_fields import (
     TransitionLine,
 )
 
-__all__ = ["BREAKDOWN_OUTCOMES", "FORM", "MAX_BATCH_SIZE", "SCHEMA", "BatchEstimate", "BreakdownTest", "Cell",
+__all__ = ["BREAKDOWN_OUTCOMES", "FORM", "MAX_BATCH_SIZE", "PARAMETERS", "SCHEMA", "BatchEstimate", "BreakdownTest", "Cell",
            "Compute", "CriticalBatchCell", "CriticalBatchSize", "CriticalBatchSizes", "Domain", "FittedOn", "GapSlope",
-           "Interval", "LawError", "LawFileError", "LawIntervals", "NoiseScaleAtOptimum", "Prediction",
+           "Interval", "LawCovariance", "LawError", "LawFileError", "LawIntervals", "LogLrSpread", "NoiseScaleAtOptimum", "Prediction",
            "PredictionError", "Provenance", "ScalingLaw", "Slope", "StepsToTargetBatch", "TransitionLine"]

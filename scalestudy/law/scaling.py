@@ -39,6 +39,7 @@ from scalestudy.law_fields import (
     Interval,
     LawError,
     LawFileError,
+    LawCovariance,
     LawIntervals,
     NoiseScaleAtOptimum,
     Provenance,
@@ -48,10 +49,8 @@ from scalestudy.law_fields import (
 )
 from scalestudy.noise import noise_scale
 
-__all__ = ["BREAKDOWN_OUTCOMES", "FORM", "MAX_BATCH_SIZE", "SCHEMA", "BreakdownTest", "Cell", "Compute",
-           "CriticalBatchCell", "CriticalBatchSize", "Domain", "FittedOn", "GapSlope", "Interval", "LawError",
-           "LawFileError", "LawIntervals", "NoiseScaleAtOptimum", "Prediction", "PredictionError", "Provenance",
-           "ScalingLaw", "Slope"]
+__all__ = ["BREAKDOWN_OUTCOMES", "FORM", "MAX_BATCH_SIZE", "PARAMETERS", "SCHEMA", "LogLrSpread", "Prediction",
+           "PredictionError", "ScalingLaw"]
 
 SCHEMA = "scalestudy.law/v1"
 MAX_LAW_BYTES = 64 * 2**20
@@ -59,7 +58,7 @@ MAX_BATCH_SIZE = 2**53  # examples; exact as a float
 FORM = "lr = k * B^alpha * (1-m)^beta"
 _REQUIRED = ("schema", "form", "k", "alpha", "beta", "ci95", "breakdown_batch_size", "domain",
              "dataset_size", "fitted_on", "provenance")
-_OPTIONAL = ("r2", "breakdown_test", "noise_scale_opt", "gap_slope", "gradient_noise_scale", "critical_batch_size",
+_OPTIONAL = ("r2", "prediction", "breakdown_test", "noise_scale_opt", "gap_slope", "gradient_noise_scale", "critical_batch_size",
              "compute", "reasons", "notes", "cells", "units")
 _POSITIVE = ("k", "breakdown_batch_size", "dataset_size")
 BREAKDOWN_OUTCOMES = ("breakdown", "none", "inconclusive")
@@ -80,12 +79,23 @@ class Prediction:
     lr: float  # per optimizer update
     noise_scale: float  # g = lr/(1-m)·(N/B − 1); NaN when N is unknown or B ≥ N
     warnings: list[str] = field(default_factory=list)
+    lr_ci95: tuple[float, float] | None = None  # 95 % interval of the law's ε* here (None: not in the file)
 
     def describe(self) -> str:
-        text = f"lr = {self.lr:.6g}   (B={self.batch_size}, m={self.momentum:g}"
+        interval = f" [{self.lr_ci95[0]:.6g}, {self.lr_ci95[1]:.6g}]" if self.lr_ci95 else ""
+        text = f"lr = {self.lr:.6g}{interval}   (B={self.batch_size}, m={self.momentum:g}"
         if math.isfinite(self.noise_scale):
             text += f", noise scale g = {self.noise_scale:.6g}"
         return text + ")"
+
+
+@dataclass(frozen=True)
+class LogLrSpread:
+    """Uncertainty of ln ε* at one point of a law (see :meth:`ScalingLaw.log_lr_spread`)."""
+
+    variance: float  # of the law's ln ε* there (its 95 % interval: ± t95·√variance)
+    cell_scatter: float | None  # of a new cell about the law, beyond the cell's own noise
+    t95: float
 
 
 @dataclass(frozen=True)
@@ -102,6 +112,7 @@ class ScalingLaw:
     fitted_on: FittedOn
     provenance: Provenance
     r2: float | None = None
+    prediction: LawCovariance | None = None  # for intervals of ε* at a new point (absent in older files)
     breakdown_test: BreakdownTest | None = None  # absent in files written before the test existed
     noise_scale_opt: NoiseScaleAtOptimum | None = None
     gap_slope: GapSlope | None = None
@@ -176,6 +187,7 @@ class ScalingLaw:
             if getattr(law, key) is not None and getattr(law, key) <= 0:
                 raise LawFileError(f"{where}: {key} must be > 0, got {getattr(law, key)!r}")
         _check_breakdown_test(law.breakdown_test, law.breakdown_batch_size, where)
+        _check_prediction(law, where)
         return law
 
     # ------------------------------------------------------------- prediction
@@ -215,8 +227,25 @@ class ScalingLaw:
         elif self.dataset_size:
             warnings.append(f"batch size {batch_size:g} is not below the dataset size {self.dataset_size}: "
                             "no noise scale")
+        spread = self.log_lr_spread(batch_size, momentum)
+        ci = None
+        if spread is not None:
+            half = spread.t95 * math.sqrt(spread.variance)
+            ci = (lr * math.exp(-half), lr * math.exp(half))
         return Prediction(int(batch_size) if float(batch_size).is_integer() else batch_size, momentum, lr, noise,
-                          warnings)
+                          warnings, ci)
+
+    def log_lr_spread(self, batch_size: float, momentum: float) -> LogLrSpread | None:
+        """The uncertainty of ln ε* at (B, m): the variance of the law's value there (from the
+        parameters' covariance), the scatter of a new cell about the law, and the t quantile;
+        None for a law file without ``prediction``."""
+        if self.prediction is None:
+            return None
+        row = {"log_k": 1.0, "alpha": math.log(batch_size), "beta": math.log1p(-momentum)}
+        x = [row[name] for name in self.prediction.parameters]
+        cov = self.prediction.covariance
+        variance = sum(x[i] * cov[i][j] * x[j] for i in range(len(x)) for j in range(len(x)))
+        return LogLrSpread(max(variance, 0.0), self.prediction.cell_scatter, self.prediction.t95)
 
     def _warnings(self, batch_size: float, momentum: float) -> list[str]:
         warnings = []
@@ -239,6 +268,25 @@ class ScalingLaw:
                             f"{self.breakdown_batch_size:.4g}{span}: the law stops holding there and "
                             "this lr is likely too large")
         return warnings
+
+
+PARAMETERS = ("log_k", "alpha", "beta")  # of the law, in its order: ln ε* = log_k + alpha·ln B + beta·ln(1−m)
+
+
+def _check_prediction(law: ScalingLaw, where: str) -> None:
+    """``prediction`` names the law's fitted parameters, in order, with a square covariance."""
+    p = law.prediction
+    if p is None:
+        return
+    names = list(p.parameters)
+    if not names or names != [n for n in PARAMETERS if n in names] or len(set(names)) != len(names):
+        raise LawFileError(f"{where}: prediction.parameters must be some of {', '.join(PARAMETERS)} in that order, "
+                           f"got {names!r}")
+    if len(p.covariance) != len(names) or any(len(row) != len(names) for row in p.covariance):
+        raise LawFileError(f"{where}: prediction.covariance must be {len(names)}×{len(names)} for {names!r}")
+    if any(p.covariance[i][i] < 0 for i in range(len(names))) or p.dof < 1 or not p.t95 > 0 or (
+            p.cell_scatter is not None and p.cell_scatter < 0):
+        raise LawFileError(f"{where}: prediction needs variances ≥ 0, dof ≥ 1 and t95 > 0")
 
 
 def _check_breakdown_test(test: BreakdownTest | None, batch_size: float | None, where: str) -> None:
