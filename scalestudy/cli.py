@@ -88,6 +88,27 @@ def build_parser() -> argparse.ArgumentParser:
     recommend.add_argument("--momentum", type=float, default=None,
                            help="default: 0, or the single momentum the law was fitted at")
 
+    plan = commands.add_parser("plan", help="the batch size, lr, momentum, schedule and time to train at, from a law")
+    plan.add_argument("--law", type=Path, required=True)
+    plan.add_argument("--workers", type=int, required=True, help="data-parallel workers (GPUs) to train on")
+    plan.add_argument("--max-batch-per-worker", type=int, required=True, help="the largest batch one worker fits")
+    speed = plan.add_mutually_exclusive_group(required=True)
+    speed.add_argument("--examples-per-second-per-worker", type=float, help="one worker's training throughput")
+    speed.add_argument("--throughput", type=float, help="measured examples per second of all workers together")
+    length = plan.add_mutually_exclusive_group(required=True)
+    length.add_argument("--epochs", type=int, help="train this many epochs")
+    length.add_argument("--target", type=float,
+                        help="train until this test accuracy (the one the study's steps to target were counted to)")
+    plan.add_argument("--momentum", type=float, help="default: the largest momentum the law was fitted at")
+    plan.add_argument("--dataset-size", type=int, help="training examples per epoch (default: the law's)")
+    plan.add_argument("--schedule", choices=("hybrid", "step_decay_lr", "constant"),
+                      help="default: hybrid with --epochs, constant with --target")
+    plan.add_argument("--milestones", help="epochs where the lr would decay, e.g. 27,54,72 (default 30/60/80 %%)")
+    plan.add_argument("--factor", type=float, default=5.0, help="decay (or batch growth) factor at each milestone")
+    plan.add_argument("--warmup-epochs", type=int, help="default: 5 %% of the epochs (1-5) when B is above the "
+                      "law's smallest")
+    plan.add_argument("--out", type=Path, default=Path("plan.yaml"), help="the plan file (default plan.yaml)")
+
     demo = commands.add_parser("demo", help="run the quickstart study, analyze it, print the law")
     demo.add_argument("--spec", type=Path, help="spec to run instead of search_spaces/quickstart.yaml")
     demo.add_argument("--out", type=Path, default=Path("scalestudy_out"), help="analysis output folder")
@@ -212,6 +233,46 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    from scalestudy.law import Plan, PlanRequest, ScalingLaw, make_plan
+    from scalestudy.law.plan import PLAN_SCHEMA, describe
+
+    milestones = None
+    if args.milestones is not None:
+        try:
+            milestones = tuple(int(part) for part in args.milestones.split(",") if part.strip())
+        except ValueError:
+            raise CliError(f"--milestones {args.milestones}: must be epochs separated by commas, e.g. 27,54,72") \
+                from None
+    out = args.out
+    if out.exists() and (not out.is_file() or _schema_of(out) != PLAN_SCHEMA):
+        raise CliError(f"--out {out}: exists and is not a plan file; choose another name (a plan is never "
+                       "written over other data)")
+    _check_out(out.parent if str(out.parent) else Path("."))
+    law = ScalingLaw.load(args.law)
+    request = PlanRequest(args.workers, args.max_batch_per_worker, args.examples_per_second_per_worker,
+                          args.throughput, args.epochs, args.target, args.momentum, args.dataset_size,
+                          args.schedule, milestones, args.factor, args.warmup_epochs, str(args.law))
+    plan = make_plan(law, request)
+    plan.save(out)
+    assert Plan.load(out) == plan  # what training code reads is what was planned
+    print(f"plan from {args.law} ({law.form})")
+    print("\n".join(describe(plan)))
+    print(f"written: {out}")
+    return 0
+
+
+def _schema_of(path: Path) -> str | None:
+    """The ``schema`` of a small JSON or YAML file, or None (not readable, not a mapping)."""
+    from scalestudy.law_fields import LawFileError, read_document
+
+    try:
+        data = read_document(path, "file", 16 * 2**20, "a plan")
+    except LawFileError:
+        return None
+    return data.get("schema") if isinstance(data, dict) else None
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from scalestudy.analysis import analyze, load_trials_from_mlflow
 
@@ -301,6 +362,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"validate": cmd_validate, "run": cmd_run, "analyze": cmd_analyze, "recommend": cmd_recommend,
+            "plan": cmd_plan,
             "demo": cmd_demo, "interpolate": cmd_interpolate, "sync": cmd_sync, "bench": cmd_bench, "ui": cmd_ui}
 
 

@@ -15,9 +15,11 @@ Standard library only: the law file is read where neither the analysis nor numpy
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple
 
 
@@ -223,6 +225,45 @@ class Cell:
 
 
 # --- reading and writing ------------------------------------------------------------------------
+
+def read_document(path: str | Path, what: str, max_bytes: int, expected: str) -> Any:
+    """The parsed content of a JSON file, or YAML for .yaml/.yml (``what``: "law file", "plan file";
+    ``expected``: what such a file is, for the message); any problem is one :class:`LawFileError` line."""
+    path = Path(path)
+    try:
+        if path.exists() and not path.is_file():
+            raise LawFileError(f"cannot read {what} {path}: {'a directory' if path.is_dir() else 'not a regular file'}")
+        if path.stat().st_size > max_bytes:
+            raise LawFileError(f"{what} {path}: {path.stat().st_size} bytes, more than a {what} holds "
+                               f"({max_bytes // 2**20} MiB at most)")
+        text = path.read_bytes().decode("utf-8-sig")
+    except OSError as error:
+        raise LawFileError(f"cannot read {what} {path}: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise LawFileError(f"{what} {path}: not UTF-8 text (offset {error.start}); expected {expected}") from None
+    yaml_file = path.suffix in (".yaml", ".yml")
+    try:
+        if yaml_file:
+            import yaml
+
+            return yaml.safe_load(text)
+        return json.loads(text)
+    except Exception as error:  # noqa: BLE001 - json.JSONDecodeError, yaml.YAMLError
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise LawFileError(f"{what} {path}: not valid {'YAML' if yaml_file else 'JSON'} ({first})") from None
+
+
+def write_document(path: str | Path, data: dict[str, Any]) -> Path:
+    """``data`` as JSON, or YAML when the name ends in .yaml/.yml."""
+    path = Path(path)
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    else:
+        path.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
+    return path
+
 
 def read_record(cls: type, data: Any, where: str, path: str = "", optional: bool = False) -> Any:
     """The record ``cls`` from a parsed mapping; any problem is one :class:`LawFileError` line."""

@@ -3,9 +3,14 @@ neither the analysis nor numpy is installed).
 
 - :mod:`scaling`: ``law.json`` / ``law.yaml`` as :class:`ScalingLaw` (typed records from
   :mod:`scalestudy.law_fields`, strict reader, ``predict``);
-- :mod:`transition`: steps to a target against batch size, S(B) = S_min·(1 + B_crit/B).
+- :mod:`transition`: steps to a target against batch size, S(B) = S_min·(1 + B_crit/B);
+- :mod:`plan`: ``plan.yaml`` as :class:`Plan`, the per-update (B, ε, m) training code follows;
+  :mod:`planner` makes one from a law (``scalestudy plan``); :mod:`pytorch` (torch needed) has
+  the scheduler and batch sampler that follow it.
 """
 
+from scalestudy.law.plan import PLAN_SCHEMA, Plan, PlanEpoch, PlanError, PlanStep
+from scalestudy.law.planner import PlanRequest, make_plan
 from scalestudy.law.scaling import (
     BREAKDOWN_OUTCOMES,
     FORM,
@@ -40,7 +45,8 @@ from scalestudy.law_fields import (
     TransitionLine,
 )
 
-__all__ = ["BREAKDOWN_OUTCOMES", "FORM", "MAX_BATCH_SIZE", "PARAMETERS", "SCHEMA", "BatchEstimate", "BreakdownTest", "Cell",
+__all__ = ["BREAKDOWN_OUTCOMES", "FORM", "MAX_BATCH_SIZE", "PARAMETERS", "PLAN_SCHEMA", "SCHEMA", "BatchEstimate", "BreakdownTest", "Cell",
            "Compute", "CriticalBatchCell", "CriticalBatchSize", "CriticalBatchSizes", "Domain", "FittedOn", "GapSlope",
            "Interval", "LawCovariance", "LawError", "LawFileError", "LawIntervals", "LogLrSpread", "NoiseScaleAtOptimum", "Prediction",
-           "PredictionError", "Provenance", "ScalingLaw", "Slope", "StepsToTargetBatch", "TransitionLine"]
+           "PredictionError", "Provenance", "ScalingLaw", "Slope", "StepsToTargetBatch", "TransitionLine",
+           "make_plan"]

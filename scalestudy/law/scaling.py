@@ -20,7 +20,6 @@ record (:mod:`scalestudy.law_fields`): ``law.ci95.alpha``, ``law.breakdown_test.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,8 +43,10 @@ from scalestudy.law_fields import (
     NoiseScaleAtOptimum,
     Provenance,
     Slope,
+    read_document,
     read_record,
     to_json,
+    write_document,
 )
 from scalestudy.noise import noise_scale
 
@@ -133,42 +134,11 @@ class ScalingLaw:
 
     def save(self, path: str | Path) -> Path:
         """JSON, or YAML when the name ends in .yaml/.yml."""
-        path = Path(path)
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True))
-        else:
-            path.write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n")
-        return path
+        return write_document(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | Path) -> ScalingLaw:
-        path = Path(path)
-        try:
-            if path.exists() and not path.is_file():
-                raise LawFileError(f"cannot read law file {path}: "
-                                   f"{'a directory' if path.is_dir() else 'not a regular file'}")
-            if path.stat().st_size > MAX_LAW_BYTES:
-                raise LawFileError(f"law file {path}: {path.stat().st_size} bytes, more than a law file holds "
-                                   f"({MAX_LAW_BYTES // 2**20} MiB at most)")
-            text = path.read_bytes().decode("utf-8-sig")
-        except OSError as error:
-            raise LawFileError(f"cannot read law file {path}: {error.strerror or error}") from None
-        except UnicodeDecodeError as error:
-            raise LawFileError(f"law file {path}: not UTF-8 text (offset {error.start}); expected law.json or "
-                               "law.yaml as written by scalestudy analyze") from None
-        try:
-            if path.suffix in (".yaml", ".yml"):
-                import yaml
-
-                data = yaml.safe_load(text)
-            else:
-                data = json.loads(text)
-        except Exception as error:  # noqa: BLE001 - json.JSONDecodeError, yaml.YAMLError
-            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise LawFileError(f"law file {path}: not valid {'YAML' if path.suffix in ('.yaml', '.yml') else 'JSON'}"
-                               f" ({first})") from None
+        data = read_document(path, "law file", MAX_LAW_BYTES, "law.json or law.yaml as written by scalestudy analyze")
         return cls.from_dict(data, where=f"law file {path}")
 
     @classmethod
