@@ -82,6 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--out", type=Path, required=True, help="output folder")
     _add_connect_timeout(analyze)
 
+    check = commands.add_parser("check-law", help="does a fitted law hold in a second study (larger B or N)?")
+    check.add_argument("--law", type=Path, required=True)
+    check_source = check.add_mutually_exclusive_group(required=True)
+    check_source.add_argument("--experiment", help="MLflow experiment name of the check study")
+    check_source.add_argument("--runs", type=Path, help="the check study's trials.parquet instead of MLflow")
+    check.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///mlflow.db)")
+    check.add_argument("--out", type=Path, required=True, help="output folder: check.json, check.md, check.png")
+    _add_connect_timeout(check)
+
     recommend = commands.add_parser("recommend", help="learning rate for a batch size from a fitted law")
     recommend.add_argument("--law", type=Path, required=True)
     recommend.add_argument("--batch-size", type=int, required=True)
@@ -200,22 +209,49 @@ def _check_out(path: Path) -> None:
     check_writable_folder(path, "--out")
 
 
-def cmd_analyze(args: argparse.Namespace) -> int:
-    from scalestudy.analysis import analyze, load_trials_from_mlflow, load_trials_from_parquet
-    from scalestudy.endpoints import check_existing_store, connect_timeout, removed_on_failure
+def _trials(args: argparse.Namespace):
+    """The trial table of ``--runs`` or of ``--experiment`` in ``--tracking-uri`` (the store must exist)."""
+    from scalestudy.analysis import load_trials_from_mlflow, load_trials_from_parquet
+    from scalestudy.endpoints import check_existing_store, connect_timeout
     from scalestudy.tracking import absolute_uri
 
-    _check_out(args.out)
     if args.runs is not None:
-        trials = load_trials_from_parquet(args.runs)
-    else:
-        uri = absolute_uri(args.tracking_uri if args.tracking_uri is not None else "sqlite:///mlflow.db")
-        check_existing_store(uri, "--tracking-uri", connect_timeout(args.connect_timeout))
-        trials = load_trials_from_mlflow(args.experiment, uri)
+        return load_trials_from_parquet(args.runs)
+    uri = absolute_uri(args.tracking_uri if args.tracking_uri is not None else "sqlite:///mlflow.db")
+    check_existing_store(uri, "--tracking-uri", connect_timeout(args.connect_timeout))
+    return load_trials_from_mlflow(args.experiment, uri)
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from scalestudy.analysis import analyze
+    from scalestudy.endpoints import removed_on_failure
+
+    _check_out(args.out)
+    trials = _trials(args)
     with removed_on_failure([args.out]):  # data too thin to fit: no half-written output folder
         result = analyze(trials, args.out)
     print(result.summary())
     return 0
+
+
+def cmd_check_law(args: argparse.Namespace) -> int:
+    from scalestudy.analysis.check import check_law
+    from scalestudy.analysis.check_output import check_table, verdict, write_check
+    from scalestudy.endpoints import removed_on_failure
+    from scalestudy.law import ScalingLaw
+
+    _check_out(args.out)
+    law = ScalingLaw.load(args.law)
+    trials = _trials(args)
+    source = f"`{args.runs}`" if args.runs is not None else f"MLflow experiment `{args.experiment}`"
+    with removed_on_failure([args.out]):
+        check = check_law(law, trials)
+        args.out.mkdir(parents=True, exist_ok=True)
+        files = write_check(check, law, args.law, source, args.out)
+    print("\n".join(check_table(check)))
+    print(f"\n{verdict(check)}")
+    print(f"written: {', '.join(str(path) for path in files)}")
+    return 0 if check.passed else 1
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
@@ -254,6 +290,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
                           args.throughput, args.epochs, args.target, args.momentum, args.dataset_size,
                           args.schedule, milestones, args.factor, args.warmup_epochs, str(args.law))
     plan = make_plan(law, request)
+    out.parent.mkdir(parents=True, exist_ok=True)
     plan.save(out)
     assert Plan.load(out) == plan  # what training code reads is what was planned
     print(f"plan from {args.law} ({law.form})")
@@ -362,7 +399,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"validate": cmd_validate, "run": cmd_run, "analyze": cmd_analyze, "recommend": cmd_recommend,
-            "plan": cmd_plan,
+            "plan": cmd_plan, "check-law": cmd_check_law,
             "demo": cmd_demo, "interpolate": cmd_interpolate, "sync": cmd_sync, "bench": cmd_bench, "ui": cmd_ui}
 
 

@@ -97,6 +97,7 @@ class LogLrSpread:
     variance: float  # of the law's ln ε* there (its 95 % interval: ± t95·√variance)
     cell_scatter: float | None  # of a new cell about the law, beyond the cell's own noise
     t95: float
+    dof: int  # residual degrees of freedom of the law's fit
 
 
 @dataclass(frozen=True)
@@ -215,7 +216,7 @@ class ScalingLaw:
         x = [row[name] for name in self.prediction.parameters]
         cov = self.prediction.covariance
         variance = sum(x[i] * cov[i][j] * x[j] for i in range(len(x)) for j in range(len(x)))
-        return LogLrSpread(max(variance, 0.0), self.prediction.cell_scatter, self.prediction.t95)
+        return LogLrSpread(max(variance, 0.0), self.prediction.cell_scatter, self.prediction.t95, self.prediction.dof)
 
     def _warnings(self, batch_size: float, momentum: float) -> list[str]:
         warnings = []
