@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     recommend.add_argument("--batch-size", type=int, required=True)
     recommend.add_argument("--momentum", type=float, default=None,
                            help="default: 0, or the single momentum the law was fitted at")
+    recommend.add_argument("--dataset-size", type=int, default=None,
+                           help="N, training examples (needed when the law has gamma; default: the law's N)")
 
     plan = commands.add_parser("plan", help="the batch size, lr, momentum, schedule and time to train at, from a law")
     plan.add_argument("--law", type=Path, required=True)
@@ -261,8 +263,10 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         raise CliError(f"--batch-size: must be in 1-{MAX_BATCH_SIZE}, got {args.batch_size}")
     if args.momentum is not None and not 0.0 <= args.momentum < 1.0:
         raise CliError(f"--momentum: must be in [0, 1), got {args.momentum}")
+    if args.dataset_size is not None and not 0 < args.dataset_size <= MAX_BATCH_SIZE:
+        raise CliError(f"--dataset-size: must be in 1-{MAX_BATCH_SIZE}, got {args.dataset_size}")
     law = ScalingLaw.load(args.law)
-    prediction = law.predict(batch_size=args.batch_size, momentum=args.momentum)
+    prediction = law.predict(batch_size=args.batch_size, momentum=args.momentum, dataset_size=args.dataset_size)
     print(prediction.describe())
     for warning in prediction.warnings:
         print(f"warning: {warning}", file=sys.stderr)

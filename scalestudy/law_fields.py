@@ -46,15 +46,16 @@ class LawIntervals:
     alpha: Interval | None = None
     beta: Interval | None = None
     breakdown_batch_size: Interval | None = None  # profile-likelihood interval of the hinge [examples]
+    gamma: Interval | None = field(default=None, metadata={"omit_if_none": True})  # only in laws with gamma
 
 
 @dataclass(frozen=True)
 class LawCovariance:
     """``prediction``: what a 95 % interval of ln ε* at a new point needs, ln ε* = x·θ with
-    x = (1, ln B, ln(1 − m)) for the ``parameters`` fitted: the covariance of θ, the Student-t
+    x = (1, ln B, ln(1 − m), ln N) for the ``parameters`` fitted: the covariance of θ, the Student-t
     quantile at the fit's residual degrees of freedom, and the scatter of cells about the law."""
 
-    parameters: tuple[str, ...]  # log_k, alpha, beta: the ones fitted, in the law's order
+    parameters: tuple[str, ...]  # log_k, alpha, beta, gamma: the ones fitted, in the law's order
     covariance: tuple[tuple[float, ...], ...]
     dof: int
     t95: float  # Student-t 0.975 quantile at dof
@@ -67,6 +68,7 @@ class Domain:
 
     batch_size: Interval | None  # [examples]
     momentum: Interval | None
+    dataset_size: Interval | None = field(default=None, metadata={"omit_if_none": True})  # laws with gamma [examples]
 
 
 @dataclass(frozen=True)
@@ -222,6 +224,7 @@ class Cell:
     used: bool | None = None  # in the law fit
     trials: int | None = None
     seeds: int | None = None
+    dataset_size: int | None = field(default=None, metadata={"omit_if_none": True})  # N, in a study over several
 
 
 # --- reading and writing ------------------------------------------------------------------------

@@ -78,7 +78,7 @@ def test_files_come_from_the_export_step_only(fits, tmp_path):
 
 LAW_KEYS = {  # law.json, schema scalestudy.law/v1: every mapping's keys, in the file's order
     "": ["schema", "form", "k", "alpha", "beta", "ci95", "breakdown_batch_size", "domain", "dataset_size",
-         "fitted_on", "provenance", "r2", "prediction", "breakdown_test", "noise_scale_opt", "gap_slope", "gradient_noise_scale",
+         "fitted_on", "provenance", "gamma", "r2", "prediction", "breakdown_test", "noise_scale_opt", "gap_slope", "gradient_noise_scale",
          "critical_batch_size", "compute", "reasons", "notes", "cells", "units"],
     "ci95": ["k", "alpha", "beta", "breakdown_batch_size"],
     "domain": ["batch_size", "momentum"],
@@ -122,7 +122,11 @@ def test_law_json_keys_are_pinned(fits, tmp_path):
 
     walk(data, "")
     assert found == LAW_KEYS
-    assert data["reasons"] == {} and data["breakdown_test"]["outcome"] == "breakdown"
+    # A law fitted at one N says so: gamma is null, and why (the only reason in this file).
+    assert data["gamma"] is None and data["reasons"] == {
+        "gamma": f"single dataset size (N={data['dataset_size']}): the law holds at the N it was fitted at; "
+                 "vary grid.dataset_size to fit gamma"}
+    assert data["breakdown_test"]["outcome"] == "breakdown"
 
 
 def test_a_law_file_of_the_first_v1_release_loads_and_predicts(tmp_path):

@@ -3,7 +3,7 @@
 The workflow: fit the law on a small study, run a few trials per cell at the scale you will train
 at (larger B, larger N), and check here that ε* there is still what the law says.
 
-Per (B, m) cell of the check study (its constant-schedule trials, ε* from the same frontier fit
+Per (B, m, N) cell of the check study (its constant-schedule trials, ε* from the same frontier fit
 as the law's cells: :func:`~scalestudy.analysis.frontier.fit_frontier`):
 
 - measured: ln ε̂ with variance v_cell (the delta-method variance the law fit weights cells by, or
@@ -92,11 +92,10 @@ def check_law(law: ScalingLaw, trials: TrialTable | pd.DataFrame) -> LawCheck:
     if frame.empty:
         raise AnalysisError("the check study has no finished constant-schedule trials to measure ε* on")
     frontier = fit_frontier(frame)
-    sizes = frame.groupby(["batch_size", "momentum"])["dataset_size"].first()
+    single_n = int(frame["dataset_size"].iloc[0])
     measurable = [c for c in frontier.cells if c.usable or c.status in ("edge_low", "edge_high", "all_diverged")]
     level = FAMILY_LEVEL / max(1, len(measurable))
-    cells = tuple(_check_cell(law, cell, int(sizes[(cell.batch_size, cell.momentum)]), level)
-                  for cell in frontier.cells)
+    cells = tuple(_check_cell(law, cell, cell.dataset_size or single_n, level) for cell in frontier.cells)
     tested = sum(cell.outcome != "inconclusive" for cell in cells)
     if tested == 0:
         reasons = "; ".join(f"{c.label}: {c.reason}" for c in cells[:3])
@@ -108,11 +107,11 @@ def _check_cell(law: ScalingLaw, cell: CellOptimum, dataset_size: int, level: fl
     common = {"batch_size": cell.batch_size, "momentum": cell.momentum, "dataset_size": dataset_size,
               "status": cell.status}
     try:
-        prediction = law.predict(cell.batch_size, cell.momentum)
+        prediction = law.predict(cell.batch_size, cell.momentum, dataset_size)
     except LawError as error:
         return CellCheck(**common, outcome="inconclusive", reason=f"the law cannot predict here: {error}",
                          measured=cell.lr_opt, measured_ci95=cell.ci95, predicted=None, predicted_ci95=None)
-    spread = law.log_lr_spread(cell.batch_size, cell.momentum)
+    spread = law.log_lr_spread(cell.batch_size, cell.momentum, dataset_size)
     if spread is None:
         raise AnalysisError("the law file has no 'prediction' (the covariance of its parameters): refit it with "
                             "this version of scalestudy analyze to check it")
@@ -185,6 +184,7 @@ def _extrapolation(law: ScalingLaw, batch_size: int, dataset_size: int) -> str |
         parts.append(f"above the law's breakdown batch size {law.breakdown_batch_size:.4g}")
     elif law.domain.batch_size and batch_size > law.domain.batch_size[1]:
         parts.append(f"above the largest fitted batch size {law.domain.batch_size[1]:g}")
-    if law.dataset_size and dataset_size != law.dataset_size:
-        parts.append(f"at N = {dataset_size}, the law was fitted at N = {law.dataset_size}")
+    n_range = law.domain.dataset_size
+    if n_range and not n_range[0] <= dataset_size <= n_range[1]:
+        parts.append(f"at N = {dataset_size}, outside the fitted N = {n_range[0]:g} to {n_range[1]:g}")
     return "; ".join(parts) or None

@@ -17,12 +17,14 @@ from scalestudy.analysis.figures import (
     steps_to_target,
     steps_vs_examples,
 )
+from scalestudy.analysis.figures_dataset import lr_vs_dataset_size
 from scalestudy.analysis.fit import StudyFits
 from scalestudy.analysis.plots import draw_accuracy_vs_lr, draw_accuracy_vs_noise, draw_gap, draw_lr_law
 from scalestudy.analysis.plots_diagnostics import (
     draw_schedules,
     draw_sharpness,
     draw_steps_to_target,
+    draw_lr_vs_dataset_size,
     draw_steps_vs_examples,
 )
 from scalestudy.analysis.schedules import ScheduleGroup
@@ -37,6 +39,12 @@ def draw_fit_figures(fits: StudyFits, out_dir: Path) -> tuple[list[Path], list[s
         drawn.append(draw_lr_law(lr_law(frontier, law_fit), out_dir / "lr_opt_vs_batch_size.png"))
     else:
         notes.append("no ε* vs B figure: no cell has an interior optimum")
+    if fits.dataset_size is None:
+        by_n = lr_vs_dataset_size(frontier, law_fit)
+        if by_n.series:
+            drawn.append(draw_lr_vs_dataset_size(by_n, out_dir / "lr_opt_vs_dataset_size.png"))
+        else:
+            notes.append("no ε* vs N figure: no (B, m) has an interior optimum at two dataset sizes")
     if not fits.law_trials.empty:
         drawn.append(draw_accuracy_vs_noise(accuracy_vs_noise(fits.law_trials, fits.noise),
                                                   out_dir / "accuracy_vs_noise_scale.png"))

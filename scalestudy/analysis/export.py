@@ -20,6 +20,8 @@ from scalestudy.analysis.lawfit import Breakdown, LawFit
 from scalestudy.analysis.noise import NoiseScaleFit
 from scalestudy.analysis.table import TrialTable
 from scalestudy.law import (
+    FORM,
+    FORM_N,
     BatchEstimate,
     BreakdownTest,
     Cell,
@@ -61,14 +63,20 @@ def build_law(fits: StudyFits) -> ScalingLaw:
         reasons["gap_slope"] = fits.gap.reason
     if fits.critical_batch.value is None:
         reasons["gradient_noise_scale"] = fits.critical_batch.reason
+    if law.gamma is None and "gamma" in reasons and fits.dataset_size:
+        reasons["gamma"] = (f"single dataset size (N={fits.dataset_size}): the law holds at the N it was fitted "
+                            "at; vary grid.dataset_size to fit gamma")
+    if fits.dataset_size is None:
+        reasons["dataset_size"] = "the study varies N: see domain.dataset_size and gamma"
     critical_sizes = critical_sizes_entry(fits.critical_sizes, reasons)
     return ScalingLaw(
-        k=law.k, alpha=law.alpha, beta=law.beta,
-        ci95=LawIntervals(**{name: _interval(law.ci95.get(name)) for name in ("k", "alpha", "beta")},
+        k=law.k, alpha=law.alpha, beta=law.beta, gamma=law.gamma, form=FORM_N if law.gamma is not None else FORM,
+        ci95=LawIntervals(**{name: _interval(law.ci95.get(name)) for name in ("k", "alpha", "beta", "gamma")},
                           breakdown_batch_size=_interval(breakdown.ci95)),
         r2=law.r2, prediction=prediction_entry(law), breakdown_batch_size=breakdown.batch_size, noise_scale_opt=noise_entry(fits.noise),
         gap_slope=gap_entry(fits.gap), domain=Domain(_interval(law.domain.get("batch_size")),
-                                                     _interval(law.domain.get("momentum"))),
+                                                     _interval(law.domain.get("momentum")),
+                                                     _interval(law.domain.get("dataset_size"))),
         dataset_size=fits.dataset_size, fitted_on=fitted_on(law, frontier), breakdown_test=breakdown_entry(breakdown),
         provenance=law_provenance(fits.provenance), reasons=reasons, notes=tuple(law.notes),
         cells=cells_entry(law, frontier), gradient_noise_scale=critical_entry(fits.critical_batch),
@@ -84,19 +92,19 @@ def prediction_entry(law: LawFit) -> LawCovariance | None:
 
 
 def fitted_on(law: LawFit, frontier: Frontier) -> FittedOn:
-    used = {(c.batch_size, c.momentum) for c in law.cells}
+    used = {c.key for c in law.cells}
     return FittedOn(
         cells=len(law.cells), trials=law.n_trials,
         excluded_cells=tuple(f"{c.label} ({c.status})" for c in frontier.cells if not c.usable),
-        above_breakdown=tuple(c.label for c in frontier.cells if c.usable and (c.batch_size, c.momentum) not in used),
+        above_breakdown=tuple(c.label for c in frontier.cells if c.usable and c.key not in used),
         bounded_by_divergence=tuple(c.label for c in frontier.cells if c.status == BOUNDED), weighting=law.weighting)
 
 
 def cells_entry(law: LawFit, frontier: Frontier) -> tuple[Cell, ...]:
-    used = {(c.batch_size, c.momentum) for c in law.cells}
+    used = {c.key for c in law.cells}
     return tuple(Cell(batch_size=c.batch_size, momentum=c.momentum, lr_opt=c.lr_opt, ci95=_interval(c.ci95),
                       seed_range=_interval(c.seed_range), lr_bound=c.lr_bound, status=c.status,
-                      used=(c.batch_size, c.momentum) in used, trials=c.n_trials, seeds=c.n_seeds)
+                      used=c.key in used, trials=c.n_trials, seeds=c.n_seeds, dataset_size=c.dataset_size)
                  for c in frontier.cells)
 
 

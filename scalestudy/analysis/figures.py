@@ -180,9 +180,13 @@ def accuracy_vs_lr(frontier: Frontier) -> AccuracyVsLrInfo:
 
 
 def lr_law(frontier: Frontier, law: LawFit) -> LrLawInfo:
-    used = {(c.batch_size, c.momentum) for c in law.cells}
-    points = tuple(LrOptPoint(c.batch_size, c.momentum, c.lr_opt, c.ci95, (c.batch_size, c.momentum) in used,
-                              c.lr_bound) for c in frontier.usable())
+    """ε* against B per momentum, with the law; at the largest N when the study varies N."""
+    used = {c.key for c in law.cells}
+    sizes = {c.dataset_size for c in frontier.cells} - {None}
+    at_n = max(sizes) if sizes else None
+    cells = [c for c in frontier.cells if c.dataset_size == at_n]
+    points = tuple(LrOptPoint(c.batch_size, c.momentum, c.lr_opt, c.ci95, c.key in used,
+                              c.lr_bound) for c in cells if c.usable)
     lines = []
     if law.regression is not None and law.alpha is not None and points:
         all_b = [p.batch_size for p in points]
@@ -191,7 +195,8 @@ def lr_law(frontier: Frontier, law: LawFit) -> LrLawInfo:
         for m in sorted({p.momentum for p in points}):
             if law.beta is None and m != law.domain["momentum"][0]:
                 continue
-            preds = [law.regression.predict({"alpha": np.log(b), "beta": np.log1p(-m)}) for b in grid]
+            row = {"beta": np.log1p(-m), **({"gamma": np.log(at_n)} if at_n else {})}
+            preds = [law.regression.predict({"alpha": np.log(b), **row}) for b in grid]
             y = np.array([p[0] for p in preds])
             half = np.array([p[1] if p[1] is not None else np.nan for p in preds])
             band = not np.isnan(half).any()
@@ -204,8 +209,10 @@ def lr_law(frontier: Frontier, law: LawFit) -> LrLawInfo:
         title = f"ε* ∝ B^α, α = {law.alpha:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
         if law.beta is not None:
             title += f";  ∝ (1−m)^β, β = {law.beta:.3f}"
+        if at_n is not None:
+            title += f"  (at N = {at_n})"
     edges = tuple(EdgePoint(c.batch_size, c.momentum, c.best_lr, c.status.removeprefix("edge_"))
-                  for c in frontier.cells if c.status.startswith("edge_"))
+                  for c in cells if c.status.startswith("edge_"))
     return LrLawInfo(points, tuple(lines), edges, law.breakdown.batch_size, law.breakdown.ci95, title)
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from scalestudy.analysis.figures import ScheduleCurvesInfo, SharpnessInfo, StepsToTargetInfo, StepsVsExamplesInfo
-from scalestudy.analysis.plots import log2_axis, momentum_colors, plain_log_y, pyplot, save_png
+from scalestudy.analysis.figures_dataset import LrVsDatasetInfo
+from scalestudy.analysis.plots import batch_colors, log2_axis, momentum_colors, plain_log_y, pyplot, save_png
 
 
 def draw_schedules(info: ScheduleCurvesInfo, path: Path) -> Path:
@@ -102,6 +103,28 @@ def draw_steps_vs_examples(info: StepsVsExamplesInfo, path: Path) -> Path:
     ax.legend(fontsize=7, loc="upper right")
     target = f"test accuracy {100 * info.target:.4g}%" if info.target is not None else "the target"
     ax.set_title(f"Steps vs examples to {target} (McCandlish et al. 2018)", fontsize=10)
+    return save_png(fig, path)
+
+
+def draw_lr_vs_dataset_size(info: LrVsDatasetInfo, path: Path) -> Path:
+    """ε* against N (log–log) per (B, m): cells with their 95 % intervals, the law's N^γ as lines."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.6, 4.8), layout="constrained")
+    colors = batch_colors(sorted({s.batch_size for s in info.series}))
+    markers = dict(zip(sorted({s.momentum for s in info.series}), "osD^v<>"))
+    for s in info.series:
+        color = colors[s.batch_size]
+        lr = np.array(s.lr_opt)
+        ax.errorbar(s.dataset_sizes, lr, yerr=[lr - np.array(s.low), np.array(s.high) - lr], fmt=markers[s.momentum],
+                    color=color, ms=5, capsize=2, label=f"B = {s.batch_size}, m = {s.momentum:g}")
+        if s.law_lr:
+            ax.plot(s.law_sizes, s.law_lr, "-", color=color, lw=1.2)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("dataset size N (training examples)")
+    ax.set_ylabel("optimal learning rate ε* (per update)")
+    ax.set_title(info.title, fontsize=9)
+    ax.legend(fontsize=7, loc="best", ncol=2)
     return save_png(fig, path)
 
 

@@ -12,6 +12,7 @@ from scalestudy.analysis.text import (
     compute_line,
     critical_line,
     estimate,
+    gamma_text,
     hours,
     law_line,
     number,
@@ -27,6 +28,7 @@ def terminal_summary(fits: StudyFits, law: ScalingLaw, warnings: list[str], repo
         lines.append(f"  alpha {estimate(law.alpha, law.ci95.alpha)}   "
                      f"beta {estimate(law.beta, law.ci95.beta, reason=law.reasons.get('beta'))}   "
                      f"k {estimate(law.k, law.ci95.k)}   R² {estimate(law.r2)}")
+        lines.append(f"  gamma {gamma_text(law)}")
     domain = law.domain
     if domain.batch_size:
         lines.append(f"  fitted on {law.fitted_on.cells} cells ({law.fitted_on.trials} trials), "
@@ -80,6 +82,7 @@ def report_markdown(fits: StudyFits, law: ScalingLaw, figures: list[Path], figur
            "| parameter | estimate [95 % interval] |", "| --- | --- |"]
     for name in ("alpha", "beta", "k"):
         out.append(f"| {name} | {estimate(getattr(law, name), getattr(law.ci95, name), 4, law.reasons.get(name))} |")
+    out.append(f"| gamma (ε* ∝ N^γ) | {gamma_text(law, 4)} |")
     out.append(f"| R² | {estimate(law.r2, None, 4)} |")
     out.append(f"| breakdown batch size | {breakdown_text(law, 4)} |")
     out += ["", f"Fitted on {fitted.cells} cells ({fitted.trials} trials)"
@@ -101,8 +104,9 @@ def report_markdown(fits: StudyFits, law: ScalingLaw, figures: list[Path], figur
     if noise.value is None:
         out.append(f"Not available ({noise.reason}).")
     else:
+        n = f"N = {law.dataset_size}" if law.dataset_size else "each cell at its own N"
         out.append(f"g* = ε*/(1−m)·(N/B − 1) over the law's cells: geometric mean "
-                   f"{estimate(noise.value, noise.ci95, 4)} (N = {law.dataset_size}); "
+                   f"{estimate(noise.value, noise.ci95, 4)} ({n}); "
                    f"sd of ln g* between cells {estimate(noise.log_sd, None, 3)}; slope of ln g* against ln B "
                    f"{estimate(noise.slope_vs_log_b, noise.slope_ci95, 3, noise.reason)} "
                    "(0 when g* is constant, as α = 1 implies).")

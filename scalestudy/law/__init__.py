@@ -14,6 +14,7 @@ from scalestudy.law.planner import PlanRequest, make_plan
 from scalestudy.law.scaling import (
     BREAKDOWN_OUTCOMES,
     FORM,
+    FORM_N,
     MAX_BATCH_SIZE,
     PARAMETERS,
     SCHEMA,
@@ -45,7 +46,7 @@ from scalestudy.law_fields import (
     TransitionLine,
 )
 
-__all__ = ["BREAKDOWN_OUTCOMES", "FORM", "MAX_BATCH_SIZE", "PARAMETERS", "PLAN_SCHEMA", "SCHEMA", "BatchEstimate", "BreakdownTest", "Cell",
+__all__ = ["BREAKDOWN_OUTCOMES", "FORM", "FORM_N", "MAX_BATCH_SIZE", "PARAMETERS", "PLAN_SCHEMA", "SCHEMA", "BatchEstimate", "BreakdownTest", "Cell",
            "Compute", "CriticalBatchCell", "CriticalBatchSize", "CriticalBatchSizes", "Domain", "FittedOn", "GapSlope",
            "Interval", "LawCovariance", "LawError", "LawFileError", "LawIntervals", "LogLrSpread", "NoiseScaleAtOptimum", "Prediction",
            "PredictionError", "Provenance", "ScalingLaw", "Slope", "StepsToTargetBatch", "TransitionLine",

@@ -98,6 +98,7 @@ class PlanSource:
     k: float
     alpha: float
     beta: float | None = None
+    gamma: float | None = None
     experiment: str | None = None
     spec_hash: str | None = None
     created: str | None = None
@@ -298,7 +299,8 @@ def describe(plan: Plan) -> list[str]:
     """The plan as lines of a table for the terminal."""
     s, p = plan.schedule, plan.predicted
     limit = next(x for x in plan.limits if x.name == plan.limited_by)
-    lines = [f"batch size       {plan.batch_size}  ({plan.workers} workers × {plan.per_worker_batch_size}; "
+    lines = [f"dataset size     N = {plan.dataset_size:,} examples per epoch",
+             f"batch size       {plan.batch_size}  ({plan.workers} workers × {plan.per_worker_batch_size}; "
              f"limited by {plan.limited_by} {_value(limit)})",
              "limits           " + "; ".join(f"{x.name} {_value(x)}" for x in plan.limits),
              f"learning rate    {plan.lr:.6g}" + (f" [{plan.lr_ci95[0]:.6g}, {plan.lr_ci95[1]:.6g}]"

@@ -67,7 +67,7 @@ def make_plan(law: ScalingLaw, request: PlanRequest) -> Plan:
     if not n:
         raise PlanError("--dataset-size: the law does not say which dataset size it was fitted at; give one")
     momentum = request.momentum if request.momentum is not None else _default_momentum(law)
-    law.predict(batch_size=1, momentum=momentum)  # the law can answer at this momentum (else one line)
+    law.predict(batch_size=1, momentum=momentum, dataset_size=n)  # the law can answer at (m, N), else one line
     limits = _limits(law, request, momentum, n)
     cap = min(limit.value for limit in limits)
     limited_by = min(limits, key=lambda limit: limit.value).name
@@ -86,7 +86,7 @@ def make_plan(law: ScalingLaw, request: PlanRequest) -> Plan:
     batch = start * int(request.factor) ** growths if growths else start
     if growths:
         per_worker = batch // workers
-    at_batch, at_start = law.predict(batch, momentum), law.predict(start, momentum)
+    at_batch, at_start = law.predict(batch, momentum, n), law.predict(start, momentum, n)
     warnings += [*at_batch.warnings, *(w for w in at_start.warnings if w not in at_batch.warnings)]
     if kind == "hybrid" and growths == 0 and milestones:
         warnings.append(f"no room to grow the batch by {request.factor:g} within the limit while starting at or "
@@ -243,7 +243,7 @@ def _with_predictions(plan: Plan, transition: TransitionFit | None) -> Plan:
 
 
 def _source(law: ScalingLaw, path: str | None) -> PlanSource:
-    return PlanSource(path, law.form, law.k, law.alpha, law.beta, law.provenance.experiment,
+    return PlanSource(path, law.form, law.k, law.alpha, law.beta, law.gamma, law.provenance.experiment,
                       law.provenance.spec_hash, law.provenance.created)
 
 

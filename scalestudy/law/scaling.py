@@ -1,9 +1,13 @@
 """The fitted scaling law as a file: ``law.json`` / ``law.yaml``, schema ``scalestudy.law/v1``.
 
-    lr = k * B^alpha * (1-m)^beta
+    lr = k * B^alpha * (1-m)^beta                 (one dataset size: gamma null, the N in dataset_size)
+    lr = k * B^alpha * (1-m)^beta * N^gamma       (a study over several N: dataset_size null)
 
 lr is the learning rate per optimizer update, B the global batch size in examples, m
-the momentum. The law holds on ``domain`` and below ``breakdown_batch_size``; fields
+the momentum, N the training examples per epoch. A law fitted at one N predicts at that N only
+(``reasons.gamma`` says so); one with gamma predicts at any N, with a warning outside
+``domain.dataset_size``. Files of earlier versions (no gamma, no ``critical_batch_size``, no
+``prediction``) still load: every key added since is optional. The law holds on ``domain`` and below ``breakdown_batch_size``; fields
 the data could not determine are null, with the reason under ``reasons``. ``breakdown_test``
 says how the breakdown test came out: ``breakdown`` (then ``breakdown_batch_size`` is set),
 ``none`` or ``inconclusive`` (too few batch sizes or residual degrees of freedom, or a hinge
@@ -50,16 +54,17 @@ from scalestudy.law_fields import (
 )
 from scalestudy.noise import noise_scale
 
-__all__ = ["BREAKDOWN_OUTCOMES", "FORM", "MAX_BATCH_SIZE", "PARAMETERS", "SCHEMA", "LogLrSpread", "Prediction",
+__all__ = ["BREAKDOWN_OUTCOMES", "FORM", "FORM_N", "MAX_BATCH_SIZE", "PARAMETERS", "SCHEMA", "LogLrSpread", "Prediction",
            "PredictionError", "ScalingLaw"]
 
 SCHEMA = "scalestudy.law/v1"
 MAX_LAW_BYTES = 64 * 2**20
 MAX_BATCH_SIZE = 2**53  # examples; exact as a float
 FORM = "lr = k * B^alpha * (1-m)^beta"
+FORM_N = "lr = k * B^alpha * (1-m)^beta * N^gamma"  # the form of a law fitted over several dataset sizes
 _REQUIRED = ("schema", "form", "k", "alpha", "beta", "ci95", "breakdown_batch_size", "domain",
              "dataset_size", "fitted_on", "provenance")
-_OPTIONAL = ("r2", "prediction", "breakdown_test", "noise_scale_opt", "gap_slope", "gradient_noise_scale", "critical_batch_size",
+_OPTIONAL = ("gamma", "r2", "prediction", "breakdown_test", "noise_scale_opt", "gap_slope", "gradient_noise_scale", "critical_batch_size",
              "compute", "reasons", "notes", "cells", "units")
 _POSITIVE = ("k", "breakdown_batch_size", "dataset_size")
 BREAKDOWN_OUTCOMES = ("breakdown", "none", "inconclusive")
@@ -81,10 +86,13 @@ class Prediction:
     noise_scale: float  # g = lr/(1-m)·(N/B − 1); NaN when N is unknown or B ≥ N
     warnings: list[str] = field(default_factory=list)
     lr_ci95: tuple[float, float] | None = None  # 95 % interval of the law's ε* here (None: not in the file)
+    dataset_size: int | None = None  # the N predicted at
 
     def describe(self) -> str:
         interval = f" [{self.lr_ci95[0]:.6g}, {self.lr_ci95[1]:.6g}]" if self.lr_ci95 else ""
         text = f"lr = {self.lr:.6g}{interval}   (B={self.batch_size}, m={self.momentum:g}"
+        if self.dataset_size:
+            text += f", N={self.dataset_size}"
         if math.isfinite(self.noise_scale):
             text += f", noise scale g = {self.noise_scale:.6g}"
         return text + ")"
@@ -113,6 +121,7 @@ class ScalingLaw:
     dataset_size: int | None
     fitted_on: FittedOn
     provenance: Provenance
+    gamma: float | None = None  # lr ∝ N^gamma (null: fitted at one dataset size, see reasons.gamma)
     r2: float | None = None
     prediction: LawCovariance | None = None  # for intervals of ε* at a new point (absent in older files)
     breakdown_test: BreakdownTest | None = None  # absent in files written before the test existed
@@ -151,9 +160,14 @@ class ScalingLaw:
         missing = [key for key in _REQUIRED if key not in data]
         if missing:
             raise LawFileError(f"{where}: missing key {missing[0]!r}")
-        if data["form"] != FORM:
-            raise LawFileError(f"{where}: form must be {FORM!r}, got {data['form']!r}")
+        if data["form"] not in (FORM, FORM_N):
+            raise LawFileError(f"{where}: form must be {FORM!r} or {FORM_N!r}, got {data['form']!r}")
         law = read_record(cls, data, where)
+        if (law.form == FORM_N) != (law.gamma is not None):
+            raise LawFileError(f"{where}: form {law.form!r} and gamma {law.gamma!r} disagree (gamma is set exactly "
+                               f"when the form is {FORM_N!r})")
+        if law.gamma is None and law.ci95.gamma is not None:
+            raise LawFileError(f"{where}: ci95.gamma is set but gamma is null")
         for key in _POSITIVE:
             if getattr(law, key) is not None and getattr(law, key) <= 0:
                 raise LawFileError(f"{where}: {key} must be > 0, got {getattr(law, key)!r}")
@@ -162,11 +176,14 @@ class ScalingLaw:
         return law
 
     # ------------------------------------------------------------- prediction
-    def predict(self, batch_size: float, momentum: float | None = None) -> Prediction:
-        """The law's lr at (B, m). ``momentum=None`` means 0, or the single fitted momentum
-        when beta is null. Raises :class:`PredictionError` when the law cannot answer."""
+    def predict(self, batch_size: float, momentum: float | None = None,
+                dataset_size: int | None = None) -> Prediction:
+        """The law's lr at (B, m, N). ``momentum=None`` means 0, or the single fitted momentum
+        when beta is null; ``dataset_size=None`` the N the law was fitted at (required when the law
+        has gamma). Raises :class:`PredictionError` when the law cannot answer."""
         if not 0 < batch_size <= MAX_BATCH_SIZE:
             raise PredictionError(f"batch size must be in (0, {MAX_BATCH_SIZE}], got {batch_size}")
+        n = self._dataset_size(dataset_size)
         fitted_m = self.domain.momentum
         single_m = fitted_m is not None and fitted_m[0] == fitted_m[1]
         if momentum is None:
@@ -186,40 +203,63 @@ class ScalingLaw:
             beta = 0.0  # k already holds (1-m)^beta of the fitted momentum
         try:
             lr = self.k * float(batch_size) ** self.alpha * (1.0 - momentum) ** beta
+            if self.gamma is not None:
+                lr *= float(n) ** self.gamma
         except (OverflowError, ZeroDivisionError):
             lr = math.inf
         if not (math.isfinite(lr) and lr > 0):
             raise PredictionError(f"the law gives no finite learning rate at B={batch_size:g}, m={momentum:g} "
                                   f"(k={self.k:g}, alpha={self.alpha:g}, beta={beta:g})")
-        warnings = self._warnings(batch_size, momentum)
+        warnings = self._warnings(batch_size, momentum, n)
         noise = math.nan
-        if self.dataset_size and batch_size < self.dataset_size:
-            noise = noise_scale(lr, momentum, self.dataset_size, batch_size)
-        elif self.dataset_size:
-            warnings.append(f"batch size {batch_size:g} is not below the dataset size {self.dataset_size}: "
-                            "no noise scale")
-        spread = self.log_lr_spread(batch_size, momentum)
+        if n and batch_size < n:
+            noise = noise_scale(lr, momentum, n, batch_size)
+        elif n:
+            warnings.append(f"batch size {batch_size:g} is not below the dataset size {n}: no noise scale")
+        spread = self.log_lr_spread(batch_size, momentum, n)
         ci = None
         if spread is not None:
             half = spread.t95 * math.sqrt(spread.variance)
             ci = (lr * math.exp(-half), lr * math.exp(half))
         return Prediction(int(batch_size) if float(batch_size).is_integer() else batch_size, momentum, lr, noise,
-                          warnings, ci)
+                          warnings, ci, n)
 
-    def log_lr_spread(self, batch_size: float, momentum: float) -> LogLrSpread | None:
+    def _dataset_size(self, asked: int | None) -> int | None:
+        """The N a prediction is for: the one asked, which a law of one N can only answer at that N."""
+        if asked is not None and not 0 < asked <= MAX_BATCH_SIZE:
+            raise PredictionError(f"dataset size must be in 1-{MAX_BATCH_SIZE}, got {asked}")
+        if self.gamma is not None:
+            if asked is None:
+                span = self.domain.dataset_size
+                fitted = f", fitted on N = {span[0]:g} to {span[1]:g}" if span else ""
+                raise PredictionError(f"the law depends on the dataset size (gamma = {self.gamma:.3g}{fitted}): "
+                                      "give the dataset size N to predict at (--dataset-size)")
+            return asked
+        if asked is not None and self.dataset_size and asked != self.dataset_size:
+            raise PredictionError(f"the law was fitted at a single dataset size N={self.dataset_size} (gamma "
+                                  f"unknown): it cannot predict at N={asked}; fit one over several N "
+                                  "(grid.dataset_size) to scale with N")
+        return asked if asked is not None else self.dataset_size
+
+    def log_lr_spread(self, batch_size: float, momentum: float, dataset_size: int | None = None) -> LogLrSpread | None:
         """The uncertainty of ln ε* at (B, m): the variance of the law's value there (from the
         parameters' covariance), the scatter of a new cell about the law, and the t quantile;
         None for a law file without ``prediction``."""
         if self.prediction is None:
             return None
-        row = {"log_k": 1.0, "alpha": math.log(batch_size), "beta": math.log1p(-momentum)}
+        row = {"log_k": 1.0, "alpha": math.log(batch_size), "beta": math.log1p(-momentum),
+               "gamma": math.log(dataset_size) if dataset_size else math.nan}
         x = [row[name] for name in self.prediction.parameters]
         cov = self.prediction.covariance
         variance = sum(x[i] * cov[i][j] * x[j] for i in range(len(x)) for j in range(len(x)))
         return LogLrSpread(max(variance, 0.0), self.prediction.cell_scatter, self.prediction.t95, self.prediction.dof)
 
-    def _warnings(self, batch_size: float, momentum: float) -> list[str]:
+    def _warnings(self, batch_size: float, momentum: float, dataset_size: int | None) -> list[str]:
         warnings = []
+        n_range = self.domain.dataset_size
+        if self.gamma is not None and n_range and not n_range[0] <= dataset_size <= n_range[1]:
+            warnings.append(f"dataset size {dataset_size} is outside the fitted range "
+                            f"[{n_range[0]:g}, {n_range[1]:g}]: extrapolation")
         b_range, m_range = self.domain.batch_size, self.domain.momentum
         if b_range and not b_range[0] <= batch_size <= b_range[1]:
             warnings.append(f"batch size {batch_size:g} is outside the fitted range "
@@ -241,7 +281,7 @@ class ScalingLaw:
         return warnings
 
 
-PARAMETERS = ("log_k", "alpha", "beta")  # of the law, in its order: ln ε* = log_k + alpha·ln B + beta·ln(1−m)
+PARAMETERS = ("log_k", "alpha", "beta", "gamma")  # ln ε* = log_k + alpha·ln B + beta·ln(1−m) + gamma·ln N
 
 
 def _check_prediction(law: ScalingLaw, where: str) -> None:
