@@ -99,3 +99,18 @@ def test_gamma_intervals_hold_95_percent_and_are_as_wide_as_the_scatter_of_the_e
         errors.append(law.gamma - gamma)
     assert np.mean(hits) >= 0.9
     assert np.median(halves) <= 1.5 * 1.96 * np.std(errors)
+
+
+def test_a_plan_on_a_law_with_gamma_needs_n_and_agrees_with_recommend(result, tmp_path):
+    law_file = result.out_dir / "law.json"
+    base = ["plan", "--law", law_file, "--workers", 2, "--max-batch-per-worker", 64, "--throughput", 1000,
+            "--epochs", 5, "--schedule", "constant", "--out", tmp_path / "plan.yaml"]
+    code, _, err = run(base)
+    assert code == 2 and "--dataset-size: required, the law depends on the dataset size" in err
+    code, _, err = run([*base, "--dataset-size", 3000])
+    assert code == 0, err
+    from scalestudy.law import Plan
+
+    plan = Plan.load(tmp_path / "plan.yaml")
+    assert plan.dataset_size == 3000 and plan.law.gamma == result.law.gamma
+    assert plan.lr == result.law.predict(plan.batch_size, plan.momentum, 3000).lr

@@ -65,7 +65,9 @@ def make_plan(law: ScalingLaw, request: PlanRequest) -> Plan:
     _check_request(request)
     n = request.dataset_size or law.dataset_size
     if not n:
-        raise PlanError("--dataset-size: the law does not say which dataset size it was fitted at; give one")
+        raise PlanError("--dataset-size: required, the law depends on the dataset size (gamma = "
+                        f"{law.gamma:.3g}): give the N you will train on" if law.gamma is not None else
+                        "--dataset-size: the law does not say which dataset size it was fitted at; give one")
     momentum = request.momentum if request.momentum is not None else _default_momentum(law)
     law.predict(batch_size=1, momentum=momentum, dataset_size=n)  # the law can answer at (m, N), else one line
     limits = _limits(law, request, momentum, n)
