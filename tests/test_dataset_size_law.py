@@ -114,3 +114,16 @@ def test_a_plan_on_a_law_with_gamma_needs_n_and_agrees_with_recommend(result, tm
     plan = Plan.load(tmp_path / "plan.yaml")
     assert plan.dataset_size == 3000 and plan.law.gamma == result.law.gamma
     assert plan.lr == result.law.predict(plan.batch_size, plan.momentum, 3000).lr
+
+
+def test_steps_to_target_has_a_line_per_momentum_and_n():
+    from scalestudy.analysis.critical_sizes import headline_line
+    from scalestudy.analysis.steps import fit_steps_to_target
+    from scalestudy.testing.planted import PlantedDiagnostics, add_diagnostics
+
+    frame = add_diagnostics(planted(-1.0, 3), PlantedDiagnostics(critical_batch=64.0, min_updates=20.0),
+                            k=0.05, gamma=-1.0, rng=4)
+    steps = fit_steps_to_target(frame)
+    assert [line.label for line in steps.lines] == [f"m = {m:g}, N = {n}" for m in (0.0, 0.9) for n in SIZES]
+    assert headline_line(steps).label == "m = 0.9, N = 4000"
+    assert all(line.transition.ci95[0] <= 64 <= line.transition.ci95[1] for line in steps.lines)

@@ -241,11 +241,11 @@ def _steps_section(steps) -> list[str]:
     out = [(f"Fewest parameter updates to first reach test accuracy {target}, over the lr searched at each batch "
             "size (an lr counts when every trial run at it reached the target; seed mean). Perfect scaling halves "
             "the updates when B doubles; past the critical batch size the returns diminish."), ""]
-    momenta = [line.momentum for line in steps.lines]
-    out += ["| B | " + " | ".join(f"m = {m:g}" for m in momenta) + " |", "| --- |" + " --- |" * len(momenta)]
-    values = {(p.batch_size, line.momentum): p.updates for line in steps.lines for p in line.points}
+    labels = [line.label for line in steps.lines]
+    out += ["| B | " + " | ".join(labels) + " |", "| --- |" + " --- |" * len(labels)]
+    values = {(p.batch_size, line.label): p.updates for line in steps.lines for p in line.points}
     for b in sorted({b for b, _ in values}):
-        cells = [f"{values[(b, m)]:,.0f}" if (b, m) in values else "–" for m in momenta]
+        cells = [f"{values[(b, label)]:,.0f}" if (b, label) in values else "–" for label in labels]
         out.append(f"| {b} | " + " | ".join(cells) + " |")
     out.append("")
     for line in steps.lines:

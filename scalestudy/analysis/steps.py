@@ -49,7 +49,7 @@ class StepsLine:
     points: tuple[StepsPoint, ...]  # ascending batch size
     transition: TransitionFit | None  # None when B_crit could not be fitted
     reason: str | None = None  # why there is no transition, or no interval of its B_crit
-    dataset_size: int | None = None  # N of the line's trials [examples]
+    dataset_size: int | None = None  # N of the line's trials when the study varies N [examples]
 
     @property
     def label(self) -> str:
@@ -88,12 +88,13 @@ def fit_steps_to_target(frame: pd.DataFrame) -> StepsToTarget:
         examples=("examples_to_target", "mean")).reset_index()
     per_lr = per_lr[per_lr["all_reached"]]
     lines = []
+    several_n = per_lr["dataset_size"].nunique() > 1  # lines carry their N only then, as cells do
     for (momentum, dataset_size), part in per_lr.groupby(["momentum", "dataset_size"], sort=True):
         best = part.loc[part.groupby("batch_size")["updates"].idxmin()].sort_values("batch_size")
         points = tuple(StepsPoint(int(r.batch_size), float(momentum), float(r.lr), float(r.updates),
                                   float(r.examples), int(r.n_trials)) for r in best.itertuples())
         transition, reason = fit_transition(points)
-        lines.append(StepsLine(float(momentum), points, transition, reason, int(dataset_size)))
+        lines.append(StepsLine(float(momentum), points, transition, reason, int(dataset_size) if several_n else None))
     if not lines:
         return StepsToTarget(target, (), "no learning rate reached the target in every trial run at it")
     return StepsToTarget(target, tuple(lines), note)
