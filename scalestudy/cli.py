@@ -275,7 +275,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from scalestudy.law import Plan, PlanRequest, ScalingLaw, make_plan
-    from scalestudy.law.plan import PLAN_SCHEMA, describe
+    from scalestudy.law.plan import PLAN_SCHEMA
+    from scalestudy.law.plan_text import describe
 
     milestones = None
     if args.milestones is not None:
@@ -305,7 +306,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def _schema_of(path: Path) -> str | None:
     """The ``schema`` of a small JSON or YAML file, or None (not readable, not a mapping)."""
-    from scalestudy.law_fields import LawFileError, read_document
+    from scalestudy.records import LawFileError, read_document
 
     try:
         data = read_document(path, "file", 16 * 2**20, "a plan")

@@ -10,7 +10,7 @@ from pathlib import Path
 from scalestudy import __version__
 from scalestudy.analysis.check import FAMILY_LEVEL, CellCheck, LawCheck
 from scalestudy.law import ScalingLaw
-from scalestudy.law_fields import to_json
+from scalestudy.records import to_json
 
 CHECK_SCHEMA = "scalestudy.check/v1"
 MARKERS = {"pass": ("o", "tab:green"), "fail": ("X", "tab:red"), "inconclusive": ("^", "tab:gray")}

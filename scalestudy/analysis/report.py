@@ -219,12 +219,12 @@ def three_ways_paragraph(sizes) -> list[str]:
                             else f"S(B) = S_min·(1 + B_crit/B) ({line.label})" if line else "steps to target"),
         "gradient_noise": "median B_simple over the trials at each cell's best lr (distribution-free interval)",
         "lr_breakdown": "the breakdown test's hinge in ε*(B) (profile-likelihood interval)"}
-    for estimate in sizes.estimates:
-        if estimate.value is None:
-            out.append(f"| {estimate.label} | – | – | not available: {estimate.reason} |")
+    for way in sizes.estimates:
+        if way.value is None:
+            out.append(f"| {way.label} | – | – | not available: {way.reason} |")
         else:
-            interval = _span(estimate.ci95) if estimate.ci95 else f"– ({estimate.reason or 'none'})"
-            out.append(f"| {estimate.label} | {number(estimate.value)} | {interval} | {sources[estimate.method]} |")
+            interval = _span(way.ci95) if way.ci95 else f"– ({way.reason or 'none'})"
+            out.append(f"| {way.label} | {number(way.value)} | {interval} | {sources[way.method]} |")
     out += ["", sizes.agreement]
     if line is not None:
         fit = line.transition

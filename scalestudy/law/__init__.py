@@ -46,8 +46,9 @@ from scalestudy.law_fields import (
     TransitionLine,
 )
 
-__all__ = ["BREAKDOWN_OUTCOMES", "FORM", "FORM_N", "MAX_BATCH_SIZE", "PARAMETERS", "PLAN_SCHEMA", "SCHEMA", "BatchEstimate", "BreakdownTest", "Cell",
-           "Compute", "CriticalBatchCell", "CriticalBatchSize", "CriticalBatchSizes", "Domain", "FittedOn", "GapSlope",
-           "Interval", "LawCovariance", "LawError", "LawFileError", "LawIntervals", "LogLrSpread", "NoiseScaleAtOptimum", "Prediction",
-           "PredictionError", "Provenance", "ScalingLaw", "Slope", "StepsToTargetBatch", "TransitionLine",
-           "make_plan"]
+__all__ = ["BREAKDOWN_OUTCOMES", "FORM", "FORM_N", "MAX_BATCH_SIZE", "PARAMETERS", "PLAN_SCHEMA", "SCHEMA",
+           "BatchEstimate", "BreakdownTest", "Cell", "Compute", "CriticalBatchCell", "CriticalBatchSize",
+           "CriticalBatchSizes", "Domain", "FittedOn", "GapSlope", "Interval", "LawCovariance", "LawError",
+           "LawFileError", "LawIntervals", "LogLrSpread", "NoiseScaleAtOptimum", "Plan", "PlanEpoch", "PlanError",
+           "PlanRequest", "PlanStep", "Prediction", "PredictionError", "Provenance", "ScalingLaw", "Slope",
+           "StepsToTargetBatch", "TransitionLine", "make_plan"]

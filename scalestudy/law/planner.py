@@ -34,7 +34,8 @@ from scalestudy.law.plan import KINDS, BatchLimit, Plan, PlanError, PlanPredicti
     PlanSource
 from scalestudy.law.scaling import ScalingLaw
 from scalestudy.law.transition import TransitionFit
-from scalestudy.law_fields import Interval, TransitionLine
+from scalestudy.law_fields import TransitionLine
+from scalestudy.records import Interval
 
 MILESTONE_FRACTIONS = (0.3, 0.6, 0.8)  # Smith et al. 2018: epochs 60, 120, 160 of 200
 DEFAULT_FACTOR = 5.0

@@ -7,16 +7,19 @@ lr is the learning rate per optimizer update, B the global batch size in example
 the momentum, N the training examples per epoch. A law fitted at one N predicts at that N only
 (``reasons.gamma`` says so); one with gamma predicts at any N, with a warning outside
 ``domain.dataset_size``. Files of earlier versions (no gamma, no ``critical_batch_size``, no
-``prediction``) still load: every key added since is optional. The law holds on ``domain`` and below ``breakdown_batch_size``; fields
-the data could not determine are null, with the reason under ``reasons``. ``breakdown_test``
-says how the breakdown test came out: ``breakdown`` (then ``breakdown_batch_size`` is set),
-``none`` or ``inconclusive`` (too few batch sizes or residual degrees of freedom, or a hinge
-the test cannot tell from noise), with its ``reason``, ``p_value`` and candidate hinge. When beta
-is null (a single momentum was studied) k includes the factor (1-m)^beta of that
-momentum and predictions are only given at it. Next to the law: ``gradient_noise_scale``
-(the critical batch size B_simple predicts, beside the breakdown) and ``compute`` (trials,
-trial-epochs, updates, CPU and GPU hours the study used). Each mapping of the file is a typed
-record (:mod:`scalestudy.law_fields`): ``law.ci95.alpha``, ``law.breakdown_test.outcome``.
+``prediction``) still load: every key added since is optional.
+
+The law holds on ``domain`` and below ``breakdown_batch_size``; fields the data could not
+determine are null, with the reason under ``reasons``. ``breakdown_test`` says how the breakdown
+test came out: ``breakdown`` (then ``breakdown_batch_size`` is set), ``none`` or ``inconclusive``
+(too few batch sizes or residual degrees of freedom, or a hinge the test cannot tell from noise),
+with its ``reason``, ``p_value`` and candidate hinge. When beta is null (a single momentum was
+studied) k includes the factor (1-m)^beta of that momentum and predictions are only given at it.
+Next to the law: ``prediction`` (the parameters' covariance: 95 % intervals of ε* anywhere),
+``critical_batch_size`` (three ways: steps to target, gradient noise scale, the breakdown),
+``gradient_noise_scale`` (B_simple beside the breakdown) and ``compute`` (trials, trial-epochs,
+updates, CPU and GPU hours the study used). Each mapping of the file is a typed record
+(:mod:`scalestudy.law_fields`): ``law.ci95.alpha``, ``law.breakdown_test.outcome``.
 
     law = ScalingLaw.load("law.json")
     law.predict(batch_size=1024, momentum=0.9).lr
@@ -33,20 +36,16 @@ from scalestudy.law_fields import (
     BreakdownTest,
     Cell,
     Compute,
-    CriticalBatchCell,
     CriticalBatchSize,
     CriticalBatchSizes,
     Domain,
     FittedOn,
     GapSlope,
-    Interval,
-    LawError,
     LawFileError,
     LawCovariance,
     LawIntervals,
     NoiseScaleAtOptimum,
     Provenance,
-    Slope,
     read_document,
     read_record,
     to_json,
@@ -54,8 +53,8 @@ from scalestudy.law_fields import (
 )
 from scalestudy.noise import noise_scale
 
-__all__ = ["BREAKDOWN_OUTCOMES", "FORM", "FORM_N", "MAX_BATCH_SIZE", "PARAMETERS", "SCHEMA", "LogLrSpread", "Prediction",
-           "PredictionError", "ScalingLaw"]
+__all__ = ["BREAKDOWN_OUTCOMES", "FORM", "FORM_N", "MAX_BATCH_SIZE", "PARAMETERS", "SCHEMA", "LogLrSpread",
+           "Prediction", "PredictionError", "ScalingLaw"]
 
 SCHEMA = "scalestudy.law/v1"
 MAX_LAW_BYTES = 64 * 2**20
@@ -64,8 +63,8 @@ FORM = "lr = k * B^alpha * (1-m)^beta"
 FORM_N = "lr = k * B^alpha * (1-m)^beta * N^gamma"  # the form of a law fitted over several dataset sizes
 _REQUIRED = ("schema", "form", "k", "alpha", "beta", "ci95", "breakdown_batch_size", "domain",
              "dataset_size", "fitted_on", "provenance")
-_OPTIONAL = ("gamma", "r2", "prediction", "breakdown_test", "noise_scale_opt", "gap_slope", "gradient_noise_scale", "critical_batch_size",
-             "compute", "reasons", "notes", "cells", "units")
+_OPTIONAL = ("gamma", "r2", "prediction", "breakdown_test", "noise_scale_opt", "gap_slope", "gradient_noise_scale",
+             "critical_batch_size", "compute", "reasons", "notes", "cells", "units")
 _POSITIVE = ("k", "breakdown_batch_size", "dataset_size")
 BREAKDOWN_OUTCOMES = ("breakdown", "none", "inconclusive")
 UNITS = {"lr": "per optimizer update", "batch_size": "examples per update",
