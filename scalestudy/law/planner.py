@@ -75,6 +75,10 @@ def make_plan(law: ScalingLaw, request: PlanRequest) -> Plan:
     cap = min(limit.value for limit in limits)
     limited_by = min(limits, key=lambda limit: limit.value).name
     warnings = []
+    if not any(limit.name.startswith("critical") for limit in limits):
+        why = law.reasons.get("critical_batch_size.steps_to_target", "not in this law file")
+        warnings.append(f"the law has no critical batch size ({why}): B is not limited by one; measure steps to "
+                        "target (diagnostics.target_accuracy) or the gradient noise scale to bound it")
     workers, per_worker = request.workers, min(request.max_batch_per_worker, math.floor(cap / request.workers))
     if per_worker < 1:
         workers, per_worker = max(1, math.floor(cap)), 1
