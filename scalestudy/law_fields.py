@@ -21,10 +21,10 @@ from scalestudy.records import (
     write_document,
 )
 
-__all__ = ["BatchEstimate", "BreakdownTest", "Cell", "Compute", "CriticalBatchCell", "CriticalBatchSize",
+__all__ = ["BREAKDOWN_OUTCOMES", "PARAMETERS", "BatchEstimate", "BreakdownTest", "Cell", "Compute", "CriticalBatchCell", "CriticalBatchSize",
            "CriticalBatchSizes", "Domain", "FittedOn", "GapSlope", "Interval", "LawCovariance", "LawError",
            "LawFileError", "LawIntervals", "NoiseScaleAtOptimum", "Provenance", "Slope", "StepsToTargetBatch",
-           "TransitionLine", "read_document", "read_record", "read_value", "to_json", "write_document"]
+           "TransitionLine", "check_breakdown_test", "check_prediction", "read_document", "read_record", "read_value", "to_json", "write_document"]
 
 
 @dataclass(frozen=True)
@@ -216,3 +216,35 @@ class Cell:
     dataset_size: int | None = field(default=None, metadata={"omit_if_none": True})  # N, in a study over several
 
 
+# --- checks across fields ---------------------------------------------------------------------
+
+BREAKDOWN_OUTCOMES = ("breakdown", "none", "inconclusive")
+PARAMETERS = ("log_k", "alpha", "beta", "gamma")  # ln ε* = log_k + alpha·ln B + beta·ln(1−m) + gamma·ln N
+
+
+def check_prediction(p: LawCovariance | None, where: str) -> None:
+    """``prediction`` names the law's fitted parameters, in order, with a square covariance."""
+    if p is None:
+        return
+    names = list(p.parameters)
+    if not names or names != [n for n in PARAMETERS if n in names] or len(set(names)) != len(names):
+        raise LawFileError(f"{where}: prediction.parameters must be some of {', '.join(PARAMETERS)} in that order, "
+                           f"got {names!r}")
+    if len(p.covariance) != len(names) or any(len(row) != len(names) for row in p.covariance):
+        raise LawFileError(f"{where}: prediction.covariance must be {len(names)}×{len(names)} for {names!r}")
+    if any(p.covariance[i][i] < 0 for i in range(len(names))) or p.dof < 1 or not p.t95 > 0 or (
+            p.cell_scatter is not None and p.cell_scatter < 0):
+        raise LawFileError(f"{where}: prediction needs variances ≥ 0, dof ≥ 1 and t95 > 0")
+
+
+def check_breakdown_test(test: BreakdownTest | None, batch_size: float | None, where: str) -> None:
+    """``breakdown_test.outcome`` is one of BREAKDOWN_OUTCOMES, and "breakdown" exactly when
+    ``breakdown_batch_size`` is set (files written before the field existed have no test)."""
+    if test is None:
+        return
+    if test.outcome not in BREAKDOWN_OUTCOMES:
+        raise LawFileError(f"{where}: breakdown_test.outcome must be one of {', '.join(BREAKDOWN_OUTCOMES)}, "
+                           f"got {test.outcome!r}")
+    if (test.outcome == "breakdown") != (batch_size is not None):
+        raise LawFileError(f"{where}: breakdown_test.outcome is {test.outcome!r} but breakdown_batch_size is "
+                           f"{batch_size!r}")

@@ -21,7 +21,8 @@ import torch
 from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.data import Sampler
 
-from scalestudy.law.plan import Plan, PlanError
+# ``plan`` below is a :class:`scalestudy.law.plan.Plan`; this module reads it (at_step, epochs,
+# total_updates, dataset_size) without importing it, since Plan hands itself to these classes.
 
 
 class PlanScheduler(LRScheduler):
@@ -30,7 +31,7 @@ class PlanScheduler(LRScheduler):
     as ``momentum`` (SGD, RMSprop) or the first of ``betas`` (Adam and its kin). Past the plan's
     last update the last values stay."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, plan: Plan, last_epoch: int = -1):
+    def __init__(self, optimizer: torch.optim.Optimizer, plan: Any, last_epoch: int = -1):
         self.plan = plan
         super().__init__(optimizer, last_epoch)
 
@@ -78,14 +79,14 @@ class PlanBatchSampler(Sampler[list[int]]):
     updates, as the plan counts them). A rank takes rows rank·B/W … (rank+1)·B/W − 1 of each batch.
     Restarting from step s gives exactly the batches an uninterrupted run gives from s on."""
 
-    def __init__(self, plan: Plan, *, seed: int = 0, rank: int = 0, world_size: int = 1, start_step: int = 0):
+    def __init__(self, plan: Any, *, seed: int = 0, rank: int = 0, world_size: int = 1, start_step: int = 0):
         if not 0 <= rank < world_size:
-            raise PlanError(f"rank must be in 0-{world_size - 1}, got {rank}")
+            raise ValueError(f"rank must be in 0-{world_size - 1}, got {rank}")
         uneven = sorted({e.batch_size for e in plan.epochs() if e.batch_size % world_size})
         if uneven:
-            raise PlanError(f"batch size {uneven[0]} does not split into {world_size} equal shares")
+            raise ValueError(f"batch size {uneven[0]} does not split into {world_size} equal shares")
         if not 0 <= start_step <= plan.total_updates:
-            raise PlanError(f"start_step must be in 0-{plan.total_updates}, got {start_step}")
+            raise ValueError(f"start_step must be in 0-{plan.total_updates}, got {start_step}")
         self.plan, self.seed, self.rank, self.world_size = plan, seed, rank, world_size
         self.step = start_step  # the next update to yield
 

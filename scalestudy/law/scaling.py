@@ -33,6 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from scalestudy.law_fields import (
+    BREAKDOWN_OUTCOMES,
+    PARAMETERS,
+    check_breakdown_test,
+    check_prediction,
     BreakdownTest,
     Cell,
     Compute,
@@ -66,7 +70,6 @@ _REQUIRED = ("schema", "form", "k", "alpha", "beta", "ci95", "breakdown_batch_si
 _OPTIONAL = ("gamma", "r2", "prediction", "breakdown_test", "noise_scale_opt", "gap_slope", "gradient_noise_scale",
              "critical_batch_size", "compute", "reasons", "notes", "cells", "units")
 _POSITIVE = ("k", "breakdown_batch_size", "dataset_size")
-BREAKDOWN_OUTCOMES = ("breakdown", "none", "inconclusive")
 UNITS = {"lr": "per optimizer update", "batch_size": "examples per update",
          "noise_scale": "g = lr/(1-m)*(N/B-1), units of lr", "dataset_size": "training examples",
          "gradient_noise_scale": "B_simple = tr(Sigma)/|G|^2, examples",
@@ -170,8 +173,8 @@ class ScalingLaw:
         for key in _POSITIVE:
             if getattr(law, key) is not None and getattr(law, key) <= 0:
                 raise LawFileError(f"{where}: {key} must be > 0, got {getattr(law, key)!r}")
-        _check_breakdown_test(law.breakdown_test, law.breakdown_batch_size, where)
-        _check_prediction(law, where)
+        check_breakdown_test(law.breakdown_test, law.breakdown_batch_size, where)
+        check_prediction(law.prediction, where)
         return law
 
     # ------------------------------------------------------------- prediction
@@ -278,35 +281,3 @@ class ScalingLaw:
                             f"{self.breakdown_batch_size:.4g}{span}: the law stops holding there and "
                             "this lr is likely too large")
         return warnings
-
-
-PARAMETERS = ("log_k", "alpha", "beta", "gamma")  # ln ε* = log_k + alpha·ln B + beta·ln(1−m) + gamma·ln N
-
-
-def _check_prediction(law: ScalingLaw, where: str) -> None:
-    """``prediction`` names the law's fitted parameters, in order, with a square covariance."""
-    p = law.prediction
-    if p is None:
-        return
-    names = list(p.parameters)
-    if not names or names != [n for n in PARAMETERS if n in names] or len(set(names)) != len(names):
-        raise LawFileError(f"{where}: prediction.parameters must be some of {', '.join(PARAMETERS)} in that order, "
-                           f"got {names!r}")
-    if len(p.covariance) != len(names) or any(len(row) != len(names) for row in p.covariance):
-        raise LawFileError(f"{where}: prediction.covariance must be {len(names)}×{len(names)} for {names!r}")
-    if any(p.covariance[i][i] < 0 for i in range(len(names))) or p.dof < 1 or not p.t95 > 0 or (
-            p.cell_scatter is not None and p.cell_scatter < 0):
-        raise LawFileError(f"{where}: prediction needs variances ≥ 0, dof ≥ 1 and t95 > 0")
-
-
-def _check_breakdown_test(test: BreakdownTest | None, batch_size: float | None, where: str) -> None:
-    """``breakdown_test.outcome`` is one of BREAKDOWN_OUTCOMES, and "breakdown" exactly when
-    ``breakdown_batch_size`` is set (files written before the field existed have no test)."""
-    if test is None:
-        return
-    if test.outcome not in BREAKDOWN_OUTCOMES:
-        raise LawFileError(f"{where}: breakdown_test.outcome must be one of {', '.join(BREAKDOWN_OUTCOMES)}, "
-                           f"got {test.outcome!r}")
-    if (test.outcome == "breakdown") != (batch_size is not None):
-        raise LawFileError(f"{where}: breakdown_test.outcome is {test.outcome!r} but breakdown_batch_size is "
-                           f"{batch_size!r}")
