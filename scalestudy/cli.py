@@ -168,8 +168,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     detail = ", ".join(f"{name} {count}" for name, count in sections.items())
     bound = "" if search.algorithm == "grid" else "at most "
     workload = cells[0].workload
+    sizes = sorted({cell.workload.dataset_size for cell in cells})
+    n = ", ".join(str(size) for size in sizes)
     print(f"{spec.name}: valid; {bound}{sum(sections.values())} trials ({detail}) in {len(cells)} cells, "
-          f"search {search.algorithm}; dataset {workload.dataset} (N={workload.dataset_size}), "
+          f"search {search.algorithm}; dataset {workload.dataset} (N={n}), "
           f"model {workload.model}, {workload.epochs} epochs, {spec.resources.workers_per_trial} worker(s) "
           f"per trial; spec hash {spec.spec_hash()}")
     if search.algorithm != "grid":

@@ -32,7 +32,7 @@ def _check_section(spec: StudySpec, section: Section, where: str) -> None:
         has_batch_norm = models.has_batch_norm(workload.model, workload.model_options)
     except ValidationError as error:
         raise SpecError(_prefixed(f"{prefix}.model_options", error)) from None
-    dataset_size = data.train_size(workload.dataset, dataset_opts)
+    dataset_size = min(_dataset_sizes(section, dataset_opts, where))  # every batch must fit the smallest N
     workers = spec.resources.workers_per_trial
     ghost = workload.ghost_batch_size
     if ghost is not None and not has_batch_norm:
@@ -72,6 +72,23 @@ def _check_section(spec: StudySpec, section: Section, where: str) -> None:
                 raise SpecError(f"{field}: {error}") from None
             for batch in sorted(batches):
                 _check_batch(batch, batch_size, field, where, dataset_size, workers, ghost, workload, plain_bn)
+
+
+def _dataset_sizes(section: Section, options, where: str) -> list[int]:
+    """The N of each trial: the grid's dataset sizes, each valid as the dataset's train_size, or the
+    workload's one N."""
+    sizes = section.grid.dataset_size
+    if sizes is None:
+        return [data.train_size(section.workload.dataset, options)]
+    if "train_size" not in type(options).model_fields:
+        raise SpecError(f"{where}grid.dataset_size: dataset {section.workload.dataset!r} has no train_size option "
+                        "to vary")
+    for size in sizes:
+        try:
+            data.dataset_options(section.workload.dataset, {**options.model_dump(), "train_size": size})
+        except ValidationError as error:
+            raise SpecError(_prefixed(f"{where}grid.dataset_size: {size}: dataset_options", error)) from None
+    return list(sizes)
 
 
 def _check_search(spec: StudySpec) -> None:
