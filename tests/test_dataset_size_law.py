@@ -72,6 +72,8 @@ def test_the_report_figure_and_recommend_show_gamma(result):
     assert code == 0 and out.startswith(f"lr = {result.law.predict(64, 0.9, 2000).lr:.6g} [") and "N=2000" in out
     code, _, err = run(["recommend", "--law", result.out_dir / "law.json", "--batch-size", 64])
     assert code == 2 and "give the dataset size N to predict at (--dataset-size)" in err
+    code, _, err = run(["recommend", "--law", result.out_dir / "law.json", "--batch-size", 64, "--dataset-size", 0])
+    assert code == 2 and err.startswith("error: --dataset-size: must be in 1-")
 
 
 def test_a_law_fitted_at_one_n_says_so_and_predicts_only_there(tmp_path):
