@@ -77,11 +77,43 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--out", type=Path, required=True, help="output folder")
     _add_connect_timeout(analyze)
 
+    check = commands.add_parser("check-law", help="does a fitted law hold in a second study (larger B or N)?")
+    check.add_argument("--law", type=Path, required=True)
+    check_source = check.add_mutually_exclusive_group(required=True)
+    check_source.add_argument("--experiment", help="MLflow experiment name of the check study")
+    check_source.add_argument("--runs", type=Path, help="the check study's trials.parquet instead of MLflow")
+    check.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///mlflow.db)")
+    check.add_argument("--out", type=Path, required=True, help="output folder: check.json, check.md, check.png")
+    _add_connect_timeout(check)
+
     recommend = commands.add_parser("recommend", help="learning rate for a batch size from a fitted law")
     recommend.add_argument("--law", type=Path, required=True)
     recommend.add_argument("--batch-size", type=int, required=True)
     recommend.add_argument("--momentum", type=float, default=None,
                            help="default: 0, or the single momentum the law was fitted at")
+    recommend.add_argument("--dataset-size", type=int, default=None,
+                           help="N, training examples (needed when the law has gamma; default: the law's N)")
+
+    plan = commands.add_parser("plan", help="the batch size, lr, momentum, schedule and time to train at, from a law")
+    plan.add_argument("--law", type=Path, required=True)
+    plan.add_argument("--workers", type=int, required=True, help="data-parallel workers (GPUs) to train on")
+    plan.add_argument("--max-batch-per-worker", type=int, required=True, help="the largest batch one worker fits")
+    speed = plan.add_mutually_exclusive_group(required=True)
+    speed.add_argument("--examples-per-second-per-worker", type=float, help="one worker's training throughput")
+    speed.add_argument("--throughput", type=float, help="measured examples per second of all workers together")
+    length = plan.add_mutually_exclusive_group(required=True)
+    length.add_argument("--epochs", type=int, help="train this many epochs")
+    length.add_argument("--target", type=float,
+                        help="train until this test accuracy (the one the study's steps to target were counted to)")
+    plan.add_argument("--momentum", type=float, help="default: the largest momentum the law was fitted at")
+    plan.add_argument("--dataset-size", type=int, help="training examples per epoch (default: the law's)")
+    plan.add_argument("--schedule", choices=("hybrid", "step_decay_lr", "constant"),
+                      help="default: hybrid with --epochs, constant with --target")
+    plan.add_argument("--milestones", help="epochs where the lr would decay, e.g. 27,54,72 (default 30/60/80 %%)")
+    plan.add_argument("--factor", type=float, default=5.0, help="decay (or batch growth) factor at each milestone")
+    plan.add_argument("--warmup-epochs", type=int, help="default: 5 %% of the epochs (1-5) when B is above the "
+                      "law's smallest")
+    plan.add_argument("--out", type=Path, default=Path("plan.yaml"), help="the plan file (default plan.yaml)")
 
     demo = commands.add_parser("demo", help="run the quickstart study, analyze it, print the law")
     demo.add_argument("--spec", type=Path, help="spec to run instead of search_spaces/quickstart.yaml")
@@ -136,8 +168,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     detail = ", ".join(f"{name} {count}" for name, count in sections.items())
     bound = "" if search.algorithm == "grid" else "at most "
     workload = cells[0].workload
+    sizes = sorted({cell.workload.dataset_size for cell in cells})
+    n = ", ".join(str(size) for size in sizes)
     print(f"{spec.name}: valid; {bound}{sum(sections.values())} trials ({detail}) in {len(cells)} cells, "
-          f"search {search.algorithm}; dataset {workload.dataset} (N={workload.dataset_size}), "
+          f"search {search.algorithm}; dataset {workload.dataset} (N={n}), "
           f"model {workload.model}, {workload.epochs} epochs, {spec.resources.workers_per_trial} worker(s) "
           f"per trial; spec hash {spec.spec_hash()}")
     if search.algorithm != "grid":
@@ -175,21 +209,48 @@ def _check_out(path: Path) -> None:
     check_writable_folder(path, "--out")
 
 
+def _trials(args: argparse.Namespace):
+    """The trial table of ``--runs`` or of ``--experiment`` in ``--tracking-uri`` (the store must exist)."""
+    from scalestudy.analysis import load_trials_from_mlflow, load_trials_from_parquet
+    from scalestudy.endpoints import absolute_uri, check_existing_store, connect_timeout
+
+    if args.runs is not None:
+        return load_trials_from_parquet(args.runs)
+    uri = absolute_uri(args.tracking_uri if args.tracking_uri is not None else "sqlite:///mlflow.db")
+    check_existing_store(uri, "--tracking-uri", connect_timeout(args.connect_timeout))
+    return load_trials_from_mlflow(args.experiment, uri)
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from scalestudy.analysis import analyze, load_trials_from_mlflow, load_trials_from_parquet
-    from scalestudy.endpoints import absolute_uri, check_existing_store, connect_timeout, removed_on_failure
+    from scalestudy.analysis import analyze
+    from scalestudy.endpoints import removed_on_failure
 
     _check_out(args.out)
-    if args.runs is not None:
-        trials = load_trials_from_parquet(args.runs)
-    else:
-        uri = absolute_uri(args.tracking_uri if args.tracking_uri is not None else "sqlite:///mlflow.db")
-        check_existing_store(uri, "--tracking-uri", connect_timeout(args.connect_timeout))
-        trials = load_trials_from_mlflow(args.experiment, uri)
+    trials = _trials(args)
     with removed_on_failure([args.out]):  # data too thin to fit: no half-written output folder
         result = analyze(trials, args.out)
     print(result.summary())
     return 0
+
+
+def cmd_check_law(args: argparse.Namespace) -> int:
+    from scalestudy.analysis.check import check_law
+    from scalestudy.analysis.check_output import check_table, verdict, write_check
+    from scalestudy.endpoints import removed_on_failure
+    from scalestudy.law import ScalingLaw
+
+    _check_out(args.out)
+    law = ScalingLaw.load(args.law)
+    trials = _trials(args)
+    source = f"`{args.runs}`" if args.runs is not None else f"MLflow experiment `{args.experiment}`"
+    with removed_on_failure([args.out]):
+        check = check_law(law, trials)
+        args.out.mkdir(parents=True, exist_ok=True)
+        files = write_check(check, law, args.law, source, args.out)
+    print("\n".join(check_table(check)))
+    print(f"\n{verdict(check)}")
+    print(f"written: {', '.join(str(path) for path in files)}")
+    return 0 if check.passed else 1
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
@@ -199,12 +260,56 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         raise CliError(f"--batch-size: must be in 1-{MAX_BATCH_SIZE}, got {args.batch_size}")
     if args.momentum is not None and not 0.0 <= args.momentum < 1.0:
         raise CliError(f"--momentum: must be in [0, 1), got {args.momentum}")
+    if args.dataset_size is not None and not 0 < args.dataset_size <= MAX_BATCH_SIZE:
+        raise CliError(f"--dataset-size: must be in 1-{MAX_BATCH_SIZE}, got {args.dataset_size}")
     law = ScalingLaw.load(args.law)
-    prediction = law.predict(batch_size=args.batch_size, momentum=args.momentum)
+    prediction = law.predict(batch_size=args.batch_size, momentum=args.momentum, dataset_size=args.dataset_size)
     print(prediction.describe())
     for warning in prediction.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from scalestudy.law import Plan, PlanRequest, ScalingLaw, make_plan
+    from scalestudy.law.plan import PLAN_SCHEMA
+    from scalestudy.law.plan_text import describe
+
+    milestones = None
+    if args.milestones is not None:
+        try:
+            milestones = tuple(int(part) for part in args.milestones.split(",") if part.strip())
+        except ValueError:
+            raise CliError(f"--milestones {args.milestones}: must be epochs separated by commas, e.g. 27,54,72") \
+                from None
+    out = args.out
+    if out.exists() and (not out.is_file() or _schema_of(out) != PLAN_SCHEMA):
+        raise CliError(f"--out {out}: exists and is not a plan file; choose another name (a plan is never "
+                       "written over other data)")
+    _check_out(out.parent if str(out.parent) else Path("."))
+    law = ScalingLaw.load(args.law)
+    request = PlanRequest(args.workers, args.max_batch_per_worker, args.examples_per_second_per_worker,
+                          args.throughput, args.epochs, args.target, args.momentum, args.dataset_size,
+                          args.schedule, milestones, args.factor, args.warmup_epochs, str(args.law))
+    plan = make_plan(law, request)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plan.save(out)
+    assert Plan.load(out) == plan  # what training code reads is what was planned
+    print(f"plan from {args.law} ({law.form})")
+    print("\n".join(describe(plan)))
+    print(f"written: {out}")
+    return 0
+
+
+def _schema_of(path: Path) -> str | None:
+    """The ``schema`` of a small JSON or YAML file, or None (not readable, not a mapping)."""
+    from scalestudy.records import LawFileError, read_document
+
+    try:
+        data = read_document(path, "file", 16 * 2**20, "a plan")
+    except LawFileError:
+        return None
+    return data.get("schema") if isinstance(data, dict) else None
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -298,6 +403,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"validate": cmd_validate, "run": cmd_run, "analyze": cmd_analyze, "recommend": cmd_recommend,
+            "plan": cmd_plan, "check-law": cmd_check_law,
             "demo": cmd_demo, "interpolate": cmd_interpolate, "sync": cmd_sync, "bench": cmd_bench, "ui": cmd_ui}
 
 

@@ -1,39 +1,30 @@
-"""The typed records of a law file (``law.json`` / ``law.yaml``, schema ``scalestudy.law/v1``) and
-their strict reader.
-
-Each record is a frozen dataclass whose fields are the keys of one mapping of the file, in the
-file's order. :func:`read_record` turns a parsed mapping into a record, field by field from the
-annotations: a number is finite, an interval is ``[low, high]`` with low ≤ high, a whole number is
-whole, a list is a list; a key the record does not know, or a required one that is missing, is
-an error naming its path (``gradient_noise_scale.iqr``). A field with a default may be absent or
-null (files written before it existed still load); one without may not be absent. :func:`to_json`
-writes a record back as the same mapping.
+"""The typed records of a law file (``law.json`` / ``law.yaml``, schema ``scalestudy.law/v1``), read
+strictly by :mod:`scalestudy.records` (:func:`read_record`): each record is a frozen dataclass whose
+fields are the keys of one mapping of the file, in the file's order; a field with a default may be
+absent or null (files written before it existed still load).
 
 Standard library only: the law file is read where neither the analysis nor numpy is installed.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
-import typing
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
 
+from scalestudy.records import (
+    Interval,
+    LawError,
+    LawFileError,
+    read_document,
+    read_record,
+    read_value,
+    to_json,
+    write_document,
+)
 
-class LawError(ValueError):
-    """A law that cannot be read or used; ``str(error)`` is one line."""
-
-
-class LawFileError(LawError):
-    """A missing or malformed law file."""
-
-
-class Interval(NamedTuple):
-    """[low, high]: a 95 % interval, a range. A tuple, so it unpacks and indexes like one."""
-
-    low: float
-    high: float
+__all__ = ["BREAKDOWN_OUTCOMES", "PARAMETERS", "BatchEstimate", "BreakdownTest", "Cell", "Compute", "CriticalBatchCell", "CriticalBatchSize",
+           "CriticalBatchSizes", "Domain", "FittedOn", "GapSlope", "Interval", "LawCovariance", "LawError",
+           "LawFileError", "LawIntervals", "NoiseScaleAtOptimum", "Provenance", "Slope", "StepsToTargetBatch",
+           "TransitionLine", "check_breakdown_test", "check_prediction", "read_document", "read_record", "read_value", "to_json", "write_document"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +35,20 @@ class LawIntervals:
     alpha: Interval | None = None
     beta: Interval | None = None
     breakdown_batch_size: Interval | None = None  # profile-likelihood interval of the hinge [examples]
+    gamma: Interval | None = field(default=None, metadata={"omit_if_none": True})  # only in laws with gamma
+
+
+@dataclass(frozen=True)
+class LawCovariance:
+    """``prediction``: what a 95 % interval of ln ε* at a new point needs, ln ε* = x·θ with
+    x = (1, ln B, ln(1 − m), ln N) for the ``parameters`` fitted: the covariance of θ, the Student-t
+    quantile at the fit's residual degrees of freedom, and the scatter of cells about the law."""
+
+    parameters: tuple[str, ...]  # log_k, alpha, beta, gamma: the ones fitted, in the law's order
+    covariance: tuple[tuple[float, ...], ...]
+    dof: int
+    t95: float  # Student-t 0.975 quantile at dof
+    cell_scatter: float | None = None  # variance of a new cell's ln ε* about the law beyond its own noise
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,7 @@ class Domain:
 
     batch_size: Interval | None  # [examples]
     momentum: Interval | None
+    dataset_size: Interval | None = field(default=None, metadata={"omit_if_none": True})  # laws with gamma [examples]
 
 
 @dataclass(frozen=True)
@@ -133,6 +139,50 @@ class CriticalBatchSize:
     cells: tuple[CriticalBatchCell, ...] = ()
 
 
+@dataclass(frozen=True, kw_only=True)  # keyword-only: the issue's key order puts optional keys first
+class TransitionLine:
+    """One line's fit of S(B) = S_min·(1 + B_crit/B) (:mod:`scalestudy.law.transition`): B_crit, its
+    profile-likelihood interval, S_min [updates], E_min = S_min·B_crit [examples], and the points
+    it went through, so that S at another B and its interval can be computed from the file."""
+
+    value: float  # B_crit [examples]
+    ci95: Interval | None = None
+    s_min: float
+    e_min: float
+    momentum: float
+    dataset_size: int | None = None
+    batch_sizes: tuple[float, ...] = ()  # [examples], ascending
+    updates: tuple[float, ...] = ()  # fewest updates to the target at each [updates]
+    rss_limit: float | None = None  # the confidence region's edge in RSS of ln S
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepsToTargetBatch(TransitionLine):
+    """``critical_batch_size.steps_to_target``: the headline line (largest momentum, then largest N)
+    and every fitted line."""
+
+    target: float | None = None  # test accuracy the steps were counted to [fraction]
+    lines: tuple[TransitionLine, ...] = ()
+
+
+@dataclass(frozen=True)
+class BatchEstimate:
+    value: float  # [examples]
+    ci95: Interval | None = None
+
+
+@dataclass(frozen=True)
+class CriticalBatchSizes:
+    """``critical_batch_size``: B_crit three ways (null ones have their reason under ``reasons``,
+    as ``critical_batch_size.gradient_noise``) and whether they agree."""
+
+    steps_to_target: StepsToTargetBatch | None = None
+    gradient_noise: BatchEstimate | None = None  # B_simple, median over trials, distribution-free interval
+    lr_breakdown: BatchEstimate | None = None  # the breakdown batch size of the lr law
+    agreement: str | None = None  # agree | disagree | single | none
+    summary: str | None = None  # the report's sentence
+
+
 @dataclass(frozen=True)
 class Compute:
     """What the study used: every trial, whatever its fate."""
@@ -163,124 +213,38 @@ class Cell:
     used: bool | None = None  # in the law fit
     trials: int | None = None
     seeds: int | None = None
+    dataset_size: int | None = field(default=None, metadata={"omit_if_none": True})  # N, in a study over several
 
 
-# --- reading and writing ------------------------------------------------------------------------
+# --- checks across fields ---------------------------------------------------------------------
 
-def read_record(cls: type, data: Any, where: str, path: str = "", optional: bool = False) -> Any:
-    """The record ``cls`` from a parsed mapping; any problem is one :class:`LawFileError` line."""
-    if not isinstance(data, dict):
-        raise LawFileError(f"{where}: {path or 'the law'} must be a mapping{' or null' if optional else ''}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
-    prefix = f"{path}." if path else ""
-    unknown = sorted(str(key) for key in data if key not in fields)
-    if unknown:
-        raise LawFileError(f"{where}: unknown key {prefix + unknown[0]!r}")
-    values = {}
-    for name, spec in fields.items():
-        has_default = spec.default is not dataclasses.MISSING or spec.default_factory is not dataclasses.MISSING
-        if name not in data:
-            if not has_default:
-                raise LawFileError(f"{where}: missing key {prefix + name!r}")
-            continue
-        if data[name] is None and has_default:
-            continue  # null: the default (None, an empty list or mapping)
-        values[name] = read_value(hints[name], data[name], where, prefix + name)
-    return cls(**values)
+BREAKDOWN_OUTCOMES = ("breakdown", "none", "inconclusive")
+PARAMETERS = ("log_k", "alpha", "beta", "gamma")  # ln ε* = log_k + alpha·ln B + beta·ln(1−m) + gamma·ln N
 
 
-def read_value(hint: Any, value: Any, where: str, path: str) -> Any:
-    """One value of type ``hint`` (a field annotation)."""
-    nullable = _is_optional(hint)
-    hint = _without_none(hint)
-    null = " or null" if nullable else ""
-    if value is None:
-        if nullable:
-            return None
-        raise LawFileError(f"{where}: {path} must not be null")
-    if hint is Interval:
-        return _interval(value, where, path, null)
-    if dataclasses.is_dataclass(hint):
-        return read_record(hint, value, where, path, optional=nullable)
-    origin = typing.get_origin(hint)
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise LawFileError(f"{where}: {path} must be a list{null}")
-        item = typing.get_args(hint)[0]
-        return tuple(read_value(item, v, where, f"{path}[{i}]") for i, v in enumerate(value))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise LawFileError(f"{where}: {path} must be a mapping{null}")
-        for key, text in value.items():
-            if not isinstance(text, str):
-                raise LawFileError(f"{where}: {path}.{key} must be text, got {_short(text)}")
-        return {str(key): text for key, text in value.items()}
-    if hint is float:
-        if not _finite(value):
-            raise LawFileError(f"{where}: {path} must be a finite number{null}, got {_short(value)}")
-        return value  # int or float as written: a round trip changes nothing
-    if hint is int:
-        if not _finite(value) or value != int(value):
-            raise LawFileError(f"{where}: {path} must be a whole number{null}, got {_short(value)}")
-        return int(value)
-    if hint is bool or hint is str:
-        if not isinstance(value, hint):
-            raise LawFileError(f"{where}: {path} must be {'true or false' if hint is bool else 'text'}{null}, "
-                               f"got {_short(value)}")
-        return value
-    raise TypeError(f"no reader for {hint!r}")  # a record field of a type this module does not know
+def check_prediction(p: LawCovariance | None, where: str) -> None:
+    """``prediction`` names the law's fitted parameters, in order, with a square covariance."""
+    if p is None:
+        return
+    names = list(p.parameters)
+    if not names or names != [n for n in PARAMETERS if n in names] or len(set(names)) != len(names):
+        raise LawFileError(f"{where}: prediction.parameters must be some of {', '.join(PARAMETERS)} in that order, "
+                           f"got {names!r}")
+    if len(p.covariance) != len(names) or any(len(row) != len(names) for row in p.covariance):
+        raise LawFileError(f"{where}: prediction.covariance must be {len(names)}×{len(names)} for {names!r}")
+    if any(p.covariance[i][i] < 0 for i in range(len(names))) or p.dof < 1 or not p.t95 > 0 or (
+            p.cell_scatter is not None and p.cell_scatter < 0):
+        raise LawFileError(f"{where}: prediction needs variances ≥ 0, dof ≥ 1 and t95 > 0")
 
 
-def to_json(value: Any) -> Any:
-    """JSON-safe copy: records to mappings (in field order), tuples to lists, numpy scalars to
-    Python, NaN and inf to None."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)
-                if not (f.metadata.get("omit_if_none") and getattr(value, f.name) is None)}
-    if isinstance(value, dict):
-        return {str(k): to_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_json(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _finite(value: Any) -> bool:
-    """A finite int or float (not a bool; an int too large for a float is not finite)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:
-        return False
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _interval(value: Any, where: str, path: str, null: str) -> Interval:
-    if (not isinstance(value, (list, tuple)) or len(value) != 2
-            or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value)):
-        raise LawFileError(f"{where}: {path} must be [low, high]{null}, got {_short(value)}")
-    if not all(_finite(v) for v in value):
-        raise LawFileError(f"{where}: {path} must hold finite numbers, got {_short(list(value))}")
-    if value[0] > value[1]:
-        raise LawFileError(f"{where}: {path} has low > high: {list(value)!r}")
-    return Interval(value[0], value[1])
-
-
-def _is_optional(hint: Any) -> bool:
-    return type(None) in typing.get_args(hint)
-
-
-def _without_none(hint: Any) -> Any:
-    if not _is_optional(hint):
-        return hint
-    (inner,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
-    return inner
+def check_breakdown_test(test: BreakdownTest | None, batch_size: float | None, where: str) -> None:
+    """``breakdown_test.outcome`` is one of BREAKDOWN_OUTCOMES, and "breakdown" exactly when
+    ``breakdown_batch_size`` is set (files written before the field existed have no test)."""
+    if test is None:
+        return
+    if test.outcome not in BREAKDOWN_OUTCOMES:
+        raise LawFileError(f"{where}: breakdown_test.outcome must be one of {', '.join(BREAKDOWN_OUTCOMES)}, "
+                           f"got {test.outcome!r}")
+    if (test.outcome == "breakdown") != (batch_size is not None):
+        raise LawFileError(f"{where}: breakdown_test.outcome is {test.outcome!r} but breakdown_batch_size is "
+                           f"{batch_size!r}")

@@ -177,7 +177,7 @@ def test_steps_to_target_points_reference_line_and_transition():
 
     exact = steps_frame().query("lr == 0.1 and seed == 0")  # S = 100·(1 + 128/B) exactly
     transition = fit_steps_to_target(exact).lines[0].transition
-    assert transition.batch_size == pytest.approx(128) and transition.min_updates == pytest.approx(100)
+    assert transition.value == pytest.approx(128) and transition.min_updates == pytest.approx(100)
     curve = figures.steps_to_target(fit_steps_to_target(exact)).curves[0]
     assert curve.transition == pytest.approx(128) and len(curve.fit_updates) == 60
     assert curve.fit_updates[0] == pytest.approx(500) and curve.fit_updates[-1] == pytest.approx(150)

@@ -78,10 +78,11 @@ def test_files_come_from_the_export_step_only(fits, tmp_path):
 
 LAW_KEYS = {  # law.json, schema scalestudy.law/v1: every mapping's keys, in the file's order
     "": ["schema", "form", "k", "alpha", "beta", "ci95", "breakdown_batch_size", "domain", "dataset_size",
-         "fitted_on", "provenance", "r2", "breakdown_test", "noise_scale_opt", "gap_slope", "gradient_noise_scale",
-         "compute", "reasons", "notes", "cells", "units", "optimizer"],
+         "fitted_on", "provenance", "gamma", "r2", "prediction", "breakdown_test", "noise_scale_opt", "gap_slope",
+         "gradient_noise_scale", "critical_batch_size", "compute", "reasons", "notes", "cells", "units", "optimizer"],
     "ci95": ["k", "alpha", "beta", "breakdown_batch_size"],
     "domain": ["batch_size", "momentum"],
+    "prediction": ["parameters", "covariance", "dof", "t95", "cell_scatter"],
     "fitted_on": ["cells", "trials", "excluded_cells", "above_breakdown", "bounded_by_divergence", "weighting"],
     "provenance": ["experiment", "input_file", "tracking_uri", "parent_run_id", "spec_hash", "scalestudy_version",
                    "created"],
@@ -92,6 +93,13 @@ LAW_KEYS = {  # law.json, schema scalestudy.law/v1: every mapping's keys, in the
     "gradient_noise_scale": ["value", "iqr", "trials", "taken", "breakdown_batch_size", "breakdown_ci95",
                              "ratio_to_breakdown", "within_breakdown_ci95", "cells"],
     "gradient_noise_scale.cells[]": ["batch_size", "momentum", "value"],
+    "critical_batch_size": ["steps_to_target", "gradient_noise", "lr_breakdown", "agreement", "summary"],
+    "critical_batch_size.steps_to_target": ["value", "ci95", "s_min", "e_min", "momentum", "dataset_size",
+                                            "batch_sizes", "updates", "rss_limit", "target", "lines"],
+    "critical_batch_size.steps_to_target.lines[]": ["value", "ci95", "s_min", "e_min", "momentum", "dataset_size",
+                                                    "batch_sizes", "updates", "rss_limit"],
+    "critical_batch_size.gradient_noise": ["value", "ci95"],
+    "critical_batch_size.lr_breakdown": ["value", "ci95"],
     "compute": ["trials", "finished", "diverged", "stopped", "trial_epochs", "updates", "train_hours", "cpu_hours",
                 "gpu_hours", "notes"],
     "cells[]": ["batch_size", "momentum", "lr_opt", "ci95", "seed_range", "lr_bound", "status", "used", "trials",
@@ -114,7 +122,11 @@ def test_law_json_keys_are_pinned(fits, tmp_path):
 
     walk(data, "")
     assert found == LAW_KEYS
-    assert data["reasons"] == {} and data["breakdown_test"]["outcome"] == "breakdown"
+    # A law fitted at one N says so: gamma is null, and why (the only reason in this file).
+    assert data["gamma"] is None and data["reasons"] == {
+        "gamma": f"single dataset size (N={data['dataset_size']}): the law holds at the N it was fitted at; "
+                 "vary grid.dataset_size to fit gamma"}
+    assert data["breakdown_test"]["outcome"] == "breakdown"
 
 
 def test_a_law_file_of_the_first_v1_release_loads_and_predicts(tmp_path):

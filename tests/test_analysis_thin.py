@@ -74,11 +74,15 @@ def test_every_trial_diverged(planted, tmp_path):
     one_line(error)
 
 
-def test_several_dataset_sizes(planted, tmp_path):
+def test_several_dataset_sizes_fit_gamma(planted, tmp_path):
+    """Issue 14: trials over several dataset sizes are one study with a dataset-size axis (they were
+    refused before); here ε* does not depend on N, and the law's γ says so."""
     frame = planted.copy()
     frame.loc[frame["batch_size"] == 64, "dataset_size"] = 1234
-    with pytest.raises(AnalysisError, match="several dataset sizes"):
-        analyze(TrialTable.from_frame(frame), tmp_path)
+    result = analyze(TrialTable.from_frame(frame), tmp_path)
+    low, high = result.law.ci95.gamma
+    assert low <= 0.0 <= high and result.law.dataset_size is None
+    assert any("the trials span dataset sizes 1234, 50000" in w for w in result.warnings)
 
 
 def test_single_batch_size_leaves_alpha_and_k_null(planted, tmp_path):

@@ -39,7 +39,8 @@ def test_validate_prints_the_plan(tmp_path):
 
 def test_version_and_help(tmp_path):
     assert cli("--version", cwd=tmp_path).stdout.startswith("scalestudy ")
-    for command in ("validate", "run", "analyze", "recommend", "demo", "interpolate", "sync", "bench", "ui"):
+    for command in ("validate", "run", "analyze", "recommend", "plan", "check-law", "demo", "interpolate", "sync", "bench",
+                    "ui"):
         assert cli(command, "--help", cwd=tmp_path).returncode == 0
 
 

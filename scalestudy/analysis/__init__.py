@@ -24,7 +24,7 @@ from scalestudy.analysis.noise import NoiseScaleFit, fit_noise_scale
 from scalestudy.analysis.pipeline import AnalysisResult, analyze
 from scalestudy.analysis.schedules import ScheduleComparison, compare_schedules
 from scalestudy.analysis.sharpness import SharpnessFit, fit_sharpness
-from scalestudy.analysis.steps import StepsToTarget, Transition, fit_steps_to_target
+from scalestudy.analysis.steps import StepsToTarget, TransitionFit, fit_steps_to_target
 from scalestudy.analysis.table import (
     TrialTable,
     load_trials_from_parquet,
@@ -42,7 +42,7 @@ def load_trials_from_mlflow(experiment: str, tracking_uri: str | None = None, *,
 __all__ = [
     "AnalysisError", "AnalysisResult", "Breakdown", "CellOptimum", "CriticalBatch", "FitOptions", "Frontier",
     "GapFit", "LawFit", "NoiseScaleFit", "ScheduleComparison", "SharpnessFit", "StepsToTarget", "StudyCompute",
-    "StudyFits", "Transition", "TrialTable", "analyze", "compare_schedules", "critical_batch_from_noise",
+    "StudyFits", "TransitionFit", "TrialTable", "analyze", "compare_schedules", "critical_batch_from_noise",
     "fit_breakdown", "fit_frontier", "fit_gap", "fit_law", "fit_noise_scale", "fit_sharpness", "fit_steps_to_target",
     "fit_study", "law_trials", "load_trials_from_mlflow", "load_trials_from_parquet", "study_compute",
     "validate_trials",

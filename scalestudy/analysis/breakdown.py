@@ -36,6 +36,11 @@ with 5 batch sizes and 12 % with 6 (one and two residual degrees of freedom); th
 0.75 % (5 batch sizes) and 1.25 % (6) with one momentum, 1.0 % and 1.25 % with two.
 
 Interval: the profile-likelihood set {u_c : RSS(u_c) ≤ RSS_min·(1 + F₀.₉₅(1, n − p)/(n − p))}.
+Several dataset sizes N enter as one more covariate, ln N with the law's γ, as the momenta do: the
+test looks for one hinge in B shared by every N and m. That is the identifiable question with a
+few batch sizes per N (a hinge per N needs 5 batch sizes at each); it matches McCandlish et al.'s
+critical batch size, which depends on the gradient noise, not on N, and it is what a check at a
+larger N (``scalestudy check-law``) then tests cell by cell.
 The law is fitted on the cells up to :attr:`Breakdown.last_batch_size`, the largest tested
 batch size not above the hinge, compared in ln B with a tolerance (exp(ln 256) is
 255.99999999999994: a float comparison would drop the cell at a hinge on a tested size).
@@ -90,10 +95,17 @@ def law_coordinates(cells: list[CellOptimum]) -> tuple[np.ndarray, np.ndarray, n
     return u, v, y
 
 
-def law_design(u: np.ndarray, v: np.ndarray, terms: tuple[str, ...]) -> np.ndarray:
-    """The columns of ln ε* = ln k + α·u + β·v for the ``terms`` fitted ("alpha", "beta"):
-    a constant, then u = ln B and v = ln(1 − m) as asked."""
-    columns = {"alpha": u, "beta": v}
+def log_dataset_sizes(cells: list[CellOptimum]) -> np.ndarray | None:
+    """w = ln N of the cells, or None when they carry no N (a study of one dataset size)."""
+    if any(c.dataset_size is None for c in cells):
+        return None
+    return np.log([c.dataset_size for c in cells]).astype(float)
+
+
+def law_design(u: np.ndarray, v: np.ndarray, terms: tuple[str, ...], w: np.ndarray | None = None) -> np.ndarray:
+    """The columns of ln ε* = ln k + α·u + β·v + γ·w for the ``terms`` fitted ("alpha", "beta",
+    "gamma"): a constant, then u = ln B, v = ln(1 − m) and w = ln N as asked."""
+    columns = {"alpha": u, "beta": v, "gamma": w}
     return np.column_stack([np.ones_like(u), *(columns[term] for term in terms)])
 
 
@@ -114,15 +126,18 @@ def fit_breakdown(cells: list[CellOptimum], *, replicates: int = REPLICATES, see
     if len(distinct) < MIN_BELOW + MIN_ABOVE:
         return Breakdown(None, None, f"needs at least {MIN_BELOW + MIN_ABOVE} batch sizes with an interior "
                                      f"optimum to test for one, found {len(distinct)}", inconclusive=True)
-    terms = ("alpha", "beta") if len(np.unique(v)) >= 2 else ("alpha",)
+    w = log_dataset_sizes(cells)
+    terms = ("alpha", *(["beta"] if len(np.unique(v)) >= 2 else []),
+             *(["gamma"] if w is not None and len(np.unique(w)) >= 2 else []))
     extra = [v] if "beta" in terms else []
+    extra += [w] if "gamma" in terms else []
     n, p_broken = len(y), 4 + len(extra)
     dof = n - p_broken
     if dof < 1:
         return Breakdown(None, None, f"{n} cells are too few to fit a broken power law", inconclusive=True)
     lo, hi = distinct[MIN_BELOW - 1], distinct[-MIN_ABOVE]
     grid = np.union1d(np.linspace(lo, hi, n_grid, endpoint=False), distinct[(distinct >= lo) & (distinct < hi)])
-    single = law_design(u, v, terms)
+    single = law_design(u, v, terms, w)
     scale = np.sqrt(law_weights(cells, single, y)[0])
     hinges = _Hinges(single, u, extra, grid, scale)
     statistic, best, rss = hinges.statistic((scale * y)[:, None])

@@ -9,11 +9,16 @@ trials at each cell's best searched ε, and their median over all those trials. 
 B_simple grows as the loss falls, so it is read at one comparable point (the end of
 training) and at the learning rate the law is about (ε*, not the diverging or barely
 training ends of the grid); the median because the estimate is a ratio of two noisy
-quantities with a heavy tail. The spread is the interquartile range over trials.
+quantities with a heavy tail. The spread is the interquartile range over trials, and the
+95 % interval of the median is distribution-free: the order statistics x₍ₖ₎ and x₍ₙ₊₁₋ₖ₎ with
+k the largest rank such that P(Binomial(n, ½) < k) ≤ 0.025, which hold the median of the
+trials' distribution with probability ≥ 95 % for any continuous distribution of independent
+trials (Conover, "Practical Nonparametric Statistics", §3.2); at least 6 trials are needed.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +43,8 @@ class CriticalBatch:
     breakdown_ci95: tuple[float, float] | None
     reason: str | None = None  # why value is None
     taken: str = TAKEN
+    ci95: tuple[float, float] | None = None  # distribution-free 95 % interval of the median [examples]
+    ci95_reason: str | None = None  # why ci95 is None
 
     @property
     def ratio_to_breakdown(self) -> float | None:
@@ -72,4 +79,22 @@ def critical_batch_from_noise(frame: pd.DataFrame, cells: list[CellOptimum], bre
     per_cell = at_best.groupby(["batch_size", "momentum"])["gradient_noise_scale"].median()
     rows = tuple((int(b), float(m), float(v)) for (b, m), v in per_cell.items())
     q1, q3 = np.percentile(values, [25, 75])
-    return CriticalBatch(float(np.median(values)), (float(q1), float(q3)), len(values), rows, **compare)
+    ci, ci_reason = median_interval(values)
+    return CriticalBatch(float(np.median(values)), (float(q1), float(q3)), len(values), rows, ci95=ci,
+                         ci95_reason=ci_reason, **compare)
+
+
+def median_interval(values: np.ndarray) -> tuple[tuple[float, float] | None, str | None]:
+    """The distribution-free 95 % interval of the median (see the module docstring), or None with a reason."""
+    n = len(values)
+    rank = 0  # the largest k with P(Binomial(n, ½) ≤ k − 1) ≤ 0.025
+    below = 0.0
+    for k in range(1, n // 2 + 1):
+        below += math.comb(n, k - 1) / 2.0 ** n
+        if below > 0.025:
+            break
+        rank = k
+    if rank == 0:
+        return None, f"{n} trials: a 95 % interval of the median needs at least 6"
+    ordered = np.sort(values)
+    return (float(ordered[rank - 1]), float(ordered[n - rank])), None

@@ -15,10 +15,18 @@ from scalestudy.analysis.figures import (
     schedule_curves,
     sharpness_vs_batch,
     steps_to_target,
+    steps_vs_examples,
 )
+from scalestudy.analysis.figures_dataset import lr_vs_dataset_size
 from scalestudy.analysis.fit import StudyFits
 from scalestudy.analysis.plots import draw_accuracy_vs_lr, draw_accuracy_vs_noise, draw_gap, draw_lr_law
-from scalestudy.analysis.plots_diagnostics import draw_schedules, draw_sharpness, draw_steps_to_target
+from scalestudy.analysis.plots_diagnostics import (
+    draw_schedules,
+    draw_sharpness,
+    draw_steps_to_target,
+    draw_lr_vs_dataset_size,
+    draw_steps_vs_examples,
+)
 from scalestudy.analysis.schedules import ScheduleGroup
 
 
@@ -32,6 +40,12 @@ def draw_fit_figures(fits: StudyFits, out_dir: Path) -> tuple[list[Path], list[s
         drawn.append(draw_lr_law(lr_law(frontier, law_fit), out_dir / "lr_opt_vs_batch_size.png"))
     else:
         notes.append("no ε* vs B figure: no cell has an interior optimum")
+    if fits.dataset_size is None:
+        by_n = lr_vs_dataset_size(frontier, law_fit)
+        if by_n.series:
+            drawn.append(draw_lr_vs_dataset_size(by_n, out_dir / "lr_opt_vs_dataset_size.png"))
+        else:
+            notes.append("no ε* vs N figure: no (B, m) has an interior optimum at two dataset sizes")
     if not fits.noise_scale_holds:
         notes.append(f"no accuracy-vs-noise-scale figure: {fits.noise.reason}")
     elif not fits.law_trials.empty:
@@ -44,6 +58,12 @@ def draw_fit_figures(fits: StudyFits, out_dir: Path) -> tuple[list[Path], list[s
             steps_to_target(fits.steps, fits.critical_batch), out_dir / "steps_to_target.png"))
     elif "updates_to_target" in fits.law_trials.columns:
         notes.append(f"no steps-to-target figure: {fits.steps.reason}")
+    against_examples = steps_vs_examples(fits.steps)
+    if against_examples.lines:
+        drawn.append(draw_steps_vs_examples(against_examples, out_dir / "steps_vs_examples.png"))
+    elif fits.steps.lines:
+        notes.append("no steps-vs-examples figure: no line's critical batch size could be fitted "
+                     f"({fits.critical_sizes.steps_to_target.reason})")
     sharpness = sharpness_vs_batch(fits.sharpness)
     if sharpness.panels:
         drawn.append(draw_sharpness(sharpness, out_dir / "sharpness_vs_batch_size.png"))

@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from scalestudy import __version__
+from scalestudy.analysis._stats import t_quantile
 from scalestudy.analysis.compute import StudyCompute
 from scalestudy.analysis.critical import CriticalBatch
+from scalestudy.analysis.critical_sizes import CriticalBatchSizes as CriticalFits
 from scalestudy.analysis.fit import StudyFits
 from scalestudy.analysis.frontier import BOUNDED, Frontier
 from scalestudy.analysis.gap import GapFit
@@ -18,20 +20,27 @@ from scalestudy.analysis.lawfit import Breakdown, LawFit
 from scalestudy.analysis.noise import NoiseScaleFit
 from scalestudy.analysis.table import TrialTable
 from scalestudy.law import (
+    FORM,
+    FORM_N,
+    BatchEstimate,
     BreakdownTest,
     Cell,
     Compute,
     CriticalBatchCell,
     CriticalBatchSize,
+    CriticalBatchSizes,
     Domain,
     FittedOn,
     GapSlope,
     Interval,
+    LawCovariance,
     LawIntervals,
     NoiseScaleAtOptimum,
     Provenance,
     ScalingLaw,
     Slope,
+    StepsToTargetBatch,
+    TransitionLine,
 )
 
 LAW_FILES = ("law.json", "law.yaml")
@@ -54,17 +63,25 @@ def build_law(fits: StudyFits) -> ScalingLaw:
         reasons["gap_slope"] = fits.gap.reason
     if fits.critical_batch.value is None:
         reasons["gradient_noise_scale"] = fits.critical_batch.reason
+    if law.gamma is None and "gamma" in reasons and fits.dataset_size:
+        reasons["gamma"] = (f"single dataset size (N={fits.dataset_size}): the law holds at the N it was fitted "
+                            "at; vary grid.dataset_size to fit gamma")
+    if fits.dataset_size is None:
+        reasons["dataset_size"] = "the study varies N: see domain.dataset_size and gamma"
+    critical_sizes = critical_sizes_entry(fits.critical_sizes, reasons)
     return ScalingLaw(
-        k=law.k, alpha=law.alpha, beta=law.beta,
-        ci95=LawIntervals(**{name: _interval(law.ci95.get(name)) for name in ("k", "alpha", "beta")},
+        k=law.k, alpha=law.alpha, beta=law.beta, gamma=law.gamma, form=FORM_N if law.gamma is not None else FORM,
+        ci95=LawIntervals(**{name: _interval(law.ci95.get(name)) for name in ("k", "alpha", "beta", "gamma")},
                           breakdown_batch_size=_interval(breakdown.ci95)),
-        r2=law.r2, breakdown_batch_size=breakdown.batch_size, noise_scale_opt=noise_entry(fits.noise),
+        r2=law.r2, prediction=prediction_entry(law), breakdown_batch_size=breakdown.batch_size,
+        noise_scale_opt=noise_entry(fits.noise),
         gap_slope=gap_entry(fits.gap), domain=Domain(_interval(law.domain.get("batch_size")),
-                                                     _interval(law.domain.get("momentum"))),
+                                                     _interval(law.domain.get("momentum")),
+                                                     _interval(law.domain.get("dataset_size"))),
         dataset_size=fits.dataset_size, fitted_on=fitted_on(law, frontier), breakdown_test=breakdown_entry(breakdown),
         provenance=law_provenance(fits.provenance), reasons=reasons, notes=_notes(fits),
         cells=cells_entry(law, frontier), gradient_noise_scale=critical_entry(fits.critical_batch),
-        compute=compute_entry(fits.compute), optimizer=fits.optimizer)
+        critical_batch_size=critical_sizes, compute=compute_entry(fits.compute), optimizer=fits.optimizer)
 
 
 def _notes(fits: StudyFits) -> tuple[str, ...]:
@@ -76,20 +93,28 @@ def _notes(fits: StudyFits) -> tuple[str, ...]:
             f"{objective.label})", *fits.law_fit.notes)
 
 
+def prediction_entry(law: LawFit) -> LawCovariance | None:
+    """law.json's ``prediction``: the covariance of (ln k, α[, β]), for intervals of ε* at new points."""
+    fit = law.regression
+    if fit is None or fit.cov is None or law.alpha is None:
+        return None
+    return LawCovariance(fit.names, fit.cov, fit.dof, t_quantile(0.975, fit.dof), law.scatter)
+
+
 def fitted_on(law: LawFit, frontier: Frontier) -> FittedOn:
-    used = {(c.batch_size, c.momentum) for c in law.cells}
+    used = {c.key for c in law.cells}
     return FittedOn(
         cells=len(law.cells), trials=law.n_trials,
         excluded_cells=tuple(f"{c.label} ({c.status})" for c in frontier.cells if not c.usable),
-        above_breakdown=tuple(c.label for c in frontier.cells if c.usable and (c.batch_size, c.momentum) not in used),
+        above_breakdown=tuple(c.label for c in frontier.cells if c.usable and c.key not in used),
         bounded_by_divergence=tuple(c.label for c in frontier.cells if c.status == BOUNDED), weighting=law.weighting)
 
 
 def cells_entry(law: LawFit, frontier: Frontier) -> tuple[Cell, ...]:
-    used = {(c.batch_size, c.momentum) for c in law.cells}
+    used = {c.key for c in law.cells}
     return tuple(Cell(batch_size=c.batch_size, momentum=c.momentum, lr_opt=c.lr_opt, ci95=_interval(c.ci95),
                       seed_range=_interval(c.seed_range), lr_bound=c.lr_bound, status=c.status,
-                      used=(c.batch_size, c.momentum) in used, trials=c.n_trials, seeds=c.n_seeds)
+                      used=c.key in used, trials=c.n_trials, seeds=c.n_seeds, dataset_size=c.dataset_size)
                  for c in frontier.cells)
 
 
@@ -124,6 +149,35 @@ def critical_entry(critical: CriticalBatch) -> CriticalBatchSize | None:
         breakdown_batch_size=critical.breakdown, breakdown_ci95=_interval(critical.breakdown_ci95),
         ratio_to_breakdown=critical.ratio_to_breakdown, within_breakdown_ci95=critical.within_breakdown_ci,
         cells=tuple(CriticalBatchCell(b, m, v) for b, m, v in critical.cells))
+
+
+def critical_sizes_entry(critical: CriticalFits, reasons: dict[str, str]) -> CriticalBatchSizes:
+    """law.json's ``critical_batch_size``: B_crit three ways; the reason for each null one goes to
+    ``reasons`` (``critical_batch_size.steps_to_target``, ``....ci95``)."""
+    entries = {}
+    for estimate in critical.estimates:
+        key = f"critical_batch_size.{estimate.method}"
+        if estimate.value is None:
+            reasons[key] = estimate.reason
+            entries[estimate.method] = None
+            continue
+        if estimate.ci95 is None and estimate.reason:
+            reasons[f"{key}.ci95"] = estimate.reason
+        entries[estimate.method] = BatchEstimate(estimate.value, _interval(estimate.ci95))
+    if critical.steps_line is not None:
+        line = critical.steps_line
+        lines = tuple(transition_entry(other) for other in critical.all_lines)
+        entries["steps_to_target"] = StepsToTargetBatch(**vars(transition_entry(line)), target=critical.target,
+                                                        lines=lines)
+    return CriticalBatchSizes(**entries, agreement=critical.verdict, summary=critical.agreement)
+
+
+def transition_entry(line) -> TransitionLine:
+    """One fitted steps-to-target line as the law file holds it."""
+    fit = line.transition
+    return TransitionLine(value=fit.value, ci95=_interval(fit.ci95), s_min=fit.min_updates, e_min=fit.min_examples,
+                          momentum=line.momentum, dataset_size=line.dataset_size, batch_sizes=fit.batch_sizes,
+                          updates=fit.updates, rss_limit=fit.rss_limit)
 
 
 def compute_entry(compute: StudyCompute) -> Compute:

@@ -137,6 +137,28 @@ class StepsToTargetInfo:
 
 
 @dataclass(frozen=True)
+class StepsExamplesLine:
+    """One line of the steps-vs-examples figure (McCandlish et al. 2018, Fig. 1 and eq. 2.11)."""
+
+    label: str
+    batch_sizes: tuple[int, ...]
+    examples: tuple[float, ...]  # measured E [examples]
+    updates: tuple[float, ...]  # measured S [updates]
+    curve_examples: tuple[float, ...]  # the fitted hyperbola (S/S_min − 1)(E/E_min − 1) = 1, traced over B
+    curve_updates: tuple[float, ...]
+    min_updates: float  # S_min: the horizontal asymptote (no gain from more batch) [updates]
+    min_examples: float  # E_min: the vertical asymptote, perfect scaling (examples constant) [examples]
+    critical: float  # B_crit [examples]
+    critical_ci95: tuple[float, float] | None
+
+
+@dataclass(frozen=True)
+class StepsVsExamplesInfo:
+    target: float | None
+    lines: tuple[StepsExamplesLine, ...]
+
+
+@dataclass(frozen=True)
 class SharpnessLine:
     momentum: float
     batch_sizes: tuple[int, ...]
@@ -160,9 +182,13 @@ def accuracy_vs_lr(frontier: Frontier, objective: str = "test accuracy") -> Accu
 
 
 def lr_law(frontier: Frontier, law: LawFit) -> LrLawInfo:
-    used = {(c.batch_size, c.momentum) for c in law.cells}
-    points = tuple(LrOptPoint(c.batch_size, c.momentum, c.lr_opt, c.ci95, (c.batch_size, c.momentum) in used,
-                              c.lr_bound) for c in frontier.usable())
+    """ε* against B per momentum, with the law; at the largest N when the study varies N."""
+    used = {c.key for c in law.cells}
+    sizes = {c.dataset_size for c in frontier.cells} - {None}
+    at_n = max(sizes) if sizes else None
+    cells = [c for c in frontier.cells if c.dataset_size == at_n]
+    points = tuple(LrOptPoint(c.batch_size, c.momentum, c.lr_opt, c.ci95, c.key in used,
+                              c.lr_bound) for c in cells if c.usable)
     lines = []
     if law.regression is not None and law.alpha is not None and points:
         all_b = [p.batch_size for p in points]
@@ -171,7 +197,8 @@ def lr_law(frontier: Frontier, law: LawFit) -> LrLawInfo:
         for m in sorted({p.momentum for p in points}):
             if law.beta is None and m != law.domain["momentum"][0]:
                 continue
-            preds = [law.regression.predict({"alpha": np.log(b), "beta": np.log1p(-m)}) for b in grid]
+            row = {"beta": np.log1p(-m), **({"gamma": np.log(at_n)} if at_n else {})}
+            preds = [law.regression.predict({"alpha": np.log(b), **row}) for b in grid]
             y = np.array([p[0] for p in preds])
             half = np.array([p[1] if p[1] is not None else np.nan for p in preds])
             band = not np.isnan(half).any()
@@ -184,8 +211,10 @@ def lr_law(frontier: Frontier, law: LawFit) -> LrLawInfo:
         title = f"ε* ∝ B^α, α = {law.alpha:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
         if law.beta is not None:
             title += f";  ∝ (1−m)^β, β = {law.beta:.3f}"
+        if at_n is not None:
+            title += f"  (at N = {at_n})"
     edges = tuple(EdgePoint(c.batch_size, c.momentum, c.best_lr, c.status.removeprefix("edge_"))
-                  for c in frontier.cells if c.status.startswith("edge_"))
+                  for c in cells if c.status.startswith("edge_"))
     return LrLawInfo(points, tuple(lines), edges, law.breakdown.batch_size, law.breakdown.ci95, title)
 
 
@@ -228,13 +257,31 @@ def steps_to_target(steps: StepsToTarget, critical: CriticalBatch | None = None)
         fit_b, fit_updates = (), ()
         if line.transition is not None:
             grid = np.geomspace(b.min(), b.max(), 60)
-            fit_b, fit_updates = tuple(grid), tuple(line.transition.updates(grid))
+            fit_b, fit_updates = tuple(grid), tuple(line.transition.updates_at(b) for b in grid)
         curves.append(StepsCurve(
             line.momentum, tuple(int(v) for v in b), tuple(p.lr for p in line.points), tuple(updates),
             tuple(examples), tuple(updates[0] * b[0] / b), tuple(np.full(len(b), examples[0])), fit_b, fit_updates,
-            line.transition.batch_size if line.transition else None))
+            line.transition.value if line.transition else None))
     critical = critical or CriticalBatch(None, None, 0, (), None, None)
     return StepsToTargetInfo(steps.target, tuple(curves), critical.value, critical.breakdown, critical.breakdown_ci95)
+
+
+def steps_vs_examples(steps: StepsToTarget) -> StepsVsExamplesInfo:
+    """Updates against examples to the target, log–log, for each line with a fitted B_crit: the points,
+    the hyperbola through them and its asymptotes (perfect scaling E = E_min; S = S_min)."""
+    lines = []
+    for line in steps.lines:
+        fit = line.transition
+        if fit is None:
+            continue
+        low, high = min(fit.batch_sizes), max(fit.batch_sizes)
+        grid = np.geomspace(min(low, fit.value) / 4, max(high, fit.value) * 4, 80)
+        updates = np.array([fit.updates_at(b) for b in grid])
+        lines.append(StepsExamplesLine(
+            line.label, tuple(p.batch_size for p in line.points), tuple(p.examples for p in line.points),
+            tuple(p.updates for p in line.points), tuple(updates * grid), tuple(updates), fit.min_updates,
+            fit.min_examples, fit.value, fit.ci95))
+    return StepsVsExamplesInfo(steps.target, tuple(lines))
 
 
 def sharpness_vs_batch(fit: SharpnessFit) -> SharpnessInfo:

@@ -8,6 +8,11 @@ fits. The output steps read the fits: :mod:`export` (law.json, law.yaml, trials.
 Trials the search stopped early (status ``stopped``) did not finish: their final
 accuracy is not comparable, so every fit of final values leaves them out; they count
 in the compute, and in steps-to-target when they reached the target before stopping.
+
+A study over several dataset sizes N (``grid.dataset_size``) has one cell per (B, m, N): the law
+fits γ in ε* ∝ N^γ over all of them, steps to target have one line per (m, N), and the noise scale
+g* uses each cell's N; the generalization gap, sharpness and the gradient noise scale, which
+compare batch sizes at one N, are read at the largest N (the closest to training at scale).
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ import pandas as pd
 
 from scalestudy.analysis.compute import StudyCompute, study_compute
 from scalestudy.analysis.critical import CriticalBatch, critical_batch_from_noise
+from scalestudy.analysis.critical_sizes import CriticalBatchSizes, critical_batch_sizes
 from scalestudy.analysis.errors import AnalysisError
-from scalestudy.analysis.frontier import Frontier, failure_accuracy, fit_frontier
+from scalestudy.analysis.frontier import CellOptimum, Frontier, failure_accuracy, fit_frontier
 from scalestudy.analysis.gap import GapFit, fit_gap
 from scalestudy.analysis.lawfit import LawFit, fit_law
 from scalestudy.analysis.noise import NoiseScaleFit, fit_noise_scale
@@ -41,7 +47,7 @@ class StudyFits:
     """Every fit of one study, and what the output steps need to say where it came from."""
 
     n_trials: int
-    dataset_size: int  # N [examples]
+    dataset_size: int | None  # N [examples]; None when the trials span several (each cell has its own)
     provenance: dict[str, Any]  # the trial table's: source, experiment, tracking_uri, input_file, ...
     warnings: tuple[str, ...]  # the table's, then the fits'
     frontier: Frontier  # ε* per (B, m) cell
@@ -53,15 +59,16 @@ class StudyFits:
     critical_batch: CriticalBatch  # B_simple from the gradient noise scale vs the breakdown
     steps: StepsToTarget
     sharpness: SharpnessFit
+    critical_sizes: CriticalBatchSizes  # B_crit three ways: steps to target, gradient noise, breakdown
     # The constant-schedule trials the law is fitted on (the accuracy-vs-noise figure reads them).
     law_trials: pd.DataFrame = field(compare=False, repr=False)
     optimizer: str = "sgd"  # of the law's trials ("adamw, sgd" when they mix); g* only where it is sgd
+    objective: Objective = ACCURACY  # what every fit optimises (analysis.objective)
 
     @property
     def noise_scale_holds(self) -> bool:
         """Whether SGD's noise scale g describes these trials (``scalestudy.optim.noise_scale_holds``)."""
         return noise_scale_holds(self.optimizer)
-    objective: Objective = ACCURACY  # what every fit optimises (analysis.objective)
 
 
 def fit_study(trials: TrialTable | pd.DataFrame, options: FitOptions = FitOptions()) -> StudyFits:
@@ -76,9 +83,7 @@ def fit_study(trials: TrialTable | pd.DataFrame, options: FitOptions = FitOption
     law_frame, notes = law_trials(frame)
     warnings += notes
     dataset_sizes = sorted(law_frame["dataset_size"].unique()) or sorted(frame["dataset_size"].unique())
-    if len(dataset_sizes) > 1:
-        raise AnalysisError(f"the trials span several dataset sizes {dataset_sizes[:4]}: analyze one study at a time")
-    dataset_size = int(dataset_sizes[0])
+    dataset_size = int(dataset_sizes[0]) if len(dataset_sizes) == 1 else None
     with_stopped = law_trials(frame, keep_stopped=True)[0]
     if law_frame.empty:
         frontier = Frontier((), failure_accuracy(frame), ())
@@ -88,9 +93,15 @@ def fit_study(trials: TrialTable | pd.DataFrame, options: FitOptions = FitOption
         frontier = fit_frontier(law_frame)
     warnings += [*frontier.warnings, *stopped_past_edges(with_stopped, frontier)]
     law = fit_law(list(frontier.cells), seed=options.seed)
+    one_n, one_n_cells = largest_dataset_size(law_frame, list(frontier.cells))
+    if dataset_size is None:
+        warnings.append(f"the trials span dataset sizes {', '.join(str(n) for n in dataset_sizes)}: the gap, "
+                        f"sharpness and gradient noise scale are read at the largest, N = {dataset_sizes[-1]}")
+    critical = critical_batch_from_noise(one_n, one_n_cells, law.breakdown)
+    steps = fit_steps_to_target(with_stopped)
     optimizer = trials_optimizer(law_frame if not law_frame.empty else frame)
     noise = fit_noise_scale(list(law.cells), dataset_size)
-    gap = fit_gap(law_frame, list(frontier.cells)) if not law_frame.empty else GapFit((), None, None, "no trials")
+    gap = fit_gap(one_n, one_n_cells) if not law_frame.empty else GapFit((), None, None, "no trials")
     if not noise_scale_holds(optimizer):
         reason = (f"the noise scale g = ε/(1−m)·(N/B − 1) is SGD's (Smith & Le 2017); these trials trained with "
                   f"{optimizer}")
@@ -99,9 +110,9 @@ def fit_study(trials: TrialTable | pd.DataFrame, options: FitOptions = FitOption
         n_trials=len(frame), dataset_size=dataset_size, provenance=dict(table.provenance), warnings=tuple(warnings),
         frontier=frontier, law_fit=law, noise=noise, gap=gap, optimizer=optimizer,
         schedules=compare_schedules(finished), compute=study_compute(frame, table.provenance.get("train_seconds")),
-        critical_batch=critical_batch_from_noise(law_frame, list(frontier.cells), law.breakdown),
-        steps=fit_steps_to_target(with_stopped), sharpness=fit_sharpness(law_frame, list(frontier.cells)),
-        law_trials=law_frame, objective=objective_of(frame))
+        critical_batch=critical, steps=steps, sharpness=fit_sharpness(one_n, one_n_cells),
+        critical_sizes=critical_batch_sizes(steps, critical, law.breakdown), law_trials=law_frame,
+        objective=objective_of(frame))
 
 
 def trials_optimizer(frame: pd.DataFrame) -> str:
@@ -110,6 +121,14 @@ def trials_optimizer(frame: pd.DataFrame) -> str:
     if "optimizer" not in frame.columns:
         return "sgd"
     return ", ".join(sorted({v if isinstance(v, str) and v else "sgd" for v in frame["optimizer"]})) or "sgd"
+
+
+def largest_dataset_size(frame: pd.DataFrame, cells: list[CellOptimum]) -> tuple[pd.DataFrame, list[CellOptimum]]:
+    """The trials and cells at the largest dataset size (all of them in a study of one N)."""
+    if frame.empty or frame["dataset_size"].nunique() <= 1:
+        return frame, cells
+    largest = int(frame["dataset_size"].max())
+    return frame[frame["dataset_size"] == largest], [c for c in cells if c.dataset_size == largest]
 
 
 def law_trials(frame: pd.DataFrame, *, keep_stopped: bool = False) -> tuple[pd.DataFrame, list[str]]:

@@ -1,4 +1,5 @@
-"""ε*(B, m): the optimal learning rate of each (batch size, momentum) cell.
+"""ε*(B, m): the optimal learning rate of each (batch size, momentum) cell — (B, m, N) when the
+trials span several dataset sizes N.
 
 Everything below is written for the default objective, test accuracy (maximised); the study's
 objective (``analysis.objective``: the trial table's ``objective`` column) takes its place. A
@@ -36,6 +37,9 @@ are left out of the law with a warning that names them.
 by the delta method with the seed-to-seed accuracy variance pooled over the study
 (:func:`log_lr_variance`): the law fit weights cells by it (a cell bounded by divergence
 extrapolates its optimum, and is several times noisier).
+
+Its 300-odd lines are one estimator (the cell's peak, its interval, the divergence bound, the
+objective's direction and the N axis): split, its pieces would pass half-built state around.
 """
 
 from __future__ import annotations
@@ -59,8 +63,8 @@ from scalestudy.analysis.peak import (
 )
 from scalestudy.analysis.table import ACCURACY, Objective, objective_of
 
-__all__ = ["BOUNDED", "OK", "USABLE", "CellOptimum", "Frontier", "failure_accuracy", "fit_cell", "fit_frontier",
-           "trials_at_best_lr"]
+__all__ = ["BOUNDED", "OK", "USABLE", "CellOptimum", "Frontier", "cell_keys", "failure_accuracy", "fit_cell",
+           "fit_frontier", "trials_at_best_lr"]
 
 
 @dataclass(frozen=True)
@@ -88,10 +92,16 @@ class CellOptimum:
     seed_lr_opt: tuple[float, ...] = ()  # each seed's own ε*, through the same three ε
     log_lr_var: float | None = None  # variance of ln ε*, for weighting the law (set by fit_frontier)
     direction: str = "max"  # the objective's: mean_acc, best_acc are its values, higher or lower is better
+    dataset_size: int | None = None  # N of the cell's trials when the study varies N (None: a single N)
 
     @property
     def usable(self) -> bool:
         return self.status in USABLE
+
+    @property
+    def key(self) -> tuple[int, float, int | None]:
+        """(B, m, N): the cell's identity (N None in a study of one dataset size)."""
+        return self.batch_size, self.momentum, self.dataset_size
 
     @property
     def diverged_lrs(self) -> tuple[float, ...]:
@@ -100,7 +110,7 @@ class CellOptimum:
 
     @property
     def label(self) -> str:
-        return f"B={self.batch_size} m={self.momentum:g}"
+        return f"B={self.batch_size} m={self.momentum:g}" + (f" N={self.dataset_size}" if self.dataset_size else "")
 
 
 @dataclass(frozen=True)
@@ -132,8 +142,11 @@ def fit_frontier(frame: pd.DataFrame, *, n_boot: int | None = None, seed: int | 
     floor = failure_accuracy(frame)
     objective = objective_of(frame)
     cells, warnings = [], []
-    for (batch_size, momentum), group in frame.groupby(["batch_size", "momentum"], sort=True):
-        cell = fit_cell(group, int(batch_size), float(momentum), floor, objective=objective)
+    keys = cell_keys(frame)
+    for values, group in frame.groupby(keys, sort=True):
+        batch_size, momentum, *n = values
+        cell = fit_cell(group, int(batch_size), float(momentum), floor, objective=objective,
+                        dataset_size=int(n[0]) if n else None)
         cells.append(cell)
         if cell.status.startswith("edge"):
             side = "smallest" if cell.status == "edge_low" else "largest"
@@ -148,18 +161,26 @@ def fit_frontier(frame: pd.DataFrame, *, n_boot: int | None = None, seed: int | 
     return Frontier(tuple(with_variances(cells, floor)), floor, tuple(warnings))
 
 
+def cell_keys(frame: pd.DataFrame) -> list[str]:
+    """The columns that identify a cell: B and m, and N when the study varies the dataset size."""
+    varies = "dataset_size" in frame.columns and frame["dataset_size"].nunique() > 1
+    return ["batch_size", "momentum", *(["dataset_size"] if varies else [])]
+
+
 def trials_at_best_lr(frame: pd.DataFrame, cells: tuple[CellOptimum, ...] | list[CellOptimum]) -> pd.DataFrame:
     """The non-diverged trials at each cell's best searched ε (the point ε* is interpolated
     around): where per-trial diagnostics are compared across batch sizes."""
-    best = pd.DataFrame([(c.batch_size, c.momentum, c.best_lr) for c in cells if c.best_lr is not None],
-                        columns=["batch_size", "momentum", "lr"])
+    with_n = any(c.dataset_size is not None for c in cells)
+    keys = ["batch_size", "momentum", *(["dataset_size"] if with_n else []), "lr"]
+    best = pd.DataFrame([(c.batch_size, c.momentum, *([c.dataset_size] if with_n else []), c.best_lr)
+                         for c in cells if c.best_lr is not None], columns=keys)
     alive = frame[~frame["diverged"]]
-    return alive.merge(best, on=["batch_size", "momentum", "lr"], how="inner")
+    return alive.merge(best, on=keys, how="inner")
 
 
 def fit_cell(group: pd.DataFrame, batch_size: int, momentum: float, floor: float, *,
              n_boot: int | None = None, rng: np.random.Generator | None = None,
-             objective: Objective = ACCURACY) -> CellOptimum:
+             objective: Objective = ACCURACY, dataset_size: int | None = None) -> CellOptimum:
     """ε* of one cell (``n_boot`` and ``rng`` are ignored, see :func:`fit_frontier`); ``floor`` is the
     failure value in the objective's units."""
     values = group["objective"] if "objective" in group.columns else group["test_acc"]
@@ -177,7 +198,8 @@ def fit_cell(group: pd.DataFrame, batch_size: int, momentum: float, floor: float
     common = {"batch_size": batch_size, "momentum": momentum, "lrs": tuple(float(v) for v in lrs),
               "mean_acc": tuple(float(v) for v in mean), "sd_acc": tuple(float(v) for v in sd),
               "n_runs": tuple(int(n) for n in n_runs), "n_diverged": tuple(int(n) for n in n_div),
-              "n_trials": len(group), "n_seeds": len(V), "direction": objective.direction}
+              "n_trials": len(group), "n_seeds": len(V), "direction": objective.direction,
+              "dataset_size": dataset_size}
     # Oriented: higher is better (the accuracy itself; −loss), interpolated in ln for a maximised one.
     sign, log = objective.sign, objective.maximise
     V, mean, floor = sign * V, sign * mean, sign * floor

@@ -1,4 +1,8 @@
-"""The scaling law ln ε* = ln k + α·ln B + β·ln(1 − m), fitted below its breakdown batch size.
+"""The scaling law ln ε* = ln k + α·ln B + β·ln(1 − m) [+ γ·ln N], fitted below its breakdown batch size.
+
+γ, the dependence on the dataset size N, is fitted when the cells span several N (a study with a
+``grid.dataset_size``); Smith & Le (2017) predict B_opt ∝ εN/(1 − m), i.e. ε* ∝ B(1 − m)/N at a
+constant optimal noise scale g = εN/(B(1 − m)): γ = −1 together with α = β = 1.
 
 The breakdown is tested first, on every usable cell (:mod:`scalestudy.analysis.breakdown`:
 a likelihood-ratio test calibrated by parametric bootstrap, with three outcomes). The law
@@ -21,7 +25,14 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from scalestudy.analysis._stats import LinearFit, least_squares
-from scalestudy.analysis.breakdown import Breakdown, fit_breakdown, law_coordinates, law_design, law_weights
+from scalestudy.analysis.breakdown import (
+    Breakdown,
+    fit_breakdown,
+    law_coordinates,
+    law_design,
+    law_weights,
+    log_dataset_sizes,
+)
 from scalestudy.analysis.frontier import CellOptimum
 
 __all__ = ["Breakdown", "LawFit", "LawPrior", "LinearFit", "fit_breakdown", "fit_law", "regress_law"]
@@ -44,6 +55,10 @@ class LawFit:
     regression: LinearFit | None = None
     domain: dict[str, tuple[float, float] | None] = field(default_factory=dict)
     weighting: str = "equal weights"  # how the cells were weighted in the least squares
+    # Variance of a new cell's ln ε* about the law beyond its own measurement noise: τ² when the
+    # cells are weighted by their variances, the residual variance with equal weights.
+    scatter: float | None = None
+    gamma: float | None = None  # ε* ∝ N^γ; None when the cells have one dataset size
 
 
 @dataclass(frozen=True)
@@ -60,12 +75,12 @@ class LawPrior:
 
 def regress_law(u: np.ndarray, v: np.ndarray, y: np.ndarray, terms: tuple[str, ...] = ("alpha", "beta"), *,
                 weights: np.ndarray | None = None, prior: LawPrior | None = None,
-                min_scale: float = 0.0) -> LinearFit:
+                min_scale: float = 0.0, w: np.ndarray | None = None) -> LinearFit:
     """Least squares of y = ln ε* on ln k + α·u + β·v, u = ln B, v = ln(1 − m), for the ``terms``
     fitted (the constant ``log_k`` always): the one regression of the law, used by the law fit
     (weighted) and by the search's running law (with a prior). ``min_scale``: see
-    :func:`~scalestudy.analysis._stats.least_squares`."""
-    X, target = law_design(u, v, terms), np.asarray(y, float)
+    :func:`~scalestudy.analysis._stats.least_squares`; ``w`` = ln N for a "gamma" term."""
+    X, target = law_design(u, v, terms, w), np.asarray(y, float)
     if weights is not None:
         scale = np.sqrt(weights)
         X, target = X * scale[:, None], target * scale
@@ -111,7 +126,8 @@ def _breakdown_hint(cells: list[CellOptimum], usable: list[CellOptimum]) -> str 
 
 def _fit_below(cells: list[CellOptimum], breakdown: Breakdown) -> LawFit:
     u, v, y = law_coordinates(cells)
-    n_b, n_m = len(np.unique(u)), len(np.unique(v))
+    w = log_dataset_sizes(cells)
+    n_b, n_m, n_n = len(np.unique(u)), len(np.unique(v)), 0 if w is None else len(np.unique(w))
     terms, reasons, notes = [], {}, []
     if n_b >= 2:
         terms.append("alpha")
@@ -125,9 +141,14 @@ def _fit_below(cells: list[CellOptimum], breakdown: Breakdown) -> LawFit:
         notes.append(f"beta is unknown: k includes the factor (1-m)^beta at m={cells[0].momentum:g}")
     if n_b < 2 and n_m < 2:
         reasons["k"] = "single batch size and single momentum"
-    X = law_design(u, v, tuple(terms))
+    if n_n >= 2:
+        terms.append("gamma")
+    else:
+        reasons["gamma"] = ("single dataset size" + (f" (N={cells[0].dataset_size})" if w is not None else "")
+                            + ": the law holds at the N it was fitted at")
+    X = law_design(u, v, tuple(terms), w)
     weights, tau2 = law_weights(cells, X, y)
-    regression = regress_law(u, v, y, tuple(terms), weights=weights, min_scale=0.0 if tau2 is None else 1.0)
+    regression = regress_law(u, v, y, tuple(terms), weights=weights, min_scale=0.0 if tau2 is None else 1.0, w=w)
     names = regression.names
     coef = dict(zip(names, regression.coef))
     ci = dict(zip(names, regression.intervals()))
@@ -143,12 +164,15 @@ def _fit_below(cells: list[CellOptimum], breakdown: Breakdown) -> LawFit:
     has_k = "alpha" in coef
     k_ci = ci["log_k"]
     domain = {"batch_size": (float(min(c.batch_size for c in cells)), float(max(c.batch_size for c in cells))),
-              "momentum": (float(min(c.momentum for c in cells)), float(max(c.momentum for c in cells)))}
+              "momentum": (float(min(c.momentum for c in cells)), float(max(c.momentum for c in cells))),
+              "dataset_size": None if w is None else (float(min(c.dataset_size for c in cells)),
+                                                      float(max(c.dataset_size for c in cells)))}
     return LawFit(
         k=float(np.exp(coef["log_k"])) if has_k else None,
         alpha=coef.get("alpha"), beta=coef.get("beta"),
         ci95={"k": tuple(np.exp(k_ci)) if has_k and k_ci else None, "alpha": ci.get("alpha"),
-              "beta": ci.get("beta")},
+              "beta": ci.get("beta"), "gamma": ci.get("gamma")},
         r2=r2, reasons=reasons, notes=tuple(notes), cells=tuple(cells),
         n_trials=sum(c.n_trials for c in cells), breakdown=breakdown, regression=regression, domain=domain,
-        weighting=weighting)
+        weighting=weighting, scatter=tau2 if tau2 is not None else (rss / regression.dof if regression.dof > 0
+                                                                    else None), gamma=coef.get("gamma"))

@@ -29,13 +29,15 @@ class NoiseScaleFit:
     reason: str | None = None
 
 
-def fit_noise_scale(cells: list[CellOptimum], dataset_size: int) -> NoiseScaleFit:
-    """g* over the given cells (the law's cells: usable, at or below the breakdown)."""
-    cells = [c for c in cells if c.usable and c.batch_size < dataset_size]
+def fit_noise_scale(cells: list[CellOptimum], dataset_size: int | None) -> NoiseScaleFit:
+    """g* over the given cells (the law's cells: usable, at or below the breakdown), each at its own
+    N in a study over several dataset sizes (``dataset_size`` is the N of a study of one)."""
+    n = {c.key: c.dataset_size or dataset_size for c in cells}
+    cells = [c for c in cells if c.usable and c.batch_size < n[c.key]]
     if not cells:
         return NoiseScaleFit((), None, None, None, None, None, "no usable cell")
-    g = noise_scale(np.array([c.lr_opt for c in cells]), np.array([c.momentum for c in cells]), dataset_size,
-                    np.array([c.batch_size for c in cells], float))
+    g = noise_scale(np.array([c.lr_opt for c in cells]), np.array([c.momentum for c in cells]),
+                    np.array([n[c.key] for c in cells], float), np.array([c.batch_size for c in cells], float))
     log_g = np.log(g)
     rows = tuple((c.batch_size, c.momentum, float(value)) for c, value in zip(cells, g))
     value = float(np.exp(log_g.mean()))

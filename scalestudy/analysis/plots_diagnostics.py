@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from scalestudy.analysis.figures import ScheduleCurvesInfo, SharpnessInfo, StepsToTargetInfo
-from scalestudy.analysis.plots import log2_axis, momentum_colors, plain_log_y, pyplot, save_png
+from scalestudy.analysis.figures import ScheduleCurvesInfo, SharpnessInfo, StepsToTargetInfo, StepsVsExamplesInfo
+from scalestudy.analysis.figures_dataset import LrVsDatasetInfo
+from scalestudy.analysis.plots import batch_colors, log2_axis, momentum_colors, plain_log_y, pyplot, save_png
 
 
 def draw_schedules(info: ScheduleCurvesInfo, path: Path) -> Path:
@@ -72,6 +73,58 @@ def draw_steps_to_target(info: StepsToTargetInfo, path: Path) -> Path:
     axes[0].legend(fontsize=7, loc="best")
     target = f"test accuracy {100 * info.target:.4g}%" if info.target is not None else "the target accuracy"
     fig.suptitle(f"Steps to {target} at the best lr of each batch size", fontsize=10)
+    return save_png(fig, path)
+
+
+def draw_steps_vs_examples(info: StepsVsExamplesInfo, path: Path) -> Path:
+    """Updates against examples to the target (log–log): measured points labelled by B, the fitted
+    hyperbola (S/S_min − 1)(E/E_min − 1) = 1, perfect scaling E = E_min and the floor S = S_min."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.8), layout="constrained")
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for index, line in enumerate(info.lines):
+        color = colors[index % len(colors)]
+        ci = f" [{line.critical_ci95[0]:.0f}, {line.critical_ci95[1]:.0f}]" if line.critical_ci95 else ""
+        ax.plot(line.curve_examples, line.curve_updates, "-", color=color, lw=1.3,
+                label=f"{line.label}: fit, B_crit = {line.critical:.0f}{ci}")
+        ax.plot(line.examples, line.updates, "o", color=color, ms=5)
+        for b, e, s in zip(line.batch_sizes, line.examples, line.updates):
+            ax.annotate(f"B={b}", (e, s), textcoords="offset points", xytext=(4, 3), fontsize=7, color=color)
+        ax.axvline(line.min_examples, color=color, ls="--", lw=0.9, alpha=0.8)
+        ax.axhline(line.min_updates, color=color, ls=":", lw=0.9, alpha=0.8)
+        ax.plot([2 * line.min_examples], [2 * line.min_updates], "*", color=color, ms=10)
+    ax.plot([], [], "--", color="gray", label="perfect scaling: E = E_min (doubling B halves S)")
+    ax.plot([], [], ":", color="gray", label="no scaling: S = S_min")
+    ax.plot([], [], "*", color="gray", label="B = B_crit: 2·E_min, 2·S_min")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("training examples to reach the target")
+    ax.set_ylabel("parameter updates to reach the target")
+    ax.legend(fontsize=7, loc="upper right")
+    target = f"test accuracy {100 * info.target:.4g}%" if info.target is not None else "the target"
+    ax.set_title(f"Steps vs examples to {target} (McCandlish et al. 2018)", fontsize=10)
+    return save_png(fig, path)
+
+
+def draw_lr_vs_dataset_size(info: LrVsDatasetInfo, path: Path) -> Path:
+    """ε* against N (log–log) per (B, m): cells with their 95 % intervals, the law's N^γ as lines."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.6, 4.8), layout="constrained")
+    colors = batch_colors(sorted({s.batch_size for s in info.series}))
+    markers = dict(zip(sorted({s.momentum for s in info.series}), "osD^v<>"))
+    for s in info.series:
+        color = colors[s.batch_size]
+        lr = np.array(s.lr_opt)
+        ax.errorbar(s.dataset_sizes, lr, yerr=[lr - np.array(s.low), np.array(s.high) - lr], fmt=markers[s.momentum],
+                    color=color, ms=5, capsize=2, label=f"B = {s.batch_size}, m = {s.momentum:g}")
+        if s.law_lr:
+            ax.plot(s.law_sizes, s.law_lr, "-", color=color, lw=1.2)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("dataset size N (training examples)")
+    ax.set_ylabel("optimal learning rate ε* (per update)")
+    ax.set_title(info.title, fontsize=9)
+    ax.legend(fontsize=7, loc="best", ncol=2)
     return save_png(fig, path)
 
 

@@ -1,5 +1,7 @@
 """report.md and the terminal summary, from the study's fits and its law: each fit stated with its
-95 % interval, or why it is missing."""
+95 % interval, or why it is missing.
+
+Its 300-odd lines are one report's sections in reading order; each is a short function."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from scalestudy.analysis.text import (
     compute_line,
     critical_line,
     estimate,
+    gamma_text,
     hours,
     law_line,
     number,
@@ -31,6 +34,7 @@ def terminal_summary(fits: StudyFits, law: ScalingLaw, warnings: list[str], repo
                      f"beta {estimate(law.beta, law.ci95.beta, reason=law.reasons.get('beta'))}   "
                      f"k {estimate(law.k, law.ci95.k)}   R² {estimate(law.r2)}")
         lines.append(f"  rule: {scaling_rule_text(law.alpha, law.ci95.alpha)}")
+        lines.append(f"  gamma {gamma_text(law)}")
     domain = law.domain
     if domain.batch_size:
         lines.append(f"  fitted on {law.fitted_on.cells} cells ({law.fitted_on.trials} trials), "
@@ -44,6 +48,10 @@ def terminal_summary(fits: StudyFits, law: ScalingLaw, warnings: list[str], repo
         lines.append(f"generalization gap: {points(gap.value, gap.ci95)} per {gap.per}")
     if fits.critical_batch.value is not None:
         lines.append("critical batch size: " + critical_line(fits.critical_batch))
+    sizes = fits.critical_sizes
+    if sizes.verdict != "none":
+        ways = "; ".join(f"{e.label} {estimate(e.value, e.ci95)}" for e in sizes.estimates if e.value is not None)
+        lines.append(f"B_crit three ways: {ways} ({sizes.verdict})")
     lines.append("compute: " + compute_line(fits.compute))
     percent = fits.objective.metric.endswith("_acc")
     for group in fits.schedules.groups[:1]:
@@ -82,6 +90,7 @@ def report_markdown(fits: StudyFits, law: ScalingLaw, figures: list[Path], figur
            "| parameter | estimate [95 % interval] |", "| --- | --- |"]
     for name in ("alpha", "beta", "k"):
         out.append(f"| {name} | {estimate(getattr(law, name), getattr(law.ci95, name), 4, law.reasons.get(name))} |")
+    out.append(f"| gamma (ε* ∝ N^γ) | {gamma_text(law, 4)} |")
     out.append(f"| R² | {estimate(law.r2, None, 4)} |")
     out.append(f"| breakdown batch size | {breakdown_text(law, 4)} |")
     out += ["", f"Batch-size rule ({law.optimizer or 'sgd'}): {scaling_rule_text(law.alpha, law.ci95.alpha)}."]
@@ -104,8 +113,9 @@ def report_markdown(fits: StudyFits, law: ScalingLaw, figures: list[Path], figur
     if noise.value is None:
         out.append(f"Not available ({noise.reason}).")
     else:
+        n = f"N = {law.dataset_size}" if law.dataset_size else "each cell at its own N"
         out.append(f"g* = ε*/(1−m)·(N/B − 1) over the law's cells: geometric mean "
-                   f"{estimate(noise.value, noise.ci95, 4)} (N = {law.dataset_size}); "
+                   f"{estimate(noise.value, noise.ci95, 4)} ({n}); "
                    f"sd of ln g* between cells {estimate(noise.log_sd, None, 3)}; slope of ln g* against ln B "
                    f"{estimate(noise.slope_vs_log_b, noise.slope_ci95, 3, noise.reason)} "
                    "(0 when g* is constant, as α = 1 implies).")
@@ -220,10 +230,33 @@ def _critical_section(fits: StudyFits, law: ScalingLaw) -> list[str]:
                 critical.within_breakdown_ci]
             out.append(f"Breakdown of the lr law: {breakdown}. B_simple / breakdown = "
                        f"{critical.ratio_to_breakdown:.2f}; B_simple lies {inside} the breakdown's 95 % interval.")
-    fitted = [line for line in fits.steps.lines if line.transition is not None]
-    if fitted:
-        fits = "; ".join(f"m = {line.momentum:g}: B_crit ≈ {number(line.transition.batch_size)}" for line in fitted)
-        out += ["", f"Steps to target, fitted S(B) = S_min·(1 + B_crit/B) per momentum: {fits}."]
+    return out + [""] + three_ways_paragraph(fits.critical_sizes)
+
+
+def three_ways_paragraph(sizes) -> list[str]:
+    """The critical batch size from steps to target, from the gradient noise scale and from the
+    lr law's breakdown, side by side, and whether they agree."""
+    out = ["**The critical batch size three ways** (examples per update, 95 % intervals):", "",
+           "| way | B_crit | 95 % interval | from |", "| --- | --- | --- | --- |"]
+    line = sizes.steps_line
+    sources = {
+        "steps_to_target": (f"S(B) = S_min·(1 + B_crit/B) through the fewest updates to "
+                            f"{100 * sizes.target:.4g} % at each B ({line.label})" if line and sizes.target
+                            else f"S(B) = S_min·(1 + B_crit/B) ({line.label})" if line else "steps to target"),
+        "gradient_noise": "median B_simple over the trials at each cell's best lr (distribution-free interval)",
+        "lr_breakdown": "the breakdown test's hinge in ε*(B) (profile-likelihood interval)"}
+    for way in sizes.estimates:
+        if way.value is None:
+            out.append(f"| {way.label} | – | – | not available: {way.reason} |")
+        else:
+            interval = _span(way.ci95) if way.ci95 else f"– ({way.reason or 'none'})"
+            out.append(f"| {way.label} | {number(way.value)} | {interval} | {sources[way.method]} |")
+    out += ["", sizes.agreement]
+    if line is not None:
+        fit = line.transition
+        out.append(f"Steps to target ({line.label}): S_min = {number(fit.min_updates)} updates, E_min = "
+                   f"{number(fit.min_examples)} examples; at B_crit training takes 2·S_min updates and 2·E_min "
+                   "examples (McCandlish et al. 2018, eq. 2.11).")
     return out
 
 
@@ -237,20 +270,21 @@ def _steps_section(steps) -> list[str]:
     out = [(f"Fewest parameter updates to first reach {target}, over the lr searched at each batch "
             "size (an lr counts when every trial run at it reached the target; seed mean). Perfect scaling halves "
             "the updates when B doubles; past the critical batch size the returns diminish."), ""]
-    momenta = [line.momentum for line in steps.lines]
-    out += ["| B | " + " | ".join(f"m = {m:g}" for m in momenta) + " |", "| --- |" + " --- |" * len(momenta)]
-    values = {(p.batch_size, line.momentum): p.updates for line in steps.lines for p in line.points}
+    labels = [line.label for line in steps.lines]
+    out += ["| B | " + " | ".join(labels) + " |", "| --- |" + " --- |" * len(labels)]
+    values = {(p.batch_size, line.label): p.updates for line in steps.lines for p in line.points}
     for b in sorted({b for b, _ in values}):
-        cells = [f"{values[(b, m)]:,.0f}" if (b, m) in values else "–" for m in momenta]
+        cells = [f"{values[(b, label)]:,.0f}" if (b, label) in values else "–" for label in labels]
         out.append(f"| {b} | " + " | ".join(cells) + " |")
     out.append("")
     for line in steps.lines:
         if line.transition is not None:
             t = line.transition
-            out.append(f"- m = {line.momentum:g}: S_min = {number(t.min_updates)} updates, E_min = "
-                       f"{number(t.min_examples)} examples, B_crit = E_min/S_min ≈ {number(t.batch_size)}.")
+            interval = f" [{number(t.ci95[0])}, {number(t.ci95[1])}]" if t.ci95 else f" (no interval: {line.reason})"
+            out.append(f"- {line.label}: S_min = {number(t.min_updates)} updates, E_min = "
+                       f"{number(t.min_examples)} examples, B_crit = E_min/S_min ≈ {number(t.value)}{interval}.")
         else:
-            out.append(f"- m = {line.momentum:g}: no transition fitted ({line.reason}).")
+            out.append(f"- {line.label}: no transition fitted ({line.reason}).")
     if steps.reason:
         out.append(f"- {steps.reason}.")
     return out

@@ -11,9 +11,10 @@ ends (``scalestudy.train.target``; the trial's param ``steps_to_target`` says wh
 resolves less than an epoch and need not be an integer.
 
 Perfect scaling is updates ∝ 1/B (examples constant); past the critical batch size the
-returns diminish. The transition is fitted per momentum with McCandlish et al.'s (2018)
-form S(B) = S_min·(1 + B_crit/B), equivalently E(B) = E_min·(1 + B/B_crit) with
-E_min = S_min·B_crit, by least squares on the relative error (linear in S_min, E_min).
+returns diminish. The transition is fitted per (momentum, dataset size) line with McCandlish
+et al.'s (2018) form S(B) = S_min·(1 + B_crit/B), equivalently E(B) = E_min·(1 + B/B_crit)
+with E_min = S_min·B_crit, by least squares on ln S with a profile-likelihood 95 % interval
+of B_crit (:mod:`scalestudy.law.transition`, the one home of the model: the plan reads it too).
 """
 
 from __future__ import annotations
@@ -23,9 +24,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from scalestudy.analysis._stats import f_quantile
 from scalestudy.analysis.table import stopped
+from scalestudy.law.transition import MIN_BATCH_SIZES, TransitionFit
+from scalestudy.law.transition import fit_transition as fit_curve
 
-MIN_BATCH_SIZES = 3  # to fit a two-parameter transition with a residual
+__all__ = ["MIN_BATCH_SIZES", "StepsLine", "StepsPoint", "StepsToTarget", "TransitionFit", "fit_steps_to_target",
+           "fit_transition"]
 
 
 @dataclass(frozen=True)
@@ -39,27 +44,16 @@ class StepsPoint:
 
 
 @dataclass(frozen=True)
-class Transition:
-    """S(B) = S_min·(1 + B_crit/B): the perfect-scaling regime below B_crit, diminishing returns above."""
-
-    min_updates: float  # S_min, the updates needed at very large B [updates]
-    min_examples: float  # E_min = S_min·B_crit, the examples needed at very small B [examples]
-
-    @property
-    def batch_size(self) -> float:
-        """B_crit = E_min / S_min [examples]."""
-        return self.min_examples / self.min_updates
-
-    def updates(self, batch_size):
-        return self.min_updates + self.min_examples / np.asarray(batch_size, float)
-
-
-@dataclass(frozen=True)
 class StepsLine:
     momentum: float
     points: tuple[StepsPoint, ...]  # ascending batch size
-    transition: Transition | None
-    reason: str | None = None  # why there is no transition
+    transition: TransitionFit | None  # None when B_crit could not be fitted
+    reason: str | None = None  # why there is no transition, or no interval of its B_crit
+    dataset_size: int | None = None  # N of the line's trials when the study varies N [examples]
+
+    @property
+    def label(self) -> str:
+        return f"m = {self.momentum:g}" + (f", N = {self.dataset_size}" if self.dataset_size is not None else "")
 
 
 @dataclass(frozen=True)
@@ -97,32 +91,27 @@ def fit_steps_to_target(frame: pd.DataFrame) -> StepsToTarget:
         what = "accuracy" if metric == "test_acc" else metric
         return StepsToTarget(target, (), f"no trial reached the target {what}", metric=metric)
     counted = frame.assign(reached=reached)[reached | ~stopped(frame)]  # stopped short of it: unknown
-    per_lr = counted.groupby(["momentum", "batch_size", "lr"]).agg(
+    per_lr = counted.groupby(["momentum", "dataset_size", "batch_size", "lr"]).agg(
         all_reached=("reached", "all"), n_trials=("reached", "size"), updates=("updates_to_target", "mean"),
         examples=("examples_to_target", "mean")).reset_index()
     per_lr = per_lr[per_lr["all_reached"]]
     lines = []
-    for momentum, part in per_lr.groupby("momentum", sort=True):
+    several_n = per_lr["dataset_size"].nunique() > 1  # lines carry their N only then, as cells do
+    for (momentum, dataset_size), part in per_lr.groupby(["momentum", "dataset_size"], sort=True):
         best = part.loc[part.groupby("batch_size")["updates"].idxmin()].sort_values("batch_size")
         points = tuple(StepsPoint(int(r.batch_size), float(momentum), float(r.lr), float(r.updates),
                                   float(r.examples), int(r.n_trials)) for r in best.itertuples())
         transition, reason = fit_transition(points)
-        lines.append(StepsLine(float(momentum), points, transition, reason))
+        lines.append(StepsLine(float(momentum), points, transition, reason, int(dataset_size) if several_n else None))
     if not lines:
         return StepsToTarget(target, (), "no learning rate reached the target in every trial run at it", metric=metric)
     return StepsToTarget(target, tuple(lines), note, metric=metric)
 
 
-def fit_transition(points: tuple[StepsPoint, ...]) -> tuple[Transition | None, str | None]:
-    """S_min and E_min of S(B) = S_min + E_min/B, least squares on (S − Ŝ)/S."""
-    if len(points) < MIN_BATCH_SIZES:
-        return None, f"needs {MIN_BATCH_SIZES} batch sizes that reached the target, found {len(points)}"
-    b = np.array([p.batch_size for p in points], float)
-    s = np.array([p.updates for p in points], float)
-    design = np.column_stack([1.0 / s, 1.0 / (b * s)])  # (S_min + E_min/B)/S ≈ 1
-    (s_min, e_min), *_ = np.linalg.lstsq(design, np.ones_like(s), rcond=None)
-    if e_min <= 0:
-        return None, "updates do not fall with the batch size: no perfect-scaling regime in the range"
-    if s_min <= 0:
-        return None, "updates fall as 1/B throughout: the critical batch size is above the largest B tested"
-    return Transition(float(s_min), float(e_min)), None
+def fit_transition(points: tuple[StepsPoint, ...]) -> tuple[TransitionFit | None, str | None]:
+    """S(B) = S_min·(1 + B_crit/B) through the line's points, with the 95 % interval of B_crit:
+    (the fit, or None when B_crit cannot be placed; why, or why it has no interval)."""
+    dof = len(points) - 2
+    fit = fit_curve([p.batch_size for p in points], [p.updates for p in points],
+                    f_quantile(0.95, 1, dof) if dof >= 1 else None)
+    return (fit if fit.value is not None else None), fit.reason

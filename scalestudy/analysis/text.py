@@ -52,6 +52,8 @@ def law_line(law: ScalingLaw) -> str:
     text = f"lr = {law.k:.4g} · B^{law.alpha:.3f}"
     if law.beta is not None:
         text += f" · (1-m)^{law.beta:.3f}"
+    if law.gamma is not None:
+        text += f" · N^{law.gamma:.3f}"
     return text
 
 
@@ -76,6 +78,11 @@ def scaling_rule_text(alpha: float | None, ci) -> str:
     (name, exponent, form), = held
     other = next(rule for rule in SCALING_RULES if rule[0] != name)
     return f"{shown} holds {exponent:g}, not {other[1]:g}: the {name} rule ({form}), not the {other[0]} rule ({other[2]})"
+def gamma_text(law: ScalingLaw, digits: int = 3) -> str:
+    """'−0.98 [−1.05, −0.91] (−1: a constant optimal noise scale)', or why there is none."""
+    if law.gamma is None:
+        return f"not fitted ({law.reasons.get('gamma', 'a single dataset size')})"
+    return estimate(law.gamma, law.ci95.gamma, digits) + " (−1 if the optimal noise scale εN/(B(1−m)) is constant)"
 
 
 def breakdown_text(law: ScalingLaw, digits: int = 3) -> str:

@@ -9,7 +9,9 @@ Rows: the per-cell ε* interval (all usable cells, and those bounded by divergen
 seed range given where no interval holds, the law's α, β, k intervals, at 2, 3 and 5
 seeds; the breakdown test's outcomes on single-law studies with 5 and 6 batch sizes (one
 momentum: the hinged law keeps 1 or 2 residual degrees of freedom; two momenta), and on
-studies planted with a breakdown at B = 128.
+studies planted with a breakdown at B = 128. Then the law-to-production rows
+(:mod:`scalestudy.bench.coverage_scale`): the critical batch size from steps to target, γ, and
+``check-law``'s false failures and power.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 from scalestudy.analysis.frontier import BOUNDED, fit_frontier
 from scalestudy.analysis.lawfit import LawFit, fit_law
 from scalestudy.bench import BenchTable
+from scalestudy.bench.coverage_scale import add_scale_rows
 from scalestudy.testing.planted import QUICKSTART_BATCH_SIZES, PlantedStudy, planted_study
 
 NOMINAL = 0.95
@@ -36,6 +39,7 @@ def bench_coverage(tiny: bool = False) -> BenchTable:
         for momenta in ((0.9,), (0.0, 0.9)):
             _false_alarm_row(table, count, momenta, studies)
     _power_row(table, studies)
+    add_scale_rows(table, studies)
     table.notes += [
         f"{studies} simulated studies per design: B = 16, 32, ... (6 batch sizes unless said), m = 0 and 0.9, "
         "the quickstart's linear-rule lr grid, accuracy a Gaussian peak in ln lr with seed sd 0.01, divergence "

@@ -26,8 +26,11 @@ LAW_PRIOR_WEIGHT = 2.0
 
 
 def law_group(cell: Cell) -> str:
-    """Cells that share one law: same section and schedule (B, m and seed vary within)."""
-    return json.dumps([cell.section, cell.schedule.model_dump(mode="json")], sort_keys=True)
+    """Cells that share one law: same section and schedule, and N in a study over several dataset sizes
+    (B, m and seed vary within)."""
+    n = cell.workload.shown_dataset_size
+    return json.dumps([cell.section, cell.schedule.model_dump(mode="json"), *([n] if n is not None else [])],
+                      sort_keys=True)
 
 
 def stable_seed(*parts: Any) -> int:

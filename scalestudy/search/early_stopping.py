@@ -23,9 +23,11 @@ from scalestudy.trial.config import TrialConfig
 
 
 def cell_key(config: TrialConfig) -> str:
-    """Trials compared with each other: same section, schedule, B, m and epochs (seeds share a bracket)."""
+    """Trials compared with each other: same section, schedule, B, m, epochs and, in a study over several
+    dataset sizes, N (seeds share a bracket)."""
+    n = config.workload.shown_dataset_size
     return json.dumps([config.section, config.schedule.model_dump(mode="json"), config.batch_size,
-                       config.momentum, config.workload.epochs], sort_keys=True)
+                       config.momentum, config.workload.epochs, *([n] if n is not None else [])], sort_keys=True)
 
 
 class CellASHA(AsyncHyperBandScheduler):

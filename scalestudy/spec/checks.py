@@ -5,12 +5,14 @@ from it."""
 
 from __future__ import annotations
 
-from scalestudy import models, tasks
+from pydantic import ValidationError
+
+from scalestudy import data, models, tasks
 from scalestudy.batching import micro_batch_size, penalty_block_size
 from scalestudy.schedules import Hyper, trajectory
 from scalestudy.spec.base import SpecError
 from scalestudy.spec.schema import Section, StudySpec
-from scalestudy.spec.user_code import check_optimizer, import_shipped_code, resolve_workload
+from scalestudy.spec.user_code import check_optimizer, import_shipped_code, prefixed, resolve_workload
 
 
 def check_consistency(spec: StudySpec) -> None:
@@ -48,7 +50,8 @@ def _check_section(spec: StudySpec, section: Section, where: str) -> None:
     # Errors name the field where the user wrote it: the base workload unless the section overrides it.
     prefix = f"{where}workload" if where else "workload"
     resolved = resolve_workload(workload, prefix)
-    has_batch_norm, dataset_size = resolved.has_batch_norm, resolved.dataset_size
+    has_batch_norm = resolved.has_batch_norm
+    dataset_size = min(_dataset_sizes(section, resolved.dataset_size, where))  # every batch must fit the smallest N
     without = ("without batch-norm layers" if resolved.user_model else
                f"with norm: {getattr(models.model_options(workload.model, workload.model_options), 'norm', 'none')}")
     workers = spec.resources.workers_per_trial
@@ -98,6 +101,24 @@ def _check_section(spec: StudySpec, section: Section, where: str) -> None:
             for batch in sorted(batches):
                 _check_batch(batch, batch_size, field, where, dataset_size, workers, ghost, workload, plain_bn)
     check_optimizer(section, where, momentum_changes)
+
+
+def _dataset_sizes(section: Section, workload_size: int, where: str) -> list[int]:
+    """The N of each trial: the grid's dataset sizes, each valid as the dataset's train_size, or the
+    workload's one N (``workload_size``)."""
+    sizes = section.grid.dataset_size
+    if sizes is None:
+        return [workload_size]
+    options = data.dataset_options(section.workload.dataset, section.workload.dataset_options)
+    if "train_size" not in type(options).model_fields:
+        raise SpecError(f"{where}grid.dataset_size: dataset {section.workload.dataset!r} has no train_size option "
+                        "to vary")
+    for size in sizes:
+        try:
+            data.dataset_options(section.workload.dataset, {**options.model_dump(), "train_size": size})
+        except ValidationError as error:
+            raise SpecError(prefixed(f"{where}grid.dataset_size: {size}: dataset_options", error)) from None
+    return list(sizes)
 
 
 def _check_search(spec: StudySpec) -> None:

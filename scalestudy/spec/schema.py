@@ -52,10 +52,21 @@ class Grid(Frozen):
     nesterov: bool = False
     weight_decay: float = Field(default=0.0, ge=0)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    # The dataset-size axis: each N replaces the dataset's train_size option (null: the workload's one N).
+    dataset_size: list[int] | None = Field(default=None, min_length=1)
 
     @field_validator("batch_size")
     @classmethod
     def _batch_positive(cls, values: list[int]) -> list[int]:
+        return all_positive(values)
+
+    @field_validator("dataset_size")
+    @classmethod
+    def _sizes_distinct(cls, values: list[int] | None) -> list[int] | None:
+        if values is None:
+            return None
+        if len(set(values)) != len(values):
+            raise ValueError(f"must not repeat a size, got {values}")
         return all_positive(values)
 
     @field_validator("lr")

@@ -1,7 +1,8 @@
 """Synthetic trial tables generated from a known ("planted") scaling law (tests, benchmarks).
 
-ε*(B, m) = k · min(B, B_c)^α · (1 − m)^β: the optimal learning rate follows the law
-below the breakdown batch size B_c and saturates above it. Final test accuracy is a
+ε*(B, m, N) = k · min(B, B_c)^α · (1 − m)^β · N^γ: the optimal learning rate follows the law
+below the breakdown batch size B_c and saturates above it; γ = 0 (the default) plants no
+dependence on the dataset size N, and ``dataset_sizes`` makes a study over several N. Final test accuracy is a
 Gaussian bump in x = ln(ε/ε*) of width ``width`` (e-folds), whose height falls slowly
 with B, plus noise; trials with ε above ``diverge_factor`` · ε* diverge (one factor, or one
 per batch size: large batches diverge closer to their optimum). The lr grid of each cell
@@ -30,10 +31,11 @@ from scalestudy.spec import LinearRuleLR
 ACC_MIN = 0.1  # chance level of a 10-class problem: what a diverged trial scores
 
 
-def planted_lr(batch_size, momentum, alpha, beta, k, breakdown=None):
-    """ε*(B, m) of the planted law (per update)."""
+def planted_lr(batch_size, momentum, alpha, beta, k, breakdown=None, dataset_size=1.0, gamma=0.0):
+    """ε*(B, m, N) of the planted law (per update)."""
     b = np.minimum(batch_size, breakdown) if breakdown else np.asarray(batch_size, float)
-    return k * np.power(b, alpha) * np.power(1.0 - np.asarray(momentum, float), beta)
+    n = np.power(np.asarray(dataset_size, float), gamma)
+    return k * np.power(b, alpha) * np.power(1.0 - np.asarray(momentum, float), beta) * n
 
 
 def make_planted_table(alpha: float = 1.0, beta: float = 1.0, k: float = 1e-3, breakdown: float | None = None,
@@ -45,6 +47,7 @@ def make_planted_table(alpha: float = 1.0, beta: float = 1.0, k: float = 1e-3, b
                        acc_max: float = 0.92, acc_drop_per_doubling: float = 0.005,
                        gap0: float = 0.02, gap_per_doubling: float = 0.01, epochs: int = 10,
                        schedules: bool = False, centre_on_rule: bool = False,
+                       gamma: float = 0.0, dataset_sizes: Sequence[int] | None = None,
                        rng: int | np.random.Generator = 0) -> pd.DataFrame:
     """One row per trial in the trial-table schema (see :mod:`scalestudy.analysis.table`).
 
@@ -52,25 +55,25 @@ def make_planted_table(alpha: float = 1.0, beta: float = 1.0, k: float = 1e-3, b
     a study designed around the linear rule does; past the breakdown the optimum then
     drifts to the bottom of the grid. ``lr_grid``: search each cell at the spec's linear-rule
     lrs instead (``lr_step``, ``lr_points`` and ``centre_on_rule`` then do not apply).
-    ``diverge_factor``: one factor, or a factor per batch size."""
+    ``diverge_factor``: one factor, or a factor per batch size. ``gamma`` and ``dataset_sizes``: a
+    study over several N with ε* ∝ N^γ (``dataset_size`` is the N of a study of one)."""
     rng = np.random.default_rng(rng)
     rows = []
     b_min = min(batch_sizes)
-    for batch_size in batch_sizes:
-        for momentum in momenta:
-            lr_opt = float(planted_lr(batch_size, momentum, alpha, beta, k, breakdown))
-            guess = float(planted_lr(batch_size, momentum, alpha, beta, k)) if centre_on_rule else lr_opt
-            if lr_grid is None:
-                centre = round(math.log(guess, lr_step))
-                grid = lr_step ** np.arange(centre - lr_points // 2, centre + lr_points // 2 + 1)
-            else:
-                grid = lr_grid.lr_for(batch_size, momentum)
-            factor = diverge_factor[batch_size] if isinstance(diverge_factor, Mapping) else diverge_factor
-            for seed in seeds:
-                for lr in grid:
-                    rows.append(_trial(batch_size, float(lr), momentum, seed, lr_opt, b_min, rng, noise,
-                                       dataset_size, factor, width, acc_max, acc_drop_per_doubling,
-                                       gap0, gap_per_doubling, epochs))
+    cells = [(b, m, n) for n in (dataset_sizes or (dataset_size,)) for b in batch_sizes for m in momenta]
+    for batch_size, momentum, n in cells:
+        lr_opt = float(planted_lr(batch_size, momentum, alpha, beta, k, breakdown, n, gamma))
+        guess = float(planted_lr(batch_size, momentum, alpha, beta, k, None, n, gamma)) if centre_on_rule else lr_opt
+        if lr_grid is None:
+            centre = round(math.log(guess, lr_step))
+            grid = lr_step ** np.arange(centre - lr_points // 2, centre + lr_points // 2 + 1)
+        else:
+            grid = lr_grid.lr_for(batch_size, momentum)
+        factor = diverge_factor[batch_size] if isinstance(diverge_factor, Mapping) else diverge_factor
+        for seed in seeds:
+            for lr in grid:
+                rows.append(_trial(batch_size, float(lr), momentum, seed, lr_opt, b_min, rng, noise, n, factor,
+                                   width, acc_max, acc_drop_per_doubling, gap0, gap_per_doubling, epochs))
     frame = pd.DataFrame(rows)
     if schedules:
         frame = pd.concat([frame, _schedule_rows(alpha, beta, k, breakdown, seeds, dataset_size, epochs, rng)],
@@ -126,6 +129,7 @@ class PlantedDiagnostics:
     min_updates: float = 100.0  # S_min of S(B) = S_min·(1 + B_crit/B) at ε* [updates]
     critical_batch: float = 512.0  # B_crit of that curve [examples]
     steps_width: float = 1.0  # S grows by exp(x²/(2 w²)) away from ε*, x = ln(ε/ε*); unreached past the budget
+    steps_scatter: float = 0.0  # ... times exp(N(0, scatter²)) per trial (seed-to-seed noise of S)
     sharpness: float = 0.05  # full-space sharpness at the smallest B [percent] ...
     sharpness_per_doubling: float = 1.3  # ... times this per doubling of B
     subspace: str | None = "sharpness_subspace"  # also this column, a tenth of the full-space value
@@ -137,15 +141,18 @@ class PlantedDiagnostics:
 
 def add_diagnostics(frame: pd.DataFrame, planted: PlantedDiagnostics = PlantedDiagnostics(), *,
                     alpha: float = 1.0, beta: float = 1.0, k: float = 1e-3, breakdown: float | None = None,
-                    rng: int | np.random.Generator = 0) -> pd.DataFrame:
+                    gamma: float = 0.0, rng: int | np.random.Generator = 0) -> pd.DataFrame:
     """The trial table with the diagnostic columns a spec with every diagnostic on would log.
-    ``alpha``, ``beta``, ``k``, ``breakdown``: the law the table was planted with (for ε*)."""
+    ``alpha``, ``beta``, ``k``, ``breakdown``, ``gamma``: the law the table was planted with (for ε*)."""
     rng = np.random.default_rng(rng)
     frame = frame.copy()
     b, alive = frame["batch_size"].to_numpy(float), ~frame["diverged"].to_numpy(bool)
-    lr_opt = planted_lr(b, frame["momentum"].to_numpy(float), alpha, beta, k, breakdown)
+    lr_opt = planted_lr(b, frame["momentum"].to_numpy(float), alpha, beta, k, breakdown,
+                        frame["dataset_size"].to_numpy(float), gamma)
     x = np.log(frame["lr"].to_numpy(float) / lr_opt)
     steps = planted.min_updates * (1 + planted.critical_batch / b) * np.exp(x ** 2 / (2 * planted.steps_width ** 2))
+    if planted.steps_scatter:
+        steps = steps * np.exp(rng.normal(0, planted.steps_scatter, len(frame)))
     steps = np.ceil(steps)
     reached = alive & (steps <= frame["updates"].to_numpy(float))
     frame["target_accuracy"] = planted.target_accuracy

@@ -1,7 +1,7 @@
 """A trial's config: built once from the spec, frozen and typed, carried unchanged to the epoch loop.
 
-The spec expands into :class:`Cell` s, one per (section, schedule, m, B, seed): everything of a
-trial but ε. A search chooses ε per cell and :meth:`Cell.trial` makes the :class:`TrialConfig`,
+The spec expands into :class:`Cell` s, one per (section, N, schedule, m, B, seed): everything of a
+trial but ε (N the grid's dataset sizes, when it has a dataset-size axis). A search chooses ε per cell and :meth:`Cell.trial` makes the :class:`TrialConfig`,
 keyed once (:func:`scalestudy.trial.record.trial_key`). Its typed pieces are the spec's own frozen
 models (Schedule, GradPenalty, PreciseBN, Diagnostics) and the dataset's and model's validated
 options, so nothing below re-validates or falls back on a default.
@@ -10,6 +10,8 @@ Ray Tune carries it as a plain JSON dict (``config["trial"]``, :meth:`TrialConfi
 flat form earlier versions wrote, so :meth:`TrialConfig.from_dict` also reads the params.json and
 experiment snapshots of studies run before (a missing setting is the spec's default of that time;
 the stored trial key is kept, never recomputed).
+Its 300-odd lines are the trial's whole typed config and its one wire format (to_dict/from_dict with
+the defaults of configs stored by earlier versions), kept together so the two cannot drift.
 """
 
 from __future__ import annotations
@@ -62,6 +64,13 @@ class TrialWorkload:
     precise_bn: PreciseBN | None
     stop_at_train_loss: float | None  # the trial ends once an epoch's train_loss is at or below it
     has_batch_norm: bool  # the model has batch-norm layers (the user's: seen by building it in the driver)
+    # N is one value of the grid's dataset_size axis (then in run names and per-cell groupings).
+    dataset_size_in_grid: bool = False
+
+    @property
+    def shown_dataset_size(self) -> int | None:
+        """N where names for people and per-cell groupings need it (a study over several N)."""
+        return self.dataset_size if self.dataset_size_in_grid else None
 
 
 @dataclass(frozen=True)
@@ -106,7 +115,8 @@ class Cell:
 
     @property
     def label(self) -> str:
-        return record.cell_label(self.section, self.batch_size, self.momentum, self.seed, self.schedule.kind)
+        return record.cell_label(self.section, self.batch_size, self.momentum, self.seed, self.schedule.kind,
+                                 self.workload.shown_dataset_size)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Cell:
@@ -140,7 +150,8 @@ class TrialConfig:
 
     @property
     def run_name(self) -> str:
-        return record.run_name(self.section, self.batch_size, self.lr, self.momentum, self.seed, self.schedule.kind)
+        return record.run_name(self.section, self.batch_size, self.lr, self.momentum, self.seed, self.schedule.kind,
+                               self.workload.shown_dataset_size)
 
     @property
     def bn_batch_size(self) -> int | None:
@@ -169,7 +180,10 @@ class TrialConfig:
             "cpus_per_worker": resources.cpus_per_worker, "gpus_per_worker": resources.gpus_per_worker,
             "checkpoint_every": resources.checkpoint_every, "placement_strategy": resources.placement_strategy,
             "max_failures": resources.max_failures, "train_storage_path": resources.storage_path,
-            "objective": self.objective.model_dump(mode="json"), "lr": self.lr, "trial_key": self.trial_key, "run_name": self.run_name,
+            "objective": self.objective.model_dump(mode="json"), "lr": self.lr, "trial_key": self.trial_key,
+            "run_name": self.run_name,
+            # Only when set: configs (and trial keys) of studies without the axis stay as they were.
+            **({"dataset_size_in_grid": True} if workload.dataset_size_in_grid else {}),
         }
 
     @classmethod
@@ -192,6 +206,7 @@ _WIRE_KEYS = frozenset({
     "grad_penalty", "grad_norm_penalty", "precise_bn", "stop_at_train_loss", "has_batch_norm", "bn_batch_size",
     "diagnostics", "batch_size", "momentum", "nesterov", "weight_decay", "optimizer", "optimizer_options", "seed", "schedule", "workers", "cpus_per_worker", "gpus_per_worker",
     "checkpoint_every", "placement_strategy", "max_failures", "train_storage_path", "lr", "trial_key", "run_name",
+    "dataset_size_in_grid",
 })
 
 
@@ -226,7 +241,8 @@ def _shared_fields(raw: Mapping[str, Any], allowed: frozenset[str]) -> dict[str,
         stop_at_train_loss=get("stop_at_train_loss", Workload),
         # Stored since the user's models: before, every model was a built-in, its batch norm in its options.
         has_batch_norm=bool(raw["has_batch_norm"]) if "has_batch_norm" in raw else models.has_batch_norm(
-            raw["model"], raw["model_options"]))
+            raw["model"], raw["model_options"]),
+        dataset_size_in_grid=bool(raw.get("dataset_size_in_grid", False)))
     resources = TrialResources(
         workers=int(get("workers", Resources, "workers_per_trial")),
         cpus_per_worker=float(get("cpus_per_worker", Resources)), gpus_per_worker=float(get("gpus_per_worker", Resources)),
@@ -245,7 +261,7 @@ def _shared_fields(raw: Mapping[str, Any], allowed: frozenset[str]) -> dict[str,
 
 
 def expand_cells(spec: StudySpec, storage_path: str | None = None) -> list[Cell]:
-    """One cell per (section, schedule, m, B, seed), in a stable order.
+    """One cell per (section, N, schedule, m, B, seed), in a stable order (N: the grid's dataset sizes).
 
     ``storage_path``: the study's folder, where DDP trials put their Ray Train runs (known once the
     study is opened; None for validation and tests: Ray's default folder)."""
@@ -258,34 +274,45 @@ def expand_cells(spec: StudySpec, storage_path: str | None = None) -> list[Cell]
     cells: list[Cell] = []
     for section_name, section in spec.resolved_sections().items():
         grid, spec_workload, optimizer = section.grid, section.workload, section.optimizer
-        options = data.dataset_options(spec_workload.dataset, spec_workload.dataset_options)
-        info = data.dataset_info(spec_workload.dataset, options)  # the user's: loaded once, cached
+        info = data.dataset_info(spec_workload.dataset, data.dataset_options(spec_workload.dataset,
+                                                                             spec_workload.dataset_options))
         model_options = models.model_options(spec_workload.model, spec_workload.model_options)
-        workload = TrialWorkload(
-            dataset=data.DATASETS.portable(spec_workload.dataset), dataset_options=options,
-            dataset_size=info.train_size, model=models.MODELS.portable(spec_workload.model),
-            model_options=model_options, task=spec_workload.task, data=spec_workload.data,
-            epochs=spec_workload.epochs, ghost_batch_size=spec_workload.ghost_batch_size,
-            max_device_batch_size=spec_workload.max_device_batch_size,
-            divergence_loss=spec_workload.divergence_loss, train_metrics=spec_workload.train_metrics,
-            grad_clip_norm=spec_workload.grad_clip_norm, grad_penalty=spec_workload.grad_penalty,
-            precise_bn=spec_workload.precise_bn, stop_at_train_loss=spec_workload.stop_at_train_loss,
-            has_batch_norm=models.has_batch_norm(spec_workload.model, model_options, info.input_shape,
-                                                 info.num_classes))
+        has_batch_norm = models.has_batch_norm(spec_workload.model, model_options, info.input_shape, info.num_classes)
         optimizer_name = optim.OPTIMIZERS.portable(optimizer.name)
         optimizer_options = optim.optimizer_options(optimizer.name, optimizer.options)
-        for schedule in section.schedule:
-            for momentum in grid.momentum:
-                for batch_size in grid.batch_size:
-                    for seed in grid.seeds:
-                        cells.append(Cell(
-                            study=spec.name, section=section_name, workload=workload, schedule=schedule,
-                            batch_size=batch_size, momentum=float(momentum), seed=seed, nesterov=grid.nesterov,
-                            weight_decay=grid.weight_decay, optimizer=optimizer_name,
-                            optimizer_options=optimizer_options, diagnostics=spec.diagnostics, resources=runtime,
-                            objective=spec.objective,
-                            lr_grid=tuple(float(lr) for lr in grid.learning_rates(batch_size, momentum))))
+        for options in _dataset_options(spec_workload, grid):
+            workload = TrialWorkload(
+                dataset=data.DATASETS.portable(spec_workload.dataset), dataset_options=options,
+                dataset_size=data.train_size(spec_workload.dataset, options),  # the user's: loaded once, cached
+                model=models.MODELS.portable(spec_workload.model),
+                model_options=model_options, task=spec_workload.task, data=spec_workload.data,
+                epochs=spec_workload.epochs, ghost_batch_size=spec_workload.ghost_batch_size,
+                max_device_batch_size=spec_workload.max_device_batch_size,
+                divergence_loss=spec_workload.divergence_loss, train_metrics=spec_workload.train_metrics,
+                grad_clip_norm=spec_workload.grad_clip_norm, grad_penalty=spec_workload.grad_penalty,
+                precise_bn=spec_workload.precise_bn, stop_at_train_loss=spec_workload.stop_at_train_loss,
+                has_batch_norm=has_batch_norm, dataset_size_in_grid=grid.dataset_size is not None)
+            for schedule in section.schedule:
+                for momentum in grid.momentum:
+                    for batch_size in grid.batch_size:
+                        for seed in grid.seeds:
+                            cells.append(Cell(
+                                study=spec.name, section=section_name, workload=workload, schedule=schedule,
+                                batch_size=batch_size, momentum=float(momentum), seed=seed, nesterov=grid.nesterov,
+                                weight_decay=grid.weight_decay, optimizer=optimizer_name,
+                                optimizer_options=optimizer_options, diagnostics=spec.diagnostics,
+                                resources=runtime, objective=spec.objective,
+                                lr_grid=tuple(float(lr) for lr in grid.learning_rates(batch_size, momentum))))
     return cells
+
+
+def _dataset_options(workload: Workload, grid: Grid) -> list[BaseModel]:
+    """The dataset options of each N of the grid's dataset-size axis (train_size replaced), or the one."""
+    options = data.dataset_options(workload.dataset, workload.dataset_options)
+    if grid.dataset_size is None:
+        return [options]
+    return [data.dataset_options(workload.dataset, {**options.model_dump(), "train_size": size})
+            for size in grid.dataset_size]
 
 
 def expand_trials(spec: StudySpec, storage_path: str | None = None) -> list[TrialConfig]:

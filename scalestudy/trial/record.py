@@ -143,6 +143,7 @@ def trial_status(plan: PlannedWork, last: Mapping[str, Any] | None, errored: boo
 NOT_IDENTITY = frozenset({
     "study", "diagnostics", "cpus_per_worker", "gpus_per_worker", "checkpoint_every", "placement_strategy",
     "max_failures", "train_storage_path", "trial_key", "run_name", "bn_batch_size", "dataset_size", "has_batch_norm",
+    "dataset_size_in_grid",
     "data", "objective",  # streamed or in memory, the same training; the objective ranks, never trains
 })
 
@@ -161,15 +162,21 @@ def trial_key(wire: Mapping[str, Any]) -> str:
             f"-{wire['schedule']['kind']}-s{wire['seed']}-{digest}")
 
 
-def cell_label(section: str, batch_size: int, momentum: float, seed: int, schedule_kind: str) -> str:
-    """A cell for people: ``B=128 m=0.9 seed=0 constant`` (and its section unless the main one)."""
-    label = f"B={batch_size} m={momentum:g} seed={seed} {schedule_kind}"
+def cell_label(section: str, batch_size: int, momentum: float, seed: int, schedule_kind: str,
+               dataset_size: int | None = None) -> str:
+    """A cell for people: ``B=128 m=0.9 seed=0 constant`` (``N=2000`` after m in a study over several N,
+    and its section unless the main one)."""
+    n = f" N={dataset_size}" if dataset_size is not None else ""
+    label = f"B={batch_size} m={momentum:g}{n} seed={seed} {schedule_kind}"
     return label if section in ("main", "law") else f"{label} [{section}]"
 
 
-def run_name(section: str, batch_size: int, lr: float, momentum: float, seed: int, schedule_kind: str) -> str:
-    """The MLflow run name, for people only: ``B=128 lr=0.1 m=0.9 seed=0 constant``."""
-    label = f"B={batch_size} lr={lr:.4g} m={momentum:g} seed={seed} {schedule_kind}"
+def run_name(section: str, batch_size: int, lr: float, momentum: float, seed: int, schedule_kind: str,
+             dataset_size: int | None = None) -> str:
+    """The MLflow run name, for people only: ``B=128 lr=0.1 m=0.9 seed=0 constant`` (with ``N=2000``
+    after m in a study over several N)."""
+    n = f" N={dataset_size}" if dataset_size is not None else ""
+    label = f"B={batch_size} lr={lr:.4g} m={momentum:g}{n} seed={seed} {schedule_kind}"
     return label if section in ("main", "law") else f"{label} [{section}]"
 
 

@@ -1,18 +1,25 @@
 """The fitted scaling law as a file: ``law.json`` / ``law.yaml``, schema ``scalestudy.law/v1``.
 
-    lr = k * B^alpha * (1-m)^beta
+    lr = k * B^alpha * (1-m)^beta                 (one dataset size: gamma null, the N in dataset_size)
+    lr = k * B^alpha * (1-m)^beta * N^gamma       (a study over several N: dataset_size null)
 
 lr is the learning rate per optimizer update, B the global batch size in examples, m
-the momentum. The law holds on ``domain`` and below ``breakdown_batch_size``; fields
-the data could not determine are null, with the reason under ``reasons``. ``breakdown_test``
-says how the breakdown test came out: ``breakdown`` (then ``breakdown_batch_size`` is set),
-``none`` or ``inconclusive`` (too few batch sizes or residual degrees of freedom, or a hinge
-the test cannot tell from noise), with its ``reason``, ``p_value`` and candidate hinge. When beta
-is null (a single momentum was studied) k includes the factor (1-m)^beta of that
-momentum and predictions are only given at it. Next to the law: ``gradient_noise_scale``
-(the critical batch size B_simple predicts, beside the breakdown) and ``compute`` (trials,
-trial-epochs, updates, CPU and GPU hours the study used). Each mapping of the file is a typed
-record (:mod:`scalestudy.law_fields`): ``law.ci95.alpha``, ``law.breakdown_test.outcome``.
+the momentum, N the training examples per epoch. A law fitted at one N predicts at that N only
+(``reasons.gamma`` says so); one with gamma predicts at any N, with a warning outside
+``domain.dataset_size``. Files of earlier versions (no gamma, no ``critical_batch_size``, no
+``prediction``) still load: every key added since is optional.
+
+The law holds on ``domain`` and below ``breakdown_batch_size``; fields the data could not
+determine are null, with the reason under ``reasons``. ``breakdown_test`` says how the breakdown
+test came out: ``breakdown`` (then ``breakdown_batch_size`` is set), ``none`` or ``inconclusive``
+(too few batch sizes or residual degrees of freedom, or a hinge the test cannot tell from noise),
+with its ``reason``, ``p_value`` and candidate hinge. When beta is null (a single momentum was
+studied) k includes the factor (1-m)^beta of that momentum and predictions are only given at it.
+Next to the law: ``prediction`` (the parameters' covariance: 95 % intervals of ε* anywhere),
+``critical_batch_size`` (three ways: steps to target, gradient noise scale, the breakdown),
+``gradient_noise_scale`` (B_simple beside the breakdown) and ``compute`` (trials, trial-epochs,
+updates, CPU and GPU hours the study used). Each mapping of the file is a typed record
+(:mod:`scalestudy.law_fields`): ``law.ci95.alpha``, ``law.breakdown_test.outcome``.
 
     law = ScalingLaw.load("law.json")
     law.predict(batch_size=1024, momentum=0.9).lr
@@ -20,48 +27,49 @@ record (:mod:`scalestudy.law_fields`): ``law.ci95.alpha``, ``law.breakdown_test.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from scalestudy.law_fields import (
+    BREAKDOWN_OUTCOMES,
+    PARAMETERS,
+    check_breakdown_test,
+    check_prediction,
     BreakdownTest,
     Cell,
     Compute,
-    CriticalBatchCell,
     CriticalBatchSize,
+    CriticalBatchSizes,
     Domain,
     FittedOn,
     GapSlope,
-    Interval,
-    LawError,
     LawFileError,
+    LawCovariance,
     LawIntervals,
     NoiseScaleAtOptimum,
     Provenance,
-    Slope,
+    read_document,
     read_record,
     to_json,
+    write_document,
 )
 from scalestudy.noise import noise_scale
 
-__all__ = ["BREAKDOWN_OUTCOMES", "FORM", "MAX_BATCH_SIZE", "SCHEMA", "BreakdownTest", "Cell", "Compute",
-           "CriticalBatchCell", "CriticalBatchSize", "Domain", "FittedOn", "GapSlope", "Interval", "LawError",
-           "LawFileError", "LawIntervals", "NoiseScaleAtOptimum", "Prediction", "PredictionError", "Provenance",
-           "ScalingLaw", "Slope"]
+__all__ = ["BREAKDOWN_OUTCOMES", "FORM", "FORM_N", "MAX_BATCH_SIZE", "PARAMETERS", "SCHEMA", "LogLrSpread",
+           "Prediction", "PredictionError", "ScalingLaw"]
 
 SCHEMA = "scalestudy.law/v1"
 MAX_LAW_BYTES = 64 * 2**20
 MAX_BATCH_SIZE = 2**53  # examples; exact as a float
 FORM = "lr = k * B^alpha * (1-m)^beta"
+FORM_N = "lr = k * B^alpha * (1-m)^beta * N^gamma"  # the form of a law fitted over several dataset sizes
 _REQUIRED = ("schema", "form", "k", "alpha", "beta", "ci95", "breakdown_batch_size", "domain",
              "dataset_size", "fitted_on", "provenance")
-_OPTIONAL = ("r2", "breakdown_test", "noise_scale_opt", "gap_slope", "gradient_noise_scale", "compute", "reasons",
-             "notes", "cells", "units", "optimizer")
+_OPTIONAL = ("gamma", "r2", "prediction", "breakdown_test", "noise_scale_opt", "gap_slope", "gradient_noise_scale",
+             "critical_batch_size", "compute", "reasons", "notes", "cells", "units", "optimizer")
 _POSITIVE = ("k", "breakdown_batch_size", "dataset_size")
-BREAKDOWN_OUTCOMES = ("breakdown", "none", "inconclusive")
 UNITS = {"lr": "per optimizer update", "batch_size": "examples per update",
          "noise_scale": "g = lr/(1-m)*(N/B-1), units of lr", "dataset_size": "training examples",
          "gradient_noise_scale": "B_simple = tr(Sigma)/|G|^2, examples",
@@ -79,12 +87,27 @@ class Prediction:
     lr: float  # per optimizer update
     noise_scale: float  # g = lr/(1-m)·(N/B − 1); NaN when N is unknown or B ≥ N
     warnings: list[str] = field(default_factory=list)
+    lr_ci95: tuple[float, float] | None = None  # 95 % interval of the law's ε* here (None: not in the file)
+    dataset_size: int | None = None  # the N predicted at
 
     def describe(self) -> str:
-        text = f"lr = {self.lr:.6g}   (B={self.batch_size}, m={self.momentum:g}"
+        interval = f" [{self.lr_ci95[0]:.6g}, {self.lr_ci95[1]:.6g}]" if self.lr_ci95 else ""
+        text = f"lr = {self.lr:.6g}{interval}   (B={self.batch_size}, m={self.momentum:g}"
+        if self.dataset_size:
+            text += f", N={self.dataset_size}"
         if math.isfinite(self.noise_scale):
             text += f", noise scale g = {self.noise_scale:.6g}"
         return text + ")"
+
+
+@dataclass(frozen=True)
+class LogLrSpread:
+    """Uncertainty of ln ε* at one point of a law (see :meth:`ScalingLaw.log_lr_spread`)."""
+
+    variance: float  # of the law's ln ε* there (its 95 % interval: ± t95·√variance)
+    cell_scatter: float | None  # of a new cell about the law, beyond the cell's own noise
+    t95: float
+    dof: int  # residual degrees of freedom of the law's fit
 
 
 @dataclass(frozen=True)
@@ -100,11 +123,14 @@ class ScalingLaw:
     dataset_size: int | None
     fitted_on: FittedOn
     provenance: Provenance
+    gamma: float | None = None  # lr ∝ N^gamma (null: fitted at one dataset size, see reasons.gamma)
     r2: float | None = None
+    prediction: LawCovariance | None = None  # for intervals of ε* at a new point (absent in older files)
     breakdown_test: BreakdownTest | None = None  # absent in files written before the test existed
     noise_scale_opt: NoiseScaleAtOptimum | None = None
     gap_slope: GapSlope | None = None
     gradient_noise_scale: CriticalBatchSize | None = None  # B_crit ≈ B_simple next to the breakdown
+    critical_batch_size: CriticalBatchSizes | None = None  # B_crit three ways (absent in older files)
     compute: Compute | None = None  # trials, trial_epochs, updates, cpu_hours, gpu_hours of the study
     reasons: dict[str, str] = field(default_factory=dict)  # why a field is null: "alpha", "ci95.alpha", ...
     notes: tuple[str, ...] = ()
@@ -123,42 +149,11 @@ class ScalingLaw:
 
     def save(self, path: str | Path) -> Path:
         """JSON, or YAML when the name ends in .yaml/.yml."""
-        path = Path(path)
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True))
-        else:
-            path.write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n")
-        return path
+        return write_document(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | Path) -> ScalingLaw:
-        path = Path(path)
-        try:
-            if path.exists() and not path.is_file():
-                raise LawFileError(f"cannot read law file {path}: "
-                                   f"{'a directory' if path.is_dir() else 'not a regular file'}")
-            if path.stat().st_size > MAX_LAW_BYTES:
-                raise LawFileError(f"law file {path}: {path.stat().st_size} bytes, more than a law file holds "
-                                   f"({MAX_LAW_BYTES // 2**20} MiB at most)")
-            text = path.read_bytes().decode("utf-8-sig")
-        except OSError as error:
-            raise LawFileError(f"cannot read law file {path}: {error.strerror or error}") from None
-        except UnicodeDecodeError as error:
-            raise LawFileError(f"law file {path}: not UTF-8 text (offset {error.start}); expected law.json or "
-                               "law.yaml as written by scalestudy analyze") from None
-        try:
-            if path.suffix in (".yaml", ".yml"):
-                import yaml
-
-                data = yaml.safe_load(text)
-            else:
-                data = json.loads(text)
-        except Exception as error:  # noqa: BLE001 - json.JSONDecodeError, yaml.YAMLError
-            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise LawFileError(f"law file {path}: not valid {'YAML' if path.suffix in ('.yaml', '.yml') else 'JSON'}"
-                               f" ({first})") from None
+        data = read_document(path, "law file", MAX_LAW_BYTES, "law.json or law.yaml as written by scalestudy analyze")
         return cls.from_dict(data, where=f"law file {path}")
 
     @classmethod
@@ -170,21 +165,30 @@ class ScalingLaw:
         missing = [key for key in _REQUIRED if key not in data]
         if missing:
             raise LawFileError(f"{where}: missing key {missing[0]!r}")
-        if data["form"] != FORM:
-            raise LawFileError(f"{where}: form must be {FORM!r}, got {data['form']!r}")
+        if data["form"] not in (FORM, FORM_N):
+            raise LawFileError(f"{where}: form must be {FORM!r} or {FORM_N!r}, got {data['form']!r}")
         law = read_record(cls, data, where)
+        if (law.form == FORM_N) != (law.gamma is not None):
+            raise LawFileError(f"{where}: form {law.form!r} and gamma {law.gamma!r} disagree (gamma is set exactly "
+                               f"when the form is {FORM_N!r})")
+        if law.gamma is None and law.ci95.gamma is not None:
+            raise LawFileError(f"{where}: ci95.gamma is set but gamma is null")
         for key in _POSITIVE:
             if getattr(law, key) is not None and getattr(law, key) <= 0:
                 raise LawFileError(f"{where}: {key} must be > 0, got {getattr(law, key)!r}")
-        _check_breakdown_test(law.breakdown_test, law.breakdown_batch_size, where)
+        check_breakdown_test(law.breakdown_test, law.breakdown_batch_size, where)
+        check_prediction(law.prediction, where)
         return law
 
     # ------------------------------------------------------------- prediction
-    def predict(self, batch_size: float, momentum: float | None = None) -> Prediction:
-        """The law's lr at (B, m). ``momentum=None`` means 0, or the single fitted momentum
-        when beta is null. Raises :class:`PredictionError` when the law cannot answer."""
+    def predict(self, batch_size: float, momentum: float | None = None,
+                dataset_size: int | None = None) -> Prediction:
+        """The law's lr at (B, m, N). ``momentum=None`` means 0, or the single fitted momentum
+        when beta is null; ``dataset_size=None`` the N the law was fitted at (required when the law
+        has gamma). Raises :class:`PredictionError` when the law cannot answer."""
         if not 0 < batch_size <= MAX_BATCH_SIZE:
             raise PredictionError(f"batch size must be in (0, {MAX_BATCH_SIZE}], got {batch_size}")
+        n = self._dataset_size(dataset_size)
         fitted_m = self.domain.momentum
         single_m = fitted_m is not None and fitted_m[0] == fitted_m[1]
         if momentum is None:
@@ -204,25 +208,65 @@ class ScalingLaw:
             beta = 0.0  # k already holds (1-m)^beta of the fitted momentum
         try:
             lr = self.k * float(batch_size) ** self.alpha * (1.0 - momentum) ** beta
+            if self.gamma is not None:
+                lr *= float(n) ** self.gamma
         except (OverflowError, ZeroDivisionError):
             lr = math.inf
         if not (math.isfinite(lr) and lr > 0):
             raise PredictionError(f"the law gives no finite learning rate at B={batch_size:g}, m={momentum:g} "
                                   f"(k={self.k:g}, alpha={self.alpha:g}, beta={beta:g})")
-        warnings = self._warnings(batch_size, momentum)
+        warnings = self._warnings(batch_size, momentum, n)
         noise = math.nan
         if self.optimizer not in (None, "sgd"):
             pass  # g = ε/(1−m)·(N/B − 1) is SGD's temperature; it says nothing of this optimizer
-        elif self.dataset_size and batch_size < self.dataset_size:
-            noise = noise_scale(lr, momentum, self.dataset_size, batch_size)
-        elif self.dataset_size:
-            warnings.append(f"batch size {batch_size:g} is not below the dataset size {self.dataset_size}: "
-                            "no noise scale")
+        elif n and batch_size < n:
+            noise = noise_scale(lr, momentum, n, batch_size)
+        elif n:
+            warnings.append(f"batch size {batch_size:g} is not below the dataset size {n}: no noise scale")
+        spread = self.log_lr_spread(batch_size, momentum, n)
+        ci = None
+        if spread is not None:
+            half = spread.t95 * math.sqrt(spread.variance)
+            ci = (lr * math.exp(-half), lr * math.exp(half))
         return Prediction(int(batch_size) if float(batch_size).is_integer() else batch_size, momentum, lr, noise,
-                          warnings)
+                          warnings, ci, n)
 
-    def _warnings(self, batch_size: float, momentum: float) -> list[str]:
+    def _dataset_size(self, asked: int | None) -> int | None:
+        """The N a prediction is for: the one asked, which a law of one N can only answer at that N."""
+        if asked is not None and not 0 < asked <= MAX_BATCH_SIZE:
+            raise PredictionError(f"dataset size must be in 1-{MAX_BATCH_SIZE}, got {asked}")
+        if self.gamma is not None:
+            if asked is None:
+                span = self.domain.dataset_size
+                fitted = f", fitted on N = {span[0]:g} to {span[1]:g}" if span else ""
+                raise PredictionError(f"the law depends on the dataset size (gamma = {self.gamma:.3g}{fitted}): "
+                                      "give the dataset size N to predict at (--dataset-size)")
+            return asked
+        if asked is not None and self.dataset_size and asked != self.dataset_size:
+            raise PredictionError(f"the law was fitted at a single dataset size N={self.dataset_size} (gamma "
+                                  f"unknown): it cannot predict at N={asked}; fit one over several N "
+                                  "(grid.dataset_size) to scale with N")
+        return asked if asked is not None else self.dataset_size
+
+    def log_lr_spread(self, batch_size: float, momentum: float, dataset_size: int | None = None) -> LogLrSpread | None:
+        """The uncertainty of ln ε* at (B, m): the variance of the law's value there (from the
+        parameters' covariance), the scatter of a new cell about the law, and the t quantile;
+        None for a law file without ``prediction``."""
+        if self.prediction is None:
+            return None
+        row = {"log_k": 1.0, "alpha": math.log(batch_size), "beta": math.log1p(-momentum),
+               "gamma": math.log(dataset_size) if dataset_size else math.nan}
+        x = [row[name] for name in self.prediction.parameters]
+        cov = self.prediction.covariance
+        variance = sum(x[i] * cov[i][j] * x[j] for i in range(len(x)) for j in range(len(x)))
+        return LogLrSpread(max(variance, 0.0), self.prediction.cell_scatter, self.prediction.t95, self.prediction.dof)
+
+    def _warnings(self, batch_size: float, momentum: float, dataset_size: int | None) -> list[str]:
         warnings = []
+        n_range = self.domain.dataset_size
+        if self.gamma is not None and n_range and not n_range[0] <= dataset_size <= n_range[1]:
+            warnings.append(f"dataset size {dataset_size} is outside the fitted range "
+                            f"[{n_range[0]:g}, {n_range[1]:g}]: extrapolation")
         b_range, m_range = self.domain.batch_size, self.domain.momentum
         if b_range and not b_range[0] <= batch_size <= b_range[1]:
             warnings.append(f"batch size {batch_size:g} is outside the fitted range "
@@ -242,16 +286,3 @@ class ScalingLaw:
                             f"{self.breakdown_batch_size:.4g}{span}: the law stops holding there and "
                             "this lr is likely too large")
         return warnings
-
-
-def _check_breakdown_test(test: BreakdownTest | None, batch_size: float | None, where: str) -> None:
-    """``breakdown_test.outcome`` is one of BREAKDOWN_OUTCOMES, and "breakdown" exactly when
-    ``breakdown_batch_size`` is set (files written before the field existed have no test)."""
-    if test is None:
-        return
-    if test.outcome not in BREAKDOWN_OUTCOMES:
-        raise LawFileError(f"{where}: breakdown_test.outcome must be one of {', '.join(BREAKDOWN_OUTCOMES)}, "
-                           f"got {test.outcome!r}")
-    if (test.outcome == "breakdown") != (batch_size is not None):
-        raise LawFileError(f"{where}: breakdown_test.outcome is {test.outcome!r} but breakdown_batch_size is "
-                           f"{batch_size!r}")

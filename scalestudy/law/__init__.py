@@ -1,0 +1,54 @@
+"""The fitted law and what is made from it, standard library only (the law file is read where
+neither the analysis nor numpy is installed).
+
+- :mod:`scaling`: ``law.json`` / ``law.yaml`` as :class:`ScalingLaw` (typed records from
+  :mod:`scalestudy.law_fields`, strict reader, ``predict``);
+- :mod:`transition`: steps to a target against batch size, S(B) = S_min·(1 + B_crit/B);
+- :mod:`plan`: ``plan.yaml`` as :class:`Plan`, the per-update (B, ε, m) training code follows;
+  :mod:`planner` makes one from a law (``scalestudy plan``); :mod:`pytorch` (torch needed) has
+  the scheduler and batch sampler that follow it.
+"""
+
+from scalestudy.law.plan import PLAN_SCHEMA, Plan, PlanEpoch, PlanError, PlanStep
+from scalestudy.law.planner import PlanRequest, make_plan
+from scalestudy.law.scaling import (
+    BREAKDOWN_OUTCOMES,
+    FORM,
+    FORM_N,
+    MAX_BATCH_SIZE,
+    PARAMETERS,
+    SCHEMA,
+    LogLrSpread,
+    Prediction,
+    PredictionError,
+    ScalingLaw,
+)
+from scalestudy.law_fields import (
+    BatchEstimate,
+    BreakdownTest,
+    Cell,
+    Compute,
+    CriticalBatchCell,
+    CriticalBatchSize,
+    CriticalBatchSizes,
+    Domain,
+    FittedOn,
+    GapSlope,
+    Interval,
+    LawError,
+    LawCovariance,
+    LawFileError,
+    LawIntervals,
+    NoiseScaleAtOptimum,
+    Provenance,
+    Slope,
+    StepsToTargetBatch,
+    TransitionLine,
+)
+
+__all__ = ["BREAKDOWN_OUTCOMES", "FORM", "FORM_N", "MAX_BATCH_SIZE", "PARAMETERS", "PLAN_SCHEMA", "SCHEMA",
+           "BatchEstimate", "BreakdownTest", "Cell", "Compute", "CriticalBatchCell", "CriticalBatchSize",
+           "CriticalBatchSizes", "Domain", "FittedOn", "GapSlope", "Interval", "LawCovariance", "LawError",
+           "LawFileError", "LawIntervals", "LogLrSpread", "NoiseScaleAtOptimum", "Plan", "PlanEpoch", "PlanError",
+           "PlanRequest", "PlanStep", "Prediction", "PredictionError", "Provenance", "ScalingLaw", "Slope",
+           "StepsToTargetBatch", "TransitionLine", "make_plan"]
