@@ -23,6 +23,7 @@ BENCHMARKS = Registry(
         "memory": "scalestudy.bench.memory:bench_memory",
         "search": "scalestudy.bench.search:bench_search",
         "coverage": "scalestudy.bench.coverage:bench_coverage",
+        "pack": "scalestudy.bench.pack:bench_pack",
     },
 )
 
