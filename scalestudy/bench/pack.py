@@ -22,7 +22,8 @@ import torch
 
 from scalestudy.bench import BenchTable
 from scalestudy.bench.pack_members import WORKLOADS, Member
-from scalestudy.bench.pack_ways import WARMUP_STEPS, ProcessPool, sync, time_streams, time_vmap
+from scalestudy.bench.device import bench_device, describe, synchronize
+from scalestudy.bench.pack_ways import WARMUP_STEPS, ProcessPool, time_streams, time_vmap
 
 TRIALS_PER_DEVICE = (1, 2, 4, 8, 16)
 BATCH_SIZES = (32, 256)
@@ -34,11 +35,11 @@ def calibrated_steps(name: str, data, batch_size: int, device: torch.device, sec
     member = Member(WORKLOADS[name], data, batch_size, seed=0, device=device)
     for _ in range(WARMUP_STEPS):
         member.step()
-    sync(device)
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(3):
         member.step()
-    sync(device)
+    synchronize(device)
     per_step = (time.perf_counter() - start) / 3
     return max(3, min(2000, math.ceil(seconds / per_step)))
 
@@ -50,7 +51,7 @@ def _one_process_threads(device: torch.device, k: int) -> int:
 
 
 def bench_pack(tiny: bool = False, device: str | None = None) -> BenchTable:
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = bench_device(device)
     ks = (1, 2) if tiny else TRIALS_PER_DEVICE
     batch_sizes = (32,) if tiny else BATCH_SIZES
     seconds = 0.3 if device.type == "cuda" else 1.0  # one trial alone; k trials do k times the work
@@ -78,8 +79,7 @@ def bench_pack(tiny: bool = False, device: str | None = None) -> BenchTable:
 
 
 def _notes(table: BenchTable, device: torch.device) -> list[str]:
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {os.cpu_count()} cores"
-    notes = [f"device: {name}; torch {torch.__version__}; examples/s of the whole device (k trials together)",
+    notes = [f"device: {describe(device)}; examples/s of the whole device (k trials together)",
              "processes: k spawned processes, one trial each (Ray's fractional GPUs: gpus_per_worker = 1/k)"
              + ("; one thread each" if device.type == "cpu" else ""),
              "streams: k threads of one process, each trial on its own CUDA stream"

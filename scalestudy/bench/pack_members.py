@@ -47,7 +47,7 @@ class PackWorkload:
             return load_dataset("mnist1d", {}, device=device)
         from scalestudy.data.cifar10 import random_cifar10  # torchvision: only for image workloads
 
-        return random_cifar10(512 if tiny else 8192, 256, device)
+        return random_cifar10(128 if tiny else 8192, 256, device)
 
     def build(self, data: InMemoryDataset, seed: int, device: torch.device) -> torch.nn.Module:
         torch.manual_seed(seed)  # a trial's seed fixes its initial weights, as in the epoch loop

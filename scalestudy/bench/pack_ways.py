@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 import torch
 
+from scalestudy.bench.device import synchronize
 from scalestudy.bench.pack_members import WORKLOADS, Member, PackWorkload, StackedMembers
 from scalestudy.data.base import InMemoryDataset
 
@@ -30,16 +31,11 @@ WARMUP_STEPS = 2
 REPLY_TIMEOUT_S = 300.0  # a worker that does not answer by then is stuck, not slow
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _timed(device: torch.device, run: Callable[[], None]) -> tuple[float, float]:
-    sync(device)
+    synchronize(device)
     start = time.monotonic()  # CLOCK_MONOTONIC: one clock for every process of the machine
     run()
-    sync(device)
+    synchronize(device)
     return start, time.monotonic()
 
 
@@ -64,7 +60,7 @@ def time_streams(workload: PackWorkload, data: InMemoryDataset, batch_size: int,
     for member in members:
         for _ in range(WARMUP_STEPS):
             member.step()
-    sync(device)
+    synchronize(device)
     start_line = threading.Barrier(k + 1)
     errors: list[BaseException] = []
 
@@ -106,7 +102,7 @@ def serve(conn: multiprocessing.connection.Connection, device_name: str) -> None
             member = Member(workload, datasets[name], batch_size, seed, device)
             for _ in range(WARMUP_STEPS):
                 member.step()
-            sync(device)
+            synchronize(device)
         except BaseException:  # noqa: BLE001 - the parent reports it
             conn.send(("error", traceback.format_exc()))
             continue
