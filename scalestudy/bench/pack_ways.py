@@ -92,8 +92,10 @@ def serve(conn: multiprocessing.connection.Connection, device_name: str) -> None
     """A pool worker: builds the trial each task names, warms up, waits for "go", trains, reports times."""
     torch.set_num_threads(1)  # one CPU per trial, as cpus_per_worker: 1 gives
     device = torch.device(device_name)
+    torch.empty(1, device=device)  # the CUDA context, before any timing
     datasets: dict[str, InMemoryDataset] = {}
-    while (task := conn.recv()) is not None:
+    conn.send(("up", None))
+    while (task := _next_task(conn)) is not None:
         name, batch_size, seed, steps, tiny = task
         try:
             workload = WORKLOADS[name]
@@ -107,11 +109,19 @@ def serve(conn: multiprocessing.connection.Connection, device_name: str) -> None
             conn.send(("error", traceback.format_exc()))
             continue
         conn.send(("ready", None))
-        conn.recv()  # go
+        if _next_task(conn) != "go":
+            return
         try:
             conn.send(("done", _timed(device, lambda: [member.step() for _ in range(steps)])))
         except BaseException:  # noqa: BLE001
             conn.send(("error", traceback.format_exc()))
+
+
+def _next_task(conn: multiprocessing.connection.Connection) -> tuple | None:
+    try:
+        return conn.recv()
+    except EOFError:  # the parent is gone (stopped at its time limit): nothing more to do
+        return None
 
 
 class ProcessPool:
@@ -127,6 +137,10 @@ class ProcessPool:
             child.close()
             self.conns.append(parent)
             self.processes.append(process)
+        # Every worker imported torch and holds its context: nothing of the start-up storm
+        # (size interpreters importing at once) overlaps a measurement.
+        for index in range(size):
+            self._reply(index)
 
     def _reply(self, index: int) -> tuple[str, object]:
         conn = self.conns[index]
