@@ -3,6 +3,9 @@
 Every command validates its input before doing anything: a bad spec, flag or law file
 prints one ``error: ...`` line and exits with code 2, with no Ray started and no MLflow
 store created.
+
+A little over 300 lines on purpose: the parser and every command's few lines in one file, so
+the whole command line reads in one place; each command's work lives in the layers below.
 """
 
 from __future__ import annotations
@@ -16,18 +19,10 @@ from typing import Sequence
 USAGE_ERROR = 2
 DEBUG_ENV = "SCALESTUDY_DEBUG"  # set to 1: unexpected errors show their traceback
 MAX_POINTS = 1001
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 class CliError(Exception):
     """A one-line usage error (exit code 2)."""
-
-
-def _find_spec(name: str) -> Path:
-    for base in (Path.cwd() / "search_spaces", REPO_ROOT / "search_spaces"):
-        if (base / name).is_file():
-            return base / name
-    raise CliError(f"cannot find search_spaces/{name} (run from the repository, or pass --spec)")
 
 
 def _add_set(parser: argparse.ArgumentParser) -> None:
@@ -100,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     interp.add_argument("--storage", help="Tune storage the study ran with (default ./ray_results)")
     interp.add_argument("--out", type=Path, default=Path("interpolation"), help="output folder")
     interp.add_argument("--points", type=int, default=25, help=f"values of α in [-1, 2] (3 to {MAX_POINTS})")
+    interp.add_argument("--bn-statistics", choices=("recompute", "interpolate"), default="recompute",
+                        help="batch-norm running statistics at each α: recomputed on training batches "
+                             "(default) or interpolated with the weights")
     _add_connect_timeout(interp)
 
     sync = commands.add_parser("sync", help="back-fill MLflow from a study's Ray storage (after an outage)")
@@ -126,33 +124,31 @@ def _load(spec_path: Path, overrides: list[str]):
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from scalestudy.train.config import expand_cells
+    from scalestudy.search.cells import cell_budget, search_summary
+    from scalestudy.trial.config import expand_cells
 
     spec = _load(args.spec, args.overrides)
     cells = expand_cells(spec)
     sections: dict[str, int] = {}
     search = spec.search
     for cell in cells:
-        budget = len(cell["lr_grid"]) if search.algorithm == "grid" else search.trials_per_cell
-        sections[cell["section"]] = sections.get(cell["section"], 0) + budget
+        sections[cell.section] = sections.get(cell.section, 0) + cell_budget(spec, cell)
     detail = ", ".join(f"{name} {count}" for name, count in sections.items())
     bound = "" if search.algorithm == "grid" else "at most "
-    workload = cells[0]
+    workload = cells[0].workload
     print(f"{spec.name}: valid; {bound}{sum(sections.values())} trials ({detail}) in {len(cells)} cells, "
-          f"search {search.algorithm}; dataset {workload['dataset']} (N={workload['dataset_size']}), "
-          f"model {workload['model']}, {workload['epochs']} epochs, {spec.resources.workers_per_trial} worker(s) "
+          f"search {search.algorithm}; dataset {workload.dataset} (N={workload.dataset_size}), "
+          f"model {workload.model}, {workload.epochs} epochs, {spec.resources.workers_per_trial} worker(s) "
           f"per trial; spec hash {spec.spec_hash()}")
     if search.algorithm != "grid":
-        from scalestudy.search.cells import search_summary
-
         print(search_summary(spec, cells))
     return 0
 
 
 def _run(spec, args: argparse.Namespace):
-    from scalestudy.progress import summary_table
-    from scalestudy.study import run_study
-    from scalestudy.tracking import ui_command, ui_link
+    from scalestudy.run.progress import summary_table
+    from scalestudy.run.study import run_study
+    from scalestudy.run.tracking import ui_command, ui_link
 
     result = run_study(spec, address=args.address, storage=args.storage, tracking_uri=args.tracking_uri,
                        resume=args.resume, verbose=not args.quiet, connect_timeout_s=args.connect_timeout)
@@ -181,8 +177,7 @@ def _check_out(path: Path) -> None:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     from scalestudy.analysis import analyze, load_trials_from_mlflow, load_trials_from_parquet
-    from scalestudy.endpoints import check_existing_store, connect_timeout, removed_on_failure
-    from scalestudy.tracking import absolute_uri
+    from scalestudy.endpoints import absolute_uri, check_existing_store, connect_timeout, removed_on_failure
 
     _check_out(args.out)
     if args.runs is not None:
@@ -215,7 +210,9 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from scalestudy.analysis import analyze, load_trials_from_mlflow
 
-    spec = _load(args.spec or _find_spec("quickstart.yaml"), args.overrides)
+    from scalestudy.spec import find_search_space
+
+    spec = _load(args.spec or find_search_space("quickstart.yaml"), args.overrides)
     _check_out(args.out)  # before the study, not after it
     result = _run(spec, args)
     trials = load_trials_from_mlflow(spec.experiment_name, result.run.tracking_uri)
@@ -227,10 +224,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
-    from scalestudy.diagnostics.runs import interpolate_runs
-    from scalestudy.endpoints import check_readable_storage, connect_timeout
-    from scalestudy.study import default_storage
-    from scalestudy.tracking import absolute_uri
+    from scalestudy.endpoints import absolute_uri, connect_timeout
+    from scalestudy.run.interpolate import interpolate_runs
+    from scalestudy.run.storage import default_storage
+    from scalestudy.run.storage_checks import check_readable_storage
 
     if not 3 <= args.points <= MAX_POINTS:
         raise CliError(f"--points: must be in 3-{MAX_POINTS}, got {args.points}")
@@ -239,16 +236,16 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
         check_readable_storage(args.storage, "--storage", connect_timeout(args.connect_timeout))
     output = interpolate_runs(args.run_a, args.run_b, tracking_uri=absolute_uri(args.tracking_uri),
                               storage_path=args.storage or default_storage(), out_dir=args.out, points=args.points,
-                              connect_timeout_s=args.connect_timeout)
+                              connect_timeout_s=args.connect_timeout, bn_statistics=args.bn_statistics)
     print(f"figure: {output.figure}\ndata:   {output.data}\nMLflow run: {output.mlflow_run_id}")
     return 0
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from scalestudy.endpoints import check_existing_store, check_readable_storage, connect_timeout
-    from scalestudy.study import default_storage
-    from scalestudy.sync import sync_study
-    from scalestudy.tracking import absolute_uri
+    from scalestudy.endpoints import absolute_uri, check_existing_store, connect_timeout
+    from scalestudy.run.storage import default_storage
+    from scalestudy.run.storage_checks import check_readable_storage
+    from scalestudy.run.sync import sync_study
 
     timeout_s = connect_timeout(args.connect_timeout)
     if args.storage is not None:
@@ -306,9 +303,8 @@ COMMANDS = {"validate": cmd_validate, "run": cmd_run, "analyze": cmd_analyze, "r
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from scalestudy.endpoints import StudyError
+    from scalestudy.endpoints import StudyError, TrackingError
     from scalestudy.spec import SpecError
-    from scalestudy.tracking import TrackingError
 
     one_line_errors: tuple[type[BaseException], ...] = (CliError, SpecError, StudyError, TrackingError)
     try:
@@ -336,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _one_line(error: BaseException) -> str:
-    from scalestudy.tracking import redact_uri
+    from scalestudy.endpoints import redact_uri
 
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return redact_uri(" ".join(lines)[:500]) if lines else type(error).__name__

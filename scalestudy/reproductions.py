@@ -42,6 +42,13 @@ def _group(runs, key):
     return dict(sorted(groups.items()))
 
 
+def passes_per_example(run) -> int:
+    """Forward/backward passes of each example an update takes: 1, or 2 with a gradient penalty
+    (both kinds get H·g from a forward difference, a second pass at perturbed weights; see
+    ``GradientStep`` in scalestudy/train/step.py)."""
+    return 2 if run.data.params.get("grad_penalty") else 1
+
+
 def report(client) -> str:
     lines = []
     metric = lambda r, k: r.data.metrics.get(k, float("nan"))  # noqa: E731
@@ -78,15 +85,23 @@ def report(client) -> str:
                 finished = [r for r in cell if not metric(r, "diverged")]
                 top = max(finished, key=lambda r: metric(r, "test_acc"), default=None)
                 stable = len(finished)
-                best[batch] = (f"{metric(top, 'test_acc'):.3f}" if top else "-", stable, len(cell))
+                bn_batch = cell[0].data.params.get("bn_batch_size")  # G (ghost), B/W (plain), empty: no BN
+                bn = f"BN over {bn_batch}" if bn_batch else "no BN"
+                best[batch] = (f"{metric(top, 'test_acc'):.3f}" if top else "-", stable, len(cell), bn)
             lines.append(f"- {section}: best test_acc by B " + ", ".join(
-                f"B={b}: {acc} ({ok}/{n} ε stable)" for b, (acc, ok, n) in best.items()))
+                f"B={b}: {acc} ({ok}/{n} ε stable; {bn})" for b, (acc, ok, n, bn) in best.items()))
 
     runs = _runs(client, "keskar2017_small")
     if runs:
         lines.append("## keskar2017_small (Keskar et al. 2017)")
-        for batch, members in _group(runs, lambda r: int(r.data.params["batch_size"])).items():
-            lines.append(f"- B={batch}: test_acc {_mean(metric(r, 'test_acc') for r in members)}, "
+        groups = {**{f"B={b}": m for b, m in _group(runs, lambda r: int(r.data.params["batch_size"])).items()},
+                  **{f"  B={b} lr={lr:g}": m for (b, lr), m in
+                     _group(runs, lambda r: (int(r.data.params["batch_size"]), float(r.data.params["lr"]))).items()}}
+        for label, members in sorted(groups.items(), key=lambda item: int(item[0].split()[0][2:])):
+            lines.append(f"- {label} ({len(members)} runs): epochs {_mean(metric(r, 'epoch') for r in members)}, "
+                         f"train_loss {_mean(metric(r, 'train_loss') for r in members)}, "
+                         f"train_acc {_mean(metric(r, 'train_acc') for r in members)}, "
+                         f"test_acc {_mean(metric(r, 'test_acc') for r in members)}, "
                          f"gap {_mean(metric(r, 'gen_gap') for r in members)}, "
                          f"sharpness {_mean(metric(r, 'sharpness') for r in members)}, "
                          f"subspace sharpness {_mean(metric(r, 'sharpness_subspace') for r in members)}")
@@ -95,9 +110,13 @@ def report(client) -> str:
     if runs:
         lines.append("## geiping2021_small (Geiping et al. 2021)")
         for section, members in _group(runs, lambda r: r.data.params["section"]).items():
+            gradients = statistics.mean(metric(r, "examples_seen") * passes_per_example(r) for r in members)
+            size = int(members[0].data.params["dataset_size"])
             lines.append(f"- {section}: test_acc {_mean(metric(r, 'test_acc') for r in members)}, "
                          f"train_acc {_mean(metric(r, 'train_acc') for r in members)}, "
-                         f"updates {statistics.mean(metric(r, 'updates') for r in members):.0f}")
+                         f"epochs {statistics.mean(metric(r, 'epoch') for r in members):.0f}, "
+                         f"updates {statistics.mean(metric(r, 'updates') for r in members):.0f}, "
+                         f"example-gradients {gradients:.0f} = {gradients / size:g} x N")
     return "\n".join(lines)
 
 

@@ -23,7 +23,7 @@ then by 1.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence
+from typing import Protocol, Sequence
 
 from scalestudy.registry import Registry
 
@@ -110,8 +110,6 @@ SCHEDULES = Registry(
         "increase_momentum": increase_momentum,
     },
 )
-
-ScheduleFn = Callable[[ScheduleParams, Hyper, int], Hyper]
 
 
 def hyper_at(schedule: ScheduleParams, initial: Hyper, epoch: int) -> Hyper:

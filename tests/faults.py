@@ -13,7 +13,7 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from scalestudy.tracking import METRIC_KEYS
+from scalestudy.trial.record import HISTORY_KEY, METRIC_KEYS
 
 
 def start_cli(args: list[str], cwd: Path, log: Path) -> subprocess.Popen:
@@ -70,11 +70,17 @@ def trial_histories(uri: str, experiment: str) -> dict[str, dict[str, list[int]]
     return histories
 
 
+def _replayed(report: dict) -> bool:
+    history = json.loads(report[HISTORY_KEY]) if report.get(HISTORY_KEY) else []
+    return bool(history) and history[-1]["epoch"] == report["epoch"]
+
+
 def reported_epochs(study_dir: Path) -> dict[str, list[int]]:
     """trial folder → the epochs in Tune's result.json, in the order they were reported."""
     found = {}
     for result in study_dir.glob("*/result.json"):
         lines = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
-        # A restored finished trial re-announces its last epoch without retraining it.
-        found[result.parent.name] = [int(r["epoch"]) for r in lines if "epoch" in r and not r.get("replayed")]
+        # A restored finished trial re-announces its last epoch without retraining it: its report's
+        # history ends at its own epoch.
+        found[result.parent.name] = [int(r["epoch"]) for r in lines if "epoch" in r and not _replayed(r)]
     return found

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from scalestudy.spec import SpecError, spec_from_dict
-from scalestudy.train.config import expand_trials, trial_params
+from scalestudy.trial.config import expand_trials
+from scalestudy.trial.record import trial_params
 
 
 def _spec(workload=None, diagnostics=None, workers=1, batch_size=(64,)) -> dict:
@@ -63,16 +64,15 @@ def test_settings_that_keep_the_bn_batch_validate(raw):
     (_spec({"model_options": {"norm": "none"}}), "", ""),
 ])
 def test_effective_bn_batch_is_a_param(raw, bn_batch, precise):
-    params = trial_params(expand_trials(spec_from_dict(raw))[0])
+    params = trial_params(expand_trials(spec_from_dict(raw))[0].to_dict())
     assert params["bn_batch_size"] == bn_batch and params["precise_bn_batches"] == precise
 
 
-def test_trial_keys_of_existing_studies_are_unchanged():
-    # The key this spec cell had before precise_bn and bn_batch_size existed.
+def test_precise_bn_is_part_of_the_trial_identity():
+    # (Keys of existing studies are read from their stored configs, never recomputed: tests/test_trial.py.)
     config = expand_trials(spec_from_dict(_spec({"ghost_batch_size": 16})))[0]
-    assert config["trial_key"] == "main-B64-lr0.1-m0.9-constant-s0-299543"
     with_precise = expand_trials(spec_from_dict(_spec({"ghost_batch_size": 16, "precise_bn": {"batches": 2}})))[0]
-    assert with_precise["trial_key"] != config["trial_key"]
+    assert with_precise.trial_key != config.trial_key
 
 
 def test_cli_refuses_a_plain_bn_split_with_exit_code_2(tmp_path):

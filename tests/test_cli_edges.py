@@ -161,7 +161,7 @@ def test_postgres_uris_connect_or_say_why(postgres, monkeypatch):  # noqa: F811 
     """A bare postgresql:// (SQLAlchemy's psycopg 3 driver) against a real server, with the password
     in the URI or moved to PGPASSWORD (as ``run`` does, so that Tune's files never hold it); a wrong
     password and a missing database are one line each, without the password."""
-    from scalestudy.tracking import credentials_to_env, redact_uri
+    from scalestudy.endpoints import credentials_to_env, redact_uri
 
     uri = postgres.uri("postgres").replace("postgresql+psycopg2://", "postgresql://")
     check_tracking_uri(uri, "--tracking-uri", 10)
@@ -196,7 +196,7 @@ def test_the_storage_probe_leaves_no_folders(empty, tmp_path):
     tracking URI fails after the storage check passed)."""
     storage = tmp_path / "new" / "deeper" / "ray_results"
     one_error(["run", QUICKSTART, "--storage", str(storage), "--tracking-uri", "notascheme://x"], empty)
-    from scalestudy.endpoints import check_storage
+    from scalestudy.run.storage_checks import check_storage
 
     check_storage(str(storage), "--storage", 3)
     assert not (tmp_path / "new").exists()

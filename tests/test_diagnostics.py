@@ -283,6 +283,29 @@ def test_floating_tensors_are_interpolated_and_integer_buffers_copied_from_a(two
                if state_a[k].is_floating_point())
 
 
+def test_recalibrate_recomputes_bn_statistics_at_every_alpha(two_solutions, trained_mlp):
+    """Running variances extrapolated past α = 1 can turn negative; recomputed on training batches
+    at each α (the default of ``scalestudy interpolate``) they are those of θ(α)'s own activations."""
+    from scalestudy.models.precise_bn import recompute_running_stats
+
+    model, state_a, state_b, evaluate = two_solutions
+    _, data = trained_mlp
+    shrunk = {**state_b, "net.2.running_var": 0.1 * state_a["net.2.running_var"]}
+    assert (interpolate_state(state_a, shrunk, 2.0)["net.2.running_var"] < 0).all()  # the artifact
+    seen = []
+
+    def recalibrate(m):
+        recompute_running_stats(m, [data.train_x[:64], data.train_x[64:128]])
+        seen.append(m.state_dict()["net.2.running_var"].clone())
+
+    result = interpolate(model, state_a, shrunk, evaluate, alphas=[0.0, 2.0], recalibrate=recalibrate)
+    assert len(seen) == 2 and all((v > 0).all() for v in seen)
+    assert all(math.isfinite(v) for v in result.test_loss)
+    model.load_state_dict(interpolate_state(state_a, shrunk, 2.0))
+    recompute_running_stats(model, [data.train_x[:64], data.train_x[64:128]])
+    assert result.test_loss[1] == pytest.approx(evaluate(model)[2])
+
+
 def test_model_state_is_restored(two_solutions):
     model, state_a, state_b, evaluate = two_solutions
     model.load_state_dict(state_b)

@@ -13,9 +13,10 @@ from scalestudy.models.ghost_bn import running_stat_buffers
 from scalestudy.data.augment import random_crop_flip
 from scalestudy.data.base import InMemoryDataset
 from scalestudy.spec import spec_from_dict
-from scalestudy.train.config import expand_trials
 from scalestudy.train.distributed import Distributed
 from scalestudy.train.loop import EpochLoop, rank_batch
+from scalestudy.trial.config import expand_trials
+from scalestudy.trial.record import trial_status
 
 DEVICE = torch.device("cpu")
 
@@ -106,6 +107,24 @@ def test_warmup_sets_lr_every_update_and_reports_the_epoch_mean():
     assert reports[0]["effective_lr"] == pytest.approx(reports[0]["lr"] / (1 - 0.9))
 
 
+def test_stop_at_train_loss_ends_the_trial_there_as_ok_with_its_sharpness():
+    """The same trajectory as without a target, cut at the first epoch whose (eval-mode) training
+    loss is at or below it; the final-epoch diagnostics are measured at that epoch."""
+    eval_mode = {"train_metrics": "eval"}
+    full = run(trial(epochs=5, workload=eval_mode))
+    target = (full[1]["train_loss"] + full[2]["train_loss"]) / 2  # between epochs 2 and 3
+    assert full[1]["train_loss"] > target >= min(r["train_loss"] for r in full[2:])  # crossed inside the run
+    sharpness = {"sharpness": {"subspace_dims": None, "steps": 2, "examples": 256}}
+    config = trial(epochs=5, workload={**eval_mode, "stop_at_train_loss": target}, diagnostics=sharpness)
+    stopped = run(config)
+    first = next(i for i, r in enumerate(full) if r["train_loss"] <= target)
+    assert len(stopped) == first + 1 < len(full)
+    assert [r["train_loss"] for r in stopped] == [r["train_loss"] for r in full[:first + 1]]
+    assert "sharpness" in stopped[-1] and not any("sharpness" in r for r in stopped[:-1])
+    assert trial_status(config.workload, stopped[-1]) == "ok"
+    assert trial_status(config.workload, stopped[0]) == "stopped"  # ended by a scheduler before its target
+
+
 TARGET = {"target_accuracy": 0.7}  # lr 0.02: test_acc 0.30 at init, 0.63 and 0.71 after epochs 1 and 2
 
 
@@ -175,7 +194,7 @@ def _checkpoints_at(tmp_path, config, epochs_by_folder):
     """Real checkpoints (Tune's folder layout) of one loop stopped at the given epochs."""
     from ray.train import Checkpoint
 
-    from scalestudy.train.trial import STATE_FILE
+    from scalestudy.run.storage import STATE_FILE
 
     loop = EpochLoop(config, Distributed(device=DEVICE))
     states, iterator = {}, loop.run()
@@ -195,7 +214,7 @@ def test_restore_takes_the_checkpoint_furthest_along(tmp_path):
     restarted trial numbers its folders from 0 again: the epoch inside decides."""
     from ray.train import Checkpoint
 
-    from scalestudy.train.trial import _drive
+    from scalestudy.run.trainables import drive
 
     config = trial()
     straight = run(config)
@@ -204,22 +223,24 @@ def test_restore_takes_the_checkpoint_furthest_along(tmp_path):
     (tmp_path / "checkpoint_000009" / "state.pt").write_bytes(b"cut short by a kill")
     checkpoints.append(Checkpoint.from_directory(str(tmp_path / "checkpoint_000009")))
     reports = []
-    _drive(EpochLoop(config, Distributed(device=DEVICE)), checkpoints, lambda m, checkpoint=None: reports.append(m),
-           lambda d: None, is_writer=False)
+    drive(EpochLoop(config, Distributed(device=DEVICE)), checkpoints, lambda m, checkpoint=None: reports.append(m),
+          lambda d: None, is_writer=False)
     assert [r["epoch"] for r in reports] == [3, 4]
     assert reports[-1]["test_acc"] == pytest.approx(straight[-1]["test_acc"])
     assert [h["epoch"] for h in json.loads(reports[0]["history_json"])] == [1, 2]
 
 
 def test_restored_finished_trial_only_replays_its_end(tmp_path):
-    from scalestudy.train.trial import _drive
+    from scalestudy.run.trainables import drive
 
     config = trial()
     checkpoints = _checkpoints_at(tmp_path, config, {"checkpoint_000003": 4})
     reports = []
-    _drive(EpochLoop(config, Distributed(device=DEVICE)), checkpoints, lambda m, checkpoint=None: reports.append(m),
-           lambda d: None, is_writer=False)
-    assert len(reports) == 1 and reports[0]["epoch"] == 4 and reports[0]["replayed"] is True
+    drive(EpochLoop(config, Distributed(device=DEVICE)), checkpoints, lambda m, checkpoint=None: reports.append(m),
+          lambda d: None, is_writer=False)
+    # One report, nothing retrained: its history ends at its own epoch.
+    assert len(reports) == 1 and reports[0]["epoch"] == 4
+    assert [h["epoch"] for h in json.loads(reports[0]["history_json"])] == [1, 2, 3, 4]
 
 
 def _train(config) -> tuple[list[dict], list[torch.Tensor]]:
@@ -263,7 +284,7 @@ def test_noise_diagnostic_leaves_ghost_bn_training_unchanged():
 def test_precise_bn_recomputes_fixed_statistics_for_plain_and_ghost_bn():
     for ghost in (16, None):
         config = trial(workload={"ghost_batch_size": ghost, "precise_bn": {"batches": 3}}, epochs=2)
-        assert config["precise_bn"] == {"batches": 3}
+        assert config.workload.precise_bn.batches == 3
         loop = EpochLoop(config, Distributed(device=DEVICE))
         reports = [r.metrics() for r in loop.run()]
         assert reports[-1]["test_acc"] > 0.5

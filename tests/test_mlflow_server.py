@@ -29,12 +29,8 @@ import pytest
 import yaml
 from servers import closed_port, mlflow_servers, postgres  # noqa: F401 - pytest fixtures
 
-from scalestudy.tracking import (
-    METRIC_KEYS,
-    TrackingError,
-    check_reachable,
-    credentials_to_env,
-)
+from scalestudy.endpoints import TrackingError, check_reachable, credentials_to_env
+from scalestudy.trial.record import METRIC_KEYS
 
 pytestmark = pytest.mark.slow
 

@@ -5,8 +5,14 @@ import types
 
 from rich.console import Console
 
-from scalestudy.callbacks import ProgressCallback
-from scalestudy.progress import StudyProgress, duration, live_view, plain_line
+from scalestudy.run.progress import ProgressCallback, StudyProgress, duration, live_view, plain_line
+from scalestudy.spec import spec_from_dict
+from scalestudy.trial.config import expand_cells
+
+# Trials of 3 epochs; trial i runs at ε = (i + 1)/100 (its run name says so).
+CELL = expand_cells(spec_from_dict({
+    "name": "tiny", "workload": {"dataset": "synthetic", "model": "mlp", "epochs": 3},
+    "grid": {"batch_size": [32], "lr": [0.1]}}))[0]
 
 
 def state_after(finished: dict[str, str], running=("r1", "r2"), elapsed=150.0, total=20) -> StudyProgress:
@@ -64,7 +70,7 @@ def test_live_view_renders_counts_best_and_times():
 
 def trial(trial_id: str, epochs_done: int, diverged: bool = False, acc: float = 0.5):
     """What the callback reads of a Tune trial: its id, config and last result."""
-    config = {"trial": {"run_name": f"run {trial_id}", "epochs": 3, "trial_key": trial_id}}
+    config = {"trial": CELL.trial((int(trial_id) + 1) / 100).to_dict()}
     return types.SimpleNamespace(trial_id=trial_id, config=config,
                                  last_result={"epoch": epochs_done, "diverged": int(diverged), "test_acc": acc})
 
@@ -87,7 +93,7 @@ def test_plain_lines_come_at_a_bounded_rate():
     assert "trials 0/50 done" in lines[0]
     # 8 multiples of 7 diverged; 11 other multiples of 4 stopped after 1 of 3 epochs
     assert "trials 50/50 done (31 ok, 8 diverged, 11 stopped early, 0 errored)" in lines[1]
-    assert "best test_acc 0.4900 (run 49)" in lines[1]
+    assert "best test_acc 0.4900 (B=32 lr=0.5 m=0 seed=0 constant)" in lines[1]
 
 
 def test_live_display_ends_with_its_last_frame_and_pickles_without_it():

@@ -1,6 +1,7 @@
 """Search algorithms: bracket as a state machine, quasi-random points, the Optuna dispatcher,
 per-cell ASHA, one-line errors, and each algorithm end to end through the CLI (no mocks)."""
 
+import dataclasses
 import json
 import math
 import pickle
@@ -27,7 +28,7 @@ from scalestudy.search.cells import (
 from scalestudy.search.quasi_random import quasi_random_lrs
 from scalestudy.search.replay import replay, trial_rows
 from scalestudy.spec import spec_from_dict
-from scalestudy.train.config import expand_cells
+from scalestudy.trial.config import expand_cells
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -61,10 +62,10 @@ def bump(lr: float, optimum: float, diverge_above: float = 6.0) -> Outcome:
     return Outcome(0.1 + 0.8 * math.exp(-x * x / 2), 3)
 
 
-def evaluate(trial: dict) -> dict:
-    outcome = bump(trial["lr"], lr_star(trial["batch_size"], trial["momentum"]))
+def evaluate(trial) -> dict:
+    outcome = bump(trial.lr, lr_star(trial.batch_size, trial.momentum))
     return {"test_acc": outcome.test_acc, "diverged": int(outcome.diverged), "epoch": outcome.epochs,
-            "updates": outcome.epochs * math.ceil(trial["dataset_size"] / trial["batch_size"])}
+            "updates": outcome.epochs * math.ceil(trial.workload.dataset_size / trial.batch_size)}
 
 
 def drive(bracket: Bracket, response) -> int:
@@ -154,10 +155,14 @@ def test_bracket_stops_at_a_bound():
 
 
 def test_outcome_ranks_finished_then_stopped_then_failed():
-    finished = Outcome.from_result({"test_acc": 0.3, "epoch": 10, "diverged": 0}, planned_epochs=10)
-    stopped = Outcome.from_result({"test_acc": 0.9, "epoch": 2, "diverged": 0}, planned_epochs=10)
-    diverged = Outcome.from_result({"test_acc": 0.1, "epoch": 1, "diverged": 1}, planned_epochs=10)
-    errored = Outcome.from_result(None, planned_epochs=10, error=True)
+    plan = dataclasses.replace(expand_cells(tiny_spec("bracket"))[0].workload, epochs=10)
+    finished = Outcome.from_result({"test_acc": 0.3, "epoch": 10, "diverged": 0}, plan)
+    stopped = Outcome.from_result({"test_acc": 0.9, "epoch": 2, "diverged": 0}, plan)
+    diverged = Outcome.from_result({"test_acc": 0.1, "epoch": 1, "diverged": 1}, plan)
+    errored = Outcome.from_result(None, plan, error=True)
+    at_loss_target = Outcome.from_result({"test_acc": 0.4, "epoch": 2, "diverged": 0, "train_loss": 0.1},
+                                         dataclasses.replace(plan, stop_at_train_loss=0.2))
+    assert not at_loss_target.stopped
     assert stopped.stopped and not finished.stopped and not diverged.stopped
     assert finished.score > stopped.score > diverged.score == errored.score == -math.inf
 
@@ -180,12 +185,12 @@ def test_bracket_study_starts_later_cells_from_the_fitted_law():
     spec = tiny_spec("bracket", trials_per_cell=8)
     plan = SEARCHES.get("bracket")(spec, expand_cells(spec))
     done = replay(plan, evaluate, concurrency=2)
-    keys = [item.trial["trial_key"] for item in done]
+    keys = [item.trial.trial_key for item in done]
     assert len(keys) == len(set(keys))
     assert len(plan.search_alg.summary()) == 8
     rule_error, start_error = [], []
     for run in plan.search_alg.runs:
-        b, m = run.cell["batch_size"], run.cell["momentum"]
+        b, m = run.cell.batch_size, run.cell.momentum
         assert 3 <= len(run.results) <= 8
         assert run.strategy.optimum() == pytest.approx(lr_star(b, m), rel=0.25)
         if b == 128:  # started last, from the law fitted on the smaller batch sizes
@@ -223,7 +228,7 @@ def test_quasi_random_plan_per_cell_round_robin_and_single_lr_cells():
     by_cell = {}
     for trial in trials:
         by_cell.setdefault((trial["section"], trial["batch_size"], trial["momentum"], trial["seed"]), []).append(
-            trial["lr"])
+            trial["lr"])  # Tune's param space: the configs' plain dicts
     assert by_cell[("fixed", 32, 0.9, 0)] == [0.05]  # one listed ε and no lr_range: not searched
     assert by_cell[("law", 64, 0.9, 0)] == by_cell[("law", 64, 0.9, 1)]  # seeds share ε
     assert by_cell[("law", 64, 0.9, 0)] != by_cell[("law", 128, 0.9, 0)]  # cells get their own scramble
@@ -247,7 +252,7 @@ def test_search_summary_says_what_will_run():
 def test_explicit_lr_range_searches_every_cell():
     spec = tiny_spec("quasi_random", 4, lr_range=[1e-3, 1.0])
     cell = expand_cells(spec)[0]
-    assert is_searched(spec, {**cell, "lr_grid": [0.05]})
+    assert is_searched(spec, dataclasses.replace(cell, lr_grid=(0.05,)))
     assert reference_lr(spec, cell) == pytest.approx(0.05 * 16 / 32 * 10)  # the rule at B=16, m=0
 
 
@@ -260,15 +265,15 @@ def test_optuna_dispatcher_routes_per_cell_and_spends_the_budget():
     plan = SEARCHES.get("optuna")(spec, cells)
     assert plan.param_space == {} and plan.num_samples == plan.total_trials == 8 * 5
     done = replay(plan, evaluate, concurrency=4)
-    assert len({item.trial["trial_key"] for item in done}) == len(done) == 40
-    counts = Counter((item.trial["batch_size"], item.trial["momentum"]) for item in done)
+    assert len({item.trial.trial_key for item in done}) == len(done) == 40
+    counts = Counter((item.trial.batch_size, item.trial.momentum) for item in done)
     assert set(counts.values()) == {5}
     for run in plan.search_alg.runs:
         study = run.strategy.search._ot_study
         told = sorted(round(t.value, 9) for t in study.trials)
         ran = sorted(round(r.test_acc if not r.diverged else 0.0, 9) for _, r in run.results)
         assert told == ran  # each cell's TPE heard exactly its own cell's results
-        lo, hi = 0.05 * run.cell["batch_size"] / 32 * (1 - run.cell["momentum"]) / 0.1 * np.array([0.0625, 16])
+        lo, hi = 0.05 * run.cell.batch_size / 32 * (1 - run.cell.momentum) / 0.1 * np.array([0.0625, 16])
         assert all(lo * 0.999 <= lr <= hi * 1.001 for lr, _ in run.results)
     first = plan.search_alg.runs[plan.search_alg.order[0]]
     assert first.results[0][0] == pytest.approx(reference_lr(spec, first.cell), rel=1e-3)  # enqueued start
@@ -296,11 +301,11 @@ def test_asha_compares_trials_within_their_cell_only():
 
     spec = tiny_spec("quasi_random", 6, early_stopping={"grace_period": 1, "reduction_factor": 2})
     asha = early_stopping_scheduler(spec)
-    cells = {b: next(c for c in expand_cells(spec) if c["batch_size"] == b and c["momentum"] == 0.9)
+    cells = {b: next(c for c in expand_cells(spec) if c.batch_size == b and c.momentum == 0.9)
              for b in (16, 128)}
 
     def trial(i, batch_size):
-        return SimpleNamespace(trial_id=f"t{i}", config={"trial": {**cells[batch_size], "lr": 0.01 * (i + 1)}})
+        return SimpleNamespace(trial_id=f"t{i}", config={"trial": cells[batch_size].trial(0.01 * (i + 1)).to_dict()})
 
     small = [trial(i, 16) for i in range(3)]
     large = [trial(i + 3, 128) for i in range(3)]

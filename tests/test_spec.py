@@ -9,7 +9,8 @@ import yaml
 from pydantic import ValidationError
 
 from scalestudy.spec import SpecError, apply_overrides, load_spec, spec_from_dict
-from scalestudy.train.config import expand_trials
+from scalestudy.trial.config import expand_trials
+from scalestudy.trial.record import trial_params
 
 REPO = Path(__file__).resolve().parents[1]
 SPECS = sorted((REPO / "search_spaces").glob("*.yaml"))
@@ -44,17 +45,26 @@ def test_shipped_specs_validate(path):
     assert expand_trials(spec)
 
 
+def test_stop_at_train_loss_reaches_the_trial_its_params_and_its_identity():
+    plain = expand_trials(spec_from_dict(base()))[0]
+    stopping = expand_trials(spec_from_dict(with_("workload.stop_at_train_loss", 0.05)))[0]
+    assert plain.workload.stop_at_train_loss is None and stopping.workload.stop_at_train_loss == 0.05
+    assert trial_params(plain.to_dict())["stop_at_train_loss"] == ""
+    assert trial_params(stopping.to_dict())["stop_at_train_loss"] == "0.05"
+    assert stopping.trial_key != plain.trial_key  # another trial, another MLflow run
+
+
 def test_linear_rule_lr_grid():
     raw = base()
     raw["grid"]["lr"] = {"reference_batch_size": 32, "reference_lr": 0.1, "reference_momentum": 0.9,
                          "multipliers": [0.5, 1, 2]}
     trials = expand_trials(spec_from_dict(raw))
-    by_cell = {(t["batch_size"], t["momentum"]): sorted(t["lr"] for t in trials
-               if (t["batch_size"], t["momentum"]) == (t2["batch_size"], t2["momentum"]))
+    by_cell = {(t.batch_size, t.momentum): sorted(t.lr for t in trials
+               if (t.batch_size, t.momentum) == (t2.batch_size, t2.momentum))
                for t2 in trials for t in [t2]}
-    lrs = sorted(t["lr"] for t in trials if t["batch_size"] == 64 and t["momentum"] == 0.9)
+    lrs = sorted(t.lr for t in trials if t.batch_size == 64 and t.momentum == 0.9)
     assert lrs == pytest.approx([0.1, 0.2, 0.4])  # ε ∝ B
-    lrs0 = sorted(t["lr"] for t in trials if t["batch_size"] == 64 and t["momentum"] == 0.0)
+    lrs0 = sorted(t.lr for t in trials if t.batch_size == 64 and t.momentum == 0.0)
     assert lrs0 == pytest.approx([1.0, 2.0, 4.0])  # ε ∝ (1−m)
     assert by_cell
 
@@ -82,10 +92,10 @@ def test_sections_merge_over_base():
                                    {"kind": "increase_batch", "milestones": [2], "factor": 2}]},
     }
     trials = expand_trials(spec_from_dict(raw))
-    assert sum(t["section"] == "law" for t in trials) == 8
-    schedules = [t for t in trials if t["section"] == "schedules"]
-    assert sorted(t["schedule"]["kind"] for t in schedules) == ["increase_batch", "step_decay_lr"]
-    assert all(t["ghost_batch_size"] == 16 for t in trials)
+    assert sum(t.section == "law" for t in trials) == 8
+    schedules = [t for t in trials if t.section == "schedules"]
+    assert sorted(t.schedule.kind for t in schedules) == ["increase_batch", "step_decay_lr"]
+    assert all(t.workload.ghost_batch_size == 16 for t in trials)
 
 
 # (override path, value, expected fragment of the one-line message)
@@ -119,6 +129,8 @@ BAD = [
     ("workload.dataset_options", {"colour": 1}, "workload.dataset_options: unknown option 'colour'"),
     ("workload.model_options", {"depth": 3}, "workload.model_options: unknown option 'depth'"),
     ("workload.max_device_batch_size", 8, "workload.max_device_batch_size: per-worker batch"),
+    ("workload.stop_at_train_loss", 0, "workload.stop_at_train_loss: Input should be greater than 0"),
+    ("workload.stop_at_train_loss", "low", "workload.stop_at_train_loss: Input should be a valid number"),
     ("schedule", {"kind": "cosine"}, "unknown schedule 'cosine'; known: constant, hybrid, increase_batch"),
     ("schedule", {"kind": "step_decay_lr", "milestones": [3, 2]}, "milestones: must be strictly increasing"),
     ("schedule", {"kind": "step_decay_lr", "milestones": [2, 2]}, "milestones: must be strictly increasing"),

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from scalestudy.tracking import METRIC_KEYS
+from scalestudy.trial.record import METRIC_KEYS
 
 pytestmark = pytest.mark.slow
 

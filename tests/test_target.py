@@ -3,7 +3,8 @@
 import pytest
 
 from scalestudy.spec import SpecError, spec_from_dict
-from scalestudy.train.config import expand_trials, trial_params
+from scalestudy.trial.config import expand_trials
+from scalestudy.trial.record import trial_params
 from scalestudy.train.target import Evaluation, TargetTracker, first_crossing
 
 
@@ -76,9 +77,9 @@ def test_target_options_are_one_line_errors(diagnostics, message):
 
 
 def test_the_method_is_a_param_of_the_trial():
-    interpolated = trial_params(expand_trials(_spec({"target_accuracy": 0.8}))[0])
+    interpolated = trial_params(expand_trials(_spec({"target_accuracy": 0.8}))[0].to_dict())
     assert interpolated["steps_to_target"] == "interpolated between epoch ends"
     every = {"target_accuracy": 0.8, "target_eval_every": 25, "target_eval_margin": 0.05}
-    method = trial_params(expand_trials(_spec(every))[0])["steps_to_target"]
+    method = trial_params(expand_trials(_spec(every))[0].to_dict())["steps_to_target"]
     assert method == "evaluated every 25 updates within 0.05 of the target"
-    assert "steps_to_target" not in trial_params(expand_trials(_spec({}))[0])
+    assert "steps_to_target" not in trial_params(expand_trials(_spec({}))[0].to_dict())

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from scalestudy.law import ScalingLaw
-from scalestudy.tracking import PARENT_TAG, ROLE_TAG
+from scalestudy.trial.record import ANALYSIS_ROLE, PARENT_TAG, ROLE_TAG, RUN_NAME_TAG, SPEC_HASH_TAG
 
 
 def publish_analysis(law: ScalingLaw, provenance: dict[str, Any], out_dir: Path, params: dict[str, Any]) -> str:
@@ -36,11 +36,11 @@ def log_analysis_run(provenance: dict[str, Any], out_dir: Path, metrics: dict[st
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=provenance["tracking_uri"])
-    tags = {ROLE_TAG: "analysis", "mlflow.runName": "analysis"}
+    tags = {ROLE_TAG: ANALYSIS_ROLE, RUN_NAME_TAG: "analysis"}
     if provenance.get("parent_run_id"):
         tags[PARENT_TAG] = provenance["parent_run_id"]
     if provenance.get("spec_hash"):
-        tags["scalestudy.spec_hash"] = provenance["spec_hash"]
+        tags[SPEC_HASH_TAG] = provenance["spec_hash"]
     run = client.create_run(provenance["experiment_id"], tags=tags, run_name="analysis")
     run_id = run.info.run_id
     client.log_batch(run_id, metrics=[Metric(k, float(v), 0, 0) for k, v in metrics.items()],

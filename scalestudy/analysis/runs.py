@@ -25,10 +25,8 @@ import pandas as pd
 
 from scalestudy.analysis.errors import AnalysisError
 from scalestudy.analysis.table import SUBSPACE_SHARPNESS, TrialTable, validate_trials
-
-ROLE_TAG, STATUS_TAG, KEY_TAG, PARENT_TAG = "scalestudy.role", "scalestudy.status", "scalestudy.trial_key", \
-    "mlflow.parentRunId"
-FINISHED_STATUSES = ("ok", "diverged", "stopped")  # stopped: ended early by the search (ASHA), kept as data
+from scalestudy.trial.record import (ANALYSIS_ROLE, FINISHED_STATUSES, KEY_TAG, PARENT_TAG, ROLE_TAG, RUN_NAME_TAG,
+                                     SPEC_HASH_TAG, STATUS_TAG, STUDY_TAG, TRIAL_ROLE, VERSION_TAG)
 # Final values of the diagnostics the spec may enable (absent otherwise); the subspace sharpness
 # (sharpness_subspace, or sharpness_p<dims>) too.
 DIAGNOSTIC_METRICS = ("gradient_noise_scale", "updates_to_target", "examples_to_target", "sharpness")
@@ -75,7 +73,7 @@ def load_trials_from_mlflow(experiment: str, tracking_uri: str | None = None, *,
     except Exception as error:  # noqa: BLE001 - any store error becomes one line
         raise AnalysisError(f"cannot read the runs of experiment {experiment!r}: {_first_line(error)}") from None
     if wide.empty:
-        raise AnalysisError(f"experiment {experiment!r} has no trial runs (tag {ROLE_TAG}=trial)")
+        raise AnalysisError(f"experiment {experiment!r} has no trial runs (tag {ROLE_TAG}={TRIAL_ROLE})")
     frame, warnings = _trials_from_wide(wide, experiment)
     provenance = {"source": "mlflow", "experiment": experiment, "experiment_id": found.experiment_id,
                   "tracking_uri": uri, **_parent(client, wide)}
@@ -91,7 +89,7 @@ def _search_client(client, experiment_id: str) -> pd.DataFrame:
 
     records, token = [], None
     while True:
-        page = client.search_runs([experiment_id], f"tags.`{ROLE_TAG}` = 'trial'", ViewType.ACTIVE_ONLY,
+        page = client.search_runs([experiment_id], f"tags.`{ROLE_TAG}` = '{TRIAL_ROLE}'", ViewType.ACTIVE_ONLY,
                                   max_results=50_000, page_token=token)
         for run in page:
             record = {"run_id": run.info.run_id}
@@ -113,7 +111,7 @@ def _search_sql(uri: str, experiment_id: str) -> pd.DataFrame:
 
     trials = ("SELECT r.run_uuid FROM runs r JOIN tags rt ON rt.run_uuid = r.run_uuid "
               f"WHERE r.experiment_id = {int(experiment_id)} AND r.lifecycle_stage = 'active' "
-              f"AND rt.key = '{ROLE_TAG}' AND rt.value = 'trial'")
+              f"AND rt.key = '{ROLE_TAG}' AND rt.value = '{TRIAL_ROLE}'")
     engine = sa.create_engine(uri)
     connection = engine.raw_connection()
     try:
@@ -164,7 +162,11 @@ def _trials_from_wide(wide: pd.DataFrame, experiment: str) -> tuple[pd.DataFrame
     status = column(f"tags.{STATUS_TAG}").astype(object)
     diverged = (metric("diverged") == 1) | (status == "diverged")
     epochs, planned = metric("epoch"), pd.to_numeric(column("params.epochs"), errors="coerce").astype(float)
-    finished = status.isin(FINISHED_STATUSES) | (status.isna() & (diverged | (epochs >= planned)))
+    # Runs without a status tag (closed before statuses existed): ended when diverged, at their
+    # planned epochs, or at their training-loss target (trial_ended's rule, on the logged values).
+    loss_target = pd.to_numeric(column("params.stop_at_train_loss"), errors="coerce").astype(float)
+    reached = (epochs >= planned) | (metric("train_loss") <= loss_target)  # NaN compares False
+    finished = status.isin(FINISHED_STATUSES) | (status.isna() & (diverged | reached))
     frame = pd.DataFrame({
         **{name: column(f"params.{name}") for name in required},
         "test_acc": metric("test_acc"), "train_acc": metric("train_acc"), "diverged": diverged.astype(bool),
@@ -208,8 +210,8 @@ def _parent(client, wide: pd.DataFrame) -> dict[str, Any]:
         tags = client.get_run(parent_id).data.tags
     except Exception:  # noqa: BLE001 - a deleted parent: keep its id
         tags = {}
-    return {"parent_run_id": parent_id, "spec_hash": tags.get("scalestudy.spec_hash"),
-            "study": tags.get("scalestudy.study"), "study_version": tags.get("scalestudy.version")}
+    return {"parent_run_id": parent_id, "spec_hash": tags.get(SPEC_HASH_TAG),
+            "study": tags.get(STUDY_TAG), "study_version": tags.get(VERSION_TAG)}
 
 
 def load_histories(tracking_uri: str, run_ids: list[str],

@@ -16,7 +16,8 @@ optional
   schedule      str    constant | step_decay_lr | increase_batch | hybrid | ... (missing: constant)
   status        str    ok | diverged | stopped (ASHA stopped it before its planned epochs: its final
                        accuracy is not comparable, so it is left out of every accuracy fit but
-                       counted in the compute); missing: ok or diverged
+                       counted in the compute; a trial that ended at workload.stop_at_train_loss is
+                       ok); missing: ok or diverged
   updates       float  total optimizer steps [updates]
   test_loss, train_loss  float  final losses (NaN/inf allowed when diverged)
   trial_id      str    stable key of the trial

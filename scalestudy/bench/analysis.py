@@ -24,8 +24,8 @@ from scalestudy import __version__
 from scalestudy.bench import BenchTable
 from scalestudy.noise import noise_scale
 from scalestudy.testing.planted import make_planted_table
-from scalestudy.tracking import KEY_TAG, METRIC_KEYS, PARENT_TAG, ROLE_TAG, STATUS_TAG
-from scalestudy.train.config import PARAM_KEYS
+from scalestudy.trial import record
+from scalestudy.trial.record import KEY_TAG, METRIC_KEYS, PARAM_KEYS, PARENT_TAG, ROLE_TAG, STATUS_TAG
 
 _MAX_FLOAT = 1.7976931348623157e308  # MLflow's SQL stores keep ±inf as ±max float
 
@@ -90,10 +90,10 @@ def make_mlflow_store(uri: str, n_trials: int, experiment: str = "bench", epochs
     client = MlflowClient(tracking_uri=uri)
     artifacts = Path(uri[len("sqlite:///"):]).resolve().parent / "mlartifacts"  # not the working directory
     experiment_id = client.create_experiment(experiment, artifact_location=artifacts.as_uri(),
-                                             tags={"mlflow.experimentKind": "custom_model_development"})
+                                             tags={record.EXPERIMENT_KIND_TAG: record.EXPERIMENT_KIND})
     parent = client.create_run(experiment_id, run_name=f"study {experiment}", tags={
-        ROLE_TAG: "study", "scalestudy.study": experiment, "scalestudy.spec_hash": "bench",
-        "scalestudy.version": __version__}).info.run_id
+        ROLE_TAG: record.STUDY_ROLE, record.STUDY_TAG: experiment, record.SPEC_HASH_TAG: "bench",
+        record.VERSION_TAG: __version__}).info.run_id
     frame = planted_trials(n_trials, seed)
     _bulk_insert(uri[len("sqlite:///"):], client.get_experiment(experiment_id).artifact_location,
                  int(experiment_id), parent, frame, epochs)
@@ -134,12 +134,12 @@ def _bulk_insert(db_path: str, artifact_root: str, experiment_id: int, parent: s
     runs, tags, params, metrics, latest = [], [], [], [], []
     for row in frame.itertuples(index=False):
         run_id = uuid.uuid4().hex
-        name = f"B={row.batch_size} lr={row.lr:.4g} m={row.momentum:g} seed={row.seed} constant"
+        name = record.run_name(row.section, row.batch_size, row.lr, row.momentum, row.seed, "constant")
         runs.append((run_id, name, "UNKNOWN", "", "", "bench", "FINISHED", now, now + 1, "", "active",
                      f"{artifact_root}/{run_id}/artifacts", experiment_id))
-        status = "diverged" if row.diverged else "ok"
-        for tag, value in ((PARENT_TAG, parent), (ROLE_TAG, "trial"), ("mlflow.runName", name),
-                           (KEY_TAG, row.trial_id), (STATUS_TAG, status), ("scalestudy.section", row.section)):
+        status = record.DIVERGED if row.diverged else record.OK
+        for tag, value in ((PARENT_TAG, parent), (ROLE_TAG, record.TRIAL_ROLE), (record.RUN_NAME_TAG, name),
+                           (KEY_TAG, row.trial_id), (STATUS_TAG, status), (record.SECTION_TAG, row.section)):
             tags.append((tag, value, run_id))
         params.extend((k, v, run_id) for k, v in trial_params(row, epochs).items())
         last = 1 if row.diverged else epochs

@@ -16,12 +16,12 @@ import torch.nn.functional as F
 
 from scalestudy.bench import BenchTable
 from scalestudy.spec import spec_from_dict
-from scalestudy.train.config import expand_trials
+from scalestudy.trial.config import TrialConfig, expand_trials
 from scalestudy.train.distributed import Distributed
 from scalestudy.train.loop import EVAL_BATCH, EpochLoop
 
 
-def loop_config(batch_size: int, train_size: int, model: str = "mlp", device: str = "cpu") -> dict:
+def loop_config(batch_size: int, train_size: int, model: str = "mlp", device: str = "cpu") -> TrialConfig:
     spec = spec_from_dict({
         "name": "bench-loop",
         "workload": {"dataset": "mnist1d", "dataset_options": {"train_size": train_size, "test_size": 1000},

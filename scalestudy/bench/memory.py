@@ -42,15 +42,14 @@ def _ray_trial_workers() -> list[tuple[int, str]]:
 def bench_memory(tiny: bool = False) -> BenchTable:
     import ray
 
-    from scalestudy.cli import _find_spec
-    from scalestudy.spec import load_spec
-    from scalestudy.study import run_study
+    from scalestudy.spec import find_search_space, load_spec
+    from scalestudy.run.study import run_study
 
     overrides = ["grid.seeds=[0]", "grid.batch_size=[32,256]", "grid.lr.multipliers=[0.5,2]",
                  "grid.momentum=[0.9]", "sections.schedules.grid.seeds=[0]"]
     if tiny:
         overrides += ["workload.epochs=2", "sections.schedules.schedule=[{kind: constant}]"]
-    spec = load_spec(_find_spec("quickstart.yaml"), overrides)
+    spec = load_spec(find_search_space("quickstart.yaml"), overrides)
     table = BenchTable("memory", ["process", "peak RSS MiB"])
     with tempfile.TemporaryDirectory() as tmp:
         cwd = os.getcwd()

@@ -20,6 +20,8 @@ Reported per algorithm: trial-epochs needed for |α − α_grid| ≤ 0.1 (per re
 smallest budget from which every larger budget stays within 0.1; median over
 repetitions), its ratio to the full grid, and the α reached within a fixed budget of a
 quarter of the grid's trial-epochs.
+
+A little over 300 lines on purpose: the benchmark's three steps read top to bottom in one file.
 """
 
 from __future__ import annotations
@@ -82,10 +84,10 @@ def response_table(spec, processes: int | None = None, verbose: bool = False) ->
     path = cache_file(spec)
     if path.is_file():
         return pd.read_parquet(path), True
-    from scalestudy.train.config import expand_trials
+    from scalestudy.trial.config import expand_trials
 
     # Longest trials (small batches) first, so the pool's last minutes are not one slow trial.
-    trials = sorted(expand_trials(spec), key=lambda t: (t["batch_size"], t["lr"]))
+    trials = sorted(expand_trials(spec), key=lambda t: (t.batch_size, t.lr))
     processes = processes or max(1, min(len(trials), os.cpu_count() or 1))
     started = time.monotonic()
     rows = []
@@ -108,7 +110,7 @@ def response_table(spec, processes: int | None = None, verbose: bool = False) ->
     return frame, False
 
 
-def train_trial(config: dict[str, Any]) -> dict[str, Any]:
+def train_trial(config) -> dict[str, Any]:
     """One grid trial with the bare epoch loop (one thread): its final values and accuracy curve."""
     import torch
 
@@ -120,11 +122,11 @@ def train_trial(config: dict[str, Any]) -> dict[str, Any]:
     for report in loop.run():
         last = report
         curve.append(float(report.test_acc))
-    return {"batch_size": config["batch_size"], "lr": config["lr"], "momentum": config["momentum"],
-            "seed": config["seed"], "dataset_size": config["dataset_size"], "schedule": "constant",
-            "section": config["section"], "trial_id": config["trial_key"], "test_acc": float(last.test_acc),
+    return {"batch_size": config.batch_size, "lr": config.lr, "momentum": config.momentum,
+            "seed": config.seed, "dataset_size": config.workload.dataset_size, "schedule": "constant",
+            "section": config.section, "trial_id": config.trial_key, "test_acc": float(last.test_acc),
             "train_acc": float(last.train_acc), "diverged": bool(last.diverged), "epochs": float(last.epoch),
-            "planned_epochs": float(config["epochs"]), "updates": float(last.updates),
+            "planned_epochs": float(config.workload.epochs), "updates": float(last.updates),
             "train_seconds": float(sum(h["epoch_seconds"] for h in loop.history)),
             "test_acc_curve": json.dumps(curve)}
 
@@ -166,10 +168,10 @@ class Surface:
 
     def evaluator(self, rng: np.random.Generator, epochs: int):
         """``evaluate(trial) → last result`` for :func:`scalestudy.search.replay.replay`."""
-        def evaluate(trial: dict[str, Any]) -> dict[str, Any]:
-            b, m = trial["batch_size"], trial["momentum"]
-            acc = self.accuracy(b, m, trial["lr"])
-            steps = math.ceil(trial["dataset_size"] / b)
+        def evaluate(trial) -> dict[str, Any]:
+            b, m = trial.batch_size, trial.momentum
+            acc = self.accuracy(b, m, trial.lr)
+            steps = math.ceil(trial.workload.dataset_size / b)
             if acc is None:
                 ran = int(self.cells[(b, m)]["diverged_epochs"])
                 return {"test_acc": math.nan, "diverged": 1, "epoch": ran, "updates": ran * steps}
@@ -244,7 +246,7 @@ def run_search(spec, surface: Surface, rng: np.random.Generator) -> tuple[float 
     """Replay one search on the surface: (α, trial-epochs)."""
     from scalestudy.search import SEARCHES
     from scalestudy.search.replay import replay, trial_rows
-    from scalestudy.train.config import expand_cells
+    from scalestudy.trial.config import expand_cells
 
     plan = SEARCHES.get(spec.search.algorithm)(spec, expand_cells(spec))
     done = replay(plan, surface.evaluator(rng, spec.workload.epochs), concurrency=CONCURRENCY)

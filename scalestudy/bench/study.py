@@ -55,7 +55,7 @@ def study_efficiency(trials: int, epochs: int, train_size: int, workdir: Path) -
     import ray
 
     from scalestudy.spec import spec_from_dict
-    from scalestudy.study import max_concurrency, run_study
+    from scalestudy.run.study import max_concurrency, run_study
 
     ray.shutdown()
     spec = spec_from_dict(_study_spec("bench-study", trials, epochs, train_size))
@@ -101,13 +101,13 @@ def _time_to_first_step(train_fn, config, workers: int, storage: Path, name: str
 
 def ddp_startup(workdir: Path) -> dict:
     from scalestudy.spec import spec_from_dict
-    from scalestudy.train.config import expand_trials
+    from scalestudy.trial.config import expand_trials
 
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.1")
-    from scalestudy.train.trial import ddp_worker
+    from scalestudy.run.trainables import ddp_worker
 
     # One epoch of 8 tiny steps: the time is start-up (data, model, process group), not training.
-    config = expand_trials(spec_from_dict(_study_spec("bench-ddp", 1, 1, 256, workers=2)))[0]
+    config = expand_trials(spec_from_dict(_study_spec("bench-ddp", 1, 1, 256, workers=2)))[0].to_dict()
     floor = min(_time_to_first_step(_empty_worker, {}, 2, workdir, f"empty{i}") for i in range(2))
     ours = min(_time_to_first_step(ddp_worker, config, 2, workdir, f"ours{i}") for i in range(2))
     return {"empty TorchTrainer s": floor, "scalestudy DDP s": ours, "overhead s": ours - floor,

@@ -29,21 +29,21 @@ def _trials(n: int):
     from ray.tune.experiment import Trial
 
     from scalestudy.spec import spec_from_dict
-    from scalestudy.train.config import expand_trials
+    from scalestudy.trial.config import expand_trials
 
     spec = spec_from_dict({
         "name": "bench-tracking",
         "workload": {"dataset": "synthetic", "model": "mlp", "epochs": 100},
         "grid": {"batch_size": [32], "lr": [0.1 * (i + 1) for i in range(n)], "momentum": [0.9]},
     })
-    return [Trial("tune_trial", config={"trial": c}, trial_id=f"t{i}", stub=True)
+    return [Trial("tune_trial", config={"trial": c.to_dict()}, trial_id=f"t{i}", stub=True)
             for i, c in enumerate(expand_trials(spec))]
 
 
 def _time_scalestudy(uri: str, trials, epochs: int, background: bool) -> float:
     """Seconds per report until MLflow has it (``flush``), or only the Tune event-loop cost."""
-    from scalestudy import tracking
-    from scalestudy.callbacks import MlflowCallback
+    from scalestudy.run import tracking
+    from scalestudy.run.callbacks import MlflowCallback
 
     client = tracking.client(uri)
     experiment_id = tracking.ensure_experiment(client, "bench")

@@ -3,7 +3,11 @@
     θ(α) = α·θ_B + (1 − α)·θ_A,   α ∈ [−1, 2] by default (α = 0 is run A, α = 1 is run B)
 
 At each α the model is loaded with θ(α) and the caller's ``evaluate(model)`` returns
-(train loss, train accuracy, test loss, test accuracy). A sharp minimum shows as a narrow
+(train loss, train accuracy, test loss, test accuracy). Batch-norm running statistics are not
+parameters: interpolated between two solutions (and extrapolated past them) they describe no
+network's activations, and a running variance extrapolated past α = 1 can even turn negative.
+The caller's ``recalibrate(model)`` recomputes them at every α before the evaluation, as
+mode-connectivity studies do (Garipov et al. 2018, §5: BN statistics recomputed at each point). A sharp minimum shows as a narrow
 valley around its end of the path; a barrier between the two as a bump in between.
 :func:`interpolate` computes a plain :class:`InterpolationResult`; :func:`plot_interpolation`
 draws it and :func:`to_dict` / :func:`to_json` / :func:`from_dict` export it.
@@ -78,13 +82,15 @@ def interpolate_state(state_a: Mapping[str, Any], state_b: Mapping[str, Any], al
 
 
 def interpolate(model: nn.Module, state_a: Mapping[str, Any], state_b: Mapping[str, Any], evaluate: Evaluate,
-                alphas: Sequence[float] | None = None, labels: tuple[str, str] = ("A", "B")) -> InterpolationResult:
+                alphas: Sequence[float] | None = None, labels: tuple[str, str] = ("A", "B"),
+                recalibrate: Callable[[nn.Module], Any] | None = None) -> InterpolationResult:
     """Evaluate ``model`` at θ(α) for each α (default :data:`DEFAULT_ALPHAS`).
 
     ``state_a`` and ``state_b`` are state dicts of ``model``'s architecture (e.g. the
     ``"model"`` entry of two EpochLoop checkpoints); keys, shapes and floating-point-ness must
-    match, else ``ValueError``. ``evaluate`` should put the model in eval mode. The model's
-    own state is restored afterwards.
+    match, else ``ValueError``. ``evaluate`` should put the model in eval mode. ``recalibrate``,
+    when given, runs after θ(α) is loaded and before ``evaluate`` (e.g. recompute batch-norm
+    statistics). The model's own state is restored afterwards.
     """
     if len(labels) != 2:
         raise ValueError(f"labels must name the two runs, got {labels!r}")
@@ -95,6 +101,8 @@ def interpolate(model: nn.Module, state_a: Mapping[str, Any], state_b: Mapping[s
     try:
         for alpha in alphas:
             model.load_state_dict(interpolate_state(state_a, state_b, alpha))
+            if recalibrate is not None:
+                recalibrate(model)
             row = tuple(float(v) for v in evaluate(model))
             if len(row) != 4:
                 raise ValueError(f"evaluate must return (train_loss, train_acc, test_loss, test_acc), got {row}")

@@ -33,9 +33,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["SharpnessResult", "epsilon_sharpness"]
+__all__ = ["SharpnessResult", "epsilon_sharpness", "sharpness_metrics"]
 
 EXACT_QR_MAX_ELEMENTS = 20_000_000  # n·p up to which A is stored and orthonormalised (80 MB in float32)
 CHUNK_ELEMENTS = 1 << 24  # entries of A regenerated at a time when it is not stored (64 MB in float32)
@@ -173,3 +174,23 @@ def epsilon_sharpness(model: nn.Module, loss_fn: Callable[[nn.Module], Tensor], 
                 if name in saved:
                     tensor.copy_(saved[name])
     return SharpnessResult(100.0 * (best - loss) / (1.0 + loss), loss, best, epsilon, dims, steps)
+
+
+def sharpness_metrics(model: nn.Module, inputs: Tensor, targets: Tensor, *, epsilon: float = 1e-3,
+                      subspace_dims: int | None = None, steps: int = 10, seed: int = 0,
+                      batch: int = 2048) -> dict[str, float]:
+    """``sharpness`` (the full space) and, when ``subspace_dims`` is set, ``sharpness_subspace``
+    (a random subspace of that many dimensions) of the mean cross-entropy of ``model`` on
+    ``inputs`` and ``targets`` (class indices), in eval mode and forwards of ``batch`` examples."""
+    count = inputs.shape[0]
+
+    def loss_fn(module: nn.Module) -> Tensor:
+        module.eval()
+        return sum(F.cross_entropy(module(inputs[i:i + batch]).float(), targets[i:i + batch], reduction="sum")
+                   for i in range(0, count, batch)) / count
+
+    values = {"sharpness": epsilon_sharpness(model, loss_fn, epsilon=epsilon, steps=steps, seed=seed).sharpness}
+    if subspace_dims is not None:
+        values["sharpness_subspace"] = epsilon_sharpness(model, loss_fn, epsilon=epsilon, dims=subspace_dims,
+                                                         steps=steps, seed=seed).sharpness
+    return values

@@ -1,11 +1,12 @@
-"""Pre-flight checks of what a study talks to: the Ray cluster, the MLflow store, Tune's storage.
+"""Pre-flight checks of what a study talks to: the Ray cluster and the MLflow store; URIs.
 
 Each check runs before anything is created and gives up within a bound (``--connect-timeout``,
 ``SCALESTUDY_CONNECT_TIMEOUT``, default :data:`DEFAULT_CONNECT_TIMEOUT_S` seconds per endpoint):
 an address that does not answer must not leave the user waiting for Ray's or a driver's own
 retries (minutes), and a store that cannot be used must not leave a half-created one behind.
 Every failure is a :class:`StudyError` whose text is one line naming the flag, the value
-(passwords redacted) and what to check.
+(passwords redacted) and what to check. Tune's storage is checked with its layout, in
+:mod:`scalestudy.run.storage`.
 """
 
 from scalestudy.endpoints.base import (
@@ -15,6 +16,7 @@ from scalestudy.endpoints.base import (
     StudyError,
     bounded,
     captured_stderr,
+    check_writable_folder,
     connect_timeout,
     first_line,
     last_log_message,
@@ -22,24 +24,22 @@ from scalestudy.endpoints.base import (
     removed_on_failure,
 )
 from scalestudy.endpoints.cluster import RAY_CLIENT_PORT, RAY_GCS_PORT, check_ray_address
-from scalestudy.endpoints.storage import (
-    check_readable_storage,
-    check_storage,
-    check_writable_folder,
-    storage_filesystem,
-)
 from scalestudy.endpoints.store import (
     DATABASE_PORTS,
     FILE_STORE_ENV,
+    TrackingError,
+    answers,
     check_existing_store,
+    check_reachable,
     check_tracking_uri,
     sqlite_path,
 )
+from scalestudy.endpoints.uris import absolute_uri, credentials_to_env, redact_uri
 
 __all__ = [
     "CONNECT_TIMEOUT_ENV", "DATABASE_PORTS", "DEFAULT_CONNECT_TIMEOUT_S", "FILE_STORE_ENV", "RAY_CLIENT_PORT",
-    "RAY_GCS_PORT", "EndpointTimeout", "StudyError", "bounded", "captured_stderr", "check_existing_store",
-    "check_ray_address", "check_readable_storage", "check_storage", "check_tracking_uri", "check_writable_folder",
-    "connect_timeout", "first_line", "last_log_message", "probe_tcp", "removed_on_failure", "sqlite_path",
-    "storage_filesystem",
+    "RAY_GCS_PORT", "EndpointTimeout", "StudyError", "TrackingError", "absolute_uri", "answers", "bounded",
+    "captured_stderr", "check_existing_store", "check_reachable", "check_ray_address", "check_tracking_uri",
+    "check_writable_folder", "connect_timeout", "credentials_to_env", "first_line", "last_log_message", "probe_tcp",
+    "redact_uri", "removed_on_failure", "sqlite_path",
 ]

@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from scalestudy.tracking import redact_uri
+from scalestudy.endpoints.uris import redact_uri
 
 DEFAULT_CONNECT_TIMEOUT_S = 20.0
 CONNECT_TIMEOUT_ENV = "SCALESTUDY_CONNECT_TIMEOUT"
@@ -124,7 +124,6 @@ def probe_tcp(host: str, port: int, timeout_s: float) -> str | None:
     return None
 
 
-
 def writable_dir_problem(directory: Path) -> str | None:
     """Why files cannot be created in ``directory`` (None when they can); creates nothing that stays."""
     if not directory.is_dir():
@@ -136,7 +135,6 @@ def writable_dir_problem(directory: Path) -> str | None:
     except OSError as error:
         return error.strerror or first_line(error)
     return None
-
 
 
 @contextlib.contextmanager
@@ -153,3 +151,30 @@ def removed_on_failure(paths: list[Path]):
             elif path.exists() or path.is_symlink():
                 path.unlink(missing_ok=True)
         raise
+
+
+def check_writable_folder(path: Path, flag: str) -> None:
+    """Files can be written in the folder ``path`` (made, probed and removed again if it is missing)."""
+    missing = []
+    existing = path
+    while not existing.exists():
+        if existing.is_symlink():
+            raise StudyError(f"{flag} {path}: {existing} is a broken link")
+        missing.append(existing)
+        existing = existing.parent
+    if not existing.is_dir():
+        raise StudyError(f"{flag} {path}: {existing} is not a directory")
+    try:
+        for folder in reversed(missing):
+            folder.mkdir()
+        problem = writable_dir_problem(path)
+    except OSError as error:
+        problem = error.strerror or first_line(error)
+    finally:
+        for folder in missing:  # deepest first: leave the tree as it was
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+    if problem:
+        raise StudyError(f"{flag} {path}: cannot write there ({problem})")

@@ -14,7 +14,7 @@ from scalestudy.endpoints.base import (
     probe_tcp,
     writable_dir_problem,
 )
-from scalestudy.tracking import redact_uri
+from scalestudy.endpoints.uris import redact_uri
 
 # Database schemes MLflow stores runs in (SQLAlchemy dialects), their default ports, and
 # how to get a driver when SQLAlchemy's default one is missing.
@@ -26,6 +26,10 @@ DRIVER_HINTS = {
     "mssql": "pip install pyodbc and install an ODBC driver for SQL Server",
 }
 FILE_STORE_ENV = "MLFLOW_ALLOW_FILE_STORE"
+
+
+class TrackingError(RuntimeError):
+    """The tracking server cannot be used; ``str`` is one line."""
 
 
 def _supported_schemes() -> list[str]:
@@ -71,8 +75,6 @@ def check_tracking_uri(uri: str, flag: str, timeout_s: float) -> None:
         raise StudyError(f"{flag} {shown}: unsupported scheme {scheme!r}; MLflow supports "
                          + ", ".join(f"{s}://" for s in supported if s != "databricks") + ", databricks")
     if scheme in ("http", "https"):
-        from scalestudy.tracking import check_reachable
-
         check_reachable(uri, timeout_s=timeout_s)  # its TrackingError names the server and the flag
     elif scheme == "sqlite":
         _check_sqlite(uri, flag, shown)
@@ -165,3 +167,46 @@ def url_password(uri: str) -> str | None:
         return None
 
 
+def check_reachable(tracking_uri: str, timeout_s: float = 10.0) -> None:
+    """Fail fast, before any trial starts, when an MLflow server cannot be used."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        return
+    import urllib.error
+    import urllib.request
+
+    shown = redact_uri(tracking_uri)
+    try:
+        urllib.request.urlopen(f"{tracking_uri.rstrip('/')}/health", timeout=timeout_s).close()
+    except urllib.error.HTTPError:
+        pass  # it answered; authentication is checked below
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "reason", error)
+        raise TrackingError(f"MLflow tracking server {shown} is unreachable ({reason}); "
+                            "start it or pass another --tracking-uri") from None
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        MlflowClient(tracking_uri=tracking_uri).search_experiments(max_results=1)
+    except MlflowException as error:
+        text = str(error).splitlines()[0][:200]
+        if "401" in text or "403" in text or "nauthorized" in text or "ermission" in text:
+            raise TrackingError(f"MLflow tracking server {shown} rejected the credentials; set "
+                                "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD") from None
+        raise TrackingError(f"MLflow tracking server {shown} answered with an error: {text}") from None
+
+
+def answers(tracking_uri: str, timeout_s: float = 3.0) -> bool:
+    """Whether an MLflow server answers at all (one quick try, no retries); True for non-HTTP stores."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        return True
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(f"{tracking_uri.rstrip('/')}/health", timeout=timeout_s).close()
+    except urllib.error.HTTPError:
+        return True  # it answered (an auth proxy may guard /health)
+    except (OSError, ValueError):
+        return False
+    return True

@@ -24,6 +24,9 @@ the mean over ranks of the buffers follows the exact global recursion; the loop 
 buffers over ranks (one all-reduce) before it evaluates or checkpoints, and DDP must not sync
 buffers at each forward (``Distributed.wrap``).
 
+A little over 300 lines on purpose: the layers, their running-statistics fold and the helpers that
+switch it (``running_stats_step``, ``frozen_bn_stats``) belong together.
+
 With k = 1 the layer calls ``F.batch_norm`` and is plain batch norm; eval mode uses the running
 statistics. Half-precision inputs (autocast) are normalised in float32 and returned in their dtype.
 ``frozen_bn_stats`` switches every running-statistics update off, for forwards that are not part

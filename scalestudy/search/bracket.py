@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import math
 from functools import partial
-from typing import Any
 
 from scalestudy.search.cell_search import CellSearch, Outcome
-from scalestudy.search.cells import is_searched, reference_lr, round_lr
+from scalestudy.search.cells import is_searched, planned_trials, reference_lr
 from scalestudy.search.plan import SearchPlan, early_stopping_scheduler
+from scalestudy.trial.config import Cell
 
 # Test accuracy a neighbour must lose to count as falling, until the spec has search.min_drop:
 # about 1.5 times the seed-to-seed noise of a 1,000-example test set (0.013 on mnist1d). With 0,
@@ -74,7 +74,6 @@ class Bracket:
 
     def tell(self, trial_id: str | None, lr: float, outcome: Outcome | float) -> None:
         score = outcome.score if isinstance(outcome, Outcome) else float(outcome)
-        lr = round_lr(lr)
         self.pending.discard(lr)
         self.points[lr] = score
         if not self.pending:
@@ -84,7 +83,7 @@ class Bracket:
         """Once bracketed, the geometric centre of the ε within ``min_drop`` of the best
         (the best ε itself on a sharp peak): what the law fitted so far uses."""
         edges = self._plateau()
-        return None if edges is None else round_lr(math.sqrt(edges[0] * edges[1]))
+        return None if edges is None else math.sqrt(edges[0] * edges[1])
 
     @property
     def bracket(self) -> tuple[float, float] | None:
@@ -152,8 +151,7 @@ class Bracket:
                 return []
             target = (math.sqrt(lrs[lo] * lrs[left_edge]) if left >= right
                       else math.sqrt(lrs[right_edge] * lrs[hi]))
-        target = round_lr(target)
-        if target in self.points:  # narrower than 4 significant digits: nothing left to refine
+        if target in self.points:  # as fine as floats go: nothing left to refine
             self.status = "converged"
             return []
         return [target]
@@ -168,15 +166,15 @@ class Bracket:
     def _clamp(self, lr: float) -> float:
         if self.bounds is not None:
             lr = min(max(lr, self.bounds[0]), self.bounds[1])
-        return round_lr(lr)
+        return float(lr)
 
 
 def _bracket_for(step_factor: float, stop_ratio: float, bounds: tuple[float, float] | None, min_drop: float,
-                 cell: dict[str, Any], start: float) -> Bracket:
+                 cell: Cell, start: float) -> Bracket:
     return Bracket(start, step_factor, stop_ratio, bounds, min_drop)
 
 
-def build_bracket(spec, cells: list[dict[str, Any]]) -> SearchPlan:
+def build_bracket(spec, cells: list[Cell]) -> SearchPlan:
     search = spec.search
     # Bounds only when the spec sets lr_range: the lr grid (the default range of the other
     # algorithms) is where a grid would look, not a limit on where ε* may be.
@@ -187,5 +185,6 @@ def build_bracket(spec, cells: list[dict[str, Any]]) -> SearchPlan:
                               getattr(search, "min_drop", MIN_DROP)),
         reference=partial(reference_lr, spec), searched=partial(is_searched, spec),
         in_flight=3)
+    total = planned_trials(spec, cells)
     return SearchPlan(param_space={}, search_alg=searcher, scheduler=early_stopping_scheduler(spec),
-                      num_samples=searcher.total_trials, total_trials=searcher.total_trials)
+                      num_samples=total, total_trials=total)

@@ -3,7 +3,8 @@
 :class:`CellSearch` is the dispatcher the adaptive algorithms share (``bracket``,
 ``optuna``): it owns the cells' order and budgets, routes Tune's ``suggest`` and
 ``on_trial_complete`` to the right cell's strategy, turns ε into trial configs with
-``trial_for`` (never the same ε twice in a cell), and keeps the law fitted so far, from
+:meth:`Cell.trial <scalestudy.trial.config.Cell.trial>` (never the same ε twice in a cell), and
+keeps the law fitted so far, from
 which each new cell's search starts.
 
 A strategy is a small object per cell with ``propose(trial_id) -> ε | None`` (None:
@@ -23,8 +24,9 @@ from typing import Any, Protocol
 
 from ray.tune.search import Searcher
 
-from scalestudy.search.cells import cell_label, law_group, predict_lr, round_lr
-from scalestudy.train.config import trial_for
+from scalestudy.search.cells import law_group, predict_lr
+from scalestudy.trial.config import Cell
+from scalestudy.trial.record import DIVERGED, ERROR, STOPPED, PlannedWork, trial_status
 
 
 @dataclass(frozen=True)
@@ -38,14 +40,14 @@ class Outcome:
     error: bool = False
 
     @classmethod
-    def from_result(cls, result: dict[str, Any] | None, planned_epochs: int, error: bool = False) -> Outcome:
+    def from_result(cls, result: dict[str, Any] | None, plan: PlannedWork, error: bool = False) -> Outcome:
+        """``plan``: the trial's workload (what the status rule reads)."""
+        status = trial_status(plan, result, error)
         result = result or {}
         acc = result.get("test_acc")
         acc = float(acc) if acc is not None else math.nan
-        epochs = int(result.get("epoch") or 0)
-        diverged = bool(result.get("diverged"))
-        stopped = not (error or diverged) and epochs < planned_epochs
-        return cls(acc, epochs, diverged, stopped, error or not result)
+        return cls(acc, int(result.get("epoch") or 0), diverged=status == DIVERGED, stopped=status == STOPPED,
+                   error=status == ERROR)
 
     @property
     def score(self) -> float:
@@ -94,12 +96,12 @@ class CellRun:
     """A cell's bookkeeping inside :class:`CellSearch`."""
 
     index: int  # position in CellSearch.runs
-    cell: dict[str, Any]
+    cell: Cell
     budget: int
     fixed_lr: float | None  # set for cells that are not searched
     strategy: Any = None  # created when the cell starts
     start_lr: float | None = None
-    issued: set[float] = field(default_factory=set)  # ε keys already run or running
+    issued: set[float] = field(default_factory=set)  # ε already run or running
     pending: dict[str, float] = field(default_factory=dict)  # trial id → ε
     results: list[tuple[float, Outcome]] = field(default_factory=list)
 
@@ -123,25 +125,20 @@ class CellSearch(Searcher):
     trials one cell runs at once (the rest of the concurrency goes to other cells).
     """
 
-    def __init__(self, cells: list[dict[str, Any]], *, budget: int, make_strategy: Callable[[dict, float], Any],
-                 reference: Callable[[dict], float], searched: Callable[[dict], bool], in_flight: int = 2) -> None:
+    def __init__(self, cells: list[Cell], *, budget: int, make_strategy: Callable[[Cell, float], Any],
+                 reference: Callable[[Cell], float], searched: Callable[[Cell], bool], in_flight: int = 2) -> None:
         super().__init__(metric=None, mode=None)
         self.make_strategy = make_strategy
         self.reference = reference
         self.in_flight = in_flight
         self.runs = [CellRun(i, cell, budget if searched(cell) else 1,
-                             None if searched(cell) else cell["lr_grid"][0]) for i, cell in enumerate(cells)]
+                             None if searched(cell) else cell.lr_grid[0]) for i, cell in enumerate(cells)]
         groups = {law_group(cell): i for i, cell in reversed(list(enumerate(cells)))}
         self.order = sorted(range(len(cells)), key=lambda i: (
-            groups[law_group(cells[i])], cells[i]["batch_size"], cells[i]["momentum"], cells[i]["seed"], i))
+            groups[law_group(cells[i])], cells[i].batch_size, cells[i].momentum, cells[i].seed, i))
         self.next_start = 0
         self.trials: dict[str, int] = {}  # trial id → index in runs
         self.optima: dict[str, list[tuple[int, float, float]]] = {}  # law group → (B, m, ε*) of done cells
-
-    @property
-    def total_trials(self) -> int:
-        """An upper bound on the trials of the whole search (every budget spent)."""
-        return sum(run.budget for run in self.runs)
 
     # --- Tune's Searcher interface --------------------------------------------------------------
 
@@ -171,14 +168,14 @@ class CellSearch(Searcher):
             return
         run = self.runs[index]
         lr = run.pending.pop(trial_id)
-        outcome = Outcome.from_result(result, int(run.cell["epochs"]), error)
+        outcome = Outcome.from_result(result, run.cell.workload, error)
         run.results.append((lr, outcome))
         run.strategy.tell(trial_id, lr, outcome)
         if run.done:
             best = run.strategy.optimum()
             if best is not None:
                 self.optima.setdefault(law_group(run.cell), []).append(
-                    (run.cell["batch_size"], run.cell["momentum"], best))
+                    (run.cell.batch_size, run.cell.momentum, best))
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as out:
@@ -187,6 +184,9 @@ class CellSearch(Searcher):
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as stream:
             self.__dict__.update(pickle.load(stream))
+        for run in self.runs:  # a search saved by an earlier version holds its cells as dicts
+            if isinstance(run.cell, dict):
+                run.cell = Cell.from_dict(run.cell)
 
     # --- inside -----------------------------------------------------------------------------------
 
@@ -198,7 +198,7 @@ class CellSearch(Searcher):
             run.strategy = FixedLR(run.fixed_lr)
             return run
         cell = run.cell
-        predicted = predict_lr(self.optima.get(law_group(cell), []), cell["batch_size"], cell["momentum"])
+        predicted = predict_lr(self.optima.get(law_group(cell), []), cell.batch_size, cell.momentum)
         run.start_lr = predicted if predicted is not None else self.reference(cell)
         run.strategy = self.make_strategy(cell, run.start_lr)
         return run
@@ -209,29 +209,30 @@ class CellSearch(Searcher):
         lr = run.strategy.propose(trial_id)
         if lr is None:
             return None
-        return _unique(round_lr(lr), run.issued)
+        return _unique(lr, run.issued)
 
     def _issue(self, run: CellRun, trial_id: str, lr: float) -> dict[str, Any]:
         run.issued.add(lr)
         run.pending[trial_id] = lr
         self.trials[trial_id] = run.index
-        return {"trial": trial_for(run.cell, lr)}
+        return {"trial": run.cell.trial(lr).to_dict()}
 
     def summary(self) -> list[dict[str, Any]]:
         """One line of facts per cell (for logs and tests)."""
-        return [{"cell": cell_label(run.cell), "start_lr": run.start_lr, "trials": len(run.results),
+        return [{"cell": run.cell.label, "start_lr": run.start_lr, "trials": len(run.results),
                  "optimum": run.strategy.optimum() if run.started else None,
                  "status": getattr(run.strategy, "status", "done" if run.done else "running")}
                 for run in self.runs]
 
 
 def _unique(lr: float, taken: set[float]) -> float:
-    """``lr`` or, if a cell already ran it, the nearest 4-digit ε it has not (±0.1 % steps):
-    a trial key must never repeat within a cell."""
+    """``lr`` or, if the cell already ran it, the nearest ε it has not (±0.1 % steps): a cell never
+    runs one ε twice."""
+    lr = float(lr)
     step = 0
     candidate = lr
     while candidate in taken:
         step += 1
         factor = 1.0 + 1e-3 * ((step + 1) // 2)
-        candidate = round_lr(lr * factor if step % 2 else lr / factor)
+        candidate = lr * factor if step % 2 else lr / factor
     return candidate

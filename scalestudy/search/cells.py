@@ -1,8 +1,9 @@
-"""What the ε searches share: a cell's range and reference ε, ε keys, the law fitted so far.
+"""What the ε searches share: a cell's range, reference ε and budget, the law fitted so far.
 
-A *cell* is a partial trial config (everything but ε: section, schedule, m, B, seed, ...;
-see :func:`scalestudy.train.config.expand_cells`). Every search proposes ε per cell and
-builds trial configs with :func:`~scalestudy.train.config.trial_for` only.
+A *cell* (:class:`scalestudy.trial.config.Cell`) is a trial config but for ε: section, schedule,
+m, B, seed, .... Every search proposes ε per cell and builds trial configs with
+:meth:`Cell.trial <scalestudy.trial.config.Cell.trial>` only, from the exact ε it chose (the trial
+key is made from exact values, so no search rounds ε).
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-# trial_key and run names print ε with 4 significant digits: two ε that print alike would
-# share one trial key (and one MLflow run), so every search rounds ε to that precision.
-LR_DIGITS = 4
+if TYPE_CHECKING:
+    from scalestudy.trial.config import Cell
+
 # ln ε* = a + α·ln B + β·ln(1−m) is fitted with a pull of this weight (in squared ln ε
 # units) towards the linear rule α = β = 1, so that one or two measured cells still give
 # a prediction (the rule anchored on them) and many cells outweigh the prior.
@@ -24,19 +25,9 @@ LAW_PRIOR = {"alpha": 1.0, "beta": 1.0}
 LAW_PRIOR_WEIGHT = 2.0
 
 
-def round_lr(lr: float) -> float:
-    """ε as the trial key prints it (4 significant digits)."""
-    return float(f"{float(lr):.{LR_DIGITS}g}")
-
-
-def law_group(cell: dict[str, Any]) -> str:
+def law_group(cell: Cell) -> str:
     """Cells that share one law: same section and schedule (B, m and seed vary within)."""
-    return json.dumps([cell["section"], cell["schedule"]], sort_keys=True)
-
-
-def cell_label(cell: dict[str, Any]) -> str:
-    label = f"B={cell['batch_size']} m={cell['momentum']:g} seed={cell['seed']} {cell['schedule']['kind']}"
-    return label if cell["section"] in ("main", "law") else f"{label} [{cell['section']}]"
+    return json.dumps([cell.section, cell.schedule.model_dump(mode="json")], sort_keys=True)
 
 
 def stable_seed(*parts: Any) -> int:
@@ -45,36 +36,50 @@ def stable_seed(*parts: Any) -> int:
     return int.from_bytes(digest[:4], "little")
 
 
-def cell_seed(search_seed: int, cell: dict[str, Any]) -> int:
+def cell_seed(search_seed: int, cell: Cell) -> int:
     """The search's random seed for a cell. The training seed is left out on purpose: the
     seeds of one (B, m) cell then get the same ε, which the analysis averages over."""
-    return stable_seed(search_seed, cell["section"], cell["schedule"], cell["batch_size"], cell["momentum"])
+    return stable_seed(search_seed, cell.section, cell.schedule.model_dump(mode="json"), cell.batch_size,
+                       cell.momentum)
 
 
-def lr_bounds(spec, cell: dict[str, Any]) -> tuple[float, float]:
+def lr_bounds(spec, cell: Cell) -> tuple[float, float]:
     """[low, high] of ε for the cell: ``search.lr_range``, else the cell's lr grid min..max."""
     if spec.search.lr_range is not None:
         low, high = spec.search.lr_range
         return float(low), float(high)
-    return float(min(cell["lr_grid"])), float(max(cell["lr_grid"]))
+    return float(min(cell.lr_grid)), float(max(cell.lr_grid))
 
 
-def is_searched(spec, cell: dict[str, Any]) -> bool:
+def is_searched(spec, cell: Cell) -> bool:
     """False for a cell whose spec lists one ε and no ``search.lr_range`` (a schedule
     comparison at a fixed ε, say): such a cell runs that ε once, whatever the algorithm."""
     low, high = lr_bounds(spec, cell)
     return high > low
 
 
-def reference_lr(spec, cell: dict[str, Any]) -> float:
+def cell_budget(spec, cell: Cell) -> int:
+    """Trials the search runs in the cell: every listed ε for the grid, else ``search.trials_per_cell``
+    (at most, for bracket), or one for a cell that is not searched."""
+    if spec.search.algorithm == "grid":
+        return len(cell.lr_grid)
+    return spec.search.trials_per_cell if is_searched(spec, cell) else 1
+
+
+def planned_trials(spec, cells: list[Cell]) -> int:
+    """The study's trial count: exact for grid and quasi_random, an upper bound for adaptive searches."""
+    return sum(cell_budget(spec, cell) for cell in cells)
+
+
+def reference_lr(spec, cell: Cell) -> float:
     """The ε a cell's search starts from when nothing is measured yet: the linear rule
     itself (multiplier 1) when the spec's lr is relative to it, else the geometric centre
     of the cell's ε range."""
     from scalestudy.spec import LinearRuleLR
 
-    grid = spec.resolved_sections()[cell["section"]].grid
+    grid = spec.resolved_sections()[cell.section].grid
     if isinstance(grid.lr, LinearRuleLR):
-        return float(grid.lr.lr_for(cell["batch_size"], cell["momentum"])[0] / grid.lr.multipliers[0])
+        return float(grid.lr.lr_for(cell.batch_size, cell.momentum)[0] / grid.lr.multipliers[0])
     low, high = lr_bounds(spec, cell)
     return math.sqrt(low * high)
 
@@ -119,14 +124,14 @@ def interior_best(points: dict[float, float]) -> float | None:
     return lrs[best] if below and above else None
 
 
-def search_summary(spec, cells: list[dict[str, Any]]) -> str:
+def search_summary(spec, cells: list[Cell]) -> str:
     """What the spec's search will run, in one phrase (``scalestudy validate``)."""
     search = spec.search
+    total = planned_trials(spec, cells)
     if search.algorithm == "grid":
-        text = f"grid: {sum(len(cell['lr_grid']) for cell in cells)} trials"
+        text = f"grid: {total} trials"
     else:
         searched = sum(is_searched(spec, cell) for cell in cells)
-        total = searched * search.trials_per_cell + len(cells) - searched
         how = {"quasi_random": "quasi-random ε", "optuna": "TPE trials", "bracket": "bracketing trials"}
         text = (f"{search.algorithm}: {'at most ' if search.algorithm == 'bracket' else ''}{total} trials "
                 f"({search.trials_per_cell} {how.get(search.algorithm, 'trials')} per cell × {searched} cells"

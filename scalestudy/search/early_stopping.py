@@ -6,23 +6,26 @@ of a B=512 trial and leads whatever its ε, so a study-wide ASHA stops large bat
 bad learning rates. :class:`CellASHA` keeps one ASHA bracket per cell (the training seeds
 of a cell share it), so a trial is only compared with other ε of its own cell.
 
-A trial ASHA stops ends TERMINATED in Tune like a finished one; it is told apart by its
-last epoch being below ``workload.epochs`` without having diverged (the MLflow callback
-tags it ``stopped``; the searches rank it below every finished trial).
+A trial ASHA stops ends TERMINATED in Tune like a finished one; the status rule
+(:func:`scalestudy.trial.record.trial_status`) tells it apart by its last epoch being below
+``workload.epochs`` without having diverged: ``stopped`` (the searches rank it below every
+finished trial).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from ray.tune.schedulers import AsyncHyperBandScheduler
 from ray.tune.schedulers.async_hyperband import _Bracket
 
+from scalestudy.trial.config import TrialConfig
 
-def cell_key(trial_config: dict[str, Any]) -> str:
-    return json.dumps([trial_config["section"], trial_config["schedule"], trial_config["batch_size"],
-                       trial_config["momentum"], trial_config["epochs"]], sort_keys=True)
+
+def cell_key(config: TrialConfig) -> str:
+    """Trials compared with each other: same section, schedule, B, m and epochs (seeds share a bracket)."""
+    return json.dumps([config.section, config.schedule.model_dump(mode="json"), config.batch_size,
+                       config.momentum, config.workload.epochs], sort_keys=True)
 
 
 class CellASHA(AsyncHyperBandScheduler):
@@ -40,9 +43,9 @@ class CellASHA(AsyncHyperBandScheduler):
 
     def on_trial_add(self, tune_controller, trial) -> None:
         super().on_trial_add(tune_controller, trial)  # checks metric and mode
-        key = cell_key(trial.config["trial"])
+        config = TrialConfig.from_dict(trial.config["trial"])
+        key = cell_key(config)
         if key not in self._cell_brackets:
             grace_period, reduction_factor = self._rung_settings
-            epochs = int(trial.config["trial"]["epochs"])
-            self._cell_brackets[key] = _Bracket(grace_period, epochs, reduction_factor, s=0)
+            self._cell_brackets[key] = _Bracket(grace_period, config.workload.epochs, reduction_factor, s=0)
         self._trial_info[trial.trial_id] = self._cell_brackets[key]

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from scalestudy.search.plan import SearchPlan, early_stopping_scheduler
-from scalestudy.train.config import trial_for
+from scalestudy.trial.config import Cell
 
 
-def build_grid(spec, cells: list[dict[str, Any]]) -> SearchPlan:
+def build_grid(spec, cells: list[Cell]) -> SearchPlan:
     from ray import tune
 
-    trials = [trial_for(cell, lr) for cell in cells for lr in cell["lr_grid"]]
+    trials = [cell.trial(lr).to_dict() for cell in cells for lr in cell.lr_grid]
     return SearchPlan(param_space={"trial": tune.grid_search(trials)}, search_alg=None,
                       scheduler=early_stopping_scheduler(spec), num_samples=1, total_trials=len(trials))

@@ -26,9 +26,11 @@ from scalestudy.search.cells import (
     interior_best,
     is_searched,
     lr_bounds,
+    planned_trials,
     reference_lr,
 )
 from scalestudy.search.plan import SearchPlan, early_stopping_scheduler
+from scalestudy.trial.config import Cell
 
 METRIC = "objective"
 DIVERGED_VALUE = 0.0  # test accuracy told for a diverged trial (below chance)
@@ -79,14 +81,15 @@ class OptunaCell:
         return interior_best(self.points)
 
 
-def _optuna_for(spec, budget: int, cell: dict[str, Any], start: float) -> OptunaCell:
+def _optuna_for(spec, budget: int, cell: Cell, start: float) -> OptunaCell:
     low, high = lr_bounds(spec, cell)
     return OptunaCell(low, high, start, cell_seed(spec.search.seed, cell), budget)
 
 
-def build_optuna(spec, cells: list[dict[str, Any]]) -> SearchPlan:
+def build_optuna(spec, cells: list[Cell]) -> SearchPlan:
     budget = spec.search.trials_per_cell
     searcher = CellSearch(cells, budget=budget, make_strategy=partial(_optuna_for, spec, budget),
                           reference=partial(reference_lr, spec), searched=partial(is_searched, spec), in_flight=2)
+    total = planned_trials(spec, cells)
     return SearchPlan(param_space={}, search_alg=searcher, scheduler=early_stopping_scheduler(spec),
-                      num_samples=searcher.total_trials, total_trials=searcher.total_trials)
+                      num_samples=total, total_trials=total)

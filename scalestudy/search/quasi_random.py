@@ -16,36 +16,34 @@ point, ...), so a study cut short still covers every cell.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from scalestudy.search.cells import cell_seed, is_searched, lr_bounds, round_lr
+from scalestudy.search.cells import cell_seed, is_searched, lr_bounds
 from scalestudy.search.plan import SearchPlan, early_stopping_scheduler
-from scalestudy.train.config import trial_for
+from scalestudy.trial.config import Cell
 
 
 def quasi_random_lrs(low: float, high: float, n: int, seed: int) -> list[float]:
-    """``n`` distinct ε in [low, high]: a scrambled Halton sequence in ln ε (4-digit ε)."""
+    """``n`` distinct ε in [low, high]: a scrambled Halton sequence in ln ε."""
     from scipy.stats import qmc
 
     unit = qmc.Halton(d=1, scramble=True, rng=np.random.default_rng(seed)).random(n)[:, 0]
-    lrs = [round_lr(low * (high / low) ** u) for u in unit]
-    return list(dict.fromkeys(lrs))  # a range narrower than 4 digits can repeat an ε: keep one
+    lrs = [float(low * (high / low) ** u) for u in unit]
+    return list(dict.fromkeys(lrs))  # distinct unless the range is a single ε
 
 
-def cell_lrs(spec, cell: dict[str, Any]) -> list[float]:
+def cell_lrs(spec, cell: Cell) -> list[float]:
     """The ε a quasi-random search runs in one cell."""
     if not is_searched(spec, cell):
-        return [cell["lr_grid"][0]]
+        return [cell.lr_grid[0]]
     low, high = lr_bounds(spec, cell)
     return quasi_random_lrs(low, high, spec.search.trials_per_cell, cell_seed(spec.search.seed, cell))
 
 
-def build_quasi_random(spec, cells: list[dict[str, Any]]) -> SearchPlan:
+def build_quasi_random(spec, cells: list[Cell]) -> SearchPlan:
     from ray import tune
 
-    per_cell = [[trial_for(cell, lr) for lr in cell_lrs(spec, cell)] for cell in cells]
+    per_cell = [[cell.trial(lr).to_dict() for lr in cell_lrs(spec, cell)] for cell in cells]
     depth = max(len(trials) for trials in per_cell)
     trials = [trials[k] for k in range(depth) for trials in per_cell if k < len(trials)]
     return SearchPlan(param_space={"trial": tune.grid_search(trials)}, search_alg=None,

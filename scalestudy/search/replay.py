@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from scalestudy.search.plan import SearchPlan
+from scalestudy.trial.config import TrialConfig
 
-Evaluate = Callable[[dict[str, Any]], dict[str, Any]]  # trial config → last result (test_acc, diverged, epoch)
+Evaluate = Callable[[TrialConfig], dict[str, Any]]  # trial config → last result (test_acc, diverged, epoch)
 
 
 @dataclass(frozen=True)
 class Replayed:
-    trial: dict[str, Any]  # the trial config the plan proposed
+    trial: TrialConfig  # the trial config the plan proposed
     result: dict[str, Any]  # what ``evaluate`` answered
     order: int  # position in completion order
 
@@ -31,7 +32,7 @@ class Replayed:
 def replay(plan: SearchPlan, evaluate: Evaluate, concurrency: int = 4) -> list[Replayed]:
     """Every trial the plan runs, in completion order."""
     if plan.search_alg is None:
-        trials = plan.param_space["trial"]["grid_search"]
+        trials = [TrialConfig.from_dict(raw) for raw in plan.param_space["trial"]["grid_search"]]
         return [Replayed(trial, evaluate(trial), i) for i, trial in enumerate(trials)]
     from ray.tune.search import Searcher
 
@@ -48,7 +49,7 @@ def replay(plan: SearchPlan, evaluate: Evaluate, concurrency: int = 4) -> list[R
             elif suggestion is None:
                 break
             else:
-                trial = suggestion["trial"]
+                trial = TrialConfig.from_dict(suggestion["trial"])
                 result = evaluate(trial)
                 heapq.heappush(running, (now + _duration(trial, result), started, trial_id, trial, result))
                 started += 1
@@ -61,8 +62,8 @@ def replay(plan: SearchPlan, evaluate: Evaluate, concurrency: int = 4) -> list[R
         done.append(Replayed(trial, result, len(done)))
 
 
-def _duration(trial: dict[str, Any], result: dict[str, Any]) -> float:
-    steps_per_epoch = math.ceil(trial["dataset_size"] / trial["batch_size"])
+def _duration(trial: TrialConfig, result: dict[str, Any]) -> float:
+    steps_per_epoch = math.ceil(trial.workload.dataset_size / trial.batch_size)
     return max(1, int(result.get("epoch") or 1)) * steps_per_epoch
 
 
@@ -71,11 +72,10 @@ def trial_rows(replayed: list[Replayed]) -> list[dict[str, Any]]:
     rows = []
     for item in replayed:
         trial, result = item.trial, item.result
-        rows.append({"batch_size": trial["batch_size"], "lr": trial["lr"], "momentum": trial["momentum"],
-                     "seed": trial["seed"], "dataset_size": trial["dataset_size"],
+        rows.append({"batch_size": trial.batch_size, "lr": trial.lr, "momentum": trial.momentum,
+                     "seed": trial.seed, "dataset_size": trial.workload.dataset_size,
                      "test_acc": result.get("test_acc", math.nan), "train_acc": result.get("train_acc", math.nan),
                      "diverged": bool(result.get("diverged")), "epochs": float(result.get("epoch") or 0),
-                     "planned_epochs": float(trial["epochs"]), "updates": float(result.get("updates") or 0),
-                     "schedule": trial["schedule"]["kind"], "section": trial["section"],
-                     "trial_id": trial["trial_key"]})
+                     "planned_epochs": float(trial.workload.epochs), "updates": float(result.get("updates") or 0),
+                     "schedule": trial.schedule.kind, "section": trial.section, "trial_id": trial.trial_key})
     return rows

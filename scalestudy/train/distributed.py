@@ -71,7 +71,3 @@ class Distributed:
         flat /= self.world_size
         for tensor, mean in zip(tensors, flat.split([t.numel() for t in tensors])):
             tensor.copy_(mean.view_as(tensor))
-
-    def mean(self, tensor: torch.Tensor) -> float:
-        """Mean of a scalar over ranks, as a Python float (one host sync)."""
-        return float(self.sum(tensor.double()).item() / self.world_size)

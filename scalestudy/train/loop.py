@@ -1,14 +1,17 @@
 """The epoch loop: SGD over an in-memory dataset with (B, ε, m) from a schedule.
 
-It knows nothing of Ray or MLflow. It runs from a plain trial config (see
-``scalestudy.train.config``) on one process or as one rank of a DDP group, and yields one
-:class:`EpochReport` per epoch. ``state_dict()`` after a report is a complete checkpoint:
+It knows nothing of Ray or MLflow. It runs from a typed trial config
+(:class:`scalestudy.trial.config.TrialConfig`) on one process or as one rank of a DDP group, and
+yields one :class:`~scalestudy.trial.record.EpochReport` per epoch. ``state_dict()`` after a report is a complete checkpoint:
 loading it and running on gives exactly the same trajectory as never stopping (data
 order and augmentation are seeded per epoch; the global RNG state is saved).
 
 Hot-path rules (DESIGN, issue 5): the whole dataset lives on the device; batches are
 index gathers; metrics accumulate in device tensors and are read once per epoch. Per-update
 work (the warmup's ε, steps-to-target evaluations) runs only in the epochs that need it.
+
+A little over 300 lines on purpose: the whole loop reads top to bottom in one file; one update
+lives in ``step.py``, the rank's view in ``distributed.py``, steps-to-target in ``target.py``.
 """
 
 from __future__ import annotations
@@ -16,55 +19,26 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator
 
 import torch
 import torch.nn.functional as F
 
 from scalestudy.batching import micro_batch_size, penalty_block_size
-from scalestudy.data import dataset_options, load_dataset
+from scalestudy.data import load_dataset
+from scalestudy.diagnostics.sharpness import sharpness_metrics
 from scalestudy.models import build_model
 from scalestudy.models.ghost_bn import batch_norm_layers, has_plain_batch_norm, running_stat_buffers
 from scalestudy.models.precise_bn import recompute_running_stats
 from scalestudy.noise import GradientNoiseScale, noise_scale
 from scalestudy.schedules import Hyper, hyper_at, update_lrs
-from scalestudy.train.config import penalty_of, schedule_of
 from scalestudy.train.distributed import Distributed
 from scalestudy.train.step import GradientStep
 from scalestudy.train.target import Evaluation, TargetTracker
+from scalestudy.trial.config import TrialConfig
+from scalestudy.trial.record import EpochReport, trial_ended
 
 EVAL_BATCH = 2048
-
-
-@dataclass(frozen=True)
-class EpochReport:
-    """Metrics after one epoch (DESIGN decision 2). Counts are cumulative over the trial."""
-
-    epoch: int  # 1-based: the number of epochs completed
-    updates: int  # optimizer steps so far
-    examples_seen: int
-    batch_size: int  # global batch of this epoch, examples
-    lr: float  # during warmup: the mean over the epoch's updates (ε rises every update)
-    momentum: float
-    effective_lr: float  # lr / (1 − m)
-    noise_scale: float  # lr/(1−m)·(N/B − 1)
-    train_loss: float  # see workload.train_metrics: running (train mode) or eval-mode subset
-    train_acc: float
-    test_loss: float
-    test_acc: float
-    gen_gap: float  # train_acc − test_acc
-    running_loss: float  # mean minibatch loss during the epoch (train mode)
-    epoch_seconds: float
-    diverged: int  # 0/1
-    # Diagnostics the spec asked for: gradient_noise_scale (B_simple, examples),
-    # updates_to_target / examples_to_target, sharpness (final epoch).
-    extras: dict[str, float] = field(default_factory=dict)
-
-    def metrics(self) -> dict[str, float]:
-        values = asdict(self)
-        extras = values.pop("extras")
-        return {**values, **extras}
 
 
 def _seeded(seed: int, epoch: int, stream: int, device: torch.device) -> torch.Generator:
@@ -76,54 +50,52 @@ def _seeded(seed: int, epoch: int, stream: int, device: torch.device) -> torch.G
 class EpochLoop:
     """One trial's training state and its epoch iterator."""
 
-    def __init__(self, config: dict[str, Any], dist: Distributed | None = None,
+    def __init__(self, config: TrialConfig, dist: Distributed | None = None,
                  device: torch.device | str | None = None) -> None:
         self.config = config
+        workload = config.workload
         self.dist = dist or Distributed()
         self.device = torch.device(device or self.dist.device)
-        self.schedule = schedule_of(config)
-        self.initial = Hyper(config["batch_size"], config["lr"], config["momentum"])
-        self.epochs = int(config["epochs"])
-        self.ghost_batch_size = config.get("ghost_batch_size")
+        self.schedule = config.schedule
+        self.initial = Hyper(config.batch_size, config.lr, config.momentum)
+        self.epochs = workload.epochs
+        self.ghost_batch_size = workload.ghost_batch_size
 
-        options = dataset_options(config["dataset"], config.get("dataset_options") or {})
-        self.data = load_dataset(config["dataset"], options, device=self.device)
+        self.data = load_dataset(workload.dataset, workload.dataset_options, device=self.device)
         self.dataset_size = self.data.train_size
         # The same seed on every rank ⇒ identical initial weights (DDP also broadcasts them).
-        torch.manual_seed(config["seed"])
-        model = build_model(config["model"], input_shape=self.data.input_shape,
-                            num_classes=self.data.num_classes, options=config.get("model_options") or {},
-                            ghost_batch_size=self.ghost_batch_size).to(self.device)
+        torch.manual_seed(config.seed)
+        model = build_model(workload.model, input_shape=self.data.input_shape, num_classes=self.data.num_classes,
+                            options=workload.model_options, ghost_batch_size=self.ghost_batch_size).to(self.device)
         self.channels_last = self.device.type == "cuda" and len(self.data.input_shape) == 3
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
         # Plain BN normalises over whatever batch it gets: the step is never split for it.
         self.plain_bn = has_plain_batch_norm(model)
-        self.precise_bn = config.get("precise_bn")
-        if self.precise_bn and not batch_norm_layers(model):
-            raise ValueError(f"precise_bn is set but model {config['model']!r} has no batch-norm layer")
+        self.precise_bn = workload.precise_bn
+        if self.precise_bn is not None and not batch_norm_layers(model):
+            raise ValueError(f"precise_bn is set but model {workload.model!r} has no batch-norm layer")
         self.net = self.dist.wrap(model)
         self.optimizer = torch.optim.SGD(
-            model.parameters(), lr=config["lr"], momentum=config["momentum"],
-            nesterov=bool(config.get("nesterov")) and config["momentum"] > 0,
-            weight_decay=config.get("weight_decay", 0.0),
+            model.parameters(), lr=config.lr, momentum=config.momentum,
+            nesterov=config.nesterov and config.momentum > 0, weight_decay=config.weight_decay,
         )
         self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
                          if self.device.type == "cuda" else contextlib.nullcontext())
-        self.diagnostics = config.get("diagnostics") or {}
-        self.penalty = penalty_of(config)
+        self.diagnostics = config.diagnostics
+        self.penalty = workload.grad_penalty
         self.step = GradientStep(self.net, self.optimizer, lambda: self.dist.no_sync(self.net), self.autocast,
-                                 clip_norm=config.get("grad_clip_norm"), penalty=self.penalty,
-                                 measure_noise=bool(self.diagnostics.get("gradient_noise_scale")), dist=self.dist)
+                                 clip_norm=workload.grad_clip_norm, penalty=self.penalty,
+                                 measure_noise=self.diagnostics.gradient_noise_scale, dist=self.dist)
         self.target = TargetTracker.from_diagnostics(self.diagnostics)
         self.noise = GradientNoiseScale(smoothing=0.5)  # one update per epoch, each already a mean over steps
-        limit = config.get("divergence_loss")
-        self.divergence_loss = float(limit) if limit else 10.0 * math.log(self.data.num_classes)
-        self.eval_train_metrics = config.get("train_metrics") == "eval"
+        limit = workload.divergence_loss
+        self.divergence_loss = float(limit) if limit is not None else 10.0 * math.log(self.data.num_classes)
+        self.eval_train_metrics = workload.train_metrics == "eval"
         if self.eval_train_metrics:  # a fixed training subset as large as the test set
             subset = min(self.data.train_size, self.data.test_size)
-            shuffled = torch.randperm(self.data.train_size, generator=_seeded(config["seed"], 0, 7, torch.device("cpu")))
+            shuffled = torch.randperm(self.data.train_size, generator=_seeded(config.seed, 0, 7, torch.device("cpu")))
             self.train_eval_index = shuffled[:subset].to(self.device)
         self.epoch = 0
         self.updates = 0
@@ -165,11 +137,13 @@ class EpochLoop:
 
     @property
     def finished(self) -> bool:
-        return self.epoch >= self.epochs or bool(self.history and self.history[-1]["diverged"])
+        """Planned epochs done, diverged, or the training-loss target reached (``trial_ended``)."""
+        return self.epoch >= self.epochs or bool(self.history and trial_ended(self.config.workload, self.history[-1]))
 
     # -- training -----------------------------------------------------------------------
     def run(self) -> Iterator[EpochReport]:
-        """Train the remaining epochs, yielding a report after each; stop on divergence."""
+        """Train the remaining epochs, yielding a report after each; stop on divergence or once the
+        training loss reaches ``stop_at_train_loss``."""
         while not self.finished:
             report = self.train_epoch()
             self.history.append(report.metrics())
@@ -195,9 +169,9 @@ class EpochLoop:
         eval_steps = self.target.eval_steps(self.updates, steps) if self.target is not None else None
         per_update = None if lrs is None and eval_steps is None else _PerUpdate(self, hyper, lrs, eval_steps)
         # Same permutation and augmentation draws on every rank; rank_batch takes each rank's slice.
-        order = torch.randperm(self.dataset_size, generator=_seeded(self.config["seed"], self.epoch, 1, self.device),
+        order = torch.randperm(self.dataset_size, generator=_seeded(self.config.seed, self.epoch, 1, self.device),
                                device=self.device)
-        augment_gen = _seeded(self.config["seed"], self.epoch, 2, self.device) if self.data.augment else None
+        augment_gen = _seeded(self.config.seed, self.epoch, 2, self.device) if self.data.augment else None
         self.net.train()
         totals = torch.zeros(2, device=self.device)  # summed minibatch losses, correct predictions
         views = totals.unbind()  # made once: indexing per step is an op per step
@@ -229,7 +203,7 @@ class EpochLoop:
     def _micro_batch(self, local: int, batch_size: int) -> int:
         """Examples per forward: the device limit, the penalty's blocks, and a split in two for the
         noise scale with one worker."""
-        micro = micro_batch_size(local, self.config.get("max_device_batch_size"), self.ghost_batch_size)
+        micro = micro_batch_size(local, self.config.workload.max_device_batch_size, self.ghost_batch_size)
         if self.step.block_penalty:  # the penalty's blocks are the micro-batches
             micro = penalty_block_size(batch_size, self.penalty.block_size)
         elif self.step.measure_noise and self.dist.world_size == 1 and micro == local and local > 1 \
@@ -254,8 +228,8 @@ class EpochLoop:
         ``micro``), the same at every evaluation of a given B: consecutive slices of seeded
         permutations of the training set. Not augmented: the statistics are for evaluation inputs."""
         batch = local * self.dist.world_size
-        count = int(self.precise_bn["batches"])
-        generator = _seeded(self.config["seed"], 0, 3, self.device)
+        count = self.precise_bn.batches
+        generator = _seeded(self.config.seed, 0, 3, self.device)
         passes = math.ceil(count * batch / self.dataset_size)
         order = torch.cat([torch.randperm(self.dataset_size, generator=generator, device=self.device)
                            for _ in range(passes)])
@@ -311,8 +285,9 @@ class EpochLoop:
         if self.target is not None:
             self.target.observe(Evaluation(self.updates, self.examples_seen, test_acc))
             extras.update(self.target.metrics())
-        if self.epoch == self.epochs and not diverged and self.diagnostics.get("sharpness"):
-            extras.update(final_sharpness(self, self.diagnostics["sharpness"]))
+        last = {"epoch": self.epoch, "train_loss": train_loss, "diverged": diverged}
+        if not diverged and self.diagnostics.sharpness is not None and trial_ended(self.config.workload, last):
+            extras.update(self._final_sharpness())
         return EpochReport(
             epoch=self.epoch, updates=self.updates, examples_seen=self.examples_seen,
             batch_size=hyper.batch_size, lr=hyper.lr, momentum=hyper.momentum,
@@ -322,6 +297,19 @@ class EpochLoop:
             gen_gap=train_acc - test_acc, running_loss=running_loss,
             epoch_seconds=train_seconds + time.perf_counter() - start, diverged=int(diverged), extras=extras,
         )
+
+
+    def _final_sharpness(self) -> dict[str, float]:
+        """Keskar ε-sharpness of the final weights on a fixed training subset (eval mode, float32:
+        bf16 resolves losses to ~0.4 %, too coarse for ε ≈ 1e-3)."""
+        options = self.diagnostics.sharpness
+        count = min(options.examples, self.data.train_size)
+        inputs = self.data.train_x[:count]
+        if self.channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        return sharpness_metrics(self.model, inputs, self.data.train_y[:count], epsilon=options.epsilon,
+                                 subspace_dims=options.subspace_dims, steps=options.steps, seed=self.config.seed,
+                                 batch=EVAL_BATCH)
 
 
 class _PerUpdate:
@@ -354,27 +342,3 @@ def rank_batch(data, order: torch.Tensor, step: int, batch_size: int, dist: Dist
     if augment_gen is not None:
         inputs = data.augment(inputs, augment_gen, dist.rank * local, batch_size)
     return inputs, targets
-
-
-def final_sharpness(loop: EpochLoop, options: dict[str, Any]) -> dict[str, float]:
-    """Keskar ε-sharpness of the final weights on a fixed training subset (eval mode, float32:
-    bf16 resolves losses to ~0.4 %, too coarse for ε ≈ 1e-3)."""
-    from scalestudy.diagnostics.sharpness import epsilon_sharpness
-
-    count = min(options.get("examples", 2048), loop.data.train_size)
-    inputs, targets = loop.data.train_x[:count], loop.data.train_y[:count]
-    if loop.channels_last:
-        inputs = inputs.contiguous(memory_format=torch.channels_last)
-
-    def loss_fn(model: torch.nn.Module) -> torch.Tensor:
-        model.eval()
-        return sum(F.cross_entropy(model(inputs[i:i + EVAL_BATCH]).float(), targets[i:i + EVAL_BATCH],
-                                   reduction="sum") for i in range(0, count, EVAL_BATCH)) / count
-
-    values = {}
-    for name, dims in (("sharpness", None), ("sharpness_subspace", options.get("subspace_dims"))):
-        if name == "sharpness" or dims is not None:
-            result = epsilon_sharpness(loop.model, loss_fn, epsilon=options.get("epsilon", 1e-3), dims=dims,
-                                       steps=options.get("steps", 10), seed=loop.config["seed"])
-            values[name] = result.sharpness
-    return values

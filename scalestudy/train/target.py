@@ -20,7 +20,10 @@ small B is coarse enough to flatten the perfect-scaling regime. Two remedies, ch
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from scalestudy.spec import Diagnostics
 
 
 @dataclass(frozen=True)
@@ -51,11 +54,10 @@ class TargetTracker:
         self.reached: tuple[float, float] | None = None  # (updates, examples) to the target
 
     @classmethod
-    def from_diagnostics(cls, diagnostics: dict[str, Any]) -> TargetTracker | None:
-        target = diagnostics.get("target_accuracy")
-        if target is None:
+    def from_diagnostics(cls, diagnostics: Diagnostics) -> TargetTracker | None:
+        if diagnostics.target_accuracy is None:
             return None
-        return cls(target, diagnostics.get("target_eval_every"), diagnostics.get("target_eval_margin"))
+        return cls(diagnostics.target_accuracy, diagnostics.target_eval_every, diagnostics.target_eval_margin)
 
     def observe(self, evaluation: Evaluation) -> None:
         if self.reached is not None:

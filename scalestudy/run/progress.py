@@ -1,0 +1,251 @@
+"""What a running study shows: its progress (a live display on a terminal, plain lines in logs)
+and the summary table printed at the end.
+
+:class:`StudyProgress` is the state (counts, best accuracy, times), fed by Tune's events through
+:class:`ProgressCallback`; ``plain_line`` and ``live_view`` render it. Both are pure functions of
+the state and the clock, so they are tested without starting Ray.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from ray.tune import Callback
+
+from scalestudy.run.callbacks import TrialConfigs
+from scalestudy.trial.record import STATUSES
+
+
+@dataclass
+class StudyProgress:
+    """Trials of one study so far. ``total`` is the planned count (an upper bound for searches, which
+    may stop a cell early)."""
+
+    name: str
+    total: int
+    running: set[str] = field(default_factory=set)
+    finished: dict[str, str] = field(default_factory=dict)  # trial id → ok | diverged | stopped | error
+    best: tuple[float, str] | None = None  # (test accuracy, run name)
+    started_at: float = 0.0  # monotonic seconds
+
+    def start(self, trial_id: str) -> None:
+        self.running.add(trial_id)
+
+    def result(self, run_name: str, test_acc: Any) -> None:
+        if isinstance(test_acc, (int, float)) and math.isfinite(test_acc) and (self.best is None
+                                                                             or test_acc > self.best[0]):
+            self.best = (float(test_acc), run_name)
+
+    def finish(self, trial_id: str, status: str) -> None:
+        self.running.discard(trial_id)
+        self.finished[trial_id] = status
+
+    @property
+    def done(self) -> int:
+        return len(self.finished)
+
+    def count(self, status: str) -> int:
+        return sum(1 for s in self.finished.values() if s == status)
+
+    def elapsed(self, now: float) -> float:
+        return max(0.0, now - self.started_at)
+
+    def eta(self, now: float) -> float | None:
+        """Seconds left at the rate trials have finished so far (None before the first finishes)."""
+        if self.done == 0:
+            return None
+        left = max(0, self.total - self.done)
+        return self.elapsed(now) / self.done * left
+
+
+def duration(seconds: float | None) -> str:
+    """``75`` → ``1m15s``, ``3725`` → ``1h02m``; None → ``?``."""
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def _counts(state: StudyProgress) -> str:
+    return ", ".join(f"{state.count(status)} {name}" for status, name in
+                     zip(STATUSES, ("ok", "diverged", "stopped early", "errored")))
+
+
+def _best(state: StudyProgress) -> str:
+    return f"best test_acc {state.best[0]:.4f} ({state.best[1]})" if state.best else "best test_acc -"
+
+
+def _left(state: StudyProgress, now: float) -> str:
+    if state.done >= state.total and not state.running:
+        return "finished"
+    return f"about {duration(state.eta(now))} left"
+
+
+def plain_line(state: StudyProgress, now: float) -> str:
+    """One line for logs and CI: ``[  2m31s] quickstart: trials 57/198 done (50 ok, ...), 2 running | ...``."""
+    left = _left(state, now)
+    return (f"[{duration(state.elapsed(now)):>7}] {state.name}: trials {state.done}/{state.total} done "
+            f"({_counts(state)}), {len(state.running)} running | {_best(state)} | {left}")
+
+
+def live_view(state: StudyProgress, now: float):
+    """The live display on a terminal (a rich renderable): a bar, the counts, the best trial, the times."""
+    from rich.progress_bar import ProgressBar
+    from rich.table import Table
+    from rich.text import Text
+
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(style="bold")
+    grid.add_column()
+    bar = Table.grid(padding=(0, 1))
+    bar.add_row(ProgressBar(total=max(state.total, 1), completed=state.done, width=40),
+                Text(f"{state.done}/{state.total} trials"))
+    grid.add_row(state.name, bar)
+    counts = Text()
+    counts.append(f"{len(state.running)} running", style="cyan")
+    for status, name, style in zip(STATUSES, ("ok", "diverged", "stopped early", "errored"),
+                                   ("green", "yellow", "blue", "red")):
+        counts.append("  ·  ")
+        counts.append(f"{state.count(status)} {name}", style=style if state.count(status) else "dim")
+    grid.add_row("trials", counts)
+    grid.add_row("best", Text(f"test_acc {state.best[0]:.4f}  {state.best[1]}") if state.best else Text("-"))
+    grid.add_row("time", Text(f"{duration(state.elapsed(now))} elapsed  ·  {_left(state, now)}"))
+    return grid
+
+
+def summary_table(rows: list[dict[str, Any]]) -> str:
+    """Best final test accuracy per (section, schedule, m, B) over ε and seeds."""
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[(row["section"], row["schedule"], row["momentum"], row["batch_size"])].append(row)
+    lines = [f"{'section':<10} {'schedule':<17} {'m':>5} {'B':>6} {'trials':>6} {'div':>4} "
+             f"{'best lr':>9} {'test_acc':>8} {'gap':>7}"]
+    for key in sorted(groups):
+        members = groups[key]
+        ok = [r for r in members if not r.get("diverged") and r.get("test_acc") is not None
+              and math.isfinite(r["test_acc"])]
+        diverged = sum(1 for r in members if r.get("diverged"))
+        if ok:
+            best = max(ok, key=lambda r: r["test_acc"])
+            tail = f"{best['lr']:>9.4g} {best['test_acc']:>8.4f} {best.get('gen_gap', math.nan):>7.4f}"
+        else:
+            tail = f"{'-':>9} {'-':>8} {'-':>7}"
+        section, schedule, momentum, batch = key
+        lines.append(f"{section:<10} {schedule:<17} {momentum:>5g} {batch:>6} {len(members):>6} {diverged:>4} {tail}")
+    return "\n".join(lines)
+
+
+class ProgressCallback(Callback):
+    """Study progress: one live display that updates in place on a terminal; elsewhere (CI, log
+    files) plain lines, at most one every ``every_s`` seconds and one at the end.
+
+    ``live``: None decides by the stream (a terminal gets the live display), True or False forces
+    it. The display is drawn by rich from a :class:`~scalestudy.run.progress.StudyProgress` that Tune's
+    events update; a lock keeps rich's refresh thread from reading it mid-update.
+    """
+
+    def __init__(self, name: str, total: int, stream: TextIO | None = None, every_s: float = 15.0,
+                 live: bool | None = None) -> None:
+        self.state = StudyProgress(name=name, total=total, started_at=time.monotonic())
+        self.every_s = every_s
+        self.stream = stream
+        self.live = live
+        self._init_runtime()
+
+    def _init_runtime(self) -> None:
+        self._trial_configs = TrialConfigs()
+        self._lock = threading.Lock()
+        self._display = None  # rich.live.Live while the live display is up
+        self._last_line = -math.inf
+
+    def __getstate__(self) -> dict[str, Any]:
+        runtime = ("stream", "_trial_configs", "_lock", "_display", "_last_line")
+        return {k: v for k, v in self.__dict__.items() if k not in runtime}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.stream = None
+        self._init_runtime()
+
+    def setup(self, **info) -> None:
+        self.state.started_at = time.monotonic()  # also after Tuner.restore unpickles this callback
+
+    def _out(self) -> TextIO:
+        return self.stream or sys.stdout
+
+    def _is_live(self) -> bool:
+        if self.live is not None:
+            return self.live
+        from rich.console import Console
+
+        return Console(file=self._out()).is_terminal
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        with self._lock:
+            self.state.start(trial.trial_id)
+        self._show()
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        run_name = self._trial_configs(trial).run_name
+        with self._lock:
+            self.state.result(run_name, result.get("test_acc"))
+        self._show()
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        _, status = self._trial_configs.end(trial)
+        with self._lock:
+            self.state.finish(trial.trial_id, status)
+        self._show()
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        _, status = self._trial_configs.end(trial, errored=True)
+        with self._lock:
+            self.state.finish(trial.trial_id, status)
+        self._show()
+
+    def on_experiment_end(self, trials, **info) -> None:
+        self.close()
+
+    def _render(self):
+        with self._lock:
+            return live_view(self.state, time.monotonic())
+
+    def _show(self) -> None:
+        if self._display is not None:
+            return  # rich redraws it (4 times a second) from the state
+        if self._is_live():
+            from rich.console import Console
+            from rich.live import Live
+
+            self._display = Live(console=Console(file=self._out()), get_renderable=self._render,
+                                 refresh_per_second=4, transient=False)
+            self._display.start()
+            return
+        now = time.monotonic()
+        if now - self._last_line >= self.every_s:
+            self._line(now)
+
+    def _line(self, now: float) -> None:
+        self._last_line = now
+        with self._lock:
+            text = plain_line(self.state, now)
+        print(text, file=self._out(), flush=True)
+
+    def close(self) -> None:
+        """Stop the live display (its last frame stays on screen), or print the last plain line."""
+        if self._display is not None:
+            self._display.stop()
+            self._display = None
+        elif self._last_line > -math.inf:
+            self._line(time.monotonic())
+            self._last_line = math.inf  # closed: no more lines

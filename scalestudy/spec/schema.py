@@ -1,0 +1,209 @@
+"""The study spec's schema: StudySpec and its blocks (grid, sections, resources, search, tracking)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, field_validator, model_validator
+
+from scalestudy.spec.base import Frozen, all_positive
+from scalestudy.spec.workload import Diagnostics, Schedule, Workload
+
+
+class LinearRuleLR(Frozen):
+    """ε = reference_lr · (B / reference_batch_size) · [(1−m)/(1−reference_momentum)] · multiplier."""
+
+    reference_batch_size: int = Field(gt=0)
+    reference_lr: float = Field(gt=0)
+    reference_momentum: float | None = Field(default=None, ge=0, lt=1)
+    multipliers: list[float] = Field(min_length=1)
+
+    @field_validator("multipliers")
+    @classmethod
+    def _positive(cls, values: list[float]) -> list[float]:
+        return all_positive(values)
+
+    def lr_for(self, batch_size: int, momentum: float) -> list[float]:
+        base = self.reference_lr * batch_size / self.reference_batch_size
+        if self.reference_momentum is not None:
+            base *= (1.0 - momentum) / (1.0 - self.reference_momentum)
+        return [base * multiplier for multiplier in self.multipliers]
+
+
+class Grid(Frozen):
+    batch_size: list[int] = Field(min_length=1)
+    lr: list[float] | LinearRuleLR
+    momentum: list[float] = Field(default_factory=lambda: [0.0], min_length=1)
+    nesterov: bool = False
+    weight_decay: float = Field(default=0.0, ge=0)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+
+    @field_validator("batch_size")
+    @classmethod
+    def _batch_positive(cls, values: list[int]) -> list[int]:
+        return all_positive(values)
+
+    @field_validator("lr")
+    @classmethod
+    def _lr_positive(cls, values: list[float] | LinearRuleLR) -> list[float] | LinearRuleLR:
+        if isinstance(values, list):
+            if not values:
+                raise ValueError("must not be empty")
+            all_positive(values)
+        return values
+
+    @field_validator("momentum")
+    @classmethod
+    def _momentum_range(cls, values: list[float]) -> list[float]:
+        for i, value in enumerate(values):
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"[{i}] must be in [0, 1), got {value}")
+        return values
+
+    def learning_rates(self, batch_size: int, momentum: float) -> list[float]:
+        if isinstance(self.lr, LinearRuleLR):
+            return self.lr.lr_for(batch_size, momentum)
+        return list(self.lr)
+
+
+
+class Resources(Frozen):
+    workers_per_trial: int = Field(default=1, gt=0)
+    cpus_per_worker: float = Field(default=1.0, gt=0)
+    gpus_per_worker: float = Field(default=0.0, ge=0)
+    max_concurrent_trials: int | None = Field(default=None, gt=0)
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
+    max_failures: int = Field(default=2, ge=0)
+    checkpoint_every: int = Field(default=1, gt=0)
+
+
+class EarlyStopping(Frozen):
+    """ASHA (asynchronous successive halving) on test accuracy, rungs in epochs."""
+
+    kind: Literal["asha"] = "asha"
+    grace_period: int = Field(default=1, gt=0)
+    reduction_factor: float = Field(default=3.0, gt=1)
+
+
+class Search(Frozen):
+    """How ε is chosen in each (section, schedule, m, B, seed) cell."""
+
+    algorithm: str = "grid"
+    trials_per_cell: int | None = Field(default=None, gt=0)
+    lr_range: list[float] | None = Field(default=None, min_length=2, max_length=2)
+    step_factor: float = Field(default=2.0, gt=1)
+    stop_ratio: float = Field(default=1.25, gt=1)
+    min_drop: float = Field(default=0.02, ge=0)  # bracket: an accuracy fall smaller than this is noise
+    seed: int = 0
+    early_stopping: EarlyStopping | None = None
+
+    @field_validator("algorithm")
+    @classmethod
+    def _known_algorithm(cls, name: str) -> str:
+        from scalestudy.search import SEARCHES
+
+        return SEARCHES.check(name)
+
+    @field_validator("lr_range")
+    @classmethod
+    def _ordered(cls, values: list[float] | None) -> list[float] | None:
+        if values is not None and not 0 < values[0] < values[1]:
+            raise ValueError(f"must be [low, high] with 0 < low < high, got {values}")
+        return values
+
+
+
+class Tracking(Frozen):
+    uri: str = "sqlite:///mlflow.db"
+    experiment: str | None = None
+
+    @field_validator("uri")
+    @classmethod
+    def _no_credentials(cls, uri: str) -> str:
+        if re.match(r"^[a-z0-9+.-]+://[^/@]+@", uri):
+            raise ValueError("must not hold credentials (they would be logged with the spec); set "
+                             "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD instead")
+        return uri
+
+
+class Section(Frozen):
+    """A resolved sub-study: the base workload, grid and schedule with a section's overrides merged in."""
+
+    workload: Workload
+    grid: Grid
+    schedule: list[Schedule] = Field(min_length=1)
+
+
+class StudySpec(Frozen):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
+    description: str = ""
+    workload: Workload
+    grid: Grid
+    schedule: list[Schedule] = Field(default_factory=lambda: [Schedule()], min_length=1)
+    sections: dict[str, Section] = Field(default_factory=dict)
+    resources: Resources = Field(default_factory=Resources)
+    tracking: Tracking = Field(default_factory=Tracking)
+    search: Search = Field(default_factory=Search)
+    diagnostics: Diagnostics = Field(default_factory=Diagnostics)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_sections(cls, raw: Any) -> Any:
+        """Accept a single schedule mapping, and merge each section over the base."""
+        if not isinstance(raw, dict):
+            return raw
+        raw = dict(raw)
+        if isinstance(raw.get("schedule"), dict):
+            raw["schedule"] = [raw["schedule"]]
+        sections = raw.get("sections")
+        if isinstance(sections, dict):
+            resolved = {}
+            for name, override in sections.items():
+                override = {} if override is None else override
+                if not isinstance(override, dict):
+                    resolved[name] = override  # pydantic reports the type error
+                    continue
+                unknown = set(override) - {"workload", "grid", "schedule"}
+                if unknown:
+                    raise ValueError(
+                        f"sections.{name}: unknown key {sorted(unknown)[0]!r}; allowed: workload, grid, schedule"
+                    )
+                workload = _deep_merge(raw.get("workload") or {}, override.get("workload") or {})
+                grid = _deep_merge(raw.get("grid") or {}, override.get("grid") or {})
+                schedule = override.get("schedule", raw.get("schedule", [{}]))
+                resolved[name] = {"workload": workload, "grid": grid,
+                                  "schedule": [schedule] if isinstance(schedule, dict) else schedule}
+            raw["sections"] = resolved
+        return raw
+
+    @property
+    def experiment_name(self) -> str:
+        return self.tracking.experiment or self.name
+
+    def resolved_sections(self) -> dict[str, Section]:
+        """The sub-grids that make up the study (the base grid alone when no sections)."""
+        return dict(self.sections) or {"main": Section(workload=self.workload, grid=self.grid,
+                                                       schedule=self.schedule)}
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+    def spec_hash(self) -> str:
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+

@@ -1,0 +1,260 @@
+"""A trial's config: built once from the spec, frozen and typed, carried unchanged to the epoch loop.
+
+The spec expands into :class:`Cell` s, one per (section, schedule, m, B, seed): everything of a
+trial but ε. A search chooses ε per cell and :meth:`Cell.trial` makes the :class:`TrialConfig`,
+keyed once (:func:`scalestudy.trial.record.trial_key`). Its typed pieces are the spec's own frozen
+models (Schedule, GradPenalty, PreciseBN, Diagnostics) and the dataset's and model's validated
+options, so nothing below re-validates or falls back on a default.
+
+Ray Tune carries it as a plain JSON dict (``config["trial"]``, :meth:`TrialConfig.to_dict`): the
+flat form earlier versions wrote, so :meth:`TrialConfig.from_dict` also reads the params.json and
+experiment snapshots of studies run before (a missing setting is the spec's default of that time;
+the stored trial key is kept, never recomputed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from scalestudy import data, models
+from scalestudy.batching import bn_batch_size
+from scalestudy.spec import Diagnostics, GradPenalty, Grid, PreciseBN, Resources, Schedule, StudySpec, Workload
+from scalestudy.trial import record
+
+
+@dataclass(frozen=True)
+class TrialWorkload:
+    """What a trial trains, on what data and how: its section's workload with the options resolved
+    (defaults filled in, relative paths made absolute: Tune runs each trial in its own folder)."""
+
+    dataset: str
+    dataset_options: BaseModel
+    dataset_size: int  # N, training examples
+    model: str
+    model_options: BaseModel
+    epochs: int
+    ghost_batch_size: int | None
+    max_device_batch_size: int | None
+    divergence_loss: float | None
+    train_metrics: Literal["running", "eval"]
+    grad_clip_norm: float | None
+    grad_penalty: GradPenalty | None
+    precise_bn: PreciseBN | None
+    stop_at_train_loss: float | None  # the trial ends once an epoch's train_loss is at or below it
+
+    @property
+    def has_batch_norm(self) -> bool:
+        return self.model_options.norm == "batch"  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class TrialResources:
+    """Where and how a trial runs (none of it, the workers aside, changes what it trains)."""
+
+    workers: int
+    cpus_per_worker: float
+    gpus_per_worker: float
+    checkpoint_every: int  # epochs
+    placement_strategy: str  # of a DDP trial's workers
+    max_failures: int  # retries of a DDP trial's Ray Train run
+    # The study's folder, where a DDP trial's Ray Train run lives (None: Ray's default, ~/ray_results).
+    storage_path: str | None
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (section, schedule, m, B, seed) cell of the study: a trial config but for ε."""
+
+    study: str
+    section: str
+    workload: TrialWorkload
+    schedule: Schedule
+    batch_size: int  # initial global batch, examples
+    momentum: float
+    seed: int
+    nesterov: bool
+    weight_decay: float
+    diagnostics: Diagnostics
+    resources: TrialResources
+    lr_grid: tuple[float, ...]  # the spec's ε for the cell (searches may choose others)
+
+    def trial(self, lr: float) -> TrialConfig:
+        """The cell's trial at ε = ``lr`` (exactly that value), keyed."""
+        shared = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "lr_grid"}
+        unkeyed = TrialConfig(**shared, lr=float(lr), trial_key="")
+        return replace(unkeyed, trial_key=record.trial_key(unkeyed.to_dict()))
+
+    @property
+    def label(self) -> str:
+        return record.cell_label(self.section, self.batch_size, self.momentum, self.seed, self.schedule.kind)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Cell:
+        """A cell of the dict form earlier versions kept (a trial config without ε, with ``lr_grid``);
+        a restored adaptive search may hold such cells."""
+        rest = {k: v for k, v in raw.items() if k != "lr_grid"}
+        return cls(**_shared_fields(rest, allowed=_WIRE_KEYS - {"lr", "trial_key", "run_name"}),
+                   lr_grid=tuple(float(lr) for lr in raw["lr_grid"]))
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """Everything one trial needs, typed; the epoch loop runs from it alone (no Ray, no MLflow)."""
+
+    study: str
+    section: str
+    workload: TrialWorkload
+    schedule: Schedule
+    batch_size: int  # initial global batch, examples
+    momentum: float
+    seed: int
+    nesterov: bool
+    weight_decay: float
+    diagnostics: Diagnostics
+    resources: TrialResources
+    lr: float  # initial learning rate ε
+    trial_key: str  # the trial's identity (scalestudy.trial.record.trial_key)
+
+    @property
+    def run_name(self) -> str:
+        return record.run_name(self.section, self.batch_size, self.lr, self.momentum, self.seed, self.schedule.kind)
+
+    @property
+    def bn_batch_size(self) -> int | None:
+        """Examples batch norm normalises over (None without batch norm)."""
+        return bn_batch_size(self.batch_size, self.resources.workers, self.workload.ghost_batch_size,
+                             self.workload.has_batch_norm)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plain JSON dict Ray Tune carries (``config["trial"]``); flat, as earlier versions wrote it."""
+        workload, resources = self.workload, self.resources
+        return {
+            "study": self.study, "section": self.section,
+            "dataset": workload.dataset, "dataset_options": workload.dataset_options.model_dump(mode="json"),
+            "dataset_size": workload.dataset_size, "model": workload.model,
+            "model_options": workload.model_options.model_dump(mode="json"), "epochs": workload.epochs,
+            "ghost_batch_size": workload.ghost_batch_size, "max_device_batch_size": workload.max_device_batch_size,
+            "divergence_loss": workload.divergence_loss, "train_metrics": workload.train_metrics,
+            "grad_clip_norm": workload.grad_clip_norm, "grad_penalty": _dump(workload.grad_penalty),
+            "precise_bn": _dump(workload.precise_bn), "stop_at_train_loss": workload.stop_at_train_loss,
+            "bn_batch_size": self.bn_batch_size,
+            "diagnostics": self.diagnostics.model_dump(mode="json"), "batch_size": self.batch_size,
+            "momentum": self.momentum, "nesterov": self.nesterov, "weight_decay": self.weight_decay,
+            "seed": self.seed, "schedule": self.schedule.model_dump(mode="json"), "workers": resources.workers,
+            "cpus_per_worker": resources.cpus_per_worker, "gpus_per_worker": resources.gpus_per_worker,
+            "checkpoint_every": resources.checkpoint_every, "placement_strategy": resources.placement_strategy,
+            "max_failures": resources.max_failures, "train_storage_path": resources.storage_path,
+            "lr": self.lr, "trial_key": self.trial_key, "run_name": self.run_name,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> TrialConfig:
+        """The config of a wire dict, from this version or an earlier one; unknown keys are errors."""
+        if "trial_key" not in raw or "lr" not in raw:
+            raise ValueError("trial config: needs trial_key and lr")
+        return cls(**_shared_fields(raw, allowed=_WIRE_KEYS), lr=float(raw["lr"]), trial_key=str(raw["trial_key"]))
+
+
+def _dump(value: BaseModel | None) -> dict[str, Any] | None:
+    return None if value is None else value.model_dump(mode="json")
+
+
+# Every key a wire dict may hold: this version's, plus grad_norm_penalty (before grad_penalty).
+_WIRE_KEYS = frozenset({
+    "study", "section", "dataset", "dataset_options", "dataset_size", "model", "model_options", "epochs",
+    "ghost_batch_size", "max_device_batch_size", "divergence_loss", "train_metrics", "grad_clip_norm",
+    "grad_penalty", "grad_norm_penalty", "precise_bn", "stop_at_train_loss", "bn_batch_size", "diagnostics",
+    "batch_size", "momentum",
+    "nesterov", "weight_decay", "seed", "schedule", "workers", "cpus_per_worker", "gpus_per_worker",
+    "checkpoint_every", "placement_strategy", "max_failures", "train_storage_path", "lr", "trial_key", "run_name",
+})
+
+
+def _default(model: type[BaseModel], name: str) -> Any:
+    """The spec's default of a setting: what a config written before the setting existed ran with."""
+    return model.model_fields[name].get_default(call_default_factory=True)
+
+
+def _shared_fields(raw: Mapping[str, Any], allowed: frozenset[str]) -> dict[str, Any]:
+    """The fields a Cell and a TrialConfig share, from a wire dict."""
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise ValueError(f"trial config: unknown key {unknown[0]!r}")
+
+    def get(key: str, model: type[BaseModel], name: str | None = None) -> Any:
+        return raw[key] if key in raw else _default(model, name or key)
+
+    penalty = get("grad_penalty", Workload)
+    if penalty is None and raw.get("grad_norm_penalty"):  # stored before grad_penalty existed (0.0: none)
+        penalty = {"kind": "full_gradient", "strength": float(raw["grad_norm_penalty"])}
+    workload = TrialWorkload(
+        dataset=raw["dataset"], dataset_options=data.dataset_options(raw["dataset"], raw["dataset_options"]),
+        dataset_size=int(raw["dataset_size"]), model=raw["model"],
+        model_options=models.model_options(raw["model"], raw["model_options"]), epochs=int(raw["epochs"]),
+        ghost_batch_size=get("ghost_batch_size", Workload), max_device_batch_size=get("max_device_batch_size", Workload),
+        divergence_loss=get("divergence_loss", Workload), train_metrics=get("train_metrics", Workload),
+        grad_clip_norm=get("grad_clip_norm", Workload),
+        grad_penalty=None if penalty is None else GradPenalty.model_validate(penalty),
+        precise_bn=None if get("precise_bn", Workload) is None else PreciseBN.model_validate(raw["precise_bn"]),
+        stop_at_train_loss=get("stop_at_train_loss", Workload))
+    resources = TrialResources(
+        workers=int(get("workers", Resources, "workers_per_trial")),
+        cpus_per_worker=float(get("cpus_per_worker", Resources)), gpus_per_worker=float(get("gpus_per_worker", Resources)),
+        checkpoint_every=int(get("checkpoint_every", Resources)),
+        placement_strategy=get("placement_strategy", Resources), max_failures=int(get("max_failures", Resources)),
+        storage_path=raw.get("train_storage_path"))  # absent: built before the study's storage was known
+    return dict(study=raw["study"], section=raw["section"], workload=workload,
+                schedule=Schedule.model_validate(raw["schedule"]), batch_size=int(raw["batch_size"]),
+                momentum=float(raw["momentum"]), seed=int(raw["seed"]), nesterov=bool(get("nesterov", Grid)),
+                weight_decay=float(get("weight_decay", Grid)),
+                diagnostics=Diagnostics.model_validate(raw["diagnostics"] if "diagnostics" in raw else {}),
+                resources=resources)
+
+
+def expand_cells(spec: StudySpec, storage_path: str | None = None) -> list[Cell]:
+    """One cell per (section, schedule, m, B, seed), in a stable order.
+
+    ``storage_path``: the study's folder, where DDP trials put their Ray Train runs (known once the
+    study is opened; None for validation and tests: Ray's default folder)."""
+    resources = spec.resources
+    runtime = TrialResources(
+        workers=resources.workers_per_trial, cpus_per_worker=resources.cpus_per_worker,
+        gpus_per_worker=resources.gpus_per_worker, checkpoint_every=resources.checkpoint_every,
+        placement_strategy=resources.placement_strategy, max_failures=resources.max_failures,
+        storage_path=storage_path)
+    cells: list[Cell] = []
+    for section_name, section in spec.resolved_sections().items():
+        grid, spec_workload = section.grid, section.workload
+        options = data.dataset_options(spec_workload.dataset, spec_workload.dataset_options)
+        workload = TrialWorkload(
+            dataset=spec_workload.dataset, dataset_options=options,
+            dataset_size=data.train_size(spec_workload.dataset, options), model=spec_workload.model,
+            model_options=models.model_options(spec_workload.model, spec_workload.model_options),
+            epochs=spec_workload.epochs, ghost_batch_size=spec_workload.ghost_batch_size,
+            max_device_batch_size=spec_workload.max_device_batch_size,
+            divergence_loss=spec_workload.divergence_loss, train_metrics=spec_workload.train_metrics,
+            grad_clip_norm=spec_workload.grad_clip_norm, grad_penalty=spec_workload.grad_penalty,
+            precise_bn=spec_workload.precise_bn, stop_at_train_loss=spec_workload.stop_at_train_loss)
+        for schedule in section.schedule:
+            for momentum in grid.momentum:
+                for batch_size in grid.batch_size:
+                    for seed in grid.seeds:
+                        cells.append(Cell(
+                            study=spec.name, section=section_name, workload=workload, schedule=schedule,
+                            batch_size=batch_size, momentum=float(momentum), seed=seed, nesterov=grid.nesterov,
+                            weight_decay=grid.weight_decay, diagnostics=spec.diagnostics, resources=runtime,
+                            lr_grid=tuple(float(lr) for lr in grid.learning_rates(batch_size, momentum))))
+    return cells
+
+
+def expand_trials(spec: StudySpec, storage_path: str | None = None) -> list[TrialConfig]:
+    """The full grid: one config per (section, schedule, m, B, ε, seed), in a stable order."""
+    trials = [cell.trial(lr) for cell in expand_cells(spec, storage_path) for lr in cell.lr_grid]
+    keys = [t.trial_key for t in trials]
+    if len(set(keys)) != len(keys):
+        raise ValueError("the spec expands to duplicate trials (repeated values in a grid list?)")
+    return trials

@@ -1,0 +1,215 @@
+"""The trial record: what a trial is called and what it leaves in MLflow — one home for each rule.
+
+* names: the MLflow tags, the params of a trial and of a study, the per-epoch metrics (the fields
+  of :class:`EpochReport`, the loop's own report) and the diagnostics;
+* the trial key, the trial's identity, made from the exact values of everything that decides
+  its training (:func:`trial_key`), and the run name, for people only (:func:`run_name`);
+* the status rule: ``ok``, ``diverged``, ``stopped`` or ``error`` (:func:`trial_status`).
+
+Tracking, the callbacks, the study, the searches, ``scalestudy sync`` and the analysis import
+these; none of them spells a name or decides a status itself. The record is made from a trial
+config's wire dict (:meth:`scalestudy.trial.config.TrialConfig.to_dict`), what Tune stores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from scalestudy.spec import StudySpec
+
+# --- tags ------------------------------------------------------------------------------------------
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"  # MLflow 3.17's UI opens such experiments as runs tables
+PARENT_TAG = "mlflow.parentRunId"
+RUN_NAME_TAG = "mlflow.runName"
+ROLE_TAG = "scalestudy.role"
+KEY_TAG = "scalestudy.trial_key"
+STATUS_TAG = "scalestudy.status"
+SECTION_TAG = "scalestudy.section"
+STUDY_TAG = "scalestudy.study"
+SPEC_HASH_TAG = "scalestudy.spec_hash"
+VERSION_TAG = "scalestudy.version"
+GIT_COMMIT_TAG = "scalestudy.git_commit"
+RUN_A_TAG, RUN_B_TAG = "scalestudy.run_a", "scalestudy.run_b"  # an interpolation's two trials
+
+# Values of ROLE_TAG: the study's parent run, a trial's run, and the runs analyses leave.
+STUDY_ROLE, TRIAL_ROLE, ANALYSIS_ROLE, INTERPOLATION_ROLE = "study", "trial", "analysis", "interpolation"
+
+# --- statuses (values of STATUS_TAG) ---------------------------------------------------------------
+RUNNING = "running"
+OK, DIVERGED, STOPPED, ERROR = "ok", "diverged", "stopped", "error"
+STATUSES = (OK, DIVERGED, STOPPED, ERROR)
+FINISHED_STATUSES = (OK, DIVERGED, STOPPED)  # ended as data (stopped: by the search's ASHA)
+
+
+# --- the per-epoch report and its metric names ------------------------------------------------------
+@dataclass(frozen=True)
+class EpochReport:
+    """Metrics after one epoch (DESIGN decision 2). Counts are cumulative over the trial."""
+
+    epoch: int  # 1-based: the number of epochs completed
+    updates: int  # optimizer steps so far
+    examples_seen: int
+    batch_size: int  # global batch of this epoch, examples
+    lr: float  # during warmup: the mean over the epoch's updates (ε rises every update)
+    momentum: float
+    effective_lr: float  # lr / (1 − m)
+    noise_scale: float  # lr/(1−m)·(N/B − 1)
+    train_loss: float  # see workload.train_metrics: running (train mode) or eval-mode subset
+    train_acc: float
+    test_loss: float
+    test_acc: float
+    gen_gap: float  # train_acc − test_acc
+    running_loss: float  # mean minibatch loss during the epoch (train mode)
+    epoch_seconds: float
+    diverged: int  # 0/1
+    # Diagnostics the spec asked for (DIAGNOSTIC_KEYS): gradient_noise_scale (B_simple, examples),
+    # updates_to_target / examples_to_target, sharpness and sharpness_subspace (final epoch).
+    extras: dict[str, float] = field(default_factory=dict)
+
+    def metrics(self) -> dict[str, float]:
+        values = asdict(self)
+        extras = values.pop("extras")
+        return {**values, **extras}
+
+
+# Every report's metrics, in the report's own order; step = epoch.
+METRIC_KEYS = tuple(f.name for f in fields(EpochReport) if f.name != "extras")
+# Logged when the spec's diagnostics ask for them (EpochReport.extras).
+DIAGNOSTIC_KEYS = ("gradient_noise_scale", "updates_to_target", "examples_to_target", "sharpness",
+                   "sharpness_subspace")
+LOGGED_KEYS = METRIC_KEYS + DIAGNOSTIC_KEYS
+# A resumed trial's first report carries the epochs before it (JSON), so tracking can fill a gap.
+HISTORY_KEY = "history_json"
+# Tune stamps every result (int seconds); metric timestamps derive from it, so the live
+# callback and ``scalestudy sync`` write identical points (MLflow drops exact repeats).
+TIMESTAMP_KEY = "timestamp"
+
+
+# --- the status rule -------------------------------------------------------------------------------
+class PlannedWork(Protocol):
+    """What the rules below read of a trial's plan (a :class:`scalestudy.trial.config.TrialWorkload`)."""
+
+    epochs: int
+    stop_at_train_loss: float | None
+
+
+def trial_ended(plan: PlannedWork, last: Mapping[str, Any]) -> bool:
+    """Whether a trial whose latest epoch report is ``last`` has ended on its own: it diverged, trained
+    its planned epochs, or its training loss reached ``plan.stop_at_train_loss``. The one rule for the
+    loop's stop, and through :func:`trial_status` for the status everywhere."""
+    if last.get("diverged") or int(last.get("epoch", 0)) >= plan.epochs:
+        return True
+    target = plan.stop_at_train_loss
+    return target is not None and last.get("train_loss", math.inf) <= target
+
+
+def trial_status(plan: PlannedWork, last: Mapping[str, Any] | None, errored: bool = False) -> str:
+    """How a trial that has ended ended, from its workload (``plan``) and its last report.
+
+    ``error`` when it failed or ended without a single report; ``diverged`` when its last epoch
+    diverged (divergence is data, DESIGN decision 3); ``ok`` when it ended on its own
+    (:func:`trial_ended`: its planned epochs, or its training-loss target); else ``stopped``: the
+    search's early stopping (ASHA) ended it before either.
+    """
+    if errored or not last or "epoch" not in last:
+        return ERROR
+    if last.get("diverged"):
+        return DIVERGED
+    return OK if trial_ended(plan, last) else STOPPED
+
+
+# --- identity and names ----------------------------------------------------------------------------
+# Wire keys (TrialConfig.to_dict) that do not decide what is trained: where and how the trial runs,
+# what is measured on the side, and values derived from the rest.
+NOT_IDENTITY = frozenset({
+    "study", "diagnostics", "cpus_per_worker", "gpus_per_worker", "checkpoint_every", "placement_strategy",
+    "max_failures", "train_storage_path", "trial_key", "run_name", "bn_batch_size", "dataset_size",
+})
+
+
+def trial_key(wire: Mapping[str, Any]) -> str:
+    """The trial's identity, from its config's wire dict: a readable prefix (ε printed to 4 significant
+    digits) and a digest of the exact values (JSON numbers are ``repr``, exact for floats) of everything
+    that decides its training, ε included, so two trials whose ε differ beyond 4 digits get different keys.
+
+    Computed once, when the trial config is built; a stored config keeps the key it was stored with
+    (keys of studies run before this rule are read back, never recomputed).
+    """
+    identity = {k: v for k, v in wire.items() if k not in NOT_IDENTITY}
+    digest = hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
+    return (f"{wire['section']}-B{wire['batch_size']}-lr{wire['lr']:.4g}-m{wire['momentum']:g}"
+            f"-{wire['schedule']['kind']}-s{wire['seed']}-{digest}")
+
+
+def cell_label(section: str, batch_size: int, momentum: float, seed: int, schedule_kind: str) -> str:
+    """A cell for people: ``B=128 m=0.9 seed=0 constant`` (and its section unless the main one)."""
+    label = f"B={batch_size} m={momentum:g} seed={seed} {schedule_kind}"
+    return label if section in ("main", "law") else f"{label} [{section}]"
+
+
+def run_name(section: str, batch_size: int, lr: float, momentum: float, seed: int, schedule_kind: str) -> str:
+    """The MLflow run name, for people only: ``B=128 lr=0.1 m=0.9 seed=0 constant``."""
+    label = f"B={batch_size} lr={lr:.4g} m={momentum:g} seed={seed} {schedule_kind}"
+    return label if section in ("main", "law") else f"{label} [{section}]"
+
+
+# --- params ----------------------------------------------------------------------------------------
+# What never changes during a trial: logged once as MLflow params (DESIGN decision 1).
+# The gradient penalty is logged as grad_penalty (its kind), grad_norm_penalty (its strength λ:
+# the name the trial table has always read) and grad_penalty_block_size.
+PARAM_KEYS = (
+    "dataset", "model", "dataset_size", "epochs", "ghost_batch_size", "batch_size", "lr",
+    "momentum", "nesterov", "weight_decay", "seed", "schedule", "schedule_args", "section",
+    "workers", "cpus_per_worker", "gpus_per_worker", "grad_clip_norm", "grad_penalty", "grad_norm_penalty",
+    "grad_penalty_block_size", "trial_key", "bn_batch_size", "precise_bn_batches", "stop_at_train_loss",
+)
+
+
+def trial_params(wire: Mapping[str, Any]) -> dict[str, str]:
+    """The MLflow params of a trial, from its config's wire dict (strings; an unset value is empty)."""
+    values: dict[str, Any] = {key: wire.get(key) for key in PARAM_KEYS}
+    schedule = dict(wire["schedule"])
+    values["schedule"] = schedule.pop("kind")
+    values["schedule_args"] = json.dumps(schedule, sort_keys=True)
+    precise, penalty = wire["precise_bn"], wire["grad_penalty"]
+    values["precise_bn_batches"] = None if precise is None else precise["batches"]
+    values["grad_penalty"] = None if penalty is None else penalty["kind"]
+    values["grad_norm_penalty"] = 0.0 if penalty is None else penalty["strength"]
+    values["grad_penalty_block_size"] = None if penalty is None else penalty["block_size"]
+    diagnostics = wire["diagnostics"]
+    if diagnostics["target_accuracy"] is not None:
+        values["target_accuracy"] = diagnostics["target_accuracy"]
+        values["steps_to_target"] = steps_to_target_method(diagnostics["target_eval_every"],
+                                                           diagnostics["target_eval_margin"])
+    return {key: "" if value is None else str(value) for key, value in values.items()}
+
+
+def steps_to_target_method(every: int | None, margin: float | None) -> str:
+    """How updates_to_target is measured (an MLflow param, see the README)."""
+    if every is None:
+        return "interpolated between epoch ends"
+    return f"evaluated every {every} updates" + ("" if margin is None else f" within {margin:g} of the target")
+
+
+def study_tags(spec: StudySpec, version: str, commit: str | None) -> dict[str, str]:
+    """The study's parent run: its role, its spec's hash and the code that ran it (provenance)."""
+    tags = {ROLE_TAG: STUDY_ROLE, STUDY_TAG: spec.name, SPEC_HASH_TAG: spec.spec_hash(), VERSION_TAG: version,
+            RUN_NAME_TAG: f"study {spec.name}"}
+    if commit:
+        tags[GIT_COMMIT_TAG] = commit
+    return tags
+
+
+def study_params(spec: StudySpec, planned_trials: int) -> dict[str, str]:
+    """The parent run's params; ``trials`` is the planned count (an upper bound for adaptive searches)."""
+    values = {"trials": planned_trials, "dataset": spec.workload.dataset, "model": spec.workload.model,
+              "epochs": spec.workload.epochs, "ghost_batch_size": spec.workload.ghost_batch_size,
+              "workers_per_trial": spec.resources.workers_per_trial, "spec_hash": spec.spec_hash()}
+    return {key: str(value) for key, value in values.items()}

@@ -1,0 +1,148 @@
+"""Contracts every registered schedule and every registered search algorithm passes, driven by the
+registries (a new entry is tested without touching this file)."""
+
+import math
+from collections import Counter
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from scalestudy.noise import noise_scale
+from scalestudy.schedules import SCHEDULES, Hyper, hyper_at, milestones_passed, trajectory
+from scalestudy.search import SEARCHES
+from scalestudy.search.cells import cell_budget, lr_bounds, planned_trials
+from scalestudy.search.replay import replay
+from scalestudy.spec import Schedule, spec_from_dict
+from scalestudy.trial.config import expand_cells
+
+EPOCHS = 12
+
+# --- schedules ------------------------------------------------------------------------------------
+
+
+@st.composite
+def schedules(draw, kind: str):
+    """A schedule of ``kind`` and an initial (B, ε, m) it can run: B × factor stays whole."""
+    factor = draw(st.sampled_from([1.5, 2.0, 3.0, 5.0]))
+    milestones = sorted(draw(st.sets(st.integers(1, EPOCHS - 1), max_size=4)))
+    batch_size = 16 * draw(st.integers(1, 8))  # 16·1.5⁴ = 81: whole for up to 4 milestones
+    grown = [batch_size * factor ** k for k in range(len(milestones) + 1)]
+    max_batch = int(draw(st.sampled_from(grown))) if kind == "hybrid" else None
+    schedule = Schedule(kind=kind, milestones=milestones, factor=factor, max_batch_size=max_batch,
+                        momentum_factor=draw(st.sampled_from([1.5, 2.0, 4.0])))
+    initial = Hyper(batch_size, draw(st.floats(1e-4, 10.0)), draw(st.sampled_from([0.0, 0.5, 0.9, 0.99])))
+    return schedule, initial
+
+
+CONTRACT = settings(derandomize=True, max_examples=60, deadline=None)
+
+
+@pytest.mark.parametrize("kind", SCHEDULES.names())
+@given(data=st.data())
+@CONTRACT
+def test_a_schedule_is_a_pure_function_of_the_epoch(kind, data):
+    schedule, initial = data.draw(schedules(kind))
+    forward = trajectory(schedule, initial, EPOCHS)
+    backward = [hyper_at(schedule, initial, epoch) for epoch in reversed(range(EPOCHS))][::-1]
+    assert forward == backward  # no state carried from one call to the next
+    assert forward[0] == initial  # nothing changes before the first milestone
+    for epoch in range(1, EPOCHS):  # and nothing between milestones
+        if milestones_passed(schedule, epoch) == milestones_passed(schedule, epoch - 1):
+            assert forward[epoch] == forward[epoch - 1]
+
+
+@pytest.mark.parametrize("kind", SCHEDULES.names())
+@given(data=st.data())
+@CONTRACT
+def test_a_schedule_keeps_batches_whole_and_never_raises_the_noise_scale(kind, data):
+    schedule, initial = data.draw(schedules(kind))
+    rows = trajectory(schedule, initial, EPOCHS)
+    examples = 10**7  # N ≥ every B: N/B − 1 > 0
+    noise = [noise_scale(h.lr, h.momentum, examples, h.batch_size) for h in rows]
+    for before, after, g_before, g_after in zip(rows, rows[1:], noise, noise[1:]):
+        assert isinstance(after.batch_size, int) and after.batch_size >= before.batch_size >= initial.batch_size
+        assert after.lr > 0 and 0 <= after.momentum < 1
+        assert g_after <= g_before * (1 + 1e-12)
+    if schedule.max_batch_size is not None:
+        assert max(h.batch_size for h in rows) <= max(schedule.max_batch_size, initial.batch_size)
+
+
+@pytest.mark.parametrize("kind", SCHEDULES.names())
+def test_every_milestone_lowers_the_noise_scale_by_factor_unless_constant(kind):
+    """Smith et al. 2018: each schedule lowers g by ``factor`` per milestone in its own way (B ≪ N)."""
+    schedule = Schedule(kind=kind, milestones=[1, 2], factor=4, max_batch_size=10**9)
+    examples = 10**12
+    g = [noise_scale(h.lr, h.momentum, examples, h.batch_size) for h in trajectory(schedule, Hyper(128, 0.1, 0.9), 3)]
+    step = 1 if kind == "constant" else 4
+    assert g[1] == pytest.approx(g[0] / step, rel=1e-6) and g[2] == pytest.approx(g[0] / step**2, rel=1e-6)
+
+
+# --- search algorithms ------------------------------------------------------------------------------
+
+LR_RANGE = (1e-3, 10.0)
+
+
+def contract_spec(algorithm: str, seed: int = 0):
+    search = {"algorithm": algorithm, "seed": seed}
+    if algorithm != "grid":
+        search |= {"trials_per_cell": 5, "lr_range": list(LR_RANGE)}
+    return spec_from_dict({
+        "name": "contract",
+        "workload": {"dataset": "synthetic", "dataset_options": {"train_size": 512, "test_size": 128},
+                     "model": "mlp", "epochs": 3, "ghost_batch_size": 16},
+        "grid": {"batch_size": [16, 64], "momentum": [0.0, 0.9], "seeds": [0, 1],
+                 "lr": {"reference_batch_size": 32, "reference_lr": 0.05, "reference_momentum": 0.9,
+                        "multipliers": [0.1, 0.5, 2, 10]}},
+        "sections": {"law": {}, "fixed": {"grid": {"batch_size": [32], "lr": [0.05], "momentum": [0.9]}}},
+        "search": search,
+    })
+
+
+def response(trial) -> dict:
+    """Accuracy peaks at ε* = 0.05·(B/32)·(1−m)/0.1 and ε above 1.5·ε* diverges."""
+    optimum = 0.05 * trial.batch_size / 32 * (1 - trial.momentum) / 0.1
+    epochs = trial.workload.epochs
+    if trial.lr > 1.5 * optimum:
+        return {"test_acc": math.nan, "diverged": 1, "epoch": 1, "updates": 8}
+    x = math.log(trial.lr / optimum)
+    return {"test_acc": 0.2 + 0.7 * math.exp(-x * x / 2), "diverged": 0, "epoch": epochs, "updates": 8 * epochs}
+
+
+def run_search(algorithm: str, seed: int = 0):
+    spec = contract_spec(algorithm, seed)
+    cells = expand_cells(spec)
+    plan = SEARCHES.get(algorithm)(spec, cells)
+    return spec, cells, plan, replay(plan, response, concurrency=3)
+
+
+@pytest.mark.parametrize("algorithm", SEARCHES.names())
+def test_a_search_runs_its_cells_within_range_and_budget_and_ends(algorithm):
+    spec, cells, plan, done = run_search(algorithm)
+    assert any(item.result["diverged"] for item in done) or algorithm == "grid"  # it met divergence
+    def coordinates(c):
+        return c.section, c.schedule.kind, c.batch_size, c.momentum, c.seed
+
+    by_cell = {coordinates(c): c for c in cells}
+    counts = Counter()
+    for item in done:
+        trial = item.trial
+        cell = by_cell[coordinates(trial)]
+        assert trial == cell.trial(trial.lr)  # the cell's config at that ε, keyed from exact values
+        low, high = lr_bounds(spec, cell)
+        assert low <= trial.lr <= high
+        counts[coordinates(cell)] += 1
+    assert all(counts[coordinates(cell)] <= cell_budget(spec, cell) for cell in cells)
+    assert set(counts) == set(by_cell)  # every cell ran
+    assert len(done) <= planned_trials(spec, cells) == plan.total_trials
+    if algorithm in ("grid", "quasi_random", "optuna"):
+        assert len(done) == plan.total_trials
+    assert len({item.trial.trial_key for item in done}) == len(done)  # never the same trial twice
+    if plan.search_alg is not None:
+        assert plan.search_alg.suggest("after-the-end") == "FINISHED"
+
+
+@pytest.mark.parametrize("algorithm", SEARCHES.names())
+def test_a_search_is_reproducible_by_its_seed(algorithm):
+    first = [item.trial.trial_key for item in run_search(algorithm, seed=3)[3]]
+    assert [item.trial.trial_key for item in run_search(algorithm, seed=3)[3]] == first
