@@ -16,7 +16,6 @@ lives in ``step.py``, the rank's view in ``distributed.py``, steps-to-target in 
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from typing import Any, Iterator
@@ -26,6 +25,7 @@ import torch.nn.functional as F
 
 from scalestudy.batching import micro_batch_size, penalty_block_size
 from scalestudy.data import load_dataset
+from scalestudy.data.base import InMemoryDataset
 from scalestudy.diagnostics.sharpness import sharpness_metrics
 from scalestudy.models import build_model
 from scalestudy.models.ghost_bn import batch_norm_layers, has_plain_batch_norm, running_stat_buffers
@@ -33,6 +33,7 @@ from scalestudy.models.precise_bn import recompute_running_stats
 from scalestudy.noise import GradientNoiseScale, noise_scale
 from scalestudy.schedules import Hyper, hyper_at, update_lrs
 from scalestudy.train.distributed import Distributed
+from scalestudy.train.precision import autocast_for, uses_channels_last
 from scalestudy.train.step import GradientStep
 from scalestudy.train.target import Evaluation, TargetTracker
 from scalestudy.trial.config import TrialConfig
@@ -51,7 +52,9 @@ class EpochLoop:
     """One trial's training state and its epoch iterator."""
 
     def __init__(self, config: TrialConfig, dist: Distributed | None = None,
-                 device: torch.device | str | None = None) -> None:
+                 device: torch.device | str | None = None, data: InMemoryDataset | None = None) -> None:
+        """``data``: a dataset already on the device, trained on instead of loading the workload's
+        (benchmarks on data generated there); it must hold the config's ``dataset_size`` examples."""
         self.config = config
         workload = config.workload
         self.dist = dist or Distributed()
@@ -61,13 +64,16 @@ class EpochLoop:
         self.epochs = workload.epochs
         self.ghost_batch_size = workload.ghost_batch_size
 
-        self.data = load_dataset(workload.dataset, workload.dataset_options, device=self.device)
+        if data is not None and data.train_size != workload.dataset_size:
+            raise ValueError(f"data holds {data.train_size} training examples, the trial config {workload.dataset_size}")
+        self.data = data.to(self.device) if data is not None else load_dataset(
+            workload.dataset, workload.dataset_options, device=self.device)
         self.dataset_size = self.data.train_size
         # The same seed on every rank ⇒ identical initial weights (DDP also broadcasts them).
         torch.manual_seed(config.seed)
         model = build_model(workload.model, input_shape=self.data.input_shape, num_classes=self.data.num_classes,
                             options=workload.model_options, ghost_batch_size=self.ghost_batch_size).to(self.device)
-        self.channels_last = self.device.type == "cuda" and len(self.data.input_shape) == 3
+        self.channels_last = uses_channels_last(self.device, self.data.input_shape)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
@@ -81,8 +87,7 @@ class EpochLoop:
             model.parameters(), lr=config.lr, momentum=config.momentum,
             nesterov=config.nesterov and config.momentum > 0, weight_decay=config.weight_decay,
         )
-        self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
-                         if self.device.type == "cuda" else contextlib.nullcontext())
+        self.autocast = autocast_for(self.device)
         self.diagnostics = config.diagnostics
         self.penalty = workload.grad_penalty
         self.step = GradientStep(self.net, self.optimizer, lambda: self.dist.no_sync(self.net), self.autocast,
