@@ -455,3 +455,33 @@ def test_ddp_ranks_fold_their_ghost_batches_into_the_one_worker_running_statisti
             torch.testing.assert_close(g, (g0 + g1) / 2)
         for buffer, expected in zip(result["buffers"], running_stat_buffers(single)):
             torch.testing.assert_close(buffer, expected)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_vmapped_stack_of_ghost_layers_equals_each_layer_alone(layout):
+    # torch.func.vmap over stacked layers (bench pack's vmapped trials) takes the plain-ops path and
+    # folds the stacked running statistics without lerp_: each member must match its own layer.
+    from torch.func import functional_call, stack_module_state, vmap
+
+    members = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        ghost, _ = _pair(layout, ghost_batch_size=4)
+        members.append(ghost)
+    reference = [_pair(layout, 4)[0] for _ in members]
+    for layer, twin in zip(members, reference):
+        twin.load_state_dict(layer.state_dict())
+    params, buffers = stack_module_state(members)
+    base = _pair(layout, 4)[0].to("meta")
+    for step in range(2):
+        x = torch.stack([_input(layout, 12, seed=10 * step + i).detach() for i in range(3)]).requires_grad_()
+        y = vmap(lambda p, b, inp: functional_call(base, (p, b), (inp,)))(params, buffers, x)
+        grad_y = torch.randn_like(y)
+        grads = torch.autograd.grad(y, [x, params["weight"], params["bias"]], grad_y)
+        for i, twin in enumerate(reference):
+            y_alone, grads_alone = _forward_backward(twin, x[i].detach().requires_grad_(), grad_y[i])
+            torch.testing.assert_close(y[i], y_alone)
+            for stacked, alone in zip(grads, grads_alone):
+                torch.testing.assert_close(stacked[i], alone)
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                torch.testing.assert_close(buffers[name][i], getattr(twin, name))

@@ -6,7 +6,10 @@ are checked here and reported, never asserted in tests.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -23,8 +26,26 @@ BENCHMARKS = Registry(
         "memory": "scalestudy.bench.memory:bench_memory",
         "search": "scalestudy.bench.search:bench_search",
         "coverage": "scalestudy.bench.coverage:bench_coverage",
+        "pack": "scalestudy.bench.pack:bench_pack",
+        "compile": "scalestudy.bench.compile:bench_compile",
     },
 )
+
+
+# Called with the table after each row (see rows_measured); a context variable, so that only the
+# caller that asked for it gets the calls.
+_ON_ROW: contextvars.ContextVar[Callable[[BenchTable], None] | None] = contextvars.ContextVar("on_row", default=None)
+
+
+@contextlib.contextmanager
+def rows_measured(callback: Callable[[BenchTable], None]) -> Iterator[None]:
+    """Call ``callback(table)`` after every row a benchmark adds inside the block: a caller that
+    may be stopped at a time limit (the GPU check) keeps the rows measured so far."""
+    token = _ON_ROW.set(callback)
+    try:
+        yield
+    finally:
+        _ON_ROW.reset(token)
 
 
 @dataclass
@@ -36,6 +57,9 @@ class BenchTable:
 
     def add(self, **row: Any) -> None:
         self.rows.append(row)
+        on_row = _ON_ROW.get()
+        if on_row is not None:
+            on_row(self)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, default=str)

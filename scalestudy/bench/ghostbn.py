@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from scalestudy.bench import BenchTable
+from scalestudy.bench.device import bench_device, describe
 from scalestudy.models.ghost_bn import GhostBatchNorm1d, GhostBatchNorm2d
 
 
@@ -45,7 +46,7 @@ def compare(dims: int, batch: int, ghost: int, device: str, repeats: int, iterat
 
 
 def bench_ghostbn(tiny: bool = False) -> BenchTable:
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = bench_device()
     # One thread on CPU: a trial holds one CPU (cpus_per_worker: 1), and two OpenMP threads
     # on a busy 2-core machine time the scheduler, not the layer.
     torch.set_num_threads(1)
@@ -56,5 +57,5 @@ def bench_ghostbn(tiny: bool = False) -> BenchTable:
         for batch in batches:
             for ghost in ghosts:
                 table.add(**compare(dims, batch, ghost, device, repeats, iterations))
-    table.notes.append(f"device {device}, {torch.get_num_threads()} threads; target: ratio ≤ 1.15")
+    table.notes.append(f"device: {describe(device)}, {torch.get_num_threads()} threads; target: ratio ≤ 1.15")
     return table

@@ -60,15 +60,38 @@ def _read_split(root: Path, options: Cifar10Options, train: bool) -> CIFAR10:
         ) from None
 
 
+def normalise_images(images: torch.Tensor) -> torch.Tensor:
+    """uint8 NCHW pixels -> float32 (x/255 − mean)/std per channel, on the images' device.
+
+    Normalised in place after one conversion: the full training set is 614 MB as float32,
+    so no temporaries of that size.
+    """
+    x = images.float()
+    mean = torch.tensor(CIFAR10_MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(CIFAR10_STD, device=x.device).view(1, 3, 1, 1)
+    return x.div_(255).sub_(mean).div_(std)
+
+
 def _to_tensors(split: CIFAR10, limit: int | None) -> tuple[torch.Tensor, torch.Tensor]:
     images = split.data[:limit]  # (n, 32, 32, 3) uint8, HWC
     labels = np.asarray(split.targets[:limit], dtype=np.int64)
-    # Reorder to NCHW as uint8 (cheap), then normalise in place: the full training set
-    # is 614 MB as float32, so avoid temporaries of that size.
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().float()
-    mean = torch.tensor(CIFAR10_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(CIFAR10_STD).view(1, 3, 1, 1)
-    return x.div_(255).sub_(mean).div_(std), torch.from_numpy(labels)
+    # Reorder to NCHW as uint8 (cheap), then normalise.
+    return normalise_images(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()), torch.from_numpy(labels)
+
+
+def random_cifar10(train_size: int, test_size: int, device: str | torch.device, seed: int = 0) -> InMemoryDataset:
+    """Random uint8 images and labels in CIFAR-10's format, drawn on ``device`` and normalised as
+    CIFAR-10 is, with its augmentation: for speed measurements where the pixels do not matter
+    (the GPU check has no copy of CIFAR-10 and no network)."""
+    generator = torch.Generator(device=device).manual_seed(seed)
+
+    def split(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        pixels = torch.randint(0, 256, (n, 3, 32, 32), generator=generator, device=device, dtype=torch.uint8)
+        return normalise_images(pixels), torch.randint(0, 10, (n,), generator=generator, device=device)
+
+    (train_x, train_y), (test_x, test_y) = split(train_size), split(test_size)
+    return InMemoryDataset(name="cifar10-random", train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y,
+                           num_classes=10, input_shape=(3, 32, 32), augment=random_crop_flip)
 
 
 def load_cifar10(options: Cifar10Options) -> InMemoryDataset:

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from scalestudy.models.ghost_bn_function import _GhostBatchNormFunction
+from scalestudy.models.ghost_bn_function import _GhostBatchNormFunction, ghost_batch_norm_ops
 
 __all__ = ["GhostBatchNorm1d", "GhostBatchNorm2d", "batch_norm_layers", "convert_to_ghost_bn", "fold_running_stats",
            "frozen_bn_stats", "has_plain_batch_norm", "running_stat_buffers", "running_stats_step"]
@@ -116,7 +116,11 @@ class _GhostBatchNorm(nn.Module):
             return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                                 True, factor, self.eps)
 
-        y, mean, var = _GhostBatchNormFunction.apply(x, self.weight, self.bias, ghost, self.eps)
+        # Under torch.func transforms (vmap over a stack of models) the plain-ops form: the fused
+        # autograd function has no vmap rule.
+        normalise = (ghost_batch_norm_ops if torch._C._functorch.is_functorch_wrapped_tensor(x)
+                     else _GhostBatchNormFunction.apply)
+        y, mean, var = normalise(x, self.weight, self.bias, ghost, self.eps)
         if self.track_running_stats:
             count = x.numel() // (mean.shape[0] * x.shape[1])  # values per ghost batch and channel
             if self._collecting:
@@ -156,8 +160,8 @@ class _GhostBatchNorm(nn.Module):
         decay, w_mean, w_var = self._step_weights(k, count, means)
         self.num_batches_tracked.add_(k)
         if decay < 1.0:  # momentum 0 never moves the statistics
-            self.running_mean.lerp_((w_mean @ means).to(self.running_mean.dtype), 1.0 - decay)
-            self.running_var.lerp_((w_var @ biased_vars).to(self.running_var.dtype), 1.0 - decay)
+            _lerp_(self.running_mean, (w_mean @ means).to(self.running_mean.dtype), 1.0 - decay)
+            _lerp_(self.running_var, (w_var @ biased_vars).to(self.running_var.dtype), 1.0 - decay)
 
     @torch.no_grad()
     def _collect(self, means: torch.Tensor, biased_vars: torch.Tensor, count: int) -> None:
@@ -204,6 +208,15 @@ class _GhostBatchNorm(nn.Module):
         self.running_var.mul_(decay).add_(pending_var, alpha=scale)
         self.num_batches_tracked.add_(total)
         self._pending, self._pending_count = None, 0
+
+
+def _lerp_(buffer: torch.Tensor, end: torch.Tensor, weight: float) -> None:
+    """buffer ← buffer + weight·(end − buffer): one fused ``lerp_``, except on stacked buffers under
+    vmap, where ``lerp_`` has no batching rule (torch would loop over the stack)."""
+    if torch._C._functorch.is_functorch_wrapped_tensor(buffer):
+        buffer.mul_(1.0 - weight).add_(end, alpha=weight)
+    else:
+        buffer.lerp_(end, weight)
 
 
 class GhostBatchNorm1d(_GhostBatchNorm):

@@ -130,3 +130,25 @@ def _per_ghost(stat: torch.Tensor, xr: torch.Tensor) -> torch.Tensor:
 def _sum_over_ghost(per_sample: torch.Tensor, k: int) -> torch.Tensor:
     """(k·G, C) per-sample sums -> (k, C) per-ghost-batch sums."""
     return per_sample.reshape(k, -1, per_sample.shape[1]).sum(1)
+
+
+def ghost_batch_norm_ops(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None,
+                         ghost_batch_size: int, eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The same (y, mean, biased var) as ``_GhostBatchNormFunction`` in plain differentiable ops.
+
+    For function transforms (``torch.func.vmap`` over a stack of models): the autograd function
+    has no vmap rule, since its passes write into preallocated buffers (``out=``) and call a fused
+    aten kernel. Slower (autograd saves the intermediates), the same arithmetic to rounding.
+    """
+    n, channels = x.shape[:2]
+    k = n // ghost_batch_size
+    xr = x.to(_compute_dtype(x.dtype)).reshape(k, ghost_batch_size, *x.shape[1:])
+    dims = (1, *range(3, xr.dim()))  # the G samples and the spatial positions of each ghost batch
+    var, mean = torch.var_mean(xr, dim=dims, correction=0, keepdim=True)
+    y = (xr - mean) * torch.rsqrt(var + eps)
+    if weight is not None:
+        y = y * _per_ghost(weight.view(1, channels), xr)
+    if bias is not None:
+        y = y + _per_ghost(bias.view(1, channels), xr)
+    return y.reshape(x.shape).to(x.dtype), mean.reshape(k, channels), var.reshape(k, channels)
+

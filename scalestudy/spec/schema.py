@@ -96,12 +96,32 @@ class Grid(Frozen):
 class Resources(Frozen):
     workers_per_trial: int = Field(default=1, gt=0)
     cpus_per_worker: float = Field(default=1.0, gt=0)
+    # A fraction 1/k puts k trials on one GPU (Ray's fractional GPUs; see README "Several trials per GPU").
     gpus_per_worker: float = Field(default=0.0, ge=0)
     max_concurrent_trials: int | None = Field(default=None, gt=0)
     placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
     max_failures: int = Field(default=2, ge=0)
     checkpoint_every: int = Field(default=1, gt=0)
     runtime_env: RuntimeEnv | None = None  # Ray's runtime_env for every worker (the user's code on a cluster)
+
+    @field_validator("gpus_per_worker")
+    @classmethod
+    def _gpus_ray_can_place(cls, value: float) -> float:
+        # Ray places a GPU request above 1 only in whole GPUs (1.5 would wait forever) and counts
+        # in 1/10000 of a unit (less rounds to nothing).
+        if value > 1 and value != int(value):
+            raise ValueError(f"must be a fraction of one GPU (at most 1) or a whole number of GPUs, got {value:g}")
+        if 0 < value < 1e-4:
+            raise ValueError(f"must be at least 0.0001 (Ray's resolution) or 0, got {value:g}")
+        return value
+
+    @model_validator(mode="after")
+    def _ddp_workers_on_whole_gpus(self) -> "Resources":
+        if self.workers_per_trial > 1 and 0 < self.gpus_per_worker < 1:
+            raise ValueError(f"gpus_per_worker: {self.gpus_per_worker:g} with workers_per_trial "
+                             f"{self.workers_per_trial}: a trial's DDP workers could share one GPU, which NCCL "
+                             "refuses; give DDP workers whole GPUs (fractions are for one-worker trials)")
+        return self
 
 
 class EarlyStopping(Frozen):

@@ -20,7 +20,6 @@ steps-to-target in ``target.py``.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from typing import Any, Iterator
@@ -43,6 +42,7 @@ from scalestudy.tasks import build_task, task_info
 # EVAL_BATCH and rank_batch are also imported from here (benchmarks, tests).
 from scalestudy.train.batches import EVAL_BATCH, MemoryBatches, StreamBatches, rank_batch, shard  # noqa: F401
 from scalestudy.train.distributed import Distributed
+from scalestudy.train.precision import autocast_for, uses_channels_last
 from scalestudy.train.step import GradientStep
 from scalestudy.train.target import Evaluation, TargetTracker
 from scalestudy.trial.config import TrialConfig
@@ -59,7 +59,9 @@ class EpochLoop:
     """One trial's training state and its epoch iterator."""
 
     def __init__(self, config: TrialConfig, dist: Distributed | None = None,
-                 device: torch.device | str | None = None) -> None:
+                 device: torch.device | str | None = None, data: InMemoryDataset | None = None) -> None:
+        """``data``: a dataset already on the device, trained on instead of loading the workload's
+        (benchmarks on data generated there); it must hold the config's ``dataset_size`` examples."""
         self.config = config
         workload = config.workload
         self.dist = dist or Distributed()
@@ -70,8 +72,13 @@ class EpochLoop:
         self.ghost_batch_size = workload.ghost_batch_size
 
         loading = workload.data
-        data = resident(load_dataset(workload.dataset, workload.dataset_options, device="cpu"), loading.residency,
-                        loading.memory_limit_mb, loading.loader_workers)
+        if data is not None:
+            if data.train_size != workload.dataset_size:
+                raise ValueError(f"data holds {data.train_size} training examples, the trial config "
+                                 f"{workload.dataset_size}")
+        else:
+            data = resident(load_dataset(workload.dataset, workload.dataset_options, device="cpu"),
+                            loading.residency, loading.memory_limit_mb, loading.loader_workers)
         if isinstance(data, InMemoryDataset):
             self.data = data.to(self.device)
             self.batches = MemoryBatches(self.data, self.dist)
@@ -84,7 +91,7 @@ class EpochLoop:
         torch.manual_seed(config.seed)
         model = build_model(workload.model, input_shape=self.data.input_shape, num_classes=self.data.num_classes,
                             options=workload.model_options, ghost_batch_size=self.ghost_batch_size).to(self.device)
-        self.channels_last = self.device.type == "cuda" and len(self.data.input_shape) == 3
+        self.channels_last = uses_channels_last(self.device, self.data.input_shape)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
@@ -101,8 +108,7 @@ class EpochLoop:
         # optimizer without one keeps the momentum it was built with (the spec refuses schedules changing it).
         self.momentum_settable = can_set_momentum(self.optimizer)
         self.noise_scale_holds = noise_scale_holds(config.optimizer)
-        self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
-                         if self.device.type == "cuda" else contextlib.nullcontext())
+        self.autocast = autocast_for(self.device)
         self.diagnostics = config.diagnostics
         self.penalty = workload.grad_penalty
         self.step = GradientStep(self.net, self.optimizer, lambda: self.dist.no_sync(self.net), self.autocast,
