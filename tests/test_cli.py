@@ -79,7 +79,7 @@ def test_ui_serves_the_store(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "scalestudy.cli", "ui", "--port", str(port)], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # the UI starts several workers: slow on a loaded 2-core machine
         while True:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
