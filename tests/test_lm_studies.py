@@ -39,6 +39,7 @@ def test_the_language_model_specs_pair_adamw_on_sqrt_with_sgd_on_linear(path):
         workload, spec.grid.batch_size, spec.grid.momentum, spec.grid.seeds)
 
 
+@pytest.mark.slow
 def test_the_small_adamw_variant_runs_and_its_report_names_the_rule(tmp_path):
     spec_path = REPO / "search_spaces" / "small" / "adamw_lm.yaml"
     proc = cli("validate", str(spec_path), cwd=tmp_path)
