@@ -44,8 +44,9 @@ def terminal_summary(fits: StudyFits, law: ScalingLaw, warnings: list[str], repo
     if law.noise_scale_opt:
         lines.append(f"noise scale at ε*: g* {estimate(law.noise_scale_opt.value, law.noise_scale_opt.ci95)}")
     if law.gap_slope:
-        gap = law.gap_slope
-        lines.append(f"generalization gap: {points(gap.value, gap.ci95)} per {gap.per}")
+        gap = law.gap_slope  # accuracy points for an accuracy; another objective in its own units
+        shown = points(gap.value, gap.ci95) if fits.objective.metric.endswith("_acc") else estimate(gap.value, gap.ci95, 3)
+        lines.append(f"generalization gap: {shown} per {gap.per}")
     if fits.critical_batch.value is not None:
         lines.append("critical batch size: " + critical_line(fits.critical_batch))
     sizes = fits.critical_sizes
