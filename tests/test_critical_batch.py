@@ -139,6 +139,18 @@ def test_agreement_by_intervals_or_a_factor_of_two():
     assert agreement((a, CriticalEstimate("lr_breakdown", None, None, "none")))[0] == "single"
 
 
+def test_a_disagreement_says_whether_intervals_or_the_factor_decided_it():
+    """As on mnist1d at N = 4000 (REPRODUCTIONS.md): a steps-to-target B_crit that the batch sizes
+    tested cannot bound above has no interval, so it is not apart 'beyond their intervals'."""
+    unbounded = CriticalEstimate("steps_to_target", 3747.0, None, "the 95 % interval of B_crit is not bounded above")
+    noise = CriticalEstimate("gradient_noise", 602.0, (523.0, 761.0))
+    verdict, sentence = agreement((unbounded, noise))
+    assert verdict == "disagree" and "beyond their intervals" not in sentence
+    assert "more than a factor of 2 apart" in sentence and "not bounded above" in sentence
+    verdict, sentence = agreement((CriticalEstimate("steps_to_target", 235.0, (153.0, 382.0)), noise))
+    assert verdict == "disagree" and "beyond their intervals" in sentence and "more than a factor" not in sentence
+
+
 def test_steps_vs_examples_figure_traces_the_hyperbola(planted):
     info = steps_vs_examples(planted.steps)
     assert len(info.lines) == 3 and info.target == 0.5

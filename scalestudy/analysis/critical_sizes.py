@@ -115,7 +115,18 @@ def agreement(estimates: tuple[CriticalEstimate, ...]) -> tuple[str, str]:
                          f"interval, the values lie within a factor of {FACTOR:g}); the largest is {spread:.2g}× "
                          "the smallest.")
     pairs = "; ".join(f"the {a.label} ({a.value:.4g}) and the {b.label} ({b.value:.4g}) differ "
-                      f"{max(a.value, b.value) / min(a.value, b.value):.2g}×" for a, b in apart)
-    return "disagree", (f"They disagree: {pairs}, beyond their intervals. McCandlish et al. find B_simple "
+                      f"{max(a.value, b.value) / min(a.value, b.value):.2g}×, {_apart_by(a, b)}" for a, b in apart)
+    return "disagree", (f"They disagree: {pairs}. McCandlish et al. find B_simple "
                         "close to B_crit only up to a factor of a few, and the lr law can break down before "
                         "or after the steps stop scaling; plan with the smallest.")
+
+
+def _apart_by(a: CriticalEstimate, b: CriticalEstimate) -> str:
+    """How two inconsistent estimates were judged apart: by their intervals, or (an estimate without
+    one, e.g. a B_crit the batch sizes tested cannot bound above) by more than :data:`FACTOR`, which
+    says less, so the missing interval's reason is given."""
+    if a.ci95 is not None and b.ci95 is not None:
+        return "beyond their intervals"
+    lacking = "; ".join(f"the {e.label} has no interval" + (f" ({e.reason})" if e.reason else "")
+                        for e in (a, b) if e.ci95 is None)
+    return f"more than a factor of {FACTOR:g} apart ({lacking})"
