@@ -83,6 +83,7 @@ def test_runtime_env_ships_the_users_package_to_the_worker_node(two_nodes, tmp_p
     ray.init(address=cluster.address)
     from ray.util.state import list_actors
 
-    actors = [a for a in list_actors(detail=True, limit=1000) if "tune_trial" in (a.class_name or "")]
-    assert actors, [a.class_name for a in list_actors(detail=True, limit=1000)]
-    assert {a.node_id for a in actors} == {worker.node_id}
+    actors = list_actors(detail=True, limit=1000)
+    trials = [a for a in actors if a.class_name == "ImplicitFunc"]  # Tune's actor for a function trainable
+    assert trials, [a.class_name for a in actors]
+    assert {a.node_id for a in trials} == {worker.node_id}
