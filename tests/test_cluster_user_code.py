@@ -86,4 +86,5 @@ def test_runtime_env_ships_the_users_package_to_the_worker_node(two_nodes, tmp_p
     actors = list_actors(detail=True, limit=1000)
     trials = [a for a in actors if a.class_name == "ImplicitFunc"]  # Tune's actor for a function trainable
     assert trials, [a.class_name for a in actors]
-    assert {a.node_id for a in trials} == {worker.node_id}
+    # (An actor Tune asked for and dropped before Ray placed it has no node.)
+    assert {a.node_id for a in trials if a.node_id is not None} == {worker.node_id}, trials
