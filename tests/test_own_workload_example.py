@@ -18,8 +18,8 @@ from mlflow.tracking import MlflowClient
 pytestmark = pytest.mark.slow
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "own_workload"
-# The README's study, shrunk: 3 batch sizes × 3 learning rates (law) and the two schedules, 2 epochs each.
-TINY = ["--set", "workload.epochs=2", "--set", "grid.batch_size=[32,64,128]",
+# The README's study, shrunk: 3 batch sizes × 3 learning rates (law) and the two schedules, 1 seed, 2 epochs.
+TINY = ["--set", "workload.epochs=2", "--set", "grid.batch_size=[32,64,128]", "--set", "grid.seeds=[0]",
         "--set", "grid.lr.multipliers=[0.25,1,4]",
         "--set", "sections.schedules.schedule=[{kind: step_decay_lr, milestones: [1], factor: 4},"
                  "{kind: increase_batch, milestones: [1], factor: 4}]"]
