@@ -19,7 +19,7 @@ def _blobs(count, centres, classes, spread, generator):
     return inputs, which % classes  # centre j belongs to class j mod classes
 
 
-def load_blobs(train_size=2048, test_size=1024, dim=16, classes=4, centres_per_class=8, spread=0.8, seed=0):
+def load_blobs(train_size=2048, test_size=4096, dim=16, classes=4, centres_per_class=8, spread=0.8, seed=0):
     generator = torch.Generator().manual_seed(seed)
     centres = torch.randn(classes * centres_per_class, dim, generator=generator)
     return tuple(_blobs(size, centres, classes, spread, generator) for size in (train_size, test_size))
