@@ -287,9 +287,7 @@ def _local_paths(tracking_uri: str, storage_path: str) -> list[Path]:
 
 
 def _row(result, run: StudyRun) -> dict[str, Any]:
-    # A trial that failed before its first report (its actor never ran, or the user's code raised while
-    # it was set up) has no metrics, so Tune's result has no config: read the params.json Tune wrote
-    # into its folder (named by its trial key) when it started.
+    # Failed before its first report (no metrics, so no config): the params.json in its folder (its trial key).
     wire = result.config["trial"] if result.config is not None else trial_config(run, Path(result.path).name)
     config = TrialConfig.from_dict(wire)
     metrics = result.metrics or {}
