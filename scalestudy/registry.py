@@ -50,6 +50,11 @@ class ContractError(ValueError):
         super().__init__(message)
         self.field = field
 
+    def __reduce__(self):
+        # Copied and pickled with both arguments: Ray copies a trial's exception (copy.copy) and ships it
+        # between processes; the default (cls, args) would call __init__ without the field.
+        return type(self), (self.field, str(self))
+
 
 class UserOptions(BaseModel):
     """Options of the user's own model, dataset or optimizer: free-form (no schema), passed to it as

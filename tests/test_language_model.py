@@ -168,3 +168,22 @@ def test_a_users_task_that_breaks_the_contract_is_a_one_line_error():
         with pytest.raises(SpecError, match=f"^workload.task {name}: task '{name}': {message}"):
             spec_from_dict({"name": "u", "workload": {"dataset": "synthetic", "epochs": 1, "task": name},
                             "grid": {"batch_size": [32], "lr": [0.1]}})
+
+
+def test_a_users_task_by_import_path_reaches_the_trial_as_that_path():
+    # workload.task takes package.module:attribute like the model, dataset and optimizer; a name registered
+    # with a class travels to the (fresh) trial process as the class's import path.
+    raw = {"name": "u", "workload": {"dataset": "synthetic", "dataset_options": {"train_size": 256, "test_size": 64},
+                                     "model": "mlp", "model_options": {"hidden": [16]}, "epochs": 1,
+                                     "task": f"{__name__}:TopTwo"},
+           "grid": {"batch_size": [32], "lr": [0.1], "momentum": [0.9]}}
+    spec = spec_from_dict(raw)
+    assert (spec.objective.metric, spec.objective.direction) == ("test_top2", "max")
+    assert expand_trials(spec)[0].workload.task == f"{__name__}:TopTwo"
+    if "test_top2_registered" not in TASKS:
+        TASKS.register("test_top2_registered", TopTwo)
+    raw["workload"]["task"] = "test_top2_registered"
+    assert expand_trials(spec_from_dict(raw))[0].workload.task == f"{__name__}:TopTwo"
+    raw["workload"]["task"] = f"{__name__}:Missing"
+    with pytest.raises(SpecError, match=f"^workload.task {__name__}:Missing: module '{__name__}' has no attribute"):
+        spec_from_dict(raw)

@@ -296,3 +296,33 @@ def test_the_rule_alpha_supports():
     assert "holds neither 1 nor 0.5" in scaling_rule_text(0.2, (0.1, 0.3))
     assert "no 95 % interval" in scaling_rule_text(0.7, None)
     assert scaling_rule_text(None, None) == "α is not fitted: no rule to compare with"
+
+
+def test_a_contract_error_survives_the_copy_ray_makes_of_a_trials_exception():
+    import copy
+    import pickle
+
+    from scalestudy.registry import ContractError
+
+    error = ContractError("options", "mypkg.models:build(...): got an unexpected keyword argument 'depth'")
+    for clone in (copy.copy(error), pickle.loads(pickle.dumps(error))):
+        assert (type(clone), clone.field, str(clone)) == (ContractError, error.field, str(error))
+
+
+def test_a_trial_that_failed_before_its_first_report_has_its_summary_row(package_root, tmp_path):
+    from ray.tune import Result
+
+    from scalestudy.run.storage import PARAMS_FILE, StudyRun
+    from scalestudy.run.study import _row
+
+    trial = expand_trials(spec_from_dict(spec()))[0]
+    run = StudyRun(name="own-1", storage_path=str(tmp_path), tracking_uri="sqlite:///x.db", experiment_id="1",
+                   parent_run_id="p")
+    folder = tmp_path / "own-1" / trial.trial_key
+    folder.mkdir(parents=True)
+    (folder / PARAMS_FILE).write_text(json.dumps({"trial": trial.to_dict()}))
+    # What Tune returns for a trial whose actor never ran: no metrics, hence no config.
+    result = Result(metrics=None, checkpoint=None, error=RuntimeError("actor died"), path=str(folder))
+    row = _row(result, run)
+    assert (row["trial_key"], row["batch_size"], row["status"], row["test_acc"]) == (
+        trial.trial_key, trial.batch_size, "error", None)

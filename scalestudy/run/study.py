@@ -23,7 +23,7 @@ from scalestudy import endpoints
 from scalestudy.endpoints import StudyError
 from scalestudy.run import tracking
 from scalestudy.run.preflight import Endpoints, preflight
-from scalestudy.run.storage import StudyRun, new_study_name, write_study_file
+from scalestudy.run.storage import StudyRun, new_study_name, trial_config, write_study_file
 from scalestudy.run.storage_checks import check_shared_storage
 from scalestudy.search.cells import planned_trials
 from scalestudy.spec import StudySpec
@@ -168,7 +168,7 @@ def build_tuner(spec: StudySpec, opened: OpenStudy, cells: list[Cell], verbose: 
 
 def collect_outcome(results, opened: OpenStudy, started: float) -> StudyResult:
     """One row per trial (for the summary table), and the study's parent run closed."""
-    rows = [_row(result) for result in results]
+    rows = [_row(result, opened.run) for result in results]
     tracking.finish_study_run(opened.mlflow_client, opened.run.parent_run_id, opened.tracking_uri)
     return StudyResult(run=opened.run, rows=rows, wall_seconds=time.monotonic() - started)
 
@@ -286,8 +286,10 @@ def _local_paths(tracking_uri: str, storage_path: str) -> list[Path]:
     return paths
 
 
-def _row(result) -> dict[str, Any]:
-    config = TrialConfig.from_dict(result.config["trial"])
+def _row(result, run: StudyRun) -> dict[str, Any]:
+    # Failed before its first report (no metrics, so no config): the params.json in its folder (its trial key).
+    wire = result.config["trial"] if result.config is not None else trial_config(run, Path(result.path).name)
+    config = TrialConfig.from_dict(wire)
     metrics = result.metrics or {}
     return {
         "trial_key": config.trial_key, "section": config.section, "schedule": config.schedule.kind,

@@ -29,7 +29,8 @@ __all__ = ["TASKS", "TASK_INFO", "TaskInfo", "build_task", "task_info", "user_ta
 TASKS = Registry("task", {
     "classification": "scalestudy.tasks.classification:Classification",
     "language_model": "scalestudy.tasks.language_model:LanguageModel",
-})
+}, import_paths=True, entry_points="scalestudy.tasks",
+   contract="an object (or a class) with loss(outputs, targets), and optionally names, metrics, directions, objective")
 
 
 def _user_object(name: str) -> Any:

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from scalestudy import data, models, optim
+from scalestudy import data, models, optim, tasks
 from scalestudy.batching import bn_batch_size
 from scalestudy.spec import (
     DataLoading,
@@ -285,7 +285,7 @@ def expand_cells(spec: StudySpec, storage_path: str | None = None) -> list[Cell]
                 dataset=data.DATASETS.portable(spec_workload.dataset), dataset_options=options,
                 dataset_size=data.train_size(spec_workload.dataset, options),  # the user's: loaded once, cached
                 model=models.MODELS.portable(spec_workload.model),
-                model_options=model_options, task=spec_workload.task, data=spec_workload.data,
+                model_options=model_options, task=tasks.TASKS.portable(spec_workload.task), data=spec_workload.data,
                 epochs=spec_workload.epochs, ghost_batch_size=spec_workload.ghost_batch_size,
                 max_device_batch_size=spec_workload.max_device_batch_size,
                 divergence_loss=spec_workload.divergence_loss, train_metrics=spec_workload.train_metrics,
