@@ -98,3 +98,35 @@ def test_rows_measured_sees_every_row_as_it_is_added():
         table.add(a=2)
     table.add(a=3)  # outside the block: nobody is called
     assert seen == [1, 2]
+
+
+def test_gpu_check_keeps_its_deadline_skipping_what_no_longer_fits(blocker, tmp_path):
+    # 26 s leave env min(30, 26 − 15) = 11 s (10 if a second ticked); env alone takes more than 1 s
+    # (it imports torch), so every later step has under 10 s left and is skipped, not started.
+    out = tmp_path / "out"
+    result = subprocess.run(["bash", str(REPO / ".ci" / "gpu-check")], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=300, env=_environment(blocker, OUT=str(out), GPU_CHECK_TINY="1",
+                                                          GPU_CHECK_INSTALL="0", GPU_CHECK_DEADLINE_S="26"))
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "== env (at most 11 s) ==" in result.stdout or "== env (at most 10 s) ==" in result.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    statuses = {step: entry["status"] for step, entry in summary["steps"].items()}
+    assert statuses.pop("env") in ("ok", "timeout")
+    assert statuses == dict.fromkeys(["loop", "ghostbn", "pack", "compile"], "skipped")
+    assert not any((out / f"{step}.json").exists() for step in statuses)  # skipped: never started
+
+
+def test_bench_help_lists_every_benchmark_and_bad_flags_are_one_line(tmp_path):
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "scalestudy.cli", "bench", *args], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+
+    listed = cli("--help")
+    assert listed.returncode == 0
+    names = listed.stdout.split("positional arguments:")[1].split("options:")[0]
+    assert {"pack", "compile", "loop", "ghostbn", "all"} <= {word.strip("|") for word in names.split()}
+    for bad in (["pack", "--bogus"], [], ["pack", "--tiny=3"], ["nope"], ["pack", "compile"]):
+        result = cli(*bad)
+        assert result.returncode == 2 and result.stdout == "", bad
+        assert result.stderr.startswith("error: ") and result.stderr.strip().count("\n") == 0, (bad, result.stderr)
+    assert list(tmp_path.iterdir()) == []  # nothing created, nothing run

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Sequence
 
 import torch
 
@@ -50,10 +51,12 @@ def _one_process_threads(device: torch.device, k: int) -> int:
     return min(k, os.cpu_count() or 1) if device.type == "cpu" else torch.get_num_threads()
 
 
-def bench_pack(tiny: bool = False, device: str | None = None) -> BenchTable:
+def bench_pack(tiny: bool = False, device: str | None = None, trials: Sequence[int] | None = None,
+               batch_sizes: Sequence[int] | None = None) -> BenchTable:
+    """``trials`` and ``batch_sizes`` narrow the measured settings (a small machine measures k ≤ 4)."""
     device = bench_device(device)
-    ks = (1, 2) if tiny else TRIALS_PER_DEVICE
-    batch_sizes = (32,) if tiny else BATCH_SIZES
+    ks = tuple(trials or ((1, 2) if tiny else TRIALS_PER_DEVICE))
+    batch_sizes = tuple(batch_sizes or ((32,) if tiny else BATCH_SIZES))
     seconds = 0.3 if device.type == "cuda" else 1.0  # one trial alone; k trials do k times the work
     table = BenchTable("pack", ["device", "workload", "B", "k", "steps", "processes ex/s", "streams ex/s",
                                 "vmap ex/s", "streams/processes", "vmap/processes"])
