@@ -104,6 +104,9 @@ def test_gpu_check_keeps_its_deadline_skipping_what_no_longer_fits(blocker, tmp_
     # 26 s leave env min(30, 26 − 15) = 11 s (10 if a second ticked); env alone takes more than 1 s
     # (it imports torch), so every later step has under 10 s left and is skipped, not started.
     out = tmp_path / "out"
+    out.mkdir()
+    (out / "pack.json").write_text('{"stale": "a previous check"}')  # must not pass for this check's figures
+    (out / "notes.txt").write_text("the user's")  # not the check's: kept
     result = subprocess.run(["bash", str(REPO / ".ci" / "gpu-check")], cwd=tmp_path, capture_output=True, text=True,
                             timeout=300, env=_environment(blocker, OUT=str(out), GPU_CHECK_TINY="1",
                                                           GPU_CHECK_INSTALL="0", GPU_CHECK_DEADLINE_S="26"))
@@ -114,6 +117,7 @@ def test_gpu_check_keeps_its_deadline_skipping_what_no_longer_fits(blocker, tmp_
     assert statuses.pop("env") in ("ok", "timeout")
     assert statuses == dict.fromkeys(["loop", "ghostbn", "pack", "compile"], "skipped")
     assert not any((out / f"{step}.json").exists() for step in statuses)  # skipped: never started
+    assert summary["steps"]["pack"]["rows"] == 0 and (out / "notes.txt").read_text() == "the user's"
 
 
 def test_bench_help_lists_every_benchmark_and_bad_flags_are_one_line(tmp_path):
@@ -130,3 +134,8 @@ def test_bench_help_lists_every_benchmark_and_bad_flags_are_one_line(tmp_path):
         assert result.returncode == 2 and result.stdout == "", bad
         assert result.stderr.startswith("error: ") and result.stderr.strip().count("\n") == 0, (bad, result.stderr)
     assert list(tmp_path.iterdir()) == []  # nothing created, nothing run
+    for bad in (["bogus", "--out", str(tmp_path)], ["env", "--out", str(tmp_path / "missing")]):
+        result = subprocess.run([sys.executable, "-m", "scalestudy.bench.gpu_check", *bad], capture_output=True,
+                                text=True, timeout=120)
+        assert result.returncode == 2 and result.stderr.startswith("error: "), bad
+        assert result.stderr.strip().count("\n") == 0, result.stderr
