@@ -138,8 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--tracking-uri", help="MLflow URI to write to (default: the one the study used)")
     _add_connect_timeout(sync)
 
+    from scalestudy.bench import BENCHMARKS  # the registry alone: no benchmark module is imported
+
     bench = commands.add_parser("bench", help="benchmarks: figures side by side, as ratios")
-    bench.add_argument("name", help="loop | study | ghostbn | tracking | analysis | memory | all")
+    bench.add_argument("name", help=" | ".join([*BENCHMARKS.names(), "all"]))
     bench.add_argument("--tiny", action="store_true", help="smallest sizes (CI keeps the benchmarks working)")
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from scalestudy.bench import BenchTable
+from scalestudy.bench.pack import pack_notes
 from scalestudy.bench.pack_members import WORKLOADS, Member, StackedMembers
 from scalestudy.data import load_dataset
 from scalestudy.data.cifar10 import CIFAR10_MEAN, CIFAR10_STD, random_cifar10
@@ -54,3 +56,17 @@ def test_random_cifar10_has_cifar10s_format_and_augmentation():
     torch.testing.assert_close(pixels, pixels.round(), atol=1e-3, rtol=0)
     assert pixels.round().amin() == 0 and pixels.round().amax() == 255
     assert torch.equal(data.train_x, random_cifar10(64, 16, "cpu", seed=1).train_x)  # seeded
+
+
+def test_the_decision_rule_counts_only_packs_of_two_or_more():
+    def row(k, ratio):
+        return {"workload": "mlp", "B": 32, "k": k, "vmap/processes": ratio}
+
+    cpu = torch.device("cpu")
+    # A vmapped "pack" of one trial beating one process (noise, or a faster kernel) is no case for packs.
+    table = BenchTable("pack", [], [row(1, 3.0), row(2, 1.5), row(4, 1.9)])
+    assert pack_notes(table, cpu)[-1] == ("best vmap/processes: 1.90 (mlp B=32 k=4); decision rule ≥ 2× at some "
+                                          "setting: fractional GPUs stay the way (gpus_per_worker: 1/k)")
+    table.rows.append(row(8, 2.0))
+    assert pack_notes(table, cpu)[-1].endswith("k=8); decision rule ≥ 2× at some setting: build packs "
+                                               "(resources.pack_size)")

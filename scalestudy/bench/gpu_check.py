@@ -105,8 +105,13 @@ def summary(out: Path, statuses: list[str]) -> dict[str, Any]:
     return result
 
 
+class _OneLineErrors(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's usage block would make it two lines
+        self.exit(2, f"error: {self.prog}: {message}\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python3 -m scalestudy.bench.gpu_check", description=__doc__.split("\n")[0])
+    parser = _OneLineErrors(prog="python3 -m scalestudy.bench.gpu_check", description=__doc__.split("\n")[0])
     parser.add_argument("step", choices=(*STEPS, "summary"))
     parser.add_argument("--out", type=Path, required=True, help="folder for the JSON files (must exist)")
     parser.add_argument("--tiny", action="store_true", help="every step at its smallest size (CI, CPU)")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Sequence
 
 import torch
 
@@ -50,10 +51,12 @@ def _one_process_threads(device: torch.device, k: int) -> int:
     return min(k, os.cpu_count() or 1) if device.type == "cpu" else torch.get_num_threads()
 
 
-def bench_pack(tiny: bool = False, device: str | None = None) -> BenchTable:
+def bench_pack(tiny: bool = False, device: str | None = None, trials: Sequence[int] | None = None,
+               batch_sizes: Sequence[int] | None = None) -> BenchTable:
+    """``trials`` and ``batch_sizes`` narrow the measured settings (a small machine measures k ≤ 4)."""
     device = bench_device(device)
-    ks = (1, 2) if tiny else TRIALS_PER_DEVICE
-    batch_sizes = (32,) if tiny else BATCH_SIZES
+    ks = tuple(trials or ((1, 2) if tiny else TRIALS_PER_DEVICE))
+    batch_sizes = tuple(batch_sizes or ((32,) if tiny else BATCH_SIZES))
     seconds = 0.3 if device.type == "cuda" else 1.0  # one trial alone; k trials do k times the work
     table = BenchTable("pack", ["device", "workload", "B", "k", "steps", "processes ex/s", "streams ex/s",
                                 "vmap ex/s", "streams/processes", "vmap/processes"])
@@ -74,11 +77,12 @@ def bench_pack(tiny: bool = False, device: str | None = None) -> BenchTable:
                               **{"processes ex/s": processes, "streams ex/s": streams, "vmap ex/s": vmapped,
                                  "streams/processes": streams / processes, "vmap/processes": vmapped / processes})
     torch.set_num_threads(default_threads)
-    table.notes += _notes(table, device)
+    table.notes += pack_notes(table, device)
     return table
 
 
-def _notes(table: BenchTable, device: torch.device) -> list[str]:
+def pack_notes(table: BenchTable, device: torch.device) -> list[str]:
+    """What each way is, and the decision rule applied to the measured rows (the last note)."""
     notes = [f"device: {describe(device)}; examples/s of the whole device (k trials together)",
              "processes: k spawned processes, one trial each (Ray's fractional GPUs: gpus_per_worker = 1/k)"
              + ("; one thread each" if device.type == "cpu" else ""),
@@ -86,7 +90,8 @@ def _notes(table: BenchTable, device: torch.device) -> list[str]:
              if device.type == "cuda" else "streams: on CPU, k threads of one process (no CUDA streams on CPU)",
              "vmap: one torch.func stack of k models (stack_module_state + functional_call + vmap)"
              + (", up to k threads" if device.type == "cpu" else ", NCHW (no channels_last under vmap)")]
-    best = max(table.rows, key=lambda row: row["vmap/processes"], default=None)
+    # k = 1 is one trial either way: a vmapped "pack" of one says nothing about packing.
+    best = max((row for row in table.rows if row["k"] > 1), key=lambda row: row["vmap/processes"], default=None)
     if best is not None:
         verdict = ("build packs (resources.pack_size)" if best["vmap/processes"] >= DECISION_RATIO
                    else "fractional GPUs stay the way (gpus_per_worker: 1/k)")
