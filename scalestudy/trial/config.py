@@ -88,8 +88,8 @@ class TrialResources:
 
 
 @dataclass(frozen=True)
-class Cell:
-    """One (section, schedule, m, B, seed) cell of the study: a trial config but for ε."""
+class _TrialFields:
+    """What a cell and each of its trials share: everything but ε and the key."""
 
     study: str
     section: str
@@ -105,6 +105,12 @@ class Cell:
     diagnostics: Diagnostics
     resources: TrialResources
     objective: Objective  # the study's: what searches and early stopping rank trials by
+
+
+@dataclass(frozen=True)
+class Cell(_TrialFields):
+    """One (section, schedule, m, B, seed) cell of the study: a trial config but for ε."""
+
     lr_grid: tuple[float, ...]  # the spec's ε for the cell (searches may choose others)
 
     def trial(self, lr: float) -> TrialConfig:
@@ -128,23 +134,9 @@ class Cell:
 
 
 @dataclass(frozen=True)
-class TrialConfig:
+class TrialConfig(_TrialFields):
     """Everything one trial needs, typed; the epoch loop runs from it alone (no Ray, no MLflow)."""
 
-    study: str
-    section: str
-    workload: TrialWorkload
-    schedule: Schedule
-    batch_size: int  # initial global batch, examples
-    momentum: float
-    seed: int
-    nesterov: bool  # SGD's (grid.nesterov)
-    weight_decay: float  # SGD's (grid.weight_decay); other optimizers' is in their options
-    optimizer: str  # sgd, adamw, or the user's (portable form)
-    optimizer_options: BaseModel
-    diagnostics: Diagnostics
-    resources: TrialResources
-    objective: Objective  # the study's: what searches and early stopping rank trials by
     lr: float  # initial learning rate ε
     trial_key: str  # the trial's identity (scalestudy.trial.record.trial_key)
 
