@@ -148,7 +148,7 @@ def _fit_below(cells: list[CellOptimum], breakdown: Breakdown) -> LawFit:
                             + ": the law holds at the N it was fitted at")
     X = law_design(u, v, tuple(terms), w)
     weights, tau2 = law_weights(cells, X, y)
-    regression = regress_law(u, v, y, tuple(terms), weights=weights, min_scale=0.0 if tau2 is None else 1.0, w=w)
+    regression = regress_law(u, v, y, tuple(terms), weights=weights, min_scale=0.0 if tau2 is None else float(__import__("os").environ.get("MINSCALE", "1")), w=w)
     names = regression.names
     coef = dict(zip(names, regression.coef))
     ci = dict(zip(names, regression.intervals()))
