@@ -124,6 +124,21 @@ def _breakdown_hint(cells: list[CellOptimum], usable: list[CellOptimum]) -> str 
             "of the same momentum; the law may break down there (extend the lr grid downwards to locate it)")
 
 
+def with_shared_shape_error(regression: LinearFit, cells: list[CellOptimum]) -> LinearFit:
+    """The fit with the error every cell shares added to ln k's variance (and so to every prediction's).
+
+    A peak's shape moves every cell's vertex the same way (a slow left shoulder pulls it to smaller
+    ε in every cell), so that part of the cells' error does not average out over cells. A shift
+    shared by all cells only moves ln k (the design has a constant), so it leaves α, β and γ alone.
+    Its size is a typical cell's uncertainty: the median variance read off the cells' 95 % sets."""
+    variances = [c.log_lr_var for c in cells if c.ci95 is not None and c.log_lr_var is not None]
+    if regression.cov is None or not variances:
+        return regression
+    cov = [list(row) for row in regression.cov]
+    cov[0][0] += float(np.median(variances)) * float(__import__("os").environ.get("SHAPEF", "1"))
+    return replace(regression, cov=tuple(tuple(row) for row in cov))
+
+
 def _fit_below(cells: list[CellOptimum], breakdown: Breakdown) -> LawFit:
     u, v, y = law_coordinates(cells)
     w = log_dataset_sizes(cells)
@@ -149,6 +164,7 @@ def _fit_below(cells: list[CellOptimum], breakdown: Breakdown) -> LawFit:
     X = law_design(u, v, tuple(terms), w)
     weights, tau2 = law_weights(cells, X, y)
     regression = regress_law(u, v, y, tuple(terms), weights=weights, min_scale=0.0 if tau2 is None else float(__import__("os").environ.get("MINSCALE", "1")), w=w)
+    regression = with_shared_shape_error(regression, cells)
     names = regression.names
     coef = dict(zip(names, regression.coef))
     ci = dict(zip(names, regression.intervals()))
