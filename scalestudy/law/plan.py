@@ -14,8 +14,8 @@ are 0-based; a milestone ``e`` takes effect from epoch ``e``; ``hybrid`` multipl
 the others (Smith et al. 2018); ``step_decay_lr`` divides ε; ``constant`` changes nothing. An
 epoch at batch size B has N // B updates (the ragged tail is dropped, as the study's loop does);
 warmup scales ε by (u+1)/(U+1) at update u < U, U the updates of the first ``warmup_epochs``
-epochs (Goyal et al. 2017). A plan made for a target accuracy stops after ``max_updates`` and trains
-at the ε those updates were counted at (``lr_basis``).
+epochs (Goyal et al. 2017). A plan for a target stops after ``max_updates``, at the ε they were counted at.
+Its 300-odd lines are the plan file's records, their checks and the updates they expand into: one read.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from scalestudy.schedules import Hyper, hyper_at, warmup_factor
 PLAN_SCHEMA = "scalestudy.plan/v1"
 MAX_PLAN_BYTES = 16 * 2**20
 KINDS = ("hybrid", "step_decay_lr", "constant")
-LR_BASES = ("law", "steps_to_target")
+LR_BASES = ("law", "steps_to_target")  # Plan.lr_basis
 
 
 class PlanError(LawFileError):
@@ -133,7 +133,7 @@ class Plan:
     batch_size: int  # the largest batch the schedule trains at: ≤ every limit [examples]
     workers: int  # workers used (fewer than the setting's when B is smaller than them)
     per_worker_batch_size: int  # at batch_size [examples]
-    lr: float  # the ε to train at B: see lr_basis
+    lr: float  # the ε to train at B, lr_basis says which
     momentum: float
     schedule: PlanSchedule
     predicted: PlanPrediction
@@ -142,10 +142,7 @@ class Plan:
     law: PlanSource
     lr_ci95: Interval | None = None  # 95 % interval of the law's ε* at batch_size (lr_basis law)
     warnings: tuple[str, ...] = ()
-    # Which ε ``lr`` is: "law", the law's ε*(B) (what ``scalestudy recommend`` gives); or
-    # "steps_to_target" (plans for a target), the ε the law's steps to target were counted at, the one
-    # with the fewest updates, so that the planned updates hold for the ε trained at.
-    lr_basis: str = "law"
+    lr_basis: str = "law"  # law: ε*(B) (= scalestudy recommend); steps_to_target: the ε its updates were counted at
     law_lr: float | None = None  # the law's ε*(B) when lr_basis is not "law"
     schema: str = PLAN_SCHEMA
 
