@@ -154,6 +154,9 @@ class TransitionLine:
     batch_sizes: tuple[float, ...] = ()  # [examples], ascending
     updates: tuple[float, ...] = ()  # fewest updates to the target at each [updates]
     rss_limit: float | None = None  # the confidence region's edge in RSS of ln S
+    # The ε each count was made at, the one with the fewest updates (not the law's ε*): a plan for a
+    # target trains at it so that its update count holds (empty in files of earlier versions) [per update]
+    lrs: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

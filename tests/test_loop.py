@@ -107,6 +107,17 @@ def test_warmup_sets_lr_every_update_and_reports_the_epoch_mean():
     assert reports[0]["effective_lr"] == pytest.approx(reports[0]["lr"] / (1 - 0.9))
 
 
+def test_cosine_decay_sets_lr_every_update_after_the_warmup():
+    """One warmup epoch then cosine over the other 3 (16 updates each): U = 16, T = 64; update u ≥ U
+    trains with 0.1·½(1 + cos(π·(u − 16)/48)), the epoch reports the mean."""
+    loop = EpochLoop(trial(schedule={"kind": "cosine_decay_lr", "warmup_epochs": 1}), Distributed(device=DEVICE))
+    reports = [report.metrics() for report in loop.run()]
+    cosine = [0.1 * (1 + math.cos(math.pi * (u - 16) / 48)) / 2 for u in range(16, 64)]
+    assert loop.optimizer.param_groups[0]["lr"] == pytest.approx(cosine[-1])  # the run's last update
+    assert [r["lr"] for r in reports] == pytest.approx(
+        [0.1 * sum(range(1, 17)) / (16 * 17)] + [sum(cosine[i:i + 16]) / 16 for i in (0, 16, 32)])
+
+
 def test_stop_at_train_loss_ends_the_trial_there_as_ok_with_its_sharpness():
     """The same trajectory as without a target, cut at the first epoch whose (eval-mode) training
     loss is at or below it; the final-epoch diagnostics are measured at that epoch."""

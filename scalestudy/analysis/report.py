@@ -19,7 +19,7 @@ from scalestudy.analysis.text import (
     law_line,
     number,
     points,
-    scaling_rule_text,
+    rule_lines,
 )
 from scalestudy.law import ScalingLaw
 
@@ -33,8 +33,8 @@ def terminal_summary(fits: StudyFits, law: ScalingLaw, warnings: list[str], repo
         lines.append(f"  alpha {estimate(law.alpha, law.ci95.alpha)}   "
                      f"beta {estimate(law.beta, law.ci95.beta, reason=law.reasons.get('beta'))}   "
                      f"k {estimate(law.k, law.ci95.k)}   R² {estimate(law.r2)}")
-        lines.append(f"  rule: {scaling_rule_text(law.alpha, law.ci95.alpha)}")
         lines.append(f"  gamma {gamma_text(law)}")
+        lines += [f"  rule: {wording}" for _, wording in rule_lines(law)]
     domain = law.domain
     if domain.batch_size:
         lines.append(f"  fitted on {law.fitted_on.cells} cells ({law.fitted_on.trials} trials), "
@@ -94,7 +94,9 @@ def report_markdown(fits: StudyFits, law: ScalingLaw, figures: list[Path], figur
     out.append(f"| gamma (ε* ∝ N^γ) | {gamma_text(law, 4)} |")
     out.append(f"| R² | {estimate(law.r2, None, 4)} |")
     out.append(f"| breakdown batch size | {breakdown_text(law, 4)} |")
-    out += ["", f"Batch-size rule ({law.optimizer or 'sgd'}): {scaling_rule_text(law.alpha, law.ci95.alpha)}."]
+    for which, wording in rule_lines(law):
+        optimizer = f" ({law.optimizer or 'sgd'})" if which == "Batch-size" else ""
+        out += ["", f"{which} rule{optimizer}: {wording}."]
     out += ["", f"Fitted on {fitted.cells} cells ({fitted.trials} trials)"
             + (f", batch size {domain.batch_size[0]:g} to {domain.batch_size[1]:g}, momentum "
                f"{domain.momentum[0]:g} to {domain.momentum[1]:g}." if domain.batch_size else ".")]

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from scalestudy import data, models, optim, tasks
-from scalestudy.schedules import SCHEDULES
+from scalestudy.schedules import PER_UPDATE_DECAY, SCHEDULES
 from scalestudy.spec.base import Frozen
 
 MAX_EPOCHS = 100_000
@@ -158,6 +158,15 @@ class Schedule(Frozen):
     def _hybrid_needs_max(self) -> "Schedule":
         if self.kind == "hybrid" and self.max_batch_size is None:
             raise ValueError("max_batch_size: required for kind hybrid")
+        return self
+
+    @model_validator(mode="after")
+    def _per_update_decay_has_no_milestones(self) -> "Schedule":
+        # A cosine decays every update to 0 at the end of the run: milestones or a maximum batch
+        # would be silently ignored, so they are refused.
+        if self.kind in PER_UPDATE_DECAY and (self.milestones or self.max_batch_size is not None):
+            raise ValueError(f"milestones, max_batch_size: kind {self.kind} decays ε every update over the whole "
+                             "run and has neither; leave them out")
         return self
 
 

@@ -188,7 +188,8 @@ class EpochLoop:
         start = time.perf_counter()
         hyper = hyper_at(self.schedule, self.initial, self.epoch)
         self._set_hyper(hyper)
-        lrs = update_lrs(self.schedule, self.initial, self.epoch, self.dataset_size)  # None after warmup
+        # None when every update trains at the epoch's ε (after warmup, without a per-update decay)
+        lrs = update_lrs(self.schedule, self.initial, self.epoch, self.dataset_size, self.epochs)
         if self.target is not None and self.epoch == 0:
             self._evaluate_for_target(0, hyper.batch_size)  # the initial model, at update 0
         world = self.dist.world_size
@@ -348,7 +349,8 @@ class EpochLoop:
 
 
 class _PerUpdate:
-    """Work before some updates of an epoch: the warmup's ε of every update, steps-to-target evaluations."""
+    """Work before some updates of an epoch: the ε of every update (warmup, a per-update decay), steps-to-target
+    evaluations."""
 
     def __init__(self, loop: EpochLoop, hyper: Hyper, lrs: list[float] | None, eval_steps: range | None) -> None:
         self.loop, self.batch_size, self.lrs, self.eval_steps = loop, hyper.batch_size, lrs, eval_steps

@@ -57,7 +57,7 @@ class EpochReport:
     updates: int  # optimizer steps so far
     examples_seen: int
     batch_size: int  # global batch of this epoch, examples
-    lr: float  # during warmup: the mean over the epoch's updates (ε rises every update)
+    lr: float  # during warmup or a per-update decay: the mean over the epoch's updates
     momentum: float
     effective_lr: float  # lr / (1 − m)
     noise_scale: float  # lr/(1−m)·(N/B − 1); NaN for optimizers other than SGD (optim.noise_scale_holds)
