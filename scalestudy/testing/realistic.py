@@ -25,7 +25,7 @@ The truth of each cell is the mode of its noise-free curve, ε*(B, m), by constr
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -101,9 +101,12 @@ def random_shape(rng: np.random.Generator) -> PeakShape:
 
 
 def realistic_study(rng: np.random.Generator, design: RealisticDesign = RealisticDesign(), *,
-                    law: RealisticLaw | None = None, shape: PeakShape | None = None) -> RealisticStudy:
+                    law: RealisticLaw | None = None, shape: PeakShape | None = None,
+                    centre: Callable[[int, float], float] | None = None) -> RealisticStudy:
     """One study: a law drawn like the quickstart's truth (α ~ U(0.5, 1), β ~ U(0.6, 1.1)) unless
-    given, one peak shape for the study (``shape`` or a random one), each cell's noise drawn."""
+    given, one peak shape for the study (``shape`` or a random one), each cell's noise drawn.
+    ``centre(B, m)``: where each cell's grid is centred instead of the user's rule (a check study
+    centred on a fitted law)."""
     if law is None:
         law = RealisticLaw(alpha=rng.uniform(0.5, 1.0), beta=rng.uniform(0.6, 1.1), k=1.0)
     truth_at_reference = law.lr_opt(design.reference_batch_size, 0.9)
@@ -118,9 +121,9 @@ def realistic_study(rng: np.random.Generator, design: RealisticDesign = Realisti
         top = 0.92 - 0.01 * math.log2(batch_size / smallest)
         for momentum in design.momenta:
             truth = law.lr_opt(batch_size, momentum)
-            centre = (reference * (batch_size / design.reference_batch_size) ** design.rule_alpha
-                      * (1 - momentum) / 0.1)
-            lrs = centre * np.asarray(design.multipliers, float)
+            middle = (centre(batch_size, momentum) if centre is not None else
+                      reference * (batch_size / design.reference_batch_size) ** design.rule_alpha * (1 - momentum) / 0.1)
+            lrs = middle * np.asarray(design.multipliers, float)
             x = np.log(lrs / truth)
             mean = shape.accuracy(x, top)
             # Divergence: probability 0 below onset·ε*, 1 above 2·onset·ε*, log-linear between.
