@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from scalestudy.analysis.critical import CriticalBatch
+from scalestudy.analysis.critical_sizes import headline_line
 from scalestudy.analysis.frontier import Frontier
 from scalestudy.analysis.lawfit import LawFit
 from scalestudy.analysis.noise import NoiseScaleFit
@@ -125,6 +126,7 @@ class StepsCurve:
     fit_batch_sizes: tuple[float, ...]  # the fitted S_min·(1 + B_crit/B), when there is one
     fit_updates: tuple[float, ...]
     transition: float | None  # its B_crit [examples]
+    censored: tuple[bool, ...] = ()  # per point: reached before the first evaluation, updates an upper bound
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,7 @@ class StepsToTargetInfo:
     noise_b_crit: float | None  # B_simple from the gradient noise scale [examples]
     breakdown: float | None  # of the lr law [examples]
     breakdown_ci95: tuple[float, float] | None
+    noise_read_at: str = "end of training"  # or "target crossing" (the headline line's trials)
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,7 @@ class StepsExamplesLine:
     min_examples: float  # E_min: the vertical asymptote, perfect scaling (examples constant) [examples]
     critical: float  # B_crit [examples]
     critical_ci95: tuple[float, float] | None
+    censored: tuple[bool, ...] = ()  # per point, as StepsCurve's (not on the fitted hyperbola's data)
 
 
 @dataclass(frozen=True)
@@ -249,20 +253,29 @@ def schedule_curves(group: ScheduleGroup, histories: pd.DataFrame) -> ScheduleCu
 
 
 def steps_to_target(steps: StepsToTarget, critical: CriticalBatch | None = None) -> StepsToTargetInfo:
+    """Shallue et al.'s Figure 1 per line; censored points flagged; B_simple read at the target crossing
+    of the headline line when the trials logged it, else the end-of-training median."""
     curves = []
     for line in steps.lines:
         b = np.array([p.batch_size for p in line.points], float)
         updates = np.array([p.updates for p in line.points])
         examples = np.array([p.examples for p in line.points])
+        censored = tuple(p.censored for p in line.points)
+        # Perfect scaling through the smallest B with a count (a censored point is only a bound).
+        first = next((i for i, c in enumerate(censored) if not c), 0)
         fit_b, fit_updates = (), ()
         if line.transition is not None:
             grid = np.geomspace(b.min(), b.max(), 60)
             fit_b, fit_updates = tuple(grid), tuple(line.transition.updates_at(b) for b in grid)
         curves.append(StepsCurve(
             line.momentum, tuple(int(v) for v in b), tuple(p.lr for p in line.points), tuple(updates),
-            tuple(examples), tuple(updates[0] * b[0] / b), tuple(np.full(len(b), examples[0])), fit_b, fit_updates,
-            line.transition.value if line.transition else None))
+            tuple(examples), tuple(updates[first] * b[first] / b), tuple(np.full(len(b), examples[first])), fit_b,
+            fit_updates, line.transition.value if line.transition else None, censored))
     critical = critical or CriticalBatch(None, None, 0, (), None, None)
+    headline = headline_line(steps)
+    if headline is not None and headline.noise is not None and headline.noise.value is not None:
+        return StepsToTargetInfo(steps.target, tuple(curves), headline.noise.value, critical.breakdown,
+                                 critical.breakdown_ci95, f"target crossing, {headline.label}")
     return StepsToTargetInfo(steps.target, tuple(curves), critical.value, critical.breakdown, critical.breakdown_ci95)
 
 
@@ -280,7 +293,7 @@ def steps_vs_examples(steps: StepsToTarget) -> StepsVsExamplesInfo:
         lines.append(StepsExamplesLine(
             line.label, tuple(p.batch_size for p in line.points), tuple(p.examples for p in line.points),
             tuple(p.updates for p in line.points), tuple(updates * grid), tuple(updates), fit.min_updates,
-            fit.min_examples, fit.value, fit.ci95))
+            fit.min_examples, fit.value, fit.ci95, tuple(p.censored for p in line.points)))
     return StepsVsExamplesInfo(steps.target, tuple(lines))
 
 
