@@ -84,7 +84,9 @@ def lm_spec(**extra) -> dict:
 
 
 def test_a_language_model_trial_reports_loss_perplexity_and_tokens():
-    config = expand_trials(spec_from_dict(lm_spec(diagnostics={"target": {"metric": "test_loss", "value": 4.0}})))[0]
+    # Evaluated every 2 updates: the loss reaches 4.0 inside the first epoch (from epoch ends only it would be censored).
+    target = {"target": {"metric": "test_loss", "value": 4.0}, "target_eval_every": 2}
+    config = expand_trials(spec_from_dict(lm_spec(diagnostics=target)))[0]
     assert (config.objective.metric, config.objective.direction) == ("test_loss", "min")
     params = trial_params(config.to_dict())
     assert params["corpus_hash"] == config.workload.dataset_options.corpus_hash and params["task"] == "language_model"

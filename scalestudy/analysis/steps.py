@@ -57,7 +57,7 @@ class StepsPoint:
     n_trials: int  # trials behind the mean (all reached the target)
     censored: bool = False  # the fewest updates are known only to be ≤ ``updates`` (module docstring)
     on_epoch_grid: bool = False  # every count behind it is a whole number of epochs
-    noise_at_target: float = float("nan")  # seed geometric mean of B_simple at the crossing [examples]
+    noise_at_target: float | None = None  # seed geometric mean of B_simple at the crossing [examples]
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,8 @@ def fit_steps_to_target(frame: pd.DataFrame) -> StepsToTarget:
         transition, reason = fit_transition(tuple(p for p in points if not p.censored))
         noise = None
         if NOISE_COLUMN in frame.columns:
-            noise = noise_at_target([p.batch_size for p in points], [p.noise_at_target for p in points])
+            read = [p for p in points if p.noise_at_target is not None]
+            noise = noise_at_target([p.batch_size for p in read], [p.noise_at_target for p in read])
         line = StepsLine(float(momentum), points, transition, reason, int(dataset_size) if several_n else None, noise)
         lines.append(line)
         warnings += line_warnings(line)
@@ -167,7 +168,7 @@ def fewest_updates(momentum: float, batch_size: int, per_lr: pd.DataFrame) -> St
     ε's lower end lies below it (module docstring)."""
     best = per_lr.loc[per_lr["updates"].idxmin()]
     censored = bool(per_lr["low"].min() < best["updates"])
-    noise = float(np.exp(best["noise"])) if np.isfinite(best["noise"]) else float("nan")
+    noise = float(np.exp(best["noise"])) if np.isfinite(best["noise"]) else None
     return StepsPoint(batch_size, momentum, float(best["lr"]), float(best["updates"]), float(best["examples"]),
                       int(best["n_trials"]), censored, bool(best["on_grid"]) and not censored, noise)
 
