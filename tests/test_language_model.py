@@ -84,7 +84,7 @@ def lm_spec(**extra) -> dict:
 
 
 def test_a_language_model_trial_reports_loss_perplexity_and_tokens():
-    # Evaluated every 2 updates: the loss reaches 4.0 inside the first epoch (from epoch ends only it would be censored).
+    # Evaluated every 2 updates: the loss reaches 4.0 inside the first epoch (from epoch ends it would be censored).
     target = {"target": {"metric": "test_loss", "value": 4.0}, "target_eval_every": 2}
     config = expand_trials(spec_from_dict(lm_spec(diagnostics=target)))[0]
     assert (config.objective.metric, config.objective.direction) == ("test_loss", "min")

@@ -36,7 +36,8 @@ def censoring_rows():
         # B = 64: ε 0.2 in [35, 47.5] against ε 0.1's 60: fewest ≤ 47.5, censored.
         trial(64, 0.1, 0, 60.0), trial(64, 0.1, 1, 60.0), trial(64, 0.2, 0, at_most=25.0), trial(64, 0.2, 1, 70.0),
         # B = 128: ε 0.2 in [40, 46] cannot beat ε 0.1's 35.625: exactly that.
-        trial(128, 0.1, 0, 35.625), trial(128, 0.1, 1, 35.625), trial(128, 0.2, 0, at_most=12.0), trial(128, 0.2, 1, 80.0),
+        trial(128, 0.1, 0, 35.625), trial(128, 0.1, 1, 35.625), trial(128, 0.2, 0, at_most=12.0),
+        trial(128, 0.2, 1, 80.0),
     ] + [trial(b, 0.1, seed, 20 * (1 + 100 / b)) for b in (256, 512, 1024) for seed in (0, 1)]  # B ≥ 128: S(B) =
     # 20·(1 + 100/B) exactly (McCandlish et al. 2018, eq. 2.11)
 

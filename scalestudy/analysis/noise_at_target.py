@@ -1,10 +1,10 @@
 """The gradient noise scale's prediction of the steps-based B_crit, read where that B_crit is measured.
 
 McCandlish et al. (2018, "An Empirical Model of Large-Batch Training", §2.2-2.3) predict
-B_crit ≈ B_noise, with B_simple = tr(Σ)/|G|² its practical estimate. B_noise changes as the loss falls, and the steps-based B_crit
-describes training to one target, so each trial's B_simple is read at its target crossing (the
-trial's ``gradient_noise_scale_at_target``: the smoothed estimate at the end of the epoch in which it
-crossed), not at the end of training.
+B_crit ≈ B_noise, with B_simple = tr(Σ)/|G|² its practical estimate. B_noise changes as the loss
+falls, and the steps-based B_crit describes training to one target, so each trial's B_simple is
+read at its target crossing (the trial's ``gradient_noise_scale_at_target``: the smoothed estimate
+at the end of the epoch in which it crossed), not at the end of training.
 
 At the crossing every batch size of a line stands at the same test accuracy, so in McCandlish et al.'s
 model each batch size's reading (the geometric mean over the seeds of the lr with the fewest updates)

@@ -156,7 +156,8 @@ def trial_counts(frame: pd.DataFrame) -> pd.DataFrame:
     examples = np.where(np.isfinite(examples), examples, high * b)  # constant batch size: E = S·B
     epochs = updates / np.maximum(np.floor(frame["dataset_size"].to_numpy(float) / b), 1.0)
     with np.errstate(invalid="ignore"):
-        on_grid = measured & (np.round(epochs) >= 1) & (np.abs(epochs - np.round(epochs)) < 1e-9 * np.maximum(epochs, 1))
+        whole = np.abs(epochs - np.round(epochs)) < 1e-9 * np.maximum(epochs, 1)
+        on_grid = measured & (np.round(epochs) >= 1) & whole
         noise = column(NOISE_COLUMN)
         log_noise = np.where(np.isfinite(noise) & (noise > 0), np.log(np.where(noise > 0, noise, 1.0)), np.nan)
     return frame.assign(reached=measured | censored, high=high, low=np.where(censored, 0.0, high),
