@@ -180,7 +180,10 @@ class CriticalBatchSizes:
     as ``critical_batch_size.gradient_noise``) and whether they agree."""
 
     steps_to_target: StepsToTargetBatch | None = None
-    gradient_noise: BatchEstimate | None = None  # B_simple, median over trials, distribution-free interval
+    # B_simple read at the target crossing on the steps line's trials (geometric mean over its batch sizes,
+    # Student-t interval); from tables without that reading, the end-of-training median over trials
+    # (distribution-free interval). The report's three-ways table says which.
+    gradient_noise: BatchEstimate | None = None
     lr_breakdown: BatchEstimate | None = None  # the breakdown batch size of the lr law
     agreement: str | None = None  # agree | disagree | single | none
     summary: str | None = None  # the report's sentence

@@ -253,7 +253,7 @@ def three_ways_paragraph(sizes) -> list[str]:
             out.append(f"| {way.label} | – | – | not available: {way.reason} |")
         else:
             interval = _span(way.ci95) if way.ci95 else f"– ({way.reason or 'none'})"
-            out.append(f"| {way.label} | {number(way.value)} | {interval} | {sources[way.method]} |")
+            out.append(f"| {way.label} | {number(way.value)} | {interval} | {way.source or sources[way.method]} |")
     out += ["", sizes.agreement]
     if line is not None:
         fit = line.transition
@@ -275,10 +275,14 @@ def _steps_section(steps) -> list[str]:
             "the updates when B doubles; past the critical batch size the returns diminish."), ""]
     labels = [line.label for line in steps.lines]
     out += ["| B | " + " | ".join(labels) + " |", "| --- |" + " --- |" * len(labels)]
-    values = {(p.batch_size, line.label): p.updates for line in steps.lines for p in line.points}
+    values = {(p.batch_size, line.label): ("≤ " if p.censored else "") + f"{p.updates:,.0f}"
+              for line in steps.lines for p in line.points}
     for b in sorted({b for b, _ in values}):
-        cells = [f"{values[(b, label)]:,.0f}" if (b, label) in values else "–" for label in labels]
+        cells = [values.get((b, label), "–") for label in labels]
         out.append(f"| {b} | " + " | ".join(cells) + " |")
+    if steps.censored:
+        out += ["", "≤: censored, reached before the first evaluation after the initial model (known only as a "
+                    "bound); left out of the S(B) fit."]
     out.append("")
     for line in steps.lines:
         if line.transition is not None:

@@ -196,11 +196,11 @@ class Diagnostics(Frozen):
     target_accuracy: float | None = Field(default=None, gt=0, le=1)  # steps-to-target (Shallue et al. 2018)
     # The same on another metric (target_accuracy: x is target: {metric: test_acc, value: x}).
     target: Target | None = None
-    # Evaluate the test accuracy every this many updates inside epochs (updates_to_target is then
-    # the first evaluated update count at the target); null: interpolate between epoch ends.
+    # Also evaluate the test accuracy every this many updates inside epochs (updates_to_target is
+    # interpolated between the evaluations around the crossing); null: the epoch ends only.
     target_eval_every: int | None = Field(default=None, gt=0)
-    # Evaluate inside an epoch only when the last evaluated accuracy is within this much of the
-    # target; null: from the start.
+    # Evaluate inside an epoch only while the last evaluated accuracy is within this much of the
+    # target (the first epoch also at K, 2K, 4K, …: scalestudy.train.target); null: from the start.
     target_eval_margin: float | None = Field(default=None, gt=0, le=1)
 
     @model_validator(mode="after")
