@@ -341,7 +341,7 @@ def log_lr_variance(cell: CellOptimum, floor: float, seed_variance: float) -> fl
     variance pooled over cells instead, free of that shift, left α covered 92 % (the cells'
     variances differ too much). At least the variance of a uniform error over the range the
     vertex was kept in when it hit an end, or over [best ε, diverged ε] at the edge of stability."""
-    if cell.ci95 is not None and __import__("os").environ.get("VARMODE") != "delta":
+    if cell.ci95 is not None:
         return interval_variance(cell.ci95)
     sign, log = (1.0, True) if cell.direction == "max" else (-1.0, False)
     x, y, floor = np.log(cell.lrs), sign * np.array(cell.mean_acc), sign * floor
