@@ -62,7 +62,7 @@ from scalestudy.analysis.peak import (
     vertex_range,
 )
 from scalestudy.analysis.mode_set import ModeSet, mode_set
-from scalestudy.analysis.seed_noise import NO_PRIOR, NoisePrior, cell_noise, moderated, noise_prior
+from scalestudy.analysis.seed_noise import NO_PRIOR, NoisePrior, cell_noise, column_noise, moderated, noise_prior
 from scalestudy.analysis.table import ACCURACY, Objective, objective_of
 
 __all__ = ["BOUNDED", "OK", "USABLE", "CellOptimum", "Frontier", "cell_keys", "failure_accuracy", "fit_cell",
@@ -243,19 +243,14 @@ def _mode_region(x: np.ndarray, V: np.ndarray, D: np.ndarray, prior: NoisePrior,
     """(the 95 % set of the cell's ε*, None) or (None, why there is none): the mode set
     (:mod:`scalestudy.analysis.mode_set`) of the seed-mean curve with each seed's own level
     removed (:func:`without_seed_effects`), the seeds' variance the cell's own shrunk towards the
-    study's (:mod:`scalestudy.analysis.seed_noise`); a column where some trials diverged keeps its
-    own spread if larger (its mean mixes failures and successes), one where all did has none."""
+    study's and each column's towards the cell's (:mod:`scalestudy.analysis.seed_noise`): a column
+    below the cliff, or where some trials diverged, keeps much of its larger spread."""
     variance, dof = moderated(*cell_noise(V, D), prior)
     if not dof > 0:
         return None, "one seed: no interval"
     adjusted, _ = without_seed_effects(V, D)
-    runs = np.isfinite(adjusted)
-    n = runs.sum(axis=0)
-    diverged = (np.nan_to_num(D, nan=0.0) > 0) & runs
-    with np.errstate(invalid="ignore"):
-        own = np.where(n >= 2, np.nanvar(adjusted, axis=0) * n / np.maximum(n - 1, 1), 0.0)
-    column = np.where(diverged.any(axis=0), np.fmax(own, variance), variance)
-    column = np.where(np.where(runs, np.nan_to_num(D, nan=0.0) >= 1.0, True).all(axis=0), 0.0, column)
+    n = np.isfinite(adjusted).sum(axis=0)
+    column = column_noise(adjusted, D, variance, dof)
     return mode_set(x, np.nanmean(adjusted, axis=0), column, np.maximum(n, 1), dof=dof, seed=seed), None
 
 
