@@ -82,8 +82,10 @@ def report_markdown(fits: StudyFits, law: ScalingLaw, figures: list[Path], figur
            (f"Objective: {fits.objective.label} (`{fits.objective.metric}`), {fits.objective.direction}imised. "
            f"Form: `{law.form}` (lr per update, B in examples). ε* of each (B, m) cell is the vertex of a "
            f"quadratic in ln ε through {_curve(fits.objective)} at the best ε and its neighbours; "
-           "its 95 % interval is a Student-t interval over the seeds' own optima (a min–max seed range, "
-           "labelled so, where a seed's optimum leaves its three ε). A cell whose next larger ε diverged in "
+           "its 95 % interval is every ε where the seed means (each seed's own level taken out) are "
+           "consistent with a curve that rises to it and falls after it, whatever the peak's shape (a flat "
+           "top widens it); a cell whose best ε is within the seeds' noise of the smallest or largest "
+           "searched is an edge cell. A cell whose next larger ε diverged in "
            "every trial is bounded by divergence: ε* is extrapolated below that ε and the cell stays in the "
            "law. The law is a least-squares fit of ln ε* on the cells at or below the breakdown, "
            f"{fitted.weighting or 'with equal weights'}, with Student-t 95 % intervals."), "",
@@ -182,15 +184,15 @@ def _schedules_section(schedules, percent: bool = True) -> list[str]:
     return out
 
 def _cell_table(frontier) -> list[str]:
-    """One row per cell: status, ε* and its interval (or seed range), the divergence bound."""
+    """One row per cell: status (an edge cell's reason), ε* and its 95 % interval, the divergence bound."""
     if not frontier.cells:
         return []
-    out = ["", "| cell | status | ε* | 95 % interval | seed range (not 95 %) | diverged at |",
-           "| --- | --- | --- | --- | --- | --- |"]
+    out = ["", "| cell | status | ε* | 95 % interval | diverged at |", "| --- | --- | --- | --- | --- |"]
     for cell in frontier.cells:
         lr = f"{cell.lr_opt:.4g}" if cell.lr_opt is not None else "–"
         bound = f"{cell.lr_bound:.4g}" if cell.lr_bound is not None else "–"
-        out.append(f"| {cell.label} | {cell.status} | {lr} | {_span(cell.ci95)} | {_span(cell.seed_range)} | {bound} |")
+        why = f" ({cell.reason})" if cell.status.startswith("edge") and cell.reason else ""
+        out.append(f"| {cell.label} | {cell.status}{why} | {lr} | {_span(cell.ci95)} | {bound} |")
     return out + [""]
 
 
