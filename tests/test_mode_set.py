@@ -45,12 +45,12 @@ def test_rising_to_the_last_point_is_unbounded_above_and_divergence_bounds_it():
 
 @pytest.mark.parametrize("seeds", [2, 5])
 def test_covers_the_mode_of_asymmetric_flat_topped_peaks(seeds):
-    """300 noisy split peaks each, the mode anywhere between grid points: the set holds the true
+    """150 noisy split peaks each, the mode anywhere between grid points: the set holds the true
     mode at least at its nominal level (the three-point vertex's interval held 38-86 % here)."""
     rng = np.random.default_rng(seeds)
     covered = bounded = 0
     sd = 0.01
-    for trial in range(300):
+    for trial in range(150):
         mode = X[4] + rng.uniform(-0.35, 0.35)
         values = split_peak(X, mode)[None, :] + rng.normal(0, sd, (seeds, 9))
         region = mode_set(X, values.mean(axis=0), values.var(axis=0, ddof=1).mean() * np.ones(9),
@@ -58,5 +58,5 @@ def test_covers_the_mode_of_asymmetric_flat_topped_peaks(seeds):
         if region.bounded:
             bounded += 1
             covered += region.low <= mode <= region.high
-    assert bounded >= 285
+    assert bounded >= 140
     assert covered / bounded >= 0.94

@@ -67,7 +67,7 @@ def _rows(table, seeds: int, studies: int, label: str, power: float | None) -> N
     for index in range(studies):
         shape = random_shape(rng)
         if power is not None:
-            shape = PeakShape(shape.left, shape.right, power, shape.floor)
+            shape = PeakShape(shape.left, shape.right, power, shape.left_drop, shape.right_floor)
         study = realistic_study(rng, design, shape=shape)
         frontier = fit_frontier(study.frame)
         for cell in frontier.usable():
