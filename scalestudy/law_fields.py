@@ -49,6 +49,9 @@ class LawCovariance:
     dof: int
     t95: float  # Student-t 0.975 quantile at dof
     cell_scatter: float | None = None  # variance of a new cell's ln ε* about the law beyond its own noise
+    # The part of ln k's variance that a peak's shape puts into every cell alike (already in
+    # ``covariance``): a check cell of the same workload shares it, so check-law takes it out.
+    shared_shape_variance: float | None = None
 
 
 @dataclass(frozen=True)

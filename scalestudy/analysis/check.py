@@ -115,7 +115,9 @@ def _check_cell(law: ScalingLaw, cell: CellOptimum, dataset_size: int, level: fl
     if spread is None:
         raise AnalysisError("the law file has no 'prediction' (the covariance of its parameters): refit it with "
                             "this version of scalestudy analyze to check it")
-    law_var = spread.variance + (spread.cell_scatter or 0.0)
+    # The check cell shares the law's cells' shape error (same workload, same peak shape): not a difference.
+    shared = law.prediction.shared_shape_variance or 0.0
+    law_var = max(spread.variance - shared, 0.0) + (spread.cell_scatter or 0.0)
     dof = spread.dof
     half = t_quantile(0.975, dof) * math.sqrt(law_var)
     predicted = {"predicted": prediction.lr,

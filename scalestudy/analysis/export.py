@@ -98,7 +98,8 @@ def prediction_entry(law: LawFit) -> LawCovariance | None:
     fit = law.regression
     if fit is None or fit.cov is None or law.alpha is None:
         return None
-    return LawCovariance(fit.names, fit.cov, fit.dof, t_quantile(0.975, fit.dof), law.scatter)
+    return LawCovariance(fit.names, fit.cov, fit.dof, t_quantile(0.975, fit.dof), law.scatter,
+                         law.shared_shape_variance)
 
 
 def fitted_on(law: LawFit, frontier: Frontier) -> FittedOn:

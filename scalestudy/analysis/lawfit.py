@@ -14,7 +14,7 @@ scatter it does not explain (method of moments), and Student-t 95 % intervals fr
 residual scatter (Knapp–Hartung) with the scale floored at :data:`MIN_SCALE`. Equal weights
 let the noisy cells (bounded by divergence, at large B, where leverage is high) tilt α. The
 error a peak's shape puts into every cell alike is added to ln k's variance
-(:func:`with_shared_shape_error`). Usable cells are those with an interior optimum and
+(:func:`shared_shape_variance`). Usable cells are those with an interior optimum and
 those bounded by divergence (ε* below the first fully diverged ε). Fields that the data
 cannot determine are None, with a reason.
 """
@@ -68,6 +68,7 @@ class LawFit:
     # cells are weighted by their variances, the residual variance with equal weights.
     scatter: float | None = None
     gamma: float | None = None  # ε* ∝ N^γ; None when the cells have one dataset size
+    shared_shape_variance: float | None = None  # added to ln k's variance (see with_shared_shape_error)
 
 
 @dataclass(frozen=True)
@@ -133,18 +134,23 @@ def _breakdown_hint(cells: list[CellOptimum], usable: list[CellOptimum]) -> str 
             "of the same momentum; the law may break down there (extend the lr grid downwards to locate it)")
 
 
-def with_shared_shape_error(regression: LinearFit, cells: list[CellOptimum]) -> LinearFit:
-    """The fit with the error every cell shares added to ln k's variance (and so to every prediction's).
+def shared_shape_variance(cells: list[CellOptimum]) -> float | None:
+    """The error a peak's shape puts into every cell alike, as a variance of ln ε*.
 
     A peak's shape moves every cell's vertex the same way (a slow left shoulder pulls it to smaller
     ε in every cell), so that part of the cells' error does not average out over cells. A shift
     shared by all cells only moves ln k (the design has a constant), so it leaves α, β and γ alone.
     Its size is a typical cell's uncertainty: the median variance read off the cells' 95 % sets."""
     variances = [c.log_lr_var for c in cells if c.ci95 is not None and c.log_lr_var is not None]
-    if regression.cov is None or not variances:
+    return float(np.median(variances)) if variances else None
+
+
+def with_shared_shape_error(regression: LinearFit, shared: float | None) -> LinearFit:
+    """The fit with ``shared`` added to ln k's variance (and so to every prediction's)."""
+    if regression.cov is None or shared is None:
         return regression
     cov = [list(row) for row in regression.cov]
-    cov[0][0] += float(np.median(variances))
+    cov[0][0] += shared
     return replace(regression, cov=tuple(tuple(row) for row in cov))
 
 
@@ -173,7 +179,8 @@ def _fit_below(cells: list[CellOptimum], breakdown: Breakdown) -> LawFit:
     X = law_design(u, v, tuple(terms), w)
     weights, tau2 = law_weights(cells, X, y)
     regression = regress_law(u, v, y, tuple(terms), weights=weights, min_scale=0.0 if tau2 is None else MIN_SCALE, w=w)
-    regression = with_shared_shape_error(regression, cells)
+    shared = shared_shape_variance(cells)
+    regression = with_shared_shape_error(regression, shared)
     names = regression.names
     coef = dict(zip(names, regression.coef))
     ci = dict(zip(names, regression.intervals()))
@@ -200,4 +207,5 @@ def _fit_below(cells: list[CellOptimum], breakdown: Breakdown) -> LawFit:
         r2=r2, reasons=reasons, notes=tuple(notes), cells=tuple(cells),
         n_trials=sum(c.n_trials for c in cells), breakdown=breakdown, regression=regression, domain=domain,
         weighting=weighting, scatter=tau2 if tau2 is not None else (rss / regression.dof if regression.dof > 0
-                                                                    else None), gamma=coef.get("gamma"))
+                                                                    else None), gamma=coef.get("gamma"),
+        shared_shape_variance=shared if regression.cov is not None else None)

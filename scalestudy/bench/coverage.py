@@ -34,7 +34,7 @@ FALSE_ALARM_TARGET = 0.05
 
 
 def bench_coverage(tiny: bool = False) -> BenchTable:
-    studies = 8 if tiny else 400
+    studies = 8 if tiny else 200
     table = BenchTable("coverage", ["measure", "design", "n", "rate", "target", "detail"])
     for seeds in (2, 3, 5):
         _coverage_rows(table, seeds, studies)
@@ -43,10 +43,10 @@ def bench_coverage(tiny: bool = False) -> BenchTable:
             _false_alarm_row(table, count, momenta, studies)
     _power_row(table, studies)
     add_scale_rows(table, studies)
-    add_misspecified_rows(table, 8 if tiny else 200)
-    add_real_rows(table, 4 if tiny else 100)
+    add_misspecified_rows(table, 8 if tiny else 100)
+    add_real_rows(table, 4 if tiny else 50)
     table.notes += [
-        f"{studies} simulated studies per design: B = 16, 32, ... (6 batch sizes unless said), m = 0 and 0.9, "
+        f"{studies} planted studies per design: B = 16, 32, ... (6 batch sizes unless said), m = 0 and 0.9, "
         "the quickstart's linear-rule lr grid, accuracy a Gaussian peak in ln lr with seed sd 0.01, divergence "
         "from 4x the optimum at B = 16 down to 1.25x at large B; the true law drawn per study",
         "coverage of 400 studies is within about ±1.1 points (one sd) of the truth; of cells, about ±0.3",
