@@ -40,7 +40,10 @@ def test_a_vmapped_stack_trains_each_member_as_it_would_train_alone(workload, da
     for index, member in enumerate(members):
         stacked = stack.member_state(index)
         for name, value in member.model.state_dict().items():  # weights, running statistics, counts
-            torch.testing.assert_close(stacked[name].detach(), value, rtol=1e-4, atol=1e-5, msg=name)
+            # float32 sums run in another order in a grouped (vmapped) convolution than in a single one;
+            # at ε = 0.2 three steps grow that to ~1e-4 on some CPUs' kernels (AMD EPYC): far below the
+            # members' differences, which the last assertion checks.
+            torch.testing.assert_close(stacked[name].detach(), value, rtol=1e-3, atol=3e-4, msg=name)
     # The members differ (own seeds, own ε): equal results are not one model copied three times.
     first = dict(members[0].model.named_parameters())
     assert any(not torch.equal(p, first[n]) for n, p in members[1].model.named_parameters())

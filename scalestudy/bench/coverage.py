@@ -49,7 +49,7 @@ def bench_coverage(tiny: bool = False) -> BenchTable:
         f"{studies} planted studies per design: B = 16, 32, ... (6 batch sizes unless said), m = 0 and 0.9, "
         "the quickstart's linear-rule lr grid, accuracy a Gaussian peak in ln lr with seed sd 0.01, divergence "
         "from 4x the optimum at B = 16 down to 1.25x at large B; the true law drawn per study",
-        "coverage of 400 studies is within about ±1.1 points (one sd) of the truth; of cells, about ±0.3",
+        "coverage of 200 studies is within about ±1.5 points (one sd) of the truth; of cells, about ±0.5",
         "planted rows plant the fits' own model (Gaussian peaks, exact power laws): they cannot fail alone; the "
         "misspecified rows (scalestudy.testing.realistic) and the real rows (subsamples of the shipped reference "
         "studies, scalestudy.calibration) are the ones that can",
