@@ -60,7 +60,7 @@ def _check_row(table, studies: int) -> None:
 def _rows(table, seeds: int, studies: int, label: str, power: float | None) -> None:
     rng = np.random.default_rng(100 + seeds + (0 if power is None else 7))
     design = RealisticDesign(seeds=seeds)
-    covered = with_interval = usable = 0
+    covered = with_interval = usable = cells_total = 0
     widths: list[float] = []
     law_hits = {name: [] for name in ("alpha", "beta", "k")}
     alpha_widths: list[float] = []
@@ -70,6 +70,7 @@ def _rows(table, seeds: int, studies: int, label: str, power: float | None) -> N
             shape = PeakShape(shape.left, shape.right, power, shape.left_drop, shape.right_floor)
         study = realistic_study(rng, design, shape=shape)
         frontier = fit_frontier(study.frame)
+        cells_total += len(frontier.cells)
         for cell in frontier.usable():
             usable += 1
             if cell.ci95 is None:
@@ -89,7 +90,7 @@ def _rows(table, seeds: int, studies: int, label: str, power: float | None) -> N
     share = with_interval / usable if usable else float("nan")
     table.add(measure="cell ε* 95 % interval", design=design_label, n=with_interval,
               rate=covered / with_interval if with_interval else None, target=f"≥ {CELL_TARGET}",
-              detail=f"{share:.1%} of {usable} usable cells have one; median high/low "
+              detail=f"{usable} of {cells_total} cells usable, {share:.0%} of those with one; median high/low "
                      f"{np.median(widths) if widths else float('nan'):.2f}")
     for name, target in (("alpha", ALPHA_TARGET), ("beta", ALPHA_TARGET), ("k", K_TARGET)):
         hits = law_hits[name]

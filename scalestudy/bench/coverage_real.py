@@ -27,7 +27,9 @@ def add_real_rows(table, draws: int) -> None:
             result = subsample_coverage(frame, design, draws, seed=index)
             label = f"real {name}: {design.label}"
             widths = f"median high/low {np.median(result.widths):.2f}" if result.widths else ""
-            share = f"{result.interval_share:.1%} of {result.cells} usable cells have one" if result.cells else ""
+            share = (f"{result.cells} of {result.candidates} cells usable ({result.cells / result.candidates:.0%}: the "
+                     f"rest are edges, their optimum not bounded by the data), {result.interval_share:.0%} of those "
+                     "with an interval") if result.cells else ""
             table.add(measure="cell ε* 95 % interval", design=label, n=result.with_interval, rate=result.cell_rate,
                       target="≥ 0.9", detail="; ".join(p for p in (share, widths) if p))
             for law_name in ("alpha", "beta"):

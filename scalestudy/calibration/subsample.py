@@ -39,6 +39,7 @@ class SubsampleDesign:
 class SubsampleResult:
     design: SubsampleDesign
     draws: int = 0
+    candidates: int = 0  # cells with a reference ε* over all subsamples, usable or not
     cells: int = 0  # usable cells over all subsamples (with a reference ε*)
     with_interval: int = 0
     covered: int = 0
@@ -86,7 +87,10 @@ def subsample_coverage(frame: pd.DataFrame, design: SubsampleDesign, draws: int,
         result.draws += 1
         for cell in cells:
             truth = truths.get((cell.batch_size, cell.momentum))
-            if truth is None or not cell.usable:
+            if truth is None:
+                continue
+            result.candidates += 1
+            if not cell.usable:
                 continue
             result.cells += 1
             if cell.ci95 is not None:
