@@ -80,3 +80,19 @@ def test_too_few_batch_sizes():
 def test_the_comparison_is_reproducible_for_a_seed():
     grid = cells(mccandlish(noise_batch=200.0), noise=0.05, variance=2.5e-3, seed=5)
     assert fit_smooth_bend(grid, seed=2) == fit_smooth_bend(grid, seed=2)
+
+
+def test_law_json_smooth_bend_round_trip():
+    """The fit as law.json's ``smooth_bend``, written and read back by the law file's reader: a bounded
+    B_noise as [low, high], one open above as its low end."""
+    from scalestudy.analysis.export import bend_entry
+    from scalestudy.law_fields import SmoothBend, check_smooth_bend, read_record, to_json
+
+    for grid in (cells(mccandlish(), noise=0.02, variance=4e-4),
+                 cells(lambda b, m, n: math.log(1e-3 * b * (1 - m)), noise=0.02, variance=4e-4)):
+        entry = bend_entry(fit_smooth_bend(grid))
+        back = read_record(SmoothBend, to_json(entry), "law")
+        check_smooth_bend(back, "law")
+        assert back == entry and back.alpha == entry.alpha
+    assert entry.noise_batch_size is None and entry.ci95.noise_batch_size is None
+    assert entry.noise_batch_size_at_least > 512

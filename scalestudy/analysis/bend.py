@@ -39,8 +39,8 @@ RSS(α) = RSS(B_noise) + (α − α̂)²/c with c = [(XᵀWX)⁻¹]_αα, so the
 Which bend the data prefer (:attr:`BendFit.preferred`): D = n·ln(RSS_hinge / RSS_smooth), the
 hinge being the breakdown test's best falling hinge (or the single law), both with the same
 weights; non-nested models, so D is calibrated by simulating each fitted model in turn
-(Williams 1970; Cox's test by simulation), with each cell's own residual size (Gaussian draws
-with the scatter of its batch size, as the breakdown test's bootstrap):
+(Williams 1970; Cox's test by simulation), with Gaussian noise at each cell's own residual
+scatter (:func:`~scalestudy.analysis.breakdown.noise_scatter`, as the breakdown test's bootstrap):
 
 - p_hinge = P(D* ≥ D) with data simulated from the fitted hinge: small when the smooth bend fits
   better than a hinge's data would;
@@ -61,13 +61,13 @@ from scalestudy.analysis.breakdown import (
     MIN_ABOVE,
     MIN_BELOW,
     HingeFits,
-    batch_size_scatter,
     hinge_design,
     hinge_grid,
     law_coordinates,
     law_design,
     law_weights,
     log_dataset_sizes,
+    simulate_fit,
 )
 from scalestudy.analysis.frontier import CellOptimum
 
@@ -246,8 +246,8 @@ def _prefer(u, extra, distinct, bends: BendFits, best: int, scale, ys, replicate
     rng = np.random.default_rng(seed)
     position = hinges.best_position(ys)
     hinge_x = scale[:, None] * (single if position is None else hinge_design(u, position, extra))
-    under_hinge = contrast(_simulate(hinge_x, ys, u, rng, replicates))
-    under_smooth = contrast(_simulate(bends.designs[best], ys, u, rng, replicates))
+    under_hinge = contrast(simulate_fit(hinge_x, ys, u, rng, replicates))
+    under_smooth = contrast(simulate_fit(bends.designs[best], ys, u, rng, replicates))
     p_hinge = float((1 + np.sum(under_hinge >= observed)) / (replicates + 1))
     p_smooth = float((1 + np.sum(under_smooth <= observed)) / (replicates + 1))
     hinge_out, smooth_out = p_hinge <= PREFER_P, p_smooth <= PREFER_P
@@ -259,16 +259,6 @@ def _prefer(u, extra, distinct, bends: BendFits, best: int, scale, ys, replicate
             "neither": "each fits better than the other's data would allow: neither describes the bend"}[preferred]
     return preferred, f"{what} (p = {p_hinge:.2g} under the hinge, {p_smooth:.2g} under the smooth bend)", \
         p_hinge, p_smooth
-
-
-def _simulate(x: np.ndarray, ys: np.ndarray, u: np.ndarray, rng: np.random.Generator,
-              replicates: int) -> np.ndarray:
-    """(n, replicates): the fit of ys on x plus Gaussian draws with each batch size's residual
-    scatter (:func:`batch_size_scatter`): the model's data with the cells' own noise levels."""
-    q = np.linalg.qr(x)[0]
-    fitted = q @ (q.T @ ys)
-    sd = batch_size_scatter(ys - fitted, (q ** 2).sum(axis=1), u)
-    return fitted[:, None] + sd[:, None] * rng.standard_normal((len(ys), replicates))
 
 
 def _float(value) -> float | None:
