@@ -163,11 +163,17 @@ def fit_breakdown(cells: list[CellOptimum], *, replicates: int = REPLICATES, see
         return _no_breakdown(p_value, dof, "a single power law fits as well", {**common, "candidate": candidate})
     threshold = rss[best[0]] * (1 + f_quantile(0.95, 1, dof) / dof)
     u_c = _snap_up(u_c, rss_at, threshold, tested)
-    accepted = hinge_interval(hinges, ys, u, extra, rss <= threshold, rng, replicates)
-    inside = np.append(grid[accepted], u_c)  # u_c: the snapped hinge may lie past the grid's end
+    wide = HingeFits(single, u, extra, hinge_grid(distinct, 2 * n_grid, below=2, above=1), scale)
+    wide_rss = wide.rss(ys[:, None])[:, 0]
+    limit = min(wide_rss.min(), rss_at(u_c)) * (1 + f_quantile(0.95, 1, dof) / dof)
+    profile_set = wide_rss <= limit
+    if not profile_set.any():  # the best hinge lies between grid points, none of them within the limit
+        profile_set[np.abs(wide.grid - u_c).argmin()] = True
+    accepted = hinge_interval(wide, ys, u, extra, profile_set, rng, replicates)
+    inside = np.append(_interval_ends(wide.grid, accepted, rss_at, limit), u_c)  # u_c: it may lie past the grid
     ci = (float(np.exp(inside.min())), float(np.exp(inside.max())))
     reason = f"broken power law preferred: p = {p_value:.2g} (likelihood ratio against {replicates} simulations)"
-    if inside.min() <= grid[0] or inside.max() >= grid[-1]:
+    if inside.min() <= wide.grid[0] or inside.max() >= wide.grid[-1]:
         reason += "; the interval reaches the edge of the batch sizes tested"
     hinge = least_squares(scale[:, None] * hinge_design(u, u_c, extra), ys, ())
     last = max(b for b in tested if np.log(b) <= u_c + SAME_BATCH)
@@ -175,10 +181,14 @@ def fit_breakdown(cells: list[CellOptimum], *, replicates: int = REPLICATES, see
                      candidate=_on_tested(u_c, tested), last_batch_size=int(last), **common)
 
 
-def hinge_grid(distinct: np.ndarray, n_grid: int = 120) -> np.ndarray:
-    """Hinge positions u_c = ln B_c: a grid from the MIN_BELOW-th tested batch size up to (not
-    including) the MIN_ABOVE-th from the top, with every tested batch size in that range on it."""
-    lo, hi = distinct[MIN_BELOW - 1], distinct[-MIN_ABOVE]
+def hinge_grid(distinct: np.ndarray, n_grid: int = 120, *, below: int = MIN_BELOW, above: int = MIN_ABOVE) -> np.ndarray:
+    """Hinge positions u_c = ln B_c: a grid from the ``below``-th tested batch size up to (not
+    including) the ``above``-th from the top, with every tested batch size in that range on it.
+
+    The test searches hinges with MIN_BELOW sizes at or below and MIN_ABOVE above (its level is
+    calibrated over those); the interval, over every identifiable hinge (2 at or below, 1 above),
+    so that a breakdown between the outermost tested sizes is still covered."""
+    lo, hi = distinct[below - 1], distinct[-above]
     return np.union1d(np.linspace(lo, hi, n_grid, endpoint=False), distinct[(distinct >= lo) & (distinct < hi)])
 
 
@@ -260,6 +270,26 @@ def hinge_interval(hinges: HingeFits, ys: np.ndarray, u: np.ndarray, extra: list
             accepted[index] = True
             index += step
     return accepted
+
+
+def _interval_ends(grid: np.ndarray, accepted: np.ndarray, rss_at, limit: float) -> list[float]:
+    """ln B_c at each end of the accepted grid positions, placed between the outermost accepted
+    point and the next rejected one: where the RSS crosses the profile limit when the accepted point
+    lies within it (Brent's root), else halfway. Precise data have an interval a few grid steps wide,
+    which the grid alone would round inwards."""
+    from scipy.optimize import brentq
+
+    indices = np.flatnonzero(accepted)
+    ends = []
+    for index, step in ((indices.min(), -1), (indices.max(), 1)):
+        outside = index + step
+        if not 0 <= outside < len(grid):
+            ends.append(float(grid[index]))
+        elif rss_at(grid[index]) <= limit < rss_at(grid[outside]):
+            ends.append(float(brentq(lambda x: rss_at(x) - limit, grid[index], grid[outside], xtol=1e-10)))
+        else:
+            ends.append(float((grid[index] + grid[outside]) / 2))
+    return ends
 
 
 def _refine(grid: np.ndarray, best: int, rss_at) -> float:
