@@ -191,10 +191,11 @@ class BendFits:
     def __init__(self, designs: np.ndarray, scale: np.ndarray):
         self.designs = scale[None, :, None] * designs
         self.q, self.r = np.linalg.qr(self.designs)
+        self.stacked = np.ascontiguousarray(np.swapaxes(self.q, 1, 2)).reshape(-1, designs.shape[1])  # (grid·p, n)
 
     def rss(self, Y: np.ndarray) -> np.ndarray:
         """(grid, columns): |y|² − |Qᵀy|² at each grid position."""
-        projected = np.swapaxes(self.q, 1, 2) @ Y
+        projected = (self.stacked @ Y).reshape(len(self.q), -1, Y.shape[1])  # (grid, p, columns): one product
         return np.maximum((Y ** 2).sum(axis=0)[None, :] - (projected ** 2).sum(axis=1), 0.0)
 
     def coef(self, y: np.ndarray, index: int) -> np.ndarray:

@@ -357,6 +357,8 @@ class HingeFits:
         columns += [np.broadcast_to(column, columns[0].shape) for column in extra]
         designs = scale[None, :, None] * np.stack(columns, axis=2)  # (grid, n, p), as hinge_design
         self.q, r = np.linalg.qr(designs)
+        # Qᵀ of every position stacked into one (grid·p, n) matrix: one matrix product for all of them
+        self.stacked = np.ascontiguousarray(np.swapaxes(self.q, 1, 2)).reshape(-1, len(u))
         step = np.zeros(designs.shape[2])
         step[1], step[2] = -1.0, 1.0
         z = np.linalg.solve(np.swapaxes(r, 1, 2), np.broadcast_to(step, (len(grid), len(step)))[..., None])
@@ -366,7 +368,7 @@ class HingeFits:
         """(single-law RSS per column, RSS per grid position and column, whether the slope falls there)."""
         resid = Y - self.single_q @ (self.single_q.T @ Y)
         rss_single = (resid ** 2).sum(axis=0)
-        projected = np.swapaxes(self.q, 1, 2) @ resid  # (grid, p, columns)
+        projected = (self.stacked @ resid).reshape(len(self.grid), -1, resid.shape[1])  # (grid, p, columns)
         rss = np.maximum(rss_single[None, :] - (projected ** 2).sum(axis=1), 0.0)
         return rss_single, rss, (self.w @ resid) < 0
 

@@ -117,7 +117,9 @@ def add_bend_rows(table: BenchTable, studies: int) -> None:
                    Design(batch_sizes=QUICKSTART + (1024,)), Design(momenta=(0.9,)), Design(noise="flat")):
         _false_alarm_row(table, design, studies)
     for design in (Design(), Design(noise="flat"), Design(momenta=(0.9,), noise="flat")):
-        _hinge_rows(table, design, studies)
+        _hinge_rows(table, design, studies, middle=True)
+    for design in (Design(), Design(noise="flat")):
+        _hinge_rows(table, design, studies, middle=False)
     _bend_row(table, "α = 1, B_noise = 512", Design(), studies, lambda rng: (1.0, 512.0, 1.0))
     _bend_row(table, "α = 1, B_noise = 512", Design(noise="flat", reported="true"), studies,
               lambda rng: (1.0, 512.0, 1.0))
@@ -149,11 +151,14 @@ def _false_alarm_row(table: BenchTable, design: Design, studies: int) -> None:
               detail=f"nominal {DECLARE_P:.0%}; the homoscedastic bootstrap it replaces: {before / studies:.2%}")
 
 
-def _hinge_rows(table: BenchTable, design: Design, studies: int) -> None:
-    """Power and interval coverage with a hinge (slope 1 → 0) drawn between tested batch sizes."""
-    rng = np.random.default_rng(19_410 + len(design.momenta))
+def _hinge_rows(table: BenchTable, design: Design, studies: int, middle: bool) -> None:
+    """Power and interval coverage with a hinge (slope 1 → 0) drawn between tested batch sizes: in
+    the ``middle`` (where the test searches: 3 sizes at or below, 2 above) or anywhere from the
+    second tested size to the last."""
+    rng = np.random.default_rng(19_410 + len(design.momenta) + 10 * middle)
     declared, hits, widths = 0, 0, []
-    low, high = design.batch_sizes[2] * 1.2, design.batch_sizes[-2] / 1.2
+    sizes = design.batch_sizes
+    low, high = (sizes[2] * 1.2, sizes[-2] / 1.2) if middle else (sizes[1] * 1.1, sizes[-1] / 1.1)
     for index in range(studies):
         position = between_tested(rng, design.batch_sizes, low, high)
         found = fit_breakdown(planted_cells(hinge(position), design, rng), seed=index)
@@ -200,7 +205,7 @@ def _preference_row(table: BenchTable, design: Design, studies: int) -> None:
     rng = np.random.default_rng(19_430)
     for truth, make, wrong in (("smooth", lambda: smooth(1.0, math.exp(rng.uniform(math.log(64), math.log(512)))),
                                 "hinge"),
-                               ("hinge", lambda: hinge(between_tested(rng, design.batch_sizes, 64, 256)), "smooth")):
+                               ("hinge", lambda: hinge(between_tested(rng, design.batch_sizes, 64, 512)), "smooth")):
         counts = dict.fromkeys(("smooth", "hinge", "either", "neither", "untested"), 0)
         for index in range(studies):
             counts[fit_smooth_bend(planted_cells(make(), design, rng), seed=index).preferred] += 1
