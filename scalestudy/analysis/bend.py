@@ -40,7 +40,7 @@ Which bend the data prefer (:attr:`BendFit.preferred`): D = n·ln(RSS_hinge / RS
 hinge being the breakdown test's best falling hinge (or the single law), both with the same
 weights; non-nested models, so D is calibrated by simulating each fitted model in turn
 (Williams 1970; Cox's test by simulation), with Gaussian noise at each cell's own residual
-scatter (:func:`~scalestudy.analysis.breakdown.noise_scatter`, as the breakdown test's bootstrap):
+scatter (:func:`~scalestudy.analysis.scatter.noise_scatter`, as the breakdown test's bootstrap):
 
 - p_hinge = P(D* ≥ D) with data simulated from the fitted hinge: small when the smooth bend fits
   better than a hinge's data would;
@@ -57,18 +57,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from scalestudy.analysis._stats import f_quantile
-from scalestudy.analysis.breakdown import (
-    MIN_ABOVE,
-    MIN_BELOW,
-    HingeFits,
-    hinge_design,
-    hinge_grid,
-    law_coordinates,
-    law_design,
-    law_weights,
-    log_dataset_sizes,
-    simulate_fit,
-)
+from scalestudy.analysis.breakdown import law_coordinates, law_design, law_weights, log_dataset_sizes
+from scalestudy.analysis.hinges import MIN_ABOVE, MIN_BELOW, HingeFits, hinge_design, hinge_grid
+from scalestudy.analysis.scatter import simulate_fit
 from scalestudy.analysis.frontier import CellOptimum
 
 MIN_BATCH_SIZES = 4  # three points fit (1) exactly: a fourth leaves the bend something to explain
@@ -186,7 +177,7 @@ def _refine(grid: np.ndarray, best: int, u, extra, scale, ys) -> np.ndarray:
 
 class BendFits:
     """Weighted least squares of (1) at every grid position, for many response vectors at once
-    (rows scaled by √weight, as :class:`~scalestudy.analysis.breakdown.HingeFits`)."""
+    (rows scaled by √weight, as :class:`~scalestudy.analysis.hinges.HingeFits`)."""
 
     def __init__(self, designs: np.ndarray, scale: np.ndarray):
         self.designs = scale[None, :, None] * designs

@@ -4,7 +4,8 @@ ln ε* against u = ln B is fitted as a single power law (ln ε* = a + α·u [+ �
 ln(1 − m)) and as a broken (hinged, continuous) power law whose slope changes from α to
 α₂ at u_c, with the same β term. For each u_c the hinged model is linear, so it is profiled
 over a grid of u_c that includes every tested batch size in range (a hinge exactly at one
-is found exactly).
+is found exactly), the best position then refined between its grid neighbours (a noise-free
+hinge between tested sizes is found exactly too).
 
 Test statistic: the likelihood ratio of the best hinge whose slope falls (a law that
 flattens at large B; a rising slope is not a breakdown),
@@ -15,27 +16,37 @@ Cells are weighted by 1/(var ln ε* + τ²) (:func:`law_weights`), as in the law
 bounded by divergence extrapolates its optimum and is several times noisier, and equal
 weights let a hinge chase that noise at large B.
 
-Calibration: a parametric bootstrap under the fitted single law, y* = ŷ + σ̂·z with z
-standard normal (in the weighted problem, rows scaled by √w). T does not change when a
-single law is added to y (it lies inside every hinged model) nor when y is scaled (a ratio
-of sums of squares), so its null distribution is that of T(z) whatever ŷ and σ̂ are: this
-is an exact Monte Carlo test for Gaussian scatter between cells with variances known up to
-a factor, p = (1 + #{T* ≥ T}) / (R + 1) over R replicates, seeded (reproducible).
+Calibration: a parametric bootstrap under the fitted single law, y* = ŷ + σ̂ᵢ·zᵢ with z standard
+normal (in the weighted problem, rows scaled by √w) and σ̂ᵢ each cell's own noise level estimated
+from the single law's residuals (:func:`~scalestudy.analysis.scatter.noise_scatter`: pooled over the cells of its batch size,
+or a log-linear trend in ln B with one cell per batch size). T does not change when a single law
+is added to y (it lies inside every hinged model) nor when y is scaled (a ratio of sums of squares),
+so its null distribution is that of T(σ̂∘z); p = (1 + #{T* ≥ T}) / (R + 1) over R replicates,
+seeded (reproducible). The weights hold each cell's reported variance, but seed noise that grows
+with B while the reported variances do not (a variance pooled over the study) made the bootstrap
+with one σ for every cell (exact only when the weights are right) declare 2.2–3.5 % false
+breakdowns at nominal 1 % with sd = 0.1·(B/16)^0.3; see :func:`~scalestudy.analysis.scatter.noise_scatter` for the figures now.
 
 Outcomes (:attr:`Breakdown.outcome`):
 
-- ``breakdown``: p ≤ 0.01 (with R = 399, exactly 1 % of single-law studies);
+- ``breakdown``: p ≤ 0.01 (with R = 399, (R + 1)·0.01 is a whole number of replicates);
 - ``inconclusive``: 0.01 < p ≤ 0.05 (a hinge fits better, not decisively), fewer than 5
   batch sizes, or no evidence but fewer than 3 residual degrees of freedom left to the
   hinged law (a breakdown could go unseen);
 - ``none``: p > 0.05 with at least 3 residual degrees of freedom.
 
-The BIC rule this replaces declared a breakdown in 17 % of simulated single-law studies
-with 5 batch sizes and 12 % with 6 (one and two residual degrees of freedom); this test, on
-400 planted quickstart-like single-law studies each (``scalestudy bench coverage``), in
-0.75 % (5 batch sizes) and 1.25 % (6) with one momentum, 1.0 % and 1.25 % with two.
+The BIC rule this replaced declared a breakdown in 17 % of simulated single-law studies
+with 5 batch sizes and 12 % with 6 (one and two residual degrees of freedom). The figures of this
+test, on planted studies and on cells with noise varying between them, are ``scalestudy bench
+coverage``'s (:mod:`scalestudy.bench.coverage_bend` for the latter).
 
-Interval: the profile-likelihood set {u_c : RSS(u_c) ≤ RSS_min·(1 + F₀.₉₅(1, n − p)/(n − p))}.
+Interval: the profile-likelihood set {u_c : RSS(u_c) ≤ RSS_min·(1 + F₀.₉₅(1, n − p)/(n − p))}, over
+every identifiable hinge (2 tested sizes at or below, 1 above: wider than the test's search, so that
+a change between the outermost tested sizes is still covered), widened by test inversion with a
+simulated threshold (:func:`~scalestudy.analysis.hinges.hinge_interval`): the hinge position is not a regular parameter, and
+the F threshold alone covered 73–81 % of hinges drawn between tested batch sizes. Its ends lie
+between grid points (:func:`~scalestudy.analysis.hinges.interval_ends`).
+
 Several dataset sizes N enter as one more covariate, ln N with the law's γ, as the momenta do: the
 test looks for one hinge in B shared by every N and m. That is the identifiable question with a
 few batch sizes per N (a hinge per N needs 5 batch sizes at each); it matches McCandlish et al.'s
@@ -57,12 +68,21 @@ import numpy as np
 
 from scalestudy.analysis._stats import f_quantile, least_squares, random_effects_weights
 from scalestudy.analysis.frontier import CellOptimum
+from scalestudy.analysis.hinges import (
+    MIN_ABOVE,
+    MIN_BELOW,
+    SAME_BATCH,
+    HingeFits,
+    hinge_design,
+    hinge_grid,
+    hinge_interval,
+    interval_ends,
+)
+from scalestudy.analysis.scatter import simulate_fit
 
-MIN_BELOW, MIN_ABOVE = 3, 2  # distinct batch sizes needed on each side of a breakdown
 DECLARE_P, SUGGEST_P = 0.01, 0.05  # p-values for a breakdown, and for "inconclusive" evidence of one
 MIN_DOF_FOR_NONE = 3  # residual dof of the hinged law below which "no evidence" is inconclusive
 REPLICATES = 399  # (R + 1)·0.01 is an integer: the Monte Carlo test has exact size
-SAME_BATCH = 1e-9  # tolerance in ln B for "at this tested batch size"
 
 
 @dataclass(frozen=True)
@@ -170,7 +190,7 @@ def fit_breakdown(cells: list[CellOptimum], *, replicates: int = REPLICATES, see
     if not profile_set.any():  # the best hinge lies between grid points, none of them within the limit
         profile_set[np.abs(wide.grid - u_c).argmin()] = True
     accepted = hinge_interval(wide, ys, u, extra, profile_set, rng, replicates)
-    inside = np.append(_interval_ends(wide.grid, accepted, rss_at, limit), u_c)  # u_c: it may lie past the grid
+    inside = np.append(interval_ends(wide.grid, accepted, rss_at, limit), u_c)  # u_c: it may lie past the grid
     ci = (float(np.exp(inside.min())), float(np.exp(inside.max())))
     reason = f"broken power law preferred: p = {p_value:.2g} (likelihood ratio against {replicates} simulations)"
     if inside.min() <= wide.grid[0] or inside.max() >= wide.grid[-1]:
@@ -179,117 +199,6 @@ def fit_breakdown(cells: list[CellOptimum], *, replicates: int = REPLICATES, see
     last = max(b for b in tested if np.log(b) <= u_c + SAME_BATCH)
     return Breakdown(_on_tested(u_c, tested), ci, reason, slope_above=float(hinge.coef[2]),
                      candidate=_on_tested(u_c, tested), last_batch_size=int(last), **common)
-
-
-def hinge_grid(distinct: np.ndarray, n_grid: int = 120, *, below: int = MIN_BELOW, above: int = MIN_ABOVE) -> np.ndarray:
-    """Hinge positions u_c = ln B_c: a grid from the ``below``-th tested batch size up to (not
-    including) the ``above``-th from the top, with every tested batch size in that range on it.
-
-    The test searches hinges with MIN_BELOW sizes at or below and MIN_ABOVE above (its level is
-    calibrated over those); the interval, over every identifiable hinge (2 at or below, 1 above),
-    so that a breakdown between the outermost tested sizes is still covered."""
-    lo, hi = distinct[below - 1], distinct[-above]
-    return np.union1d(np.linspace(lo, hi, n_grid, endpoint=False), distinct[(distinct >= lo) & (distinct < hi)])
-
-
-def noise_scatter(residual: np.ndarray, leverage: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Each cell's noise sd, estimated from the residuals r of a fit with leverages h: seed noise
-    that grows (or shrinks) with B is simulated at its own size at each B, where one σ for every
-    cell (the bootstrap this replaces) understated it at the large B where hinges act.
-
-    - A batch size with several cells (momenta, dataset sizes): σ̂²(B) = Σ rᵢ² / Σ (1 − hᵢ) over its
-      cells, unbiased when the variance is constant within B (E rᵢ² = σ²(1 − hᵢ), as HC2).
-    - A batch size with one cell: the trend σ²(u) = c·e^(b·(u − ū)) fitted to rᵢ²/(1 − hᵢ) by Gaussian
-      likelihood (c in closed form, b on a grid). The cell's own residual alone, under a breakdown,
-      holds the bend itself: simulated as noise, it hid half the breakdowns a single momentum shows.
-
-    On quickstart-like single-law studies with sd = 0.1·(B/16)^0.3 (``scalestudy.bench.coverage_bend``)
-    this keeps false breakdowns at nominal 1 % to 0.8–1.4 % where the homoscedastic bootstrap gave
-    2.2–3.5 %; a wild bootstrap (each cell's own residual, Rademacher signs) gave 1.4–1.7 %."""
-    room = np.maximum(1.0 - leverage, 1e-9)
-    variance = _variance_trend(residual ** 2 / room, u)
-    for value in np.unique(u):
-        at = np.abs(u - value) <= SAME_BATCH
-        if at.sum() >= 2:
-            variance[at] = np.sum(residual[at] ** 2) / max(float(np.sum(1.0 - leverage[at])), 1e-9)
-    return np.sqrt(variance)
-
-
-TREND_SLOPES = np.linspace(-1.5, 1.5, 61)  # d ln σ² / d ln B searched: up to a 180-fold variance over 32-fold B
-
-
-def _variance_trend(squares: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """c·e^(b·(u − ū)) maximising the Gaussian likelihood of ``squares`` (unbiased variances, one per cell):
-    −2 ln L = Σ ln σᵢ² + sᵢ/σᵢ² is n·ln c + n at c = mean(sᵢ·e^(−b(uᵢ − ū))), so b minimises c."""
-    x = u - u.mean()
-    scales = (squares[None, :] * np.exp(-TREND_SLOPES[:, None] * x[None, :])).mean(axis=1)
-    best = int(scales.argmin())
-    return scales[best] * np.exp(TREND_SLOPES[best] * x)
-
-
-def simulate_fit(x: np.ndarray, ys: np.ndarray, u: np.ndarray, rng: np.random.Generator, replicates: int,
-                 noise: np.ndarray | None = None) -> np.ndarray:
-    """(n, replicates): the least-squares fit of ys on x (rows already scaled by √weight) plus
-    Gaussian noise at each batch size's residual scatter (:func:`noise_scatter`). ``noise``:
-    standard normal draws to reuse (common random numbers across fits)."""
-    q = np.linalg.qr(x)[0]
-    fitted = q @ (q.T @ ys)
-    sd = noise_scatter(ys - fitted, (q ** 2).sum(axis=1), u)
-    draws = rng.standard_normal((len(ys), replicates)) if noise is None else noise
-    return fitted[:, None] + sd[:, None] * draws
-
-
-def hinge_interval(hinges: HingeFits, ys: np.ndarray, u: np.ndarray, extra: list[np.ndarray],
-                   inside: np.ndarray, rng: np.random.Generator, replicates: int) -> np.ndarray:
-    """Grid positions in the 95 % set of the hinge: the F-based profile set ``inside``, widened by
-    test inversion with a simulated threshold (see the module docstring: the hinge position is
-    not a regular parameter and the F threshold covered 73–81 % between tested batch sizes).
-
-    A position u₀ outside the F set is accepted when its profile likelihood ratio
-    LR(u₀) = n·ln(RSS(u₀)/RSS_min) is at most the 95th percentile of LR*(u₀) over data simulated
-    from the hinge fitted at u₀ (:func:`simulate_fit`: each batch size's own scatter). Positions
-    are tried outwards from the F set's ends, stopping at the first rejected on each side; the
-    draws are shared by all u₀ (common random numbers)."""
-    grid, n = hinges.grid, len(ys)
-    rss = hinges.rss(ys[:, None])[:, 0]
-    ratio = n * np.log(np.maximum(rss, 1e-300) / max(rss.min(), 1e-300))
-    draws = rng.standard_normal((n, replicates))
-    accepted = inside.copy()
-
-    def accept(index: int) -> bool:
-        x = hinges.scale[:, None] * hinge_design(u, grid[index], extra)
-        simulated = hinges.rss(simulate_fit(x, ys, u, rng, replicates, noise=draws))
-        floor = 1e-300
-        star = n * np.log((simulated[index] + floor) / (simulated.min(axis=0) + floor))
-        return bool(ratio[index] <= np.quantile(star, 0.95))
-
-    indices = np.flatnonzero(inside)
-    for step, start in ((-1, indices.min()), (1, indices.max())):
-        index = start + step
-        while 0 <= index < len(grid) and accept(index):
-            accepted[index] = True
-            index += step
-    return accepted
-
-
-def _interval_ends(grid: np.ndarray, accepted: np.ndarray, rss_at, limit: float) -> list[float]:
-    """ln B_c at each end of the accepted grid positions, placed between the outermost accepted
-    point and the next rejected one: where the RSS crosses the profile limit when the accepted point
-    lies within it (Brent's root), else halfway. Precise data have an interval a few grid steps wide,
-    which the grid alone would round inwards."""
-    from scipy.optimize import brentq
-
-    indices = np.flatnonzero(accepted)
-    ends = []
-    for index, step in ((indices.min(), -1), (indices.max(), 1)):
-        outside = index + step
-        if not 0 <= outside < len(grid):
-            ends.append(float(grid[index]))
-        elif rss_at(grid[index]) <= limit < rss_at(grid[outside]):
-            ends.append(float(brentq(lambda x: rss_at(x) - limit, grid[index], grid[outside], xtol=1e-10)))
-        else:
-            ends.append(float((grid[index] + grid[outside]) / 2))
-    return ends
 
 
 def _refine(grid: np.ndarray, best: int, rss_at) -> float:
@@ -333,65 +242,3 @@ def _on_tested(u_c: float, tested: list[int]) -> float:
         if abs(np.log(b) - u_c) <= SAME_BATCH:
             return float(b)
     return float(np.exp(u_c))
-
-
-def hinge_design(u: np.ndarray, u_c: float, extra: list[np.ndarray]) -> np.ndarray:
-    """The hinged law's columns at u_c: 1, min(u, u_c), max(u − u_c, 0), then ``extra``."""
-    return np.column_stack([np.ones_like(u), np.minimum(u, u_c), np.maximum(u - u_c, 0.0), *extra])
-
-
-class HingeFits:
-    """The hinged fits at every grid position, for many response vectors at once, with rows
-    scaled by the square roots of the cells' weights (weighted least squares).
-
-    The design at each u_c does not depend on y, so its QR factors are computed once: the
-    residual sum of squares of y is |r|² − |Qᵀr|² with r the single-law residual, and the
-    change of slope α₂ − α is wᵀr with w = Q·R⁻ᵀ·(e₂ − e₁)."""
-
-    def __init__(self, single: np.ndarray, u: np.ndarray, extra: list[np.ndarray], grid: np.ndarray,
-                 scale: np.ndarray):
-        self.grid, self.scale = grid, scale
-        self.single_q = np.linalg.qr(scale[:, None] * single)[0]
-        g = grid[:, None]
-        columns = [np.ones_like(g * u), np.minimum(u, g), np.maximum(u - g, 0.0)]
-        columns += [np.broadcast_to(column, columns[0].shape) for column in extra]
-        designs = scale[None, :, None] * np.stack(columns, axis=2)  # (grid, n, p), as hinge_design
-        self.q, r = np.linalg.qr(designs)
-        # Qᵀ of every position stacked into one (grid·p, n) matrix: one matrix product for all of them
-        self.stacked = np.ascontiguousarray(np.swapaxes(self.q, 1, 2)).reshape(-1, len(u))
-        step = np.zeros(designs.shape[2])
-        step[1], step[2] = -1.0, 1.0
-        z = np.linalg.solve(np.swapaxes(r, 1, 2), np.broadcast_to(step, (len(grid), len(step)))[..., None])
-        self.w = (self.q @ z)[..., 0]  # (grid, n)
-
-    def _fits(self, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(single-law RSS per column, RSS per grid position and column, whether the slope falls there)."""
-        resid = Y - self.single_q @ (self.single_q.T @ Y)
-        rss_single = (resid ** 2).sum(axis=0)
-        projected = (self.stacked @ resid).reshape(len(self.grid), -1, resid.shape[1])  # (grid, p, columns)
-        rss = np.maximum(rss_single[None, :] - (projected ** 2).sum(axis=1), 0.0)
-        return rss_single, rss, (self.w @ resid) < 0
-
-    def rss(self, Y: np.ndarray) -> np.ndarray:
-        """(grid, columns): the hinged law's RSS at every position, whichever way its slope turns."""
-        return self._fits(Y)[1]
-
-    def best_rss(self, Y: np.ndarray) -> np.ndarray:
-        """Per column: the RSS of the best hinge whose slope falls, or of the single law if lower."""
-        rss_single, rss, falling = self._fits(Y)
-        return np.minimum(np.where(falling, rss, np.inf).min(axis=0), rss_single)
-
-    def best_position(self, y: np.ndarray) -> float | None:
-        """u_c of the best falling hinge of one (scaled) response, None when none fits better than the
-        single law."""
-        index = int(self.statistic(y[:, None])[1][0])
-        return None if index < 0 else float(self.grid[index])
-
-    def statistic(self, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(T per column of Y, index of the best falling hinge or −1, RSS per grid position and column)."""
-        rss_single, rss, falling = self._fits(Y)
-        masked = np.where(falling, rss, np.inf)
-        best = np.where(falling.any(axis=0), masked.argmin(axis=0), -1)
-        floor = 1e-12 * np.maximum(rss_single, 1e-300)  # noise-free data: keep the logs finite
-        lowest = np.minimum(masked.min(axis=0), rss_single)
-        return len(Y) * np.log((rss_single + floor) / (lowest + floor)), best, rss

@@ -28,16 +28,9 @@ from typing import Callable
 import numpy as np
 
 from scalestudy.analysis.bend import fit_smooth_bend
-from scalestudy.analysis.breakdown import (
-    DECLARE_P,
-    REPLICATES,
-    HingeFits,
-    fit_breakdown,
-    hinge_grid,
-    law_coordinates,
-    law_design,
-    law_weights,
-)
+from scalestudy.analysis.breakdown import (DECLARE_P, REPLICATES, fit_breakdown, law_coordinates, law_design,
+                                           law_weights)
+from scalestudy.analysis.hinges import HingeFits, hinge_grid
 from scalestudy.analysis.frontier import CellOptimum
 from scalestudy.analysis.lawfit import fit_law
 from scalestudy.bench import BenchTable
