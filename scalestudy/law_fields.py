@@ -22,10 +22,12 @@ from scalestudy.records import (
     write_document,
 )
 
-__all__ = ["BEND_PREFERENCES", "BREAKDOWN_OUTCOMES", "PARAMETERS", "SMOOTH_FORMS", "SmoothBend", "SmoothBendIntervals", "BatchEstimate", "BreakdownTest", "Cell", "Compute", "CriticalBatchCell", "CriticalBatchSize",
-           "CriticalBatchSizes", "Domain", "FittedOn", "GapSlope", "Interval", "LawCovariance", "LawError",
-           "LawFileError", "LawIntervals", "NoiseScaleAtOptimum", "Provenance", "Slope", "StepsToTargetBatch",
-           "TransitionLine", "check_breakdown_test", "check_prediction", "check_smooth_bend", "read_document", "read_record", "read_value", "to_json", "write_document"]
+__all__ = ["BEND_PREFERENCES", "BREAKDOWN_OUTCOMES", "PARAMETERS", "SMOOTH_FORMS", "BatchEstimate", "BreakdownTest",
+           "Cell", "Compute", "CriticalBatchCell", "CriticalBatchSize", "CriticalBatchSizes", "Domain", "FittedOn",
+           "GapSlope", "Interval", "LawCovariance", "LawError", "LawFileError", "LawIntervals", "NoiseScaleAtOptimum",
+           "Provenance", "Slope", "SmoothBend", "SmoothBendIntervals", "StepsToTargetBatch", "TransitionLine",
+           "check_breakdown_test", "check_prediction", "check_smooth_bend", "read_document", "read_record",
+           "read_value", "to_json", "write_document"]
 
 
 @dataclass(frozen=True)
@@ -247,10 +249,10 @@ class Cell:
 # --- checks across fields ---------------------------------------------------------------------
 
 BREAKDOWN_OUTCOMES = ("breakdown", "none", "inconclusive")
-PARAMETERS = ("log_k", "alpha", "beta", "gamma")
+PARAMETERS = ("log_k", "alpha", "beta", "gamma")  # ln ε* = log_k + alpha·ln B + beta·ln(1−m) + gamma·ln N
 BEND_PREFERENCES = ("smooth", "hinge", "either", "neither", "untested")
-SMOOTH_FORMS = ("lr = lr_max * (1-m)^beta / (1 + B_noise/B)^alpha",
-                "lr = lr_max * (1-m)^beta * N^gamma / (1 + B_noise/B)^alpha")  # ln ε* = log_k + alpha·ln B + beta·ln(1−m) + gamma·ln N
+SMOOTH_FORMS = ("lr = lr_max * (1-m)^beta / (1 + B_noise/B)^alpha",  # smooth_bend.form, one N / several N
+                "lr = lr_max * (1-m)^beta * N^gamma / (1 + B_noise/B)^alpha")
 
 
 def check_prediction(p: LawCovariance | None, where: str) -> None:

@@ -9,7 +9,7 @@ from scalestudy.bench.coverage_bend import Design, bend_rows, homoscedastic_p_va
 
 
 def test_tiny_rows_are_all_measured():
-    rows = bend_rows(2)
+    rows = bend_rows(2, tiny=True)
     measures = {row["measure"] for row in rows}
     assert {"breakdown declared on a single law", "breakdown 95 % interval, hinge between tested B",
             "smooth bend: small-B slope 95 % interval", "smooth bend: B_noise 95 % interval",

@@ -18,14 +18,15 @@ weights let a hinge chase that noise at large B.
 
 Calibration: a parametric bootstrap under the fitted single law, y* = ŷ + σ̂ᵢ·zᵢ with z standard
 normal (in the weighted problem, rows scaled by √w) and σ̂ᵢ each cell's own noise level estimated
-from the single law's residuals (:func:`~scalestudy.analysis.scatter.noise_scatter`: pooled over the cells of its batch size,
-or a log-linear trend in ln B with one cell per batch size). T does not change when a single law
-is added to y (it lies inside every hinged model) nor when y is scaled (a ratio of sums of squares),
-so its null distribution is that of T(σ̂∘z); p = (1 + #{T* ≥ T}) / (R + 1) over R replicates,
-seeded (reproducible). The weights hold each cell's reported variance, but seed noise that grows
-with B while the reported variances do not (a variance pooled over the study) made the bootstrap
-with one σ for every cell (exact only when the weights are right) declare 2.2–3.5 % false
-breakdowns at nominal 1 % with sd = 0.1·(B/16)^0.3; see :func:`~scalestudy.analysis.scatter.noise_scatter` for the figures now.
+from the single law's residuals (:func:`~scalestudy.analysis.scatter.noise_scatter`: pooled over the
+cells of its batch size, or a log-linear trend in ln B with one cell per batch size). T does not
+change when a single law is added to y (it lies inside every hinged model) nor when y is scaled (a
+ratio of sums of squares), so its null distribution is that of T(σ̂∘z);
+p = (1 + #{T* ≥ T}) / (R + 1) over R replicates, seeded (reproducible). The weights hold each cell's reported variance, but
+seed noise that grows with B while the reported variances do not (a variance pooled over the study)
+made the bootstrap with one σ for every cell (exact only when the weights are right) declare
+2.2–3.5 % false breakdowns at nominal 1 % with sd = 0.1·(B/16)^0.3 (figures now:
+:mod:`scalestudy.analysis.scatter`).
 
 Outcomes (:attr:`Breakdown.outcome`):
 
@@ -43,9 +44,9 @@ coverage``'s (:mod:`scalestudy.bench.coverage_bend` for the latter).
 Interval: the profile-likelihood set {u_c : RSS(u_c) ≤ RSS_min·(1 + F₀.₉₅(1, n − p)/(n − p))}, over
 every identifiable hinge (2 tested sizes at or below, 1 above: wider than the test's search, so that
 a change between the outermost tested sizes is still covered), widened by test inversion with a
-simulated threshold (:func:`~scalestudy.analysis.hinges.hinge_interval`): the hinge position is not a regular parameter, and
-the F threshold alone covered 73–81 % of hinges drawn between tested batch sizes. Its ends lie
-between grid points (:func:`~scalestudy.analysis.hinges.interval_ends`).
+simulated threshold (:func:`~scalestudy.analysis.hinges.hinge_interval`): the hinge position is not
+a regular parameter, and the F threshold alone covered 73–81 % of hinges drawn between tested batch
+sizes. Its ends lie between grid points (:func:`~scalestudy.analysis.hinges.interval_ends`).
 
 Several dataset sizes N enter as one more covariate, ln N with the law's γ, as the momenta do: the
 test looks for one hinge in B shared by every N and m. That is the identifiable question with a

@@ -97,36 +97,39 @@ def between_tested(rng: np.random.Generator, batch_sizes: tuple[int, ...], low: 
 # Rows
 
 
-def bend_rows(studies: int) -> list[dict]:
-    """Every row above, ``studies`` simulated studies each (a few for a smoke test)."""
+def bend_rows(studies: int, tiny: bool = False) -> list[dict]:
+    """Every row above, ``studies`` simulated studies each; ``tiny``: one design of each kind (a test)."""
     table = BenchTable("coverage_bend", ["measure", "design", "n", "rate", "target", "detail"])
-    add_bend_rows(table, studies)
+    add_bend_rows(table, studies, tiny)
     return table.rows
 
 
-def add_bend_rows(table: BenchTable, studies: int) -> None:
+def add_bend_rows(table: BenchTable, studies: int, tiny: bool = False) -> None:
     """The rows, added to ``table`` (``bench coverage`` adds them to its own)."""
-    for design in (Design(), Design(reported="noisy"), Design(reported="true"),
-                   Design(batch_sizes=QUICKSTART + (1024,)), Design(momenta=(0.9,)), Design(noise="flat")):
+    draw_bend = lambda rng: (rng.uniform(0.7, 1.2), math.exp(rng.uniform(math.log(64), math.log(4096))))  # noqa: E731
+    false_alarms = [Design(), Design(reported="noisy"), Design(reported="true"),
+                    Design(batch_sizes=QUICKSTART + (1024,)), Design(momenta=(0.9,)), Design(noise="flat")]
+    hinges = [(Design(), True), (Design(noise="flat"), True), (Design(momenta=(0.9,), noise="flat"), True),
+              (Design(), False), (Design(noise="flat"), False)]
+    bends = [("α = 1, B_noise = 512", Design(), lambda rng: (1.0, 512.0, 1.0)),
+             ("α = 1, B_noise = 512", Design(noise="flat", reported="true"), lambda rng: (1.0, 512.0, 1.0)),
+             ("α ~ U(0.7, 1.2), B_noise ~ logU(64, 4096)", Design(), lambda rng: (*draw_bend(rng), 1.0)),
+             ("as above, sharper bend (a = 2)", Design(), lambda rng: (*draw_bend(rng), 2.0))]
+    if tiny:
+        false_alarms, hinges, bends = false_alarms[:1], hinges[:1], bends[:1]
+    for design in false_alarms:
         _false_alarm_row(table, design, studies)
-    for design in (Design(), Design(noise="flat"), Design(momenta=(0.9,), noise="flat")):
-        _hinge_rows(table, design, studies, middle=True)
-    for design in (Design(), Design(noise="flat")):
-        _hinge_rows(table, design, studies, middle=False)
-    _bend_row(table, "α = 1, B_noise = 512", Design(), studies, lambda rng: (1.0, 512.0, 1.0))
-    _bend_row(table, "α = 1, B_noise = 512", Design(noise="flat", reported="true"), studies,
-              lambda rng: (1.0, 512.0, 1.0))
-    _bend_row(table, "α ~ U(0.7, 1.2), B_noise ~ logU(64, 4096)", Design(), studies,
-              lambda rng: (rng.uniform(0.7, 1.2), math.exp(rng.uniform(math.log(64), math.log(4096))), 1.0))
-    _bend_row(table, "as above, sharper bend (a = 2)", Design(), studies,
-              lambda rng: (rng.uniform(0.7, 1.2), math.exp(rng.uniform(math.log(64), math.log(4096))), 2.0))
+    for design, middle in hinges:
+        _hinge_rows(table, design, studies, middle)
+    for truth, design, draw in bends:
+        _bend_row(table, truth, design, studies, draw)
     _preference_row(table, Design(noise="flat", reported="true"), studies)
 
 
 def bench_coverage_bend(tiny: bool = False) -> BenchTable:
-    """The rows as a table of their own (400 studies per row; 4 with ``tiny``)."""
+    """The rows as a table of their own: 400 studies per row (2 and one design of each kind with ``tiny``)."""
     table = BenchTable("coverage_bend", ["measure", "design", "n", "rate", "target", "detail"])
-    add_bend_rows(table, 4 if tiny else 400)
+    add_bend_rows(table, 2 if tiny else 400, tiny)
     table.notes.append("cells simulated directly (ln ε* per cell, Gaussian noise varying with B); the breakdown "
                        "test with 399 simulations, the smooth-bend comparison with 199 per model")
     return table

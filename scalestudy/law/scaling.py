@@ -9,14 +9,15 @@ the momentum, N the training examples per epoch. A law fitted at one N predicts 
 ``domain.dataset_size``. Files of earlier versions (no gamma, no ``critical_batch_size``, no
 ``prediction``) still load: every key added since is optional.
 
-The law holds on ``domain`` and below ``breakdown_batch_size``; fields the data could not
-determine are null, with the reason under ``reasons``. ``breakdown_test`` says how the breakdown
-test came out: ``breakdown`` (then ``breakdown_batch_size`` is set), ``none`` or ``inconclusive``
-(too few batch sizes or residual degrees of freedom, or a hinge the test cannot tell from noise),
-with its ``reason``, ``p_value`` and candidate hinge. ``smooth_bend`` is the other shape a bend
-may take, lr = lr_max*(1-m)^beta/(1 + B_noise/B)^alpha (McCandlish et al. 2018, alpha its small-B
-slope), fitted on every usable cell, with B_noise, intervals and which shape the data prefer. When beta is null (a single momentum was
-studied) k includes the factor (1-m)^beta of that momentum and predictions are only given at it.
+The law holds on ``domain`` and below ``breakdown_batch_size``; fields the data could not determine
+are null, with the reason under ``reasons``. ``breakdown_test`` says how the breakdown test came
+out: ``breakdown`` (then ``breakdown_batch_size`` is set), ``none`` or ``inconclusive`` (too few
+batch sizes or residual degrees of freedom, or a hinge the test cannot tell from noise), with its
+``reason``, ``p_value`` and candidate hinge. ``smooth_bend`` is the other shape a bend may take,
+lr = lr_max*(1-m)^beta/(1 + B_noise/B)^alpha (McCandlish et al. 2018, alpha its small-B slope), fitted
+on every usable cell, with B_noise, intervals and which shape the data prefer (absent in older
+files). When beta is null (a single momentum was studied) k includes the factor (1-m)^beta of that
+momentum and predictions are only given at it.
 Next to the law: ``prediction`` (the parameters' covariance: 95 % intervals of ε* anywhere),
 ``critical_batch_size`` (three ways: steps to target, gradient noise scale, the breakdown),
 ``gradient_noise_scale`` (B_simple beside the breakdown) and ``compute`` (trials, trial-epochs,
@@ -72,7 +73,8 @@ FORM_N = "lr = k * B^alpha * (1-m)^beta * N^gamma"  # the form of a law fitted o
 _REQUIRED = ("schema", "form", "k", "alpha", "beta", "ci95", "breakdown_batch_size", "domain",
              "dataset_size", "fitted_on", "provenance")
 _OPTIONAL = ("gamma", "r2", "prediction", "breakdown_test", "smooth_bend", "noise_scale_opt", "gap_slope",
-             "gradient_noise_scale", "critical_batch_size", "compute", "reasons", "notes", "cells", "units", "optimizer")
+             "gradient_noise_scale", "critical_batch_size", "compute", "reasons", "notes", "cells", "units",
+             "optimizer")
 _POSITIVE = ("k", "breakdown_batch_size", "dataset_size")
 UNITS = {"lr": "per optimizer update", "batch_size": "examples per update",
          "noise_scale": "g = lr/(1-m)*(N/B-1), units of lr", "dataset_size": "training examples",
