@@ -17,6 +17,21 @@ or sharp, and the truth is drawn rather than centred on the design.
 The cells' reported variances (``log_lr_var``, what the weights see) are one of: ``constant`` (the
 mean of the true variances: weights blind to the growth, as a variance pooled over the study), ``noisy``
 (the true variance times χ²₁: a two-seed estimate) or ``true``.
+
+Measured (400 studies per row, B = 16…512 × m ∈ {0, 0.9} unless said):
+
+- false breakdowns at nominal 1 % with sd = 0.1·(B/16)^0.3: 1.0 % (constant variances; the
+  homoscedastic bootstrap 2.25 %), 0.5 % (noisy; 2.0 %), 0.75 % (true; 1.0 %), 0.5 % with B up to
+  1024 (3.75 %), 1.5 % with one momentum (2.0 %); sd 0.05: 0.5 % (1.25 %);
+- hinge between tested sizes (77–213): declared in 66 % (sd growing) / 100 % (sd 0.05) / 92 % (one
+  momentum, sd 0.05), interval coverage 96.6 % / 98.5 % / 96.2 %, median high/low 3.6 / 1.5 / 2.3;
+  anywhere from the second size to the last (35–465): 92.1 % / 97.8 %;
+- smooth bend α = 1, B_noise = 512: small-B slope covered 99.8 % (sd growing, median width 0.87,
+  B_noise open above in 83 %) and 98.5 % (sd 0.05, width 0.20) where the law's α interval holds 1 in
+  16 %; B_noise covered 98 %, the breakdown interval never; drawn α ∈ (0.7, 1.2), B_noise ∈ (64,
+  4096): 99.5 %, sharper bends (a = 2): 99 %;
+- preference (sd 0.05): a smooth bend in 64–512 called a hinge in 3.3 % (smooth 34 %, either 62 %),
+  a hinge called smooth in 0 % (hinge 83 %, either 17 %).
 """
 
 from __future__ import annotations
