@@ -48,6 +48,13 @@ scatter (:func:`~scalestudy.analysis.scatter.noise_scatter`, as the breakdown te
 - ``smooth`` when p_hinge ≤ 0.05 < p_smooth, ``hinge`` when p_smooth ≤ 0.05 < p_hinge, ``either``
   when neither is rejected (the data cannot tell a hinge from a bend, as with a bend beyond the
   batch sizes tested), ``neither`` when both are, ``untested`` with fewer than 5 batch sizes.
+
+Measured on cells with noise growing with B, reported variances blind to it, bends drawn off the
+design (:mod:`scalestudy.bench.coverage_bend`, 400 studies per row): with α = 1, B_noise = 512 on
+B = 16…512 the small-B slope's interval holds 1 in 98.5–99.8 % (the law's α interval in 16 %),
+B_noise's in 98 %; with α and B_noise drawn, 99.5 %, and 99 % under sharper bends (a = 2). The
+intervals are conservative where B_noise is not bounded above (they then reach the single law's
+slope). A smooth bend was called a hinge in 3.3 % of studies, a hinge smooth in none.
 """
 
 from __future__ import annotations
