@@ -104,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     length = plan.add_mutually_exclusive_group(required=True)
     length.add_argument("--epochs", type=int, help="train this many epochs")
     length.add_argument("--target", type=float,
-                        help="train until this test accuracy (the one the study's steps to target were counted to)")
+                        help="train until this test accuracy (the one the study's steps to target were counted "
+                             "to), at the lr those steps were counted at")
     plan.add_argument("--momentum", type=float, help="default: the largest momentum the law was fitted at")
     plan.add_argument("--dataset-size", type=int, help="training examples per epoch (default: the law's)")
     plan.add_argument("--schedule", choices=("hybrid", "step_decay_lr", "constant"),

@@ -52,6 +52,9 @@ class LawCovariance:
     dof: int
     t95: float  # Student-t 0.975 quantile at dof
     cell_scatter: float | None = None  # variance of a new cell's ln ε* about the law beyond its own noise
+    # The part of ln k's variance that a peak's shape puts into every cell alike (already in
+    # ``covariance``): a check cell of the same workload shares it, so check-law takes it out.
+    shared_shape_variance: float | None = None
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,9 @@ class TransitionLine:
     batch_sizes: tuple[float, ...] = ()  # [examples], ascending
     updates: tuple[float, ...] = ()  # fewest updates to the target at each [updates]
     rss_limit: float | None = None  # the confidence region's edge in RSS of ln S
+    # The ε each count was made at, the one with the fewest updates (not the law's ε*): a plan for a
+    # target trains at it so that its update count holds (empty in files of earlier versions) [per update]
+    lrs: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -207,7 +213,10 @@ class CriticalBatchSizes:
     as ``critical_batch_size.gradient_noise``) and whether they agree."""
 
     steps_to_target: StepsToTargetBatch | None = None
-    gradient_noise: BatchEstimate | None = None  # B_simple, median over trials, distribution-free interval
+    # B_simple read at the target crossing on the steps line's trials (geometric mean over its batch sizes,
+    # Student-t interval); from tables without that reading, the end-of-training median over trials
+    # (distribution-free interval). The report's three-ways table says which.
+    gradient_noise: BatchEstimate | None = None
     lr_breakdown: BatchEstimate | None = None  # the breakdown batch size of the lr law
     agreement: str | None = None  # agree | disagree | single | none
     summary: str | None = None  # the report's sentence

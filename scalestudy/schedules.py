@@ -1,6 +1,6 @@
-"""Dynamic (batch size, learning rate, momentum) schedules as pure functions of the epoch.
+"""Dynamic (batch size, learning rate, momentum) schedules as pure functions of the epoch and update.
 
-Every schedule lowers the SGD noise scale g = ε/(1−m)·(N/B − 1) by ``factor`` at each
+The milestone schedules lower the SGD noise scale g = ε/(1−m)·(N/B − 1) by ``factor`` at each
 milestone, each in its own way (Smith, Kindermans, Ying & Le 2018):
 
 * ``constant``          nothing changes;
@@ -9,6 +9,13 @@ milestone, each in its own way (Smith, Kindermans, Ying & Le 2018):
 * ``hybrid``            B × factor while B stays ≤ max_batch_size, then ε ÷ factor;
 * ``increase_momentum`` 1−m ÷ momentum_factor and ε lowered so that the effective
                         learning rate ε/(1−m) falls by ``factor``.
+
+``cosine_decay_lr`` has no milestones: it anneals ε every update, ε·½(1 + cos(π·(u − U)/(T − U)))
+at update u of the trial's T (Loshchilov & Hutter 2017 without restarts: torch's
+``CosineAnnealingLR(T_max = T − U, eta_min = 0)`` stepped per update), from where the U warmup
+updates end to 0 at the end of the run, as the warmup-then-cosine schedules of Goyal et al. and
+Geiping et al. 2021 do. Epoch by epoch (``hyper_at``) it is ``constant``; like the warmup, its
+decay is per update (``update_lrs``), since it needs the run's length T.
 
 Epochs are 0-based indices of the epoch about to be trained; a milestone ``e`` takes
 effect from epoch index ``e`` on (the convention of ``torch.optim.lr_scheduler.MultiStepLR``).
@@ -22,8 +29,9 @@ then by 1.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 from scalestudy.registry import Registry
 
@@ -100,6 +108,19 @@ def increase_momentum(schedule: ScheduleParams, initial: Hyper, epoch: int) -> H
     return Hyper(initial.batch_size, lr, momentum)
 
 
+def cosine_decay_lr(schedule: ScheduleParams, initial: Hyper, epoch: int) -> Hyper:
+    return initial  # the decay is per update: cosine_factor, applied by update_lrs
+
+
+def cosine_factor(update: int, warmup: int, total: int) -> float:
+    """Multiplier of ε at the trial's update ``update`` (0-based) of ``total`` under cosine annealing
+    after a warmup of ``warmup`` updates: 1 during the warmup (whose own factor applies), then
+    ½(1 + cos(π·(u − U)/(T − U))), 1 at the first update after it, → 0 at the end of the run."""
+    if update < warmup:
+        return 1.0
+    return 0.5 * (1.0 + math.cos(math.pi * (update - warmup) / (total - warmup)))
+
+
 SCHEDULES = Registry(
     "schedule",
     {
@@ -108,12 +129,17 @@ SCHEDULES = Registry(
         "increase_batch": increase_batch,
         "hybrid": hybrid,
         "increase_momentum": increase_momentum,
+        "cosine_decay_lr": cosine_decay_lr,
     },
 )
 
+# Kinds whose ε changes every update: the multiplier of update u given (u, U warmup updates, T updates).
+PER_UPDATE_DECAY: dict[str, Callable[[int, int, int], float]] = {"cosine_decay_lr": cosine_factor}
+
 
 def hyper_at(schedule: ScheduleParams, initial: Hyper, epoch: int) -> Hyper:
-    """The (B, ε, m) the schedule sets for epoch ``epoch`` (0-based), before any warmup."""
+    """The (B, ε, m) the schedule sets for epoch ``epoch`` (0-based), before the per-update factors
+    (warmup, a per-update decay: ``update_lrs``)."""
     return SCHEDULES.get(schedule.kind)(schedule, initial, epoch)
 
 
@@ -137,12 +163,17 @@ def warmup_factor(update: int, warmup: int) -> float:
     return (update + 1) / (warmup + 1) if update < warmup else 1.0
 
 
-def update_lrs(schedule: ScheduleParams, initial: Hyper, epoch: int, dataset_size: int) -> list[float] | None:
-    """ε of each update of epoch ``epoch`` during warmup; None after it (ε is then the epoch's)."""
-    if epoch >= schedule.warmup_epochs:
+def update_lrs(schedule: ScheduleParams, initial: Hyper, epoch: int, dataset_size: int,
+               epochs: int) -> list[float] | None:
+    """ε of each update of epoch ``epoch`` of a run of ``epochs`` where it changes within the epoch
+    (warmup, a per-update decay); None where every update trains at the epoch's ε (``hyper_at``)."""
+    decay = PER_UPDATE_DECAY.get(schedule.kind)
+    if epoch >= schedule.warmup_epochs and decay is None:
         return None
-    warmup = warmup_updates(schedule, initial, dataset_size)
-    first = sum(updates_in_epoch(schedule, initial, e, dataset_size) for e in range(epoch))
+    # Update counts of the epochs needed: up to this one, the warmup's, and the whole run's for a decay.
+    horizon = max(epoch + 1, schedule.warmup_epochs, epochs if decay is not None else 0)
+    counts = [updates_in_epoch(schedule, initial, e, dataset_size) for e in range(horizon)]
+    warmup, total, first = sum(counts[:schedule.warmup_epochs]), sum(counts[:epochs]), sum(counts[:epoch])
     lr = hyper_at(schedule, initial, epoch).lr
-    return [lr * warmup_factor(first + step, warmup)
-            for step in range(updates_in_epoch(schedule, initial, epoch, dataset_size))]
+    return [lr * warmup_factor(u, warmup) * (decay(u, warmup, total) if decay is not None else 1.0)
+            for u in range(first, first + counts[epoch])]

@@ -6,7 +6,6 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
 
 from scalestudy.analysis.frontier import BOUNDED, fit_cell, fit_frontier
 
@@ -42,47 +41,61 @@ def test_not_the_grid_argmax():
     assert cell.best_lr == 0.05 and cell.lr_opt > 0.06
 
 
-def test_interval_is_student_t_over_the_per_seed_optima():
-    """Noise-free Gaussian peaks (floor 0: exact in ln accuracy) at 0.07, 0.08, 0.09: each seed's
-    optimum is its own peak, and the interval is ln ε̂ ± t(0.975, 2)·sd/√3 around the mean curve's."""
-    peaks = (0.07, 0.08, 0.09)
-    frame = cell_frame([gaussian(LRS, lr, floor=0.0) for lr in peaks])
-    cell = fit_cell(frame, 128, 0.9, floor=0.0)
-    assert cell.status == "ok" and cell.seed_range is None
-    assert cell.seed_lr_opt == pytest.approx(peaks, rel=1e-9)
-    half = stats.t.ppf(0.975, 2) * np.std(np.log(peaks), ddof=1) / math.sqrt(3)
-    assert cell.ci95 == pytest.approx((cell.lr_opt * math.exp(-half), cell.lr_opt * math.exp(half)), rel=1e-9)
-    one_seed = fit_cell(frame[frame["seed"] == 0], 128, 0.9, floor=0.0)
-    assert one_seed.ci95 is None and one_seed.seed_range is None and "one seed" in one_seed.reason
+def test_interval_is_the_bracket_unimodality_allows_on_clean_seeds():
+    """Two clean seeds of a Gaussian peak at 0.07 (best lr 0.05): the optimum can only lie between
+    the best lr's neighbours, 0.025 and 0.1, and the vertex lies inside; one seed gives no interval."""
+    frame = cell_frame([gaussian(LRS, 0.07) + 0.002, gaussian(LRS, 0.07) - 0.002])
+    cell = fit_cell(frame, 128, 0.9, floor=0.1)
+    assert cell.status == "ok" and cell.ci95 == pytest.approx((0.025, 0.1))
+    assert cell.ci95[0] <= cell.lr_opt <= cell.ci95[1]
+    one_seed = fit_cell(frame[frame["seed"] == 0], 128, 0.9, floor=0.1)
+    assert one_seed.ci95 is None and "one seed" in one_seed.reason
 
 
-def test_interval_covers_the_true_optimum_at_two_and_three_seeds():
-    """200 noisy cells each (the optimum anywhere between grid points, seed sd 0.01): the interval
-    holds about 95 % where a percentile bootstrap over 2 seeds held about half."""
+def test_a_seed_that_is_better_everywhere_does_not_widen_the_interval():
+    """Seeds are blocks: a seed 5 points better at every lr (its initialisation) changes nothing
+    about where the curve peaks, so the interval is the one the clean seeds give."""
+    rng = np.random.default_rng(1)
+    noise = [rng.normal(0, 0.003, len(LRS)) for _ in range(3)]
+    same = fit_cell(cell_frame([gaussian(LRS, 0.07) + n for n in noise]), 128, 0.9, floor=0.1)
+    offset = fit_cell(cell_frame([gaussian(LRS, 0.07) + n + 0.05 * i for i, n in enumerate(noise)]), 128, 0.9,
+                      floor=0.1)
+    assert offset.ci95 == pytest.approx(same.ci95)
+
+
+def split_peak(lrs, lr_opt, left=1.6, right=0.5, power=3.0):
+    """A real curve's shape: slow left shoulder, flat top, cliff on the right."""
+    x = np.log(np.asarray(lrs) / lr_opt)
+    return 0.3 + 0.6 * np.exp(-0.5 * np.abs(x / np.where(x < 0, left, right)) ** power)
+
+
+@pytest.mark.parametrize("shape", [gaussian, split_peak])
+def test_interval_covers_the_true_optimum_at_two_and_five_seeds(shape):
+    """150 noisy cells each (the optimum anywhere between grid points, seed sd 0.01): the interval
+    holds the true optimum at its level on Gaussian and on asymmetric flat-topped peaks alike, and
+    does not fall as seeds are added (the Student-t interval over per-seed vertices it replaces
+    held 86 % at 2 seeds and 38 % at 5 on the second shape)."""
     rng = np.random.default_rng(0)
-    for seeds in (2, 3):
+    for seeds in (2, 5):
         covered = total = 0
-        for _ in range(200):
+        for _ in range(150):
             truth = 0.1 * math.exp(rng.uniform(-0.35, 0.35))
-            frame = cell_frame([gaussian(LRS, truth) + rng.normal(0, 0.01, len(LRS)) for _ in range(seeds)])
+            frame = cell_frame([shape(LRS, truth) + rng.normal(0, 0.01, len(LRS)) for _ in range(seeds)])
             cell = fit_cell(frame, 128, 0.9, floor=0.1)
             if cell.ci95 is not None:
                 covered += cell.ci95[0] <= truth <= cell.ci95[1]
                 total += 1
-        assert total >= 190
-        assert 0.91 <= covered / total <= 0.99, (seeds, covered, total)
+        assert total >= 135
+        assert covered / total >= 0.93, (seeds, covered, total)
 
 
-def test_seed_range_where_a_seed_optimum_leaves_its_three_lrs():
-    """Seed 1 has no peak at the three lrs around the mean curve's best (it dips there): no 95 %
-    interval, the seeds' min–max instead, labelled as such."""
-    peak = gaussian(LRS, 0.1)
-    dip = peak + np.array([0, 0, 0.8 - peak[2], 0.7 - peak[3], 0.8 - peak[4], 0, 0])
-    cell = fit_cell(cell_frame([peak, dip, peak]), 128, 0.9, floor=0.1)
-    assert cell.status == "ok" and cell.ci95 is None and cell.fit_lrs == (0.05, 0.1, 0.2)
-    low, high = cell.seed_range
-    assert low == pytest.approx(0.05) and high == pytest.approx(0.1) and low <= cell.lr_opt <= high
-    assert "seed range, not a 95 % interval" in cell.reason
+def test_a_best_lr_within_noise_of_the_smallest_is_an_edge():
+    """The smallest lr is as good as the best within the seeds' noise: the curve may still rise
+    below the grid, so the cell is an edge, with the reason, not an interval that cannot hold."""
+    seeds = [[0.790, 0.812, 0.61, 0.41, 0.29, 0.21, 0.1], [0.802, 0.806, 0.59, 0.39, 0.31, 0.19, 0.1]]
+    cell = fit_cell(cell_frame(seeds), 128, 0.9, floor=0.1)
+    assert cell.status == "edge_low" and cell.ci95 is None and not cell.usable
+    assert "within the seeds' noise of the smallest" in cell.reason
 
 
 def test_a_diverged_seed_counts_as_a_failure_at_its_lr():
@@ -109,12 +122,13 @@ def test_best_below_a_diverged_lr_is_bounded_by_divergence():
 
 def test_accuracy_still_rising_at_the_divergence_is_the_edge_of_stability():
     """The peak (0.5) lies past the first diverged lr (0.4): ε* is between the best lr and the
-    diverged one, taken in the middle, with no interval."""
+    diverged one, taken in the middle; the interval runs from the best lr's lower neighbour to the
+    diverged lr."""
     accs = gaussian(LRS, 0.5)
     frame = cell_frame([accs, accs], diverged={(s, i) for s in (0, 1) for i in (5, 6)})
     cell = fit_cell(frame, 128, 0.9, floor=0.1)
     assert cell.status == BOUNDED and cell.lr_opt == pytest.approx(math.sqrt(0.2 * 0.4))
-    assert cell.ci95 is None and "edge of stability" in cell.reason
+    assert cell.ci95 == pytest.approx((0.1, 0.4)) and "edge of stability" in cell.reason
     assert cell.diverged_lrs == (0.4, 0.8)
 
 

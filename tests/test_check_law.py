@@ -37,16 +37,18 @@ def test_a_law_applied_past_its_breakdown_fails_there(files):
     assert code == 1, err
     data = json.loads((files / "broken" / "check.json").read_text())
     outcomes = {cell["batch_size"]: cell["outcome"] for cell in data["cells"]}
-    assert outcomes == {256: "pass", 512: "pass", 1024: "fail", 2048: "fail", 4096: "fail"}
+    # At 1024 ε* is 2× below the law: one step of the ×2 grid, inside the cell's own 95 % set (the
+    # bracket between the best lr's neighbours), so the check may not see it; 4× and 8× it must.
+    assert outcomes[256] == outcomes[512] == "pass" and outcomes[2048] == outcomes[4096] == "fail"
     assert data["schema"] == "scalestudy.check/v1" and data["passed"] is False and data["tested"] == 5
     assert data["cell_level"] == pytest.approx(0.05 / 5)
     far = next(cell for cell in data["cells"] if cell["batch_size"] == 4096)
     assert far["ratio"] == pytest.approx(1 / 8, rel=0.05)  # ε* stopped at B = 512: 8× below the law at 4096
     assert far["predicted_ci95"][0] > far["measured_ci95"][1] and "above the largest fitted batch size" in \
         far["extrapolation"]
-    assert "the law does not transfer to B=1024 m=0.9" in out and "| B=4096 m=0.9 N=50000 | **fail** |" in out
+    assert "the law does not transfer to B=" in out and "| B=4096 m=0.9 N=50000 | **fail** |" in out
     assert (files / "broken" / "check.png").read_bytes()[:4] == b"\x89PNG"
-    assert "**Verdict: the law does not transfer to B=1024" in (files / "broken" / "check.md").read_text()
+    assert "**Verdict: the law does not transfer to B=" in (files / "broken" / "check.md").read_text()
 
 
 def test_where_the_law_holds_every_cell_passes(files):

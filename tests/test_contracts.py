@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scalestudy.noise import noise_scale
-from scalestudy.schedules import SCHEDULES, Hyper, hyper_at, milestones_passed, trajectory
+from scalestudy.schedules import PER_UPDATE_DECAY, SCHEDULES, Hyper, hyper_at, milestones_passed, trajectory
 from scalestudy.search import SEARCHES
 from scalestudy.search.cells import cell_budget, lr_bounds, planned_trials
 from scalestudy.search.replay import replay
@@ -26,6 +26,8 @@ def schedules(draw, kind: str):
     """A schedule of ``kind`` and an initial (B, ε, m) it can run: B × factor stays whole."""
     factor = draw(st.sampled_from([1.5, 2.0, 3.0, 5.0]))
     milestones = sorted(draw(st.sets(st.integers(1, EPOCHS - 1), max_size=4)))
+    if kind in PER_UPDATE_DECAY:  # no milestones: it decays every update
+        milestones = []
     batch_size = 16 * draw(st.integers(1, 8))  # 16·1.5⁴ = 81: whole for up to 4 milestones
     grown = [batch_size * factor ** k for k in range(len(milestones) + 1)]
     max_batch = int(draw(st.sampled_from(grown))) if kind == "hybrid" else None
@@ -71,11 +73,24 @@ def test_a_schedule_keeps_batches_whole_and_never_raises_the_noise_scale(kind, d
 @pytest.mark.parametrize("kind", SCHEDULES.names())
 def test_every_milestone_lowers_the_noise_scale_by_factor_unless_constant(kind):
     """Smith et al. 2018: each schedule lowers g by ``factor`` per milestone in its own way (B ≪ N)."""
+    if kind in PER_UPDATE_DECAY:
+        pytest.skip(f"{kind} has no milestones (its per-update decay is tested in test_schedules.py)")
     schedule = Schedule(kind=kind, milestones=[1, 2], factor=4, max_batch_size=10**9)
     examples = 10**12
     g = [noise_scale(h.lr, h.momentum, examples, h.batch_size) for h in trajectory(schedule, Hyper(128, 0.1, 0.9), 3)]
     step = 1 if kind == "constant" else 4
     assert g[1] == pytest.approx(g[0] / step, rel=1e-6) and g[2] == pytest.approx(g[0] / step**2, rel=1e-6)
+
+
+@pytest.mark.parametrize("kind", sorted(PER_UPDATE_DECAY))
+@given(warmup=st.integers(0, 50), after=st.integers(1, 200))
+@CONTRACT
+def test_a_per_update_decay_starts_at_1_after_the_warmup_and_never_rises(kind, warmup, after):
+    decay, total = PER_UPDATE_DECAY[kind], warmup + after
+    factors = [decay(u, warmup, total) for u in range(total)]
+    assert factors[:warmup] == [1.0] * warmup and factors[warmup] == 1.0  # the warmup alone ramps ε
+    assert all(0 < f <= 1 for f in factors)
+    assert all(b <= a for a, b in zip(factors, factors[1:]))
 
 
 # --- search algorithms ------------------------------------------------------------------------------

@@ -85,10 +85,12 @@ def test_a_law_fitted_at_one_n_says_so_and_predicts_only_there(tmp_path):
         law.predict(64, 0.9, 1000)
 
 
-def test_gamma_intervals_hold_95_percent_and_are_as_wide_as_the_scatter_of_the_estimates():
-    """60 planted studies (3 N × 5 B × 2 m, 2 seeds) with γ ~ U(−1.2, −0.3). Measured on 400: coverage
-    97.0 % (the law's intervals are never narrower than the cells' own variances imply), median
-    half-width 0.0121 against 0.0119 = 1.96 × the sd of γ̂ − γ over the studies."""
+def test_gamma_intervals_hold_95_percent_and_are_no_narrower_than_the_scatter_of_the_estimates():
+    """60 planted studies (3 N × 5 B × 2 m, 2 seeds) with γ ~ U(−1.2, −0.3). The cells' variances are
+    read off their 95 % sets, which hold whatever the peak's shape, so on these Gaussian peaks (where
+    the vertex is exact) the interval is conservative: median half-width about 13× the 1.96 sd of
+    γ̂ − γ (it was 1.0× when the cells' variances assumed the Gaussian shape, and held 50-67 % on
+    real-shaped peaks)."""
     rng = np.random.default_rng(0)
     hits, halves, errors = [], [], []
     for index in range(60):
@@ -100,7 +102,7 @@ def test_gamma_intervals_hold_95_percent_and_are_as_wide_as_the_scatter_of_the_e
         halves.append((high - low) / 2)
         errors.append(law.gamma - gamma)
     assert np.mean(hits) >= 0.9
-    assert np.median(halves) <= 1.5 * 1.96 * np.std(errors)
+    assert 1.96 * np.std(errors) <= np.median(halves) <= 20 * 1.96 * np.std(errors)
 
 
 def test_a_plan_on_a_law_with_gamma_needs_n_and_agrees_with_recommend(result, tmp_path):

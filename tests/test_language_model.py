@@ -84,7 +84,9 @@ def lm_spec(**extra) -> dict:
 
 
 def test_a_language_model_trial_reports_loss_perplexity_and_tokens():
-    config = expand_trials(spec_from_dict(lm_spec(diagnostics={"target": {"metric": "test_loss", "value": 4.0}})))[0]
+    # Evaluated every 2 updates: the loss reaches 4.0 inside the first epoch (from epoch ends it would be censored).
+    target = {"target": {"metric": "test_loss", "value": 4.0}, "target_eval_every": 2}
+    config = expand_trials(spec_from_dict(lm_spec(diagnostics=target)))[0]
     assert (config.objective.metric, config.objective.direction) == ("test_loss", "min")
     params = trial_params(config.to_dict())
     assert params["corpus_hash"] == config.workload.dataset_options.corpus_hash and params["task"] == "language_model"
@@ -121,7 +123,9 @@ def test_steps_to_target_on_a_minimised_metric():
     tracker = TargetTracker(2.0, None, None, metric="test_loss", maximise=False)
     for evaluation in (Evaluation(0, 0, 5.5), Evaluation(10, 320, 3.0), Evaluation(20, 640, 1.0)):
         tracker.observe(evaluation)
-    assert tracker.metrics() == {"updates_to_target": 15.0, "examples_to_target": 480.0}  # 3.0 → 1.0 crosses 2.0 halfway
+    # 3.0 → 1.0 crosses 2.0 half-way, in ln(updates) between 10 and 20 (the only neighbours above update 0)
+    assert tracker.metrics() == pytest.approx({"updates_to_target": 10 * 2**0.5,
+                                               "examples_to_target": 32 * 10 * 2**0.5})
 
 
 class TopTwo:

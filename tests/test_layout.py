@@ -26,7 +26,8 @@ LAYERS = [
     ("search", ["scalestudy.search"]),
     ("run", ["scalestudy.run"]),
     # Tools on top of a study, and the two import paths Tune pickled into studies run before 0.2.
-    ("tools", ["scalestudy.bench", "scalestudy.testing", "scalestudy.reproductions", "=scalestudy.callbacks",
+    ("tools", ["scalestudy.bench", "scalestudy.testing", "scalestudy.calibration", "scalestudy.reproductions",
+               "=scalestudy.callbacks",
                "=scalestudy.progress"]),
     ("cli", ["scalestudy.cli"]),
 ]

@@ -15,6 +15,7 @@ from scalestudy.data.base import InMemoryDataset
 from scalestudy.spec import spec_from_dict
 from scalestudy.train.distributed import Distributed
 from scalestudy.train.loop import EpochLoop, rank_batch
+from scalestudy.train.target import Evaluation, crossing
 from scalestudy.trial.config import expand_trials
 from scalestudy.trial.record import trial_status
 
@@ -107,6 +108,17 @@ def test_warmup_sets_lr_every_update_and_reports_the_epoch_mean():
     assert reports[0]["effective_lr"] == pytest.approx(reports[0]["lr"] / (1 - 0.9))
 
 
+def test_cosine_decay_sets_lr_every_update_after_the_warmup():
+    """One warmup epoch then cosine over the other 3 (16 updates each): U = 16, T = 64; update u ≥ U
+    trains with 0.1·½(1 + cos(π·(u − 16)/48)), the epoch reports the mean."""
+    loop = EpochLoop(trial(schedule={"kind": "cosine_decay_lr", "warmup_epochs": 1}), Distributed(device=DEVICE))
+    reports = [report.metrics() for report in loop.run()]
+    cosine = [0.1 * (1 + math.cos(math.pi * (u - 16) / 48)) / 2 for u in range(16, 64)]
+    assert loop.optimizer.param_groups[0]["lr"] == pytest.approx(cosine[-1])  # the run's last update
+    assert [r["lr"] for r in reports] == pytest.approx(
+        [0.1 * sum(range(1, 17)) / (16 * 17)] + [sum(cosine[i:i + 16]) / 16 for i in (0, 16, 32)])
+
+
 def test_stop_at_train_loss_ends_the_trial_there_as_ok_with_its_sharpness():
     """The same trajectory as without a target, cut at the first epoch whose (eval-mode) training
     loss is at or below it; the final-epoch diagnostics are measured at that epoch."""
@@ -128,25 +140,29 @@ def test_stop_at_train_loss_ends_the_trial_there_as_ok_with_its_sharpness():
 TARGET = {"target_accuracy": 0.7}  # lr 0.02: test_acc 0.30 at init, 0.63 and 0.71 after epochs 1 and 2
 
 
-def test_steps_to_target_interpolates_between_evaluations():
-    config = trial(lr=[0.02], diagnostics=TARGET)
+def test_steps_to_target_interpolates_between_evaluations_and_reads_b_simple_there():
+    """Epoch ends only: the crossing between the evaluations around it (scalestudy.train.crossing,
+    checked against closed forms in test_target), refined once the evaluation after it is in; the
+    gradient noise scale is read at the end of the crossing's epoch."""
+    config = trial(lr=[0.02], diagnostics={**TARGET, "gradient_noise_scale": True})
     initial = EpochLoop(config, Distributed(device=DEVICE))
-    points = [(0, initial.evaluate(initial.data.test_x, initial.data.test_y)[1])]
+    points = [Evaluation(0, 0, initial.evaluate(initial.data.test_x, initial.data.test_y)[1])]
     reports = run(config)
-    points += [(r["updates"], r["test_acc"]) for r in reports]
-    hit = next(i for i, (_, acc) in enumerate(points) if acc >= 0.7)
-    assert 0 < hit < len(points) - 1  # the target is crossed inside the run: the test means something
-    (u0, a0), (u1, a1) = points[hit - 1], points[hit]
-    expected = u0 + (0.7 - a0) / (a1 - a0) * (u1 - u0)
+    points += [Evaluation(r["updates"], r["examples_seen"], r["test_acc"]) for r in reports]
+    hit = next(i for i, p in enumerate(points) if p.value >= 0.7)
+    assert 1 < hit < len(points) - 1  # crossed after the first epoch, inside the run: the test means something
+    expected = crossing(points[:hit], points[hit], 0.7, points[hit + 1])
+    assert not expected.censored and points[hit - 1].updates < expected.updates <= points[hit].updates
     assert [("updates_to_target" in r) for r in reports] == [i + 1 >= hit for i in range(len(reports))]
-    assert reports[-1]["updates_to_target"] == pytest.approx(expected)
-    assert reports[-1]["examples_to_target"] == pytest.approx(expected * 64)
-    assert u0 < expected <= u1
+    assert reports[-1]["updates_to_target"] == pytest.approx(expected.updates)
+    assert reports[-1]["examples_to_target"] == pytest.approx(expected.updates * 64)
+    assert reports[-1]["gradient_noise_scale_at_target"] == reports[hit - 1]["gradient_noise_scale"] > 0
 
 
 def test_steps_to_target_every_k_updates_is_consistent_and_changes_no_training():
-    """Evaluating every K updates is eval mode without randomness: the curves are identical, and the
-    first evaluated hit can only come later as the evaluations thin out (K=8 ⊂ K=1)."""
+    """Evaluating every K updates is eval mode without randomness: the curves are identical. K = 1
+    gives the first update at the target exactly (evaluations one update apart); coarser K
+    interpolate near it."""
     plain = run(trial(lr=[0.02], diagnostics=TARGET))
     found = {}
     for every in (1, 8, 16):
@@ -156,9 +172,25 @@ def test_steps_to_target_every_k_updates_is_consistent_and_changes_no_training()
                 assert a[key] == b[key], key
         found[every] = reports[-1]["updates_to_target"]
     epoch_end = next(r["updates"] for r in plain if r["test_acc"] >= 0.7)
-    assert found[16] == epoch_end  # every epoch end only
-    assert epoch_end - 16 < found[1] <= found[8] <= found[16] and found[8] % 8 == 0
-    assert found[1] < epoch_end or found[1] == found[8]
+    assert found[1] == int(found[1]) and epoch_end - 16 < found[1] <= epoch_end
+    assert found[8] == pytest.approx(found[1], abs=8) and found[16] == pytest.approx(found[1], abs=16)
+
+
+def test_a_crossing_at_47_updates_is_resolved_in_margin_mode_and_censored_from_epoch_ends():
+    """The audit's case: one epoch of 256 updates, the target crossed at about 47. Evaluated every
+    update it is found exactly; in margin mode (K = 4, margin 0.1: the first epoch on the doubling
+    grid 4, 8, 16, 32, then every 4 within the margin) within ±25 %; from epoch ends only it is
+    censored, known only to be ≤ 256, never reported as 256."""
+    base = {"batch_size": [16], "lr": [0.003], "epochs": 1,
+            "workload": {"dataset_options": {"train_size": 4096, "test_size": 1024}}}
+    target = {"target_accuracy": 0.61}
+    exact = run(trial(**base, diagnostics={**target, "target_eval_every": 1}))[-1]["updates_to_target"]
+    assert 40 <= exact <= 55  # the first update at 0.61 (47 when written)
+    margin = run(trial(**base, diagnostics={**target, "target_eval_every": 4, "target_eval_margin": 0.1}))[-1]
+    assert margin["updates_to_target"] == pytest.approx(exact, rel=0.25)
+    ends = run(trial(**base, diagnostics=target))[-1]
+    assert "updates_to_target" not in ends and ends["updates_to_target_at_most"] == ends["updates"] == 256
+    assert ends["examples_to_target_at_most"] == 4096
 
 
 def test_steps_to_target_resumes_with_its_evaluations():
@@ -375,5 +407,5 @@ def test_ddp_geiping_block_penalty_matches_one_worker():
     for a, b in zip(single, double):
         assert a["running_loss"] == pytest.approx(b["running_loss"], rel=1e-4)
         assert a["test_acc"] == pytest.approx(b["test_acc"], abs=0.02)
-    assert 0 < double[-1]["updates_to_target"] < 16 and double[-1]["updates_to_target"] % 2 == 0
+    assert 0 < double[-1]["updates_to_target"] < 16  # interpolated between evaluations 2 updates apart
     assert abs(double[-1]["updates_to_target"] - single[-1]["updates_to_target"]) <= 4

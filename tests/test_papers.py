@@ -10,11 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import math
+
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
 from scalestudy.reproductions import passes_per_example
-from scalestudy.spec import load_spec
+from scalestudy.spec import load_spec, spec_from_dict
 
 REPO = Path(__file__).resolve().parents[1]
 PAPERS = ["smith2018_cifar10_schedules", "smith2018_cifar10_scaling", "masters2018_cifar10",
@@ -36,6 +39,46 @@ def test_paper_spec_and_its_small_variant_validate(paper):
     assert small.workload.dataset == "mnist1d"
     header = (REPO / "search_spaces" / f"{paper}.yaml").read_text().splitlines()[0]
     assert header.startswith("# ") and "20" in header  # cites its source
+
+
+@pytest.mark.parametrize("variant", ["search_spaces/geiping2021_fullbatch.yaml",
+                                     "search_spaces/small/geiping2021_fullbatch.yaml"])
+def test_geiping_gives_sgd_and_full_batch_the_same_lr_decay(variant):
+    """Geiping et al. 2021 anneal both arms with a cosine: a decay in one arm only would confound
+    the comparison of SGD with full-batch GD."""
+    sections = load_spec(REPO / variant).resolved_sections()
+    assert {s.kind for section in sections.values() for s in section.schedule} == {"cosine_decay_lr"}
+    assert any(section.schedule[0].warmup_epochs for section in sections.values())  # warmup only adds to it
+
+
+def test_geiping_small_variant_trains_every_arm_with_the_cosine_decay():
+    """The small variant's every section through the epoch loop, shrunk to 4 epochs (the penalty's
+    equal-compute row to 2) with one warmup epoch, in process: ε ends near 0 in every arm and the
+    example-gradients stay equal (4 x N; the _2x row twice that)."""
+    import torch
+
+    from scalestudy.train.distributed import Distributed
+    from scalestudy.train.loop import EpochLoop
+    from scalestudy.trial.config import expand_trials
+
+    raw = yaml.safe_load((REPO / "search_spaces" / "small" / "geiping2021_fullbatch.yaml").read_text())
+    raw["workload"]["epochs"], raw["grid"]["seeds"] = 4, [0]
+    for section in raw["sections"].values():
+        if section.get("workload", {}).get("epochs"):
+            section["workload"]["epochs"] = 2  # the penalty's half of the evaluations
+        if "schedule" in section:
+            section["schedule"]["warmup_epochs"] = 1
+    torch.set_num_threads(1)
+    for config in expand_trials(spec_from_dict(raw)):
+        loop = EpochLoop(config, Distributed(device=torch.device("cpu")))
+        reports = [report.metrics() for report in loop.run()]
+        assert len(reports) == config.workload.epochs, config.section
+        per_epoch = 2000 // config.batch_size
+        total, warmup = config.workload.epochs * per_epoch, config.schedule.warmup_epochs * per_epoch
+        last = config.lr * (1 + math.cos(math.pi * (total - 1 - warmup) / (total - warmup))) / 2
+        assert loop.optimizer.param_groups[0]["lr"] == pytest.approx(last), config.section
+        gradients = reports[-1]["examples_seen"] * (2 if config.workload.grad_penalty else 1)
+        assert gradients == (2 if config.section.endswith("_2x") else 1) * 4 * 2000, config.section
 
 
 def trial_runs(tmp_path: Path, experiment: str):

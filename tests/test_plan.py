@@ -18,6 +18,7 @@ from scalestudy import cli
 from scalestudy.analysis import TrialTable, fit_study
 from scalestudy.analysis.export import build_law
 from scalestudy.law import Plan, PlanError, PlanRequest, ScalingLaw, make_plan
+from scalestudy.law.steps_lr import steps_lr_ratio
 from scalestudy.testing.planted import PlantedDiagnostics, add_diagnostics, make_planted_table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -167,6 +168,45 @@ def test_a_plan_for_a_target_takes_the_updates_the_steps_fit_predicts(law_file, 
         make_plan(ScalingLaw.load(law_file), PlanRequest(4, 64, throughput=1e3, target=0.7))
 
 
+def test_a_plan_for_a_target_trains_at_the_lr_its_updates_were_counted_at(law_file, tmp_path):
+    """The updates S(B) are the fewest over ε, at each B's steps-optimal ε_S, not at the law's ε*:
+    the plan trains at ε_S(B), here between the measured B = 128 and 256 (ε_S/ε* interpolated in ln B)."""
+    plan, out = plan_for(law_file, tmp_path, "--target", 0.6)
+    law = ScalingLaw.load(law_file)
+    line = law.critical_batch_size.steps_to_target
+    assert line.momentum == plan.momentum == 0.9 and plan.batch_size == 148
+    star = lambda b: law.predict(b, 0.9).lr  # noqa: E731
+    i = line.batch_sizes.index(128.0)
+    share = math.log(148 / 128) / math.log(256 / 128)
+    ratio = (line.lrs[i] / star(128)) ** (1 - share) * (line.lrs[i + 1] / star(256)) ** share
+    assert plan.lr == pytest.approx(star(148) * ratio, rel=1e-12)
+    assert plan.lr_basis == "steps_to_target" and plan.law_lr == star(148) and plan.lr_ci95 is None
+    assert {step.lr for step in plan.steps()} == {plan.lr}  # every update, as counted
+    assert "the ε the steps to target were counted at" in out and f"{plan.law_lr:.6g}" in out
+    epochs, _ = plan_for(law_file, tmp_path, "--epochs", 5)
+    assert epochs.lr_basis == "law" and epochs.law_lr is None  # ε* = recommend, as before
+
+
+def test_a_target_plan_from_a_law_file_without_steps_lrs_trains_at_the_law_and_says_so(law_file):
+    data = ScalingLaw.load(law_file).to_dict()
+    steps = data["critical_batch_size"]["steps_to_target"]
+    for line in (steps, *steps["lines"]):
+        line.pop("lrs")
+    law = ScalingLaw.from_dict(data)
+    plan = make_plan(law, PlanRequest(4, 64, throughput=1e3, target=0.6))
+    assert plan.lr_basis == "law" and plan.lr == law.predict(plan.batch_size, 0.9).lr
+    assert any("holds no learning rates for its steps to target" in w for w in plan.warnings)
+
+
+@pytest.mark.parametrize("batch, expected", [(100, 2.0), (200, 2.0), (400, 1.0), (800, 0.5), (1600, 0.5),
+                                             (math.sqrt(200 * 400), math.sqrt(2.0))])
+def test_steps_lr_ratio_is_measured_at_the_points_interpolated_in_ln_b_and_held_outside(batch, expected):
+    law_lr = lambda b: 1e-4 * b  # noqa: E731
+    lrs = (2 * law_lr(200), law_lr(400), 0.5 * law_lr(800))
+    assert steps_lr_ratio(batch, (200, 400, 800), lrs, law_lr) == pytest.approx(expected, rel=1e-12)
+    assert steps_lr_ratio(batch, (200, 400, 800), (), law_lr) is None  # a law file of an earlier version
+
+
 def test_the_readme_example_trains_a_model_with_the_plan(law_file, tmp_path, monkeypatch):
     """examples/train_with_plan.py, the code the README shows, runs as it is on a plan."""
     code = (REPO / "examples" / "train_with_plan.py").read_text()
@@ -209,7 +249,8 @@ def test_plan_files_are_read_strictly(law_file, tmp_path):
                             ({"surprise": 1}, "unknown key 'surprise'"),
                             ({"schedule": {**data["schedule"], "kind": "cosine"}}, "schedule.kind must be one of"),
                             ({"schedule": {**data["schedule"], "milestones": [9]}}, "schedule.milestones must be"),
-                            ({"lr": "fast"}, "lr must be a finite number")):
+                            ({"lr": "fast"}, "lr must be a finite number"),
+                            ({"lr_basis": "guess"}, "lr_basis must be one of law, steps_to_target")):
         path = tmp_path / "bad.yaml"
         path.write_text(yaml.safe_dump({**data, **change}))
         with pytest.raises(PlanError, match=re.escape(message)):

@@ -1,9 +1,12 @@
 """Schedules, epoch by epoch, against hand-computed tables (the contract every schedule passes is in
 test_contracts.py)."""
 
+import math
+
 import pytest
 
-from scalestudy.schedules import SCHEDULES, Hyper, trajectory, update_lrs, warmup_factor, warmup_updates
+from scalestudy.schedules import (SCHEDULES, Hyper, cosine_factor, trajectory, update_lrs, warmup_factor,
+                                  warmup_updates)
 from scalestudy.spec import Schedule
 
 INITIAL = Hyper(batch_size=128, lr=0.1, momentum=0.9)
@@ -64,7 +67,7 @@ def test_warmup_ramps_lr_every_update_then_schedule_applies():
     schedule = Schedule(kind="increase_batch", milestones=[1], factor=2, warmup_epochs=2)
     initial = Hyper(batch_size=4, lr=0.3, momentum=0.9)
     assert warmup_updates(schedule, initial, dataset_size=10) == 3
-    table = [update_lrs(schedule, initial, epoch, dataset_size=10) for epoch in range(3)]
+    table = [update_lrs(schedule, initial, epoch, dataset_size=10, epochs=3) for epoch in range(3)]
     assert table[0] == pytest.approx([0.075, 0.15])
     assert table[1] == pytest.approx([0.225])
     assert table[2] is None
@@ -79,10 +82,58 @@ def test_warmup_factor_table():
 
 def test_warmup_then_step_decay_keeps_the_schedule_after_warmup():
     schedule = Schedule(kind="step_decay_lr", milestones=[2], factor=10, warmup_epochs=1)
-    assert update_lrs(schedule, INITIAL, 0, dataset_size=512) == pytest.approx([0.02, 0.04, 0.06, 0.08])
-    assert update_lrs(schedule, INITIAL, 1, dataset_size=512) is None
+    assert update_lrs(schedule, INITIAL, 0, dataset_size=512, epochs=3) == pytest.approx([0.02, 0.04, 0.06, 0.08])
+    assert update_lrs(schedule, INITIAL, 1, dataset_size=512, epochs=3) is None
     assert [round(h.lr, 10) for h in trajectory(schedule, INITIAL, 3)] == [0.1, 0.1, 0.01]
 
 
 def test_registry_lists_all_kinds():
-    assert SCHEDULES.names() == sorted(["constant", "step_decay_lr", "increase_batch", "hybrid", "increase_momentum"])
+    assert SCHEDULES.names() == sorted(["constant", "step_decay_lr", "increase_batch", "hybrid", "increase_momentum",
+                                        "cosine_decay_lr"])
+
+
+def cosine_closed_form(lr: float, update: int, warmup: int, total: int) -> float:
+    """Linear warmup (u+1)/(U+1), then ε·½(1 + cos(π·(u − U)/(T − U))), written out once more."""
+    if update < warmup:
+        return lr * (update + 1) / (warmup + 1)
+    return lr * (1 + math.cos(math.pi * (update - warmup) / (total - warmup))) / 2
+
+
+@pytest.mark.parametrize("warmup_epochs", [0, 2])
+def test_cosine_decay_lr_follows_its_closed_form_every_update(warmup_epochs):
+    """N = 512, B = 128: 4 updates per epoch, 6 epochs, T = 24 updates, U = 4·warmup_epochs."""
+    schedule = Schedule(kind="cosine_decay_lr", warmup_epochs=warmup_epochs)
+    lrs = [lr for epoch in range(6) for lr in update_lrs(schedule, INITIAL, epoch, dataset_size=512, epochs=6)]
+    warmup = 4 * warmup_epochs
+    assert lrs == pytest.approx([cosine_closed_form(0.1, u, warmup, 24) for u in range(24)], rel=1e-12)
+    assert lrs[warmup] == pytest.approx(0.1)  # the peak right after the warmup
+    assert 0 < lrs[-1] < 0.1 * 0.01  # next to 0 at the end of the run
+    assert all(a > b for a, b in zip(lrs[warmup:], lrs[warmup + 1:]))  # decays every update
+    # Epoch by epoch it is constant: the decay is per update, like the warmup.
+    assert [h.lr for h in trajectory(schedule, INITIAL, 6)] == [0.1] * 6
+
+
+def test_cosine_decay_lr_matches_torch_cosine_annealing_stepped_per_update():
+    torch = pytest.importorskip("torch")
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=0.1)
+    annealing = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=20, eta_min=0.0)
+    expected = []
+    for _ in range(20):
+        expected.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        annealing.step()
+    schedule = Schedule(kind="cosine_decay_lr")
+    lrs = [lr for epoch in range(5) for lr in update_lrs(schedule, INITIAL, epoch, dataset_size=512, epochs=5)]
+    assert lrs == pytest.approx(expected, rel=1e-9)
+
+
+def test_cosine_factor_table():
+    assert [cosine_factor(u, 2, 6) for u in range(6)] == pytest.approx([1, 1, 1, (1 + math.cos(math.pi / 4)) / 2,
+                                                                        0.5, (1 + math.cos(3 * math.pi / 4)) / 2])
+
+
+@pytest.mark.parametrize("extra", [{"milestones": [2]}, {"max_batch_size": 256}])
+def test_cosine_decay_lr_refuses_milestones_it_would_ignore(extra):
+    with pytest.raises(ValueError, match="decays ε every update over the whole run"):
+        Schedule(kind="cosine_decay_lr", **extra)

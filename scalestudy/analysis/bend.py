@@ -29,10 +29,11 @@ B = B_noise, 0 well above it. Why this form:
 Cells are weighted as in the law fit, by 1/(var ln ε* + τ²) (:func:`law_weights`), with τ²
 re-estimated at the best bend (at the single law's design it would absorb the bend itself).
 
-Intervals (profile likelihood, modified Knapp–Hartung as the law's): with dof = n − p − 1 (p linear
-coefficients and B_noise), s² = max(RSS_min/dof, 1) when the cells carry variances (RSS_min/dof
-otherwise), the region is RSS ≤ RSS_min + s²·F₀.₉₅(1, dof). For B_noise: the grid values inside
-(open above when B_noise = ∞ is). For α: at each B_noise the RSS is quadratic in α,
+Intervals (profile likelihood, Knapp–Hartung as the law's): with dof = n − p − 1 (p linear
+coefficients and B_noise), s² = max(RSS_min/dof, floor) when the cells carry variances (the law
+fit's floor, :data:`~scalestudy.analysis.lawfit.MIN_SCALE`; RSS_min/dof otherwise), the region is
+RSS ≤ RSS_min + s²·F₀.₉₅(1, dof). For B_noise: the grid values inside (open above when B_noise = ∞
+is). For α: at each B_noise the RSS is quadratic in α,
 RSS(α) = RSS(B_noise) + (α − α̂)²/c with c = [(XᵀWX)⁻¹]_αα, so the profile interval is the hull of
 α̂ ± √(c·(limit − RSS(B_noise))) over the B_noise inside.
 
@@ -101,9 +102,11 @@ class BendFit:
 
 
 def fit_smooth_bend(cells: list[CellOptimum], *, replicates: int = REPLICATES, seed: int = 0,
-                    n_grid: int = 160) -> BendFit | None:
+                    n_grid: int = 160, min_scale: float = 1.0) -> BendFit | None:
     """Equation (1) on the usable ``cells``, and which of it and the hinge the data prefer;
-    None with fewer than :data:`MIN_BATCH_SIZES` batch sizes or no residual degree of freedom."""
+    None with fewer than :data:`MIN_BATCH_SIZES` batch sizes or no residual degree of freedom.
+    ``min_scale``: the floor of s² when the cells carry variances, in their units (the law fit
+    passes its own, :data:`~scalestudy.analysis.lawfit.MIN_SCALE`)."""
     u, v, y = law_coordinates(cells)
     distinct = np.unique(u)
     w = log_dataset_sizes(cells)
@@ -126,7 +129,7 @@ def fit_smooth_bend(cells: list[CellOptimum], *, replicates: int = REPLICATES, s
     bends = BendFits(bend_designs(u, extra, grid), scale)
     rss = bends.rss(ys[:, None])[:, 0]
     best = int(rss.argmin())
-    s2 = max(rss[best] / dof, 1.0 if tau2 is not None else 0.0)
+    s2 = max(rss[best] / dof, min_scale if tau2 is not None else 0.0)
     limit = rss[best] + s2 * f_quantile(0.95, 1, dof)
     coef = bends.coef(ys, best)
     inside = rss <= limit

@@ -6,8 +6,8 @@ at (larger B, larger N), and check here that ε* there is still what the law say
 Per (B, m, N) cell of the check study (its constant-schedule trials, ε* from the same frontier fit
 as the law's cells: :func:`~scalestudy.analysis.frontier.fit_frontier`):
 
-- measured: ln ε̂ with variance v_cell (the delta-method variance the law fit weights cells by, or
-  from the cell's Student-t interval; unknown with one seed);
+- measured: ln ε̂ with variance v_cell (the variance the law fit weights cells by: its 95 % set's
+  width read as ±1.96 sd; unknown with one seed);
 - predicted: ln ε_law with variance v_law (the law's parameter covariance at that point,
   ``prediction`` in law.json) plus the law's cell scatter τ² (how far cells fall from the law
   beyond their own noise);
@@ -37,7 +37,7 @@ import pandas as pd
 from scalestudy.analysis._stats import t_quantile
 from scalestudy.analysis.errors import AnalysisError
 from scalestudy.analysis.fit import law_trials
-from scalestudy.analysis.frontier import CellOptimum, fit_frontier
+from scalestudy.analysis.frontier import CellOptimum, fit_frontier, interval_variance
 from scalestudy.analysis.table import TrialTable
 from scalestudy.law import LawError, ScalingLaw
 
@@ -115,7 +115,9 @@ def _check_cell(law: ScalingLaw, cell: CellOptimum, dataset_size: int, level: fl
     if spread is None:
         raise AnalysisError("the law file has no 'prediction' (the covariance of its parameters): refit it with "
                             "this version of scalestudy analyze to check it")
-    law_var = spread.variance + (spread.cell_scatter or 0.0)
+    # The check cell shares the law's cells' shape error (same workload, same peak shape): not a difference.
+    shared = law.prediction.shared_shape_variance or 0.0
+    law_var = max(spread.variance - shared, 0.0) + (spread.cell_scatter or 0.0)
     dof = spread.dof
     half = t_quantile(0.975, dof) * math.sqrt(law_var)
     predicted = {"predicted": prediction.lr,
@@ -146,10 +148,13 @@ def _bounded_cell(cell: CellOptimum, common: dict, predicted: dict, lr: float, l
     alive = [x for x, n, d in zip(cell.lrs, cell.n_runs, cell.n_diverged) if d < n]
     if cell.status == "all_diverged":
         bound, beyond, text = min(cell.lrs), low > min(cell.lrs), "every lr diverged, down to"
-    elif cell.status == "edge_low" and len(alive) >= 2:
-        bound, beyond, text = alive[1], low > alive[1], "accuracy falls from the smallest lr on: ε* is below"
-    elif cell.status == "edge_high" and len(alive) >= 2:
-        bound, beyond, text = alive[-2], high < alive[-2], "accuracy rises up to the largest lr: ε* is above"
+    elif cell.status == "edge_low" and cell.best_lr in alive and alive.index(cell.best_lr) + 1 < len(alive):
+        # Unimodal: nothing past the lr above the best (the best may be the smallest lr, or within noise of it).
+        bound = alive[alive.index(cell.best_lr) + 1]
+        beyond, text = low > bound, "accuracy does not rise from the smallest lr to the best: ε* is below"
+    elif cell.status == "edge_high" and cell.best_lr in alive and alive.index(cell.best_lr) >= 1:
+        bound = alive[alive.index(cell.best_lr) - 1]
+        beyond, text = high < bound, "accuracy does not fall from the best lr to the largest: ε* is above"
     else:
         return CellCheck(**common, outcome="inconclusive", reason=cell.reason or cell.status, measured=None,
                          measured_ci95=None, **predicted)
@@ -163,13 +168,10 @@ def _bounded_cell(cell: CellOptimum, common: dict, predicted: dict, lr: float, l
 
 
 def _cell_variance(cell: CellOptimum) -> float | None:
-    """Variance of the cell's ln ε̂: the delta-method one, else from its Student-t interval."""
+    """Variance of the cell's ln ε̂: the one the law fit weights it by, else read off its 95 % set."""
     if cell.log_lr_var is not None:
         return cell.log_lr_var
-    if cell.ci95 is not None and cell.n_seeds >= 2:
-        half = (math.log(cell.ci95[1]) - math.log(cell.ci95[0])) / 2
-        return (half / t_quantile(0.975, cell.n_seeds - 1)) ** 2
-    return None
+    return interval_variance(cell.ci95) if cell.ci95 is not None else None
 
 
 def _two_sided_p(t: float, dof: int) -> float:

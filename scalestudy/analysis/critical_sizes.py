@@ -7,8 +7,12 @@
    largest momentum (the setting production training usually uses), then the largest N,
    among the lines where B_crit could be placed.
 2. **Gradient noise scale**: B_simple = tr(Σ)/|G|², which McCandlish et al. find predicts B_crit
-   (to within a factor of a few), median over the trials at each cell's best lr with a
-   distribution-free interval (:mod:`scalestudy.analysis.critical`).
+   (to within a factor of a few). Read at the target crossing on the steps line's trials
+   (:mod:`scalestudy.analysis.noise_at_target`: B_noise changes over training, and the steps'
+   B_crit is measured at the crossing), with an interval for the B_crit it predicts. Tables without
+   ``gradient_noise_scale_at_target`` (or no fitted steps line) fall back to the median of the final
+   B_simple over the trials at each cell's best lr (:mod:`scalestudy.analysis.critical`), read at
+   the end of training, and its source says so.
 3. **Breakdown of the lr law**: the batch size where ε*(B) stops following one power law, with
    the profile-likelihood interval of the breakdown test (:mod:`scalestudy.analysis.breakdown`).
 
@@ -24,11 +28,14 @@ from itertools import combinations
 
 from scalestudy.analysis.breakdown import Breakdown
 from scalestudy.analysis.critical import CriticalBatch
+from scalestudy.analysis.noise_at_target import SOURCE as AT_TARGET
 from scalestudy.analysis.steps import StepsLine, StepsToTarget
 
 FACTOR = 2.0  # values without an interval agree when within this factor of each other
 METHODS = {"steps_to_target": "steps to target", "gradient_noise": "gradient noise scale",
            "lr_breakdown": "breakdown of the lr law"}
+END_OF_TRAINING = ("median B_simple at the end of training over the trials at each cell's best lr (distribution-free "
+                   "interval of the median; not read at the target crossing, where the steps' B_crit is measured)")
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,7 @@ class CriticalEstimate:
     value: float | None
     ci95: tuple[float, float] | None
     reason: str | None = None  # why value is None, or why ci95 is
+    source: str | None = None  # how it was taken, when a method has several ways (the gradient noise scale)
 
     @property
     def label(self) -> str:
@@ -81,8 +89,7 @@ def critical_batch_sizes(steps: StepsToTarget, noise: CriticalBatch, breakdown: 
         reasons = [f"{line.label}: {line.reason}" for line in steps.lines]
         by_steps = CriticalEstimate("steps_to_target", None, None,
                                     "; ".join(reasons) if reasons else (steps.reason or "no line reached the target"))
-    by_noise = CriticalEstimate("gradient_noise", noise.value, noise.ci95,
-                                noise.reason if noise.value is None else noise.ci95_reason)
+    by_noise = noise_estimate(line, noise)
     if breakdown.batch_size is not None:
         by_breakdown = CriticalEstimate("lr_breakdown", breakdown.batch_size, breakdown.ci95)
     else:
@@ -91,6 +98,16 @@ def critical_batch_sizes(steps: StepsToTarget, noise: CriticalBatch, breakdown: 
     verdict, sentence = agreement((by_steps, by_noise, by_breakdown))
     fitted = tuple(other for other in steps.lines if other.transition is not None)
     return CriticalBatchSizes(by_steps, by_noise, by_breakdown, line, fitted, steps.target, verdict, sentence)
+
+
+def noise_estimate(line: StepsLine | None, noise: CriticalBatch) -> CriticalEstimate:
+    """B_simple at the target crossing of the headline steps line, else the end-of-training median."""
+    at_target = line.noise if line is not None else None
+    if at_target is not None and at_target.value is not None:
+        return CriticalEstimate("gradient_noise", at_target.value, at_target.ci95, at_target.reason,
+                                AT_TARGET.format(label=line.label))
+    return CriticalEstimate("gradient_noise", noise.value, noise.ci95,
+                            noise.reason if noise.value is None else noise.ci95_reason, END_OF_TRAINING)
 
 
 def consistent(a: CriticalEstimate, b: CriticalEstimate) -> bool:

@@ -106,7 +106,8 @@ def prediction_entry(law: LawFit) -> LawCovariance | None:
     fit = law.regression
     if fit is None or fit.cov is None or law.alpha is None:
         return None
-    return LawCovariance(fit.names, fit.cov, fit.dof, t_quantile(0.975, fit.dof), law.scatter)
+    return LawCovariance(fit.names, fit.cov, fit.dof, t_quantile(0.975, fit.dof), law.scatter,
+                         law.shared_shape_variance)
 
 
 def fitted_on(law: LawFit, frontier: Frontier) -> FittedOn:
@@ -199,9 +200,11 @@ def critical_sizes_entry(critical: CriticalFits, reasons: dict[str, str]) -> Cri
 def transition_entry(line) -> TransitionLine:
     """One fitted steps-to-target line as the law file holds it."""
     fit = line.transition
+    lr_at = {float(point.batch_size): point.lr for point in line.points}  # one point per B
     return TransitionLine(value=fit.value, ci95=_interval(fit.ci95), s_min=fit.min_updates, e_min=fit.min_examples,
                           momentum=line.momentum, dataset_size=line.dataset_size, batch_sizes=fit.batch_sizes,
-                          updates=fit.updates, rss_limit=fit.rss_limit)
+                          updates=fit.updates, rss_limit=fit.rss_limit,
+                          lrs=tuple(lr_at[float(b)] for b in fit.batch_sizes))
 
 
 def compute_entry(compute: StudyCompute) -> Compute:

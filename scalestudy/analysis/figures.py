@@ -1,6 +1,6 @@
 """What each figure shows, as plain data: built from the fits, drawn by :mod:`plots` and
 :mod:`plots_diagnostics` (the gap figure draws :class:`~scalestudy.analysis.gap.GapFit` itself,
-already plain data).
+already plain data; the steps-to-target figures' in :mod:`figures_steps`).
 
 Tests assert on these info objects; drawing them is the only matplotlib step.
 """
@@ -12,13 +12,20 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from scalestudy.analysis.critical import CriticalBatch
+# The steps-to-target figures' infos live in figures_steps; imported here, their home before.
+from scalestudy.analysis.figures_steps import (  # noqa: F401
+    StepsCurve,
+    StepsExamplesLine,
+    StepsToTargetInfo,
+    StepsVsExamplesInfo,
+    steps_to_target,
+    steps_vs_examples,
+)
 from scalestudy.analysis.frontier import Frontier
 from scalestudy.analysis.lawfit import LawFit
 from scalestudy.analysis.noise import NoiseScaleFit
 from scalestudy.analysis.schedules import ScheduleGroup
 from scalestudy.analysis.sharpness import SharpnessFit
-from scalestudy.analysis.steps import StepsToTarget
 from scalestudy.noise import noise_scale
 
 
@@ -112,53 +119,6 @@ class ScheduleCurvesInfo:
 
 
 @dataclass(frozen=True)
-class StepsCurve:
-    """One momentum: fewest updates (and examples) to the target per batch size."""
-
-    momentum: float
-    batch_sizes: tuple[int, ...]
-    lrs: tuple[float, ...]  # the ε that got there first
-    updates: tuple[float, ...]  # [updates]
-    examples: tuple[float, ...]  # [examples]
-    perfect_updates: tuple[float, ...]  # perfect scaling through the smallest B: updates(B₀)·B₀/B
-    perfect_examples: tuple[float, ...]  # ... in examples: examples(B₀) at every B
-    fit_batch_sizes: tuple[float, ...]  # the fitted S_min·(1 + B_crit/B), when there is one
-    fit_updates: tuple[float, ...]
-    transition: float | None  # its B_crit [examples]
-
-
-@dataclass(frozen=True)
-class StepsToTargetInfo:
-    target: float | None
-    curves: tuple[StepsCurve, ...]
-    noise_b_crit: float | None  # B_simple from the gradient noise scale [examples]
-    breakdown: float | None  # of the lr law [examples]
-    breakdown_ci95: tuple[float, float] | None
-
-
-@dataclass(frozen=True)
-class StepsExamplesLine:
-    """One line of the steps-vs-examples figure (McCandlish et al. 2018, Fig. 1 and eq. 2.11)."""
-
-    label: str
-    batch_sizes: tuple[int, ...]
-    examples: tuple[float, ...]  # measured E [examples]
-    updates: tuple[float, ...]  # measured S [updates]
-    curve_examples: tuple[float, ...]  # the fitted hyperbola (S/S_min − 1)(E/E_min − 1) = 1, traced over B
-    curve_updates: tuple[float, ...]
-    min_updates: float  # S_min: the horizontal asymptote (no gain from more batch) [updates]
-    min_examples: float  # E_min: the vertical asymptote, perfect scaling (examples constant) [examples]
-    critical: float  # B_crit [examples]
-    critical_ci95: tuple[float, float] | None
-
-
-@dataclass(frozen=True)
-class StepsVsExamplesInfo:
-    target: float | None
-    lines: tuple[StepsExamplesLine, ...]
-
-
-@dataclass(frozen=True)
 class SharpnessLine:
     momentum: float
     batch_sizes: tuple[int, ...]
@@ -246,42 +206,6 @@ def schedule_curves(group: ScheduleGroup, histories: pd.DataFrame) -> ScheduleCu
         curves.append(ScheduleCurve(row.schedule, tuple(epochs.astype(float)), tuple(updates.astype(float)),
                                     tuple(mean["test_acc"].astype(float))))
     return ScheduleCurvesInfo(f"schedules from {group.label}", tuple(curves))
-
-
-def steps_to_target(steps: StepsToTarget, critical: CriticalBatch | None = None) -> StepsToTargetInfo:
-    curves = []
-    for line in steps.lines:
-        b = np.array([p.batch_size for p in line.points], float)
-        updates = np.array([p.updates for p in line.points])
-        examples = np.array([p.examples for p in line.points])
-        fit_b, fit_updates = (), ()
-        if line.transition is not None:
-            grid = np.geomspace(b.min(), b.max(), 60)
-            fit_b, fit_updates = tuple(grid), tuple(line.transition.updates_at(b) for b in grid)
-        curves.append(StepsCurve(
-            line.momentum, tuple(int(v) for v in b), tuple(p.lr for p in line.points), tuple(updates),
-            tuple(examples), tuple(updates[0] * b[0] / b), tuple(np.full(len(b), examples[0])), fit_b, fit_updates,
-            line.transition.value if line.transition else None))
-    critical = critical or CriticalBatch(None, None, 0, (), None, None)
-    return StepsToTargetInfo(steps.target, tuple(curves), critical.value, critical.breakdown, critical.breakdown_ci95)
-
-
-def steps_vs_examples(steps: StepsToTarget) -> StepsVsExamplesInfo:
-    """Updates against examples to the target, log–log, for each line with a fitted B_crit: the points,
-    the hyperbola through them and its asymptotes (perfect scaling E = E_min; S = S_min)."""
-    lines = []
-    for line in steps.lines:
-        fit = line.transition
-        if fit is None:
-            continue
-        low, high = min(fit.batch_sizes), max(fit.batch_sizes)
-        grid = np.geomspace(min(low, fit.value) / 4, max(high, fit.value) * 4, 80)
-        updates = np.array([fit.updates_at(b) for b in grid])
-        lines.append(StepsExamplesLine(
-            line.label, tuple(p.batch_size for p in line.points), tuple(p.examples for p in line.points),
-            tuple(p.updates for p in line.points), tuple(updates * grid), tuple(updates), fit.min_updates,
-            fit.min_examples, fit.value, fit.ci95))
-    return StepsVsExamplesInfo(steps.target, tuple(lines))
 
 
 def sharpness_vs_batch(fit: SharpnessFit) -> SharpnessInfo:

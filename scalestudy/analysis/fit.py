@@ -99,6 +99,7 @@ def fit_study(trials: TrialTable | pd.DataFrame, options: FitOptions = FitOption
                         f"sharpness and gradient noise scale are read at the largest, N = {dataset_sizes[-1]}")
     critical = critical_batch_from_noise(one_n, one_n_cells, law.breakdown)
     steps = fit_steps_to_target(with_stopped)
+    warnings += steps.warnings  # censored points, counts on the epoch grid
     optimizer = trials_optimizer(law_frame if not law_frame.empty else frame)
     noise = fit_noise_scale(list(law.cells), dataset_size)
     gap = fit_gap(one_n, one_n_cells) if not law_frame.empty else GapFit((), None, None, "no trials")

@@ -15,15 +15,16 @@ scores about halfway. The optimum is the vertex of a quadratic through the best 
 and its neighbours (parabolic interpolation in ln ε, :mod:`scalestudy.analysis.peak`),
 not the grid argmax.
 
-The 95 % interval is a Student-t interval over per-seed optima: each seed's own curve is
-interpolated through the same three ε, and the interval is ln ε̂ ± t(0.975, n−1)·s/√n, with
-ε̂ the seed-mean curve's optimum and s the sd of the n per-seed ln ε*. The percentile
-bootstrap over seeds it replaces has only 3 distinct resamples with 2 seeds (10 with 3)
-and covered the true ε* in 51 % of simulated cells with 2 seeds, 68 % with 3, 82 % with 5;
-this interval holds 95 % at 2, 3 and 5 seeds (``scalestudy bench coverage``). Where a
-seed's optimum falls outside its three ε (noise larger than the peak's curvature) the
-per-seed optima are not Gaussian and the cell reports their min–max as ``seed_range``,
-which is not a 95 % interval. One seed gives neither.
+The 95 % interval is the confidence set for the mode of a unimodal curve
+(:mod:`scalestudy.analysis.mode_set`): every ε where the seed means, with each seed's own level
+taken out (:func:`without_seed_effects`), are consistent with a curve that rises up to it and
+falls after it. It assumes nothing about the peak's shape. The Student-t interval over per-seed
+vertices it replaces covered the vertex, not ε*: on asymmetric, flat-topped peaks like the real
+ones its coverage fell from 86 % at 2 seeds to 38 % at 5. The vertex stays the point estimate,
+kept inside the set. A cell whose set reaches past the searched lrs (its best lr is within the
+seeds' noise of the smallest or largest) is an edge cell, like one whose best lr *is* the
+smallest or largest: the optimum may lie outside the search. One seed per ε takes the study's
+pooled seed variance; one seed everywhere gives no interval.
 
 A cell whose best ε is the largest that did not diverge, with every trial at the next
 searched ε diverged, is ``bounded_by_divergence``: ε* lies below that diverged ε (the
@@ -33,12 +34,12 @@ interval. Cells whose best ε is the smallest, or the largest with no larger ε 
 are flagged ``edge_low`` / ``edge_high``: the optimum may lie outside the search, so they
 are left out of the law with a warning that names them.
 
-:func:`fit_frontier` also gives each usable cell ``log_lr_var``, the variance of its ln ε*
-by the delta method with the seed-to-seed accuracy variance pooled over the study
-(:func:`log_lr_variance`): the law fit weights cells by it (a cell bounded by divergence
-extrapolates its optimum, and is several times noisier).
+:func:`fit_frontier` also gives each usable cell ``log_lr_var``, the variance of its ln ε* for
+weighting the law: the set's width read as ±1.96 sd (:func:`interval_variance`), so a flat top
+or a noisy cell weighs less; without a set, the delta method with the study's pooled seed
+variance (:func:`log_lr_variance`).
 
-Its 300-odd lines are one estimator (the cell's peak, its interval, the divergence bound, the
+Its 400-odd lines are one estimator (the cell's peak, its interval, the divergence bound, the
 objective's direction and the N axis): split, its pieces would pass half-built state around.
 """
 
@@ -49,7 +50,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from scalestudy.analysis._stats import t_quantile
 from scalestudy.analysis.peak import (
     BOUNDED,
     OK,
@@ -61,6 +61,8 @@ from scalestudy.analysis.peak import (
     interpolate,
     vertex_range,
 )
+from scalestudy.analysis.mode_set import ModeSet, mode_set
+from scalestudy.analysis.seed_noise import NO_PRIOR, NoisePrior, cell_noise, column_noise, moderated, noise_prior
 from scalestudy.analysis.table import ACCURACY, Objective, objective_of
 
 __all__ = ["BOUNDED", "OK", "USABLE", "CellOptimum", "Frontier", "cell_keys", "failure_accuracy", "fit_cell",
@@ -143,15 +145,16 @@ def fit_frontier(frame: pd.DataFrame, *, n_boot: int | None = None, seed: int | 
     objective = objective_of(frame)
     cells, warnings = [], []
     keys = cell_keys(frame)
+    prior = study_noise_prior(frame, keys, floor, objective)
     for values, group in frame.groupby(keys, sort=True):
         batch_size, momentum, *n = values
         cell = fit_cell(group, int(batch_size), float(momentum), floor, objective=objective,
-                        dataset_size=int(n[0]) if n else None)
+                        dataset_size=int(n[0]) if n else None, prior=prior)
         cells.append(cell)
         if cell.status.startswith("edge"):
             side = "smallest" if cell.status == "edge_low" else "largest"
-            warnings.append(f"cell {cell.label}: best lr {cell.best_lr:.4g} is the {side} "
-                            "non-diverged lr searched; left out of the law (extend the lr grid)")
+            what = cell.reason or f"best lr {cell.best_lr:.4g} is the {side} non-diverged lr searched"
+            warnings.append(f"cell {cell.label}: {what}; left out of the law (extend the lr grid)")
         elif cell.status == BOUNDED:
             warnings.append(f"cell {cell.label}: every trial at lr {cell.lr_bound:.4g} diverged, the next above "
                             f"its best lr {cell.best_lr:.4g}: ε* is bounded by divergence, estimated "
@@ -180,17 +183,11 @@ def trials_at_best_lr(frame: pd.DataFrame, cells: tuple[CellOptimum, ...] | list
 
 def fit_cell(group: pd.DataFrame, batch_size: int, momentum: float, floor: float, *,
              n_boot: int | None = None, rng: np.random.Generator | None = None,
-             objective: Objective = ACCURACY, dataset_size: int | None = None) -> CellOptimum:
+             objective: Objective = ACCURACY, dataset_size: int | None = None,
+             prior: NoisePrior = NO_PRIOR) -> CellOptimum:
     """ε* of one cell (``n_boot`` and ``rng`` are ignored, see :func:`fit_frontier`); ``floor`` is the
     failure value in the objective's units."""
-    values = group["objective"] if "objective" in group.columns else group["test_acc"]
-    acc = np.where(group["diverged"], floor, values.to_numpy(float))
-    acc = np.where(np.isfinite(acc), acc, floor)
-    seeds, seed_index = np.unique(group["seed"].to_numpy(), return_inverse=True)
-    lrs, lr_index = np.unique(group["lr"].to_numpy(float), return_inverse=True)
-    div = group["diverged"].to_numpy(bool)
-    V = _seed_by_lr(seed_index, lr_index, acc, (len(seeds), len(lrs)))  # mean accuracy
-    D = _seed_by_lr(seed_index, lr_index, div.astype(float), (len(seeds), len(lrs)))  # diverged share
+    V, D, lrs, lr_index, div = _cell_arrays(group, floor, objective)
     n_div = np.bincount(lr_index, weights=div, minlength=len(lrs)).astype(int)
     n_runs = np.bincount(lr_index, minlength=len(lrs))
     with np.errstate(invalid="ignore"):
@@ -214,39 +211,95 @@ def fit_cell(group: pd.DataFrame, batch_size: int, momentum: float, floor: float
     x = np.log(lrs)
     found.update(fit_lrs=tuple(float(lrs[c]) for c in peak.columns),
                  lr_bound=None if peak.bound is None else float(lrs[peak.bound]))
+    per_seed = [interpolate(x, row, peak, floor, log) for row in V if np.isfinite(row[list(peak.columns)]).all()]
+    seed_opt = {"seed_lr_opt": tuple(float(np.exp(v)) for v, _ in per_seed)}
+    region, reason = _mode_region(x, V, D, prior, seed=batch_size + int(1000 * momentum))
+    if region is not None and not region.bounded:
+        # The seeds' noise cannot rule out an optimum outside the searched lrs: an edge, as when the
+        # best lr is the smallest or largest searched.
+        status = "edge_low" if not np.isfinite(region.low) else "edge_high"
+        side = "smallest" if status == "edge_low" else "largest"
+        return CellOptimum(status=status, lr_opt=None, ci95=None, **seed_opt, **found, **common,
+                           reason=f"the best lr {lrs[best]:.4g} is within the seeds' noise of the {side} searched: "
+                                  "the optimum may lie outside the search")
     if at_stability_edge(x, mean, peak, floor, log):
         # The optimum is the edge of stability, somewhere between the best ε and the
         # diverged one: take the middle (in ln ε).
-        reason = (f"accuracy still rises at the largest stable lr: ε* is at the edge of stability, between "
-                  f"{lrs[best]:.4g} and {lrs[peak.bound]:.4g}; no interval")
-        return CellOptimum(status=BOUNDED, lr_opt=float(np.sqrt(lrs[best] * lrs[peak.bound])), ci95=None,
-                           reason=reason, **found, **common)
-    x_opt, _ = interpolate(x, mean, peak, floor, log)
-    per_seed = [interpolate(x, row, peak, floor, log) for row in V if np.isfinite(row[list(peak.columns)]).all()]
-    upper = x[peak.bound] if peak.bound is not None else np.inf
-    ci, seed_range, reason = _seed_interval(x_opt, per_seed, len(V), upper)
+        x_opt = 0.5 * (x[best] + x[peak.bound])
+        reason = reason or (f"accuracy still rises at the largest stable lr: ε* is at the edge of stability, "
+                            f"between {lrs[best]:.4g} and {lrs[peak.bound]:.4g}")
+    else:
+        x_opt, _ = interpolate(x, mean, peak, floor, log)
+    ci = None
+    if region is not None:
+        x_opt = min(max(x_opt, region.low), region.high)  # the vertex may leave a set it only estimates
+        ci = (float(np.exp(region.low)), float(np.exp(region.high)))
     return CellOptimum(status=peak.status, lr_opt=float(np.exp(x_opt)), ci95=ci, reason=reason,
-                       seed_range=seed_range, seed_lr_opt=tuple(float(np.exp(v)) for v, _ in per_seed),
-                       **found, **common)
+                       **seed_opt, **found, **common)
 
 
-def _seed_interval(x_opt: float, per_seed: list[tuple[float, bool]], n_seeds: int, upper: float):
-    """(ci95, seed_range, reason) in ε from the per-seed optima (ln ε, interior) of a cell.
+def _mode_region(x: np.ndarray, V: np.ndarray, D: np.ndarray, prior: NoisePrior,
+                 seed: int) -> tuple[ModeSet | None, str | None]:
+    """(the 95 % set of the cell's ε*, None) or (None, why there is none): the mode set
+    (:mod:`scalestudy.analysis.mode_set`) of the seed-mean curve with each seed's own level
+    removed (:func:`without_seed_effects`), the seeds' variance the cell's own shrunk towards the
+    study's and each column's towards the cell's (:mod:`scalestudy.analysis.seed_noise`): a column
+    below the cliff, or where some trials diverged, keeps much of its larger spread."""
+    variance, dof = moderated(*cell_noise(V, D), prior)
+    if not dof > 0:
+        return None, "one seed: no interval"
+    adjusted, _ = without_seed_effects(V, D)
+    n = np.isfinite(adjusted).sum(axis=0)
+    column = column_noise(adjusted, D, variance, dof)
+    return mode_set(x, np.nanmean(adjusted, axis=0), column, np.maximum(n, 1), dof=dof, seed=seed), None
 
-    Student-t over the per-seed ln ε*, centred on the seed-mean curve's vertex; capped at
-    ``upper`` (ln of the diverged ε bounding the optimum, or +inf)."""
-    if n_seeds == 1:
-        return None, None, "one seed: no interval"
-    if len(per_seed) < 2:
-        return None, None, "fewer than 2 seeds ran the three lrs around the optimum: no interval"
-    values = np.array([v for v, _ in per_seed])
-    if not all(interior for _, interior in per_seed):
-        low, high = min(values.min(), x_opt), max(values.max(), x_opt)
-        return None, (float(np.exp(low)), float(np.exp(min(high, upper)))), \
-            ("a seed's optimum falls outside the three lrs around it (noise larger than the peak's curvature): "
-             "seed range, not a 95 % interval")
-    half = t_quantile(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
-    return (float(np.exp(x_opt - half)), float(np.exp(min(x_opt + half, upper)))), None, None
+
+def without_seed_effects(V: np.ndarray, D: np.ndarray) -> tuple[np.ndarray, int]:
+    """The seed × ε table with each seed's mean offset over the columns where no trial diverged
+    taken out of its non-diverged values.
+
+    A seed fixes the initialisation and the data order for every ε of a cell, and its effect is
+    shared: in the reference studies one seed is best or worst at almost every ε. The mode depends
+    on differences between columns, where that effect cancels (a randomized block design: seeds
+    are blocks), so removing it leaves the within-seed noise, several times smaller. Diverged
+    trials keep the failure value: their score owes nothing to the seed's level. Second value: the
+    number of columns the offsets were estimated on (0: none removed)."""
+    runs = np.isfinite(V)
+    if V.shape[0] < 2:
+        return V, 0
+    diverged = np.nan_to_num(D, nan=0.0) > 0
+    calm = ~(diverged & runs).any(axis=0) & (runs.sum(axis=0) >= 2)
+    if calm.sum() < 2:
+        return V, 0
+    column_mean = np.nanmean(np.where(runs, V, np.nan)[:, calm], axis=0)
+    with np.errstate(invalid="ignore"):
+        offset = np.nanmean(V[:, calm] - column_mean[None, :], axis=1)
+    offset = np.nan_to_num(offset, nan=0.0)
+    return np.where(runs & ~diverged, V - offset[:, None], V), int(calm.sum())
+
+
+def _cell_arrays(group: pd.DataFrame, floor: float, objective: Objective):
+    """(seed × ε objective oriented higher-is-better with failures at the floor, seed × ε diverged
+    share, ascending ε, ε index and diverged flag per trial, raw objective per trial)."""
+    values = group["objective"] if "objective" in group.columns else group["test_acc"]
+    acc = np.where(group["diverged"], floor, values.to_numpy(float))
+    acc = np.where(np.isfinite(acc), acc, floor)
+    seeds, seed_index = np.unique(group["seed"].to_numpy(), return_inverse=True)
+    lrs, lr_index = np.unique(group["lr"].to_numpy(float), return_inverse=True)
+    div = group["diverged"].to_numpy(bool)
+    V = _seed_by_lr(seed_index, lr_index, acc, (len(seeds), len(lrs)))  # mean accuracy
+    D = _seed_by_lr(seed_index, lr_index, div.astype(float), (len(seeds), len(lrs)))  # diverged share
+    return V, D, lrs, lr_index, div
+
+
+def study_noise_prior(frame: pd.DataFrame, keys: list[str], floor: float, objective: Objective) -> NoisePrior:
+    """The prior every cell's seed variance is shrunk towards (:func:`noise_prior` over the cells)."""
+    noise = [cell_noise(objective.sign * V, D) for _, group in frame.groupby(keys, sort=True)
+             for V, D, *_ in [_cell_arrays(group, floor, objective)]]
+    if not noise:
+        return NO_PRIOR
+    variances, dofs = zip(*noise)
+    return noise_prior(np.array(variances), np.array(dofs))
 
 
 def with_variances(cells: list[CellOptimum], floor: float) -> list[CellOptimum]:
@@ -283,6 +336,8 @@ def log_lr_variance(cell: CellOptimum, floor: float, seed_variance: float) -> fl
     variance pooled over cells instead, free of that shift, left α covered 92 % (the cells'
     variances differ too much). At least the variance of a uniform error over the range the
     vertex was kept in when it hit an end, or over [best ε, diverged ε] at the edge of stability."""
+    if cell.ci95 is not None:
+        return interval_variance(cell.ci95)
     sign, log = (1.0, True) if cell.direction == "max" else (-1.0, False)
     x, y, floor = np.log(cell.lrs), sign * np.array(cell.mean_acc), sign * floor
     n = np.array(cell.n_runs, float)
@@ -294,6 +349,13 @@ def log_lr_variance(cell: CellOptimum, floor: float, seed_variance: float) -> fl
     low, high = vertex_range(x, peak)
     variance = delta_variance(x, y, peak, floor, column_var, log)
     return variance if interpolate(x, y, peak, floor, log)[1] else max(variance, (high - low) ** 2 / 12)
+
+
+def interval_variance(ci95: tuple[float, float]) -> float:
+    """Variance of ln ε* read off a cell's 95 % set: its width in ln ε is taken as ±1.96 sd. The set
+    bounds the optimum whatever the peak's shape, so this carries the shape's uncertainty, not only
+    the seeds' noise, into the law's weights."""
+    return float((np.log(ci95[1] / ci95[0]) / (2 * 1.959964)) ** 2)
 
 
 def _peak_of(cell: CellOptimum) -> Peak:

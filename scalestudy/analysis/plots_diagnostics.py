@@ -43,9 +43,13 @@ def draw_steps_to_target(info: StepsToTargetInfo, path: Path) -> Path:
     colors = momentum_colors([c.momentum for c in info.curves])
     for curve in info.curves:
         color = colors[curve.momentum]
-        axes[0].plot(curve.batch_sizes, curve.updates, "o-", color=color, ms=4, label=f"m = {curve.momentum:g}")
+        censored = np.array(curve.censored or [False] * len(curve.batch_sizes))
+        b = np.array(curve.batch_sizes, float)
+        for ax, values in ((axes[0], np.array(curve.updates)), (axes[1], np.array(curve.examples))):
+            ax.plot(b[~censored], values[~censored], "o-", color=color, ms=4, label=f"m = {curve.momentum:g}")
+            # Censored: reached before the first evaluation, only an upper bound (open, pointing down).
+            ax.plot(b[censored], values[censored], "v", color=color, ms=6, mfc="none")
         axes[0].plot(curve.batch_sizes, curve.perfect_updates, "--", color=color, lw=0.9, alpha=0.7)
-        axes[1].plot(curve.batch_sizes, curve.examples, "o-", color=color, ms=4, label=f"m = {curve.momentum:g}")
         axes[1].plot(curve.batch_sizes, curve.perfect_examples, "--", color=color, lw=0.9, alpha=0.7)
         if curve.fit_updates:
             b = np.array(curve.fit_batch_sizes)
@@ -55,9 +59,11 @@ def draw_steps_to_target(info: StepsToTargetInfo, path: Path) -> Path:
         ax.plot([], [], "--", color="gray", label="perfect scaling (through the smallest B)")
         if any(c.fit_updates for c in info.curves):
             ax.plot([], [], ":", color="gray", label="fit S_min·(1 + B_crit/B)")
+        if any(any(c.censored) for c in info.curves):
+            ax.plot([], [], "v", color="gray", mfc="none", label="censored: reached before the first evaluation (≤)")
         if info.noise_b_crit is not None:
             ax.axvline(info.noise_b_crit, color="tab:green", ls="-.", lw=1.1,
-                       label=f"gradient noise scale B_simple ≈ {info.noise_b_crit:.0f}")
+                       label=f"B_simple ≈ {info.noise_b_crit:.0f} ({info.noise_read_at})")
         if info.breakdown is not None:
             ax.axvline(info.breakdown, color="black", ls=":", lw=1.2,
                        label=f"lr-law breakdown B ≈ {info.breakdown:.0f}")
@@ -87,7 +93,10 @@ def draw_steps_vs_examples(info: StepsVsExamplesInfo, path: Path) -> Path:
         ci = f" [{line.critical_ci95[0]:.0f}, {line.critical_ci95[1]:.0f}]" if line.critical_ci95 else ""
         ax.plot(line.curve_examples, line.curve_updates, "-", color=color, lw=1.3,
                 label=f"{line.label}: fit, B_crit = {line.critical:.0f}{ci}")
-        ax.plot(line.examples, line.updates, "o", color=color, ms=5)
+        censored = np.array(line.censored or [False] * len(line.examples))
+        examples, updates = np.array(line.examples), np.array(line.updates)
+        ax.plot(examples[~censored], updates[~censored], "o", color=color, ms=5)
+        ax.plot(examples[censored], updates[censored], "v", color=color, ms=6, mfc="none")  # upper bounds
         for b, e, s in zip(line.batch_sizes, line.examples, line.updates):
             ax.annotate(f"B={b}", (e, s), textcoords="offset points", xytext=(4, 3), fontsize=7, color=color)
         ax.axvline(line.min_examples, color=color, ls="--", lw=0.9, alpha=0.8)
@@ -96,6 +105,8 @@ def draw_steps_vs_examples(info: StepsVsExamplesInfo, path: Path) -> Path:
     ax.plot([], [], "--", color="gray", label="perfect scaling: E = E_min (doubling B halves S)")
     ax.plot([], [], ":", color="gray", label="no scaling: S = S_min")
     ax.plot([], [], "*", color="gray", label="B = B_crit: 2·E_min, 2·S_min")
+    if any(any(line.censored) for line in info.lines):
+        ax.plot([], [], "v", color="gray", mfc="none", label="censored: reached before the first evaluation (≤)")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("training examples to reach the target")

@@ -19,7 +19,7 @@ from scalestudy.analysis.text import (
     law_line,
     number,
     points,
-    scaling_rule_text,
+    rule_lines,
 )
 from scalestudy.law import ScalingLaw
 
@@ -33,8 +33,8 @@ def terminal_summary(fits: StudyFits, law: ScalingLaw, warnings: list[str], repo
         lines.append(f"  alpha {estimate(law.alpha, law.ci95.alpha)}   "
                      f"beta {estimate(law.beta, law.ci95.beta, reason=law.reasons.get('beta'))}   "
                      f"k {estimate(law.k, law.ci95.k)}   R² {estimate(law.r2)}")
-        lines.append(f"  rule: {scaling_rule_text(law.alpha, law.ci95.alpha)}")
         lines.append(f"  gamma {gamma_text(law)}")
+        lines += [f"  rule: {wording}" for _, wording in rule_lines(law)]
     domain = law.domain
     if domain.batch_size:
         lines.append(f"  fitted on {law.fitted_on.cells} cells ({law.fitted_on.trials} trials), "
@@ -82,8 +82,10 @@ def report_markdown(fits: StudyFits, law: ScalingLaw, figures: list[Path], figur
            (f"Objective: {fits.objective.label} (`{fits.objective.metric}`), {fits.objective.direction}imised. "
            f"Form: `{law.form}` (lr per update, B in examples). ε* of each (B, m) cell is the vertex of a "
            f"quadratic in ln ε through {_curve(fits.objective)} at the best ε and its neighbours; "
-           "its 95 % interval is a Student-t interval over the seeds' own optima (a min–max seed range, "
-           "labelled so, where a seed's optimum leaves its three ε). A cell whose next larger ε diverged in "
+           "its 95 % interval is every ε where the seed means (each seed's own level taken out) are "
+           "consistent with a curve that rises to it and falls after it, whatever the peak's shape (a flat "
+           "top widens it); a cell whose best ε is within the seeds' noise of the smallest or largest "
+           "searched is an edge cell. A cell whose next larger ε diverged in "
            "every trial is bounded by divergence: ε* is extrapolated below that ε and the cell stays in the "
            "law. The law is a least-squares fit of ln ε* on the cells at or below the breakdown, "
            f"{fitted.weighting or 'with equal weights'}, with Student-t 95 % intervals."), "",
@@ -94,7 +96,9 @@ def report_markdown(fits: StudyFits, law: ScalingLaw, figures: list[Path], figur
     out.append(f"| gamma (ε* ∝ N^γ) | {gamma_text(law, 4)} |")
     out.append(f"| R² | {estimate(law.r2, None, 4)} |")
     out.append(f"| breakdown batch size | {breakdown_text(law, 4)} |")
-    out += ["", f"Batch-size rule ({law.optimizer or 'sgd'}): {scaling_rule_text(law.alpha, law.ci95.alpha)}."]
+    for which, wording in rule_lines(law):
+        optimizer = f" ({law.optimizer or 'sgd'})" if which == "Batch-size" else ""
+        out += ["", f"{which} rule{optimizer}: {wording}."]
     out += ["", f"Fitted on {fitted.cells} cells ({fitted.trials} trials)"
             + (f", batch size {domain.batch_size[0]:g} to {domain.batch_size[1]:g}, momentum "
                f"{domain.momentum[0]:g} to {domain.momentum[1]:g}." if domain.batch_size else ".")]
@@ -180,15 +184,15 @@ def _schedules_section(schedules, percent: bool = True) -> list[str]:
     return out
 
 def _cell_table(frontier) -> list[str]:
-    """One row per cell: status, ε* and its interval (or seed range), the divergence bound."""
+    """One row per cell: status (an edge cell's reason), ε* and its 95 % interval, the divergence bound."""
     if not frontier.cells:
         return []
-    out = ["", "| cell | status | ε* | 95 % interval | seed range (not 95 %) | diverged at |",
-           "| --- | --- | --- | --- | --- | --- |"]
+    out = ["", "| cell | status | ε* | 95 % interval | diverged at |", "| --- | --- | --- | --- | --- |"]
     for cell in frontier.cells:
         lr = f"{cell.lr_opt:.4g}" if cell.lr_opt is not None else "–"
         bound = f"{cell.lr_bound:.4g}" if cell.lr_bound is not None else "–"
-        out.append(f"| {cell.label} | {cell.status} | {lr} | {_span(cell.ci95)} | {_span(cell.seed_range)} | {bound} |")
+        why = f" ({cell.reason})" if cell.status.startswith("edge") and cell.reason else ""
+        out.append(f"| {cell.label} | {cell.status}{why} | {lr} | {_span(cell.ci95)} | {bound} |")
     return out + [""]
 
 
@@ -251,7 +255,7 @@ def three_ways_paragraph(sizes) -> list[str]:
             out.append(f"| {way.label} | – | – | not available: {way.reason} |")
         else:
             interval = _span(way.ci95) if way.ci95 else f"– ({way.reason or 'none'})"
-            out.append(f"| {way.label} | {number(way.value)} | {interval} | {sources[way.method]} |")
+            out.append(f"| {way.label} | {number(way.value)} | {interval} | {way.source or sources[way.method]} |")
     out += ["", sizes.agreement]
     if line is not None:
         fit = line.transition
@@ -273,10 +277,14 @@ def _steps_section(steps) -> list[str]:
             "the updates when B doubles; past the critical batch size the returns diminish."), ""]
     labels = [line.label for line in steps.lines]
     out += ["| B | " + " | ".join(labels) + " |", "| --- |" + " --- |" * len(labels)]
-    values = {(p.batch_size, line.label): p.updates for line in steps.lines for p in line.points}
+    values = {(p.batch_size, line.label): ("≤ " if p.censored else "") + f"{p.updates:,.0f}"
+              for line in steps.lines for p in line.points}
     for b in sorted({b for b, _ in values}):
-        cells = [f"{values[(b, label)]:,.0f}" if (b, label) in values else "–" for label in labels]
+        cells = [values.get((b, label), "–") for label in labels]
         out.append(f"| {b} | " + " | ".join(cells) + " |")
+    if steps.censored:
+        out += ["", "≤: censored, reached before the first evaluation after the initial model (known only as a "
+                    "bound); left out of the S(B) fit."]
     out.append("")
     for line in steps.lines:
         if line.transition is not None:

@@ -29,7 +29,8 @@ from scalestudy.trial.record import (ANALYSIS_ROLE, FINISHED_STATUSES, KEY_TAG, 
                                      SPEC_HASH_TAG, STATUS_TAG, STUDY_TAG, TRIAL_ROLE, VERSION_TAG)
 # Final values of the diagnostics the spec may enable (absent otherwise); the subspace sharpness
 # (sharpness_subspace, or sharpness_p<dims>) too.
-DIAGNOSTIC_METRICS = ("gradient_noise_scale", "updates_to_target", "examples_to_target", "sharpness")
+DIAGNOSTIC_METRICS = ("gradient_noise_scale", "updates_to_target", "examples_to_target", "updates_to_target_at_most",
+                      "examples_to_target_at_most", "gradient_noise_scale_at_target", "sharpness")
 RESOURCE_PARAMS = ("workers", "cpus_per_worker", "gpus_per_worker")
 SUMMED = "metrics_sum.epoch_seconds"  # the SQL read's Σ epoch_seconds per run
 _SQL_DIALECTS = ("sqlite", "postgresql", "mysql", "mssql")

@@ -37,8 +37,13 @@ optional
   workers, cpus_per_worker, gpus_per_worker  float  resources of the trial [processes, devices]
   gradient_noise_scale  float  final smoothed B_simple = tr(Σ)/|G|² [examples]
   target_accuracy       float  test accuracy of the steps-to-target measure [fraction]
-  updates_to_target     float  updates when test_acc first reached the target [updates];
-  examples_to_target    float  ... and examples seen then [examples]; NaN: never reached
+  updates_to_target     float  updates when test_acc first reached the target, interpolated between the
+                               evaluations around the crossing [updates];
+  examples_to_target    float  ... and examples seen then [examples]; NaN: never reached, or censored
+  updates_to_target_at_most, examples_to_target_at_most  float  a censored crossing (before the first
+                               evaluation after the initial model): reached at or before these [updates],
+                               [examples]; NaN otherwise (missing: tables from before censoring)
+  gradient_noise_scale_at_target  float  B_simple at the end of the epoch of the crossing [examples]
   sharpness             float  Keskar ε-sharpness of the final weights, full space [percent]
   sharpness_subspace    float  the same in a random subspace (diagnostics.sharpness.subspace_dims);
   sharpness_p<dims>     float  ... or named with its dimensions, e.g. sharpness_p100
@@ -69,7 +74,9 @@ DIRECTIONS = ("max", "min")
 NUMERIC_OPTIONAL = ("objective", "objective_train", "test_acc", "train_acc", "target_value",
                     "updates", "test_loss", "train_loss", "epochs", "planned_epochs", "train_seconds", "workers",
                     "cpus_per_worker", "gpus_per_worker", "gradient_noise_scale", "target_accuracy",
-                    "updates_to_target", "examples_to_target", "sharpness", "grad_clip_norm", "grad_norm_penalty")
+                    "updates_to_target", "examples_to_target", "updates_to_target_at_most",
+                    "examples_to_target_at_most", "gradient_noise_scale_at_target", "sharpness", "grad_clip_norm",
+                    "grad_norm_penalty")
 # ε-sharpness in a random subspace: sharpness_subspace (the engine's name; its dims are in the
 # spec) or sharpness_p<dims>, e.g. sharpness_p100.
 SUBSPACE_SHARPNESS = re.compile(r"sharpness_(subspace|p\d+)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from scalestudy.analysis.compute import StudyCompute
 from scalestudy.analysis.critical import CriticalBatch
+from scalestudy.analysis.rules import ALPHA_RULES, BETA_RULES, GAMMA_RULES, rule_wording
 from scalestudy.analysis.schedules import ScheduleRow
 from scalestudy.law import ScalingLaw
 
@@ -57,32 +58,21 @@ def law_line(law: ScalingLaw) -> str:
     return text
 
 
-# The batch-size rules a fitted α is held against: ε ∝ B^α with α = 1 (SGD's linear rule: Goyal et al. 2017,
-# Smith et al. 2018) and α = 1/2 (Adam's square-root rule: Malladi et al. 2022, from Adam's SDE).
-SCALING_RULES = (("linear", 1.0, "ε ∝ B"), ("square-root", 0.5, "ε ∝ √B"))
+def rule_lines(law: ScalingLaw) -> list[tuple[str, str]]:
+    """(which rule, its wording) for each fitted exponent of the law: α always, β and γ when fitted."""
+    lines = [("Batch-size", rule_wording("α", law.alpha, law.ci95.alpha, ALPHA_RULES))]
+    if law.beta is not None:
+        lines.append(("Momentum", rule_wording("β", law.beta, law.ci95.beta, BETA_RULES)))
+    if law.gamma is not None:
+        lines.append(("Dataset-size", rule_wording("γ", law.gamma, law.ci95.gamma, GAMMA_RULES)))
+    return lines
 
 
-def scaling_rule_text(alpha: float | None, ci) -> str:
-    """Which rule the fitted α supports: those whose exponent its 95 % interval holds."""
-    if alpha is None:
-        return "α is not fitted: no rule to compare with"
-    if not ci:
-        return f"α = {alpha:.3f} has no 95 % interval: the linear and square-root rules cannot be told apart"
-    held = [rule for rule in SCALING_RULES if ci[0] <= rule[1] <= ci[1]]
-    shown = f"α's 95 % interval [{ci[0]:.3f}, {ci[1]:.3f}]"
-    if len(held) == 2:
-        return f"{shown} holds both 1 and 0.5: the data cannot tell the linear rule (ε ∝ B) from the square-root " \
-               "rule (ε ∝ √B)"
-    if not held:
-        return f"{shown} holds neither 1 nor 0.5: neither the linear rule (ε ∝ B) nor the square-root rule (ε ∝ √B)"
-    (name, exponent, form), = held
-    other = next(rule for rule in SCALING_RULES if rule[0] != name)
-    return f"{shown} holds {exponent:g}, not {other[1]:g}: the {name} rule ({form}), not the {other[0]} rule ({other[2]})"
 def gamma_text(law: ScalingLaw, digits: int = 3) -> str:
-    """'−0.98 [−1.05, −0.91] (−1: a constant optimal noise scale)', or why there is none."""
+    """'−0.98 [−1.05, −0.91]', or why there is none (the rules it is held against: :func:`rule_lines`)."""
     if law.gamma is None:
         return f"not fitted ({law.reasons.get('gamma', 'a single dataset size')})"
-    return estimate(law.gamma, law.ci95.gamma, digits) + " (−1 if the optimal noise scale εN/(B(1−m)) is constant)"
+    return estimate(law.gamma, law.ci95.gamma, digits)
 
 
 def breakdown_text(law: ScalingLaw, digits: int = 3) -> str:

@@ -14,7 +14,8 @@ are 0-based; a milestone ``e`` takes effect from epoch ``e``; ``hybrid`` multipl
 the others (Smith et al. 2018); ``step_decay_lr`` divides ε; ``constant`` changes nothing. An
 epoch at batch size B has N // B updates (the ragged tail is dropped, as the study's loop does);
 warmup scales ε by (u+1)/(U+1) at update u < U, U the updates of the first ``warmup_epochs``
-epochs (Goyal et al. 2017). A plan made for a target accuracy stops after ``max_updates``.
+epochs (Goyal et al. 2017). A plan for a target stops after ``max_updates``, at the ε they were counted at.
+Its 300-odd lines are the plan file's records, their checks and the updates they expand into: one read.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from scalestudy.schedules import Hyper, hyper_at, warmup_factor
 PLAN_SCHEMA = "scalestudy.plan/v1"
 MAX_PLAN_BYTES = 16 * 2**20
 KINDS = ("hybrid", "step_decay_lr", "constant")
+LR_BASES = ("law", "steps_to_target")  # Plan.lr_basis
 
 
 class PlanError(LawFileError):
@@ -131,15 +133,17 @@ class Plan:
     batch_size: int  # the largest batch the schedule trains at: ≤ every limit [examples]
     workers: int  # workers used (fewer than the setting's when B is smaller than them)
     per_worker_batch_size: int  # at batch_size [examples]
-    lr: float  # the law's ε* at (batch_size, momentum): what ``scalestudy recommend`` gives
+    lr: float  # the ε to train at B, lr_basis says which
     momentum: float
     schedule: PlanSchedule
     predicted: PlanPrediction
     limits: tuple[BatchLimit, ...]
     limited_by: str
     law: PlanSource
-    lr_ci95: Interval | None = None  # 95 % interval of the law's ε* at batch_size
+    lr_ci95: Interval | None = None  # 95 % interval of the law's ε* at batch_size (lr_basis law)
     warnings: tuple[str, ...] = ()
+    lr_basis: str = "law"  # law: ε*(B) (= scalestudy recommend); steps_to_target: the ε its updates were counted at
+    law_lr: float | None = None  # the law's ε*(B) when lr_basis is not "law"
     schema: str = PLAN_SCHEMA
 
     # ----------------------------------------------------------------- files
@@ -185,6 +189,8 @@ class Plan:
         if list(s.milestones) != sorted(set(s.milestones)) or any(not 0 < e < s.epochs for e in s.milestones):
             raise PlanError(f"{where}: schedule.milestones must be increasing epochs in 1-{s.epochs - 1}, "
                             f"got {list(s.milestones)}")
+        if self.lr_basis not in LR_BASES:
+            raise PlanError(f"{where}: lr_basis must be one of {', '.join(LR_BASES)}, got {self.lr_basis!r}")
         if not s.factor > 1 or s.warmup_epochs < 0 or (s.max_updates is not None and s.max_updates < 1):
             raise PlanError(f"{where}: schedule.factor must be > 1, warmup_epochs ≥ 0, max_updates ≥ 1")
         try:
@@ -295,5 +301,5 @@ class Plan:
                 "dataloader_drop_last": True}
 
 
-__all__ = ["KINDS", "PLAN_SCHEMA", "BatchLimit", "Plan", "PlanEpoch", "PlanError", "PlanPrediction", "PlanSchedule",
-           "PlanSetting", "PlanSource", "PlanStep"]
+__all__ = ["KINDS", "LR_BASES", "PLAN_SCHEMA", "BatchLimit", "Plan", "PlanEpoch", "PlanError", "PlanPrediction",
+           "PlanSchedule", "PlanSetting", "PlanSource", "PlanStep"]

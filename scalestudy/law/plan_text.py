@@ -15,7 +15,7 @@ def describe(plan: Plan) -> list[str]:
              "limits           " + "; ".join(f"{x.name} {_value(x)}" for x in plan.limits),
              f"learning rate    {plan.lr:.6g}" + (f" [{plan.lr_ci95[0]:.6g}, {plan.lr_ci95[1]:.6g}]"
                                                   if plan.lr_ci95 else "")
-             + f" at B={plan.batch_size}, momentum {plan.momentum:g}  (= scalestudy recommend)",
+             + f" at B={plan.batch_size}, momentum {plan.momentum:g}  ({_lr_basis(plan)})",
              f"schedule         {s.kind}, {s.epochs} epochs" + (f", warmup {s.warmup_epochs} epochs"
                                                                  if s.warmup_epochs else ", no warmup")]
     lines.append("  epochs      batch size   lr            updates")
@@ -31,6 +31,14 @@ def describe(plan: Plan) -> list[str]:
                  f"({plan.setting.throughput_source})")
     lines += [f"warning: {w}" for w in plan.warnings]
     return lines
+
+
+def _lr_basis(plan: Plan) -> str:
+    """Which ε the plan trains at, and why."""
+    if plan.lr_basis == "steps_to_target":
+        return (f"the ε the steps to target were counted at, the fewest updates: the updates below hold at it; the "
+                f"law's ε* {plan.law_lr:.6g} is for the best final accuracy")
+    return "= scalestudy recommend"
 
 
 def _phases(plan: Plan) -> list[tuple[int, int, PlanEpoch]]:

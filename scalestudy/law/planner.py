@@ -7,7 +7,10 @@
    the largest batch a worker fits) and the dataset. It is a multiple of the workers; when the
    limit is below the number of workers, fewer workers are used.
 2. **ε and m** come from the law (:meth:`ScalingLaw.predict`: the same numbers ``scalestudy
-   recommend`` prints), m the one asked for or the largest the law was fitted at.
+   recommend`` prints), m the one asked for or the largest the law was fitted at. A plan for a
+   target trains instead at the ε its update count holds for: the steps to target were counted at
+   each B's ε with the fewest updates, not at the law's ε* (best final objective), so the plan trains
+   at that ε (:mod:`scalestudy.law.steps_lr`) and keeps ε* beside it (``law_lr``).
 3. **The schedule.** With ``--epochs``: ``hybrid`` by default (Smith et al. 2018, "Don't decay the
    learning rate, increase the batch size"): the ε decays of a step schedule (``factor`` at
    ``milestones``, by default ×1/5 at 30 %, 60 % and 80 % of the epochs as in their Wide-ResNet runs)
@@ -33,6 +36,7 @@ from dataclasses import dataclass
 from scalestudy.law.plan import KINDS, BatchLimit, Plan, PlanError, PlanPrediction, PlanSchedule, PlanSetting, \
     PlanSource
 from scalestudy.law.scaling import ScalingLaw
+from scalestudy.law.steps_lr import steps_lr_ratio
 from scalestudy.law.transition import TransitionFit
 from scalestudy.law_fields import TransitionLine
 from scalestudy.records import Interval
@@ -102,14 +106,23 @@ def make_plan(law: ScalingLaw, request: PlanRequest) -> Plan:
     if warmup is None:
         warmup = min(WARMUP_MAX, max(1, round(WARMUP_SHARE * epochs))) if start > b_min and not transition else 0
     max_updates = math.ceil(transition.updates_at(batch)) if transition is not None else None
-    schedule = PlanSchedule(kind, start, at_start.lr, momentum, epochs, tuple(milestones), request.factor,
+    lr, start_lr, basis, law_lr, lr_ci95 = at_batch.lr, at_start.lr, "law", None, _interval(at_batch.lr_ci95)
+    if transition is not None:  # the updates S(B) hold at the ε they were counted at: train there
+        ratio = _steps_lr_ratio(law, momentum, n, batch)
+        if ratio is None:
+            warnings.append("the law file holds no learning rates for its steps to target (an earlier version): the "
+                            "plan trains at the law's ε* while its updates were counted at each batch size's ε with "
+                            "the fewest updates; analyze the study again to plan at that ε")
+        else:
+            lr, start_lr, basis, law_lr, lr_ci95 = lr * ratio, start_lr * ratio, "steps_to_target", lr, None
+    schedule = PlanSchedule(kind, start, start_lr, momentum, epochs, tuple(milestones), request.factor,
                             batch if kind == "hybrid" else None, min(warmup, epochs), max_updates)
     throughput, source = _throughput(request, workers)
     setting = PlanSetting(request.workers, request.max_batch_per_worker, throughput, source, n, request.epochs,
                           request.target)
-    plan = Plan(setting, batch, workers, per_worker, at_batch.lr, momentum, schedule,
+    plan = Plan(setting, batch, workers, per_worker, lr, momentum, schedule,
                 PlanPrediction(0, 0, 0.0), tuple(limits), limited_by, _source(law, request.law_file),
-                _interval(at_batch.lr_ci95), tuple(warnings))
+                lr_ci95, tuple(warnings), basis, law_lr)
     plan.check()
     return _with_predictions(plan, transition)
 
@@ -182,6 +195,13 @@ def _steps_line(law: ScalingLaw, momentum: float, n: int) -> TransitionLine | No
     same = [line for line in steps.lines if math.isclose(line.momentum, momentum, abs_tol=1e-9)]
     exact = [line for line in same if line.dataset_size == n]
     return (exact or same or [steps])[0]
+
+
+def _steps_lr_ratio(law: ScalingLaw, momentum: float, n: int, batch: int) -> float | None:
+    """ε_S/ε* at ``batch`` on the steps-to-target line the plan counts its updates on."""
+    line = _steps_line(law, momentum, n)
+    size = line.dataset_size or n
+    return steps_lr_ratio(batch, line.batch_sizes, line.lrs, lambda b: law.predict(b, line.momentum, size).lr)
 
 
 def _length(law: ScalingLaw, request: PlanRequest, momentum: float, n: int,

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from scalestudy import data, models, optim, tasks
-from scalestudy.schedules import SCHEDULES
+from scalestudy.schedules import PER_UPDATE_DECAY, SCHEDULES
 from scalestudy.spec.base import Frozen
 
 MAX_EPOCHS = 100_000
@@ -160,6 +160,15 @@ class Schedule(Frozen):
             raise ValueError("max_batch_size: required for kind hybrid")
         return self
 
+    @model_validator(mode="after")
+    def _per_update_decay_has_no_milestones(self) -> "Schedule":
+        # A cosine decays every update to 0 at the end of the run: milestones or a maximum batch
+        # would be silently ignored, so they are refused.
+        if self.kind in PER_UPDATE_DECAY and (self.milestones or self.max_batch_size is not None):
+            raise ValueError(f"milestones, max_batch_size: kind {self.kind} decays ε every update over the whole "
+                             "run and has neither; leave them out")
+        return self
+
 
 
 class Sharpness(Frozen):
@@ -187,11 +196,11 @@ class Diagnostics(Frozen):
     target_accuracy: float | None = Field(default=None, gt=0, le=1)  # steps-to-target (Shallue et al. 2018)
     # The same on another metric (target_accuracy: x is target: {metric: test_acc, value: x}).
     target: Target | None = None
-    # Evaluate the test accuracy every this many updates inside epochs (updates_to_target is then
-    # the first evaluated update count at the target); null: interpolate between epoch ends.
+    # Also evaluate the test accuracy every this many updates inside epochs (updates_to_target is
+    # interpolated between the evaluations around the crossing); null: the epoch ends only.
     target_eval_every: int | None = Field(default=None, gt=0)
-    # Evaluate inside an epoch only when the last evaluated accuracy is within this much of the
-    # target; null: from the start.
+    # Evaluate inside an epoch only while the last evaluated accuracy is within this much of the
+    # target (the first epoch also at K, 2K, 4K, …: scalestudy.train.target); null: from the start.
     target_eval_margin: float | None = Field(default=None, gt=0, le=1)
 
     @model_validator(mode="after")

@@ -188,7 +188,8 @@ class EpochLoop:
         start = time.perf_counter()
         hyper = hyper_at(self.schedule, self.initial, self.epoch)
         self._set_hyper(hyper)
-        lrs = update_lrs(self.schedule, self.initial, self.epoch, self.dataset_size)  # None after warmup
+        # None when every update trains at the epoch's ε (after warmup, without a per-update decay)
+        lrs = update_lrs(self.schedule, self.initial, self.epoch, self.dataset_size, self.epochs)
         if self.target is not None and self.epoch == 0:
             self._evaluate_for_target(0, hyper.batch_size)  # the initial model, at update 0
         world = self.dist.world_size
@@ -196,8 +197,8 @@ class EpochLoop:
         micro = self._micro_batch(local, hyper.batch_size)
         chunks = local // micro
         steps = self.dataset_size // hyper.batch_size  # drop the ragged tail: every step sees B examples
-        eval_steps = self.target.eval_steps(self.updates, steps) if self.target is not None else None
-        per_update = None if lrs is None and eval_steps is None else _PerUpdate(self, hyper, lrs, eval_steps)
+        evaluates = self.target is not None and self.target.evaluates_in_epoch(self.updates)
+        per_update = None if lrs is None and not evaluates else _PerUpdate(self, hyper, lrs, evaluates)
         # Same permutation and augmentation draws on every rank; rank_batch takes each rank's slice.
         order = torch.randperm(self.dataset_size, generator=_seeded(self.config.seed, self.epoch, 1, self.device),
                                device=self.device)
@@ -313,6 +314,7 @@ class EpochLoop:
         diverged = not math.isfinite(running_loss) or running_loss > self.divergence_loss
         if self.target is not None:
             self.target.observe(Evaluation(self.updates, self.examples_seen, test[self.target.metric.removeprefix("test_")]))
+            self.target.read_noise_scale(extras.get("gradient_noise_scale"))  # B_simple at the crossing's epoch
             extras.update(self.target.metrics())
         task_metrics = {**self.task.report_metrics(train, test),
                         **self.task.batch_metrics(hyper.batch_size, self.data.input_shape)}
@@ -348,16 +350,18 @@ class EpochLoop:
 
 
 class _PerUpdate:
-    """Work before some updates of an epoch: the warmup's ε of every update, steps-to-target evaluations."""
+    """Work before some updates of an epoch: the ε of every update (warmup, a per-update decay), steps-to-target
+    evaluations."""
 
-    def __init__(self, loop: EpochLoop, hyper: Hyper, lrs: list[float] | None, eval_steps: range | None) -> None:
-        self.loop, self.batch_size, self.lrs, self.eval_steps = loop, hyper.batch_size, lrs, eval_steps
+    def __init__(self, loop: EpochLoop, hyper: Hyper, lrs: list[float] | None, evaluates: bool) -> None:
+        self.loop, self.batch_size, self.lrs, self.evaluates = loop, hyper.batch_size, lrs, evaluates
         self.groups = loop.optimizer.param_groups
+        self.first_epoch = loop.updates == 0
 
     def __call__(self, step: int) -> None:
         if self.lrs is not None:
             for group in self.groups:
                 group["lr"] = self.lrs[step]
-        if self.eval_steps is not None and step in self.eval_steps and self.loop.target.reached is None:
+        # Step 0 follows the previous evaluation (the initial model's, or the last epoch end's).
+        if self.evaluates and step and self.loop.target.evaluates_at(self.loop.updates + step, self.first_epoch):
             self.loop._evaluate_for_target(step, self.batch_size)
-

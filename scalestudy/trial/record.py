@@ -57,7 +57,7 @@ class EpochReport:
     updates: int  # optimizer steps so far
     examples_seen: int
     batch_size: int  # global batch of this epoch, examples
-    lr: float  # during warmup: the mean over the epoch's updates (ε rises every update)
+    lr: float  # during warmup or a per-update decay: the mean over the epoch's updates
     momentum: float
     effective_lr: float  # lr / (1 − m)
     noise_scale: float  # lr/(1−m)·(N/B − 1); NaN for optimizers other than SGD (optim.noise_scale_holds)
@@ -70,7 +70,9 @@ class EpochReport:
     epoch_seconds: float
     diverged: int  # 0/1
     # Diagnostics the spec asked for (DIAGNOSTIC_KEYS): gradient_noise_scale (B_simple, examples),
-    # updates_to_target / examples_to_target, sharpness and sharpness_subspace (final epoch).
+    # updates_to_target / examples_to_target (or, for a crossing before the first evaluation after the
+    # initial model, their bounds *_at_most), gradient_noise_scale_at_target (B_simple at the end of
+    # the epoch of the crossing), sharpness and sharpness_subspace (final epoch).
     extras: dict[str, float] = field(default_factory=dict)
     # The task's other metrics: train_<m> and test_<m> (a language model's perplexity, a user task's
     # own), and TASK_KEYS (a language model's tokens_per_batch).
@@ -88,8 +90,8 @@ METRIC_KEYS = tuple(f.name for f in fields(EpochReport) if f.name not in ("extra
 # Per-epoch metrics of a task that are not per split.
 TASK_KEYS = ("tokens_per_batch",)
 # Logged when the spec's diagnostics ask for them (EpochReport.extras).
-DIAGNOSTIC_KEYS = ("gradient_noise_scale", "updates_to_target", "examples_to_target", "sharpness",
-                   "sharpness_subspace")
+DIAGNOSTIC_KEYS = ("gradient_noise_scale", "updates_to_target", "examples_to_target", "updates_to_target_at_most",
+                   "examples_to_target_at_most", "gradient_noise_scale_at_target", "sharpness", "sharpness_subspace")
 LOGGED_KEYS = METRIC_KEYS + DIAGNOSTIC_KEYS + TASK_KEYS
 
 
@@ -232,10 +234,15 @@ def trial_params(wire: Mapping[str, Any]) -> dict[str, str]:
 
 
 def steps_to_target_method(every: int | None, margin: float | None) -> str:
-    """How updates_to_target is measured (an MLflow param, see the README)."""
+    """How updates_to_target is measured (an MLflow param, see the README and ``scalestudy.train.target``).
+    Runs logged before censoring say "interpolated between epoch ends" (linearly, from update 0 too) or
+    "evaluated every K updates[ within m of the target]" (the first evaluation at the target)."""
     if every is None:
-        return "interpolated between epoch ends"
-    return f"evaluated every {every} updates" + ("" if margin is None else f" within {margin:g} of the target")
+        where = "epoch ends"
+    else:
+        where = f"evaluations every {every} updates" + (
+            "" if margin is None else f" within {margin:g} of the target (the first epoch also at {every}·2^k)")
+    return f"interpolated in ln(updates) between {where}; censored before the first evaluation"
 
 
 def study_tags(spec: StudySpec, version: str, commit: str | None) -> dict[str, str]:
