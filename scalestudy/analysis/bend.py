@@ -67,9 +67,9 @@ import numpy as np
 
 from scalestudy.analysis._stats import f_quantile
 from scalestudy.analysis.breakdown import law_coordinates, law_design, law_weights, log_dataset_sizes
+from scalestudy.analysis.frontier import CellOptimum
 from scalestudy.analysis.hinges import MIN_ABOVE, MIN_BELOW, HingeFits, hinge_design, hinge_grid
 from scalestudy.analysis.scatter import simulate_fit
-from scalestudy.analysis.frontier import CellOptimum
 
 MIN_BATCH_SIZES = 4  # three points fit (1) exactly: a fourth leaves the bend something to explain
 GRID_MARGIN = np.log(16.0)  # B_noise searched from B_min/16 to 16·B_max (and ∞)
@@ -120,11 +120,8 @@ def fit_smooth_bend(cells: list[CellOptimum], *, replicates: int = REPLICATES, s
         return None
     grid = np.append(np.linspace(distinct[0] - GRID_MARGIN, distinct[-1] + GRID_MARGIN, n_grid), np.inf)
     terms = ("alpha", *(["beta"] if len(extra) > has_gamma else []), *(["gamma"] if has_gamma else []))
-    weights, tau2 = law_weights(cells, law_design(u, v, terms, w), y)
-    best = int(BendFits(bend_designs(u, extra, grid), np.sqrt(weights)).rss((np.sqrt(weights) * y)[:, None])
-               [:, 0].argmin())
-    weights, tau2 = law_weights(cells, bend_designs(u, extra, grid[best:best + 1])[0], y)  # τ² of the bend,
-    scale, ys = np.sqrt(weights), np.sqrt(weights) * y  # not of the single law's misfit
+    weights, tau2 = _bend_weights(cells, u, extra, grid, law_design(u, v, terms, w), y)
+    scale, ys = np.sqrt(weights), np.sqrt(weights) * y
     grid = _refine(grid, int(BendFits(bend_designs(u, extra, grid), scale).rss(ys[:, None])[:, 0].argmin()),
                    u, extra, scale, ys)
     bends = BendFits(bend_designs(u, extra, grid), scale)
@@ -163,6 +160,16 @@ def bend_designs(u: np.ndarray, extra: list[np.ndarray], grid: np.ndarray) -> np
         bend = np.vstack([bend, u[None, :]])
     columns = [np.ones_like(bend), bend, *(np.broadcast_to(c, bend.shape) for c in extra)]
     return np.stack(columns, axis=2)
+
+
+def _bend_weights(cells: list[CellOptimum], u: np.ndarray, extra: list[np.ndarray], grid: np.ndarray,
+                  single: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float | None]:
+    """(weights 1/(var ln ε* + τ²), τ²) with τ² estimated at the best bend: at the single law's design
+    it would absorb the bend itself. That bend is found with the single law's weights."""
+    first, _ = law_weights(cells, single, y)
+    rss = BendFits(bend_designs(u, extra, grid), np.sqrt(first)).rss((np.sqrt(first) * y)[:, None])[:, 0]
+    best = int(rss.argmin())
+    return law_weights(cells, bend_designs(u, extra, grid[best:best + 1])[0], y)
 
 
 def _refine(grid: np.ndarray, best: int, u, extra, scale, ys) -> np.ndarray:
