@@ -4,6 +4,7 @@ fields are the keys of one mapping of the file, in the file's order; a field wit
 absent or null (files written before it existed still load).
 
 Standard library only: the law file is read where neither the analysis nor numpy is installed.
+Its 300-odd lines are one schema: every record of the file, and the checks across their fields.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from scalestudy.records import (
     write_document,
 )
 
-__all__ = ["BREAKDOWN_OUTCOMES", "PARAMETERS", "BatchEstimate", "BreakdownTest", "Cell", "Compute", "CriticalBatchCell", "CriticalBatchSize",
-           "CriticalBatchSizes", "Domain", "FittedOn", "GapSlope", "Interval", "LawCovariance", "LawError",
-           "LawFileError", "LawIntervals", "NoiseScaleAtOptimum", "Provenance", "Slope", "StepsToTargetBatch",
-           "TransitionLine", "check_breakdown_test", "check_prediction", "read_document", "read_record", "read_value", "to_json", "write_document"]
+__all__ = ["BEND_PREFERENCES", "BREAKDOWN_OUTCOMES", "PARAMETERS", "SMOOTH_FORMS", "BatchEstimate", "BreakdownTest",
+           "Cell", "Compute", "CriticalBatchCell", "CriticalBatchSize", "CriticalBatchSizes", "Domain", "FittedOn",
+           "GapSlope", "Interval", "LawCovariance", "LawError", "LawFileError", "LawIntervals", "NoiseScaleAtOptimum",
+           "Provenance", "Slope", "SmoothBend", "SmoothBendIntervals", "StepsToTargetBatch", "TransitionLine",
+           "check_breakdown_test", "check_prediction", "check_smooth_bend", "read_document", "read_record",
+           "read_value", "to_json", "write_document"]
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,33 @@ class BreakdownTest:
     p_value: float | None = None
     candidate_batch_size: float | None = None  # the best hinge whose slope falls, whatever the outcome
     last_batch_size_in_law: float | None = None
+
+
+@dataclass(frozen=True)
+class SmoothBendIntervals:
+    alpha: Interval | None = None  # profile likelihood, B_noise profiled out
+    noise_batch_size: Interval | None = None  # [examples]; null when open above (see noise_batch_size_at_least)
+
+
+@dataclass(frozen=True, kw_only=True)  # keyword-only: the file's key order has optional keys before alpha
+class SmoothBend:
+    """``smooth_bend``: lr = lr_max·(1 − m)^β [·N^γ] / (1 + B_noise/B)^α, McCandlish et al. (2018)'s
+    optimal learning rate with its small-B slope α fitted (:mod:`scalestudy.analysis.bend`), on every
+    usable cell, and whether the data prefer it to the hinge of ``breakdown_test``."""
+
+    form: str  # one of SMOOTH_FORMS
+    lr_max: float | None = None  # lr well above B_noise at m = 0; null when no bend is seen (B_noise = ∞)
+    alpha: float  # small-B slope d ln lr / d ln B as B → 0
+    beta: float | None = None  # null with one momentum
+    gamma: float | None = field(default=None, metadata={"omit_if_none": True})  # only with several N
+    noise_batch_size: float | None = None  # B_noise [examples]; null when no bend is seen
+    ci95: SmoothBendIntervals = field(default_factory=SmoothBendIntervals)
+    noise_batch_size_at_least: float | None = None  # the interval's low end when it is open above
+    preferred: str  # smooth | hinge | either | neither | untested
+    p_hinge: float | None = None  # simulated p-value under the fitted hinge (small: the hinge is rejected)
+    p_smooth: float | None = None  # ... under the fitted smooth bend
+    reason: str | None = None
+    cells: int | None = None
 
 
 @dataclass(frozen=True)
@@ -229,6 +259,9 @@ class Cell:
 
 BREAKDOWN_OUTCOMES = ("breakdown", "none", "inconclusive")
 PARAMETERS = ("log_k", "alpha", "beta", "gamma")  # ln ε* = log_k + alpha·ln B + beta·ln(1−m) + gamma·ln N
+BEND_PREFERENCES = ("smooth", "hinge", "either", "neither", "untested")
+SMOOTH_FORMS = ("lr = lr_max * (1-m)^beta / (1 + B_noise/B)^alpha",  # smooth_bend.form, one N / several N
+                "lr = lr_max * (1-m)^beta * N^gamma / (1 + B_noise/B)^alpha")
 
 
 def check_prediction(p: LawCovariance | None, where: str) -> None:
@@ -257,3 +290,25 @@ def check_breakdown_test(test: BreakdownTest | None, batch_size: float | None, w
     if (test.outcome == "breakdown") != (batch_size is not None):
         raise LawFileError(f"{where}: breakdown_test.outcome is {test.outcome!r} but breakdown_batch_size is "
                            f"{batch_size!r}")
+
+
+def check_smooth_bend(bend: SmoothBend | None, where: str) -> None:
+    """``smooth_bend`` (absent in files written before it): a known form, with gamma exactly in the
+    form with N, a known preference, positive sizes, p-values in (0, 1]."""
+    if bend is None:
+        return
+    if bend.form not in SMOOTH_FORMS or (bend.form == SMOOTH_FORMS[1]) != (bend.gamma is not None):
+        raise LawFileError(f"{where}: smooth_bend.form must be one of {' or '.join(map(repr, SMOOTH_FORMS))}, "
+                           f"the second exactly when gamma is set; got {bend.form!r}")
+    if bend.preferred not in BEND_PREFERENCES:
+        raise LawFileError(f"{where}: smooth_bend.preferred must be one of {', '.join(BEND_PREFERENCES)}, "
+                           f"got {bend.preferred!r}")
+    for name in ("lr_max", "noise_batch_size", "noise_batch_size_at_least"):
+        if getattr(bend, name) is not None and not getattr(bend, name) > 0:
+            raise LawFileError(f"{where}: smooth_bend.{name} must be > 0, got {getattr(bend, name)!r}")
+    interval = bend.ci95.noise_batch_size
+    if interval is not None and (interval.low < 0 or bend.noise_batch_size_at_least is not None):
+        raise LawFileError(f"{where}: smooth_bend.ci95.noise_batch_size must be ≥ 0 and null when "
+                           "noise_batch_size_at_least is set")
+    if any(p is not None and not 0 < p <= 1 for p in (bend.p_hinge, bend.p_smooth)):
+        raise LawFileError(f"{where}: smooth_bend p-values must lie in (0, 1]")

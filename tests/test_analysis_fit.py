@@ -78,7 +78,8 @@ def test_files_come_from_the_export_step_only(fits, tmp_path):
 
 LAW_KEYS = {  # law.json, schema scalestudy.law/v1: every mapping's keys, in the file's order
     "": ["schema", "form", "k", "alpha", "beta", "ci95", "breakdown_batch_size", "domain", "dataset_size",
-         "fitted_on", "provenance", "gamma", "r2", "prediction", "breakdown_test", "noise_scale_opt", "gap_slope",
+         "fitted_on", "provenance", "gamma", "r2", "prediction", "breakdown_test", "smooth_bend", "noise_scale_opt",
+         "gap_slope",
          "gradient_noise_scale", "critical_batch_size", "compute", "reasons", "notes", "cells", "units", "optimizer"],
     "ci95": ["k", "alpha", "beta", "breakdown_batch_size"],
     "domain": ["batch_size", "momentum"],
@@ -87,6 +88,9 @@ LAW_KEYS = {  # law.json, schema scalestudy.law/v1: every mapping's keys, in the
     "provenance": ["experiment", "input_file", "tracking_uri", "parent_run_id", "spec_hash", "scalestudy_version",
                    "created"],
     "breakdown_test": ["outcome", "reason", "p_value", "candidate_batch_size", "last_batch_size_in_law"],
+    "smooth_bend": ["form", "lr_max", "alpha", "beta", "noise_batch_size", "ci95", "noise_batch_size_at_least",
+                    "preferred", "p_hinge", "p_smooth", "reason", "cells"],
+    "smooth_bend.ci95": ["alpha", "noise_batch_size"],
     "noise_scale_opt": ["value", "ci95", "log_sd", "slope_vs_log_batch_size", "slope_ci95"],
     "gap_slope": ["per", "value", "ci95", "vs_noise_scale"],
     "gap_slope.vs_noise_scale": ["per", "value", "ci95"],

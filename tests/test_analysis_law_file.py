@@ -32,7 +32,12 @@ def make_law(**changes):
                               "cpu_hours": 3.5, "gpu_hours": None, "notes": []},
                   "breakdown_test": {"outcome": "breakdown", "reason": "broken power law preferred: p = 0.0025",
                                      "p_value": 0.0025, "candidate_batch_size": 1024.0,
-                                     "last_batch_size_in_law": 1024}}
+                                     "last_batch_size_in_law": 1024},
+                  "smooth_bend": {"form": "lr = lr_max * (1-m)^beta / (1 + B_noise/B)^alpha", "lr_max": 1.5,
+                                  "alpha": 1.01, "beta": 1.0, "noise_batch_size": 1400.0,
+                                  "ci95": {"alpha": [0.95, 1.08], "noise_batch_size": [900.0, 2500.0]},
+                                  "preferred": "either", "p_hinge": 0.4, "p_smooth": 0.3,
+                                  "reason": "the data cannot tell a smooth bend from a hinge", "cells": 21}}
     values.update(changes)
     return ScalingLaw.from_dict(values)
 
@@ -72,6 +77,21 @@ def test_files_without_a_breakdown_test_still_load(tmp_path):
     del data["breakdown_test"]
     (tmp_path / "law.json").write_text(json.dumps(data))
     assert ScalingLaw.load(tmp_path / "law.json").breakdown_test is None
+
+
+def test_files_without_a_smooth_bend_still_load(tmp_path):
+    """law.json written before the smooth bend was fitted (issue 19): the key is optional; one with it
+    reads back typed, an interval open above as its low end."""
+    data = make_law().to_dict()
+    del data["smooth_bend"]
+    (tmp_path / "law.json").write_text(json.dumps(data))
+    assert ScalingLaw.load(tmp_path / "law.json").smooth_bend is None
+    bend = make_law().smooth_bend
+    assert bend.ci95.noise_batch_size.high == 2500.0 and bend.preferred == "either" and bend.gamma is None
+    unbounded = make_law(smooth_bend={"form": "lr = lr_max * (1-m)^beta / (1 + B_noise/B)^alpha", "alpha": 0.98,
+                                      "ci95": {"alpha": [0.9, 1.05]}, "noise_batch_size_at_least": 3000.0,
+                                      "preferred": "either"})
+    assert unbounded.smooth_bend.noise_batch_size is None and unbounded.smooth_bend.noise_batch_size_at_least == 3000
 
 
 def test_an_inconclusive_breakdown_warns_above_its_candidate():
@@ -134,6 +154,11 @@ def test_noise_scale_is_nan_when_the_batch_is_the_whole_dataset():
     ("BAD_NESTED_TYPE", r"gradient_noise_scale.iqr must be \[low, high\] or null"),
     ("HUGE_NUMBER", "alpha must be a finite number or null"),
     ("MISSING_NESTED_KEY", "missing key 'fitted_on.cells'"),
+    ("BAD_PREFERENCE", "smooth_bend.preferred must be one of smooth, hinge, either, neither, untested"),
+    ("BEND_FORM_WITH_GAMMA", "smooth_bend.form must be one of"),
+    ("NEGATIVE_NOISE_BATCH", "smooth_bend.noise_batch_size must be > 0"),
+    ("BEND_WITHOUT_ALPHA", "missing key 'smooth_bend.alpha'"),
+    ("BEND_P_VALUE", r"smooth_bend p-values must lie in \(0, 1\]"),
 ])
 def test_malformed_law_files_give_one_line_errors(tmp_path, content, message):
     good = make_law().to_dict()
@@ -147,7 +172,12 @@ def test_malformed_law_files_give_one_line_errors(tmp_path, content, message):
              "GAMMA_INTERVAL_WITHOUT_GAMMA": lambda d: d["ci95"].update(gamma=[1.0, 2.0]),
              "BAD_NESTED_TYPE": lambda d: d["gradient_noise_scale"].update(iqr="wide"),
              "HUGE_NUMBER": lambda d: d.update(alpha=10**400),
-             "MISSING_NESTED_KEY": lambda d: d["fitted_on"].pop("cells")}
+             "MISSING_NESTED_KEY": lambda d: d["fitted_on"].pop("cells"),
+             "BAD_PREFERENCE": lambda d: d["smooth_bend"].update(preferred="maybe"),
+             "BEND_FORM_WITH_GAMMA": lambda d: d["smooth_bend"].update(gamma=-1.0),
+             "NEGATIVE_NOISE_BATCH": lambda d: d["smooth_bend"].update(noise_batch_size=-5.0),
+             "BEND_WITHOUT_ALPHA": lambda d: d["smooth_bend"].pop("alpha"),
+             "BEND_P_VALUE": lambda d: d["smooth_bend"].update(p_smooth=0.0)}
     if content in edits:
         edits[content](good)
         content = json.dumps(good)

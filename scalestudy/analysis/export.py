@@ -3,6 +3,7 @@ law.json, law.yaml, trials.parquet."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,7 +17,7 @@ from scalestudy.analysis.critical_sizes import CriticalBatchSizes as CriticalFit
 from scalestudy.analysis.fit import StudyFits
 from scalestudy.analysis.frontier import BOUNDED, Frontier
 from scalestudy.analysis.gap import GapFit
-from scalestudy.analysis.lawfit import Breakdown, LawFit
+from scalestudy.analysis.lawfit import BendFit, Breakdown, LawFit
 from scalestudy.analysis.noise import NoiseScaleFit
 from scalestudy.analysis.table import TrialTable
 from scalestudy.law import (
@@ -30,6 +31,7 @@ from scalestudy.law import (
     CriticalBatchSize,
     CriticalBatchSizes,
     Domain,
+    SMOOTH_FORMS,
     FittedOn,
     GapSlope,
     Interval,
@@ -39,6 +41,8 @@ from scalestudy.law import (
     Provenance,
     ScalingLaw,
     Slope,
+    SmoothBend,
+    SmoothBendIntervals,
     StepsToTargetBatch,
     TransitionLine,
 )
@@ -68,6 +72,9 @@ def build_law(fits: StudyFits) -> ScalingLaw:
                             "at; vary grid.dataset_size to fit gamma")
     if fits.dataset_size is None:
         reasons["dataset_size"] = "the study varies N: see domain.dataset_size and gamma"
+    if law.bend is None:
+        reasons["smooth_bend"] = ("needs at least 4 batch sizes with an interior optimum and a residual degree "
+                                  "of freedom")
     critical_sizes = critical_sizes_entry(fits.critical_sizes, reasons)
     return ScalingLaw(
         k=law.k, alpha=law.alpha, beta=law.beta, gamma=law.gamma, form=FORM_N if law.gamma is not None else FORM,
@@ -79,6 +86,7 @@ def build_law(fits: StudyFits) -> ScalingLaw:
                                                      _interval(law.domain.get("momentum")),
                                                      _interval(law.domain.get("dataset_size"))),
         dataset_size=fits.dataset_size, fitted_on=fitted_on(law, frontier), breakdown_test=breakdown_entry(breakdown),
+        smooth_bend=bend_entry(law.bend),
         provenance=law_provenance(fits.provenance), reasons=reasons, notes=_notes(fits),
         cells=cells_entry(law, frontier), gradient_noise_scale=critical_entry(fits.critical_batch),
         critical_batch_size=critical_sizes, compute=compute_entry(fits.compute), optimizer=fits.optimizer)
@@ -139,6 +147,22 @@ def breakdown_entry(breakdown: Breakdown) -> BreakdownTest:
     """law.json's ``breakdown_test``: the outcome of the breakdown test and why."""
     return BreakdownTest(breakdown.outcome, breakdown.reason, breakdown.p_value, breakdown.candidate,
                          breakdown.last_batch_size)
+
+
+def bend_entry(bend: BendFit | None) -> SmoothBend | None:
+    """law.json's ``smooth_bend``: McCandlish's smooth bend beside the hinge. An interval for B_noise
+    open above (the data need no bend) is written as its low end, ``noise_batch_size_at_least``."""
+    if bend is None:
+        return None
+    low, high = bend.noise_ci95
+    open_above = math.isinf(high)
+    return SmoothBend(form=SMOOTH_FORMS[bend.gamma is not None], lr_max=bend.lr_max, alpha=bend.alpha, beta=bend.beta,
+                      gamma=bend.gamma, noise_batch_size=bend.noise_batch_size,
+                      ci95=SmoothBendIntervals(_interval(bend.alpha_ci95),
+                                               None if open_above else _interval(bend.noise_ci95)),
+                      noise_batch_size_at_least=low if open_above and low > 0 else None,
+                      preferred=bend.preferred, p_hinge=bend.p_hinge, p_smooth=bend.p_smooth, reason=bend.reason,
+                      cells=bend.cells)
 
 
 def critical_entry(critical: CriticalBatch) -> CriticalBatchSize | None:

@@ -5,7 +5,10 @@
 constant optimal noise scale g = εN/(B(1 − m)): γ = −1 together with α = β = 1.
 
 The breakdown is tested first, on every usable cell (:mod:`scalestudy.analysis.breakdown`:
-a likelihood-ratio test calibrated by parametric bootstrap, with three outcomes). The law
+a likelihood-ratio test calibrated by parametric bootstrap, with three outcomes), and the smooth
+bend of McCandlish et al. (2018) is fitted beside it, on the same cells
+(:mod:`scalestudy.analysis.bend`: its small-B slope, B_noise, and whether the data prefer it to
+the hinge). The law
 is then fitted by weighted least squares on the usable cells up to the largest tested batch
 size at or below a declared breakdown (all of them otherwise): a random-effects
 meta-regression with weights 1/(var ln ε* + τ²), var ln ε* each cell's variance read off its
@@ -26,6 +29,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from scalestudy.analysis._stats import LinearFit, least_squares
+from scalestudy.analysis.bend import BendFit, fit_smooth_bend
 from scalestudy.analysis.breakdown import (
     Breakdown,
     fit_breakdown,
@@ -36,7 +40,7 @@ from scalestudy.analysis.breakdown import (
 )
 from scalestudy.analysis.frontier import CellOptimum
 
-__all__ = ["Breakdown", "LawFit", "LawPrior", "LinearFit", "fit_breakdown", "fit_law", "regress_law"]
+__all__ = ["BendFit", "Breakdown", "LawFit", "LawPrior", "LinearFit", "fit_breakdown", "fit_law", "regress_law"]
 
 # Floor of the Knapp–Hartung scale, in units of the cells' variances. Those are read off the cells'
 # 95 % sets, which hold the optimum whatever the peak's shape and so overstate a vertex's error
@@ -69,6 +73,9 @@ class LawFit:
     scatter: float | None = None
     gamma: float | None = None  # ε* ∝ N^γ; None when the cells have one dataset size
     shared_shape_variance: float | None = None  # added to ln k's variance (see with_shared_shape_error)
+    # McCandlish's smooth bend ε_max·(1 − m)^β/(1 + B_noise/B)^α on every usable cell, beside the
+    # hinge (:mod:`scalestudy.analysis.bend`); None with fewer than 4 batch sizes
+    bend: BendFit | None = None
 
 
 @dataclass(frozen=True)
@@ -115,7 +122,7 @@ def fit_law(cells: list[CellOptimum], *, seed: int = 0) -> LawFit:
     breakdown = fit_breakdown(usable, seed=seed)
     last = breakdown.last_batch_size
     below = [c for c in usable if last is None or c.batch_size <= last]
-    law = _fit_below(below, breakdown)
+    law = replace(_fit_below(below, breakdown), bend=fit_smooth_bend(usable, seed=seed, min_scale=MIN_SCALE))
     hint = _breakdown_hint(cells, usable)
     return replace(law, notes=law.notes + (hint,)) if hint else law
 

@@ -24,6 +24,8 @@ from scalestudy.law.scaling import (
     ScalingLaw,
 )
 from scalestudy.law_fields import (
+    BEND_PREFERENCES,
+    SMOOTH_FORMS,
     BatchEstimate,
     BreakdownTest,
     Cell,
@@ -42,13 +44,15 @@ from scalestudy.law_fields import (
     NoiseScaleAtOptimum,
     Provenance,
     Slope,
+    SmoothBend,
+    SmoothBendIntervals,
     StepsToTargetBatch,
     TransitionLine,
 )
 
-__all__ = ["BREAKDOWN_OUTCOMES", "FORM", "FORM_N", "MAX_BATCH_SIZE", "PARAMETERS", "PLAN_SCHEMA", "SCHEMA",
-           "BatchEstimate", "BreakdownTest", "Cell", "Compute", "CriticalBatchCell", "CriticalBatchSize",
-           "CriticalBatchSizes", "Domain", "FittedOn", "GapSlope", "Interval", "LawCovariance", "LawError",
-           "LawFileError", "LawIntervals", "LogLrSpread", "NoiseScaleAtOptimum", "Plan", "PlanEpoch", "PlanError",
-           "PlanRequest", "PlanStep", "Prediction", "PredictionError", "Provenance", "ScalingLaw", "Slope",
-           "StepsToTargetBatch", "TransitionLine", "make_plan"]
+__all__ = ["BEND_PREFERENCES", "BREAKDOWN_OUTCOMES", "FORM", "FORM_N", "MAX_BATCH_SIZE", "PARAMETERS", "PLAN_SCHEMA",
+           "SCHEMA", "SMOOTH_FORMS", "BatchEstimate", "BreakdownTest", "Cell", "Compute", "CriticalBatchCell",
+           "CriticalBatchSize", "CriticalBatchSizes", "Domain", "FittedOn", "GapSlope", "Interval", "LawCovariance",
+           "LawError", "LawFileError", "LawIntervals", "LogLrSpread", "NoiseScaleAtOptimum", "Plan", "PlanEpoch",
+           "PlanError", "PlanRequest", "PlanStep", "Prediction", "PredictionError", "Provenance", "ScalingLaw",
+           "Slope", "SmoothBend", "SmoothBendIntervals", "StepsToTargetBatch", "TransitionLine", "make_plan"]

@@ -9,12 +9,15 @@ the momentum, N the training examples per epoch. A law fitted at one N predicts 
 ``domain.dataset_size``. Files of earlier versions (no gamma, no ``critical_batch_size``, no
 ``prediction``) still load: every key added since is optional.
 
-The law holds on ``domain`` and below ``breakdown_batch_size``; fields the data could not
-determine are null, with the reason under ``reasons``. ``breakdown_test`` says how the breakdown
-test came out: ``breakdown`` (then ``breakdown_batch_size`` is set), ``none`` or ``inconclusive``
-(too few batch sizes or residual degrees of freedom, or a hinge the test cannot tell from noise),
-with its ``reason``, ``p_value`` and candidate hinge. When beta is null (a single momentum was
-studied) k includes the factor (1-m)^beta of that momentum and predictions are only given at it.
+The law holds on ``domain`` and below ``breakdown_batch_size``; fields the data could not determine
+are null, with the reason under ``reasons``. ``breakdown_test`` says how the breakdown test came
+out: ``breakdown`` (then ``breakdown_batch_size`` is set), ``none`` or ``inconclusive`` (too few
+batch sizes or residual degrees of freedom, or a hinge the test cannot tell from noise), with its
+``reason``, ``p_value`` and candidate hinge. ``smooth_bend`` is the other shape a bend may take,
+lr = lr_max*(1-m)^beta/(1 + B_noise/B)^alpha (McCandlish et al. 2018, alpha its small-B slope), fitted
+on every usable cell, with B_noise, intervals and which shape the data prefer (absent in older
+files). When beta is null (a single momentum was studied) k includes the factor (1-m)^beta of that
+momentum and predictions are only given at it.
 Next to the law: ``prediction`` (the parameters' covariance: 95 % intervals of ε* anywhere),
 ``critical_batch_size`` (three ways: steps to target, gradient noise scale, the breakdown),
 ``gradient_noise_scale`` (B_simple beside the breakdown) and ``compute`` (trials, trial-epochs,
@@ -37,6 +40,7 @@ from scalestudy.law_fields import (
     PARAMETERS,
     check_breakdown_test,
     check_prediction,
+    check_smooth_bend,
     BreakdownTest,
     Cell,
     Compute,
@@ -50,6 +54,7 @@ from scalestudy.law_fields import (
     LawIntervals,
     NoiseScaleAtOptimum,
     Provenance,
+    SmoothBend,
     read_document,
     read_record,
     to_json,
@@ -67,8 +72,9 @@ FORM = "lr = k * B^alpha * (1-m)^beta"
 FORM_N = "lr = k * B^alpha * (1-m)^beta * N^gamma"  # the form of a law fitted over several dataset sizes
 _REQUIRED = ("schema", "form", "k", "alpha", "beta", "ci95", "breakdown_batch_size", "domain",
              "dataset_size", "fitted_on", "provenance")
-_OPTIONAL = ("gamma", "r2", "prediction", "breakdown_test", "noise_scale_opt", "gap_slope", "gradient_noise_scale",
-             "critical_batch_size", "compute", "reasons", "notes", "cells", "units", "optimizer")
+_OPTIONAL = ("gamma", "r2", "prediction", "breakdown_test", "smooth_bend", "noise_scale_opt", "gap_slope",
+             "gradient_noise_scale", "critical_batch_size", "compute", "reasons", "notes", "cells", "units",
+             "optimizer")
 _POSITIVE = ("k", "breakdown_batch_size", "dataset_size")
 UNITS = {"lr": "per optimizer update", "batch_size": "examples per update",
          "noise_scale": "g = lr/(1-m)*(N/B-1), units of lr", "dataset_size": "training examples",
@@ -127,6 +133,7 @@ class ScalingLaw:
     r2: float | None = None
     prediction: LawCovariance | None = None  # for intervals of ε* at a new point (absent in older files)
     breakdown_test: BreakdownTest | None = None  # absent in files written before the test existed
+    smooth_bend: SmoothBend | None = None  # McCandlish's smooth bend beside the hinge (absent in older files)
     noise_scale_opt: NoiseScaleAtOptimum | None = None
     gap_slope: GapSlope | None = None
     gradient_noise_scale: CriticalBatchSize | None = None  # B_crit ≈ B_simple next to the breakdown
@@ -178,6 +185,7 @@ class ScalingLaw:
                 raise LawFileError(f"{where}: {key} must be > 0, got {getattr(law, key)!r}")
         check_breakdown_test(law.breakdown_test, law.breakdown_batch_size, where)
         check_prediction(law.prediction, where)
+        check_smooth_bend(law.smooth_bend, where)
         return law
 
     # ------------------------------------------------------------- prediction
