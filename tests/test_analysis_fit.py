@@ -83,7 +83,7 @@ LAW_KEYS = {  # law.json, schema scalestudy.law/v1: every mapping's keys, in the
          "gradient_noise_scale", "critical_batch_size", "compute", "reasons", "notes", "cells", "units", "optimizer"],
     "ci95": ["k", "alpha", "beta", "breakdown_batch_size"],
     "domain": ["batch_size", "momentum"],
-    "prediction": ["parameters", "covariance", "dof", "t95", "cell_scatter"],
+    "prediction": ["parameters", "covariance", "dof", "t95", "cell_scatter", "shared_shape_variance"],
     "fitted_on": ["cells", "trials", "excluded_cells", "above_breakdown", "bounded_by_divergence", "weighting"],
     "provenance": ["experiment", "input_file", "tracking_uri", "parent_run_id", "spec_hash", "scalestudy_version",
                    "created"],

@@ -11,6 +11,7 @@ from scalestudy.analysis.fit import StudyFits
 from scalestudy.analysis.text import (
     accuracy,
     breakdown_text,
+    smooth_bend_text,
     compute_line,
     critical_line,
     estimate,
@@ -41,6 +42,8 @@ def terminal_summary(fits: StudyFits, law: ScalingLaw, warnings: list[str], repo
                      f"B {domain.batch_size[0]:g}–{domain.batch_size[1]:g}, "
                      f"m {domain.momentum[0]:g}–{domain.momentum[1]:g}")
     lines.append("breakdown batch size: " + breakdown_text(law))
+    if smooth_bend_text(law):
+        lines.append("smooth bend (McCandlish et al.): " + smooth_bend_text(law))
     if law.noise_scale_opt:
         lines.append(f"noise scale at ε*: g* {estimate(law.noise_scale_opt.value, law.noise_scale_opt.ci95)}")
     if law.gap_slope:
@@ -96,6 +99,8 @@ def report_markdown(fits: StudyFits, law: ScalingLaw, figures: list[Path], figur
     out.append(f"| gamma (ε* ∝ N^γ) | {gamma_text(law, 4)} |")
     out.append(f"| R² | {estimate(law.r2, None, 4)} |")
     out.append(f"| breakdown batch size | {breakdown_text(law, 4)} |")
+    if smooth_bend_text(law, 4):
+        out.append(f"| smooth bend ε* = ε_max·(1−m)^β/(1 + B_noise/B)^α | {smooth_bend_text(law, 4)} |")
     for which, wording in rule_lines(law):
         optimizer = f" ({law.optimizer or 'sgd'})" if which == "Batch-size" else ""
         out += ["", f"{which} rule{optimizer}: {wording}."]

@@ -84,6 +84,23 @@ def breakdown_text(law: ScalingLaw, digits: int = 3) -> str:
     return f"{outcome} ({reason})" if reason else outcome
 
 
+def smooth_bend_text(law: ScalingLaw, digits: int = 3) -> str | None:
+    """McCandlish et al.'s smooth bend beside the hinge: 'small-B slope 0.95 [0.8, 1.1], B_noise 512
+    [300, 900]; the data prefer: smooth (reason)'; None when the law file has none."""
+    bend = law.smooth_bend
+    if bend is None:
+        return None
+    slope = estimate(bend.alpha, bend.ci95.alpha, digits)
+    if bend.noise_batch_size is None:
+        noise = "no bend within the tested batch sizes"
+    elif bend.ci95.noise_batch_size is None and bend.noise_batch_size_at_least is not None:
+        noise = f"B_noise {number(bend.noise_batch_size)} (≥ {number(bend.noise_batch_size_at_least)}, not bounded above)"
+    else:
+        noise = f"B_noise {estimate(bend.noise_batch_size, bend.ci95.noise_batch_size, digits)}"
+    preferred = f"the data prefer: {bend.preferred}" + (f" ({bend.reason})" if bend.reason else "")
+    return f"small-B slope α {slope}, {noise}; {preferred}"
+
+
 def critical_line(critical: CriticalBatch) -> str:
     """'B_simple ≈ 480 (54 trials) vs breakdown 1024 [870, 1200]'."""
     if critical.value is None:

@@ -11,7 +11,8 @@ momentum: the hinged law keeps 1 or 2 residual degrees of freedom; two momenta),
 studies planted with a breakdown at B = 128. Then the law-to-production rows
 (:mod:`scalestudy.bench.coverage_scale`): the critical batch size from steps to target, γ, and
 ``check-law``'s false failures and power. Then the rows that can fail: misspecified studies
-(:mod:`scalestudy.bench.coverage_misspecified`) and subsamples of the real reference studies
+(:mod:`scalestudy.bench.coverage_misspecified`), the smooth bend and the breakdown test under noise that
+grows with B (:mod:`scalestudy.bench.coverage_bend`), and subsamples of the real reference studies
 (:mod:`scalestudy.bench.coverage_real`).
 """
 
@@ -24,6 +25,7 @@ import numpy as np
 from scalestudy.analysis.frontier import BOUNDED, fit_frontier
 from scalestudy.analysis.lawfit import LawFit, fit_law
 from scalestudy.bench import BenchTable
+from scalestudy.bench.coverage_bend import add_bend_rows
 from scalestudy.bench.coverage_misspecified import add_misspecified_rows
 from scalestudy.bench.coverage_real import add_real_rows
 from scalestudy.bench.coverage_scale import add_scale_rows
@@ -43,6 +45,7 @@ def bench_coverage(tiny: bool = False) -> BenchTable:
             _false_alarm_row(table, count, momenta, studies)
     _power_row(table, studies)
     add_scale_rows(table, studies)
+    add_bend_rows(table, 2 if tiny else 200, tiny)
     add_misspecified_rows(table, 8 if tiny else 100)
     add_real_rows(table, 4 if tiny else 50)
     table.notes += [
