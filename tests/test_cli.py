@@ -46,7 +46,9 @@ def test_version_and_help(tmp_path):
 
 @pytest.mark.slow
 def test_demo_runs_the_quickstart_and_prints_the_law(tmp_path):
-    shrink = ["--set", "grid.batch_size=[32,64,128]", "--set", "grid.lr.multipliers=[0.25,1,4]",
+    # Five lrs spanning ×1024: with three (×16) every cell's best lr was within the seeds' noise of an end,
+    # so no cell bounds its optimum (edge cells, issue 19) and no law is fitted.
+    shrink = ["--set", "grid.batch_size=[32,64,128]", "--set", "grid.lr.multipliers=[0.03125,0.25,1,4,32]",
               "--set", "grid.momentum=[0.9]", "--set", "grid.seeds=[0,1]", "--set", "workload.epochs=2",
               "--set", "sections.schedules.schedule=[{kind: step_decay_lr, milestones: [1], factor: 4},"
                        "{kind: increase_batch, milestones: [1], factor: 4}]"]
