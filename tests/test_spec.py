@@ -13,7 +13,7 @@ from scalestudy.trial.config import expand_trials
 from scalestudy.trial.record import trial_params
 
 REPO = Path(__file__).resolve().parents[1]
-SPECS = sorted((REPO / "search_spaces").glob("*.yaml"))
+SPECS = sorted((REPO / "search_spaces").glob("*.yaml")) + sorted((REPO / "search_spaces" / "reference").glob("*.yaml"))
 
 
 def base() -> dict:

@@ -248,13 +248,13 @@ def _mode_region(x: np.ndarray, V: np.ndarray, D: np.ndarray, prior: NoisePrior,
     variance, dof = moderated(*cell_noise(V, D), prior)
     if not dof > 0:
         return None, "one seed: no interval"
-    adjusted, _ = without_seed_effects(V, D)
+    adjusted = without_seed_effects(V, D)
     n = np.isfinite(adjusted).sum(axis=0)
     column = column_noise(adjusted, D, variance, dof)
     return mode_set(x, np.nanmean(adjusted, axis=0), column, np.maximum(n, 1), dof=dof, seed=seed), None
 
 
-def without_seed_effects(V: np.ndarray, D: np.ndarray) -> tuple[np.ndarray, int]:
+def without_seed_effects(V: np.ndarray, D: np.ndarray) -> np.ndarray:
     """The seed × ε table with each seed's mean offset over the columns where no trial diverged
     taken out of its non-diverged values.
 
@@ -262,20 +262,19 @@ def without_seed_effects(V: np.ndarray, D: np.ndarray) -> tuple[np.ndarray, int]
     shared: in the reference studies one seed is best or worst at almost every ε. The mode depends
     on differences between columns, where that effect cancels (a randomized block design: seeds
     are blocks), so removing it leaves the within-seed noise, several times smaller. Diverged
-    trials keep the failure value: their score owes nothing to the seed's level. Second value: the
-    number of columns the offsets were estimated on (0: none removed)."""
+    trials keep the failure value: their score owes nothing to the seed's level."""
     runs = np.isfinite(V)
     if V.shape[0] < 2:
-        return V, 0
+        return V
     diverged = np.nan_to_num(D, nan=0.0) > 0
     calm = ~(diverged & runs).any(axis=0) & (runs.sum(axis=0) >= 2)
     if calm.sum() < 2:
-        return V, 0
+        return V
     column_mean = np.nanmean(np.where(runs, V, np.nan)[:, calm], axis=0)
     with np.errstate(invalid="ignore"):
         offset = np.nanmean(V[:, calm] - column_mean[None, :], axis=1)
     offset = np.nan_to_num(offset, nan=0.0)
-    return np.where(runs & ~diverged, V - offset[:, None], V), int(calm.sum())
+    return np.where(runs & ~diverged, V - offset[:, None], V)
 
 
 def _cell_arrays(group: pd.DataFrame, floor: float, objective: Objective):
@@ -294,7 +293,7 @@ def _cell_arrays(group: pd.DataFrame, floor: float, objective: Objective):
 
 def study_noise_prior(frame: pd.DataFrame, keys: list[str], floor: float, objective: Objective) -> NoisePrior:
     """The prior every cell's seed variance is shrunk towards (:func:`noise_prior` over the cells)."""
-    noise = [cell_noise(objective.sign * V, D) for _, group in frame.groupby(keys, sort=True)
+    noise = [cell_noise(V, D) for _, group in frame.groupby(keys, sort=True)
              for V, D, *_ in [_cell_arrays(group, floor, objective)]]
     if not noise:
         return NO_PRIOR

@@ -53,10 +53,6 @@ class ModeSet:
     def bounded(self) -> bool:
         return bool(np.isfinite(self.low) and np.isfinite(self.high))
 
-    @property
-    def width(self) -> float:
-        return self.high - self.low
-
 
 def mode_set(x: np.ndarray, mean: np.ndarray, variance: np.ndarray, n: np.ndarray, *, dof: float,
              level: float = LEVEL, seed: int = 0, simulations: int = SIMULATIONS) -> ModeSet:

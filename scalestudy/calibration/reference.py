@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from scalestudy.analysis.frontier import CellOptimum, fit_frontier
@@ -68,13 +67,3 @@ def reference_cells(frame: pd.DataFrame) -> dict[tuple[int, float], CellOptimum]
     """(B, m) → the full-data cell, for the cells whose optimum the dense study bounds."""
     cells = fit_frontier(frame).cells
     return {(c.batch_size, c.momentum): c for c in cells if c.usable and c.ci95 is not None}
-
-
-def reference_lr(cell: CellOptimum) -> float:
-    return float(cell.lr_opt)
-
-
-def log_grid_step(frame: pd.DataFrame) -> float:
-    """The reference grid's step in ln ε (median over cells)."""
-    steps = [np.median(np.diff(np.log(np.unique(g["lr"])))) for _, g in frame.groupby(["batch_size", "momentum"])]
-    return float(np.median(steps))
