@@ -18,12 +18,15 @@ not the grid argmax.
 The 95 % interval is the confidence set for the mode of a unimodal curve
 (:mod:`scalestudy.analysis.mode_set`): every ε where the seed means, with each seed's own level
 taken out (:func:`without_seed_effects`), are consistent with a curve that rises up to it and
-falls after it. It assumes nothing about the peak's shape. The Student-t interval over per-seed
-vertices it replaces covered the vertex, not ε*: on asymmetric, flat-topped peaks like the real
-ones its coverage fell from 86 % at 2 seeds to 38 % at 5. The vertex stays the point estimate,
-kept inside the set. A cell whose set reaches past the searched lrs (its best lr is within the
-seeds' noise of the smallest or largest) is an edge cell, like one whose best lr *is* the
-smallest or largest: the optimum may lie outside the search. One seed per ε takes the study's
+falls after it; it assumes nothing about the peak's shape. It is intersected with the spread of
+the vertex under the seeds' noise, widened by the vertex's shape bias
+(:mod:`scalestudy.analysis.vertex_spread`), which bounds the cells whose slow left shoulder
+leaves the set open. The Student-t interval over per-seed vertices they replace covered the
+vertex, not ε*: on asymmetric, flat-topped peaks like the real ones its coverage fell from 86 %
+at 2 seeds to 38 % at 5. The vertex stays the point estimate, kept inside the interval. A cell
+whose interval reaches past the searched lrs (its best lr is within the seeds' noise of the
+smallest or largest) is an edge cell, like one whose best lr *is* the smallest or largest: the
+optimum may lie outside the search. One seed per ε takes the study's
 pooled seed variance; one seed everywhere gives no interval.
 
 A cell whose best ε is the largest that did not diverge, with every trial at the next
@@ -64,6 +67,7 @@ from scalestudy.analysis.peak import (
 from scalestudy.analysis.mode_set import ModeSet, mode_set
 from scalestudy.analysis.seed_noise import NO_PRIOR, NoisePrior, cell_noise, column_noise, moderated, noise_prior
 from scalestudy.analysis.table import ACCURACY, Objective, objective_of
+from scalestudy.analysis.vertex_spread import vertex_spread
 
 __all__ = ["BOUNDED", "OK", "USABLE", "CellOptimum", "Frontier", "cell_keys", "failure_accuracy", "fit_cell",
            "fit_frontier", "trials_at_best_lr"]
@@ -213,10 +217,11 @@ def fit_cell(group: pd.DataFrame, batch_size: int, momentum: float, floor: float
                  lr_bound=None if peak.bound is None else float(lrs[peak.bound]))
     per_seed = [interpolate(x, row, peak, floor, log) for row in V if np.isfinite(row[list(peak.columns)]).all()]
     seed_opt = {"seed_lr_opt": tuple(float(np.exp(v)) for v, _ in per_seed)}
-    region, reason = _mode_region(x, V, D, prior, seed=batch_size + int(1000 * momentum))
+    seed = batch_size + int(1000 * momentum)
+    region, reason = _optimum_region(x, V, D, prior, peak, floor, log, seed=seed)
     if region is not None and not region.bounded:
-        # The seeds' noise cannot rule out an optimum outside the searched lrs: an edge, as when the
-        # best lr is the smallest or largest searched.
+        # Neither the unimodal set nor the vertex's spread bounds the optimum inside the search: an
+        # edge, as when the best lr is the smallest or largest searched.
         status = "edge_low" if not np.isfinite(region.low) else "edge_high"
         side = "smallest" if status == "edge_low" else "largest"
         return CellOptimum(status=status, lr_opt=None, ci95=None, **seed_opt, **found, **common,
@@ -238,20 +243,31 @@ def fit_cell(group: pd.DataFrame, batch_size: int, momentum: float, floor: float
                        **seed_opt, **found, **common)
 
 
-def _mode_region(x: np.ndarray, V: np.ndarray, D: np.ndarray, prior: NoisePrior,
-                 seed: int) -> tuple[ModeSet | None, str | None]:
-    """(the 95 % set of the cell's ε*, None) or (None, why there is none): the mode set
-    (:mod:`scalestudy.analysis.mode_set`) of the seed-mean curve with each seed's own level
-    removed (:func:`without_seed_effects`), the seeds' variance the cell's own shrunk towards the
-    study's and each column's towards the cell's (:mod:`scalestudy.analysis.seed_noise`): a column
-    below the cliff, or where some trials diverged, keeps much of its larger spread."""
+def _optimum_region(x: np.ndarray, V: np.ndarray, D: np.ndarray, prior: NoisePrior, peak: Peak, floor: float,
+                    log: bool, seed: int) -> tuple[ModeSet | None, str | None]:
+    """(the 95 % interval of the cell's ε*, None) or (None, why there is none).
+
+    The interval is the unimodal set (:mod:`scalestudy.analysis.mode_set`), which assumes nothing
+    about the peak's shape, intersected with the spread of the vertex under the seeds' noise,
+    widened by its shape bias (:mod:`scalestudy.analysis.vertex_spread`), which bounds the cells
+    whose slow left shoulder leaves the set open. Both see the seed-mean curve with each seed's own
+    level removed (:func:`without_seed_effects`), the seeds' variance the cell's own shrunk towards
+    the study's and each column's towards the cell's (:mod:`scalestudy.analysis.seed_noise`): a
+    column below the cliff, or where some trials diverged, keeps much of its larger spread."""
     variance, dof = moderated(*cell_noise(V, D), prior)
     if not dof > 0:
         return None, "one seed: no interval"
     adjusted = without_seed_effects(V, D)
-    n = np.isfinite(adjusted).sum(axis=0)
+    n = np.maximum(np.isfinite(adjusted).sum(axis=0), 1)
     column = column_noise(adjusted, D, variance, dof)
-    return mode_set(x, np.nanmean(adjusted, axis=0), column, np.maximum(n, 1), dof=dof, seed=seed), None
+    mean = np.nanmean(adjusted, axis=0)
+    modes = mode_set(x, mean, column, n, dof=dof, seed=seed)
+    alive = (np.isfinite(V) & (np.nan_to_num(D, nan=1.0) < 1.0)).any(axis=0)
+    spread = vertex_spread(x, mean, column / n, alive, floor, log=log, seed=seed) if peak.status in USABLE \
+        else (-np.inf, np.inf)
+    low, high = max(modes.low, spread[0]), min(modes.high, spread[1])
+    # Disjoint, the local shape contradicts what the set allows: the set, which assumes less, stands.
+    return (ModeSet(low, high) if low <= high else modes), None
 
 
 def without_seed_effects(V: np.ndarray, D: np.ndarray) -> np.ndarray:
