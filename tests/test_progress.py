@@ -5,8 +5,8 @@ import types
 
 from rich.console import Console
 
-from scalestudy.run.progress import ProgressCallback, StudyProgress, duration, live_view, plain_line
-from scalestudy.spec import spec_from_dict
+from scalestudy.run.progress import ProgressCallback, StudyProgress, duration, live_view, plain_line, summary_table
+from scalestudy.spec import Objective, spec_from_dict
 from scalestudy.trial.config import expand_cells
 
 # Trials of 3 epochs; trial i runs at ε = (i + 1)/100 (its run name says so).
@@ -111,3 +111,33 @@ def test_live_display_ends_with_its_last_frame_and_pickles_without_it():
 
 def test_not_a_terminal_means_plain_lines():
     assert not ProgressCallback("tiny", 1, stream=io.StringIO(), objective=CELL.objective)._is_live()
+
+
+LOSS = Objective(metric="test_loss", direction="min")
+
+
+def test_a_minimised_objective_shows_its_lowest_value_as_the_best():
+    state = StudyProgress("lm", 4, started_at=0.0, objective=LOSS)
+    state.result("B=8", {"test_loss": 3.2})
+    state.result("B=16", {"test_loss": 2.5})
+    state.result("B=32", {"test_loss": 0.1, "diverged": 1})  # a diverged trial is never the best
+    state.result("B=64", {"test_loss": float("inf")})
+    state.result("B=128", {"test_loss": 2.9})
+    assert state.best == (2.5, "B=16")
+    assert "best test_loss 2.5000 (B=16)" in plain_line(state, 1.0)
+
+
+def row(batch_size: int, lr: float, diverged: bool = False, **metrics) -> dict:
+    return {"section": "main", "schedule": "constant", "momentum": 0.9, "batch_size": batch_size, "lr": lr,
+            "diverged": diverged, "gen_gap": None, **metrics}
+
+
+def test_the_summary_table_ranks_each_cell_by_the_objective():
+    rows = [row(16, 0.01, test_loss=2.8), row(16, 0.02, test_loss=2.4), row(16, 0.04, test_loss=1.0, diverged=True),
+            row(32, 0.02, test_loss=float("nan"), diverged=True)]
+    header, small, large = summary_table(rows, LOSS).splitlines()
+    assert header.split()[-2:] == ["test_loss", "gap"]
+    assert small.split()[-4:] == ["1", "0.02", "2.4000", "-"]  # 1 diverged; the lowest loss, no accuracy gap
+    assert large.split()[-4:] == ["1", "-", "-", "-"]
+    accuracy = [row(16, 0.01, test_acc=0.8, gen_gap=0.05), row(16, 0.02, test_acc=0.9, gen_gap=0.1)]
+    assert summary_table(accuracy, CELL.objective).splitlines()[1].split()[-3:] == ["0.02", "0.9000", "0.1000"]

@@ -27,7 +27,7 @@ from scalestudy.search.cells import (
 )
 from scalestudy.search.quasi_random import quasi_random_lrs
 from scalestudy.search.replay import replay, trial_rows
-from scalestudy.spec import spec_from_dict
+from scalestudy.spec import Objective, spec_from_dict
 from scalestudy.trial.config import expand_cells
 
 REPO = Path(__file__).resolve().parents[1]
@@ -166,6 +166,16 @@ def test_outcome_ranks_finished_then_stopped_then_failed():
     assert not at_loss_target.stopped
     assert stopped.stopped and not finished.stopped and not diverged.stopped
     assert finished.score > stopped.score > diverged.score == errored.score == -math.inf
+
+
+def test_outcome_ranks_by_a_minimised_objective_and_stopped_below_every_finished():
+    plan = dataclasses.replace(expand_cells(tiny_spec("bracket"))[0].workload, epochs=10)
+    objective = Objective(metric="test_loss", direction="min")
+    low, high = (Outcome.from_result({"test_loss": loss, "epoch": 10, "diverged": 0}, plan, objective)
+                 for loss in (0.5, 30.0))
+    stopped = Outcome.from_result({"test_loss": 0.1, "epoch": 2, "diverged": 0}, plan, objective)
+    diverged = Outcome.from_result({"test_loss": 0.05, "epoch": 1, "diverged": 1}, plan, objective)
+    assert low.score > high.score > stopped.score > diverged.score == -math.inf
 
 
 # --- the law fitted so far ------------------------------------------------------------------------
