@@ -191,7 +191,7 @@ def _run(spec, args: argparse.Namespace):
                        resume=args.resume, verbose=not args.quiet, connect_timeout_s=args.connect_timeout)
     counts = result.counts
     print()
-    print(summary_table(result.rows))
+    print(summary_table(result.rows, spec.objective))
     print(f"\n{spec.name}: {len(result.rows)} trials in {result.wall_seconds:.0f} s — {counts['ok']} ok, "
           f"{counts['diverged']} diverged, {counts['stopped']} stopped early, {counts['error']} errored")
     print(f"Tune results:  {result.run.path}")

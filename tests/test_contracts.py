@@ -3,6 +3,7 @@ registries (a new entry is tested without touching this file)."""
 
 import math
 from collections import Counter
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given, settings
@@ -98,11 +99,12 @@ def test_a_per_update_decay_starts_at_1_after_the_warmup_and_never_rises(kind, w
 LR_RANGE = (1e-3, 10.0)
 
 
-def contract_spec(algorithm: str, seed: int = 0):
-    search = {"algorithm": algorithm, "seed": seed}
+def contract_spec(algorithm: str, seed: int = 0, objective: dict | None = None, early_stopping: dict | None = None):
+    search = {"algorithm": algorithm, "seed": seed, "early_stopping": early_stopping}
     if algorithm != "grid":
         search |= {"trials_per_cell": 5, "lr_range": list(LR_RANGE)}
     return spec_from_dict({
+        "analysis": {"objective": objective},
         "name": "contract",
         "workload": {"dataset": "synthetic", "dataset_options": {"train_size": 512, "test_size": 128},
                      "model": "mlp", "epochs": 3, "ghost_batch_size": 16},
@@ -161,3 +163,73 @@ def test_a_search_runs_its_cells_within_range_and_budget_and_ends(algorithm):
 def test_a_search_is_reproducible_by_its_seed(algorithm):
     first = [item.trial.trial_key for item in run_search(algorithm, seed=3)[3]]
     assert [item.trial.trial_key for item in run_search(algorithm, seed=3)[3]] == first
+
+
+# --- every search ranks by the study's objective ----------------------------------------------------
+
+OBJECTIVES = {"accuracy": {"metric": "test_acc", "direction": "max"},
+              "loss": {"metric": "test_loss", "direction": "min"}}
+
+
+def best_lr(trial) -> float:
+    """2.5 times the linear rule's ε, so that a search has to move away from where it starts."""
+    return 2.5 * 0.05 * trial.batch_size / 32 * (1 - trial.momentum) / 0.1
+
+
+def quality(cell, lr: float) -> float:
+    """How good ε is in the cell, in (0, 1]: 1 at ``best_lr``."""
+    x = math.log(lr / best_lr(cell))
+    return math.exp(-x * x / 2)
+
+
+def objective_response(metric: str):
+    """Trials that report the objective's metric alone (no test_acc for a loss: as a language model's).
+    The metric is best at ``best_lr`` (an accuracy highest, a loss lowest) and ε above 1.5 times it diverge,
+    reporting NaN."""
+    def answer(trial) -> dict:
+        epochs = trial.workload.epochs
+        if trial.lr > 1.5 * best_lr(trial):
+            return {metric: math.nan, "diverged": 1, "epoch": 1, "updates": 8}
+        value = 0.2 + 0.7 * quality(trial, trial.lr) if metric == "test_acc" else 2.5 - 1.5 * quality(trial, trial.lr)
+        return {metric: value, "diverged": 0, "epoch": epochs, "updates": 8 * epochs}
+
+    return answer
+
+
+@pytest.mark.parametrize("objective", OBJECTIVES)
+@pytest.mark.parametrize("algorithm", SEARCHES.names())
+def test_a_search_finds_the_best_lr_by_the_study_objective(algorithm, objective):
+    spec = contract_spec(algorithm, objective=OBJECTIVES[objective])
+    cells = expand_cells(spec)
+    plan = SEARCHES.get(algorithm)(spec, cells)
+    done = replay(plan, objective_response(spec.objective.metric), concurrency=3)
+    assert len(done) >= len(cells)
+    if plan.search_alg is None:
+        return  # grid and quasi_random choose no ε from results: only their early stopping ranks (below)
+    found = [(cell, line["optimum"]) for cell, line in zip(cells, plan.search_alg.summary())
+             if line["optimum"] is not None]
+    assert len(found) >= len(cells) / 2, plan.search_alg.summary()  # most cells bracket their best ε
+    for cell, optimum in found:
+        # At the best ε it tried by the objective (within the bracket's noise allowance), not at the worst.
+        tried = [item.trial.lr for item in done if item.trial.trial_key == cell.trial(item.trial.lr).trial_key
+                 and not item.result["diverged"]]
+        assert quality(cell, optimum) >= max(quality(cell, lr) for lr in tried) - 0.05, (cell.label, optimum, tried)
+
+
+@pytest.mark.parametrize("objective", OBJECTIVES)
+@pytest.mark.parametrize("algorithm", SEARCHES.names())
+def test_early_stopping_keeps_the_better_trials_by_the_study_objective(algorithm, objective):
+    spec = contract_spec(algorithm, objective=OBJECTIVES[objective],
+                         early_stopping={"grace_period": 1, "reduction_factor": 2})
+    cells = expand_cells(spec)
+    asha = SEARCHES.get(algorithm)(spec, cells).scheduler
+    cell = cells[0]
+    answer = objective_response(spec.objective.metric)
+    # After one epoch: a middling ε, the best, then the worst (a reduction factor of 2 keeps the better half).
+    trials = [cell.trial(best_lr(cell) * factor) for factor in (0.5, 1.0, 0.25)]
+    tune_trials = [SimpleNamespace(trial_id=f"t{i}", config={"trial": t.to_dict()}) for i, t in enumerate(trials)]
+    for tune_trial in tune_trials:
+        asha.on_trial_add(None, tune_trial)
+    actions = [asha.on_trial_result(None, tune_trial, {**answer(trial), "epoch": 1})
+               for tune_trial, trial in zip(tune_trials, trials)]
+    assert actions == ["CONTINUE", "CONTINUE", "STOP"]

@@ -3,6 +3,7 @@ linear rule, same byte-level transformer. Every spec validates; the small AdamW 
 end through the CLI at a tiny size, and its analysis says which batch-size rule α supports."""
 
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -61,4 +62,66 @@ def test_the_small_adamw_variant_runs_and_its_report_names_the_rule(tmp_path):
     assert law["alpha"] is None or "  rule: " in proc.stdout  # the terminal summary names the rule α supports
     gap = [line for line in proc.stdout.splitlines() if line.startswith("generalization gap:")]
     assert all("points" not in line for line in gap)  # a loss gap is in nats, not accuracy points
+    shutil.rmtree(tmp_path / "ray_results", ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_an_lm_bracket_study_with_early_stopping_ranks_trials_by_test_loss(tmp_path):
+    """A language model reports no test_acc: its objective (test_loss, min) is what the bracket search, ASHA,
+    the progress line and the summary rank by (before, every trial errored on ASHA's missing test_acc)."""
+    import yaml
+    from mlflow.tracking import MlflowClient
+
+    raw = yaml.safe_load((REPO / "search_spaces" / "small" / "adamw_lm.yaml").read_text())
+    raw["workload"] |= {"dataset_options": {"max_bytes": 12000, "seq_len": 32}, "epochs": 2}
+    raw["grid"] |= {"batch_size": [16, 32], "momentum": [0.9]}
+    raw["search"] = {"algorithm": "bracket", "trials_per_cell": 4,
+                     "early_stopping": {"grace_period": 1, "reduction_factor": 2}}
+    raw["resources"] = {"max_concurrent_trials": 2}
+    (tmp_path / "lm.yaml").write_text(yaml.safe_dump(raw))
+    proc = cli("run", "lm.yaml", cwd=tmp_path)
+    assert proc.returncode == 0 and " 0 errored" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment_id = client.get_experiment_by_name("adamw_lm_small").experiment_id
+    runs = client.search_runs([experiment_id], "tags.`scalestudy.role` = 'trial'")
+    assert runs and {run.data.tags["scalestudy.status"] for run in runs} <= {"ok", "stopped"}
+
+    def losses(run) -> dict[int, float]:  # epoch → test_loss
+        return {m.step: m.value for m in client.get_metric_history(run.info.run_id, "test_loss")}
+
+    cells: dict[int, list] = {}
+    for run in runs:
+        assert run.data.params["objective_metric"] == "test_loss" and math.isfinite(run.data.metrics["test_loss"])
+        cells.setdefault(int(run.data.params["batch_size"]), []).append(run)
+    # Bracketing with steps of 2 cannot converge in four trials: each cell spends its budget.
+    assert set(cells) == {16, 32} and all(len(members) == 4 for members in cells.values())
+    summary = {int(line.split()[3]): line.split() for line in proc.stdout.splitlines()
+               if line.startswith("main ") and len(line.split()) == 9}
+    stepped = 0
+    for batch_size, members in cells.items():
+        # The summary keeps each cell's lowest final test_loss (not its highest, as test_acc's max would).
+        best = min(members, key=lambda run: run.data.metrics["test_loss"])
+        assert float(summary[batch_size][6]) == pytest.approx(float(best.data.params["lr"]), rel=1e-3)
+        assert float(summary[batch_size][7]) == pytest.approx(best.data.metrics["test_loss"], abs=1e-4)
+        # ASHA stopped a trial only when a trial of its cell had a lower test_loss at the same epoch.
+        for run in members:
+            if run.data.tags["scalestudy.status"] == "stopped":
+                epoch = max(losses(run))
+                assert any(losses(other).get(epoch, math.inf) < losses(run)[epoch] for other in members)
+        # The bracket runs three ε at once, then steps towards the lowest loss among them (when it is
+        # clearly lowest: by more than search.min_drop; a stopped trial ranks below every finished one).
+        ordered = sorted(members, key=lambda run: run.info.start_time)
+        first, after = ordered[:3], ordered[3]
+        final = {run.info.run_id: (math.inf if run.data.tags["scalestudy.status"] == "stopped"
+                                   else run.data.metrics["test_loss"]) for run in first}
+        leader = min(first, key=lambda run: final[run.info.run_id])
+        if all(final[run.info.run_id] > final[leader.info.run_id] + 0.02 for run in first if run is not leader):
+            lrs, lr = sorted(float(run.data.params["lr"]) for run in first), float(after.data.params["lr"])
+            side = {lrs[0]: lr < lrs[0], lrs[1]: lrs[0] < lr < lrs[2], lrs[2]: lr > lrs[2]}
+            assert side[float(leader.data.params["lr"])], (lrs, float(leader.data.params["lr"]), lr)
+            stepped += 1
+    assert stepped  # at least one cell's step was checked
+    lowest = min(value for run in runs for value in losses(run).values())
+    assert f"best test_loss {lowest:.4f}" in proc.stdout  # the progress line's best: the lowest loss reported
     shutil.rmtree(tmp_path / "ray_results", ignore_errors=True)

@@ -5,8 +5,8 @@ import types
 
 from rich.console import Console
 
-from scalestudy.run.progress import ProgressCallback, StudyProgress, duration, live_view, plain_line
-from scalestudy.spec import spec_from_dict
+from scalestudy.run.progress import ProgressCallback, StudyProgress, duration, live_view, plain_line, summary_table
+from scalestudy.spec import Objective, spec_from_dict
 from scalestudy.trial.config import expand_cells
 
 # Trials of 3 epochs; trial i runs at ε = (i + 1)/100 (its run name says so).
@@ -16,7 +16,7 @@ CELL = expand_cells(spec_from_dict({
 
 
 def state_after(finished: dict[str, str], running=("r1", "r2"), elapsed=150.0, total=20) -> StudyProgress:
-    state = StudyProgress("tiny", total, started_at=1000.0)
+    state = StudyProgress("tiny", total, started_at=1000.0, objective=CELL.objective)
     for trial_id, status in finished.items():
         state.start(trial_id)
         state.finish(trial_id, status)
@@ -29,10 +29,10 @@ def test_counts_best_and_eta():
     state = state_after({"a": "ok", "b": "ok", "c": "diverged", "d": "stopped", "e": "error"})
     assert state.done == 5 and state.running == {"r1", "r2"}
     assert [state.count(s) for s in ("ok", "diverged", "stopped", "error")] == [2, 1, 1, 1]
-    state.result("B=32", 0.5)
-    state.result("B=64", float("nan"))  # a diverged trial's accuracy is not a best
-    state.result("B=128", 0.7)
-    state.result("B=256", 0.6)
+    state.result("B=32", {"test_acc": 0.5})
+    state.result("B=64", {"test_acc": float("nan")})  # a diverged trial's accuracy is not a best
+    state.result("B=128", {"test_acc": 0.7})
+    state.result("B=256", {"test_acc": 0.6})
     assert state.best == (0.7, "B=128")
     # 5 trials in 150 s: 15 left take 450 s at that rate.
     assert state.eta(1150.0) == 450.0
@@ -46,7 +46,7 @@ def test_duration_format():
 
 def test_plain_line_says_everything_on_one_line():
     state = state_after({"a": "ok", "b": "diverged"}, elapsed=0)
-    state.result("B=32 lr=0.1 m=0.9 seed=0 constant", 0.81234)
+    state.result("B=32 lr=0.1 m=0.9 seed=0 constant", {"test_acc": 0.81234})
     line = plain_line(state, 1060.0)
     assert "\n" not in line
     assert line.startswith("[  1m00s] tiny: trials 2/20 done (1 ok, 1 diverged, 0 stopped early, 0 errored), "
@@ -59,7 +59,7 @@ def test_plain_line_says_everything_on_one_line():
 
 def test_live_view_renders_counts_best_and_times():
     state = state_after({"a": "ok", "b": "error"})
-    state.result("B=64", 0.9)
+    state.result("B=64", {"test_acc": 0.9})
     console = Console(file=io.StringIO(), width=120, color_system=None)
     console.print(live_view(state, 1030.0))
     text = console.file.getvalue()
@@ -87,20 +87,21 @@ def drive(callback: ProgressCallback, n: int) -> None:
 
 def test_plain_lines_come_at_a_bounded_rate():
     out = io.StringIO()
-    drive(ProgressCallback("tiny", 50, stream=out, every_s=3600, live=False), 50)
+    drive(ProgressCallback("tiny", 50, stream=out, every_s=3600, live=False, objective=CELL.objective), 50)
     lines = out.getvalue().splitlines()
     assert len(lines) == 2  # the first event, then the end: not one line per trial
     assert "trials 0/50 done" in lines[0]
     # 8 multiples of 7 diverged; 11 other multiples of 4 stopped after 1 of 3 epochs
     assert "trials 50/50 done (31 ok, 8 diverged, 11 stopped early, 0 errored)" in lines[1]
-    assert "best test_acc 0.4900 (B=32 lr=0.5 m=0 seed=0 constant)" in lines[1]
+    # Trial 49 reported the highest accuracy but diverged: a diverged trial is never the best.
+    assert "best test_acc 0.4800 (B=32 lr=0.49 m=0 seed=0 constant)" in lines[1]
 
 
 def test_live_display_ends_with_its_last_frame_and_pickles_without_it():
     import pickle
 
     out = io.StringIO()
-    callback = ProgressCallback("tiny", 5, stream=out, live=True)
+    callback = ProgressCallback("tiny", 5, stream=out, live=True, objective=CELL.objective)
     drive(callback, 5)
     assert callback._display is None
     assert "5/5 trials" in out.getvalue()
@@ -109,4 +110,34 @@ def test_live_display_ends_with_its_last_frame_and_pickles_without_it():
 
 
 def test_not_a_terminal_means_plain_lines():
-    assert not ProgressCallback("tiny", 1, stream=io.StringIO())._is_live()
+    assert not ProgressCallback("tiny", 1, stream=io.StringIO(), objective=CELL.objective)._is_live()
+
+
+LOSS = Objective(metric="test_loss", direction="min")
+
+
+def test_a_minimised_objective_shows_its_lowest_value_as_the_best():
+    state = StudyProgress("lm", 4, started_at=0.0, objective=LOSS)
+    state.result("B=8", {"test_loss": 3.2})
+    state.result("B=16", {"test_loss": 2.5})
+    state.result("B=32", {"test_loss": 0.1, "diverged": 1})  # a diverged trial is never the best
+    state.result("B=64", {"test_loss": float("inf")})
+    state.result("B=128", {"test_loss": 2.9})
+    assert state.best == (2.5, "B=16")
+    assert "best test_loss 2.5000 (B=16)" in plain_line(state, 1.0)
+
+
+def row(batch_size: int, lr: float, diverged: bool = False, **metrics) -> dict:
+    return {"section": "main", "schedule": "constant", "momentum": 0.9, "batch_size": batch_size, "lr": lr,
+            "diverged": diverged, "gen_gap": None, **metrics}
+
+
+def test_the_summary_table_ranks_each_cell_by_the_objective():
+    rows = [row(16, 0.01, test_loss=2.8), row(16, 0.02, test_loss=2.4), row(16, 0.04, test_loss=1.0, diverged=True),
+            row(32, 0.02, test_loss=float("nan"), diverged=True)]
+    header, small, large = summary_table(rows, LOSS).splitlines()
+    assert header.split()[-2:] == ["test_loss", "gap"]
+    assert small.split()[-4:] == ["1", "0.02", "2.4000", "-"]  # 1 diverged; the lowest loss, no accuracy gap
+    assert large.split()[-4:] == ["1", "-", "-", "-"]
+    accuracy = [row(16, 0.01, test_acc=0.8, gen_gap=0.05), row(16, 0.02, test_acc=0.9, gen_gap=0.1)]
+    assert summary_table(accuracy, CELL.objective).splitlines()[1].split()[-3:] == ["0.02", "0.9000", "0.1000"]

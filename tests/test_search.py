@@ -27,7 +27,7 @@ from scalestudy.search.cells import (
 )
 from scalestudy.search.quasi_random import quasi_random_lrs
 from scalestudy.search.replay import replay, trial_rows
-from scalestudy.spec import spec_from_dict
+from scalestudy.spec import Objective, spec_from_dict
 from scalestudy.trial.config import expand_cells
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,7 +64,7 @@ def bump(lr: float, optimum: float, diverge_above: float = 6.0) -> Outcome:
 
 def evaluate(trial) -> dict:
     outcome = bump(trial.lr, lr_star(trial.batch_size, trial.momentum))
-    return {"test_acc": outcome.test_acc, "diverged": int(outcome.diverged), "epoch": outcome.epochs,
+    return {"test_acc": outcome.objective_score, "diverged": int(outcome.diverged), "epoch": outcome.epochs,
             "updates": outcome.epochs * math.ceil(trial.workload.dataset_size / trial.batch_size)}
 
 
@@ -155,16 +155,27 @@ def test_bracket_stops_at_a_bound():
 
 
 def test_outcome_ranks_finished_then_stopped_then_failed():
-    plan = dataclasses.replace(expand_cells(tiny_spec("bracket"))[0].workload, epochs=10)
-    finished = Outcome.from_result({"test_acc": 0.3, "epoch": 10, "diverged": 0}, plan)
-    stopped = Outcome.from_result({"test_acc": 0.9, "epoch": 2, "diverged": 0}, plan)
-    diverged = Outcome.from_result({"test_acc": 0.1, "epoch": 1, "diverged": 1}, plan)
-    errored = Outcome.from_result(None, plan, error=True)
+    cell = expand_cells(tiny_spec("bracket"))[0]
+    plan, objective = dataclasses.replace(cell.workload, epochs=10), cell.objective
+    finished = Outcome.from_result({"test_acc": 0.3, "epoch": 10, "diverged": 0}, plan, objective)
+    stopped = Outcome.from_result({"test_acc": 0.9, "epoch": 2, "diverged": 0}, plan, objective)
+    diverged = Outcome.from_result({"test_acc": 0.1, "epoch": 1, "diverged": 1}, plan, objective)
+    errored = Outcome.from_result(None, plan, objective, error=True)
     at_loss_target = Outcome.from_result({"test_acc": 0.4, "epoch": 2, "diverged": 0, "train_loss": 0.1},
-                                         dataclasses.replace(plan, stop_at_train_loss=0.2))
+                                         dataclasses.replace(plan, stop_at_train_loss=0.2), objective)
     assert not at_loss_target.stopped
     assert stopped.stopped and not finished.stopped and not diverged.stopped
     assert finished.score > stopped.score > diverged.score == errored.score == -math.inf
+
+
+def test_outcome_ranks_by_a_minimised_objective_and_stopped_below_every_finished():
+    plan = dataclasses.replace(expand_cells(tiny_spec("bracket"))[0].workload, epochs=10)
+    objective = Objective(metric="test_loss", direction="min")
+    low, high = (Outcome.from_result({"test_loss": loss, "epoch": 10, "diverged": 0}, plan, objective)
+                 for loss in (0.5, 30.0))
+    stopped = Outcome.from_result({"test_loss": 0.1, "epoch": 2, "diverged": 0}, plan, objective)
+    diverged = Outcome.from_result({"test_loss": 0.05, "epoch": 1, "diverged": 1}, plan, objective)
+    assert low.score > high.score > stopped.score > diverged.score == -math.inf
 
 
 # --- the law fitted so far ------------------------------------------------------------------------
@@ -271,7 +282,7 @@ def test_optuna_dispatcher_routes_per_cell_and_spends_the_budget():
     for run in plan.search_alg.runs:
         study = run.strategy.search._ot_study
         told = sorted(round(t.value, 9) for t in study.trials)
-        ran = sorted(round(r.test_acc if not r.diverged else 0.0, 9) for _, r in run.results)
+        ran = sorted(round(r.score, 9) for _, r in run.results)  # a diverged trial's: −inf
         assert told == ran  # each cell's TPE heard exactly its own cell's results
         lo, hi = 0.05 * run.cell.batch_size / 32 * (1 - run.cell.momentum) / 0.1 * np.array([0.0625, 16])
         assert all(lo * 0.999 <= lr <= hi * 1.001 for lr, _ in run.results)

@@ -1,5 +1,6 @@
 """Spec validation: good specs load frozen; bad ones give one line naming the field."""
 
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -8,7 +9,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from scalestudy.spec import SpecError, apply_overrides, load_spec, spec_from_dict
+from scalestudy.spec import LEGACY_OBJECTIVE, Objective, SpecError, apply_overrides, load_spec, spec_from_dict
 from scalestudy.trial.config import expand_trials
 from scalestudy.trial.record import trial_params
 
@@ -211,3 +212,16 @@ def test_cli_rejects_bad_spec_without_side_effects(tmp_path, path, value, fragme
         assert not (tmp_path / "mlflow.db").exists()
         assert not (tmp_path / "ray").exists()
         assert not (tmp_path / "ray_results").exists()
+
+
+def test_an_objective_scores_higher_for_better_trials_in_either_direction():
+    loss, accuracy = Objective(metric="test_loss", direction="min"), LEGACY_OBJECTIVE
+    assert (loss.metric, loss.mode, accuracy.metric, accuracy.mode) == ("test_loss", "min", "test_acc", "max")
+    assert loss.score({"test_loss": 2.0}) == -2.0 > loss.score({"test_loss": 3.0})
+    assert accuracy.score({"test_acc": 0.9}) == 0.9 > accuracy.score({"test_acc": 0.8, "test_loss": 0.1})
+    # No value, or a diverged trial: the lowest score, whatever the metric reported.
+    for reported in ({}, {"test_loss": None}, {"test_loss": math.inf}, {"test_loss": math.nan},
+                     {"test_loss": 0.5, "diverged": 1}, {"test_acc": 0.3}):
+        assert loss.score(reported) == -math.inf, reported
+    # The value as reported (what ASHA compares): finite or NaN, a diverged trial's included.
+    assert loss.value({"test_loss": 0.5, "diverged": 1}) == 0.5 and math.isnan(loss.value({"test_loss": math.inf}))

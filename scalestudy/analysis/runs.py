@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from scalestudy.analysis.errors import AnalysisError
-from scalestudy.analysis.table import SUBSPACE_SHARPNESS, TrialTable, validate_trials
+from scalestudy.analysis.table import ACCURACY, SUBSPACE_SHARPNESS, TrialTable, validate_trials
 from scalestudy.trial.record import (ANALYSIS_ROLE, FINISHED_STATUSES, KEY_TAG, PARENT_TAG, ROLE_TAG, RUN_NAME_TAG,
                                      SPEC_HASH_TAG, STATUS_TAG, STUDY_TAG, TRIAL_ROLE, VERSION_TAG)
 # Final values of the diagnostics the spec may enable (absent otherwise); the subspace sharpness
@@ -210,7 +210,7 @@ def _objective_columns(wide: pd.DataFrame, metric) -> dict[str, pd.Series]:
         values = wide[f"params.{name}"] if f"params.{name}" in wide.columns else pd.Series(None, index=wide.index)
         return values.where(values.map(lambda v: isinstance(v, str) and bool(v.strip())), default).astype(object)
 
-    names, directions = param("objective_metric", "test_acc"), param("objective_direction", "max")
+    names, directions = param("objective_metric", ACCURACY.metric), param("objective_direction", ACCURACY.direction)
     value = pd.Series(np.nan, index=wide.index)
     train = pd.Series(np.nan, index=wide.index)
     for name in names.unique():

@@ -66,10 +66,10 @@ import numpy as np
 import pandas as pd
 
 from scalestudy.analysis.errors import AnalysisError
+from scalestudy.spec.objective import LEGACY_OBJECTIVE
 
 REQUIRED = ("batch_size", "lr", "momentum", "seed", "dataset_size", "diverged")
-# Before objectives: test accuracy, maximised, with train accuracy for the gap.
-ACCURACY_COLUMNS = ("test_acc", "train_acc")
+ACCURACY_COLUMNS = ("test_acc", "train_acc")  # before objectives: test accuracy, and train accuracy for the gap
 DIRECTIONS = ("max", "min")
 NUMERIC_OPTIONAL = ("objective", "objective_train", "test_acc", "train_acc", "target_value",
                     "updates", "test_loss", "train_loss", "epochs", "planned_epochs", "train_seconds", "workers",
@@ -112,7 +112,7 @@ class Objective:
         return f"{split} {name}" if split in ("train", "test") and name else self.metric
 
 
-ACCURACY = Objective("test_acc", "max")
+ACCURACY = Objective(LEGACY_OBJECTIVE.metric, LEGACY_OBJECTIVE.direction)  # tables and runs from before objectives
 
 
 def objective_of(frame: pd.DataFrame) -> Objective:

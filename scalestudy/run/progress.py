@@ -1,7 +1,7 @@
 """What a running study shows: its progress (a live display on a terminal, plain lines in logs)
-and the summary table printed at the end.
+and the summary table printed at the end, both ranking trials by the study's objective.
 
-:class:`StudyProgress` is the state (counts, best accuracy, times), fed by Tune's events through
+:class:`StudyProgress` is the state (counts, best objective, times), fed by Tune's events through
 :class:`ProgressCallback`; ``plain_line`` and ``live_view`` render it. Both are pure functions of
 the state and the clock, so they are tested without starting Ray.
 """
@@ -13,12 +13,14 @@ import sys
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from ray.tune import Callback
 
 from scalestudy.run.callbacks import TrialConfigs
+from scalestudy.spec import LEGACY_OBJECTIVE, Objective
 from scalestudy.trial.record import STATUSES
 
 
@@ -31,16 +33,20 @@ class StudyProgress:
     total: int
     running: set[str] = field(default_factory=set)
     finished: dict[str, str] = field(default_factory=dict)  # trial id → ok | diverged | stopped | error
-    best: tuple[float, str] | None = None  # (test accuracy, run name)
+    best: tuple[float, str] | None = None  # (the objective's value, run name)
     started_at: float = 0.0  # monotonic seconds
+    # The study's; the default is for progress Tune pickled before objectives (test accuracy).
+    objective: Objective = LEGACY_OBJECTIVE
 
     def start(self, trial_id: str) -> None:
         self.running.add(trial_id)
 
-    def result(self, run_name: str, test_acc: Any) -> None:
-        if isinstance(test_acc, (int, float)) and math.isfinite(test_acc) and (self.best is None
-                                                                             or test_acc > self.best[0]):
-            self.best = (float(test_acc), run_name)
+    def result(self, run_name: str, reported: Mapping[str, Any]) -> None:
+        """A trial's report: its objective is the best so far if it scores higher (a diverged trial never does)."""
+        objective = self.objective
+        best_score = -math.inf if self.best is None else objective.score({objective.metric: self.best[0]})
+        if objective.score(reported) > best_score:
+            self.best = (objective.value(reported), run_name)
 
     def finish(self, trial_id: str, status: str) -> None:
         self.running.discard(trial_id)
@@ -82,7 +88,8 @@ def _counts(state: StudyProgress) -> str:
 
 
 def _best(state: StudyProgress) -> str:
-    return f"best test_acc {state.best[0]:.4f} ({state.best[1]})" if state.best else "best test_acc -"
+    metric = state.objective.metric
+    return f"best {metric} {state.best[0]:.4f} ({state.best[1]})" if state.best else f"best {metric} -"
 
 
 def _left(state: StudyProgress, now: float) -> str:
@@ -118,28 +125,32 @@ def live_view(state: StudyProgress, now: float):
         counts.append("  ·  ")
         counts.append(f"{state.count(status)} {name}", style=style if state.count(status) else "dim")
     grid.add_row("trials", counts)
-    grid.add_row("best", Text(f"test_acc {state.best[0]:.4f}  {state.best[1]}") if state.best else Text("-"))
+    grid.add_row("best", Text(f"{state.objective.metric} {state.best[0]:.4f}  {state.best[1]}") if state.best
+                 else Text("-"))
     grid.add_row("time", Text(f"{duration(state.elapsed(now))} elapsed  ·  {_left(state, now)}"))
     return grid
 
 
-def summary_table(rows: list[dict[str, Any]]) -> str:
-    """Best final test accuracy per (section, schedule, m, B) over ε and seeds."""
+def summary_table(rows: list[dict[str, Any]], objective: Objective) -> str:
+    """The best final objective per (section, schedule, m, B) over ε and seeds (rows carry the objective's
+    metric under its name, and ``gen_gap`` where the task reports one)."""
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         groups[(row["section"], row["schedule"], row["momentum"], row["batch_size"])].append(row)
+    width = max(8, len(objective.metric))
     lines = [f"{'section':<10} {'schedule':<17} {'m':>5} {'B':>6} {'trials':>6} {'div':>4} "
-             f"{'best lr':>9} {'test_acc':>8} {'gap':>7}"]
+             f"{'best lr':>9} {objective.metric:>{width}} {'gap':>7}"]
     for key in sorted(groups):
         members = groups[key]
-        ok = [r for r in members if not r.get("diverged") and r.get("test_acc") is not None
-              and math.isfinite(r["test_acc"])]
+        ok = [r for r in members if objective.score(r) > -math.inf]
         diverged = sum(1 for r in members if r.get("diverged"))
         if ok:
-            best = max(ok, key=lambda r: r["test_acc"])
-            tail = f"{best['lr']:>9.4g} {best['test_acc']:>8.4f} {best.get('gen_gap', math.nan):>7.4f}"
+            best = max(ok, key=objective.score)
+            gap = best.get("gen_gap")
+            gap = f"{gap:>7.4f}" if isinstance(gap, (int, float)) and math.isfinite(gap) else f"{'-':>7}"
+            tail = f"{best['lr']:>9.4g} {objective.value(best):>{width}.4f} {gap}"
         else:
-            tail = f"{'-':>9} {'-':>8} {'-':>7}"
+            tail = f"{'-':>9} {'-':>{width}} {'-':>7}"
         section, schedule, momentum, batch = key
         lines.append(f"{section:<10} {schedule:<17} {momentum:>5g} {batch:>6} {len(members):>6} {diverged:>4} {tail}")
     return "\n".join(lines)
@@ -155,8 +166,8 @@ class ProgressCallback(Callback):
     """
 
     def __init__(self, name: str, total: int, stream: TextIO | None = None, every_s: float = 15.0,
-                 live: bool | None = None) -> None:
-        self.state = StudyProgress(name=name, total=total, started_at=time.monotonic())
+                 live: bool | None = None, *, objective: Objective) -> None:
+        self.state = StudyProgress(name=name, total=total, started_at=time.monotonic(), objective=objective)
         self.every_s = every_s
         self.stream = stream
         self.live = live
@@ -198,7 +209,7 @@ class ProgressCallback(Callback):
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         run_name = self._trial_configs(trial).run_name
         with self._lock:
-            self.state.result(run_name, result.get("test_acc"))
+            self.state.result(run_name, result)
         self._show()
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:

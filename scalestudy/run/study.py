@@ -30,9 +30,8 @@ from scalestudy.spec import StudySpec
 from scalestudy.trial.config import Cell, TrialConfig, expand_cells
 from scalestudy.trial.record import STATUSES, trial_status
 
-# Environment of every Ray worker of the study (ray.init's runtime_env; a DDP trial's Train
-# controller runs in one): Ray Train's default 2 s health-check interval makes every DDP report
-# block up to 2 s.
+# Environment of every Ray worker of the study (ray.init's runtime_env; a DDP trial's Train controller
+# runs in one): Ray Train's default 2 s health-check interval makes every DDP report block up to 2 s.
 RAY_WORKER_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1"}
 # Switches Tune reads in this process while the Tuner runs, set for that time only: the classic,
 # quiet output (scalestudy prints its own progress), and no CSV and TensorBoard files per report
@@ -44,7 +43,7 @@ DRIVER_MEMORY = 256 * 1024**2  # bytes; a DDP driver trial holds memory only (a 
 @dataclass
 class StudyResult:
     run: StudyRun
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)  # one a trial, with the objective's metric (summary)
     wall_seconds: float = 0.0
 
     @property
@@ -140,7 +139,7 @@ def build_tuner(spec: StudySpec, opened: OpenStudy, cells: list[Cell], verbose: 
                                                      "gpu": resources.gpus_per_worker})
     else:
         trainable = tune.with_resources(ddp_driver, {"memory": DRIVER_MEMORY})
-    progress = ProgressCallback(spec.name, plan.total_trials) if verbose else None
+    progress = ProgressCallback(spec.name, plan.total_trials, objective=spec.objective) if verbose else None
     run = opened.run
     with _environment(TUNE_DRIVER_ENV):
         if opened.resumed and tune.Tuner.can_restore(run.path):
@@ -297,4 +296,5 @@ def _row(result, run: StudyRun) -> dict[str, Any]:
         "status": trial_status(config.workload, metrics, errored=bool(result.error)),
         "diverged": bool(metrics.get("diverged")), "epochs": metrics.get("epoch"), "updates": metrics.get("updates"),
         "test_acc": metrics.get("test_acc"), "train_acc": metrics.get("train_acc"), "gen_gap": metrics.get("gen_gap"),
+        config.objective.metric: metrics.get(config.objective.metric),
     }

@@ -5,10 +5,11 @@ For one (section, schedule, m, B, seed) cell, :class:`Bracket` is a pure state m
 1. Start from ε₀ — the law fitted so far on the cells already bracketed (the linear rule
    anchored on them while few are; see :mod:`scalestudy.search.cells`), or the spec's
    reference ε for the first cells — and run ε₀/f, ε₀, ε₀·f at once (f = ``step_factor``).
-2. Expand: while no ε below (above) the best has clearly lower accuracy — by more than
-   ``min_drop``, so that noise on a flat peak is not taken for a fall — run the lowest
-   ε/f (the highest ε·f). A diverged trial counts as falling (score −inf); so does one
-   stopped early by ASHA, which ranks below every finished trial.
+2. Expand: while no ε below (above) the best is clearly worse by the study's objective — by
+   more than ``min_drop`` in the objective's units, so that noise on a flat peak is not taken
+   for a fall — run the lowest ε/f (the highest ε·f). A diverged trial counts as falling
+   (score −inf); so does one stopped early by ASHA, which ranks below every finished trial
+   (scores: :attr:`Outcome.score <scalestudy.search.cell_search.Outcome.score>`).
 3. Refine: with lo < best < hi the nearest clearly worse ε on each side, run a
    golden-section step into the wider side of the best (in ln ε; towards the better
    neighbour on a tie) until hi/lo < ``stop_ratio``. When several ε lie within
@@ -30,9 +31,10 @@ from scalestudy.search.cells import is_searched, planned_trials, reference_lr
 from scalestudy.search.plan import SearchPlan, early_stopping_scheduler
 from scalestudy.trial.config import Cell
 
-# Test accuracy a neighbour must lose to count as falling, until the spec has search.min_drop:
-# about 1.5 times the seed-to-seed noise of a 1,000-example test set (0.013 on mnist1d). With 0,
-# noise on a flat peak makes a false bracket around a random ε (scalestudy bench search).
+# What a neighbour's objective must lose to count as falling (in the objective's units), until the
+# spec has search.min_drop: about 1.5 times the seed-to-seed noise of test accuracy on a 1,000-example
+# test set (0.013 on mnist1d). With 0, noise on a flat peak makes a false bracket around a random ε
+# (scalestudy bench search).
 MIN_DROP = 0.02
 GOLDEN = (3 - math.sqrt(5)) / 2  # 0.382: where golden-section search probes the wider side
 

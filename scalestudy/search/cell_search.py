@@ -10,7 +10,7 @@ which each new cell's search starts.
 A strategy is a small object per cell with ``propose(trial_id) -> ε | None`` (None:
 nothing to run until a result arrives), ``tell(trial_id, ε, outcome)``, ``finished``,
 ``optimum() -> ε | None`` (its best ε once it lies between worse ones), and optionally
-``report(trial_id, result)`` for per-epoch results. Strategies are pure Python and
+``report(trial_id, epoch, score)`` for each epoch's objective score. Strategies are pure Python and
 need neither Ray nor a trainer, so they are tested as state machines.
 """
 
@@ -25,37 +25,48 @@ from typing import Any, Protocol
 from ray.tune.search import Searcher
 
 from scalestudy.search.cells import law_group, predict_lr
+from scalestudy.spec import Objective
 from scalestudy.trial.config import Cell
 from scalestudy.trial.record import DIVERGED, ERROR, STOPPED, PlannedWork, trial_status
+
+
+# An unfinished trial ranks below every finished one: its score is shifted down by far more than an
+# objective spreads over one cell's ε (float64 still resolves 1e-7 at this shift).
+STOPPED_SHIFT = 1e9
 
 
 @dataclass(frozen=True)
 class Outcome:
     """How a trial ended, from its last Tune result."""
 
-    test_acc: float
+    objective_score: float  # the study's objective, higher is better (Objective.score; −inf: none)
     epochs: int  # epochs it ran
     diverged: bool = False
     stopped: bool = False  # ended early by the scheduler (ASHA), neither finished nor diverged
     error: bool = False
 
     @classmethod
-    def from_result(cls, result: dict[str, Any] | None, plan: PlannedWork, error: bool = False) -> Outcome:
-        """``plan``: the trial's workload (what the status rule reads)."""
+    def from_result(cls, result: dict[str, Any] | None, plan: PlannedWork, objective: Objective,
+                    error: bool = False) -> Outcome:
+        """``plan``: the trial's workload (what the status rule reads); ``objective``: the study's."""
         status = trial_status(plan, result, error)
         result = result or {}
-        acc = result.get("test_acc")
-        acc = float(acc) if acc is not None else math.nan
-        return cls(acc, int(result.get("epoch") or 0), diverged=status == DIVERGED, stopped=status == STOPPED,
-                   error=status == ERROR)
+        return cls(objective.score(result), int(result.get("epoch") or 0), diverged=status == DIVERGED,
+                   stopped=status == STOPPED, error=status == ERROR)
 
     @property
     def score(self) -> float:
-        """Ranks outcomes: finished trials by accuracy, then stopped ones (accuracy − 2: an
-        unfinished trial ranks below every finished one), then failures (−inf)."""
-        if self.error or self.diverged or not math.isfinite(self.test_acc):
+        """Ranks outcomes, higher is better: finished trials by the objective, then stopped ones (below
+        every finished trial), then failures (−inf)."""
+        if self.error or self.diverged or not math.isfinite(self.objective_score):
             return -math.inf
-        return self.test_acc - 2.0 if self.stopped else self.test_acc
+        return self.objective_score - STOPPED_SHIFT if self.stopped else self.objective_score
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Pickled by a search before objectives: its trials' test accuracy, which was then the objective.
+        if "test_acc" in state:
+            state = {"objective_score": state.pop("test_acc"), **state}
+        self.__dict__.update(state)
 
 
 class Strategy(Protocol):
@@ -160,7 +171,8 @@ class CellSearch(Searcher):
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         index = self.trials.get(trial_id)
         if index is not None and hasattr(self.runs[index].strategy, "report"):
-            self.runs[index].strategy.report(trial_id, result)
+            run = self.runs[index]
+            run.strategy.report(trial_id, int(result.get("epoch") or 0), run.cell.objective.score(result))
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         index = self.trials.pop(trial_id, None)
@@ -168,7 +180,7 @@ class CellSearch(Searcher):
             return
         run = self.runs[index]
         lr = run.pending.pop(trial_id)
-        outcome = Outcome.from_result(result, run.cell.workload, error)
+        outcome = Outcome.from_result(result, run.cell.workload, run.cell.objective, error)
         run.results.append((lr, outcome))
         run.strategy.tell(trial_id, lr, outcome)
         if run.done:

@@ -1,4 +1,4 @@
-"""Early stopping: ASHA with its rungs kept per (section, schedule, B, m) cell.
+"""Early stopping: ASHA on the study's objective, with its rungs kept per (section, schedule, B, m) cell.
 
 Tune's ASHA compares every trial with all trials that reached the same rung. In a
 scaling study that is wrong: after one epoch a B=16 trial has made 32 times the updates
@@ -19,6 +19,7 @@ import json
 from ray.tune.schedulers import AsyncHyperBandScheduler
 from ray.tune.schedulers.async_hyperband import _Bracket
 
+from scalestudy.spec import Objective
 from scalestudy.trial.config import TrialConfig
 
 
@@ -31,17 +32,22 @@ def cell_key(config: TrialConfig) -> str:
 
 
 class CellASHA(AsyncHyperBandScheduler):
-    """ASHA (one bracket) on ``metric`` with rungs in ``time_attr`` units, per cell.
+    """ASHA (one bracket) on the study's objective with rungs in ``time_attr`` units, per cell.
 
     ``max_t`` is the longest trial of the study; each cell's rungs stop at its own epochs
     (sections may train for different numbers of epochs)."""
 
-    def __init__(self, *, time_attr: str, metric: str, mode: str, max_t: int, grace_period: int,
+    def __init__(self, *, objective: Objective, time_attr: str, max_t: int, grace_period: int,
                  reduction_factor: float) -> None:
-        super().__init__(time_attr=time_attr, metric=metric, mode=mode, max_t=max_t, grace_period=grace_period,
-                         reduction_factor=reduction_factor, brackets=1)
+        super().__init__(time_attr=time_attr, metric=objective.metric, mode=objective.mode, max_t=max_t,
+                         grace_period=grace_period, reduction_factor=reduction_factor, brackets=1)
         self._rung_settings = (grace_period, reduction_factor)
         self._cell_brackets: dict[str, _Bracket] = {}
+
+    @property
+    def objective(self) -> Objective:
+        # From Ray's own metric and mode: a scheduler pickled before objectives (test_acc, max) reads the same.
+        return Objective(metric=self._metric, direction=self._mode)
 
     def on_trial_add(self, tune_controller, trial) -> None:
         super().on_trial_add(tune_controller, trial)  # checks metric and mode
@@ -51,3 +57,11 @@ class CellASHA(AsyncHyperBandScheduler):
             grace_period, reduction_factor = self._rung_settings
             self._cell_brackets[key] = _Bracket(grace_period, config.workload.epochs, reduction_factor, s=0)
         self._trial_info[trial.trial_id] = self._cell_brackets[key]
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        if self._metric in result:
+            # A diverged loss is often reported as inf: in a rung it would turn the percentile cutoff into
+            # NaN or −inf, which stops nothing after it. As NaN it is left out of the cutoff (the diverged
+            # trial ends by itself).
+            result = {**result, self._metric: self.objective.value(result)}
+        return super().on_trial_result(tune_controller, trial, result)

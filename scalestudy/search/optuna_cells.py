@@ -6,19 +6,20 @@ Each cell gets its own :class:`ray.tune.search.optuna.OptunaSearch` over
 cell's searcher under the cell's own trial ids, spends ``trials_per_cell`` per cell and
 never runs one ε twice in a cell.
 
-What each cell's TPE is told: the final test accuracy of a finished trial; 0 for a
-diverged one (a failed ε must pull TPE away, and Optuna drops a NaN value as a failed
-trial instead); a trial stopped early by ASHA is told as *pruned*, and Optuna's TPE ranks
-pruned trials below complete ones by the last accuracy reported (the dispatcher forwards
-every epoch's accuracy). The first trial of each cell is the ε the law fitted so far
-predicts (the spec's reference ε for the first cells), enqueued like ``points_to_evaluate``.
+What each cell's TPE maximises is the study's objective as a score, higher is better
+(:meth:`Objective.score <scalestudy.spec.Objective.score>`: a minimised loss is told negated):
+the final score of a finished trial; −inf for a diverged one (a failed ε must pull TPE away,
+and Optuna drops a NaN value as a failed trial instead; TPE only ranks values); a trial stopped
+early by ASHA is told as *pruned*, and Optuna's TPE ranks pruned trials below complete ones by
+the last score reported (the dispatcher forwards every epoch's). The first trial of each cell
+is the ε the law fitted so far predicts (the spec's reference ε for the first cells), enqueued
+like ``points_to_evaluate``.
 """
 
 from __future__ import annotations
 
 import math
 from functools import partial
-from typing import Any
 
 from scalestudy.search.cell_search import CellSearch, Outcome
 from scalestudy.search.cells import (
@@ -32,8 +33,7 @@ from scalestudy.search.cells import (
 from scalestudy.search.plan import SearchPlan, early_stopping_scheduler
 from scalestudy.trial.config import Cell
 
-METRIC = "objective"
-DIVERGED_VALUE = 0.0  # test accuracy told for a diverged trial (below chance)
+METRIC = "objective"  # what OptunaSearch maximises: the study's objective score (Objective.score)
 
 
 def startup_trials(budget: int) -> int:
@@ -62,10 +62,8 @@ class OptunaCell:
     def propose(self, trial_id: str) -> float | None:
         return float(self.search.suggest(trial_id)["lr"])
 
-    def report(self, trial_id: str, result: dict[str, Any]) -> None:
-        acc = result.get("test_acc")
-        value = float(acc) if acc is not None and math.isfinite(acc) and not result.get("diverged") else DIVERGED_VALUE
-        self.search.on_trial_result(trial_id, {METRIC: value, "training_iteration": int(result.get("epoch", 0))})
+    def report(self, trial_id: str, epoch: int, score: float) -> None:
+        self.search.on_trial_result(trial_id, {METRIC: score, "training_iteration": epoch})
 
     def tell(self, trial_id: str, lr: float, outcome: Outcome) -> None:
         self.points[lr] = outcome.score
@@ -74,8 +72,7 @@ class OptunaCell:
         elif outcome.stopped:
             self.search.on_trial_complete(trial_id, None)  # no value, no error: pruned
         else:
-            value = DIVERGED_VALUE if outcome.score == -math.inf else outcome.test_acc
-            self.search.on_trial_complete(trial_id, {METRIC: value})
+            self.search.on_trial_complete(trial_id, {METRIC: outcome.score})  # −inf when it diverged
 
     def optimum(self) -> float | None:
         return interior_best(self.points)

@@ -16,12 +16,12 @@ class SearchPlan:
 
 
 def early_stopping_scheduler(spec) -> Any | None:
-    """ASHA on test accuracy with rungs in epochs, kept per cell (see early_stopping.py), or None."""
+    """ASHA on the study's objective with rungs in epochs, kept per cell (see early_stopping.py), or None."""
     stopping = spec.search.early_stopping
     if stopping is None:
         return None
     from scalestudy.search.early_stopping import CellASHA
 
     epochs = max(section.workload.epochs for section in spec.resolved_sections().values())
-    return CellASHA(time_attr="epoch", metric="test_acc", mode="max", max_t=epochs,
-                    grace_period=stopping.grace_period, reduction_factor=stopping.reduction_factor)
+    return CellASHA(objective=spec.objective, time_attr="epoch", max_t=epochs, grace_period=stopping.grace_period,
+                    reduction_factor=stopping.reduction_factor)

@@ -19,7 +19,7 @@ from typing import Any
 from scalestudy.search.plan import SearchPlan
 from scalestudy.trial.config import TrialConfig
 
-Evaluate = Callable[[TrialConfig], dict[str, Any]]  # trial config → last result (test_acc, diverged, epoch)
+Evaluate = Callable[[TrialConfig], dict[str, Any]]  # trial config → last result (objective, diverged, epoch)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ names the field and what is allowed.
 * :mod:`~scalestudy.spec.workload`: what a trial trains and measures (also the typed pieces of
   a trial's config);
 * :mod:`~scalestudy.spec.schema`: the study (grid, sections, resources, search, tracking);
+* :mod:`~scalestudy.spec.objective`: the study's objective and the rule that ranks trials by it;
 * :mod:`~scalestudy.spec.load`: files and ``--set`` overrides → a spec, one-line errors;
 * :mod:`~scalestudy.spec.checks`: checks across fields (schedules, batches, workers, data size).
 """
@@ -29,13 +30,13 @@ from scalestudy.spec.schema import (
     EarlyStopping,
     Grid,
     LinearRuleLR,
-    Objective,
     Resources,
     Search,
     Section,
     StudySpec,
     Tracking,
 )
+from scalestudy.spec.objective import LEGACY_OBJECTIVE, Objective
 from scalestudy.spec.runtime_env import RuntimeEnv
 from scalestudy.spec.workload import (
     MAX_EPOCHS,
@@ -51,7 +52,7 @@ from scalestudy.spec.workload import (
 )
 
 __all__ = [
-    "MAX_EPOCHS", "MAX_SPEC_BYTES", "Analysis", "DataLoading", "Diagnostics", "EarlyStopping", "GradPenalty", "Grid",
+    "LEGACY_OBJECTIVE", "MAX_EPOCHS", "MAX_SPEC_BYTES", "Analysis", "DataLoading", "Diagnostics", "EarlyStopping", "GradPenalty", "Grid",
     "LinearRuleLR", "Objective", "Optimizer", "PreciseBN", "Resources", "RuntimeEnv", "Schedule", "Search", "Section",
     "Sharpness", "SpecError", "StudySpec", "Target", "Tracking",
     "Workload", "apply_overrides", "check_consistency", "find_search_space", "format_validation_error", "load_spec",

@@ -12,6 +12,7 @@ import yaml
 from pydantic import Field, field_validator, model_validator
 
 from scalestudy.spec.base import Frozen, all_positive
+from scalestudy.spec.objective import Objective
 from scalestudy.spec.runtime_env import RuntimeEnv
 from scalestudy.spec.workload import Diagnostics, Optimizer, Schedule, Workload
 from scalestudy.tasks import task_info
@@ -125,7 +126,7 @@ class Resources(Frozen):
 
 
 class EarlyStopping(Frozen):
-    """ASHA (asynchronous successive halving) on test accuracy, rungs in epochs."""
+    """ASHA (asynchronous successive halving) on the study's objective, rungs in epochs."""
 
     kind: Literal["asha"] = "asha"
     grace_period: int = Field(default=1, gt=0)
@@ -140,7 +141,7 @@ class Search(Frozen):
     lr_range: list[float] | None = Field(default=None, min_length=2, max_length=2)
     step_factor: float = Field(default=2.0, gt=1)
     stop_ratio: float = Field(default=1.25, gt=1)
-    min_drop: float = Field(default=0.02, ge=0)  # bracket: an accuracy fall smaller than this is noise
+    min_drop: float = Field(default=0.02, ge=0)  # bracket: a fall of the objective (in its units) smaller than this is noise
     seed: int = 0
     early_stopping: EarlyStopping | None = None
 
@@ -171,13 +172,6 @@ class Tracking(Frozen):
             raise ValueError("must not hold credentials (they would be logged with the spec); set "
                              "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD instead")
         return uri
-
-
-class Objective(Frozen):
-    """The metric a study optimises: ε*, the law, the gap and steps-to-target are computed on it."""
-
-    metric: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")  # a metric the task reports, e.g. test_acc
-    direction: Literal["max", "min"]
 
 
 class Analysis(Frozen):

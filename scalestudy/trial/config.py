@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from scalestudy import data, models, optim, tasks
 from scalestudy.batching import bn_batch_size
 from scalestudy.spec import (
+    LEGACY_OBJECTIVE,
     DataLoading,
     Diagnostics,
     GradPenalty,
@@ -248,8 +249,7 @@ def _shared_fields(raw: Mapping[str, Any], allowed: frozenset[str]) -> dict[str,
                 optimizer_options=optim.optimizer_options(optimizer, get("optimizer_options", Optimizer, "options")),
                 diagnostics=Diagnostics.model_validate(raw["diagnostics"] if "diagnostics" in raw else {}),
                 resources=resources,
-                # Stored before objectives existed: every study was classification on test accuracy.
-                objective=Objective.model_validate(raw.get("objective") or {"metric": "test_acc", "direction": "max"}))
+                objective=Objective.model_validate(raw["objective"]) if raw.get("objective") else LEGACY_OBJECTIVE)
 
 
 def expand_cells(spec: StudySpec, storage_path: str | None = None) -> list[Cell]:

@@ -214,9 +214,10 @@ def trial_params(wire: Mapping[str, Any]) -> dict[str, str]:
     values["optimizer_options"] = json.dumps(options, sort_keys=True)
     if values["optimizer"] != "sgd":
         values["weight_decay"], values["nesterov"] = options.get("weight_decay"), None
-    # Written before tasks and objectives: classification, on test accuracy.
+    # Written before tasks: classification.
     values["task"] = wire.get("task", "classification")
-    objective = wire.get("objective") or {"metric": "test_acc", "direction": "max"}
+    # Always in the wire dict: TrialConfig.from_dict gives a config stored before objectives the legacy one.
+    objective = wire["objective"]
     values["objective_metric"], values["objective_direction"] = objective["metric"], objective["direction"]
     corpus = (wire["dataset_options"] or {}).get("corpus_hash")
     if corpus:  # provenance of a text corpus: the sha256 of the bytes trained on

@@ -1,0 +1,51 @@
+"""The study's objective, and the one rule for ranking trials by it.
+
+The searches, the progress display and the summary table rank trials by :meth:`Objective.score`
+(higher is better whatever the direction; −inf for a trial that diverged or has no value); early
+stopping hands Ray Tune's ASHA the metric, :attr:`Objective.mode` and :meth:`Objective.value`.
+None of them names a metric or a direction itself.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import Field
+
+from scalestudy.spec.base import Frozen
+
+
+class Objective(Frozen):
+    """The metric a study optimises: ε*, the law, the gap and steps-to-target are computed on it, and
+    searches, early stopping and the tables rank trials by it."""
+
+    metric: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")  # a metric the task reports, e.g. test_acc
+    direction: Literal["max", "min"]
+
+    @property
+    def mode(self) -> Literal["max", "min"]:
+        """Ray Tune's ``mode`` for :attr:`metric` (its schedulers and searchers take metric and mode)."""
+        return self.direction
+
+    def value(self, reported: Mapping[str, Any]) -> float:
+        """The metric in a trial's report (or a summary row) as reported: a finite float, NaN when it is
+        missing or not finite (a diverged loss is often inf or NaN)."""
+        value = reported.get(self.metric)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return math.nan
+        return float(value)
+
+    def score(self, reported: Mapping[str, Any]) -> float:
+        """Ranks trials, higher is better: the value (negated when minimised); −inf for a trial that
+        diverged (divergence is a failed ε, whatever it reported) or has no value."""
+        value = self.value(reported)
+        if reported.get("diverged") or math.isnan(value):
+            return -math.inf
+        return value if self.direction == "max" else -value
+
+
+# What every study ranked by before objectives existed (all were classification): the objective of
+# stored trial configs, MLflow runs and pickled searches that name none.
+LEGACY_OBJECTIVE = Objective(metric="test_acc", direction="max")
