@@ -17,11 +17,13 @@ PACKAGE = ROOT / "scalestudy"
 nav = mkdocs_gen_files.Nav()
 for path in sorted(PACKAGE.rglob("*.py")):
     parts = path.relative_to(ROOT).with_suffix("").parts
-    if parts[-1] == "__init__":
+    package = parts[-1] == "__init__"
+    if package:
         parts = parts[:-1]
-    if any(part.startswith("_") for part in parts) or parts[-1] == "__main__":
+    if any(part.startswith("_") for part in parts):
         continue
-    page = Path("api", *parts).with_suffix(".md")
+    # A package's page is its folder's index (api/scalestudy/index.md), a module's its own file.
+    page = Path("api", *parts, "index.md") if package else Path("api", *parts).with_suffix(".md")
     nav[parts] = page.relative_to("api").as_posix()
     with mkdocs_gen_files.open(page, "w") as out:
         out.write(f"::: {'.'.join(parts)}\n")
