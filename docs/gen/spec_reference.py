@@ -1,7 +1,7 @@
 """Build-time generator of the spec reference (``spec-reference.md``), read from the pydantic schema.
 
-Run by the ``gen-files`` plugin (``mkdocs.yml``); ``python docs/gen/spec_reference.py`` prints the
-page. Every block of a study spec is a frozen pydantic model (:mod:`scalestudy.spec`): starting from
+Written into the site by ``spec_page.py`` (a ``gen-files`` script, ``mkdocs.yml``);
+``python docs/gen/spec_reference.py`` prints the page. Every block of a study spec is a frozen pydantic model (:mod:`scalestudy.spec`): starting from
 ``StudySpec``, each model reachable through its fields' types gets a table of its fields with their
 YAML paths, types, defaults, constraints and allowed names (the registries' built-ins), so the page
 cannot disagree with what ``scalestudy validate`` accepts.
@@ -38,7 +38,6 @@ from scalestudy.schedules import SCHEDULES  # noqa: E402
 from scalestudy.search import SEARCHES  # noqa: E402
 from scalestudy.spec import StudySpec  # noqa: E402
 
-PAGE = "spec-reference.md"
 NOTES = HERE / "spec_fields.yaml"
 # Fields whose value is a registry name: their allowed names are the registry's built-ins (an import
 # path package.module:attribute is accepted too where the registry takes the user's code).
@@ -251,9 +250,3 @@ def _cell(text: str) -> str:
 
 if __name__ == "__main__":
     print(render())
-else:
-    import mkdocs_gen_files
-
-    with mkdocs_gen_files.open(PAGE, "w") as page:
-        page.write(render())
-    mkdocs_gen_files.set_edit_path(PAGE, Path("docs/gen/spec_reference.py"))

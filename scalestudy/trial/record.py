@@ -235,7 +235,7 @@ def trial_params(wire: Mapping[str, Any]) -> dict[str, str]:
 
 
 def steps_to_target_method(every: int | None, margin: float | None) -> str:
-    """How updates_to_target is measured (an MLflow param, see the README and ``scalestudy.train.target``).
+    """How updates_to_target is measured (an MLflow param, see docs/tracking.md and ``scalestudy.train.target``).
     Runs logged before censoring say "interpolated between epoch ends" (linearly, from update 0 too) or
     "evaluated every K updates[ within m of the target]" (the first evaluation at the target)."""
     if every is None:
