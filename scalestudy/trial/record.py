@@ -222,6 +222,8 @@ def trial_params(wire: Mapping[str, Any]) -> dict[str, str]:
     corpus = (wire["dataset_options"] or {}).get("corpus_hash")
     if corpus:  # provenance of a text corpus: the sha256 of the bytes trained on
         values["corpus_hash"] = corpus
+    if wire.get("train_subset"):  # which N examples scalestudy took of the training split
+        values["dataset_subset_seed"] = wire["train_subset"]["seed"]
     diagnostics = wire["diagnostics"]
     target = diagnostics.get("target")
     if diagnostics["target_accuracy"] is not None:
