@@ -237,8 +237,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_check_law(args: argparse.Namespace) -> int:
-    from scalestudy.analysis.check import check_law
-    from scalestudy.analysis.check_output import check_table, verdict, write_check
+    from scalestudy.analysis.fits.law_check import check_law
+    from scalestudy.analysis.outputs.law_check_files import check_table, verdict, write_check
     from scalestudy.endpoints import removed_on_failure
     from scalestudy.law import ScalingLaw
 
@@ -306,7 +306,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def _schema_of(path: Path) -> str | None:
     """The ``schema`` of a small JSON or YAML file, or None (not readable, not a mapping)."""
-    from scalestudy.records import LawFileError, read_document
+    from scalestudy.law.records import LawFileError, read_document
 
     try:
         data = read_document(path, "file", 16 * 2**20, "a plan")

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from scalestudy.analysis.bend import fit_smooth_bend
-from scalestudy.analysis.frontier import CellOptimum
-from scalestudy.analysis.lawfit import fit_law
+from scalestudy.analysis.fits.bend import fit_smooth_bend
+from scalestudy.analysis.fits.cell_optimum.frontier import CellOptimum
+from scalestudy.analysis.fits.law import fit_law
 
 QUICKSTART = (16, 32, 64, 128, 256, 512)
 
@@ -85,8 +85,8 @@ def test_the_comparison_is_reproducible_for_a_seed():
 def test_law_json_smooth_bend_round_trip():
     """The fit as law.json's ``smooth_bend``, written and read back by the law file's reader: a bounded
     B_noise as [low, high], one open above as its low end."""
-    from scalestudy.analysis.export import bend_entry
-    from scalestudy.law_fields import SmoothBend, check_smooth_bend, read_record, to_json
+    from scalestudy.analysis.outputs.law_file import bend_entry
+    from scalestudy.law.fields import SmoothBend, check_smooth_bend, read_record, to_json
 
     for grid in (cells(mccandlish(), noise=0.02, variance=4e-4),
                  cells(lambda b, m, n: math.log(1e-3 * b * (1 - m)), noise=0.02, variance=4e-4)):

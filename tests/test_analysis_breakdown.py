@@ -7,9 +7,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from scalestudy.analysis.breakdown import DECLARE_P, fit_breakdown
-from scalestudy.analysis.frontier import CellOptimum
-from scalestudy.analysis.lawfit import fit_law
+from scalestudy.analysis.fits.breakdown import DECLARE_P, fit_breakdown
+from scalestudy.analysis.fits.cell_optimum.frontier import CellOptimum
+from scalestudy.analysis.fits.law import fit_law
 
 
 def cells(batch_sizes, momenta, alpha=1.0, beta=1.0, k=1e-3, breakdown=None, noise=0.0, rng=None, variance=None):

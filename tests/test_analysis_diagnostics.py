@@ -18,9 +18,9 @@ from scalestudy.analysis import (
     law_trials,
     study_compute,
 )
-from scalestudy.analysis.fit import stopped_past_edges
-from scalestudy.analysis.frontier import fit_cell
-from scalestudy.analysis.lawfit import Breakdown
+from scalestudy.analysis.fits.cell_optimum.frontier import fit_cell
+from scalestudy.analysis.fits.law import Breakdown
+from scalestudy.analysis.fits.study import stopped_past_edges
 from scalestudy.testing.planted import PlantedDiagnostics, add_diagnostics, make_planted_table, stop_early
 
 FULL = {"batch_size": 64, "lr": 0.1, "momentum": 0.9, "seed": 0, "dataset_size": 1000, "test_acc": 0.8,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from scalestudy.analysis import FitOptions, StudyFits, TrialTable, fit_study
-from scalestudy.analysis.export import build_law, write_files
+from scalestudy.analysis.outputs.law_file import build_law, write_files
 from scalestudy.law import ScalingLaw
 from scalestudy.testing.planted import add_diagnostics, make_planted_table, stop_early
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scalestudy.analysis.frontier import BOUNDED, fit_cell, fit_frontier
+from scalestudy.analysis.fits.cell_optimum.frontier import BOUNDED, fit_cell, fit_frontier
 
 LRS = [0.0125, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8]
 

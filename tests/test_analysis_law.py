@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from scalestudy.analysis import fit_frontier, fit_law, law_trials
-from scalestudy.analysis.frontier import BOUNDED
+from scalestudy.analysis.fits.cell_optimum.frontier import BOUNDED
 from scalestudy.bench.coverage import simulate_coverage
 from scalestudy.testing.planted import make_planted_table, planted_study
 

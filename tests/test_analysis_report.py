@@ -14,7 +14,7 @@ from scalestudy.analysis import (
     fit_law,
     law_trials,
 )
-from scalestudy.analysis.text import number
+from scalestudy.analysis.outputs.phrases import number
 from scalestudy.law import ScalingLaw
 from scalestudy.testing.planted import add_diagnostics, make_planted_table, stop_early
 

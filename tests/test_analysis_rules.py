@@ -1,9 +1,9 @@
-"""The one wording of a fitted exponent against the scaling rules (scalestudy.analysis.rules): an
+"""The one wording of a fitted exponent against the scaling rules (scalestudy.analysis.outputs.rule_wording): an
 interval that holds a rule's value is "consistent with" it and names every other rule it holds."""
 
 import pytest
 
-from scalestudy.analysis.rules import ALPHA_RULES, BETA_RULES, GAMMA_RULES, rule_wording
+from scalestudy.analysis.outputs.rule_wording import ALPHA_RULES, BETA_RULES, GAMMA_RULES, rule_wording
 
 
 def test_an_interval_holding_one_rule_is_consistent_with_it_and_excludes_the_others():

@@ -6,8 +6,8 @@ import json
 import pytest
 
 from scalestudy.analysis import TrialTable, fit_study
-from scalestudy.analysis.check import check_law
-from scalestudy.analysis.export import build_law
+from scalestudy.analysis.fits.law_check import check_law
+from scalestudy.analysis.outputs.law_file import build_law
 from scalestudy.testing.planted import make_planted_table
 from test_plan import run
 

@@ -10,10 +10,10 @@ import pytest
 from scipy import stats
 
 from scalestudy.analysis import TrialTable, fit_study
-from scalestudy.analysis.critical import median_interval
-from scalestudy.analysis.critical_sizes import CriticalEstimate, agreement
-from scalestudy.analysis.export import build_law
 from scalestudy.analysis.figures import steps_vs_examples
+from scalestudy.analysis.fits.critical_batch import CriticalEstimate, agreement
+from scalestudy.analysis.fits.gradient_noise_scale import median_interval
+from scalestudy.analysis.outputs.law_file import build_law
 from scalestudy.law import ScalingLaw
 from scalestudy.law.transition import fit_transition, profile
 from scalestudy.testing.planted import PlantedDiagnostics, add_diagnostics, make_planted_table

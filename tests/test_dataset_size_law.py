@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from scalestudy.analysis import TrialTable, analyze, fit_study
-from scalestudy.analysis.export import build_law
 from scalestudy.analysis.figures_dataset import lr_vs_dataset_size
-from scalestudy.analysis.frontier import fit_frontier
-from scalestudy.analysis.lawfit import fit_law
+from scalestudy.analysis.fits.cell_optimum.frontier import fit_frontier
+from scalestudy.analysis.fits.law import fit_law
+from scalestudy.analysis.outputs.law_file import build_law
 from scalestudy.law import FORM_N, PredictionError, ScalingLaw
 from scalestudy.testing.planted import make_planted_table
 from test_plan import run
@@ -121,8 +121,8 @@ def test_a_plan_on_a_law_with_gamma_needs_n_and_agrees_with_recommend(result, tm
 
 
 def test_steps_to_target_has_a_line_per_momentum_and_n():
-    from scalestudy.analysis.critical_sizes import headline_line
-    from scalestudy.analysis.steps import fit_steps_to_target
+    from scalestudy.analysis.fits.critical_batch import headline_line
+    from scalestudy.analysis.fits.steps_to_target import fit_steps_to_target
     from scalestudy.testing.planted import PlantedDiagnostics, add_diagnostics
 
     frame = add_diagnostics(planted(-1.0, 3), PlantedDiagnostics(critical_batch=64.0, min_updates=20.0),

@@ -1,4 +1,4 @@
-"""The 95 % set for a unimodal curve's mode (scalestudy.analysis.mode_set): closed-form answers on
+"""The 95 % set for a unimodal curve's mode (scalestudy.analysis.fits.cell_optimum.mode_set): closed-form answers on
 noise-free curves, divergence as a bound, and coverage on peaks that are not Gaussian."""
 
 import math
@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from scalestudy.analysis.mode_set import mode_set
+from scalestudy.analysis.fits.cell_optimum.mode_set import mode_set
 
 X = math.log(2.0) * np.arange(9)  # a ×2 grid
 

@@ -16,7 +16,7 @@ import yaml
 
 from scalestudy import cli
 from scalestudy.analysis import TrialTable, fit_study
-from scalestudy.analysis.export import build_law
+from scalestudy.analysis.outputs.law_file import build_law
 from scalestudy.law import Plan, PlanError, PlanRequest, ScalingLaw, make_plan
 from scalestudy.law.steps_lr import steps_lr_ratio
 from scalestudy.testing.planted import PlantedDiagnostics, add_diagnostics, make_planted_table

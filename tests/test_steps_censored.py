@@ -9,8 +9,8 @@ import pytest
 from scipy import stats
 
 from scalestudy.analysis import TrialTable, analyze, figures, fit_steps_to_target
-from scalestudy.analysis.critical_sizes import END_OF_TRAINING
-from scalestudy.analysis.noise_at_target import noise_at_target
+from scalestudy.analysis.fits.critical_batch import END_OF_TRAINING
+from scalestudy.analysis.fits.gradient_noise_at_target import noise_at_target
 from scalestudy.testing.planted import PlantedDiagnostics, add_diagnostics, make_planted_table
 
 FULL = {"momentum": 0.9, "dataset_size": 4096, "test_acc": 0.8, "train_acc": 0.85, "diverged": False, "status": "ok"}

@@ -1,8 +1,8 @@
-"""The vertex's spread under the seeds' noise (analysis/vertex_spread.py), against closed forms."""
+"""The vertex's spread under the seeds' noise (analysis/fits/cell_optimum/vertex_spread.py), against closed forms."""
 
 import numpy as np
 
-from scalestudy.analysis.vertex_spread import SHAPE_ALLOWANCE, vertex_spread
+from scalestudy.analysis.fits.cell_optimum.vertex_spread import SHAPE_ALLOWANCE, vertex_spread
 
 X = np.log([0.0125, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8])
 STEP = np.log(2.0)

@@ -18,7 +18,8 @@ from scalestudy.analysis.figures import (
     steps_vs_examples,
 )
 from scalestudy.analysis.figures_dataset import lr_vs_dataset_size
-from scalestudy.analysis.fit import StudyFits
+from scalestudy.analysis.fits.schedule_comparison import ScheduleGroup
+from scalestudy.analysis.fits.study import StudyFits
 from scalestudy.analysis.plots import draw_accuracy_vs_lr, draw_accuracy_vs_noise, draw_gap, draw_lr_law
 from scalestudy.analysis.plots_diagnostics import (
     draw_schedules,
@@ -27,7 +28,6 @@ from scalestudy.analysis.plots_diagnostics import (
     draw_lr_vs_dataset_size,
     draw_steps_vs_examples,
 )
-from scalestudy.analysis.schedules import ScheduleGroup
 
 
 def draw_fit_figures(fits: StudyFits, out_dir: Path) -> tuple[list[Path], list[str]]:

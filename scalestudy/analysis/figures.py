@@ -1,5 +1,5 @@
 """What each figure shows, as plain data: built from the fits, drawn by :mod:`plots` and
-:mod:`plots_diagnostics` (the gap figure draws :class:`~scalestudy.analysis.gap.GapFit` itself,
+:mod:`plots_diagnostics` (the gap figure draws :class:`~scalestudy.analysis.fits.generalization_gap.GapFit` itself,
 already plain data; the steps-to-target figures' in :mod:`figures_steps`).
 
 Tests assert on these info objects; drawing them is the only matplotlib step.
@@ -21,11 +21,11 @@ from scalestudy.analysis.figures_steps import (  # noqa: F401
     steps_to_target,
     steps_vs_examples,
 )
-from scalestudy.analysis.frontier import Frontier
-from scalestudy.analysis.lawfit import LawFit
-from scalestudy.analysis.noise import NoiseScaleFit
-from scalestudy.analysis.schedules import ScheduleGroup
-from scalestudy.analysis.sharpness import SharpnessFit
+from scalestudy.analysis.fits.cell_optimum.frontier import Frontier
+from scalestudy.analysis.fits.law import LawFit
+from scalestudy.analysis.fits.schedule_comparison import ScheduleGroup
+from scalestudy.analysis.fits.sgd_noise_scale import NoiseScaleFit
+from scalestudy.analysis.fits.sharpness_vs_batch import SharpnessFit
 from scalestudy.noise import noise_scale
 
 

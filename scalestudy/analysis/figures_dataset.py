@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scalestudy.analysis.frontier import Frontier
-from scalestudy.analysis.lawfit import LawFit
+from scalestudy.analysis.fits.cell_optimum.frontier import Frontier
+from scalestudy.analysis.fits.law import LawFit
 
 
 @dataclass(frozen=True)

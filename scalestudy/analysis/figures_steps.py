@@ -1,5 +1,5 @@
 """The steps-to-target figures as plain data (Shallue et al. 2018, Figure 1; McCandlish et al. 2018,
-Figure 1 and eq. 2.11): built from :class:`~scalestudy.analysis.steps.StepsToTarget`, drawn by
+Figure 1 and eq. 2.11): built from :class:`~scalestudy.analysis.fits.steps_to_target.StepsToTarget`, drawn by
 :mod:`scalestudy.analysis.plots_diagnostics`. Censored points (reached before the first evaluation:
 their counts are upper bounds) are flagged per point."""
 
@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scalestudy.analysis.critical import CriticalBatch
-from scalestudy.analysis.critical_sizes import headline_line
-from scalestudy.analysis.steps import StepsToTarget
+from scalestudy.analysis.fits.critical_batch import headline_line
+from scalestudy.analysis.fits.gradient_noise_scale import CriticalBatch
+from scalestudy.analysis.fits.steps_to_target import StepsToTarget
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from scalestudy.analysis.figures import AccuracyVsLrInfo, AccuracyVsNoiseInfo, LrLawInfo
-from scalestudy.analysis.gap import GapFit
+from scalestudy.analysis.fits.generalization_gap import GapFit
 
 LR_LABEL = "learning rate ε (per update)"
 DPI = 110

@@ -187,7 +187,7 @@ class Surface:
             xs = np.linspace(cell["x"][0], min(cell["x"][-1], cell["diverge_x"]), 2001)
             best = xs[int(np.argmax([self.accuracy(b, m, math.exp(x)) or -1.0 for x in xs]))]
             points.append((math.log(b), math.log1p(-m), best))
-        from scalestudy.analysis.lawfit import regress_law
+        from scalestudy.analysis.fits.law import regress_law
 
         if len({p[0] for p in points}) < 2:
             return None

@@ -2,28 +2,14 @@
 neither the analysis nor numpy is installed).
 
 - :mod:`scaling`: ``law.json`` / ``law.yaml`` as :class:`ScalingLaw` (typed records from
-  :mod:`scalestudy.law_fields`, strict reader, ``predict``);
+  :mod:`scalestudy.law.fields`, strict reader, ``predict``);
 - :mod:`transition`: steps to a target against batch size, S(B) = S_min·(1 + B_crit/B);
 - :mod:`plan`: ``plan.yaml`` as :class:`Plan`, the per-update (B, ε, m) training code follows;
   :mod:`planner` makes one from a law (``scalestudy plan``); :mod:`pytorch` (torch needed) has
   the scheduler and batch sampler that follow it.
 """
 
-from scalestudy.law.plan import PLAN_SCHEMA, Plan, PlanEpoch, PlanError, PlanStep
-from scalestudy.law.planner import PlanRequest, make_plan
-from scalestudy.law.scaling import (
-    BREAKDOWN_OUTCOMES,
-    FORM,
-    FORM_N,
-    MAX_BATCH_SIZE,
-    PARAMETERS,
-    SCHEMA,
-    LogLrSpread,
-    Prediction,
-    PredictionError,
-    ScalingLaw,
-)
-from scalestudy.law_fields import (
+from scalestudy.law.fields import (
     BEND_PREFERENCES,
     SMOOTH_FORMS,
     BatchEstimate,
@@ -48,6 +34,20 @@ from scalestudy.law_fields import (
     SmoothBendIntervals,
     StepsToTargetBatch,
     TransitionLine,
+)
+from scalestudy.law.plan import PLAN_SCHEMA, Plan, PlanEpoch, PlanError, PlanStep
+from scalestudy.law.planner import PlanRequest, make_plan
+from scalestudy.law.scaling import (
+    BREAKDOWN_OUTCOMES,
+    FORM,
+    FORM_N,
+    MAX_BATCH_SIZE,
+    PARAMETERS,
+    SCHEMA,
+    LogLrSpread,
+    Prediction,
+    PredictionError,
+    ScalingLaw,
 )
 
 __all__ = ["BEND_PREFERENCES", "BREAKDOWN_OUTCOMES", "FORM", "FORM_N", "MAX_BATCH_SIZE", "PARAMETERS", "PLAN_SCHEMA",

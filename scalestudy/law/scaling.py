@@ -22,7 +22,7 @@ Next to the law: ``prediction`` (the parameters' covariance: 95 % intervals of Î
 ``critical_batch_size`` (three ways: steps to target, gradient noise scale, the breakdown),
 ``gradient_noise_scale`` (B_simple beside the breakdown) and ``compute`` (trials, trial-epochs,
 updates, CPU and GPU hours the study used). Each mapping of the file is a typed record
-(:mod:`scalestudy.law_fields`): ``law.ci95.alpha``, ``law.breakdown_test.outcome``.
+(:mod:`scalestudy.law.fields`): ``law.ci95.alpha``, ``law.breakdown_test.outcome``.
 
     law = ScalingLaw.load("law.json")
     law.predict(batch_size=1024, momentum=0.9).lr
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scalestudy.law_fields import (
+from scalestudy.law.fields import (
     BREAKDOWN_OUTCOMES,
     PARAMETERS,
     check_breakdown_test,

@@ -89,13 +89,13 @@ def reference_lr(spec, cell: Cell) -> float:
 
 def fit_law_so_far(optima: list[tuple[int, float, float]]) -> tuple[float, float, float] | None:
     """(a, α, β) of ln ε* = a + α·ln B + β·ln(1−m) from measured (B, m, ε*) optima: the
-    analysis' law regression (:func:`scalestudy.analysis.lawfit.regress_law`) pulled towards
+    analysis' law regression (:func:`scalestudy.analysis.fits.law.regress_law`) pulled towards
     α = β = 1 (see ``LAW_PRIOR_WEIGHT``); None without optima."""
     if not optima:
         return None
     # Imported here: the analysis package loads pandas, which `scalestudy validate` (and this
     # module's other users) do not need.
-    from scalestudy.analysis.lawfit import LawPrior, regress_law
+    from scalestudy.analysis.fits.law import LawPrior, regress_law
 
     b, m, lr = (np.asarray(column, float) for column in zip(*optima))
     prior = LawPrior(alpha=LAW_PRIOR["alpha"], beta=LAW_PRIOR["beta"], weight=LAW_PRIOR_WEIGHT)

@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 from scalestudy.spec.base import Frozen, all_positive
 from scalestudy.spec.objective import Objective
 from scalestudy.spec.runtime_env import RuntimeEnv
+from scalestudy.spec.search_names import SEARCHES
 from scalestudy.spec.workload import Diagnostics, Optimizer, Schedule, Workload
 from scalestudy.tasks import task_info
 
@@ -148,8 +149,6 @@ class Search(Frozen):
     @field_validator("algorithm")
     @classmethod
     def _known_algorithm(cls, name: str) -> str:
-        from scalestudy.search import SEARCHES
-
         return SEARCHES.check(name)
 
     @field_validator("lr_range")

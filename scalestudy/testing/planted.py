@@ -49,7 +49,7 @@ def make_planted_table(alpha: float = 1.0, beta: float = 1.0, k: float = 1e-3, b
                        schedules: bool = False, centre_on_rule: bool = False,
                        gamma: float = 0.0, dataset_sizes: Sequence[int] | None = None,
                        rng: int | np.random.Generator = 0) -> pd.DataFrame:
-    """One row per trial in the trial-table schema (see :mod:`scalestudy.analysis.table`).
+    """One row per trial in the trial-table schema (see :mod:`scalestudy.analysis.inputs.trial_table`).
 
     ``centre_on_rule``: centre each cell's lr grid on the unbroken law instead of on ε*, as
     a study designed around the linear rule does; past the breakdown the optimum then

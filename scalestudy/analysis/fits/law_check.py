@@ -4,7 +4,7 @@ The workflow: fit the law on a small study, run a few trials per cell at the sca
 at (larger B, larger N), and check here that ε* there is still what the law says.
 
 Per (B, m, N) cell of the check study (its constant-schedule trials, ε* from the same frontier fit
-as the law's cells: :func:`~scalestudy.analysis.frontier.fit_frontier`):
+as the law's cells: :func:`~scalestudy.analysis.fits.cell_optimum.frontier.fit_frontier`):
 
 - measured: ln ε̂ with variance v_cell (the variance the law fit weights cells by: its 95 % set's
   width read as ±1.96 sd; unknown with one seed);
@@ -34,11 +34,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from scalestudy.analysis._stats import t_quantile
 from scalestudy.analysis.errors import AnalysisError
-from scalestudy.analysis.fit import law_trials
-from scalestudy.analysis.frontier import CellOptimum, fit_frontier, interval_variance
-from scalestudy.analysis.table import TrialTable
+from scalestudy.analysis.fits._stats import t_quantile
+from scalestudy.analysis.fits.cell_optimum.frontier import CellOptimum, fit_frontier, interval_variance
+from scalestudy.analysis.fits.study import law_trials
+from scalestudy.analysis.inputs.trial_table import TrialTable
 from scalestudy.law import LawError, ScalingLaw
 
 FAMILY_LEVEL = 0.05  # family-wise false-failure rate of a check when the law holds everywhere

@@ -22,18 +22,18 @@ from typing import Any
 
 import pandas as pd
 
-from scalestudy.analysis.compute import StudyCompute, study_compute
-from scalestudy.analysis.critical import CriticalBatch, critical_batch_from_noise
-from scalestudy.analysis.critical_sizes import CriticalBatchSizes, critical_batch_sizes
 from scalestudy.analysis.errors import AnalysisError
-from scalestudy.analysis.frontier import CellOptimum, Frontier, failure_accuracy, fit_frontier
-from scalestudy.analysis.gap import GapFit, fit_gap
-from scalestudy.analysis.lawfit import LawFit, fit_law
-from scalestudy.analysis.noise import NoiseScaleFit, fit_noise_scale
-from scalestudy.analysis.schedules import ScheduleComparison, compare_schedules
-from scalestudy.analysis.sharpness import SharpnessFit, fit_sharpness
-from scalestudy.analysis.steps import StepsToTarget, fit_steps_to_target
-from scalestudy.analysis.table import ACCURACY, Objective, TrialTable, objective_of, stopped
+from scalestudy.analysis.fits.cell_optimum.frontier import CellOptimum, Frontier, failure_accuracy, fit_frontier
+from scalestudy.analysis.fits.cost import StudyCompute, study_compute
+from scalestudy.analysis.fits.critical_batch import CriticalBatchSizes, critical_batch_sizes
+from scalestudy.analysis.fits.generalization_gap import GapFit, fit_gap
+from scalestudy.analysis.fits.gradient_noise_scale import CriticalBatch, critical_batch_from_noise
+from scalestudy.analysis.fits.law import LawFit, fit_law
+from scalestudy.analysis.fits.schedule_comparison import ScheduleComparison, compare_schedules
+from scalestudy.analysis.fits.sgd_noise_scale import NoiseScaleFit, fit_noise_scale
+from scalestudy.analysis.fits.sharpness_vs_batch import SharpnessFit, fit_sharpness
+from scalestudy.analysis.fits.steps_to_target import StepsToTarget, fit_steps_to_target
+from scalestudy.analysis.inputs.trial_table import ACCURACY, Objective, TrialTable, objective_of, stopped
 from scalestudy.optim import noise_scale_holds
 
 

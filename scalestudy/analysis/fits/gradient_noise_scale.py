@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from scalestudy.analysis.frontier import CellOptimum, trials_at_best_lr
-from scalestudy.analysis.lawfit import Breakdown
+from scalestudy.analysis.fits.cell_optimum.frontier import CellOptimum, trials_at_best_lr
+from scalestudy.analysis.fits.law import Breakdown
 
 TAKEN = ("median over the finished trials at each cell's best searched lr of the final smoothed "
          "B_simple = tr(Σ)/|G|²")

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from scalestudy.analysis._stats import fit_line
-from scalestudy.analysis.frontier import CellOptimum
-from scalestudy.analysis.table import objective_of
+from scalestudy.analysis.fits._stats import fit_line
+from scalestudy.analysis.fits.cell_optimum.frontier import CellOptimum
+from scalestudy.analysis.inputs.trial_table import objective_of
 from scalestudy.noise import noise_scale
 
 

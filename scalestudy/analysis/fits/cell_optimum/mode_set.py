@@ -1,7 +1,7 @@
 """Where the optimum of one cell's curve can lie: a 95 % confidence set for the mode of a
 unimodal curve, by test inversion, with no assumption on the curve's shape near its top.
 
-Why not the vertex's spread: the three-point vertex (:mod:`scalestudy.analysis.peak`) is exact
+Why not the vertex's spread: the three-point vertex (:mod:`scalestudy.analysis.fits.cell_optimum.peak`) is exact
 for a Gaussian bump only. Real accuracy-vs-ln ε curves have a slow left shoulder, a flat top and
 a cliff on the right; there the vertex is biased by up to half a grid step, and an interval over
 seeds centres on that biased vertex: its coverage of the true ε* *falls* as seeds are added

@@ -22,7 +22,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scalestudy.analysis._stats import t_quantile
+from scalestudy.analysis.fits._stats import t_quantile
 
 SOURCE = ("B_simple at the target crossing, geometric mean over the batch sizes of {label} "
           "(Student-t interval of the mean of ln B_simple over them)")

@@ -1,6 +1,6 @@
 """Noise levels of cells estimated from a fit's residuals, and data simulated from a fit with them:
-the null distributions of the breakdown test (:mod:`scalestudy.analysis.breakdown`), of the hinge's
-interval (:mod:`scalestudy.analysis.hinges`) and of the bend comparison (:mod:`scalestudy.analysis.bend`).
+the null distributions of the breakdown test (:mod:`scalestudy.analysis.fits.breakdown`), of the hinge's
+interval (:mod:`scalestudy.analysis.fits.hinges`) and of the bend comparison (:mod:`scalestudy.analysis.fits.bend`).
 
 Each cell keeps its own noise level because seed noise varies between cells in ways the weights
 do not know (it grows with B while a variance pooled over the study does not): one σ for every

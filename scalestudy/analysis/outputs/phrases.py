@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from scalestudy.analysis.compute import StudyCompute
-from scalestudy.analysis.critical import CriticalBatch
-from scalestudy.analysis.rules import ALPHA_RULES, BETA_RULES, GAMMA_RULES, rule_wording
-from scalestudy.analysis.schedules import ScheduleRow
+from scalestudy.analysis.fits.cost import StudyCompute
+from scalestudy.analysis.fits.gradient_noise_scale import CriticalBatch
+from scalestudy.analysis.fits.schedule_comparison import ScheduleRow
+from scalestudy.analysis.outputs.rule_wording import ALPHA_RULES, BETA_RULES, GAMMA_RULES, rule_wording
 from scalestudy.law import ScalingLaw
 
 

@@ -4,15 +4,15 @@
 ``grid.dataset_size``); Smith & Le (2017) predict B_opt ∝ εN/(1 − m), i.e. ε* ∝ B(1 − m)/N at a
 constant optimal noise scale g = εN/(B(1 − m)): γ = −1 together with α = β = 1.
 
-The breakdown is tested first, on every usable cell (:mod:`scalestudy.analysis.breakdown`:
+The breakdown is tested first, on every usable cell (:mod:`scalestudy.analysis.fits.breakdown`:
 a likelihood-ratio test calibrated by parametric bootstrap, with three outcomes), and the smooth
 bend of McCandlish et al. (2018) is fitted beside it, on the same cells
-(:mod:`scalestudy.analysis.bend`: its small-B slope, B_noise, and whether the data prefer it to
+(:mod:`scalestudy.analysis.fits.bend`: its small-B slope, B_noise, and whether the data prefer it to
 the hinge). The law
 is then fitted by weighted least squares on the usable cells up to the largest tested batch
 size at or below a declared breakdown (all of them otherwise): a random-effects
 meta-regression with weights 1/(var ln ε* + τ²), var ln ε* each cell's variance read off its
-95 % set (:func:`~scalestudy.analysis.frontier.interval_variance`) and τ² the between-cell
+95 % set (:func:`~scalestudy.analysis.fits.cell_optimum.frontier.interval_variance`) and τ² the between-cell
 scatter it does not explain (method of moments), and Student-t 95 % intervals from the weighted
 residual scatter (Knapp–Hartung) with the scale floored at :data:`MIN_SCALE`. Equal weights
 let the noisy cells (bounded by divergence, at large B, where leverage is high) tilt α. The
@@ -28,9 +28,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from scalestudy.analysis._stats import LinearFit, least_squares
-from scalestudy.analysis.bend import BendFit, fit_smooth_bend
-from scalestudy.analysis.breakdown import (
+from scalestudy.analysis.fits._stats import LinearFit, least_squares
+from scalestudy.analysis.fits.bend import BendFit, fit_smooth_bend
+from scalestudy.analysis.fits.breakdown import (
     Breakdown,
     fit_breakdown,
     law_coordinates,
@@ -38,7 +38,7 @@ from scalestudy.analysis.breakdown import (
     law_weights,
     log_dataset_sizes,
 )
-from scalestudy.analysis.frontier import CellOptimum
+from scalestudy.analysis.fits.cell_optimum.frontier import CellOptimum
 
 __all__ = ["BendFit", "Breakdown", "LawFit", "LawPrior", "LinearFit", "fit_breakdown", "fit_law", "regress_law"]
 
@@ -74,7 +74,7 @@ class LawFit:
     gamma: float | None = None  # ε* ∝ N^γ; None when the cells have one dataset size
     shared_shape_variance: float | None = None  # added to ln k's variance (see with_shared_shape_error)
     # McCandlish's smooth bend ε_max·(1 − m)^β/(1 + B_noise/B)^α on every usable cell, beside the
-    # hinge (:mod:`scalestudy.analysis.bend`); None with fewer than 4 batch sizes
+    # hinge (:mod:`scalestudy.analysis.fits.bend`); None with fewer than 4 batch sizes
     bend: BendFit | None = None
 
 
@@ -96,7 +96,7 @@ def regress_law(u: np.ndarray, v: np.ndarray, y: np.ndarray, terms: tuple[str, .
     """Least squares of y = ln ε* on ln k + α·u + β·v, u = ln B, v = ln(1 − m), for the ``terms``
     fitted (the constant ``log_k`` always): the one regression of the law, used by the law fit
     (weighted) and by the search's running law (with a prior). ``min_scale``: see
-    :func:`~scalestudy.analysis._stats.least_squares`; ``w`` = ln N for a "gamma" term."""
+    :func:`~scalestudy.analysis.fits._stats.least_squares`; ``w`` = ln N for a "gamma" term."""
     X, target = law_design(u, v, terms, w), np.asarray(y, float)
     if weights is not None:
         scale = np.sqrt(weights)

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scalestudy.analysis._stats import fit_line, t_quantile
-from scalestudy.analysis.frontier import CellOptimum
+from scalestudy.analysis.fits._stats import fit_line, t_quantile
+from scalestudy.analysis.fits.cell_optimum.frontier import CellOptimum
 from scalestudy.noise import noise_scale
 
 

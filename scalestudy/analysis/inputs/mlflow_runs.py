@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from scalestudy.analysis.errors import AnalysisError
-from scalestudy.analysis.table import ACCURACY, SUBSPACE_SHARPNESS, TrialTable, validate_trials
+from scalestudy.analysis.inputs.trial_table import ACCURACY, SUBSPACE_SHARPNESS, TrialTable, validate_trials
 from scalestudy.trial.record import (ANALYSIS_ROLE, FINISHED_STATUSES, KEY_TAG, PARENT_TAG, ROLE_TAG, RUN_NAME_TAG,
                                      SPEC_HASH_TAG, STATUS_TAG, STUDY_TAG, TRIAL_ROLE, VERSION_TAG)
 # Final values of the diagnostics the spec may enable (absent otherwise); the subspace sharpness

@@ -2,19 +2,19 @@
 
 1. **Steps to target** (Shallue et al. 2018; McCandlish et al. 2018, eqs. 2.7–2.11): the fewest
    updates S to the target accuracy at each batch size, fitted with S(B) = S_min·(1 + B_crit/B)
-   (:mod:`scalestudy.analysis.steps`, :mod:`scalestudy.law.transition`), profile-likelihood
+   (:mod:`scalestudy.analysis.fits.steps_to_target`, :mod:`scalestudy.law.transition`), profile-likelihood
    95 % interval. Fitted per (momentum, dataset size) line; the headline is the line at the
    largest momentum (the setting production training usually uses), then the largest N,
    among the lines where B_crit could be placed.
 2. **Gradient noise scale**: B_simple = tr(Σ)/|G|², which McCandlish et al. find predicts B_crit
    (to within a factor of a few). Read at the target crossing on the steps line's trials
-   (:mod:`scalestudy.analysis.noise_at_target`: B_noise changes over training, and the steps'
+   (:mod:`scalestudy.analysis.fits.gradient_noise_at_target`: B_noise changes over training, and the steps'
    B_crit is measured at the crossing), with an interval for the B_crit it predicts. Tables without
    ``gradient_noise_scale_at_target`` (or no fitted steps line) fall back to the median of the final
-   B_simple over the trials at each cell's best lr (:mod:`scalestudy.analysis.critical`), read at
+   B_simple over the trials at each cell's best lr (:mod:`scalestudy.analysis.fits.gradient_noise_scale`), read at
    the end of training, and its source says so.
 3. **Breakdown of the lr law**: the batch size where ε*(B) stops following one power law, with
-   the profile-likelihood interval of the breakdown test (:mod:`scalestudy.analysis.breakdown`).
+   the profile-likelihood interval of the breakdown test (:mod:`scalestudy.analysis.fits.breakdown`).
 
 They measure related things (where more batch stops buying fewer updates; where the lr can no
 longer grow with B), so they agree when their 95 % intervals overlap, or, for an estimate
@@ -26,10 +26,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import combinations
 
-from scalestudy.analysis.breakdown import Breakdown
-from scalestudy.analysis.critical import CriticalBatch
-from scalestudy.analysis.noise_at_target import SOURCE as AT_TARGET
-from scalestudy.analysis.steps import StepsLine, StepsToTarget
+from scalestudy.analysis.fits.breakdown import Breakdown
+from scalestudy.analysis.fits.gradient_noise_at_target import SOURCE as AT_TARGET
+from scalestudy.analysis.fits.gradient_noise_scale import CriticalBatch
+from scalestudy.analysis.fits.steps_to_target import StepsLine, StepsToTarget
 
 FACTOR = 2.0  # values without an interval agree when within this factor of each other
 METHODS = {"steps_to_target": "steps to target", "gradient_noise": "gradient noise scale",

@@ -1,5 +1,5 @@
 """The hinged power law's fits, at every hinge position at once, and the 95 % set of the hinge
-(:mod:`scalestudy.analysis.breakdown` tests for a hinge; :mod:`scalestudy.analysis.bend` compares
+(:mod:`scalestudy.analysis.fits.breakdown` tests for a hinge; :mod:`scalestudy.analysis.fits.bend` compares
 it with a smooth bend).
 
 ln ε* = a + α·min(u, u_c) + α₂·max(u − u_c, 0) [+ β·v + γ·w], u = ln B: linear at each u_c.
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from scalestudy.analysis.scatter import SAME_BATCH, simulate_fit
+from scalestudy.analysis.fits.null_simulation import SAME_BATCH, simulate_fit
 
 __all__ = ["MIN_ABOVE", "MIN_BELOW", "SAME_BATCH", "HingeFits", "hinge_design", "hinge_grid", "hinge_interval",
            "interval_ends"]
@@ -42,9 +42,9 @@ def hinge_interval(hinges: HingeFits, ys: np.ndarray, u: np.ndarray, extra: list
 
     A position u₀ outside the F set is accepted when its profile likelihood ratio
     LR(u₀) = n·ln(RSS(u₀)/RSS_min) is at most the 95th percentile of LR*(u₀) over data simulated
-    from the hinge fitted at u₀ (:func:`~scalestudy.analysis.scatter.simulate_fit`: each cell's own scatter). Positions
-    are tried outwards from the F set's ends, stopping at the first rejected on each side; the
-    draws are shared by all u₀ (common random numbers)."""
+    from the hinge fitted at u₀ (:func:`~scalestudy.analysis.fits.null_simulation.simulate_fit`: each
+    cell's own scatter). Positions are tried outwards from the F set's ends, stopping at the first
+    rejected on each side; the draws are shared by all u₀ (common random numbers)."""
     grid, n = hinges.grid, len(ys)
     rss = hinges.rss(ys[:, None])[:, 0]
     ratio = n * np.log(np.maximum(rss, 1e-300) / max(rss.min(), 1e-300))

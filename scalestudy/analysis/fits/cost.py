@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from scalestudy.analysis.table import stopped
+from scalestudy.analysis.inputs.trial_table import stopped
 
 
 @dataclass(frozen=True)

@@ -10,16 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from scalestudy import __version__
-from scalestudy.analysis._stats import t_quantile
-from scalestudy.analysis.compute import StudyCompute
-from scalestudy.analysis.critical import CriticalBatch
-from scalestudy.analysis.critical_sizes import CriticalBatchSizes as CriticalFits
-from scalestudy.analysis.fit import StudyFits
-from scalestudy.analysis.frontier import BOUNDED, Frontier
-from scalestudy.analysis.gap import GapFit
-from scalestudy.analysis.lawfit import BendFit, Breakdown, LawFit
-from scalestudy.analysis.noise import NoiseScaleFit
-from scalestudy.analysis.table import TrialTable
+from scalestudy.analysis.fits._stats import t_quantile
+from scalestudy.analysis.fits.cell_optimum.frontier import BOUNDED, Frontier
+from scalestudy.analysis.fits.cost import StudyCompute
+from scalestudy.analysis.fits.critical_batch import CriticalBatchSizes as CriticalFits
+from scalestudy.analysis.fits.generalization_gap import GapFit
+from scalestudy.analysis.fits.gradient_noise_scale import CriticalBatch
+from scalestudy.analysis.fits.law import BendFit, Breakdown, LawFit
+from scalestudy.analysis.fits.sgd_noise_scale import NoiseScaleFit
+from scalestudy.analysis.fits.study import StudyFits
+from scalestudy.analysis.inputs.trial_table import TrialTable
 from scalestudy.law import (
     FORM,
     FORM_N,

@@ -24,7 +24,7 @@ returns diminish. The transition is fitted per (momentum, dataset size) line wit
 et al.'s (2018) form S(B) = S_min·(1 + B_crit/B), equivalently E(B) = E_min·(1 + B/B_crit)
 with E_min = S_min·B_crit, by least squares on ln S with a profile-likelihood 95 % interval
 of B_crit (:mod:`scalestudy.law.transition`, the one home of the model: the plan reads it too).
-Each line also carries B_simple read at the target crossing (:mod:`scalestudy.analysis.noise_at_target`).
+Each line also carries B_simple read at the target crossing (:mod:`scalestudy.analysis.fits.gradient_noise_at_target`).
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from scalestudy.analysis._stats import f_quantile
-from scalestudy.analysis.noise_at_target import NoiseAtTarget, noise_at_target
-from scalestudy.analysis.table import stopped
+from scalestudy.analysis.fits._stats import f_quantile
+from scalestudy.analysis.fits.gradient_noise_at_target import NoiseAtTarget, noise_at_target
+from scalestudy.analysis.inputs.trial_table import stopped
 from scalestudy.law.transition import MIN_BATCH_SIZES, TransitionFit
 from scalestudy.law.transition import fit_transition as fit_curve
 

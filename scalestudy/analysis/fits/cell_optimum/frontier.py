@@ -5,22 +5,22 @@ Everything below is written for the default objective, test accuracy (maximised)
 objective (``analysis.objective``: the trial table's ``objective`` column) takes its place. A
 minimised objective (a language model's test loss) is oriented as −value, its failure value is
 the worst (largest) finite value in the table, and its curve is interpolated as it is rather than
-in ln (:mod:`scalestudy.analysis.peak`); ``mean_acc``, ``best_acc`` and the failure value stay in
+in ln (:mod:`scalestudy.analysis.fits.cell_optimum.peak`); ``mean_acc``, ``best_acc`` and the failure value stay in
 the metric's own units.
 
 For one cell, the seed-mean final test accuracy is a curve over x = ln ε. A diverged
 trial counts as a failure at its ε: its accuracy is replaced by the failure accuracy
 (the lowest finite test accuracy in the table), so an ε where one seed of two diverged
 scores about halfway. The optimum is the vertex of a quadratic through the best point
-and its neighbours (parabolic interpolation in ln ε, :mod:`scalestudy.analysis.peak`),
+and its neighbours (parabolic interpolation in ln ε, :mod:`scalestudy.analysis.fits.cell_optimum.peak`),
 not the grid argmax.
 
 The 95 % interval is the confidence set for the mode of a unimodal curve
-(:mod:`scalestudy.analysis.mode_set`): every ε where the seed means, with each seed's own level
+(:mod:`scalestudy.analysis.fits.cell_optimum.mode_set`): every ε where the seed means, with each seed's own level
 taken out (:func:`without_seed_effects`), are consistent with a curve that rises up to it and
 falls after it; it assumes nothing about the peak's shape. It is intersected with the spread of
 the vertex under the seeds' noise, widened by the vertex's shape bias
-(:mod:`scalestudy.analysis.vertex_spread`), which bounds the cells whose slow left shoulder
+(:mod:`scalestudy.analysis.fits.cell_optimum.vertex_spread`), which bounds the cells whose slow left shoulder
 leaves the set open. The Student-t interval over per-seed vertices they replace covered the
 vertex, not ε*: on asymmetric, flat-topped peaks like the real ones its coverage fell from 86 %
 at 2 seeds to 38 % at 5. The vertex stays the point estimate, kept inside the interval. A cell
@@ -53,7 +53,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from scalestudy.analysis.peak import (
+from scalestudy.analysis.fits.cell_optimum.mode_set import ModeSet, mode_set
+from scalestudy.analysis.fits.cell_optimum.peak import (
     BOUNDED,
     OK,
     USABLE,
@@ -64,10 +65,16 @@ from scalestudy.analysis.peak import (
     interpolate,
     vertex_range,
 )
-from scalestudy.analysis.mode_set import ModeSet, mode_set
-from scalestudy.analysis.seed_noise import NO_PRIOR, NoisePrior, cell_noise, column_noise, moderated, noise_prior
-from scalestudy.analysis.table import ACCURACY, Objective, objective_of
-from scalestudy.analysis.vertex_spread import vertex_spread
+from scalestudy.analysis.fits.cell_optimum.seed_noise import (
+    NO_PRIOR,
+    NoisePrior,
+    cell_noise,
+    column_noise,
+    moderated,
+    noise_prior,
+)
+from scalestudy.analysis.fits.cell_optimum.vertex_spread import vertex_spread
+from scalestudy.analysis.inputs.trial_table import ACCURACY, Objective, objective_of
 
 __all__ = ["BOUNDED", "OK", "USABLE", "CellOptimum", "Frontier", "cell_keys", "failure_accuracy", "fit_cell",
            "fit_frontier", "trials_at_best_lr"]
@@ -247,12 +254,12 @@ def _optimum_region(x: np.ndarray, V: np.ndarray, D: np.ndarray, prior: NoisePri
                     log: bool, seed: int) -> tuple[ModeSet | None, str | None]:
     """(the 95 % interval of the cell's ε*, None) or (None, why there is none).
 
-    The interval is the unimodal set (:mod:`scalestudy.analysis.mode_set`), which assumes nothing
+    The interval is the unimodal set (:mod:`scalestudy.analysis.fits.cell_optimum.mode_set`), which assumes nothing
     about the peak's shape, intersected with the spread of the vertex under the seeds' noise,
-    widened by its shape bias (:mod:`scalestudy.analysis.vertex_spread`), which bounds the cells
+    widened by its shape bias (:mod:`scalestudy.analysis.fits.cell_optimum.vertex_spread`), which bounds the cells
     whose slow left shoulder leaves the set open. Both see the seed-mean curve with each seed's own
     level removed (:func:`without_seed_effects`), the seeds' variance the cell's own shrunk towards
-    the study's and each column's towards the cell's (:mod:`scalestudy.analysis.seed_noise`): a
+    the study's and each column's towards the cell's (:mod:`scalestudy.analysis.fits.cell_optimum.seed_noise`): a
     column below the cliff, or where some trials diverged, keeps much of its larger spread."""
     variance, dof = moderated(*cell_noise(V, D), prior)
     if not dof > 0:

@@ -1,5 +1,5 @@
 """The typed records of a law file (``law.json`` / ``law.yaml``, schema ``scalestudy.law/v1``), read
-strictly by :mod:`scalestudy.records` (:func:`read_record`): each record is a frozen dataclass whose
+strictly by :mod:`scalestudy.law.records` (:func:`read_record`): each record is a frozen dataclass whose
 fields are the keys of one mapping of the file, in the file's order; a field with a default may be
 absent or null (files written before it existed still load).
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from scalestudy.records import (
+from scalestudy.law.records import (
     Interval,
     LawError,
     LawFileError,
@@ -89,7 +89,7 @@ class Provenance:
 
 @dataclass(frozen=True)
 class BreakdownTest:
-    """How the breakdown test came out (see :mod:`scalestudy.analysis.breakdown`)."""
+    """How the breakdown test came out (see :mod:`scalestudy.analysis.fits.breakdown`)."""
 
     outcome: str  # breakdown | none | inconclusive
     reason: str | None = None
@@ -107,7 +107,7 @@ class SmoothBendIntervals:
 @dataclass(frozen=True, kw_only=True)  # keyword-only: the file's key order has optional keys before alpha
 class SmoothBend:
     """``smooth_bend``: lr = lr_max·(1 − m)^β [·N^γ] / (1 + B_noise/B)^α, McCandlish et al. (2018)'s
-    optimal learning rate with its small-B slope α fitted (:mod:`scalestudy.analysis.bend`), on every
+    optimal learning rate with its small-B slope α fitted (:mod:`scalestudy.analysis.fits.bend`), on every
     usable cell, and whether the data prefer it to the hinge of ``breakdown_test``."""
 
     form: str  # one of SMOOTH_FORMS

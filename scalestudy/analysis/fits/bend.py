@@ -6,7 +6,7 @@ for a locally quadratic loss and gradient noise of covariance Σ, the best step 
     ε_opt(B) = ε_max / (1 + B_noise/B),    B_noise = tr(HΣ) / (GᵀHG)
 
 linear in B well below B_noise and flat well above it: a smooth bend, where the breakdown test
-(:mod:`scalestudy.analysis.breakdown`) fits a hinge. Fitted here as
+(:mod:`scalestudy.analysis.fits.breakdown`) fits a hinge. Fitted here as
 
     ln ε* = ln ε_max + β·ln(1 − m) [+ γ·ln N] − α·ln(1 + B_noise/B)                      (1)
 
@@ -31,7 +31,7 @@ re-estimated at the best bend (at the single law's design it would absorb the be
 
 Intervals (profile likelihood, Knapp–Hartung as the law's): with dof = n − p − 1 (p linear
 coefficients and B_noise), s² = max(RSS_min/dof, floor) when the cells carry variances (the law
-fit's floor, :data:`~scalestudy.analysis.lawfit.MIN_SCALE`; RSS_min/dof otherwise), the region is
+fit's floor, :data:`~scalestudy.analysis.fits.law.MIN_SCALE`; RSS_min/dof otherwise), the region is
 RSS ≤ RSS_min + s²·F₀.₉₅(1, dof). For B_noise: the grid values inside (open above when B_noise = ∞
 is). For α: at each B_noise the RSS is quadratic in α,
 RSS(α) = RSS(B_noise) + (α − α̂)²/c with c = [(XᵀWX)⁻¹]_αα, so the profile interval is the hull of
@@ -41,7 +41,7 @@ Which bend the data prefer (:attr:`BendFit.preferred`): D = n·ln(RSS_hinge / RS
 hinge being the breakdown test's best falling hinge (or the single law), both with the same
 weights; non-nested models, so D is calibrated by simulating each fitted model in turn
 (Williams 1970; Cox's test by simulation), with Gaussian noise at each cell's own residual
-scatter (:func:`~scalestudy.analysis.scatter.noise_scatter`, as the breakdown test's bootstrap):
+scatter (:func:`~scalestudy.analysis.fits.null_simulation.noise_scatter`, as the breakdown test's bootstrap):
 
 - p_hinge = P(D* ≥ D) with data simulated from the fitted hinge: small when the smooth bend fits
   better than a hinge's data would;
@@ -65,11 +65,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scalestudy.analysis._stats import f_quantile
-from scalestudy.analysis.breakdown import law_coordinates, law_design, law_weights, log_dataset_sizes
-from scalestudy.analysis.frontier import CellOptimum
-from scalestudy.analysis.hinges import MIN_ABOVE, MIN_BELOW, HingeFits, hinge_design, hinge_grid
-from scalestudy.analysis.scatter import simulate_fit
+from scalestudy.analysis.fits._stats import f_quantile
+from scalestudy.analysis.fits.breakdown import law_coordinates, law_design, law_weights, log_dataset_sizes
+from scalestudy.analysis.fits.cell_optimum.frontier import CellOptimum
+from scalestudy.analysis.fits.hinges import MIN_ABOVE, MIN_BELOW, HingeFits, hinge_design, hinge_grid
+from scalestudy.analysis.fits.null_simulation import simulate_fit
 
 MIN_BATCH_SIZES = 4  # three points fit (1) exactly: a fourth leaves the bend something to explain
 GRID_MARGIN = np.log(16.0)  # B_noise searched from B_min/16 to 16·B_max (and ∞)
@@ -107,7 +107,7 @@ def fit_smooth_bend(cells: list[CellOptimum], *, replicates: int = REPLICATES, s
     """Equation (1) on the usable ``cells``, and which of it and the hinge the data prefer;
     None with fewer than :data:`MIN_BATCH_SIZES` batch sizes or no residual degree of freedom.
     ``min_scale``: the floor of s² when the cells carry variances, in their units (the law fit
-    passes its own, :data:`~scalestudy.analysis.lawfit.MIN_SCALE`)."""
+    passes its own, :data:`~scalestudy.analysis.fits.law.MIN_SCALE`)."""
     u, v, y = law_coordinates(cells)
     distinct = np.unique(u)
     w = log_dataset_sizes(cells)
@@ -195,7 +195,7 @@ def _refine(grid: np.ndarray, best: int, u, extra, scale, ys) -> np.ndarray:
 
 class BendFits:
     """Weighted least squares of (1) at every grid position, for many response vectors at once
-    (rows scaled by √weight, as :class:`~scalestudy.analysis.hinges.HingeFits`)."""
+    (rows scaled by √weight, as :class:`~scalestudy.analysis.fits.hinges.HingeFits`)."""
 
     def __init__(self, designs: np.ndarray, scale: np.ndarray):
         self.designs = scale[None, :, None] * designs

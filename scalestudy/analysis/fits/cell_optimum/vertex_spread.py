@@ -1,5 +1,5 @@
 """Where one cell's vertex can lie under the seeds' noise, widened by the vertex's own shape bias:
-the interval that bounds a cell's ε* when the unimodal set (:mod:`scalestudy.analysis.mode_set`)
+the interval that bounds a cell's ε* when the unimodal set (:mod:`scalestudy.analysis.fits.cell_optimum.mode_set`)
 alone cannot.
 
 Why a second interval. The unimodal set assumes nothing about the peak's shape, and pays for it:
@@ -9,7 +9,8 @@ lr is in the middle of the grid and the cliff on the right is sharp. This interv
 set leaves out, the curve's local shape, in two parts:
 
 1. **Noise**: a smoothed parametric bootstrap of the estimator itself. Draws of the column means
-   ȳⱼ + σⱼ·zⱼ/√2 go through the same peak search and vertex as the data (:mod:`scalestudy.analysis.peak`);
+   ȳⱼ + σⱼ·zⱼ/√2 go through the same peak search and vertex as the data
+   (:mod:`scalestudy.analysis.fits.cell_optimum.peak`);
    the 2.5 and 97.5 % quantiles of the draws' vertices bound where noise can move it. The draws are
    centred on the *observed* means, which already carry one draw of the noise, so their noise is
    σ/√2: the spread of the argmax around a noisy curve is then about that of the data around the
@@ -25,7 +26,7 @@ set leaves out, the curve's local shape, in two parts:
    (``SHAPE_ALLOWANCE``), so that its coverage does not fall as seeds are added, as a Student-t
    interval around the vertex did (86 → 38 %).
 
-:mod:`scalestudy.analysis.frontier` reports the intersection of this interval with the unimodal
+:mod:`scalestudy.analysis.fits.cell_optimum.frontier` reports the intersection of this interval with the unimodal
 set's hull (where the set is bounded on a side, it stays the guard there). Measured on subsamples
 of the reference studies (``scalestudy bench coverage``), the intersection covers the reference ε*
 at 2, 3 and 5 seeds and bounds most cells the set alone left open (the figures are in the README's
@@ -36,7 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from scalestudy.analysis.peak import USABLE, find_peak, interpolate
+from scalestudy.analysis.fits.cell_optimum.peak import USABLE, find_peak, interpolate
 
 DRAWS = 400
 NOISE_SHARE = 1.0 / np.sqrt(2.0)  # the observed means already carry one draw of the noise

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scalestudy.analysis.fit import StudyFits
-from scalestudy.analysis.text import (
+from scalestudy.analysis.fits.study import StudyFits
+from scalestudy.analysis.outputs.phrases import (
     accuracy,
     breakdown_text,
     smooth_bend_text,

@@ -8,9 +8,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from scalestudy import __version__
-from scalestudy.analysis.check import FAMILY_LEVEL, CellCheck, LawCheck
+from scalestudy.analysis.fits.law_check import FAMILY_LEVEL, CellCheck, LawCheck
 from scalestudy.law import ScalingLaw
-from scalestudy.records import to_json
+from scalestudy.law.records import to_json
 
 CHECK_SCHEMA = "scalestudy.check/v1"
 MARKERS = {"pass": ("o", "tab:green"), "fail": ("X", "tab:red"), "inconclusive": ("^", "tab:gray")}

@@ -18,7 +18,7 @@ weights let a hinge chase that noise at large B.
 
 Calibration: a parametric bootstrap under the fitted single law, y* = ŷ + σ̂ᵢ·zᵢ with z standard
 normal (in the weighted problem, rows scaled by √w) and σ̂ᵢ each cell's own noise level estimated
-from the single law's residuals (:func:`~scalestudy.analysis.scatter.noise_scatter`: pooled over the
+from the single law's residuals (:func:`~scalestudy.analysis.fits.null_simulation.noise_scatter`: pooled over the
 cells of its batch size, or a log-linear trend in ln B with one cell per batch size). T does not
 change when a single law is added to y (it lies inside every hinged model) nor when y is scaled (a
 ratio of sums of squares), so its null distribution is that of T(σ̂∘z);
@@ -26,7 +26,7 @@ p = (1 + #{T* ≥ T}) / (R + 1) over R replicates, seeded (reproducible). The we
 seed noise that grows with B while the reported variances do not (a variance pooled over the study)
 made the bootstrap with one σ for every cell (exact only when the weights are right) declare
 2.2–3.5 % false breakdowns at nominal 1 % with sd = 0.1·(B/16)^0.3 (figures now:
-:mod:`scalestudy.analysis.scatter`).
+:mod:`scalestudy.analysis.fits.null_simulation`).
 
 Outcomes (:attr:`Breakdown.outcome`):
 
@@ -44,9 +44,9 @@ coverage``'s (:mod:`scalestudy.bench.coverage_bend` for the latter).
 Interval: the profile-likelihood set {u_c : RSS(u_c) ≤ RSS_min·(1 + F₀.₉₅(1, n − p)/(n − p))}, over
 every identifiable hinge (2 tested sizes at or below, 1 above: wider than the test's search, so that
 a change between the outermost tested sizes is still covered), widened by test inversion with a
-simulated threshold (:func:`~scalestudy.analysis.hinges.hinge_interval`): the hinge position is not
+simulated threshold (:func:`~scalestudy.analysis.fits.hinges.hinge_interval`): the hinge position is not
 a regular parameter, and the F threshold alone covered 73–81 % of hinges drawn between tested batch
-sizes. Its ends lie between grid points (:func:`~scalestudy.analysis.hinges.interval_ends`).
+sizes. Its ends lie between grid points (:func:`~scalestudy.analysis.fits.hinges.interval_ends`).
 
 Several dataset sizes N enter as one more covariate, ln N with the law's γ, as the momenta do: the
 test looks for one hinge in B shared by every N and m. That is the identifiable question with a
@@ -67,9 +67,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scalestudy.analysis._stats import f_quantile, least_squares, random_effects_weights
-from scalestudy.analysis.frontier import CellOptimum
-from scalestudy.analysis.hinges import (
+from scalestudy.analysis.fits._stats import f_quantile, least_squares, random_effects_weights
+from scalestudy.analysis.fits.cell_optimum.frontier import CellOptimum
+from scalestudy.analysis.fits.hinges import (
     MIN_ABOVE,
     MIN_BELOW,
     SAME_BATCH,
@@ -79,7 +79,7 @@ from scalestudy.analysis.hinges import (
     hinge_interval,
     interval_ends,
 )
-from scalestudy.analysis.scatter import simulate_fit
+from scalestudy.analysis.fits.null_simulation import simulate_fit
 
 DECLARE_P, SUGGEST_P = 0.01, 0.05  # p-values for a breakdown, and for "inconclusive" evidence of one
 MIN_DOF_FOR_NONE = 3  # residual dof of the hinged law below which "no evidence" is inconclusive

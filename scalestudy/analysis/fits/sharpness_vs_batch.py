@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from scalestudy.analysis.frontier import CellOptimum, trials_at_best_lr
-from scalestudy.analysis.table import SUBSPACE_SHARPNESS
+from scalestudy.analysis.fits.cell_optimum.frontier import CellOptimum, trials_at_best_lr
+from scalestudy.analysis.inputs.trial_table import SUBSPACE_SHARPNESS
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,8 @@
+"""ε* of one cell: where the optimum of its objective-vs-ε curve lies, and how well it is known.
+
+* :mod:`.frontier`: every cell's ε* and its 95 % interval (:func:`~.frontier.fit_frontier`);
+* :mod:`.peak`: the peak of one curve and its three-point vertex;
+* :mod:`.mode_set`: the 95 % set of a unimodal curve's mode;
+* :mod:`.vertex_spread`: where the vertex can lie under the seeds' noise;
+* :mod:`.seed_noise`: the seeds' noise in a cell, moderated by the study's other cells.
+"""
