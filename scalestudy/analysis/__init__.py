@@ -10,7 +10,7 @@ By stage:
 * :mod:`.fits`: pure functions of the table, one module per quantity (ε* of a cell in
   :mod:`.fits.cell_optimum`, the law in :mod:`.fits.law`, ...); :func:`fit_study`
   (:mod:`.fits.study`) runs them all and returns one frozen :class:`StudyFits`;
-* figures: each figure's data (an info object) and its drawing;
+* :mod:`.figures`: one module per figure, its data (an info object) and its drawing;
 * :mod:`.outputs`: law.json, law.yaml and trials.parquet (:mod:`.outputs.law_file`), report.md and
   the terminal summary (:mod:`.outputs.report`), the MLflow run (:mod:`.outputs.mlflow_run`).
 
@@ -38,7 +38,8 @@ from scalestudy.analysis.pipeline import AnalysisResult, analyze
 
 
 def load_trials_from_mlflow(experiment: str, tracking_uri: str | None = None, *, method: str = "auto") -> TrialTable:
-    """All finished trial runs of an MLflow experiment as a :class:`TrialTable` (see :mod:`runs`)."""
+    """All finished trial runs of an MLflow experiment as a :class:`TrialTable` (see
+    :mod:`~scalestudy.analysis.inputs.mlflow_runs`)."""
     from scalestudy.analysis.inputs.mlflow_runs import load_trials_from_mlflow as load
 
     return load(experiment, tracking_uri, method=method)

@@ -1,7 +1,9 @@
 """``analyze``: trial table → fits → law.json/law.yaml, trials.parquet, figures, report.md (and an
-MLflow run): :func:`~scalestudy.analysis.fits.study.fit_study` (pure), then the output steps in order,
-:mod:`export`, :mod:`draw`, :mod:`report`, :mod:`publish`. This module only composes them; the
-per-epoch histories of the schedule figure are its one read (from MLflow, through :mod:`runs`).
+MLflow run): :func:`~scalestudy.analysis.fits.study.fit_study` (pure), then the output steps in
+order: :mod:`~scalestudy.analysis.outputs.law_file`, :mod:`~scalestudy.analysis.figures.all_figures`,
+:mod:`~scalestudy.analysis.outputs.report`, :mod:`~scalestudy.analysis.outputs.mlflow_run`. This
+module only composes them; the per-epoch histories of the schedule figure are its one read (from
+MLflow, through :mod:`~scalestudy.analysis.inputs.mlflow_runs`).
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from scalestudy.analysis.draw import draw_fit_figures, draw_schedule_curves
 from scalestudy.analysis.errors import AnalysisError
+from scalestudy.analysis.figures.all_figures import draw_fit_figures, draw_schedule_curves
 from scalestudy.analysis.fits.cell_optimum.frontier import Frontier
 from scalestudy.analysis.fits.cost import StudyCompute
 from scalestudy.analysis.fits.generalization_gap import GapFit

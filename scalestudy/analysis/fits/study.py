@@ -1,9 +1,11 @@
 """``fit_study``: a trial table → every fit of the study, as one frozen :class:`StudyFits`.
 
 Pure: no file, no figure, no MLflow, no clock; the same table and options give the same
-fits. The output steps read the fits: :mod:`export` (law.json, law.yaml, trials.parquet),
-:mod:`draw` (figures), :mod:`report` (report.md, the terminal summary), :mod:`publish`
-(the MLflow run); :func:`scalestudy.analysis.pipeline.analyze` composes them.
+fits. The output steps read the fits: :mod:`~scalestudy.analysis.outputs.law_file` (law.json,
+law.yaml, trials.parquet), :mod:`~scalestudy.analysis.figures.all_figures` (figures),
+:mod:`~scalestudy.analysis.outputs.report` (report.md, the terminal summary),
+:mod:`~scalestudy.analysis.outputs.mlflow_run` (the MLflow run);
+:func:`scalestudy.analysis.pipeline.analyze` composes them.
 
 Trials the search stopped early (status ``stopped``) did not finish: their final
 accuracy is not comparable, so every fit of final values leaves them out; they count

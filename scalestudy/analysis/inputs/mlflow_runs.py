@@ -1,5 +1,5 @@
 """MLflow → trial table: the analysis layer's only read of the tracking store (the analysis run
-is written back by :mod:`publish`).
+is written back by :mod:`~scalestudy.analysis.outputs.mlflow_run`).
 
 The final values of every trial of an experiment come from one search (the latest
 metrics, params and tags of its runs), never from one request per run per metric.

@@ -1,5 +1,6 @@
 """Fits and numbers as short phrases, shared by report.md and the terminal summary
-(:mod:`report`): each estimate with its 95 % interval, or why it is missing."""
+(:mod:`~scalestudy.analysis.outputs.report`): each estimate with its 95 % interval, or why it is
+missing."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from scalestudy.analysis import TrialTable, fit_study
-from scalestudy.analysis.figures import steps_vs_examples
+from scalestudy.analysis.figures.steps_vs_examples import steps_vs_examples
 from scalestudy.analysis.fits.critical_batch import CriticalEstimate, agreement
 from scalestudy.analysis.fits.gradient_noise_scale import median_interval
 from scalestudy.analysis.outputs.law_file import build_law

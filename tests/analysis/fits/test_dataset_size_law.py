@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from scalestudy.analysis import TrialTable, analyze, fit_study
-from scalestudy.analysis.figures_dataset import lr_vs_dataset_size
+from scalestudy.analysis.figures.lr_opt_vs_dataset_size import lr_vs_dataset_size
 from scalestudy.analysis.fits.cell_optimum.frontier import fit_frontier
 from scalestudy.analysis.fits.law import fit_law
 from scalestudy.analysis.outputs.law_file import build_law

@@ -10,7 +10,6 @@ import pytest
 from scalestudy.analysis import (
     TrialTable,
     critical_batch_from_noise,
-    figures,
     fit_frontier,
     fit_law,
     fit_sharpness,
@@ -18,6 +17,8 @@ from scalestudy.analysis import (
     law_trials,
     study_compute,
 )
+from scalestudy.analysis.figures.sharpness_vs_batch_size import sharpness_vs_batch
+from scalestudy.analysis.figures.steps_to_target import steps_to_target
 from scalestudy.analysis.fits.cell_optimum.frontier import fit_cell
 from scalestudy.analysis.fits.law import Breakdown
 from scalestudy.analysis.fits.study import stopped_past_edges
@@ -167,7 +168,7 @@ def test_steps_to_target_points_reference_line_and_transition():
     assert [p.lr for p in line.points] == [0.1, 0.05, 0.1, 0.1]
     assert [p.updates for p in line.points] == [500.5, 40.0, 200.5, 150.5]
     assert [p.n_trials for p in line.points] == [2, 1, 2, 2]
-    info = figures.steps_to_target(steps)
+    info = steps_to_target(steps)
     curve = info.curves[0]
     assert curve.updates == (500.5, 40.0, 200.5, 150.5)
     assert curve.examples == pytest.approx((500.5 * 32, 40.0 * 64, 200.5 * 128, 150.5 * 256))
@@ -178,7 +179,7 @@ def test_steps_to_target_points_reference_line_and_transition():
     exact = steps_frame().query("lr == 0.1 and seed == 0")  # S = 100·(1 + 128/B) exactly
     transition = fit_steps_to_target(exact).lines[0].transition
     assert transition.value == pytest.approx(128) and transition.min_updates == pytest.approx(100)
-    curve = figures.steps_to_target(fit_steps_to_target(exact)).curves[0]
+    curve = steps_to_target(fit_steps_to_target(exact)).curves[0]
     assert curve.transition == pytest.approx(128) and len(curve.fit_updates) == 60
     assert curve.fit_updates[0] == pytest.approx(500) and curve.fit_updates[-1] == pytest.approx(150)
 
@@ -211,7 +212,7 @@ def test_sharpness_at_the_best_lr_and_the_keskar_comparison():
     full = next(c for c in fit.comparisons if c.key == "sharpness")
     assert (full.small_batch, full.large_batch) == (32, 256) and full.ratio == pytest.approx(0.55 / 0.15)
     assert [c.key for c in fit.comparisons] == ["sharpness", "sharpness_subspace", "sharpness_p100"]  # p10: none
-    info = figures.sharpness_vs_batch(fit)
+    info = sharpness_vs_batch(fit)
     assert [key for key, _ in info.panels] == ["sharpness", "sharpness_subspace", "sharpness_p100"]
     assert info.panels[1][1][0].values == pytest.approx((0.01, 0.05))
     bare = frame.drop(columns=list(fit.keys))

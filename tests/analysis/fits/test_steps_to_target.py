@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from scalestudy.analysis import TrialTable, analyze, figures, fit_steps_to_target
+from scalestudy.analysis import TrialTable, analyze, fit_steps_to_target
+from scalestudy.analysis.figures.steps_to_target import steps_to_target
 from scalestudy.analysis.fits.critical_batch import END_OF_TRAINING
 from scalestudy.analysis.fits.gradient_noise_at_target import noise_at_target
 from scalestudy.testing.planted import PlantedDiagnostics, add_diagnostics, make_planted_table
@@ -51,7 +52,7 @@ def test_a_censored_cell_holds_its_bound_and_stays_out_of_the_fit():
     assert line.transition.batch_sizes == (128, 256, 512, 1024)  # the measured points only
     assert line.transition.value == pytest.approx(100, rel=1e-6)  # the censored bounds would have pulled it
     assert any("B = 32 (≤ 50), B = 64 (≤ 47.5)" in w and "left out of the S(B) fit" in w for w in steps.warnings)
-    curve = figures.steps_to_target(steps).curves[0]
+    curve = steps_to_target(steps).curves[0]
     assert curve.censored == (True, True, False, False, False, False)
     assert curve.perfect_updates[2] == 35.625  # perfect scaling through the smallest B with a count
 
@@ -144,4 +145,4 @@ def test_without_the_reading_at_the_crossing_b_simple_falls_back_to_the_end_of_t
     fits = fit_study(TrialTable.from_frame(frame.drop(columns=["gradient_noise_scale_at_target"])))
     noise = fits.critical_sizes.gradient_noise
     assert noise.source == END_OF_TRAINING and noise.value == pytest.approx(fits.critical_batch.value)
-    assert figures.steps_to_target(fits.steps, fits.critical_batch).noise_read_at == "end of training"
+    assert steps_to_target(fits.steps, fits.critical_batch).noise_read_at == "end of training"

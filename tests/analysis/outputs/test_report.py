@@ -9,11 +9,12 @@ from scalestudy.analysis import (
     TrialTable,
     analyze,
     compare_schedules,
-    figures,
     fit_frontier,
     fit_law,
     law_trials,
 )
+from scalestudy.analysis.figures.accuracy_vs_lr import accuracy_vs_lr
+from scalestudy.analysis.figures.lr_opt_vs_batch_size import lr_law
 from scalestudy.analysis.outputs.phrases import number
 from scalestudy.law import ScalingLaw
 from scalestudy.testing.planted import add_diagnostics, make_planted_table, stop_early
@@ -137,11 +138,11 @@ def test_figure_infos():
     frame = law_trials(make_planted_table(1.0, 1.0, 1e-3, 1024, rng=3))[0]
     frontier = fit_frontier(frame)
     law = fit_law(list(frontier.cells))
-    curves = figures.accuracy_vs_lr(frontier)
+    curves = accuracy_vs_lr(frontier)
     assert [m for m, _ in curves.panels] == [0.0, 0.5, 0.9]
     assert all(len(panel) == 9 for _, panel in curves.panels)
     assert all(curve.diverged_lrs for _, panel in curves.panels for curve in panel)
-    info = figures.lr_law(frontier, law)
+    info = lr_law(frontier, law)
     assert len(info.points) == 27 and sum(not p.used for p in info.points) == 6
     assert len(info.lines) == 3 and info.breakdown == law.breakdown.batch_size
     line = info.lines[0]

@@ -1,12 +1,13 @@
-"""The dataset-size axis as a figure: ε* against N at each (B, m), with the law's N^γ (info object;
-drawn by :func:`scalestudy.analysis.plots_diagnostics.draw_lr_vs_dataset_size`)."""
+"""lr_opt_vs_dataset_size.png: the dataset-size axis, ε* against N at each (B, m) with the law's N^γ."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from scalestudy.analysis.figures.style import batch_colors, pyplot, save_png
 from scalestudy.analysis.fits.cell_optimum.frontier import Frontier
 from scalestudy.analysis.fits.law import LawFit
 
@@ -54,3 +55,25 @@ def lr_vs_dataset_size(frontier: Frontier, law: LawFit) -> LrVsDatasetInfo:
         title = (f"ε* ∝ N^γ, γ = {law.gamma:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
                  + "  (−1: a constant noise scale εN/(B(1−m)))")
     return LrVsDatasetInfo(tuple(series), title)
+
+
+def draw_lr_vs_dataset_size(info: LrVsDatasetInfo, path: Path) -> Path:
+    """ε* against N (log–log) per (B, m): cells with their 95 % intervals, the law's N^γ as lines."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.6, 4.8), layout="constrained")
+    colors = batch_colors(sorted({s.batch_size for s in info.series}))
+    markers = dict(zip(sorted({s.momentum for s in info.series}), "osD^v<>"))
+    for s in info.series:
+        color = colors[s.batch_size]
+        lr = np.array(s.lr_opt)
+        ax.errorbar(s.dataset_sizes, lr, yerr=[lr - np.array(s.low), np.array(s.high) - lr], fmt=markers[s.momentum],
+                    color=color, ms=5, capsize=2, label=f"B = {s.batch_size}, m = {s.momentum:g}")
+        if s.law_lr:
+            ax.plot(s.law_sizes, s.law_lr, "-", color=color, lw=1.2)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("dataset size N (training examples)")
+    ax.set_ylabel("optimal learning rate ε* (per update)")
+    ax.set_title(info.title, fontsize=9)
+    ax.legend(fontsize=7, loc="best", ncol=2)
+    return save_png(fig, path)

@@ -1,6 +1,5 @@
-"""The study's figures as PNG files: which figures the fits allow, each built as an info object
-(:mod:`figures`) and drawn (:mod:`plots`, :mod:`plots_diagnostics`); a note for each figure a
-study could have had and did not."""
+"""The study's figures as PNG files: which figures the fits allow, each built from its info object
+and drawn by its own module; a note for each figure a study could have had and did not."""
 
 from __future__ import annotations
 
@@ -8,26 +7,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from scalestudy.analysis.figures import (
-    accuracy_vs_lr,
-    accuracy_vs_noise,
-    lr_law,
-    schedule_curves,
-    sharpness_vs_batch,
-    steps_to_target,
-    steps_vs_examples,
-)
-from scalestudy.analysis.figures_dataset import lr_vs_dataset_size
+from scalestudy.analysis.figures.accuracy_vs_lr import accuracy_vs_lr, draw_accuracy_vs_lr
+from scalestudy.analysis.figures.accuracy_vs_noise_scale import accuracy_vs_noise, draw_accuracy_vs_noise
+from scalestudy.analysis.figures.gap_vs_batch_size import draw_gap
+from scalestudy.analysis.figures.lr_opt_vs_batch_size import draw_lr_law, lr_law
+from scalestudy.analysis.figures.lr_opt_vs_dataset_size import draw_lr_vs_dataset_size, lr_vs_dataset_size
+from scalestudy.analysis.figures.schedule_curves import draw_schedules, schedule_curves
+from scalestudy.analysis.figures.sharpness_vs_batch_size import draw_sharpness, sharpness_vs_batch
+from scalestudy.analysis.figures.steps_to_target import draw_steps_to_target, steps_to_target
+from scalestudy.analysis.figures.steps_vs_examples import draw_steps_vs_examples, steps_vs_examples
 from scalestudy.analysis.fits.schedule_comparison import ScheduleGroup
 from scalestudy.analysis.fits.study import StudyFits
-from scalestudy.analysis.plots import draw_accuracy_vs_lr, draw_accuracy_vs_noise, draw_gap, draw_lr_law
-from scalestudy.analysis.plots_diagnostics import (
-    draw_schedules,
-    draw_sharpness,
-    draw_steps_to_target,
-    draw_lr_vs_dataset_size,
-    draw_steps_vs_examples,
-)
 
 
 def draw_fit_figures(fits: StudyFits, out_dir: Path) -> tuple[list[Path], list[str]]:
