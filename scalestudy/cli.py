@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from scalestudy.endpoints.uris import DEFAULT_TRACKING_URI
+
 USAGE_ERROR = 2
 DEBUG_ENV = "SCALESTUDY_DEBUG"  # set to 1: unexpected errors show their traceback
 MAX_POINTS = 1001
@@ -34,7 +36,7 @@ def _add_run_flags(parser: argparse.ArgumentParser) -> None:
     _add_set(parser)
     parser.add_argument("--address", help="existing Ray cluster: auto, HOST:PORT or ray://HOST:PORT (default: local Ray)")
     parser.add_argument("--storage", help="Tune storage: a shared path or s3://bucket/prefix (default ./ray_results)")
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: the spec's, sqlite:///mlflow.db)")
+    parser.add_argument("--tracking-uri", help=f"MLflow tracking URI (default: the spec's, {DEFAULT_TRACKING_URI})")
     parser.add_argument("--resume", action="store_true", help="continue the latest run of this study")
     parser.add_argument("--quiet", action="store_true", help="no periodic progress lines")
     _add_connect_timeout(parser)
@@ -73,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     source = analyze.add_mutually_exclusive_group(required=True)
     source.add_argument("--experiment", help="MLflow experiment name of the study")
     source.add_argument("--runs", type=Path, help="a trials.parquet table instead of MLflow")
-    analyze.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///mlflow.db)")
+    analyze.add_argument("--tracking-uri", help=f"MLflow tracking URI (default {DEFAULT_TRACKING_URI})")
     analyze.add_argument("--out", type=Path, required=True, help="output folder")
     _add_connect_timeout(analyze)
 
@@ -82,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     check_source = check.add_mutually_exclusive_group(required=True)
     check_source.add_argument("--experiment", help="MLflow experiment name of the check study")
     check_source.add_argument("--runs", type=Path, help="the check study's trials.parquet instead of MLflow")
-    check.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///mlflow.db)")
+    check.add_argument("--tracking-uri", help=f"MLflow tracking URI (default {DEFAULT_TRACKING_URI})")
     check.add_argument("--out", type=Path, required=True, help="output folder: check.json, check.md, check.png")
     _add_connect_timeout(check)
 
@@ -124,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     interp = commands.add_parser("interpolate", help="loss and accuracy on the line between two trials' weights")
     interp.add_argument("run_a", help="MLflow run id of trial A (α = 0)")
     interp.add_argument("run_b", help="MLflow run id of trial B (α = 1)")
-    interp.add_argument("--tracking-uri", default="sqlite:///mlflow.db")
+    interp.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI)
     interp.add_argument("--storage", help="Tune storage the study ran with (default ./ray_results)")
     interp.add_argument("--out", type=Path, default=Path("interpolation"), help="output folder")
     interp.add_argument("--points", type=int, default=25, help=f"values of α in [-1, 2] (3 to {MAX_POINTS})")
@@ -147,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     ui = commands.add_parser("ui", help="open the MLflow UI on the local store")
-    ui.add_argument("--tracking-uri", default="sqlite:///mlflow.db")
+    ui.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI)
     ui.add_argument("--port", type=int, default=5000)
     return parser
 
@@ -219,7 +221,7 @@ def _trials(args: argparse.Namespace):
 
     if args.runs is not None:
         return load_trials_from_parquet(args.runs)
-    uri = absolute_uri(args.tracking_uri if args.tracking_uri is not None else "sqlite:///mlflow.db")
+    uri = absolute_uri(args.tracking_uri if args.tracking_uri is not None else DEFAULT_TRACKING_URI)
     check_existing_store(uri, "--tracking-uri", connect_timeout(args.connect_timeout))
     return load_trials_from_mlflow(args.experiment, uri)
 

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, field_validator, model_validator
 
+from scalestudy.endpoints.uris import DEFAULT_TRACKING_URI
 from scalestudy.spec.base import Frozen, all_positive
 from scalestudy.spec.objective import Objective
 from scalestudy.spec.runtime_env import RuntimeEnv
@@ -161,7 +162,7 @@ class Search(Frozen):
 
 
 class Tracking(Frozen):
-    uri: str = "sqlite:///mlflow.db"
+    uri: str = DEFAULT_TRACKING_URI
     experiment: str | None = None
 
     @field_validator("uri")

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from scalestudy.analysis.inputs.trial_table import stopped
+from scalestudy.trial.readback import EPOCHS_COMPLETED
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ def study_compute(frame: pd.DataFrame, train_seconds_source: str | None = None) 
     notes = []
     is_stopped = stopped(frame)
     diverged = frame["diverged"].to_numpy(bool)
-    trial_epochs = _total(frame, "epochs", "epochs", notes)
+    trial_epochs = _total(frame, EPOCHS_COMPLETED, "epochs", notes)
     updates = _total(frame, "updates", "updates", notes)
     cpu_hours = gpu_hours = train_hours = None
     if "train_seconds" not in frame.columns:

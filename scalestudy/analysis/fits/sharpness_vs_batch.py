@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from scalestudy.analysis.fits.cell_optimum.frontier import CellOptimum, trials_at_best_lr
-from scalestudy.analysis.inputs.trial_table import SUBSPACE_SHARPNESS
+from scalestudy.trial.record import SUBSPACE_SHARPNESS
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,9 @@ from scalestudy.analysis.fits.schedule_comparison import ScheduleComparison, com
 from scalestudy.analysis.fits.sgd_noise_scale import NoiseScaleFit, fit_noise_scale
 from scalestudy.analysis.fits.sharpness_vs_batch import SharpnessFit, fit_sharpness
 from scalestudy.analysis.fits.steps_to_target import StepsToTarget, fit_steps_to_target
-from scalestudy.analysis.inputs.trial_table import ACCURACY, Objective, TrialTable, objective_of, stopped
+from scalestudy.analysis.inputs.trial_table import ACCURACY, TrialTable, objective_of, stopped
 from scalestudy.optim import noise_scale_holds
+from scalestudy.spec.objective import Objective
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ Any other store (an MLflow server) goes through ``MlflowClient.search_runs``.
 Per-epoch histories are read only for the few runs a figure needs; the one exception is
 the training time, Σ epoch_seconds per run, which the SQL read gets from one aggregate
 query (the client read, which only sees the latest value, estimates it as the last
-epoch_seconds × epochs completed, and says so in the provenance).
+epoch_seconds × epochs completed, and says so in the provenance). Each run becomes a row by the
+record's own reader, :func:`scalestudy.trial.readback.rows_from_runs`, beside its writer.
 """
 
 from __future__ import annotations
@@ -24,17 +25,12 @@ import numpy as np
 import pandas as pd
 
 from scalestudy.analysis.errors import AnalysisError
-from scalestudy.analysis.inputs.trial_table import ACCURACY, SUBSPACE_SHARPNESS, TrialTable, validate_trials
-from scalestudy.trial.record import (ANALYSIS_ROLE, FINISHED_STATUSES, KEY_TAG, PARENT_TAG, ROLE_TAG, RUN_NAME_TAG,
-                                     SPEC_HASH_TAG, STATUS_TAG, STUDY_TAG, TRIAL_ROLE, VERSION_TAG)
-# Final values of the diagnostics the spec may enable (absent otherwise); the subspace sharpness
-# (sharpness_subspace, or sharpness_p<dims>) too.
-DIAGNOSTIC_METRICS = ("gradient_noise_scale", "updates_to_target", "examples_to_target", "updates_to_target_at_most",
-                      "examples_to_target_at_most", "gradient_noise_scale_at_target", "sharpness")
-RESOURCE_PARAMS = ("workers", "cpus_per_worker", "gpus_per_worker")
-SUMMED = "metrics_sum.epoch_seconds"  # the SQL read's Σ epoch_seconds per run
+from scalestudy.analysis.inputs.trial_table import TrialTable, validate_trials
+from scalestudy.trial.readback import REQUIRED_PARAMS, rows_from_runs
+from scalestudy.trial.readback import SUMMED_SECONDS as SUMMED  # the SQL read's Σ epoch_seconds per run
+from scalestudy.trial.record import PARENT_TAG, ROLE_TAG, SPEC_HASH_TAG, STUDY_TAG, TRIAL_ROLE, VERSION_TAG
+
 _SQL_DIALECTS = ("sqlite", "postgresql", "mysql", "mssql")
-_MAX_FLOAT = 1.7976931348623157e308  # MLflow's SQL stores store ±inf as ±max float
 
 
 def load_trials_from_mlflow(experiment: str, tracking_uri: str | None = None, *, method: str = "auto") -> TrialTable:
@@ -147,78 +143,21 @@ def _search_sql(uri: str, experiment_id: str) -> pd.DataFrame:
 
 
 def _trials_from_wide(wide: pd.DataFrame, experiment: str) -> tuple[pd.DataFrame, list[str]]:
-    """Search-result columns (params.*, metrics.*, tags.*) → trial-table columns."""
-    def column(name: str, default: Any = None) -> pd.Series:
-        return wide[name] if name in wide.columns else pd.Series(default, index=wide.index, dtype=object)
-
-    required = ("batch_size", "lr", "momentum", "seed", "dataset_size")
-    missing = [p for p in required if f"params.{p}" not in wide.columns]
+    """Search-result columns (params.*, metrics.*, tags.*) → trial-table rows of the runs that ended
+    (:func:`scalestudy.trial.readback.rows_from_runs`, beside the record's writer), and a warning
+    naming the runs left out."""
+    missing = [p for p in REQUIRED_PARAMS if f"params.{p}" not in wide.columns]
     if missing:
         raise AnalysisError(f"experiment {experiment!r}: trial runs lack the param {missing[0]!r} "
                             "(see the MLflow contract in the README)")
-    def metric(name: str) -> pd.Series:
-        value = pd.to_numeric(column(f"metrics.{name}"), errors="coerce").astype(float)
-        return value.where(~(value.abs() >= _MAX_FLOAT), np.sign(value) * np.inf)  # stored ±inf
-
-    status = column(f"tags.{STATUS_TAG}").astype(object)
-    diverged = (metric("diverged") == 1) | (status == "diverged")
-    epochs, planned = metric("epoch"), pd.to_numeric(column("params.epochs"), errors="coerce").astype(float)
-    # Runs without a status tag (closed before statuses existed): ended when diverged, at their
-    # planned epochs, or at their training-loss target (trial_ended's rule, on the logged values).
-    loss_target = pd.to_numeric(column("params.stop_at_train_loss"), errors="coerce").astype(float)
-    reached = (epochs >= planned) | (metric("train_loss") <= loss_target)  # NaN compares False
-    finished = status.isin(FINISHED_STATUSES) | (status.isna() & (diverged | reached))
-    frame = pd.DataFrame({
-        **{name: column(f"params.{name}") for name in required},
-        "test_acc": metric("test_acc"), "train_acc": metric("train_acc"), "diverged": diverged.astype(bool),
-        "schedule": column("params.schedule").fillna("constant"), "updates": metric("updates"),
-        "test_loss": metric("test_loss"), "train_loss": metric("train_loss"),
-        "trial_id": column(f"tags.{KEY_TAG}").fillna(column("params.trial_key")), "epochs": epochs,
-        "planned_epochs": planned, "section": column("params.section"), "run_id": wide["run_id"],
-        "status": status.where(status.notna(), np.where(diverged, "diverged", "ok")),
-        **_objective_columns(wide, metric),
-    })
-    for name in ("dataset", "model", "task", "optimizer", "optimizer_options", "ghost_batch_size", "weight_decay",
-                 "nesterov", "schedule_args", *RESOURCE_PARAMS, "grad_clip_norm", "grad_norm_penalty",
-                 "target_accuracy", "target_metric", "target_value"):
-        if f"params.{name}" in wide.columns:
-            frame[name] = wide[f"params.{name}"]
-    subspace = sorted(name[len("metrics."):] for name in wide.columns
-                      if SUBSPACE_SHARPNESS.fullmatch(name[len("metrics."):]) and name.startswith("metrics."))
-    for name in (*DIAGNOSTIC_METRICS, *subspace):
-        if f"metrics.{name}" in wide.columns:
-            frame[name] = metric(name)
-    if SUMMED in wide.columns:
-        frame["train_seconds"] = pd.to_numeric(wide[SUMMED], errors="coerce").astype(float)
-    elif "metrics.epoch_seconds" in wide.columns:
-        frame["train_seconds"] = metric("epoch_seconds") * epochs
+    frame, skipped = rows_from_runs(wide)
     warnings, listing = [], ""
-    skipped = Counter(str(s) if isinstance(s, str) else "unfinished" for s in status[~finished])
     if skipped:
         listing = ", ".join(f"{name} {count}" for name, count in sorted(skipped.items()))
-        warnings.append(f"{int((~finished).sum())} unfinished trial runs left out ({listing})")
-    frame = frame[finished.to_numpy()].reset_index(drop=True)
+        warnings.append(f"{sum(skipped.values())} unfinished trial runs left out ({listing})")
     if frame.empty:
         raise AnalysisError(f"experiment {experiment!r} has no finished trial runs ({listing})")
     return frame, warnings
-
-
-def _objective_columns(wide: pd.DataFrame, metric) -> dict[str, pd.Series]:
-    """Each run's objective (params objective_metric, objective_direction; runs from before objectives:
-    test_acc, maximised), its final value and its training counterpart's (train_acc for test_acc)."""
-    def param(name: str, default: str) -> pd.Series:
-        values = wide[f"params.{name}"] if f"params.{name}" in wide.columns else pd.Series(None, index=wide.index)
-        return values.where(values.map(lambda v: isinstance(v, str) and bool(v.strip())), default).astype(object)
-
-    names, directions = param("objective_metric", ACCURACY.metric), param("objective_direction", ACCURACY.direction)
-    value = pd.Series(np.nan, index=wide.index)
-    train = pd.Series(np.nan, index=wide.index)
-    for name in names.unique():
-        rows = names == name
-        value[rows] = metric(name)[rows]
-        if name.startswith("test_"):
-            train[rows] = metric("train_" + name.removeprefix("test_"))[rows]
-    return {"objective": value, "objective_train": train, "objective_metric": names, "objective_direction": directions}
 
 
 def _parent(client, wide: pd.DataFrame) -> dict[str, Any]:

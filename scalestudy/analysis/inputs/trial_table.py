@@ -29,9 +29,9 @@ optional
                        ok); missing: ok or diverged
   updates       float  total optimizer steps [updates]
   test_loss, train_loss  float  final losses (NaN/inf allowed when diverged)
-  trial_id      str    stable key of the trial
-  epochs        float  completed epochs [epochs]
-  planned_epochs  float  epochs the trial was configured for [epochs]
+  trial_key     str    stable key of the trial
+  epochs_completed  float  epochs the trial ran [epochs]
+  epochs_planned    float  epochs the trial was configured for [epochs]
   train_seconds float  wall seconds of training + evaluation, Σ epoch_seconds [s] (the MLflow
                        client read estimates it as the last epoch_seconds × epochs)
   workers, cpus_per_worker, gpus_per_worker  float  resources of the trial [processes, devices]
@@ -50,14 +50,14 @@ optional
   grad_clip_norm, grad_norm_penalty  float  training recipe (NaN: unset)
   section, run_id       str    (written by the MLflow loader)
 
-Other columns are kept untouched. Provenance (where the table came from) travels with
-it and is stored in the Parquet file's schema metadata.
+Other columns are kept untouched; tables written before the current names (trial_id, epochs,
+planned_epochs) are read under them (:data:`scalestudy.trial.readback.FORMER_NAMES`). Provenance
+(where the table came from) travels with it and is stored in the Parquet file's schema metadata.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,53 +66,28 @@ import numpy as np
 import pandas as pd
 
 from scalestudy.analysis.errors import AnalysisError
-from scalestudy.spec.objective import LEGACY_OBJECTIVE
+from scalestudy.spec.objective import LEGACY_OBJECTIVE, Objective
+from scalestudy.trial.readback import EPOCHS_COMPLETED, EPOCHS_PLANNED, KEY, with_current_names
+from scalestudy.trial.record import SUBSPACE_SHARPNESS
 
 REQUIRED = ("batch_size", "lr", "momentum", "seed", "dataset_size", "diverged")
 ACCURACY_COLUMNS = ("test_acc", "train_acc")  # before objectives: test accuracy, and train accuracy for the gap
 DIRECTIONS = ("max", "min")
 NUMERIC_OPTIONAL = ("objective", "objective_train", "test_acc", "train_acc", "target_value",
-                    "updates", "test_loss", "train_loss", "epochs", "planned_epochs", "train_seconds", "workers",
+                    "updates", "test_loss", "train_loss", EPOCHS_COMPLETED, EPOCHS_PLANNED, "train_seconds", "workers",
                     "cpus_per_worker", "gpus_per_worker", "gradient_noise_scale", "target_accuracy",
                     "updates_to_target", "examples_to_target", "updates_to_target_at_most",
                     "examples_to_target_at_most", "gradient_noise_scale_at_target", "sharpness", "grad_clip_norm",
                     "grad_norm_penalty")
-# ε-sharpness in a random subspace: sharpness_subspace (the engine's name; its dims are in the
-# spec) or sharpness_p<dims>, e.g. sharpness_p100.
-SUBSPACE_SHARPNESS = re.compile(r"sharpness_(subspace|p\d+)")
 STATUSES = ("ok", "diverged", "stopped")
-TEXT_OPTIONAL = ("schedule", "trial_id", "section", "run_id", "status", "optimizer", "objective_metric",
+TEXT_OPTIONAL = ("schedule", KEY, "section", "run_id", "status", "optimizer", "objective_metric",
                  "objective_direction")
 _INTEGER = ("batch_size", "seed", "dataset_size")
 _MAX_EXACT_INT = 2**53
 _PROVENANCE_KEY = b"scalestudy.provenance"
 
 
-@dataclass(frozen=True)
-class Objective:
-    """What the fits optimise: a metric and its direction (``objective_of``)."""
-
-    metric: str
-    direction: str  # max | min
-
-    @property
-    def maximise(self) -> bool:
-        return self.direction == "max"
-
-    @property
-    def sign(self) -> float:
-        """+1 or −1: sign × value is higher for better trials."""
-        return 1.0 if self.maximise else -1.0
-
-    @property
-    def label(self) -> str:
-        """For people: "test accuracy", "test loss", "test perplexity", ..."""
-        split, _, name = self.metric.partition("_")
-        name = {"acc": "accuracy"}.get(name, name)
-        return f"{split} {name}" if split in ("train", "test") and name else self.metric
-
-
-ACCURACY = Objective(LEGACY_OBJECTIVE.metric, LEGACY_OBJECTIVE.direction)  # tables and runs from before objectives
+ACCURACY = LEGACY_OBJECTIVE  # tables and runs from before objectives
 
 
 def objective_of(frame: pd.DataFrame) -> Objective:
@@ -120,7 +95,9 @@ def objective_of(frame: pd.DataFrame) -> Objective:
     if "objective_direction" not in frame.columns or frame.empty:
         return ACCURACY
     metric = frame["objective_metric"].iloc[0] if "objective_metric" in frame.columns else None
-    return Objective(str(metric or "objective"), str(frame["objective_direction"].iloc[0]))
+    # As the table names it (a user's table may name its metric in any way; the direction is validated).
+    direction = str(frame["objective_direction"].iloc[0])
+    return Objective.model_construct(metric=str(metric or "objective"), direction=direction)
 
 
 @dataclass
@@ -192,7 +169,7 @@ def validate_trials(frame: pd.DataFrame, where: str = "trial table") -> tuple[pd
                             "(see the trial table schema in the README)")
     if len(frame) == 0:
         raise AnalysisError(f"{where}: no trials")
-    frame = _with_objective(frame.reset_index(drop=True).copy(), where)
+    frame = _with_objective(with_current_names(frame).reset_index(drop=True).copy(), where)
     for name in ("batch_size", "lr", "momentum", "seed", "dataset_size",
                  *[n for n in frame.columns if n in NUMERIC_OPTIONAL or SUBSPACE_SHARPNESS.fullmatch(str(n))]):
         frame[name] = _numeric(frame[name], name, where)

@@ -84,7 +84,7 @@ def test_stopped_trials_are_left_out_of_the_fit_but_counted_in_compute():
     assert len(law_trials(table, keep_stopped=True)[0]) == len(table)
     compute = study_compute(table)
     assert compute.stopped == early.sum() and compute.trials == len(frame)
-    assert compute.trial_epochs == pytest.approx(frame["epochs"].sum())
+    assert compute.trial_epochs == pytest.approx(frame["epochs_completed"].sum())
     assert compute.updates == pytest.approx(frame["updates"].sum())
 
 

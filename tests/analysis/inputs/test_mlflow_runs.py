@@ -33,14 +33,14 @@ def write_study(uri, frame, experiment="study", tmp=None, extra_runs=()):
         "scalestudy.study": experiment}).info.run_id
     for row in list(frame.to_dict("records")) + list(extra_runs):
         status = row.pop("status", "diverged" if row["diverged"] else "ok")
-        tags = {"mlflow.parentRunId": parent, "scalestudy.role": "trial", "scalestudy.trial_key": row["trial_id"],
+        tags = {"mlflow.parentRunId": parent, "scalestudy.role": "trial", "scalestudy.trial_key": row["trial_key"],
                 "scalestudy.status": status}
-        run_id = client.create_run(experiment_id, tags=tags, run_name=row["trial_id"]).info.run_id
+        run_id = client.create_run(experiment_id, tags=tags, run_name=row["trial_key"]).info.run_id
         params = {"dataset": "planted", "model": "none", "dataset_size": row["dataset_size"], "epochs": EPOCHS,
                   "ghost_batch_size": "", "batch_size": row["batch_size"], "lr": row["lr"],
                   "momentum": row["momentum"], "nesterov": False, "weight_decay": 0.0, "seed": row["seed"],
                   "schedule": row["schedule"], "schedule_args": "{}", "section": row["section"], "workers": 1,
-                  "trial_key": row["trial_id"]}
+                  "trial_key": row["trial_key"]}
         last = 1 if row["diverged"] else int(row.get("epochs_done", EPOCHS))
         metrics = []
         for epoch in range(1, last + 1):
@@ -63,8 +63,8 @@ def store(tmp_path_factory):
     frame = make_planted_table(1.0, 1.0, 1e-3, None, batch_sizes=(32, 64, 128, 256, 512), momenta=(0.0, 0.9),
                                lr_points=5, schedules=True, rng=4)
     base = frame.iloc[0].to_dict()
-    unfinished = [dict(base, trial_id="running-1", status="running", epochs_done=1),
-                  dict(base, trial_id="error-1", status="error", epochs_done=1)]
+    unfinished = [dict(base, trial_key="running-1", status="running", epochs_done=1),
+                  dict(base, trial_key="error-1", status="error", epochs_done=1)]
     experiment_id, parent = write_study(uri, frame, tmp=tmp, extra_runs=unfinished)
     return {"uri": uri, "frame": frame, "experiment_id": experiment_id, "parent": parent, "tmp": tmp}
 
@@ -75,15 +75,15 @@ def test_sql_and_client_reads_agree_and_match_the_trials(store):
     a = by_sql.frame.sort_values("run_id").reset_index(drop=True)
     b = by_client.frame.sort_values("run_id").reset_index(drop=True)
     pd.testing.assert_frame_equal(a, b[a.columns], check_dtype=False)
-    planted = store["frame"].set_index("trial_id")
-    table = a.set_index("trial_id").loc[planted.index]
+    planted = store["frame"].set_index("trial_key")
+    table = a.set_index("trial_key").loc[planted.index]
     assert len(a) == len(planted)
     for column in ("batch_size", "lr", "momentum", "seed", "dataset_size", "diverged", "schedule"):
         assert (table[column].to_numpy() == planted[column].to_numpy()).all(), column
     assert table["test_acc"].to_numpy() == pytest.approx(planted["test_acc"].to_numpy())
     assert math.isnan(table.loc[table["diverged"], "test_loss"].iloc[0])  # NaN survives the store
     assert set(table["status"]) == {"ok", "diverged"}
-    assert (table.loc[~table["diverged"], "epochs"] == EPOCHS).all()
+    assert (table.loc[~table["diverged"], "epochs_completed"] == EPOCHS).all()
     assert by_sql.warnings == ["2 unfinished trial runs left out (error 1, running 1)"]
     assert by_sql.provenance["parent_run_id"] == store["parent"]
     assert by_sql.provenance["spec_hash"] == "hash123"
@@ -181,14 +181,14 @@ def test_diagnostics_resources_and_stopped_trials_round_trip(store, tmp_path):
     by_client = load_trials_from_mlflow("diag", uri, method="client")
     assert by_sql.warnings == [] and by_sql.provenance["train_seconds"] == "sum of epoch_seconds"
     assert by_client.provenance["train_seconds"] == "estimate: last epoch_seconds × epochs completed"
-    a = by_sql.frame.set_index("trial_id").sort_index()
-    b = by_client.frame.set_index("trial_id").sort_index()
+    a = by_sql.frame.set_index("trial_key").sort_index()
+    b = by_client.frame.set_index("trial_key").sort_index()
     assert a["train_seconds"].to_dict() == {"asha": 5, "blown": 7, "full": 60}
     assert b["train_seconds"].to_dict() == {"asha": 5, "blown": 7, "full": 90}
     pd.testing.assert_frame_equal(a.drop(columns="train_seconds"), b[a.columns.drop("train_seconds")],
                                   check_dtype=False)
     assert a["status"].to_dict() == {"asha": "stopped", "blown": "diverged", "full": "ok"}
-    assert list(a["epochs"]) == [1, 1, 3] and (a["planned_epochs"] == 3).all()
+    assert list(a["epochs_completed"]) == [1, 1, 3] and (a["epochs_planned"] == 3).all()
     full = a.loc["full"]
     assert (full["gradient_noise_scale"], full["updates_to_target"], full["examples_to_target"]) == (300, 20, 2000)
     assert (full["sharpness"], full["sharpness_subspace"], full["target_accuracy"]) == (0.4, 0.05, 0.5)

@@ -74,7 +74,8 @@ from scalestudy.analysis.fits.cell_optimum.seed_noise import (
     noise_prior,
 )
 from scalestudy.analysis.fits.cell_optimum.vertex_spread import vertex_spread
-from scalestudy.analysis.inputs.trial_table import ACCURACY, Objective, objective_of
+from scalestudy.analysis.inputs.trial_table import ACCURACY, objective_of
+from scalestudy.spec.objective import Objective
 
 __all__ = ["BOUNDED", "OK", "USABLE", "CellOptimum", "Frontier", "cell_keys", "failure_accuracy", "fit_cell",
            "fit_frontier", "trials_at_best_lr"]
