@@ -14,7 +14,6 @@ from scalestudy.law.fields import (
     SMOOTH_FORMS,
     BatchEstimate,
     BreakdownTest,
-    Cell,
     Compute,
     CriticalBatchCell,
     CriticalBatchSize,
@@ -23,8 +22,9 @@ from scalestudy.law.fields import (
     FittedOn,
     GapSlope,
     Interval,
-    LawError,
+    LawCell,
     LawCovariance,
+    LawError,
     LawFileError,
     LawIntervals,
     NoiseScaleAtOptimum,
@@ -51,8 +51,9 @@ from scalestudy.law.scaling import (
 )
 
 __all__ = ["BEND_PREFERENCES", "BREAKDOWN_OUTCOMES", "FORM", "FORM_N", "MAX_BATCH_SIZE", "PARAMETERS", "PLAN_SCHEMA",
-           "SCHEMA", "SMOOTH_FORMS", "BatchEstimate", "BreakdownTest", "Cell", "Compute", "CriticalBatchCell",
-           "CriticalBatchSize", "CriticalBatchSizes", "Domain", "FittedOn", "GapSlope", "Interval", "LawCovariance",
-           "LawError", "LawFileError", "LawIntervals", "LogLrSpread", "NoiseScaleAtOptimum", "Plan", "PlanEpoch",
-           "PlanError", "PlanRequest", "PlanStep", "Prediction", "PredictionError", "Provenance", "ScalingLaw",
-           "Slope", "SmoothBend", "SmoothBendIntervals", "StepsToTargetBatch", "TransitionLine", "make_plan"]
+           "SCHEMA", "SMOOTH_FORMS", "BatchEstimate", "BreakdownTest", "Compute", "CriticalBatchCell",
+           "CriticalBatchSize", "CriticalBatchSizes", "Domain", "FittedOn", "GapSlope", "Interval", "LawCell",
+           "LawCovariance", "LawError", "LawFileError", "LawIntervals", "LogLrSpread", "NoiseScaleAtOptimum", "Plan",
+           "PlanEpoch", "PlanError", "PlanRequest", "PlanStep", "Prediction", "PredictionError", "Provenance",
+           "ScalingLaw", "Slope", "SmoothBend", "SmoothBendIntervals", "StepsToTargetBatch", "TransitionLine",
+           "make_plan"]

@@ -23,8 +23,8 @@ from scalestudy.law.records import (
 )
 
 __all__ = ["BEND_PREFERENCES", "BREAKDOWN_OUTCOMES", "PARAMETERS", "SMOOTH_FORMS", "BatchEstimate", "BreakdownTest",
-           "Cell", "Compute", "CriticalBatchCell", "CriticalBatchSize", "CriticalBatchSizes", "Domain", "FittedOn",
-           "GapSlope", "Interval", "LawCovariance", "LawError", "LawFileError", "LawIntervals", "NoiseScaleAtOptimum",
+           "Compute", "CriticalBatchCell", "CriticalBatchSize", "CriticalBatchSizes", "Domain", "FittedOn", "GapSlope",
+           "Interval", "LawCell", "LawCovariance", "LawError", "LawFileError", "LawIntervals", "NoiseScaleAtOptimum",
            "Provenance", "Slope", "SmoothBend", "SmoothBendIntervals", "StepsToTargetBatch", "TransitionLine",
            "check_breakdown_test", "check_prediction", "check_smooth_bend", "read_document", "read_record",
            "read_value", "to_json", "write_document"]
@@ -239,7 +239,7 @@ class Compute:
 
 
 @dataclass(frozen=True, kw_only=True)  # keyword-only: the file's key order has optional keys before status
-class Cell:
+class LawCell:
     """One (B, m) cell of the study and its optimal learning rate."""
 
     batch_size: int

@@ -38,23 +38,23 @@ from typing import Any
 from scalestudy.law.fields import (
     BREAKDOWN_OUTCOMES,
     PARAMETERS,
-    check_breakdown_test,
-    check_prediction,
-    check_smooth_bend,
     BreakdownTest,
-    Cell,
     Compute,
     CriticalBatchSize,
     CriticalBatchSizes,
     Domain,
     FittedOn,
     GapSlope,
-    LawFileError,
+    LawCell,
     LawCovariance,
+    LawFileError,
     LawIntervals,
     NoiseScaleAtOptimum,
     Provenance,
     SmoothBend,
+    check_breakdown_test,
+    check_prediction,
+    check_smooth_bend,
     read_document,
     read_record,
     to_json,
@@ -141,7 +141,7 @@ class ScalingLaw:
     compute: Compute | None = None  # trials, trial_epochs, updates, cpu_hours, gpu_hours of the study
     reasons: dict[str, str] = field(default_factory=dict)  # why a field is null: "alpha", "ci95.alpha", ...
     notes: tuple[str, ...] = ()
-    cells: tuple[Cell, ...] = ()
+    cells: tuple[LawCell, ...] = ()
     units: dict[str, str] = field(default_factory=lambda: dict(UNITS))
     # The optimizer the trials trained with (null in files written before optimizers were pluggable: sgd).
     # The noise scale g is SGD's: a law of another optimizer predicts no g.

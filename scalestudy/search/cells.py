@@ -75,14 +75,16 @@ def planned_trials(spec, cells: list[Cell]) -> int:
 
 
 def reference_lr(spec, cell: Cell) -> float:
-    """The ε a cell's search starts from when nothing is measured yet: the linear rule
-    itself (multiplier 1) when the spec's lr is relative to it, else the geometric centre
-    of the cell's ε range."""
+    """The ε a cell's search starts from when nothing is measured yet: the rule itself (multiplier 1,
+    :meth:`~scalestudy.spec.LinearRuleLR.rule_lr`) when the spec's lr is relative to it, else the
+    geometric centre of the cell's ε range."""
     from scalestudy.spec import LinearRuleLR
 
     grid = spec.resolved_sections()[cell.section].grid
     if isinstance(grid.lr, LinearRuleLR):
-        return float(grid.lr.lr_for(cell.batch_size, cell.momentum)[0] / grid.lr.multipliers[0])
+        # The rule's ε itself, exactly as the grid's multiplier-1 point has it (not the first grid
+        # point divided by its multiplier, which floats round: a start an ulp off is another trial).
+        return float(grid.lr.rule_lr(cell.batch_size, cell.momentum))
     low, high = lr_bounds(spec, cell)
     return math.sqrt(low * high)
 

@@ -40,11 +40,17 @@ class LinearRuleLR(Frozen):
     def _positive(cls, values: list[float]) -> list[float]:
         return all_positive(values)
 
-    def lr_for(self, batch_size: int, momentum: float) -> list[float]:
+    def rule_lr(self, batch_size: int, momentum: float) -> float:
+        """The rule's own ε at (B, m): multiplier 1 (where the searches start before anything is measured)."""
         ratio = batch_size / self.reference_batch_size
         base = self.reference_lr * (ratio if self.rule == "linear" else math.sqrt(ratio))
         if self.reference_momentum is not None:
             base *= (1.0 - momentum) / (1.0 - self.reference_momentum)
+        return base
+
+    def lr_for(self, batch_size: int, momentum: float) -> list[float]:
+        """The grid's ε at (B, m): the rule's, times each multiplier."""
+        base = self.rule_lr(batch_size, momentum)
         return [base * multiplier for multiplier in self.multipliers]
 
 

@@ -267,6 +267,21 @@ def test_explicit_lr_range_searches_every_cell():
     assert reference_lr(spec, cell) == pytest.approx(0.05 * 16 / 32 * 10)  # the rule at B=16, m=0
 
 
+
+def test_the_reference_lr_is_the_rule_s_own_multiplier_1_point():
+    """The spec defines ε = reference_lr·(B/reference_batch_size)·(1−m)/(1−reference_momentum)·multiplier:
+    a search starts at the rule itself, the grid's multiplier-1 ε exactly (the same trial key). Reading it
+    back from the first grid point divided by its multiplier lands an ulp off for many cells."""
+    raw = tiny_spec("bracket", 4).model_dump(mode="json")
+    raw["grid"].update(batch_size=[16, 32, 256], momentum=[0.0, 0.9, 0.99],
+                       lr={"reference_batch_size": 64, "reference_lr": 0.007, "reference_momentum": 0.9,
+                           "multipliers": [0.7, 1.0, 3.0]})
+    spec = spec_from_dict(raw)
+    cells = expand_cells(spec)
+    assert all(reference_lr(spec, cell) == cell.lr_grid[1] for cell in cells)  # exactly, not approximately
+    backwards = [cell.lr_grid[0] / 0.7 for cell in cells]  # the first grid point over its multiplier
+    assert any(lr != cell.lr_grid[1] for lr, cell in zip(backwards, cells))
+
 # --- optuna ---------------------------------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 
 from scalestudy.analysis.figures.style import batch_colors, plain_log_axis, pyplot, save_png
 from scalestudy.analysis.fits.sgd_noise_scale import NoiseScaleFit
+from scalestudy.analysis.inputs.trial_table import ACCURACY
 from scalestudy.noise import noise_scale
 
 
@@ -32,7 +33,7 @@ class AccuracyVsNoiseInfo:
 
 def accuracy_vs_noise(frame: pd.DataFrame, noise: NoiseScaleFit,
                       objective: str = "test accuracy") -> AccuracyVsNoiseInfo:
-    column = "objective" if "objective" in frame.columns else "test_acc"
+    column = "objective" if "objective" in frame.columns else ACCURACY.metric
     alive = frame[~frame["diverged"] & np.isfinite(frame[column])]
     alive = alive[alive["batch_size"] < alive["dataset_size"]]
     means = alive.groupby(["batch_size", "momentum", "lr", "dataset_size"])[column].mean().reset_index()

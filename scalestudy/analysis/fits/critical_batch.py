@@ -54,7 +54,7 @@ class CriticalEstimate:
 
 
 @dataclass(frozen=True)
-class CriticalBatchSizes:
+class CriticalBatchComparison:
     steps_to_target: CriticalEstimate
     gradient_noise: CriticalEstimate
     lr_breakdown: CriticalEstimate
@@ -80,7 +80,7 @@ def headline_line(steps: StepsToTarget) -> StepsLine | None:
     return max(fitted, key=lambda line: (line.momentum, line.dataset_size or 0)) if fitted else None
 
 
-def critical_batch_sizes(steps: StepsToTarget, noise: CriticalBatch, breakdown: Breakdown) -> CriticalBatchSizes:
+def critical_batch_sizes(steps: StepsToTarget, noise: CriticalBatch, breakdown: Breakdown) -> CriticalBatchComparison:
     line = headline_line(steps)
     if line is not None:
         fit = line.transition
@@ -97,7 +97,7 @@ def critical_batch_sizes(steps: StepsToTarget, noise: CriticalBatch, breakdown: 
                                                                     f"{breakdown.reason}")
     verdict, sentence = agreement((by_steps, by_noise, by_breakdown))
     fitted = tuple(other for other in steps.lines if other.transition is not None)
-    return CriticalBatchSizes(by_steps, by_noise, by_breakdown, line, fitted, steps.target, verdict, sentence)
+    return CriticalBatchComparison(by_steps, by_noise, by_breakdown, line, fitted, steps.target, verdict, sentence)
 
 
 def noise_estimate(line: StepsLine | None, noise: CriticalBatch) -> CriticalEstimate:

@@ -19,7 +19,7 @@ import pandas as pd
 
 from scalestudy.analysis.fits._stats import fit_line
 from scalestudy.analysis.fits.cell_optimum.frontier import CellOptimum
-from scalestudy.analysis.inputs.trial_table import objective_of
+from scalestudy.analysis.inputs.trial_table import ACCURACY, objective_of
 from scalestudy.noise import noise_scale
 
 
@@ -33,7 +33,7 @@ class GapCell:
 
 
 @dataclass(frozen=True)
-class Slope:
+class GapTrend:
     value: float
     ci95: tuple[float, float] | None
     intercept: float
@@ -43,15 +43,16 @@ class Slope:
 @dataclass(frozen=True)
 class GapFit:
     cells: tuple[GapCell, ...]
-    vs_batch: Slope | None  # per doubling of B
-    vs_noise: Slope | None  # per doubling of g*
+    vs_batch: GapTrend | None  # per doubling of B
+    vs_noise: GapTrend | None  # per doubling of g*
     reason: str | None = None
 
 
 def fit_gap(frame: pd.DataFrame, cells: list[CellOptimum]) -> GapFit:
     """Gap trend over the usable cells of a constant-schedule trial frame."""
     rows = []
-    train, test = ("objective_train", "objective") if "objective" in frame.columns else ("train_acc", "test_acc")
+    train, test = (("objective_train", "objective") if "objective" in frame.columns
+                   else (ACCURACY.train_metric, ACCURACY.metric))
     ok = frame[~frame["diverged"] & np.isfinite(frame[train]) & np.isfinite(frame[test])]
     if ok.empty:
         return GapFit((), None, None, f"no trial has both a train and a test {objective_of(frame).metric}: no gap")
@@ -77,6 +78,6 @@ def fit_gap(frame: pd.DataFrame, cells: list[CellOptimum]) -> GapFit:
     return GapFit(tuple(rows), vs_batch, vs_noise)
 
 
-def _slope(x: np.ndarray, y: np.ndarray, per: str) -> Slope:
+def _slope(x: np.ndarray, y: np.ndarray, per: str) -> GapTrend:
     line = fit_line(x, y)
-    return Slope(line.slope, line.slope_ci95, line.intercept, per)
+    return GapTrend(line.slope, line.slope_ci95, line.intercept, per)

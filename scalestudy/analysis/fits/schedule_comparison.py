@@ -14,6 +14,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from scalestudy.analysis.inputs.trial_table import ACCURACY
+
 BASELINE = "step_decay_lr"
 
 
@@ -94,7 +96,7 @@ def _rows(group: pd.DataFrame) -> tuple[ScheduleRow, ...]:
     rows = []
     for name, part in group.groupby("schedule", sort=True):
         alive = part[~part["diverged"]]
-        acc = alive["objective" if "objective" in alive.columns else "test_acc"].to_numpy(float)
+        acc = alive["objective" if "objective" in alive.columns else ACCURACY.metric].to_numpy(float)
         acc = acc[np.isfinite(acc)]
         mean_updates = updates.get(name)
         rows.append(ScheduleRow(

@@ -27,7 +27,7 @@ import pandas as pd
 from scalestudy.analysis.errors import AnalysisError
 from scalestudy.analysis.fits.cell_optimum.frontier import CellOptimum, Frontier, failure_accuracy, fit_frontier
 from scalestudy.analysis.fits.cost import StudyCompute, study_compute
-from scalestudy.analysis.fits.critical_batch import CriticalBatchSizes, critical_batch_sizes
+from scalestudy.analysis.fits.critical_batch import CriticalBatchComparison, critical_batch_sizes
 from scalestudy.analysis.fits.generalization_gap import GapFit, fit_gap
 from scalestudy.analysis.fits.gradient_noise_scale import CriticalBatch, critical_batch_from_noise
 from scalestudy.analysis.fits.law import LawFit, fit_law
@@ -62,7 +62,7 @@ class StudyFits:
     critical_batch: CriticalBatch  # B_simple from the gradient noise scale vs the breakdown
     steps: StepsToTarget
     sharpness: SharpnessFit
-    critical_sizes: CriticalBatchSizes  # B_crit three ways: steps to target, gradient noise, breakdown
+    critical_sizes: CriticalBatchComparison  # B_crit three ways: steps to target, gradient noise, breakdown
     # The constant-schedule trials the law is fitted on (the accuracy-vs-noise figure reads them).
     law_trials: pd.DataFrame = field(compare=False, repr=False)
     optimizer: str = "sgd"  # of the law's trials ("adamw, sgd" when they mix); g* only where it is sgd

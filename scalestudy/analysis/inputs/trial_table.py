@@ -71,7 +71,8 @@ from scalestudy.trial.readback import EPOCHS_COMPLETED, EPOCHS_PLANNED, KEY, wit
 from scalestudy.trial.record import SUBSPACE_SHARPNESS
 
 REQUIRED = ("batch_size", "lr", "momentum", "seed", "dataset_size", "diverged")
-ACCURACY_COLUMNS = ("test_acc", "train_acc")  # before objectives: test accuracy, and train accuracy for the gap
+# Tables from before objectives: the legacy objective (test accuracy) and its training counterpart (the gap).
+ACCURACY_COLUMNS = (LEGACY_OBJECTIVE.metric, LEGACY_OBJECTIVE.train_metric)
 DIRECTIONS = ("max", "min")
 NUMERIC_OPTIONAL = ("objective", "objective_train", "test_acc", "train_acc", "target_value",
                     "updates", "test_loss", "train_loss", EPOCHS_COMPLETED, EPOCHS_PLANNED, "train_seconds", "workers",
@@ -221,7 +222,7 @@ def _with_objective(frame: pd.DataFrame, where: str) -> pd.DataFrame:
             raise AnalysisError(f"{where}: missing required column{'s' if len(missing) > 1 else ''} {names} "
                                 "(or an 'objective' column with 'objective_direction'; see the trial table "
                                 "schema in the README)")
-        return frame.assign(objective=frame["test_acc"], objective_train=frame["train_acc"],
+        return frame.assign(objective=frame[ACCURACY.metric], objective_train=frame[ACCURACY.train_metric],
                             objective_metric=ACCURACY.metric, objective_direction=ACCURACY.direction)
     if "objective_direction" not in frame.columns:
         raise AnalysisError(f"{where}: column 'objective' needs 'objective_direction' (max or min)")

@@ -13,28 +13,28 @@ from scalestudy import __version__
 from scalestudy.analysis.fits._stats import t_quantile
 from scalestudy.analysis.fits.cell_optimum.frontier import BOUNDED, Frontier
 from scalestudy.analysis.fits.cost import StudyCompute
-from scalestudy.analysis.fits.critical_batch import CriticalBatchSizes as CriticalFits
+from scalestudy.analysis.fits.critical_batch import CriticalBatchComparison
 from scalestudy.analysis.fits.generalization_gap import GapFit
 from scalestudy.analysis.fits.gradient_noise_scale import CriticalBatch
 from scalestudy.analysis.fits.law import BendFit, Breakdown, LawFit
 from scalestudy.analysis.fits.sgd_noise_scale import NoiseScaleFit
 from scalestudy.analysis.fits.study import StudyFits
-from scalestudy.analysis.inputs.trial_table import TrialTable
+from scalestudy.analysis.inputs.trial_table import ACCURACY, TrialTable
 from scalestudy.law import (
     FORM,
     FORM_N,
+    SMOOTH_FORMS,
     BatchEstimate,
     BreakdownTest,
-    Cell,
     Compute,
     CriticalBatchCell,
     CriticalBatchSize,
     CriticalBatchSizes,
     Domain,
-    SMOOTH_FORMS,
     FittedOn,
     GapSlope,
     Interval,
+    LawCell,
     LawCovariance,
     LawIntervals,
     NoiseScaleAtOptimum,
@@ -95,7 +95,7 @@ def build_law(fits: StudyFits) -> ScalingLaw:
 def _notes(fits: StudyFits) -> tuple[str, ...]:
     """The law's notes, and the objective it was fitted on when it is not test accuracy."""
     objective = fits.objective
-    if objective.metric == "test_acc" and objective.maximise:
+    if objective == ACCURACY:
         return tuple(fits.law_fit.notes)
     return (f"objective: {objective.metric}, {objective.direction}imised (ε* of each cell is the best "
             f"{objective.label})", *fits.law_fit.notes)
@@ -119,9 +119,9 @@ def fitted_on(law: LawFit, frontier: Frontier) -> FittedOn:
         bounded_by_divergence=tuple(c.label for c in frontier.cells if c.status == BOUNDED), weighting=law.weighting)
 
 
-def cells_entry(law: LawFit, frontier: Frontier) -> tuple[Cell, ...]:
+def cells_entry(law: LawFit, frontier: Frontier) -> tuple[LawCell, ...]:
     used = {c.key for c in law.cells}
-    return tuple(Cell(batch_size=c.batch_size, momentum=c.momentum, lr_opt=c.lr_opt, ci95=_interval(c.ci95),
+    return tuple(LawCell(batch_size=c.batch_size, momentum=c.momentum, lr_opt=c.lr_opt, ci95=_interval(c.ci95),
                       seed_range=_interval(c.seed_range), lr_bound=c.lr_bound, status=c.status,
                       used=c.key in used, trials=c.n_trials, seeds=c.n_seeds, dataset_size=c.dataset_size)
                  for c in frontier.cells)
@@ -176,7 +176,7 @@ def critical_entry(critical: CriticalBatch) -> CriticalBatchSize | None:
         cells=tuple(CriticalBatchCell(b, m, v) for b, m, v in critical.cells))
 
 
-def critical_sizes_entry(critical: CriticalFits, reasons: dict[str, str]) -> CriticalBatchSizes:
+def critical_sizes_entry(critical: CriticalBatchComparison, reasons: dict[str, str]) -> CriticalBatchSizes:
     """law.json's ``critical_batch_size``: B_crit three ways; the reason for each null one goes to
     ``reasons`` (``critical_batch_size.steps_to_target``, ``....ci95``)."""
     entries = {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from scalestudy.analysis.fits.study import StudyFits
+from scalestudy.analysis.inputs.trial_table import ACCURACY
 from scalestudy.analysis.outputs.phrases import (
     accuracy,
     breakdown_text,
@@ -28,7 +29,7 @@ from scalestudy.law import ScalingLaw
 def terminal_summary(fits: StudyFits, law: ScalingLaw, warnings: list[str], report_path: Path) -> str:
     """A few lines for the terminal."""
     lines = [law_line(law)]
-    if fits.objective.metric != "test_acc":
+    if fits.objective.metric != ACCURACY.metric:
         lines.append(f"  on the objective {fits.objective.metric} ({fits.objective.direction}imised)")
     if law.alpha is not None:
         lines.append(f"  alpha {estimate(law.alpha, law.ci95.alpha)}   "

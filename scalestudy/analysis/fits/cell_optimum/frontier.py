@@ -141,7 +141,7 @@ def failure_accuracy(frame: pd.DataFrame) -> float:
     """The objective given to diverged trials: its worst finite value in the table (the lowest test
     accuracy; the largest loss of a minimised objective); 0 if none."""
     objective = objective_of(frame)
-    values = frame["objective"] if "objective" in frame.columns else frame["test_acc"]
+    values = frame["objective"] if "objective" in frame.columns else frame[ACCURACY.metric]
     finite = values[np.isfinite(values)]
     if not len(finite):
         return 0.0
@@ -304,7 +304,7 @@ def without_seed_effects(V: np.ndarray, D: np.ndarray) -> np.ndarray:
 def _cell_arrays(group: pd.DataFrame, floor: float, objective: Objective):
     """(seed × ε objective oriented higher-is-better with failures at the floor, seed × ε diverged
     share, ascending ε, ε index and diverged flag per trial, raw objective per trial)."""
-    values = group["objective"] if "objective" in group.columns else group["test_acc"]
+    values = group["objective"] if "objective" in group.columns else group[ACCURACY.metric]
     acc = np.where(group["diverged"], floor, values.to_numpy(float))
     acc = np.where(np.isfinite(acc), acc, floor)
     seeds, seed_index = np.unique(group["seed"].to_numpy(), return_inverse=True)
