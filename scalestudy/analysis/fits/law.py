@@ -12,7 +12,7 @@ the hinge). The law
 is then fitted by weighted least squares on the usable cells up to the largest tested batch
 size at or below a declared breakdown (all of them otherwise): a random-effects
 meta-regression with weights 1/(var ln ε* + τ²), var ln ε* each cell's variance read off its
-95 % set (:func:`~scalestudy.analysis.fits.cell_optimum.frontier.interval_variance`) and τ² the between-cell
+95 % set (:func:`~scalestudy.analysis.fits.cell_optimum.law_weight.interval_variance`) and τ² the between-cell
 scatter it does not explain (method of moments), and Student-t 95 % intervals from the weighted
 residual scatter (Knapp–Hartung) with the scale floored at :data:`MIN_SCALE`. Equal weights
 let the noisy cells (bounded by divergence, at large B, where leverage is high) tilt α. The

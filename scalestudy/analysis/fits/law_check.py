@@ -36,7 +36,8 @@ import pandas as pd
 
 from scalestudy.analysis.errors import AnalysisError
 from scalestudy.analysis.fits._stats import t_quantile
-from scalestudy.analysis.fits.cell_optimum.frontier import CellOptimum, fit_frontier, interval_variance
+from scalestudy.analysis.fits.cell_optimum.frontier import CellOptimum, fit_frontier
+from scalestudy.analysis.fits.cell_optimum.law_weight import interval_variance
 from scalestudy.analysis.fits.study import law_trials
 from scalestudy.analysis.inputs.trial_table import TrialTable
 from scalestudy.law import LawError, ScalingLaw

@@ -38,32 +38,27 @@ are flagged ``edge_low`` / ``edge_high``: the optimum may lie outside the search
 are left out of the law with a warning that names them.
 
 :func:`fit_frontier` also gives each usable cell ``log_lr_var``, the variance of its ln ε* for
-weighting the law: the set's width read as ±1.96 sd (:func:`interval_variance`), so a flat top
-or a noisy cell weighs less; without a set, the delta method with the study's pooled seed
-variance (:func:`log_lr_variance`).
-
-Its 400-odd lines are one estimator (the cell's peak, its interval, the divergence bound, the
-objective's direction and the N axis): split, its pieces would pass half-built state around.
+weighting the law (:mod:`scalestudy.analysis.fits.cell_optimum.law_weight`). The cells it returns
+are :class:`~scalestudy.analysis.fits.cell_optimum.optimum.CellOptimum` s of one
+:class:`~scalestudy.analysis.fits.cell_optimum.optimum.Frontier`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-
 import numpy as np
 import pandas as pd
 
+from scalestudy.analysis.fits.cell_optimum.law_weight import with_variances
 from scalestudy.analysis.fits.cell_optimum.mode_set import ModeSet, mode_set
+from scalestudy.analysis.fits.cell_optimum.optimum import CellOptimum, Frontier
 from scalestudy.analysis.fits.cell_optimum.peak import (
     BOUNDED,
     OK,
     USABLE,
     Peak,
     at_stability_edge,
-    delta_variance,
     find_peak,
     interpolate,
-    vertex_range,
 )
 from scalestudy.analysis.fits.cell_optimum.seed_noise import (
     NO_PRIOR,
@@ -79,62 +74,6 @@ from scalestudy.spec.objective import Objective
 
 __all__ = ["BOUNDED", "OK", "USABLE", "CellOptimum", "Frontier", "cell_keys", "failure_accuracy", "fit_cell",
            "fit_frontier", "trials_at_best_lr"]
-
-
-@dataclass(frozen=True)
-class CellOptimum:
-    """Optimal learning rate of one cell. ``lr_opt`` is in the units of ``lr`` (per update)."""
-
-    batch_size: int
-    momentum: float
-    status: str  # ok | bounded_by_divergence | edge_low | edge_high | all_diverged | too_few_points
-    lr_opt: float | None
-    ci95: tuple[float, float] | None  # Student-t over per-seed optima (None: see seed_range, reason)
-    best_lr: float | None  # the best searched ε (grid argmax, failures included)
-    best_acc: float | None  # seed-mean test accuracy at best_lr
-    lrs: tuple[float, ...]  # searched ε, ascending
-    mean_acc: tuple[float, ...]  # seed-mean test accuracy per ε, failures included
-    sd_acc: tuple[float, ...]  # sd over seeds per ε (0 with one seed)
-    n_runs: tuple[int, ...]  # trials per ε
-    n_diverged: tuple[int, ...]  # diverged trials per ε
-    n_trials: int
-    n_seeds: int
-    reason: str | None = None
-    seed_range: tuple[float, float] | None = None  # min–max of per-seed ε* where no 95 % interval holds
-    lr_bound: float | None = None  # bounded_by_divergence: the diverged ε that bounds ε* above
-    fit_lrs: tuple[float, ...] = ()  # the three ε the parabola goes through
-    seed_lr_opt: tuple[float, ...] = ()  # each seed's own ε*, through the same three ε
-    log_lr_var: float | None = None  # variance of ln ε*, for weighting the law (set by fit_frontier)
-    direction: str = "max"  # the objective's: mean_acc, best_acc are its values, higher or lower is better
-    dataset_size: int | None = None  # N of the cell's trials when the study varies N (None: a single N)
-
-    @property
-    def usable(self) -> bool:
-        return self.status in USABLE
-
-    @property
-    def key(self) -> tuple[int, float, int | None]:
-        """(B, m, N): the cell's identity (N None in a study of one dataset size)."""
-        return self.batch_size, self.momentum, self.dataset_size
-
-    @property
-    def diverged_lrs(self) -> tuple[float, ...]:
-        """The ε where every trial diverged."""
-        return tuple(lr for lr, n, d in zip(self.lrs, self.n_runs, self.n_diverged) if d == n)
-
-    @property
-    def label(self) -> str:
-        return f"B={self.batch_size} m={self.momentum:g}" + (f" N={self.dataset_size}" if self.dataset_size else "")
-
-
-@dataclass(frozen=True)
-class Frontier:
-    cells: tuple[CellOptimum, ...]
-    failure_acc: float
-    warnings: tuple[str, ...]
-
-    def usable(self) -> list[CellOptimum]:
-        return [cell for cell in self.cells if cell.usable]
 
 
 def failure_accuracy(frame: pd.DataFrame) -> float:
@@ -323,69 +262,6 @@ def study_noise_prior(frame: pd.DataFrame, keys: list[str], floor: float, object
         return NO_PRIOR
     variances, dofs = zip(*noise)
     return noise_prior(np.array(variances), np.array(dofs))
-
-
-def with_variances(cells: list[CellOptimum], floor: float) -> list[CellOptimum]:
-    """The cells with ``log_lr_var`` set on the usable ones (unchanged without two seeds anywhere):
-    the pooled seed variance of accuracy carried through each cell's interpolation."""
-    seed_variance = pooled_seed_variance(cells)
-    if seed_variance is None:
-        return cells
-    return [replace(c, log_lr_var=log_lr_variance(c, floor, seed_variance)) if c.usable else c for c in cells]
-
-
-def pooled_seed_variance(cells: list[CellOptimum]) -> float | None:
-    """Seed-to-seed variance of final accuracy, pooled over the three ε of every usable cell
-    where no trial diverged (None without two seeds anywhere)."""
-    squares = dof = 0.0
-    for cell in cells:
-        if not cell.usable:
-            continue
-        for column in _peak_of(cell).columns:
-            n = cell.n_runs[column]
-            if n >= 2 and cell.n_diverged[column] == 0:
-                squares += n * cell.sd_acc[column] ** 2  # sd_acc is the population sd
-                dof += n - 1
-    return squares / dof if dof > 0 and squares > 0 else None
-
-
-def log_lr_variance(cell: CellOptimum, floor: float, seed_variance: float) -> float:
-    """Variance of a usable cell's ln ε* by the delta method: the pooled seed variance (or the
-    column's own where some trials diverged, if larger) over the trials at each of the three ε.
-
-    The delta method evaluates the slopes at the cell's own curve, so a cell whose estimate
-    lands further out (an extrapolation) gets a larger variance: in simulation this shifts α
-    by about a third of its standard error, and the law's intervals still cover 94–95 %; a
-    variance pooled over cells instead, free of that shift, left α covered 92 % (the cells'
-    variances differ too much). At least the variance of a uniform error over the range the
-    vertex was kept in when it hit an end, or over [best ε, diverged ε] at the edge of stability."""
-    if cell.ci95 is not None:
-        return interval_variance(cell.ci95)
-    sign, log = (1.0, True) if cell.direction == "max" else (-1.0, False)
-    x, y, floor = np.log(cell.lrs), sign * np.array(cell.mean_acc), sign * floor
-    n = np.array(cell.n_runs, float)
-    own = np.array(cell.sd_acc) ** 2 * n / np.maximum(n - 1, 1)
-    column_var = np.where(np.array(cell.n_diverged) > 0, np.maximum(own, seed_variance), seed_variance) / n
-    peak = _peak_of(cell)
-    if at_stability_edge(x, y, peak, floor, log):
-        return float((x[peak.bound] - x[peak.best]) ** 2 / 12)
-    low, high = vertex_range(x, peak)
-    variance = delta_variance(x, y, peak, floor, column_var, log)
-    return variance if interpolate(x, y, peak, floor, log)[1] else max(variance, (high - low) ** 2 / 12)
-
-
-def interval_variance(ci95: tuple[float, float]) -> float:
-    """Variance of ln ε* read off a cell's 95 % set: its width in ln ε is taken as ±1.96 sd. The set
-    bounds the optimum whatever the peak's shape, so this carries the shape's uncertainty, not only
-    the seeds' noise, into the law's weights."""
-    return float((np.log(ci95[1] / ci95[0]) / (2 * 1.959964)) ** 2)
-
-
-def _peak_of(cell: CellOptimum) -> Peak:
-    """The peak :func:`fit_cell` found, from the cell's fields."""
-    columns = tuple(cell.lrs.index(lr) for lr in cell.fit_lrs)
-    bound = None if cell.lr_bound is None else cell.lrs.index(cell.lr_bound)
-    return Peak(cell.status, cell.lrs.index(cell.best_lr), columns, bound)
 
 
 def _seed_by_lr(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
