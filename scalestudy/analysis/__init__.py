@@ -14,7 +14,8 @@ By stage:
 * :mod:`.outputs`: law.json, law.yaml and trials.parquet (:mod:`.outputs.law_file`), report.md and
   the terminal summary (:mod:`.outputs.report`), the MLflow run (:mod:`.outputs.mlflow_run`).
 
-:func:`analyze` (:mod:`.pipeline`) composes them. Importing this package loads neither torch nor
+:func:`analyze` (:mod:`.pipeline`) composes them. :mod:`.export` and :mod:`.check` only keep the
+import paths of :func:`build_law` and :func:`check_law` from before the stages. Importing this package loads neither torch nor
 ray (nor MLflow, matplotlib or scipy, until used).
 """
 
@@ -24,6 +25,7 @@ from scalestudy.analysis.fits.cost import StudyCompute, study_compute
 from scalestudy.analysis.fits.generalization_gap import GapFit, fit_gap
 from scalestudy.analysis.fits.gradient_noise_scale import CriticalBatch, critical_batch_from_noise
 from scalestudy.analysis.fits.law import Breakdown, LawFit, fit_breakdown, fit_law
+from scalestudy.analysis.fits.law_check import LawCheck, check_law
 from scalestudy.analysis.fits.schedule_comparison import ScheduleComparison, compare_schedules
 from scalestudy.analysis.fits.sgd_noise_scale import NoiseScaleFit, fit_noise_scale
 from scalestudy.analysis.fits.sharpness_vs_batch import SharpnessFit, fit_sharpness
@@ -34,6 +36,7 @@ from scalestudy.analysis.inputs.trial_table import (
     load_trials_from_parquet,
     validate_trials,
 )
+from scalestudy.analysis.outputs.law_file import build_law
 from scalestudy.analysis.pipeline import AnalysisResult, analyze
 
 
@@ -47,9 +50,9 @@ def load_trials_from_mlflow(experiment: str, tracking_uri: str | None = None, *,
 
 __all__ = [
     "AnalysisError", "AnalysisResult", "Breakdown", "CellOptimum", "CriticalBatch", "FitOptions", "Frontier",
-    "GapFit", "LawFit", "NoiseScaleFit", "ScheduleComparison", "SharpnessFit", "StepsToTarget", "StudyCompute",
-    "StudyFits", "TransitionFit", "TrialTable", "analyze", "compare_schedules", "critical_batch_from_noise",
-    "fit_breakdown", "fit_frontier", "fit_gap", "fit_law", "fit_noise_scale", "fit_sharpness", "fit_steps_to_target",
-    "fit_study", "law_trials", "load_trials_from_mlflow", "load_trials_from_parquet", "study_compute",
-    "validate_trials",
+    "GapFit", "LawCheck", "LawFit", "NoiseScaleFit", "ScheduleComparison", "SharpnessFit", "StepsToTarget",
+    "StudyCompute", "StudyFits", "TransitionFit", "TrialTable", "analyze", "build_law", "check_law",
+    "compare_schedules", "critical_batch_from_noise", "fit_breakdown", "fit_frontier", "fit_gap", "fit_law",
+    "fit_noise_scale", "fit_sharpness", "fit_steps_to_target", "fit_study", "law_trials", "load_trials_from_mlflow",
+    "load_trials_from_parquet", "study_compute", "validate_trials",
 ]
