@@ -15,6 +15,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from scalestudy.endpoints.uris import DEFAULT_TRACKING_URI
+
 REPO = Path(__file__).resolve().parents[1]
 SMALL = REPO / "search_spaces" / "small"
 
@@ -123,7 +125,7 @@ def report(client) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scalestudy.reproductions", description=__doc__)
     parser.add_argument("--no-run", action="store_true", help="only read an existing store")
-    parser.add_argument("--tracking-uri", default="sqlite:///mlflow.db")
+    parser.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI)
     parser.add_argument("--only", nargs="*", help="spec names in search_spaces/small/ (default: all)")
     args = parser.parse_args(argv)
     from mlflow.tracking import MlflowClient

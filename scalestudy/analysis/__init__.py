@@ -3,47 +3,56 @@ the noise scale, the generalization gap, the schedule comparison, the critical b
 from the gradient noise scale, steps to target, sharpness and the compute used → law.json,
 figures, report.
 
-In: :mod:`runs` (MLflow) and :mod:`table` (Parquet, DataFrames) make the trial table, the only
-I/O on the way in. Fits: :func:`fit_study` (:mod:`fit`) runs the pure fit modules (frontier,
-peak, lawfit, breakdown, noise, gap, schedules, steps, sharpness, critical, compute) and returns
-one frozen :class:`StudyFits`. Out: :mod:`export` (law.json, law.yaml, trials.parquet),
-:mod:`draw` (figures: :mod:`figures` infos, drawn by :mod:`plots` and :mod:`plots_diagnostics`),
-:mod:`report` (report.md, the terminal summary; phrases in :mod:`text`), :mod:`publish` (the
-MLflow run). :func:`analyze` (:mod:`pipeline`) composes them. Importing this package loads
-neither torch nor ray (nor MLflow, matplotlib or scipy, until used).
+By stage:
+
+* :mod:`.inputs`: MLflow (:mod:`.inputs.mlflow_runs`) or Parquet → the trial table
+  (:mod:`.inputs.trial_table`), the only I/O on the way in;
+* :mod:`.fits`: pure functions of the table, one module per quantity (ε* of a cell in
+  :mod:`.fits.cell_optimum`, the law in :mod:`.fits.law`, ...); :func:`fit_study`
+  (:mod:`.fits.study`) runs them all and returns one frozen :class:`StudyFits`;
+* :mod:`.figures`: one module per figure, its data (an info object) and its drawing;
+* :mod:`.outputs`: law.json, law.yaml and trials.parquet (:mod:`.outputs.law_file`), report.md and
+  the terminal summary (:mod:`.outputs.report`), the MLflow run (:mod:`.outputs.mlflow_run`).
+
+:func:`analyze` (:mod:`.pipeline`) composes them. :mod:`.export` and :mod:`.check` only keep the
+import paths of :func:`build_law` and :func:`check_law` from before the stages. Importing this package loads neither torch nor
+ray (nor MLflow, matplotlib or scipy, until used).
 """
 
-from scalestudy.analysis.compute import StudyCompute, study_compute
-from scalestudy.analysis.critical import CriticalBatch, critical_batch_from_noise
 from scalestudy.analysis.errors import AnalysisError
-from scalestudy.analysis.fit import FitOptions, StudyFits, fit_study, law_trials
-from scalestudy.analysis.frontier import CellOptimum, Frontier, fit_frontier
-from scalestudy.analysis.gap import GapFit, fit_gap
-from scalestudy.analysis.lawfit import Breakdown, LawFit, fit_breakdown, fit_law
-from scalestudy.analysis.noise import NoiseScaleFit, fit_noise_scale
-from scalestudy.analysis.pipeline import AnalysisResult, analyze
-from scalestudy.analysis.schedules import ScheduleComparison, compare_schedules
-from scalestudy.analysis.sharpness import SharpnessFit, fit_sharpness
-from scalestudy.analysis.steps import StepsToTarget, TransitionFit, fit_steps_to_target
-from scalestudy.analysis.table import (
+from scalestudy.analysis.fits.cell_optimum.frontier import CellOptimum, Frontier, fit_frontier
+from scalestudy.analysis.fits.cost import StudyCompute, study_compute
+from scalestudy.analysis.fits.generalization_gap import GapFit, fit_gap
+from scalestudy.analysis.fits.gradient_noise_scale import CriticalBatch, critical_batch_from_noise
+from scalestudy.analysis.fits.law import Breakdown, LawFit, fit_breakdown, fit_law
+from scalestudy.analysis.fits.law_check import LawCheck, check_law
+from scalestudy.analysis.fits.schedule_comparison import ScheduleComparison, compare_schedules
+from scalestudy.analysis.fits.sgd_noise_scale import NoiseScaleFit, fit_noise_scale
+from scalestudy.analysis.fits.sharpness_vs_batch import SharpnessFit, fit_sharpness
+from scalestudy.analysis.fits.steps_to_target import StepsToTarget, TransitionFit, fit_steps_to_target
+from scalestudy.analysis.fits.study import FitOptions, StudyFits, fit_study, law_trials
+from scalestudy.analysis.inputs.trial_table import (
     TrialTable,
     load_trials_from_parquet,
     validate_trials,
 )
+from scalestudy.analysis.outputs.law_file import build_law
+from scalestudy.analysis.pipeline import AnalysisResult, analyze
 
 
 def load_trials_from_mlflow(experiment: str, tracking_uri: str | None = None, *, method: str = "auto") -> TrialTable:
-    """All finished trial runs of an MLflow experiment as a :class:`TrialTable` (see :mod:`runs`)."""
-    from scalestudy.analysis.runs import load_trials_from_mlflow as load
+    """All finished trial runs of an MLflow experiment as a :class:`TrialTable` (see
+    :mod:`~scalestudy.analysis.inputs.mlflow_runs`)."""
+    from scalestudy.analysis.inputs.mlflow_runs import load_trials_from_mlflow as load
 
     return load(experiment, tracking_uri, method=method)
 
 
 __all__ = [
     "AnalysisError", "AnalysisResult", "Breakdown", "CellOptimum", "CriticalBatch", "FitOptions", "Frontier",
-    "GapFit", "LawFit", "NoiseScaleFit", "ScheduleComparison", "SharpnessFit", "StepsToTarget", "StudyCompute",
-    "StudyFits", "TransitionFit", "TrialTable", "analyze", "compare_schedules", "critical_batch_from_noise",
-    "fit_breakdown", "fit_frontier", "fit_gap", "fit_law", "fit_noise_scale", "fit_sharpness", "fit_steps_to_target",
-    "fit_study", "law_trials", "load_trials_from_mlflow", "load_trials_from_parquet", "study_compute",
-    "validate_trials",
+    "GapFit", "LawCheck", "LawFit", "NoiseScaleFit", "ScheduleComparison", "SharpnessFit", "StepsToTarget",
+    "StudyCompute", "StudyFits", "TransitionFit", "TrialTable", "analyze", "build_law", "check_law",
+    "compare_schedules", "critical_batch_from_noise", "fit_breakdown", "fit_frontier", "fit_gap", "fit_law",
+    "fit_noise_scale", "fit_sharpness", "fit_steps_to_target", "fit_study", "law_trials", "load_trials_from_mlflow",
+    "load_trials_from_parquet", "study_compute", "validate_trials",
 ]

@@ -1,7 +1,9 @@
 """``analyze``: trial table → fits → law.json/law.yaml, trials.parquet, figures, report.md (and an
-MLflow run): :func:`~scalestudy.analysis.fit.fit_study` (pure), then the output steps in order,
-:mod:`export`, :mod:`draw`, :mod:`report`, :mod:`publish`. This module only composes them; the
-per-epoch histories of the schedule figure are its one read (from MLflow, through :mod:`runs`).
+MLflow run): :func:`~scalestudy.analysis.fits.study.fit_study` (pure), then the output steps in
+order: :mod:`~scalestudy.analysis.outputs.law_file`, :mod:`~scalestudy.analysis.figures.all_figures`,
+:mod:`~scalestudy.analysis.outputs.report`, :mod:`~scalestudy.analysis.outputs.mlflow_run`. This
+module only composes them; the per-epoch histories of the schedule figure are its one read (from
+MLflow, through :mod:`~scalestudy.analysis.inputs.mlflow_runs`).
 """
 
 from __future__ import annotations
@@ -11,22 +13,22 @@ from pathlib import Path
 
 import pandas as pd
 
-from scalestudy.analysis.compute import StudyCompute
-from scalestudy.analysis.critical import CriticalBatch
-from scalestudy.analysis.draw import draw_fit_figures, draw_schedule_curves
 from scalestudy.analysis.errors import AnalysisError
-from scalestudy.analysis.export import build_law, write_files
-from scalestudy.analysis.fit import FitOptions, StudyFits, fit_study
-from scalestudy.analysis.frontier import Frontier
-from scalestudy.analysis.gap import GapFit
-from scalestudy.analysis.lawfit import LawFit
-from scalestudy.analysis.noise import NoiseScaleFit
-from scalestudy.analysis.publish import publish_analysis
-from scalestudy.analysis.report import report_markdown, terminal_summary
-from scalestudy.analysis.schedules import ScheduleComparison
-from scalestudy.analysis.sharpness import SharpnessFit
-from scalestudy.analysis.steps import StepsToTarget
-from scalestudy.analysis.table import TrialTable
+from scalestudy.analysis.figures.all_figures import draw_fit_figures, draw_schedule_curves
+from scalestudy.analysis.fits.cell_optimum.frontier import Frontier
+from scalestudy.analysis.fits.cost import StudyCompute
+from scalestudy.analysis.fits.generalization_gap import GapFit
+from scalestudy.analysis.fits.gradient_noise_scale import CriticalBatch
+from scalestudy.analysis.fits.law import LawFit
+from scalestudy.analysis.fits.schedule_comparison import ScheduleComparison
+from scalestudy.analysis.fits.sgd_noise_scale import NoiseScaleFit
+from scalestudy.analysis.fits.sharpness_vs_batch import SharpnessFit
+from scalestudy.analysis.fits.steps_to_target import StepsToTarget
+from scalestudy.analysis.fits.study import FitOptions, StudyFits, fit_study
+from scalestudy.analysis.inputs.trial_table import TrialTable
+from scalestudy.analysis.outputs.law_file import build_law, write_files
+from scalestudy.analysis.outputs.mlflow_run import publish_analysis
+from scalestudy.analysis.outputs.report import report_markdown, terminal_summary
 from scalestudy.law import ScalingLaw
 
 
@@ -135,7 +137,8 @@ def _schedule_figure(fits: StudyFits, out_dir: Path, notes: list[str], warnings:
         notes.append("no schedule-curve figure: per-epoch histories are read from MLflow only "
                      "(this table has none)")
         return []
-    from scalestudy.analysis.runs import load_histories  # the MLflow reader, imported on use like the loader
+    # The MLflow reader, imported on use like the loader.
+    from scalestudy.analysis.inputs.mlflow_runs import load_histories
 
     try:
         histories = load_histories(uri, run_ids)

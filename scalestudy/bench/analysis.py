@@ -106,7 +106,7 @@ def trial_params(row, epochs: int) -> dict[str, str]:
               "batch_size": row.batch_size, "lr": row.lr, "momentum": row.momentum, "nesterov": False,
               "weight_decay": 0.0, "seed": row.seed, "schedule": row.schedule, "schedule_args": json.dumps({}),
               "section": row.section, "workers": 1, "cpus_per_worker": 1.0, "gpus_per_worker": 0.0,
-              "grad_norm_penalty": 0.0, "trial_key": row.trial_id}
+              "grad_norm_penalty": 0.0, "trial_key": row.trial_key}
     unknown = set(values) - set(PARAM_KEYS)
     if unknown:  # the engine renamed a param: the fixture must follow
         raise KeyError(f"not an engine param: {sorted(unknown)}")
@@ -134,12 +134,12 @@ def _bulk_insert(db_path: str, artifact_root: str, experiment_id: int, parent: s
     runs, tags, params, metrics, latest = [], [], [], [], []
     for row in frame.itertuples(index=False):
         run_id = uuid.uuid4().hex
-        name = record.run_name(row.section, row.batch_size, row.lr, row.momentum, row.seed, "constant")
+        name = record.display_name(row.section, row.batch_size, row.momentum, row.seed, "constant", lr=row.lr)
         runs.append((run_id, name, "UNKNOWN", "", "", "bench", "FINISHED", now, now + 1, "", "active",
                      f"{artifact_root}/{run_id}/artifacts", experiment_id))
         status = record.DIVERGED if row.diverged else record.OK
         for tag, value in ((PARENT_TAG, parent), (ROLE_TAG, record.TRIAL_ROLE), (record.RUN_NAME_TAG, name),
-                           (KEY_TAG, row.trial_id), (STATUS_TAG, status), (record.SECTION_TAG, row.section)):
+                           (KEY_TAG, row.trial_key), (STATUS_TAG, status), (record.SECTION_TAG, row.section)):
             tags.append((tag, value, run_id))
         params.extend((k, v, run_id) for k, v in trial_params(row, epochs).items())
         last = 1 if row.diverged else epochs

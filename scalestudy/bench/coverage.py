@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from scalestudy.analysis.frontier import BOUNDED, fit_frontier
-from scalestudy.analysis.lawfit import LawFit, fit_law
+from scalestudy.analysis.fits.cell_optimum.frontier import BOUNDED, fit_frontier
+from scalestudy.analysis.fits.law import LawFit, fit_law
 from scalestudy.bench import BenchTable
 from scalestudy.bench.coverage_bend import add_bend_rows
 from scalestudy.bench.coverage_misspecified import add_misspecified_rows

@@ -1,7 +1,7 @@
 """``bench coverage`` rows for issue 19 parts 3 and 4, simulated at the level of cells: ln ε* of each
 (B, m) cell planted from a known law plus Gaussian noise whose sd varies between cells, analysed by
-:func:`~scalestudy.analysis.breakdown.fit_breakdown`, :func:`~scalestudy.analysis.bend.fit_smooth_bend`
-and :func:`~scalestudy.analysis.lawfit.fit_law`. Misspecified on purpose (the project's calibration
+:func:`~scalestudy.analysis.fits.breakdown.fit_breakdown`, :func:`~scalestudy.analysis.fits.bend.fit_smooth_bend`
+and :func:`~scalestudy.analysis.fits.law.fit_law`. Misspecified on purpose (the project's calibration
 rule): the noise grows with B, the cells report variances that do not know it, the bends are smooth
 or sharp, and the truth is drawn rather than centred on the design.
 
@@ -43,12 +43,12 @@ from typing import Callable
 
 import numpy as np
 
-from scalestudy.analysis.bend import fit_smooth_bend
-from scalestudy.analysis.breakdown import (DECLARE_P, REPLICATES, fit_breakdown, law_coordinates, law_design,
+from scalestudy.analysis.fits.bend import fit_smooth_bend
+from scalestudy.analysis.fits.breakdown import (DECLARE_P, REPLICATES, fit_breakdown, law_coordinates, law_design,
                                            law_weights)
-from scalestudy.analysis.hinges import HingeFits, hinge_grid
-from scalestudy.analysis.frontier import CellOptimum
-from scalestudy.analysis.lawfit import fit_law
+from scalestudy.analysis.fits.cell_optimum.frontier import CellOptimum
+from scalestudy.analysis.fits.hinges import HingeFits, hinge_grid
+from scalestudy.analysis.fits.law import fit_law
 from scalestudy.bench import BenchTable
 
 QUICKSTART = (16, 32, 64, 128, 256, 512)

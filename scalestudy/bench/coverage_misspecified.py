@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from scalestudy.analysis.frontier import fit_frontier
-from scalestudy.analysis.lawfit import fit_law
+from scalestudy.analysis.fits.cell_optimum.frontier import fit_frontier
+from scalestudy.analysis.fits.law import fit_law
 from scalestudy.testing.realistic import PeakShape, RealisticDesign, realistic_study, random_shape
 
 CELL_TARGET, ALPHA_TARGET, K_TARGET = 0.90, 0.90, 0.85
@@ -30,9 +30,9 @@ def add_misspecified_rows(table, studies: int) -> None:
 def _check_row(table, studies: int) -> None:
     """check-law where the law holds: a law fitted on a misspecified study (B = 16-512, 2 seeds), checked
     at B = 1024 and 2048 on a grid centred on the *fitted* law (what a user does), the same shape."""
-    from scalestudy.analysis.check import check_law
-    from scalestudy.analysis.export import build_law
-    from scalestudy.analysis.fit import FitOptions, fit_study
+    from scalestudy.analysis.fits.law_check import check_law
+    from scalestudy.analysis.outputs.law_file import build_law
+    from scalestudy.analysis.fits.study import FitOptions, fit_study
 
     rng = np.random.default_rng(77)
     failed = checked = 0

@@ -18,12 +18,12 @@ import math
 
 import numpy as np
 
-from scalestudy.analysis._stats import f_quantile
-from scalestudy.analysis.check import check_law
-from scalestudy.analysis.export import build_law
-from scalestudy.analysis.fit import FitOptions, fit_study
-from scalestudy.analysis.frontier import fit_frontier
-from scalestudy.analysis.lawfit import fit_law
+from scalestudy.analysis.fits._stats import f_quantile
+from scalestudy.analysis.fits.cell_optimum.frontier import fit_frontier
+from scalestudy.analysis.fits.law import fit_law
+from scalestudy.analysis.fits.law_check import check_law
+from scalestudy.analysis.fits.study import FitOptions, fit_study
+from scalestudy.analysis.outputs.law_file import build_law
 from scalestudy.law.transition import fit_transition
 from scalestudy.testing.planted import make_planted_table, planted_study
 

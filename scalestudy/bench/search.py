@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from scalestudy.bench import BenchTable
+from scalestudy.trial.readback import EPOCHS_COMPLETED, row_from_result, with_current_names
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOLERANCE = 0.1  # |α − α_grid| that counts as "found the law"
@@ -83,7 +84,7 @@ def response_table(spec, processes: int | None = None, verbose: bool = False) ->
     (JSON list, one value per epoch run). The table is cached by spec hash."""
     path = cache_file(spec)
     if path.is_file():
-        return pd.read_parquet(path), True
+        return with_current_names(pd.read_parquet(path)), True
     from scalestudy.trial.config import expand_trials
 
     # Longest trials (small batches) first, so the pool's last minutes are not one slow trial.
@@ -122,13 +123,8 @@ def train_trial(config) -> dict[str, Any]:
     for report in loop.run():
         last = report
         curve.append(float(report.test_acc))
-    return {"batch_size": config.batch_size, "lr": config.lr, "momentum": config.momentum,
-            "seed": config.seed, "dataset_size": config.workload.dataset_size, "schedule": "constant",
-            "section": config.section, "trial_id": config.trial_key, "test_acc": float(last.test_acc),
-            "train_acc": float(last.train_acc), "diverged": bool(last.diverged), "epochs": float(last.epoch),
-            "planned_epochs": float(config.workload.epochs), "updates": float(last.updates),
-            "train_seconds": float(sum(h["epoch_seconds"] for h in loop.history)),
-            "test_acc_curve": json.dumps(curve)}
+    return {**row_from_result(config, last.metrics()),
+            "train_seconds": float(sum(h["epoch_seconds"] for h in loop.history)), "test_acc_curve": json.dumps(curve)}
 
 
 # ---------------------------------------------------------------------------------------
@@ -143,7 +139,7 @@ class Surface:
 
         self.cells: dict[tuple[int, float], dict[str, Any]] = {}
         for (batch_size, momentum), group in frame.groupby(["batch_size", "momentum"]):
-            by_lr = group.groupby("lr").agg(diverged=("diverged", "mean"), epochs=("epochs", "mean"))
+            by_lr = group.groupby("lr").agg(diverged=("diverged", "mean"), epochs=(EPOCHS_COMPLETED, "mean"))
             acc = group[~group["diverged"]].groupby("lr")["test_acc"].mean()
             alive = by_lr.index[(by_lr["diverged"] < 0.5) & by_lr.index.isin(acc.index)]
             x, y = np.log(alive.to_numpy(float)), acc.loc[alive].to_numpy(float)
@@ -187,7 +183,7 @@ class Surface:
             xs = np.linspace(cell["x"][0], min(cell["x"][-1], cell["diverge_x"]), 2001)
             best = xs[int(np.argmax([self.accuracy(b, m, math.exp(x)) or -1.0 for x in xs]))]
             points.append((math.log(b), math.log1p(-m), best))
-        from scalestudy.analysis.lawfit import regress_law
+        from scalestudy.analysis.fits.law import regress_law
 
         if len({p[0] for p in points}) < 2:
             return None
@@ -252,7 +248,7 @@ def run_search(spec, surface: Surface, rng: np.random.Generator) -> tuple[float 
     done = replay(plan, surface.evaluator(rng, spec.workload.epochs), concurrency=CONCURRENCY)
     frame = pd.DataFrame(trial_rows(done))
     alpha, _ = fit_alpha(frame)
-    return alpha, float(frame["epochs"].sum())
+    return alpha, float(frame[EPOCHS_COMPLETED].sum())
 
 
 def needed_epochs(runs: list[tuple[int, float | None, float]], alpha_grid: float) -> float:
@@ -271,7 +267,7 @@ def bench_search(tiny: bool = False) -> BenchTable:
     grid = grid_spec(tiny)
     frame, cached = response_table(grid)
     alpha_grid, law_cells = fit_alpha(frame)
-    grid_epochs = float(frame["epochs"].sum())
+    grid_epochs = float(frame[EPOCHS_COMPLETED].sum())
     if alpha_grid is None:
         raise RuntimeError("the full grid gives no α: no two batch sizes with an interior optimum")
     surface = Surface(frame)

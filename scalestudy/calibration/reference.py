@@ -3,7 +3,7 @@
 A cell's reference ε* is the estimate from *all* its seeds on the fine grid (√2 steps): the
 vertex of the seed-mean curve through its best ε and neighbours (:func:`fit_frontier`), whose
 shape bias on a √2 grid is about a quarter of what it is on a ×2 grid, with 8 seeds. Only
-cells whose full-data 95 % set (:mod:`scalestudy.analysis.mode_set`) is bounded get a reference:
+cells whose full-data 95 % set (:mod:`scalestudy.analysis.fits.cell_optimum.mode_set`) is bounded get a reference:
 elsewhere the dense study itself cannot say where the optimum is.
 """
 
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from scalestudy.analysis.frontier import CellOptimum, fit_frontier
-from scalestudy.analysis.table import load_trials_from_parquet
+from scalestudy.analysis.fits.cell_optimum.frontier import CellOptimum, fit_frontier
+from scalestudy.analysis.inputs.trial_table import load_trials_from_parquet
 
 DATA = Path(__file__).parent / "data"
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from scalestudy.analysis.frontier import fit_frontier
-from scalestudy.analysis.lawfit import fit_law
+from scalestudy.analysis.fits.cell_optimum.frontier import fit_frontier
+from scalestudy.analysis.fits.law import fit_law
 from scalestudy.calibration.reference import reference_cells
 
 

@@ -34,10 +34,10 @@ from scalestudy.endpoints.store import (
     check_tracking_uri,
     sqlite_path,
 )
-from scalestudy.endpoints.uris import absolute_uri, credentials_to_env, redact_uri
+from scalestudy.endpoints.uris import DEFAULT_TRACKING_URI, absolute_uri, credentials_to_env, redact_uri
 
 __all__ = [
-    "CONNECT_TIMEOUT_ENV", "DATABASE_PORTS", "DEFAULT_CONNECT_TIMEOUT_S", "FILE_STORE_ENV", "RAY_CLIENT_PORT",
+    "CONNECT_TIMEOUT_ENV", "DATABASE_PORTS", "DEFAULT_CONNECT_TIMEOUT_S", "DEFAULT_TRACKING_URI", "FILE_STORE_ENV", "RAY_CLIENT_PORT",
     "RAY_GCS_PORT", "EndpointTimeout", "StudyError", "TrackingError", "absolute_uri", "answers", "bounded",
     "captured_stderr", "check_existing_store", "check_reachable", "check_ray_address", "check_tracking_uri",
     "check_writable_folder", "connect_timeout", "credentials_to_env", "first_line", "last_log_message", "probe_tcp",

@@ -14,7 +14,7 @@ from scalestudy.endpoints.base import (
     probe_tcp,
     writable_dir_problem,
 )
-from scalestudy.endpoints.uris import redact_uri
+from scalestudy.endpoints.uris import DEFAULT_TRACKING_URI, redact_uri
 
 # Database schemes MLflow stores runs in (SQLAlchemy dialects), their default ports, and
 # how to get a driver when SQLAlchemy's default one is missing.
@@ -54,7 +54,7 @@ def check_tracking_uri(uri: str, flag: str, timeout_s: float) -> None:
 
     shown = redact_uri(uri)
     if not uri.strip():
-        raise StudyError(f"{flag}: must not be empty (e.g. sqlite:///mlflow.db)")
+        raise StudyError(f"{flag}: must not be empty (e.g. {DEFAULT_TRACKING_URI})")
     try:
         scheme = get_uri_scheme(uri)
     except Exception as error:  # noqa: BLE001 - MLflow's parser on odd input

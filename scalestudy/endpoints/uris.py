@@ -6,6 +6,11 @@ import os
 import re
 from pathlib import Path
 
+# The MLflow store a study uses unless told otherwise: a SQLite file in the working directory (MLflow
+# 3.17 refuses the ./mlruns file store by default). The one place it is written: the spec's default,
+# the CLI's flags and their help import it.
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+
 
 def redact_uri(uri: str) -> str:
     """``scheme://user:secret@host`` → ``scheme://user:***@host``: URIs end up in logs and files.
@@ -47,7 +52,8 @@ def credentials_to_env(uri: str) -> str:
 
 
 def absolute_uri(uri: str) -> str:
-    """``sqlite:///mlflow.db`` → ``sqlite:////abs/path/mlflow.db``: resume and sync may run elsewhere."""
+    """``sqlite:///mlflow.db`` (:data:`DEFAULT_TRACKING_URI`) → ``sqlite:////abs/path/mlflow.db``: resume
+    and sync may run elsewhere."""
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
         return prefix + str(Path(uri[len(prefix):]).resolve())

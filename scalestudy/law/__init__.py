@@ -2,13 +2,39 @@
 neither the analysis nor numpy is installed).
 
 - :mod:`scaling`: ``law.json`` / ``law.yaml`` as :class:`ScalingLaw` (typed records from
-  :mod:`scalestudy.law_fields`, strict reader, ``predict``);
+  :mod:`scalestudy.law.fields`, strict reader, ``predict``);
 - :mod:`transition`: steps to a target against batch size, S(B) = S_min·(1 + B_crit/B);
 - :mod:`plan`: ``plan.yaml`` as :class:`Plan`, the per-update (B, ε, m) training code follows;
   :mod:`planner` makes one from a law (``scalestudy plan``); :mod:`pytorch` (torch needed) has
   the scheduler and batch sampler that follow it.
 """
 
+from scalestudy.law.fields import (
+    BEND_PREFERENCES,
+    SMOOTH_FORMS,
+    BatchEstimate,
+    BreakdownTest,
+    Compute,
+    CriticalBatchCell,
+    CriticalBatchSize,
+    CriticalBatchSizes,
+    Domain,
+    FittedOn,
+    GapSlope,
+    Interval,
+    LawCell,
+    LawCovariance,
+    LawError,
+    LawFileError,
+    LawIntervals,
+    NoiseScaleAtOptimum,
+    Provenance,
+    Slope,
+    SmoothBend,
+    SmoothBendIntervals,
+    StepsToTargetBatch,
+    TransitionLine,
+)
 from scalestudy.law.plan import PLAN_SCHEMA, Plan, PlanEpoch, PlanError, PlanStep
 from scalestudy.law.planner import PlanRequest, make_plan
 from scalestudy.law.scaling import (
@@ -23,36 +49,11 @@ from scalestudy.law.scaling import (
     PredictionError,
     ScalingLaw,
 )
-from scalestudy.law_fields import (
-    BEND_PREFERENCES,
-    SMOOTH_FORMS,
-    BatchEstimate,
-    BreakdownTest,
-    Cell,
-    Compute,
-    CriticalBatchCell,
-    CriticalBatchSize,
-    CriticalBatchSizes,
-    Domain,
-    FittedOn,
-    GapSlope,
-    Interval,
-    LawError,
-    LawCovariance,
-    LawFileError,
-    LawIntervals,
-    NoiseScaleAtOptimum,
-    Provenance,
-    Slope,
-    SmoothBend,
-    SmoothBendIntervals,
-    StepsToTargetBatch,
-    TransitionLine,
-)
 
 __all__ = ["BEND_PREFERENCES", "BREAKDOWN_OUTCOMES", "FORM", "FORM_N", "MAX_BATCH_SIZE", "PARAMETERS", "PLAN_SCHEMA",
-           "SCHEMA", "SMOOTH_FORMS", "BatchEstimate", "BreakdownTest", "Cell", "Compute", "CriticalBatchCell",
-           "CriticalBatchSize", "CriticalBatchSizes", "Domain", "FittedOn", "GapSlope", "Interval", "LawCovariance",
-           "LawError", "LawFileError", "LawIntervals", "LogLrSpread", "NoiseScaleAtOptimum", "Plan", "PlanEpoch",
-           "PlanError", "PlanRequest", "PlanStep", "Prediction", "PredictionError", "Provenance", "ScalingLaw",
-           "Slope", "SmoothBend", "SmoothBendIntervals", "StepsToTargetBatch", "TransitionLine", "make_plan"]
+           "SCHEMA", "SMOOTH_FORMS", "BatchEstimate", "BreakdownTest", "Compute", "CriticalBatchCell",
+           "CriticalBatchSize", "CriticalBatchSizes", "Domain", "FittedOn", "GapSlope", "Interval", "LawCell",
+           "LawCovariance", "LawError", "LawFileError", "LawIntervals", "LogLrSpread", "NoiseScaleAtOptimum", "Plan",
+           "PlanEpoch", "PlanError", "PlanRequest", "PlanStep", "Prediction", "PredictionError", "Provenance",
+           "ScalingLaw", "Slope", "SmoothBend", "SmoothBendIntervals", "StepsToTargetBatch", "TransitionLine",
+           "make_plan"]

@@ -26,7 +26,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
 
-from scalestudy.records import Interval, LawFileError, read_document, read_record, to_json, write_document
+from scalestudy.law.records import Interval, LawFileError, read_document, read_record, to_json, write_document
 from scalestudy.schedules import Hyper, hyper_at, warmup_factor
 
 PLAN_SCHEMA = "scalestudy.plan/v1"

@@ -33,13 +33,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from scalestudy.law.fields import TransitionLine
 from scalestudy.law.plan import KINDS, BatchLimit, Plan, PlanError, PlanPrediction, PlanSchedule, PlanSetting, \
     PlanSource
+from scalestudy.law.records import Interval
 from scalestudy.law.scaling import ScalingLaw
 from scalestudy.law.steps_lr import steps_lr_ratio
 from scalestudy.law.transition import TransitionFit
-from scalestudy.law_fields import TransitionLine
-from scalestudy.records import Interval
 
 MILESTONE_FRACTIONS = (0.3, 0.6, 0.8)  # Smith et al. 2018: epochs 60, 120, 160 of 200
 DEFAULT_FACTOR = 5.0

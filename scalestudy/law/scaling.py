@@ -22,7 +22,7 @@ Next to the law: ``prediction`` (the parameters' covariance: 95 % intervals of Î
 ``critical_batch_size`` (three ways: steps to target, gradient noise scale, the breakdown),
 ``gradient_noise_scale`` (B_simple beside the breakdown) and ``compute`` (trials, trial-epochs,
 updates, CPU and GPU hours the study used). Each mapping of the file is a typed record
-(:mod:`scalestudy.law_fields`): ``law.ci95.alpha``, ``law.breakdown_test.outcome``.
+(:mod:`scalestudy.law.fields`): ``law.ci95.alpha``, ``law.breakdown_test.outcome``.
 
     law = ScalingLaw.load("law.json")
     law.predict(batch_size=1024, momentum=0.9).lr
@@ -35,26 +35,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scalestudy.law_fields import (
+from scalestudy.law.fields import (
     BREAKDOWN_OUTCOMES,
     PARAMETERS,
-    check_breakdown_test,
-    check_prediction,
-    check_smooth_bend,
     BreakdownTest,
-    Cell,
     Compute,
     CriticalBatchSize,
     CriticalBatchSizes,
     Domain,
     FittedOn,
     GapSlope,
-    LawFileError,
+    LawCell,
     LawCovariance,
+    LawFileError,
     LawIntervals,
     NoiseScaleAtOptimum,
     Provenance,
     SmoothBend,
+    check_breakdown_test,
+    check_prediction,
+    check_smooth_bend,
     read_document,
     read_record,
     to_json,
@@ -141,7 +141,7 @@ class ScalingLaw:
     compute: Compute | None = None  # trials, trial_epochs, updates, cpu_hours, gpu_hours of the study
     reasons: dict[str, str] = field(default_factory=dict)  # why a field is null: "alpha", "ci95.alpha", ...
     notes: tuple[str, ...] = ()
-    cells: tuple[Cell, ...] = ()
+    cells: tuple[LawCell, ...] = ()
     units: dict[str, str] = field(default_factory=lambda: dict(UNITS))
     # The optimizer the trials trained with (null in files written before optimizers were pluggable: sgd).
     # The noise scale g is SGD's: a law of another optimizer predicts no g.

@@ -75,27 +75,29 @@ def planned_trials(spec, cells: list[Cell]) -> int:
 
 
 def reference_lr(spec, cell: Cell) -> float:
-    """The ε a cell's search starts from when nothing is measured yet: the linear rule
-    itself (multiplier 1) when the spec's lr is relative to it, else the geometric centre
-    of the cell's ε range."""
+    """The ε a cell's search starts from when nothing is measured yet: the rule itself (multiplier 1,
+    :meth:`~scalestudy.spec.LinearRuleLR.rule_lr`) when the spec's lr is relative to it, else the
+    geometric centre of the cell's ε range."""
     from scalestudy.spec import LinearRuleLR
 
     grid = spec.resolved_sections()[cell.section].grid
     if isinstance(grid.lr, LinearRuleLR):
-        return float(grid.lr.lr_for(cell.batch_size, cell.momentum)[0] / grid.lr.multipliers[0])
+        # The rule's ε itself, exactly as the grid's multiplier-1 point has it (not the first grid
+        # point divided by its multiplier, which floats round: a start an ulp off is another trial).
+        return float(grid.lr.rule_lr(cell.batch_size, cell.momentum))
     low, high = lr_bounds(spec, cell)
     return math.sqrt(low * high)
 
 
 def fit_law_so_far(optima: list[tuple[int, float, float]]) -> tuple[float, float, float] | None:
     """(a, α, β) of ln ε* = a + α·ln B + β·ln(1−m) from measured (B, m, ε*) optima: the
-    analysis' law regression (:func:`scalestudy.analysis.lawfit.regress_law`) pulled towards
+    analysis' law regression (:func:`scalestudy.analysis.fits.law.regress_law`) pulled towards
     α = β = 1 (see ``LAW_PRIOR_WEIGHT``); None without optima."""
     if not optima:
         return None
     # Imported here: the analysis package loads pandas, which `scalestudy validate` (and this
     # module's other users) do not need.
-    from scalestudy.analysis.lawfit import LawPrior, regress_law
+    from scalestudy.analysis.fits.law import LawPrior, regress_law
 
     b, m, lr = (np.asarray(column, float) for column in zip(*optima))
     prior = LawPrior(alpha=LAW_PRIOR["alpha"], beta=LAW_PRIOR["beta"], weight=LAW_PRIOR_WEIGHT)

@@ -18,6 +18,7 @@ from typing import Any
 
 from scalestudy.search.plan import SearchPlan
 from scalestudy.trial.config import TrialConfig
+from scalestudy.trial.readback import row_from_result
 
 Evaluate = Callable[[TrialConfig], dict[str, Any]]  # trial config → last result (objective, diverged, epoch)
 
@@ -68,14 +69,5 @@ def _duration(trial: TrialConfig, result: dict[str, Any]) -> float:
 
 
 def trial_rows(replayed: list[Replayed]) -> list[dict[str, Any]]:
-    """The replayed trials as trial-table rows (the analysis layer's schema)."""
-    rows = []
-    for item in replayed:
-        trial, result = item.trial, item.result
-        rows.append({"batch_size": trial.batch_size, "lr": trial.lr, "momentum": trial.momentum,
-                     "seed": trial.seed, "dataset_size": trial.workload.dataset_size,
-                     "test_acc": result.get("test_acc", math.nan), "train_acc": result.get("train_acc", math.nan),
-                     "diverged": bool(result.get("diverged")), "epochs": float(result.get("epoch") or 0),
-                     "planned_epochs": float(trial.workload.epochs), "updates": float(result.get("updates") or 0),
-                     "schedule": trial.schedule.kind, "section": trial.section, "trial_id": trial.trial_key})
-    return rows
+    """The replayed trials as trial-table rows (:func:`scalestudy.trial.readback.row_from_result`)."""
+    return [row_from_result(item.trial, item.result) for item in replayed]

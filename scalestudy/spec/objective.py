@@ -25,6 +25,32 @@ class Objective(Frozen):
     direction: Literal["max", "min"]
 
     @property
+    def maximise(self) -> bool:
+        return self.direction == "max"
+
+    @property
+    def sign(self) -> float:
+        """+1 or −1: sign × value is higher for better trials."""
+        return 1.0 if self.maximise else -1.0
+
+    @property
+    def label(self) -> str:
+        """For people: "test accuracy", "test loss", "test perplexity", ..."""
+        split, _, name = self.metric.partition("_")
+        name = {"acc": "accuracy"}.get(name, name)
+        return f"{split} {name}" if split in ("train", "test") and name else self.metric
+
+    @property
+    def train_metric(self) -> str | None:
+        """The training split's counterpart of the metric (the generalization gap's other side)."""
+        return self.train_metric_of(self.metric)
+
+    @staticmethod
+    def train_metric_of(metric: str) -> str | None:
+        """``train_<m>`` for a test metric ``test_<m>`` (train_acc for test_acc); None for any other metric."""
+        return "train_" + metric.removeprefix("test_") if metric.startswith("test_") else None
+
+    @property
     def mode(self) -> Literal["max", "min"]:
         """Ray Tune's ``mode`` for :attr:`metric` (its schedulers and searchers take metric and mode)."""
         return self.direction

@@ -11,9 +11,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, field_validator, model_validator
 
+from scalestudy.endpoints.uris import DEFAULT_TRACKING_URI
 from scalestudy.spec.base import Frozen, all_positive
 from scalestudy.spec.objective import Objective
 from scalestudy.spec.runtime_env import RuntimeEnv
+from scalestudy.spec.search_names import SEARCHES
 from scalestudy.spec.workload import Diagnostics, Optimizer, Schedule, Workload
 from scalestudy.tasks import task_info
 
@@ -38,11 +40,17 @@ class LinearRuleLR(Frozen):
     def _positive(cls, values: list[float]) -> list[float]:
         return all_positive(values)
 
-    def lr_for(self, batch_size: int, momentum: float) -> list[float]:
+    def rule_lr(self, batch_size: int, momentum: float) -> float:
+        """The rule's own ε at (B, m): multiplier 1 (where the searches start before anything is measured)."""
         ratio = batch_size / self.reference_batch_size
         base = self.reference_lr * (ratio if self.rule == "linear" else math.sqrt(ratio))
         if self.reference_momentum is not None:
             base *= (1.0 - momentum) / (1.0 - self.reference_momentum)
+        return base
+
+    def lr_for(self, batch_size: int, momentum: float) -> list[float]:
+        """The grid's ε at (B, m): the rule's, times each multiplier."""
+        base = self.rule_lr(batch_size, momentum)
         return [base * multiplier for multiplier in self.multipliers]
 
 
@@ -156,8 +164,6 @@ class Search(Frozen):
     @field_validator("algorithm")
     @classmethod
     def _known_algorithm(cls, name: str) -> str:
-        from scalestudy.search import SEARCHES
-
         return SEARCHES.check(name)
 
     @field_validator("lr_range")
@@ -170,7 +176,7 @@ class Search(Frozen):
 
 
 class Tracking(Frozen):
-    uri: str = "sqlite:///mlflow.db"
+    uri: str = DEFAULT_TRACKING_URI
     experiment: str | None = None
 
     @field_validator("uri")

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from scalestudy.spec import LinearRuleLR
+from scalestudy.spec import LinearRuleLR, Objective
+from scalestudy.trial.readback import EPOCHS_COMPLETED, EPOCHS_PLANNED, KEY
 
 ACC_MIN = 0.1  # chance level of a 10-class problem: what a diverged trial scores
 
@@ -49,7 +50,7 @@ def make_planted_table(alpha: float = 1.0, beta: float = 1.0, k: float = 1e-3, b
                        schedules: bool = False, centre_on_rule: bool = False,
                        gamma: float = 0.0, dataset_sizes: Sequence[int] | None = None,
                        rng: int | np.random.Generator = 0) -> pd.DataFrame:
-    """One row per trial in the trial-table schema (see :mod:`scalestudy.analysis.table`).
+    """One row per trial in the trial-table schema (see :mod:`scalestudy.analysis.inputs.trial_table`).
 
     ``centre_on_rule``: centre each cell's lr grid on the unbroken law instead of on ε*, as
     a study designed around the linear rule does; past the breakdown the optimum then
@@ -86,11 +87,11 @@ def _trial(batch_size, lr, momentum, seed, lr_opt, b_min, rng, noise, dataset_si
     doublings = math.log2(batch_size / b_min)
     updates = epochs * math.ceil(dataset_size / batch_size)
     base = {"batch_size": batch_size, "lr": lr, "momentum": momentum, "seed": seed, "dataset_size": dataset_size,
-                "schedule": "constant", "section": "law", "epochs": float(epochs), "updates": float(updates),
-                "trial_id": f"B{batch_size}-lr{lr:.6g}-m{momentum:g}-s{seed}"}
+                "schedule": "constant", "section": "law", EPOCHS_COMPLETED: float(epochs), "updates": float(updates),
+                KEY: f"B{batch_size}-lr{lr:.6g}-m{momentum:g}-s{seed}"}
     if lr > diverge_factor * lr_opt:
         return {**base, "test_acc": ACC_MIN, "train_acc": ACC_MIN, "diverged": True,
-                "test_loss": math.nan, "train_loss": math.inf, "epochs": 1.0, "updates": float(updates // epochs)}
+                "test_loss": math.nan, "train_loss": math.inf, EPOCHS_COMPLETED: 1.0, "updates": float(updates // epochs)}
     x = math.log(lr / lr_opt)
     peak = acc_max - acc_drop * doublings
     test_acc = ACC_MIN + (peak - ACC_MIN) * math.exp(-x * x / (2 * width ** 2)) + rng.normal(0, noise)
@@ -112,10 +113,10 @@ def _schedule_rows(alpha, beta, k, breakdown, seeds, dataset_size, epochs, rng):
     for kind, offset, ratio in kinds:
         for seed in seeds:
             rows.append({"batch_size": b0, "lr": lr0, "momentum": m0, "seed": seed, "dataset_size": dataset_size,
-                             "schedule": kind, "section": "schedules", "epochs": float(epochs),
+                             "schedule": kind, "section": "schedules", EPOCHS_COMPLETED: float(epochs),
                              "updates": float(round(base_updates * ratio)), "diverged": False,
                              "test_acc": 0.9 + offset + rng.normal(0, 0.002), "train_acc": 0.95,
-                             "test_loss": 0.3, "train_loss": 0.1, "trial_id": f"{kind}-s{seed}"})
+                             "test_loss": 0.3, "train_loss": 0.1, KEY: f"{kind}-s{seed}"})
     return pd.DataFrame(rows)
 
 
@@ -167,7 +168,7 @@ def add_diagnostics(frame: pd.DataFrame, planted: PlantedDiagnostics = PlantedDi
     frame["train_seconds"] = frame["updates"] * planted.seconds_per_update
     frame["workers"], frame["cpus_per_worker"] = float(planted.workers), planted.cpus_per_worker
     frame["gpus_per_worker"] = planted.gpus_per_worker
-    frame["planned_epochs"] = frame["epochs"].where(alive, frame["epochs"].max())
+    frame[EPOCHS_PLANNED] = frame[EPOCHS_COMPLETED].where(alive, frame[EPOCHS_COMPLETED].max())
     frame["status"] = np.where(alive, "ok", "diverged")
     return frame
 
@@ -184,13 +185,13 @@ def stop_early(frame: pd.DataFrame, keep: float = 0.5, rung: int = 1) -> pd.Data
     groups = frame.groupby(keys)["test_acc"]
     position = groups.rank(ascending=False, method="first")
     stop = (position > np.ceil(keep * groups.transform("size"))) & ~frame["diverged"]
-    share = rung / frame.loc[stop, "epochs"]
+    share = rung / frame.loc[stop, EPOCHS_COMPLETED]
     frame.loc[stop, "status"] = "stopped"
     frame.loc[stop, "test_acc"] = frame.loc[stop, "test_acc"] / 3
     for column in ("updates", "train_seconds"):
         if column in frame.columns:
             frame.loc[stop, column] = frame.loc[stop, column] * share
-    frame.loc[stop, "epochs"] = float(rung)
+    frame.loc[stop, EPOCHS_COMPLETED] = float(rung)
     if "updates_to_target" in frame.columns:  # reached before the stop, or unknown
         late = stop & ~(frame["updates_to_target"] <= frame["updates"])
         frame.loc[late, ["updates_to_target", "examples_to_target"]] = np.nan
@@ -224,7 +225,7 @@ class PlantedStudy:
 
 def with_objective(frame: pd.DataFrame, metric: str, direction: str) -> pd.DataFrame:
     """The table with its objective columns: ``metric`` (and its train counterpart), ``direction``."""
-    train = "train_" + metric.removeprefix("test_")
+    train = Objective.train_metric_of(metric)
     return frame.assign(objective=frame[metric], objective_train=frame[train] if train in frame else np.nan,
                         objective_metric=metric, objective_direction=direction)
 

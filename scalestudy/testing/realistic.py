@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from scalestudy.trial.readback import EPOCHS_COMPLETED, KEY
+
 ACC_MIN = 0.1  # what a diverged trial scores (chance of 10 classes)
 
 
@@ -146,7 +148,7 @@ def realistic_study(rng: np.random.Generator, design: RealisticDesign = Realisti
 
 def _row(batch_size: int, lr: float, momentum: float, seed: int, acc: float, diverged: bool) -> dict:
     return {"batch_size": batch_size, "lr": lr, "momentum": momentum, "seed": seed, "dataset_size": 4000,
-            "schedule": "constant", "section": "law", "epochs": 1.0 if diverged else 10.0, "updates": 10.0,
-            "trial_id": f"B{batch_size}-lr{lr:.6g}-m{momentum:g}-s{seed}", "diverged": diverged,
+            "schedule": "constant", "section": "law", EPOCHS_COMPLETED: 1.0 if diverged else 10.0, "updates": 10.0,
+            KEY: f"B{batch_size}-lr{lr:.6g}-m{momentum:g}-s{seed}", "diverged": diverged,
             "test_acc": ACC_MIN if diverged else acc, "train_acc": ACC_MIN if diverged else min(acc + 0.03, 1.0),
             "test_loss": math.nan if diverged else 2.3 * (1 - acc), "train_loss": math.inf if diverged else 2.3 * (1 - acc)}

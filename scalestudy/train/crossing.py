@@ -17,7 +17,7 @@ Why ln u and a cubic: accuracy rises concavely in u (fast early, slowly later), 
 between two evaluations lies below the curve and a linear interpolant in u reaches the target late
 (an audit fitted a noise-free B_crit of 256 from epoch ends as 318). Curves are far straighter in
 ln u, and the neighbours' slopes carry the remaining curvature. Closed-form checks
-(tests/test_target.py): on a(u) = c + d·ln u every secant in x has the same slope, so the
+(tests/train/test_target.py): on a(u) = c + d·ln u every secant in x has the same slope, so the
 interpolant is that line and exact, where the chord in u between u₀ and 2u₀ with the target
 half-way in a gives 1.5·u₀ against the true √2·u₀; on a(u) = u/(u + c), crossing t at u = c·t/(1 − t),
 epoch ends give it to within 1 % where the chord in u is 4-10 % late.

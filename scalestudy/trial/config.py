@@ -130,8 +130,8 @@ class Cell(_TrialFields):
 
     @property
     def label(self) -> str:
-        return record.cell_label(self.section, self.batch_size, self.momentum, self.seed, self.schedule.kind,
-                                 self.workload.shown_dataset_size)
+        return record.display_name(self.section, self.batch_size, self.momentum, self.seed, self.schedule.kind,
+                                   self.workload.shown_dataset_size)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Cell:
@@ -151,8 +151,8 @@ class TrialConfig(_TrialFields):
 
     @property
     def run_name(self) -> str:
-        return record.run_name(self.section, self.batch_size, self.lr, self.momentum, self.seed, self.schedule.kind,
-                               self.workload.shown_dataset_size)
+        return record.display_name(self.section, self.batch_size, self.momentum, self.seed, self.schedule.kind,
+                                   self.workload.shown_dataset_size, lr=self.lr)
 
     @property
     def bn_batch_size(self) -> int | None:

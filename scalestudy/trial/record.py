@@ -3,12 +3,13 @@
 * names: the MLflow tags, the params of a trial and of a study, the per-epoch metrics (the fields
   of :class:`EpochReport`, the loop's own report) and the diagnostics;
 * the trial key, the trial's identity, made from the exact values of everything that decides
-  its training (:func:`trial_key`), and the run name, for people only (:func:`run_name`);
+  its training (:func:`trial_key`), and the run name, for people only (:func:`display_name`);
 * the status rule: ``ok``, ``diverged``, ``stopped`` or ``error`` (:func:`trial_status`).
 
 Tracking, the callbacks, the study, the searches, ``scalestudy sync`` and the analysis import
 these; none of them spells a name or decides a status itself. The record is made from a trial
-config's wire dict (:meth:`scalestudy.trial.config.TrialConfig.to_dict`), what Tune stores.
+config's wire dict (:meth:`scalestudy.trial.config.TrialConfig.to_dict`), what Tune stores, and
+read back as a row of the trial table by :mod:`scalestudy.trial.readback`, beside it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Protocol
@@ -93,6 +95,9 @@ TASK_KEYS = ("tokens_per_batch",)
 DIAGNOSTIC_KEYS = ("gradient_noise_scale", "updates_to_target", "examples_to_target", "updates_to_target_at_most",
                    "examples_to_target_at_most", "gradient_noise_scale_at_target", "sharpness", "sharpness_subspace")
 LOGGED_KEYS = METRIC_KEYS + DIAGNOSTIC_KEYS + TASK_KEYS
+# ε-sharpness in a random subspace: sharpness_subspace (logged; its dims are in the spec) or
+# sharpness_p<dims>, e.g. sharpness_p100 (a trial table may name it so).
+SUBSPACE_SHARPNESS = re.compile(r"sharpness_(subspace|p\d+)")
 
 
 def is_tracked(key: str) -> bool:
@@ -164,21 +169,15 @@ def trial_key(wire: Mapping[str, Any]) -> str:
             f"-{wire['schedule']['kind']}-s{wire['seed']}-{digest}")
 
 
-def cell_label(section: str, batch_size: int, momentum: float, seed: int, schedule_kind: str,
-               dataset_size: int | None = None) -> str:
-    """A cell for people: ``B=128 m=0.9 seed=0 constant`` (``N=2000`` after m in a study over several N,
-    and its section unless the main one)."""
+def display_name(section: str, batch_size: int, momentum: float, seed: int, schedule_kind: str,
+                 dataset_size: int | None = None, *, lr: float | None = None) -> str:
+    """A trial or a cell for people, never an identity: the MLflow run name of a trial,
+    ``B=128 lr=0.1 m=0.9 seed=0 constant``, and without ``lr`` its cell's label,
+    ``B=128 m=0.9 seed=0 constant`` (``N=2000`` after m in a study over several N, and the section
+    unless the main one)."""
+    rate = f" lr={lr:.4g}" if lr is not None else ""
     n = f" N={dataset_size}" if dataset_size is not None else ""
-    label = f"B={batch_size} m={momentum:g}{n} seed={seed} {schedule_kind}"
-    return label if section in ("main", "law") else f"{label} [{section}]"
-
-
-def run_name(section: str, batch_size: int, lr: float, momentum: float, seed: int, schedule_kind: str,
-             dataset_size: int | None = None) -> str:
-    """The MLflow run name, for people only: ``B=128 lr=0.1 m=0.9 seed=0 constant`` (with ``N=2000``
-    after m in a study over several N)."""
-    n = f" N={dataset_size}" if dataset_size is not None else ""
-    label = f"B={batch_size} lr={lr:.4g} m={momentum:g}{n} seed={seed} {schedule_kind}"
+    label = f"B={batch_size}{rate} m={momentum:g}{n} seed={seed} {schedule_kind}"
     return label if section in ("main", "law") else f"{label} [{section}]"
 
 
@@ -196,6 +195,8 @@ PARAM_KEYS = (
     "grad_penalty_block_size", "trial_key", "bn_batch_size", "precise_bn_batches", "stop_at_train_loss",
     "task", "objective_metric", "objective_direction",
 )
+# Written when the spec's diagnostics count steps to a target (target_accuracy: test_acc's shortcut).
+TARGET_PARAM_KEYS = ("target_accuracy", "target_metric", "target_value", "steps_to_target")
 
 
 def trial_params(wire: Mapping[str, Any]) -> dict[str, str]:

@@ -1,0 +1,149 @@
+"""The command line's arguments: the parser of every command and its flags, and the checks of
+arguments that need no layer below (one-line usage errors, exit code 2)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from scalestudy.endpoints.uris import DEFAULT_TRACKING_URI
+
+USAGE_ERROR = 2
+MAX_POINTS = 1001
+
+
+class CliError(Exception):
+    """A one-line usage error (exit code 2)."""
+
+
+def _add_set(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a spec field, e.g. --set grid.batch_size=[32,128] (repeatable)")
+
+
+def _add_run_flags(parser: argparse.ArgumentParser) -> None:
+    _add_set(parser)
+    parser.add_argument("--address", help="existing Ray cluster: auto, HOST:PORT or ray://HOST:PORT (default: local Ray)")
+    parser.add_argument("--storage", help="Tune storage: a shared path or s3://bucket/prefix (default ./ray_results)")
+    parser.add_argument("--tracking-uri", help=f"MLflow tracking URI (default: the spec's, {DEFAULT_TRACKING_URI})")
+    parser.add_argument("--resume", action="store_true", help="continue the latest run of this study")
+    parser.add_argument("--quiet", action="store_true", help="no periodic progress lines")
+    _add_connect_timeout(parser)
+
+
+def _add_connect_timeout(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--connect-timeout", type=float, metavar="SECONDS",
+                        help="give up on an address, tracking store or storage that does not answer within this "
+                             "(default: $SCALESTUDY_CONNECT_TIMEOUT, else 20)")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``error: scalestudy run: MESSAGE`` and exit code 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(USAGE_ERROR, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="scalestudy", description="Hyperparameter-scaling studies (batch size, learning "
+                     "rate, momentum) on Ray Tune, tracked in MLflow.")
+    from scalestudy import __version__
+
+    parser.add_argument("--version", action="version", version=f"scalestudy {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    validate = commands.add_parser("validate", help="check a study spec and print what it would run")
+    validate.add_argument("spec", type=Path)
+    _add_set(validate)
+
+    run = commands.add_parser("run", help="run a study on Ray Tune, tracked in MLflow")
+    run.add_argument("spec", type=Path)
+    _add_run_flags(run)
+
+    analyze = commands.add_parser("analyze", help="fit the scaling law of a finished study")
+    source = analyze.add_mutually_exclusive_group(required=True)
+    source.add_argument("--experiment", help="MLflow experiment name of the study")
+    source.add_argument("--runs", type=Path, help="a trials.parquet table instead of MLflow")
+    analyze.add_argument("--tracking-uri", help=f"MLflow tracking URI (default {DEFAULT_TRACKING_URI})")
+    analyze.add_argument("--out", type=Path, required=True, help="output folder")
+    _add_connect_timeout(analyze)
+
+    check = commands.add_parser("check-law", help="does a fitted law hold in a second study (larger B or N)?")
+    check.add_argument("--law", type=Path, required=True)
+    check_source = check.add_mutually_exclusive_group(required=True)
+    check_source.add_argument("--experiment", help="MLflow experiment name of the check study")
+    check_source.add_argument("--runs", type=Path, help="the check study's trials.parquet instead of MLflow")
+    check.add_argument("--tracking-uri", help=f"MLflow tracking URI (default {DEFAULT_TRACKING_URI})")
+    check.add_argument("--out", type=Path, required=True, help="output folder: check.json, check.md, check.png")
+    _add_connect_timeout(check)
+
+    recommend = commands.add_parser("recommend", help="learning rate for a batch size from a fitted law")
+    recommend.add_argument("--law", type=Path, required=True)
+    recommend.add_argument("--batch-size", type=int, required=True)
+    recommend.add_argument("--momentum", type=float, default=None,
+                           help="default: 0, or the single momentum the law was fitted at")
+    recommend.add_argument("--dataset-size", type=int, default=None,
+                           help="N, training examples (needed when the law has gamma; default: the law's N)")
+
+    plan = commands.add_parser("plan", help="the batch size, lr, momentum, schedule and time to train at, from a law")
+    plan.add_argument("--law", type=Path, required=True)
+    plan.add_argument("--workers", type=int, required=True, help="data-parallel workers (GPUs) to train on")
+    plan.add_argument("--max-batch-per-worker", type=int, required=True, help="the largest batch one worker fits")
+    speed = plan.add_mutually_exclusive_group(required=True)
+    speed.add_argument("--examples-per-second-per-worker", type=float, help="one worker's training throughput")
+    speed.add_argument("--throughput", type=float, help="measured examples per second of all workers together")
+    length = plan.add_mutually_exclusive_group(required=True)
+    length.add_argument("--epochs", type=int, help="train this many epochs")
+    length.add_argument("--target", type=float,
+                        help="train until this test accuracy (the one the study's steps to target were counted "
+                             "to), at the lr those steps were counted at")
+    plan.add_argument("--momentum", type=float, help="default: the largest momentum the law was fitted at")
+    plan.add_argument("--dataset-size", type=int, help="training examples per epoch (default: the law's)")
+    plan.add_argument("--schedule", choices=("hybrid", "step_decay_lr", "constant"),
+                      help="default: hybrid with --epochs, constant with --target")
+    plan.add_argument("--milestones", help="epochs where the lr would decay, e.g. 27,54,72 (default 30/60/80 %%)")
+    plan.add_argument("--factor", type=float, default=5.0, help="decay (or batch growth) factor at each milestone")
+    plan.add_argument("--warmup-epochs", type=int, help="default: 5 %% of the epochs (1-5) when B is above the "
+                      "law's smallest")
+    plan.add_argument("--out", type=Path, default=Path("plan.yaml"), help="the plan file (default plan.yaml)")
+
+    demo = commands.add_parser("demo", help="run the quickstart study, analyze it, print the law")
+    demo.add_argument("--spec", type=Path, help="spec to run instead of search_spaces/quickstart.yaml")
+    demo.add_argument("--out", type=Path, default=Path("scalestudy_out"), help="analysis output folder")
+    _add_run_flags(demo)
+
+    interp = commands.add_parser("interpolate", help="loss and accuracy on the line between two trials' weights")
+    interp.add_argument("run_a", help="MLflow run id of trial A (α = 0)")
+    interp.add_argument("run_b", help="MLflow run id of trial B (α = 1)")
+    interp.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI)
+    interp.add_argument("--storage", help="Tune storage the study ran with (default ./ray_results)")
+    interp.add_argument("--out", type=Path, default=Path("interpolation"), help="output folder")
+    interp.add_argument("--points", type=int, default=25, help=f"values of α in [-1, 2] (3 to {MAX_POINTS})")
+    interp.add_argument("--bn-statistics", choices=("recompute", "interpolate"), default="recompute",
+                        help="batch-norm running statistics at each α: recomputed on training batches "
+                             "(default) or interpolated with the weights")
+    _add_connect_timeout(interp)
+
+    sync = commands.add_parser("sync", help="back-fill MLflow from a study's Ray storage (after an outage)")
+    sync.add_argument("study", help="the study's name (its spec's name)")
+    sync.add_argument("--storage", help="Tune storage the study ran with (default ./ray_results)")
+    sync.add_argument("--tracking-uri", help="MLflow URI to write to (default: the one the study used)")
+    _add_connect_timeout(sync)
+
+    from scalestudy.bench import BENCHMARKS  # the registry alone: no benchmark module is imported
+
+    bench = commands.add_parser("bench", help="benchmarks: figures side by side, as ratios")
+    bench.add_argument("name", help=" | ".join([*BENCHMARKS.names(), "all"]))
+    bench.add_argument("--tiny", action="store_true", help="smallest sizes (CI keeps the benchmarks working)")
+    bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    ui = commands.add_parser("ui", help="open the MLflow UI on the local store")
+    ui.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI)
+    ui.add_argument("--port", type=int, default=5000)
+    return parser
+
+
+def check_out(path: Path) -> None:
+    from scalestudy.endpoints import check_writable_folder
+
+    check_writable_folder(path, "--out")

@@ -1,0 +1,114 @@
+"""The commands that fit and use a law: ``analyze``, ``check-law``, ``recommend`` and ``plan``. Each is a
+few lines over the analysis and the law, imported when it runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from scalestudy.cli.arguments import CliError, check_out
+from scalestudy.endpoints.uris import DEFAULT_TRACKING_URI
+
+
+def _trials(args: argparse.Namespace):
+    """The trial table of ``--runs`` or of ``--experiment`` in ``--tracking-uri`` (the store must exist)."""
+    from scalestudy.analysis import load_trials_from_mlflow, load_trials_from_parquet
+    from scalestudy.endpoints import absolute_uri, check_existing_store, connect_timeout
+
+    if args.runs is not None:
+        return load_trials_from_parquet(args.runs)
+    uri = absolute_uri(args.tracking_uri if args.tracking_uri is not None else DEFAULT_TRACKING_URI)
+    check_existing_store(uri, "--tracking-uri", connect_timeout(args.connect_timeout))
+    return load_trials_from_mlflow(args.experiment, uri)
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from scalestudy.analysis import analyze
+    from scalestudy.endpoints import removed_on_failure
+
+    check_out(args.out)
+    trials = _trials(args)
+    with removed_on_failure([args.out]):  # data too thin to fit: no half-written output folder
+        result = analyze(trials, args.out)
+    print(result.summary())
+    return 0
+
+
+def cmd_check_law(args: argparse.Namespace) -> int:
+    from scalestudy.analysis.fits.law_check import check_law
+    from scalestudy.analysis.outputs.law_check_files import check_table, verdict, write_check
+    from scalestudy.endpoints import removed_on_failure
+    from scalestudy.law import ScalingLaw
+
+    check_out(args.out)
+    law = ScalingLaw.load(args.law)
+    trials = _trials(args)
+    source = f"`{args.runs}`" if args.runs is not None else f"MLflow experiment `{args.experiment}`"
+    with removed_on_failure([args.out]):
+        check = check_law(law, trials)
+        args.out.mkdir(parents=True, exist_ok=True)
+        files = write_check(check, law, args.law, source, args.out)
+    print("\n".join(check_table(check)))
+    print(f"\n{verdict(check)}")
+    print(f"written: {', '.join(str(path) for path in files)}")
+    return 0 if check.passed else 1
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from scalestudy.law import MAX_BATCH_SIZE, ScalingLaw
+
+    if not 0 < args.batch_size <= MAX_BATCH_SIZE:
+        raise CliError(f"--batch-size: must be in 1-{MAX_BATCH_SIZE}, got {args.batch_size}")
+    if args.momentum is not None and not 0.0 <= args.momentum < 1.0:
+        raise CliError(f"--momentum: must be in [0, 1), got {args.momentum}")
+    if args.dataset_size is not None and not 0 < args.dataset_size <= MAX_BATCH_SIZE:
+        raise CliError(f"--dataset-size: must be in 1-{MAX_BATCH_SIZE}, got {args.dataset_size}")
+    law = ScalingLaw.load(args.law)
+    prediction = law.predict(batch_size=args.batch_size, momentum=args.momentum, dataset_size=args.dataset_size)
+    print(prediction.describe())
+    for warning in prediction.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from scalestudy.law import Plan, PlanRequest, ScalingLaw, make_plan
+    from scalestudy.law.plan import PLAN_SCHEMA
+    from scalestudy.law.plan_text import describe
+
+    milestones = None
+    if args.milestones is not None:
+        try:
+            milestones = tuple(int(part) for part in args.milestones.split(",") if part.strip())
+        except ValueError:
+            raise CliError(f"--milestones {args.milestones}: must be epochs separated by commas, e.g. 27,54,72") \
+                from None
+    out = args.out
+    if out.exists() and (not out.is_file() or _schema_of(out) != PLAN_SCHEMA):
+        raise CliError(f"--out {out}: exists and is not a plan file; choose another name (a plan is never "
+                       "written over other data)")
+    check_out(out.parent if str(out.parent) else Path("."))
+    law = ScalingLaw.load(args.law)
+    request = PlanRequest(args.workers, args.max_batch_per_worker, args.examples_per_second_per_worker,
+                          args.throughput, args.epochs, args.target, args.momentum, args.dataset_size,
+                          args.schedule, milestones, args.factor, args.warmup_epochs, str(args.law))
+    plan = make_plan(law, request)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plan.save(out)
+    assert Plan.load(out) == plan  # what training code reads is what was planned
+    print(f"plan from {args.law} ({law.form})")
+    print("\n".join(describe(plan)))
+    print(f"written: {out}")
+    return 0
+
+
+def _schema_of(path: Path) -> str | None:
+    """The ``schema`` of a small JSON or YAML file, or None (not readable, not a mapping)."""
+    from scalestudy.law.records import LawFileError, read_document
+
+    try:
+        data = read_document(path, "file", 16 * 2**20, "a plan")
+    except LawFileError:
+        return None
+    return data.get("schema") if isinstance(data, dict) else None

@@ -1,0 +1,154 @@
+"""The commands that run studies and look at them: ``validate``, ``run``, ``demo``, ``interpolate``,
+``sync``, ``bench`` and ``ui``. Each is a few lines over the layers below, imported when it runs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from scalestudy.cli.arguments import MAX_POINTS, CliError, check_out
+
+
+def _load(spec_path: Path, overrides: list[str]):
+    from scalestudy.spec import load_spec
+
+    return load_spec(spec_path, overrides)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from scalestudy.search.cells import cell_budget, search_summary
+    from scalestudy.trial.config import expand_cells
+
+    spec = _load(args.spec, args.overrides)
+    cells = expand_cells(spec)
+    sections: dict[str, int] = {}
+    search = spec.search
+    for cell in cells:
+        sections[cell.section] = sections.get(cell.section, 0) + cell_budget(spec, cell)
+    detail = ", ".join(f"{name} {count}" for name, count in sections.items())
+    bound = "" if search.algorithm == "grid" else "at most "
+    workload = cells[0].workload
+    sizes = sorted({cell.workload.dataset_size for cell in cells})
+    n = ", ".join(str(size) for size in sizes)
+    print(f"{spec.name}: valid; {bound}{sum(sections.values())} trials ({detail}) in {len(cells)} cells, "
+          f"search {search.algorithm}; dataset {workload.dataset} (N={n}), "
+          f"model {workload.model}, {workload.epochs} epochs, {spec.resources.workers_per_trial} worker(s) "
+          f"per trial; spec hash {spec.spec_hash()}")
+    if search.algorithm != "grid":
+        print(search_summary(spec, cells))
+    return 0
+
+
+def _run(spec, args: argparse.Namespace):
+    from scalestudy.run.progress import summary_table
+    from scalestudy.run.study import run_study
+    from scalestudy.run.tracking import ui_command, ui_link
+
+    result = run_study(spec, address=args.address, storage=args.storage, tracking_uri=args.tracking_uri,
+                       resume=args.resume, verbose=not args.quiet, connect_timeout_s=args.connect_timeout)
+    counts = result.counts
+    print()
+    print(summary_table(result.rows, spec.objective))
+    print(f"\n{spec.name}: {len(result.rows)} trials in {result.wall_seconds:.0f} s — {counts['ok']} ok, "
+          f"{counts['diverged']} diverged, {counts['stopped']} stopped early, {counts['error']} errored")
+    print(f"Tune results:  {result.run.path}")
+    print(f"MLflow UI:     {ui_command(result.run.tracking_uri)}")
+    print(f"               then open {ui_link(result.run.tracking_uri, result.run.experiment_id)}")
+    return result
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    spec = _load(args.spec, args.overrides)
+    result = _run(spec, args)
+    return 0 if result.counts["error"] == 0 else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from scalestudy.analysis import analyze, load_trials_from_mlflow
+
+    from scalestudy.spec import find_search_space
+
+    spec = _load(args.spec or find_search_space("quickstart.yaml"), args.overrides)
+    check_out(args.out)  # before the study, not after it
+    result = _run(spec, args)
+    trials = load_trials_from_mlflow(spec.experiment_name, result.run.tracking_uri)
+    analysis = analyze(trials, args.out)
+    print()
+    print(analysis.summary())
+    print(f"\nFigures and report: {args.out.resolve()}")
+    return 0
+
+
+def cmd_interpolate(args: argparse.Namespace) -> int:
+    from scalestudy.endpoints import absolute_uri, connect_timeout
+    from scalestudy.run.interpolate import interpolate_runs
+    from scalestudy.run.storage import default_storage
+    from scalestudy.run.storage_checks import check_readable_storage
+
+    if not 3 <= args.points <= MAX_POINTS:
+        raise CliError(f"--points: must be in 3-{MAX_POINTS}, got {args.points}")
+    check_out(args.out)
+    if args.storage is not None:
+        check_readable_storage(args.storage, "--storage", connect_timeout(args.connect_timeout))
+    output = interpolate_runs(args.run_a, args.run_b, tracking_uri=absolute_uri(args.tracking_uri),
+                              storage_path=args.storage or default_storage(), out_dir=args.out, points=args.points,
+                              connect_timeout_s=args.connect_timeout, bn_statistics=args.bn_statistics)
+    print(f"figure: {output.figure}\ndata:   {output.data}\nMLflow run: {output.mlflow_run_id}")
+    return 0
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from scalestudy.endpoints import absolute_uri, check_existing_store, connect_timeout
+    from scalestudy.run.storage import default_storage
+    from scalestudy.run.storage_checks import check_readable_storage
+    from scalestudy.run.sync import sync_study
+
+    timeout_s = connect_timeout(args.connect_timeout)
+    if args.storage is not None:
+        check_readable_storage(args.storage, "--storage", timeout_s)
+    if args.tracking_uri is not None:  # the study's own store must exist: sync fills it, never creates one
+        check_existing_store(absolute_uri(args.tracking_uri), "--tracking-uri", timeout_s)
+    summary = sync_study(args.study, args.storage or default_storage(), args.tracking_uri)
+    print(f"{args.study}: {summary.trials} trials read, {summary.runs_created} runs created, "
+          f"{summary.points_logged} metric points logged, {summary.finished} runs closed")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from scalestudy.bench import BENCHMARKS, run_benchmark
+
+    names = BENCHMARKS.names() if args.name == "all" else [args.name]
+    for name in names:
+        if name not in BENCHMARKS:
+            raise CliError(f"bench: unknown benchmark {name!r}; known: {', '.join(BENCHMARKS.names())}, all")
+    for name in names:
+        table = run_benchmark(name, tiny=args.tiny)
+        print(table.to_json() if args.json else table.render(), flush=True)
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    import shutil
+    import socket
+
+    from scalestudy.endpoints import check_existing_store, connect_timeout
+
+    if not 1 <= args.port <= 65535:
+        raise CliError(f"--port: must be in 1-65535, got {args.port}")
+    if args.tracking_uri.startswith(("http://", "https://")):
+        raise CliError(f"--tracking-uri: {args.tracking_uri} is a server already; open it in a browser")
+    check_existing_store(args.tracking_uri, "--tracking-uri", connect_timeout(None))  # the UI never creates one
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", args.port))
+        except OSError as error:
+            raise CliError(f"--port {args.port}: cannot listen there ({error.strerror or error}); "
+                           "choose another port") from None
+    executable = shutil.which("mlflow")
+    if executable is None:
+        raise CliError("ui: the mlflow command is not on PATH (pip install mlflow)")
+    command = [executable, "ui", "--backend-store-uri", args.tracking_uri, "--port", str(args.port)]
+    print(f"open http://127.0.0.1:{args.port}/#/experiments?workflowType=machine_learning", flush=True)
+    os.execv(executable, command)
+    return 0  # not reached
