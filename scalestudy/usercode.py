@@ -105,12 +105,18 @@ def module_roots(modules: Iterable[str]) -> tuple[str, ...]:
     return tuple(roots)
 
 
-def is_users(path: str, roots: tuple[str, ...] = ()) -> bool:
-    """Whether a frame's file is the user's: under one of ``roots`` (the user's packages, installed or
-    not), or neither in the standard library, scalestudy, torch and the like, nor in any installed package."""
+def in_roots(path: str, roots: tuple[str, ...]) -> bool:
+    """Whether a file is one of ``roots`` (module files) or under one (package folders, ending in /)."""
     resolved = str(Path(path).resolve())
-    if any(resolved == root or resolved.startswith(root) for root in roots):
+    return any(resolved == root or (root.endswith("/") and resolved.startswith(root)) for root in roots)
+
+
+def is_users(path: str, roots: tuple[str, ...] = ()) -> bool:
+    """Whether a frame's file is the user's: in ``roots`` (the user's packages, installed or not), or
+    neither in the standard library, scalestudy, torch and the like, nor in any installed package."""
+    if in_roots(path, roots):
         return True
+    resolved = str(Path(path).resolve())
     return not path.startswith("<") and not _installed(resolved) and not resolved.startswith(_library_roots())
 
 

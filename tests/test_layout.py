@@ -14,7 +14,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "scalestudy"
 
 # Bottom first. A module may import modules of its own layer and of the layers below.
 LAYERS = [
-    ("leaves", ["scalestudy", "scalestudy.registry", "scalestudy.schedules", "scalestudy.noise", "scalestudy.batching",
+    ("leaves", ["scalestudy", "scalestudy.registry", "scalestudy.usercode", "scalestudy.schedules", "scalestudy.noise",
+                "scalestudy.batching",
                 "scalestudy.law", "scalestudy.law_fields", "scalestudy.records", "scalestudy.data", "scalestudy.models",
                 "scalestudy.diagnostics", "scalestudy.optim", "scalestudy.tasks",
                 # The search registry alone: names → builders, imported lazily (the spec checks names).

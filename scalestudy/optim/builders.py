@@ -67,9 +67,9 @@ def torch_optimizer(name: str, cls: type[torch.optim.Optimizer], params: Iterabl
         beta2 = options.pop("beta2", default[1] if isinstance(default, tuple) else 0.999)
         mapped["betas"] = (momentum, beta2)
     elif momentum != 0:
-        raise ContractError("code", f"{name} takes neither momentum nor betas, so the grid's momentum {momentum:g} "
-                                    "means nothing to it: set grid.momentum: [0], or name a build(params, lr, momentum, "
-                                    "**options) that says what m is")
+        raise ContractError("code", f"{name} takes neither momentum nor betas, so the grid's momentum "
+                                    f"{momentum:g} means nothing to it: set grid.momentum: [0], or name a "
+                                    "build(params, lr, momentum, **options) that says what m is")
     shown = ", ".join(f"{key}={value!r}" for key, value in mapped.items())
     return call_user_code(cls, f"{name}(params, lr={lr:g}{', ' + shown if shown else ''}, **optimizer_options)",
                           (params,), {"lr": lr, **mapped, **options})

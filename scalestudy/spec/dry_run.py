@@ -99,8 +99,8 @@ def _forward(model: torch.nn.Module, inputs: Tensor, section: Section, prefix: s
         raise SpecError(f"{prefix}.model: {workload.model}: the forward pass on {seen} raised "
                         f"{failure_text(error, (type(model),))}{hint}") from None
     if not isinstance(outputs, Tensor):
-        raise SpecError(f"{prefix}.model: {workload.model} returned outputs of type {type(outputs).__name__} on {seen}; "
-                        "the model must return one tensor (of (batch, num_classes) logits for classification)")
+        raise SpecError(f"{prefix}.model: {workload.model} returned outputs of type {type(outputs).__name__} on "
+                        f"{seen}; the model must return one tensor (of (batch, num_classes) logits for classification)")
     return outputs
 
 
