@@ -58,6 +58,17 @@ class ContractError(ValueError):
         return type(self), (self.field, str(self))
 
 
+class DataError(ContractError):
+    """The user's data itself is wrong (a non-finite input), not the code: named with the example's index
+    (``scalestudy.data.inspect``, and the epoch loop inside a trial)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("code", message)
+
+    def __reduce__(self):
+        return type(self), (str(self),)
+
+
 class UserOptions(BaseModel):
     """Options of the user's own model, dataset or optimizer: free-form (no schema), passed to it as
     keyword arguments; a keyword it does not take is an error when it is first called."""

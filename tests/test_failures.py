@@ -21,7 +21,8 @@ import torch
 import yaml
 
 from scalestudy import cli
-from scalestudy.data.inspect import DataError, sample_indices
+from scalestudy.data.inspect import sample_indices
+from scalestudy.registry import DataError
 from scalestudy.run.progress import summary_table
 from scalestudy.spec import Objective, spec_from_dict
 from scalestudy.train.loop import EpochLoop

@@ -2,10 +2,12 @@
 kind (a pair, a tensor input of one shape and dtype, an integer target), finite inputs, and a few
 training examples for the dry run of the model (:mod:`scalestudy.spec.dry_run`).
 
-Reading an item is a call into the user's code (``__getitem__``): what it raises, ``SystemExit`` and
-``KeyboardInterrupt`` included, is a :class:`~scalestudy.registry.ContractError` naming the item. A
-split in memory is checked whole for non-finite inputs (one pass over a tensor); a map-style split
-(read from disk) on :data:`SAMPLE_ITEMS` items spread over it.
+Errors are :class:`~scalestudy.registry.ContractError` (the code) or :class:`~scalestudy.registry.DataError`
+(the data: a non-finite input, named by its example's index; the epoch loop raises it too). Reading
+an item is a call into the user's code (``__getitem__``): what it raises, ``SystemExit`` and
+``KeyboardInterrupt`` included, is a ContractError naming the item. A split in memory is checked
+whole for non-finite inputs (one pass over a tensor); a map-style split (read from disk) on
+:data:`SAMPLE_ITEMS` items spread over it.
 """
 
 from __future__ import annotations
@@ -20,21 +22,11 @@ from torch.utils.data import Dataset
 
 from scalestudy.data.base import InMemoryDataset
 from scalestudy.data.stream import MapDataset
-from scalestudy.registry import ContractError, failure_text
+from scalestudy.registry import ContractError, DataError, failure_text
 from scalestudy.usercode import user_call
 
 SAMPLE_ITEMS = 32  # items read from each map-style split: the first ones and others spread over it
 BATCH = 8  # training examples the dry run passes through the model
-
-
-class DataError(ContractError):
-    """The data itself is wrong (a non-finite input), not the code: named with the example's index."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__("code", message)
-
-    def __reduce__(self):
-        return type(self), (str(self),)
 
 
 @dataclass(frozen=True, eq=False)

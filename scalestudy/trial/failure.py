@@ -25,8 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from scalestudy import data, models, optim, tasks
-from scalestudy.data.inspect import DataError
-from scalestudy.registry import ContractError
+from scalestudy.registry import ContractError, DataError
 from scalestudy.usercode import UserExit, in_roots, is_users, module_roots, shown_path, user_frame
 
 MAX_MESSAGE = 300  # characters of the exception's message in the one-line reason
