@@ -27,6 +27,7 @@ from scalestudy.usercode import user_call
 
 SAMPLE_ITEMS = 32  # items read from each map-style split: the first ones and others spread over it
 BATCH = 8  # training examples the dry run passes through the model
+FINITE_CHUNK = 2**24  # values checked for NaN and inf at a time
 
 
 @dataclass(frozen=True, eq=False)
@@ -116,10 +117,15 @@ def check_finite(name: str, which: str, inputs: Tensor, index: Tensor | list[int
     ``index``: each row's example index in its split (default: its position)."""
     if not inputs.is_floating_point() or inputs.numel() == 0:
         return
-    finite = torch.isfinite(inputs.reshape(inputs.shape[0], -1)).all(dim=1)
-    if bool(finite.all()):
+    rows = inputs.reshape(inputs.shape[0], -1)
+    chunk = max(1, FINITE_CHUNK // max(1, rows.shape[1]))  # bounds the temporary mask, whatever the split's size
+    for start in range(0, rows.shape[0], chunk):
+        finite = torch.isfinite(rows[start:start + chunk]).all(dim=1)
+        if not bool(finite.all()):
+            break
+    else:
         return
-    row = int((~finite).nonzero()[0])
+    row = start + int((~finite).nonzero()[0])
     bad = inputs[row].flatten()
     value = bad[~torch.isfinite(bad)][0].item()
     example = int(index[row]) if index is not None else row

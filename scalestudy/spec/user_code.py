@@ -6,7 +6,9 @@ and the user's own model, dataset and optimizer, imported and called once.
 * a model by import path is built once on CPU for that shape, to see its batch-norm layers (the rules
   for plain BN, ghost BN and precise BN depend on them);
 * an optimizer by import path is built once over a dummy parameter (its options, its return type, and
-  whether a schedule can change its momentum).
+  whether a schedule can change its momentum);
+* then a section with any of the user's code is trained one step on CPU (:mod:`~scalestudy.spec.dry_run`,
+  :func:`needs_dry_run`).
 
 Every failure is a :class:`SpecError` naming the field: ``workload.model: cannot import 'mypkg.models'
 (No module named 'mypkg')``, ``workload.dataset_options: mypkg.data:load(**dataset_options): got an
