@@ -30,17 +30,16 @@ LIBRARIES = ("scalestudy", "torch", "torchvision", "ray", "numpy", "PIL", "pydan
 class UserExit(Exception):
     """The user's code raised ``SystemExit`` or ``KeyboardInterrupt`` (not a Ctrl-C of this process)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-
 
 @contextlib.contextmanager
 def user_call() -> Iterator[None]:
     """Run the block as a call into the user's code (see the module's docstring)."""
     interrupted: list[bool] = []
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.getsignal(signal.SIGINT)
+    # Only the main thread gets SIGINT (elsewhere a KeyboardInterrupt is the code's own); a handler set
+    # outside Python (getsignal gives None) could not be put back, so it is left alone.
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGINT) if main else None
+    if previous is not None:
 
         def on_sigint(signum, frame):  # a real Ctrl-C: remembered, then handled as before
             interrupted.append(True)
