@@ -30,6 +30,8 @@ from typing import Any, Callable, Mapping
 
 from pydantic import BaseModel, ConfigDict
 
+from scalestudy.usercode import UserExit, located, module_roots, user_call, user_frame
+
 IMPORT_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
 
@@ -56,6 +58,17 @@ class ContractError(ValueError):
         return type(self), (self.field, str(self))
 
 
+class DataError(ContractError):
+    """The user's data itself is wrong (a non-finite input), not the code: named with the example's index
+    (``scalestudy.data.inspect``, and the epoch loop inside a trial)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("code", message)
+
+    def __reduce__(self):
+        return type(self), (str(self),)
+
+
 class UserOptions(BaseModel):
     """Options of the user's own model, dataset or optimizer: free-form (no schema), passed to it as
     keyword arguments; a keyword it does not take is an error when it is first called."""
@@ -79,12 +92,12 @@ def resolve_import_path(path: str, contract: str | None = None) -> Callable[...,
         raise ImportPathError(f"{path!r} is not an import path (package.module:attribute)")
     module_name, _, qualname = path.partition(":")
     try:
-        target: Any = importlib.import_module(module_name)
+        with user_call():  # a module that parses sys.argv or exits when imported is an error like any other
+            target: Any = importlib.import_module(module_name)
     except ImportError as error:
         raise ImportPathError(f"cannot import {module_name!r} ({_first_line(error)})") from None
     except Exception as error:  # noqa: BLE001 - the user's module failed while importing
-        raise ImportPathError(f"importing {module_name!r} raised {type(error).__name__}: {_first_line(error)}") \
-            from None
+        raise ImportPathError(f"importing {module_name!r} raised {failure_text(error)}") from None
     for part in qualname.split("."):
         try:
             target = getattr(target, part)
@@ -114,9 +127,18 @@ def call_user_code(function: Callable[..., Any], what: str, args: tuple, options
         except TypeError as error:
             raise ContractError("options", f"{what}: {_first_line(error)}") from None
     try:
-        return function(*args, **options)
+        with user_call():
+            return function(*args, **options)
     except Exception as error:  # noqa: BLE001 - the user's code failed: one line naming the call
-        raise ContractError("code", f"{what} raised {type(error).__name__}: {_first_line(error)}") from None
+        raise ContractError("code", f"{what} raised {failure_text(error, (function,))}") from None
+
+
+def failure_text(error: BaseException, code: tuple[Any, ...] = ()) -> str:
+    """``Type: first line (at mypkg/models.py:12)``: an exception of the user's code (``code``: the objects
+    called, whose packages are the user's even when installed), located at its innermost frame there."""
+    roots = module_roots(getattr(target, "__module__", None) or "" for target in code)
+    kind = "" if isinstance(error, UserExit) else f"{type(error).__name__}: "
+    return f"{kind}{_first_line(error)}{located(user_frame(error.__traceback__, roots))}"
 
 
 class Registry:

@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "scalestudy"
 
 # Bottom first. A module may import modules of its own layer and of the layers below.
 LAYERS = [
-    ("leaves", ["scalestudy", "scalestudy.registry", "scalestudy.schedules", "scalestudy.noise", "scalestudy.batching",
+    ("leaves", ["scalestudy", "scalestudy.registry", "scalestudy.usercode", "scalestudy.schedules", "scalestudy.noise", "scalestudy.batching",
                 "scalestudy.law", "scalestudy.data", "scalestudy.models", "scalestudy.diagnostics", "scalestudy.optim",
                 "scalestudy.tasks"]),
     ("endpoints", ["scalestudy.endpoints"]),

@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     import torch
 
     from scalestudy.data.base import InMemoryDataset
+    from scalestudy.data.inspect import Sample
     from scalestudy.data.stream import MapDataset
 
 __all__ = ["DATASETS", "DATASET_OPTIONS", "DatasetInfo", "TrainSubset", "at_dataset_size", "dataset_info",
@@ -93,6 +94,9 @@ class DatasetInfo:
     train_size: int  # N, training examples
     input_shape: tuple[int, ...]  # one example, without the batch dimension
     num_classes: int
+    # The user's dataset: a few training examples, read when it was loaded and checked (data.inspect),
+    # for the dry run of the model; None for a built-in's info, which comes from its options.
+    sample: Sample | None = field(default=None, compare=False)
 
 
 def dataset_info(name: str, options: BaseModel) -> DatasetInfo:
@@ -108,10 +112,11 @@ def dataset_info(name: str, options: BaseModel) -> DatasetInfo:
 
 @functools.lru_cache(maxsize=16)
 def _user_dataset_info(name: str, options_json: str) -> DatasetInfo:
+    from scalestudy.data.inspect import inspect_dataset
     from scalestudy.data.user import load_user_dataset
 
     data = load_user_dataset(name, DATASETS.get(name), json.loads(options_json))
-    return DatasetInfo(data.train_size, data.input_shape, data.num_classes)
+    return DatasetInfo(data.train_size, data.input_shape, data.num_classes, inspect_dataset(data))
 
 
 def train_size(name: str, options: BaseModel) -> int:

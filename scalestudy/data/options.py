@@ -8,6 +8,7 @@ without importing torch or generating any data.
 from __future__ import annotations
 
 import os
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -22,6 +23,11 @@ class _Options(BaseModel):
     # strict: a spec that says ``train_size: "4000"`` or ``download: 1`` is a typo to
     # report, not a value to coerce (ints are still accepted where a float is expected).
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # For the dry run of the user's model on a built-in dataset (scalestudy.spec.dry_run): inputs are
+    # token ids (targets then one per position), and examples are decoded from the user's files (read
+    # a sample of them for real instead of making up a batch).
+    integer_inputs: ClassVar[bool] = False
+    reads_users_files: ClassVar[bool] = False
 
     def train_examples(self) -> int:
         """Number of training examples the loader will return (without loading)."""
@@ -106,6 +112,8 @@ class TextBytesOptions(_Options):
     (in the driver, before any trial starts) and checked again by the loader on every node, so a
     trial never trains on other bytes than the ones its run logs (param ``corpus_hash``)."""
 
+    integer_inputs: ClassVar[bool] = True
+
     paths: list[str] | None = Field(None, description="files or folders; None: the standard library's *.py")
     pattern: str | None = Field(None, description="files of a folder to read (Path.glob); None: **/*")
     max_bytes: int = Field(2_000_000, gt=1, description="corpus cut at this many bytes")
@@ -154,6 +162,8 @@ class ImageFolderOptions(_Options):
     folders themselves, split by a seeded shuffle into training and ``test_fraction`` test images.
     Every image is resized to ``image_size``² RGB, scaled to [0, 1] and normalised by ``mean`` and
     ``std`` (per channel; null: not normalised)."""
+
+    reads_users_files: ClassVar[bool] = True
 
     root: str
     image_size: int = Field(32, gt=0, le=4096)

@@ -23,6 +23,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from scalestudy.data.base import InMemoryDataset
+from scalestudy.data.inspect import TypedSplit, read_item
 from scalestudy.data.stream import MapDataset, TensorPairs
 from scalestudy.registry import ContractError, call_user_code
 
@@ -63,22 +64,24 @@ def _is_map_style(split: Any) -> bool:
 def materialise(name: str, which: str, split: Any) -> tuple[Tensor, Tensor]:
     """(inputs, targets) tensors of one split: a tensor pair as it is, a map-style dataset read item by item."""
     if _is_tensor_pair(split):
-        inputs, targets = (torch.as_tensor(part) for part in split)
+        try:
+            inputs, targets = (torch.as_tensor(part) for part in split)
+        except (RuntimeError, TypeError, ValueError) as error:  # strings, objects: not numbers
+            raise ContractError("code", f"{name}: the {which} split's (inputs, targets) do not convert to tensors "
+                                        f"({str(error).splitlines()[0]}); both must be numbers") from None
     else:
         count = len(split)
         if count == 0:
-            raise ContractError("code", f"{name}: the {which} split is empty")
-        items = [split[i] for i in range(count)]
-        bad = next((item for item in items if not (isinstance(item, (tuple, list)) and len(item) == 2)), None)
-        if bad is not None:
-            raise ContractError("code", f"{name}: an item of the {which} split is {_shown(bad)}; expected an "
-                                        "(input, target) pair")
+            raise ContractError("code", f"{name}: the {which} split is empty; both splits need examples")
+        items = [read_item(name, which, split, i) for i in range(count)]
         try:
-            inputs = torch.stack([torch.as_tensor(x) for x, _ in items])
-            targets = torch.stack([torch.as_tensor(y) for _, y in items])
+            inputs = torch.stack([x for x, _ in items])
+            targets = torch.stack([y for _, y in items])
         except (RuntimeError, TypeError, ValueError) as error:
             raise ContractError("code", f"{name}: the {which} split's items do not stack into tensors "
                                         f"({str(error).splitlines()[0]}); every input must have one shape") from None
+    if inputs.ndim > 0 and inputs.shape[0] == 0:
+        raise ContractError("code", f"{name}: the {which} split is empty; both splits need examples")
     if inputs.ndim == 0 or targets.ndim == 0 or inputs.shape[0] != targets.shape[0]:
         raise ContractError("code", f"{name}: the {which} split has inputs of shape {tuple(inputs.shape)} and "
                                     f"targets of shape {tuple(targets.shape)}; want one target per input")
@@ -133,46 +136,23 @@ def _map_dataset(name: str, train: Any, test: Any) -> MapDataset:
         if _is_tensor_pair(split):
             split = TensorPairs(*materialise(name, which, split))
         if len(split) == 0:
-            raise ContractError("code", f"{name}: the {which} split is empty")
-        item = split[0]
-        if not (isinstance(item, (tuple, list)) and len(item) == 2):
-            raise ContractError("code", f"{name}: an item of the {which} split is {_shown(item)}; expected an "
-                                        "(input, target) pair")
-        parts.append((split, torch.as_tensor(item[0])))
+            raise ContractError("code", f"{name}: the {which} split is empty; both splits need examples")
+        parts.append((split, read_item(name, which, split, 0)[0]))
     (train, first_train), (test, first_test) = parts
     if first_train.shape != first_test.shape:
         raise ContractError("code", f"{name}: train inputs have shape {tuple(first_train.shape)}, test inputs "
                                     f"{tuple(first_test.shape)}; every input must have one shape")
-    train_y, test_y = _targets(train), _targets(test)
+    train_y, test_y = _targets(name, "train", train), _targets(name, "test", test)
     classes = num_classes(name, train, train_y, test_y)
-    typed = [split if isinstance(split, TensorPairs) else _Typed(split) for split in (train, test)]
+    typed = [split if isinstance(split, TensorPairs) else TypedSplit(split) for split in (train, test)]
     return MapDataset(name, *typed, classes, tuple(first_train.shape))
 
 
-class _Typed(Dataset):
-    """A user's split whose items come as tensors of the dtypes the in-memory path gives (float32
-    inputs, int64 targets), so streaming and materialising train on the same numbers."""
-
-    def __init__(self, split: Any) -> None:
-        self.split = split
-        self.targets = getattr(split, "targets", None)
-
-    def __len__(self) -> int:
-        return len(self.split)
-
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
-        inputs, target = self.split[index]
-        inputs, target = torch.as_tensor(inputs), torch.as_tensor(target)
-        if inputs.is_floating_point() or inputs.dtype == torch.bool:
-            inputs = inputs.float()
-        return inputs, target.long()
-
-
-def _targets(split: Any) -> Tensor:
+def _targets(name: str, which: str, split: Any) -> Tensor:
     """A split's targets: its ``targets`` attribute when it has one (no item is read), else every item's."""
     if isinstance(split, TensorPairs):
         return split.targets
     declared = getattr(split, "targets", None)
     if declared is not None and len(declared) == len(split):
         return torch.as_tensor(declared)
-    return torch.as_tensor([int(torch.as_tensor(split[i][1])) for i in range(len(split))])
+    return torch.stack([read_item(name, which, split, i)[1] for i in range(len(split))])

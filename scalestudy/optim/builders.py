@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -37,12 +38,41 @@ def adamw(params: Iterable[torch.nn.Parameter], lr: float, momentum: float, *, b
 
 def build_user_optimizer(name: str, builder: Callable[..., Any], params: Iterable[torch.nn.Parameter], lr: float,
                          momentum: float, options: dict[str, Any]) -> torch.optim.Optimizer:
-    """``builder(params, lr, momentum, **options)``, checked to be a ``torch.optim.Optimizer``."""
+    """``builder(params, lr, momentum, **options)``, checked to be a ``torch.optim.Optimizer``; a torch
+    optimizer class itself (``torch.optim:AdamW``) is built by :func:`torch_optimizer`."""
+    if inspect.isclass(builder) and issubclass(builder, torch.optim.Optimizer):
+        return torch_optimizer(name, builder, params, lr, momentum, options)
     optimizer = call_user_code(builder, f"{name}(params, lr={lr:g}, momentum={momentum:g}, **optimizer_options)",
                                (params, lr, momentum), options)
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise ContractError("code", f"{name} returned {type(optimizer).__name__}; expected a torch.optim.Optimizer")
     return optimizer
+
+
+def torch_optimizer(name: str, cls: type[torch.optim.Optimizer], params: Iterable[torch.nn.Parameter], lr: float,
+                    momentum: float, options: dict[str, Any]) -> torch.optim.Optimizer:
+    """An optimizer class named by path: its third positional argument is not the momentum (AdamW's is
+    ``betas``), so the spec's m goes where the class takes it, as for the built-ins: ``momentum=m``
+    (SGD-like), else β1 of ``betas=(m, beta2)`` (Adam-like; option ``beta2``, else the class's default);
+    the options are the class's other keywords."""
+    keywords = inspect.signature(cls.__init__).parameters
+    options = dict(options)
+    if "betas" in options:
+        raise ContractError("options", f"{name}: betas is (the grid's momentum, beta2): give beta2 alone")
+    mapped: dict[str, Any] = {}
+    if "momentum" in keywords:
+        mapped["momentum"] = momentum
+    elif "betas" in keywords:
+        default = keywords["betas"].default
+        beta2 = options.pop("beta2", default[1] if isinstance(default, tuple) else 0.999)
+        mapped["betas"] = (momentum, beta2)
+    elif momentum != 0:
+        raise ContractError("code", f"{name} takes neither momentum nor betas, so the grid's momentum "
+                                    f"{momentum:g} means nothing to it: set grid.momentum: [0], or name a "
+                                    "build(params, lr, momentum, **options) that says what m is")
+    shown = ", ".join(f"{key}={value!r}" for key, value in mapped.items())
+    return call_user_code(cls, f"{name}(params, lr={lr:g}{', ' + shown if shown else ''}, **optimizer_options)",
+                          (params,), {"lr": lr, **mapped, **options})
 
 
 def can_set_momentum(optimizer: torch.optim.Optimizer) -> bool:

@@ -18,9 +18,20 @@ from ray.tune import Callback
 from scalestudy.endpoints import answers, redact_uri
 from scalestudy.run.tracking import TrialRuns, client, reports_of
 from scalestudy.trial.config import TrialConfig
+from scalestudy.trial.failure import TrialFailure, failure_from
 from scalestudy.trial.record import trial_status
 
 log = logging.getLogger(__name__)
+
+
+def trial_failure(trial) -> TrialFailure:
+    """Why a trial Tune saw fail, from the error Tune stored for it: the reason its trainable gave
+    (``scalestudy.trial.failure``), else the error's type and first line (an actor that died)."""
+    try:
+        error = trial.get_pickled_error() or trial.get_error()
+    except Exception as problem:  # noqa: BLE001 - an unreadable error file must not stop the study
+        error = f"the trial's error could not be read ({type(problem).__name__}: {problem})"
+    return failure_from(error)
 
 
 class TrialConfigs:
@@ -76,6 +87,7 @@ class MlflowCallback(Callback):
         self._versions: dict[str, int] = {}  # trial key → events recorded; written when it stops moving
         self._pending: set[str] = set()  # trial keys with something MLflow does not have yet
         self._finished: dict[str, str] = {}  # trial key → final status, until its run is closed
+        self._reasons: dict[str, TrialFailure] = {}  # trial key → why it failed, until its run is closed
         self.failures = 0
         # A new study's trials have no runs yet: create them without searching first
         # (never after a failed write, or once unpickled by Tuner.restore).
@@ -100,6 +112,7 @@ class MlflowCallback(Callback):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self._reasons = state.get("_reasons", {})  # pickled by a version before failure reasons
         self._new_study = False  # unpickled by Tuner.restore: a resumed study, runs may exist
         # Pickled by an earlier version: configs were wire dicts.
         self._configs = {key: TrialConfig.from_dict(c) if isinstance(c, dict) else c
@@ -114,7 +127,8 @@ class MlflowCallback(Callback):
 
     # --- Tune events (driver thread): record, then wake the writer -------------------------------
 
-    def _record(self, config: TrialConfig, reports: list[dict[str, Any]] = (), status: str | None = None) -> None:
+    def _record(self, config: TrialConfig, reports: list[dict[str, Any]] = (), status: str | None = None,
+                failure: TrialFailure | None = None) -> None:
         key = config.trial_key
         with self._cond:
             self._configs[key] = config
@@ -123,6 +137,8 @@ class MlflowCallback(Callback):
                 epochs[int(report["epoch"])] = report
             if status is not None:
                 self._finished[key] = status
+            if failure is not None:
+                self._reasons[key] = failure
             self._versions[key] = self._versions.get(key, 0) + 1
             self._pending.add(key)
             self._cond.notify_all()
@@ -145,7 +161,7 @@ class MlflowCallback(Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         config, status = self._trial_configs.end(trial, errored=True)
-        self._record(config, status=status)
+        self._record(config, status=status, failure=trial_failure(trial))
 
     def on_experiment_end(self, trials, **info) -> None:
         self.close()
@@ -179,6 +195,7 @@ class MlflowCallback(Callback):
                     config = self._configs[key]
                     reports = list(self._reports.get(key, {}).values())
                     status = self._finished.get(key)
+                    failure = self._reasons.get(key)
                 try:
                     if self._backoff and not answers(self.tracking_uri):
                         # Down: fail fast instead of spending the MLflow client's retries.
@@ -188,7 +205,7 @@ class MlflowCallback(Callback):
                     if status is None:
                         self.runs.log_epochs(run_id, reports)
                     else:
-                        self.runs.finish(run_id, status, reports)
+                        self.runs.finish(run_id, status, reports, failure)
                 except Exception as error:  # noqa: BLE001 - tracking must never stop training
                     self._failed(error)
                     return False
@@ -196,7 +213,8 @@ class MlflowCallback(Callback):
                     if self._versions.get(key) == version:  # nothing new arrived meanwhile
                         self._pending.discard(key)
                         if status is not None:  # done with this trial: forget its reports
-                            for table in (self._reports, self._configs, self._versions, self._finished):
+                            for table in (self._reports, self._configs, self._versions, self._finished,
+                                          self._reasons):
                                 table.pop(key, None)
             if self._backoff:
                 log.warning("MLflow answers again; the study's runs are up to date")

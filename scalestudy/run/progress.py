@@ -19,9 +19,9 @@ from typing import Any, TextIO
 
 from ray.tune import Callback
 
-from scalestudy.run.callbacks import TrialConfigs
+from scalestudy.run.callbacks import TrialConfigs, trial_failure
 from scalestudy.spec import LEGACY_OBJECTIVE, Objective
-from scalestudy.trial.record import STATUSES
+from scalestudy.trial.record import ERROR, STATUSES
 
 
 @dataclass
@@ -153,6 +153,10 @@ def summary_table(rows: list[dict[str, Any]], objective: Objective) -> str:
             tail = f"{'-':>9} {'-':>{width}} {'-':>7}"
         section, schedule, momentum, batch = key
         lines.append(f"{section:<10} {schedule:<17} {momentum:>5g} {batch:>6} {len(members):>6} {diverged:>4} {tail}")
+    failed = sorted((r for r in rows if r.get("status") == ERROR), key=lambda r: r.get("run_name") or r["trial_key"])
+    if failed:  # each by its run name (as in MLflow), with why
+        lines += ["", f"failed trials ({len(failed)}):"]
+        lines += [f"  {r.get('run_name') or r['trial_key']}: {r.get('error') or 'no reason recorded'}" for r in failed]
     return "\n".join(lines)
 
 
@@ -219,10 +223,16 @@ class ProgressCallback(Callback):
         self._show()
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        _, status = self._trial_configs.end(trial, errored=True)
+        config, status = self._trial_configs.end(trial, errored=True)
         with self._lock:
             self.state.finish(trial.trial_id, status)
         self._show()
+        # One line a failed trial, as it fails (above the live display, which rich redraws below it).
+        line = f"trial failed: {config.run_name}: {trial_failure(trial).reason()}"
+        if self._display is not None:
+            self._display.console.print(line, markup=False, highlight=False, soft_wrap=True)
+        else:
+            print(line, file=self._out(), flush=True)
 
     def on_experiment_end(self, trials, **info) -> None:
         self.close()

@@ -28,15 +28,18 @@ from scalestudy.run.storage_checks import check_shared_storage
 from scalestudy.search.cells import planned_trials
 from scalestudy.spec import StudySpec
 from scalestudy.trial.config import Cell, TrialConfig, expand_cells
-from scalestudy.trial.record import STATUSES, trial_status
+from scalestudy.trial.failure import failure_from
+from scalestudy.trial.record import ERROR, STATUSES, trial_status
 
 # Environment of every Ray worker of the study (ray.init's runtime_env; a DDP trial's Train controller
 # runs in one): Ray Train's default 2 s health-check interval makes every DDP report block up to 2 s.
 RAY_WORKER_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1"}
 # Switches Tune reads in this process while the Tuner runs, set for that time only: the classic,
 # quiet output (scalestudy prints its own progress), and no CSV and TensorBoard files per report
-# (result.json, added explicitly, is all that `scalestudy sync` needs; MLflow has the rest).
-TUNE_DRIVER_ENV = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
+# (result.json, added explicitly, is all that `scalestudy sync` needs; MLflow has the rest), and no
+# failed trial's traceback (its reason is in the progress and the summary, its traceback in error.txt).
+TUNE_DRIVER_ENV = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+                   "TUNE_PRINT_ALL_TRIAL_ERRORS": "0"}
 DRIVER_MEMORY = 256 * 1024**2  # bytes; a DDP driver trial holds memory only (a CPU deadlocks small machines)
 
 
@@ -148,19 +151,15 @@ def build_tuner(spec: StudySpec, opened: OpenStudy, cells: list[Cell], verbose: 
                                          new_study=not opened.resumed),
                           *([progress] if progress else []), JsonLoggerCallback(), *callbacks]
         tuner = tune.Tuner(
-            trainable,
-            param_space=plan.param_space,
+            trainable, param_space=plan.param_space,
             tune_config=tune.TuneConfig(
                 search_alg=plan.search_alg, scheduler=plan.scheduler, num_samples=plan.num_samples,
                 max_concurrent_trials=max_concurrency(spec, ray.cluster_resources()),
-                reuse_actors=resources.workers_per_trial == 1,
-                trial_dirname_creator=_trial_folder,
-            ),
+                reuse_actors=resources.workers_per_trial == 1, trial_dirname_creator=_trial_folder),
             run_config=tune.RunConfig(
                 name=run.name, storage_path=run.storage_path, callbacks=tune_callbacks, verbose=0,
                 failure_config=tune.FailureConfig(max_failures=resources.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            ),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
         )
     return tuner, progress
 
@@ -290,10 +289,11 @@ def _row(result, run: StudyRun) -> dict[str, Any]:
     wire = result.config["trial"] if result.config is not None else trial_config(run, Path(result.path).name)
     config = TrialConfig.from_dict(wire)
     metrics = result.metrics or {}
+    status = trial_status(config.workload, metrics, errored=bool(result.error))
     return {
-        "trial_key": config.trial_key, "section": config.section, "schedule": config.schedule.kind,
-        "batch_size": config.batch_size, "lr": config.lr, "momentum": config.momentum, "seed": config.seed,
-        "status": trial_status(config.workload, metrics, errored=bool(result.error)),
+        "trial_key": config.trial_key, "run_name": config.run_name, "section": config.section, "status": status,
+        "schedule": config.schedule.kind, "batch_size": config.batch_size, "lr": config.lr, "momentum": config.momentum,
+        "seed": config.seed, "error": failure_from(result.error).reason() if status == ERROR else None,
         "diverged": bool(metrics.get("diverged")), "epochs": metrics.get("epoch"), "updates": metrics.get("updates"),
         "test_acc": metrics.get("test_acc"), "train_acc": metrics.get("train_acc"), "gen_gap": metrics.get("gen_gap"),
         config.objective.metric: metrics.get(config.objective.metric),

@@ -23,7 +23,8 @@ from scalestudy.endpoints import StudyError, TrackingError, check_reachable, cre
 from scalestudy.run.storage import StudyRun, find_latest_run, read_results, trial_config, trial_folders, tune_statuses
 from scalestudy.run.tracking import TrialRuns, client, finish_study_run, reports_of
 from scalestudy.trial.config import TrialConfig
-from scalestudy.trial.record import ROLE_TAG, STOPPED, STUDY_ROLE, trial_status
+from scalestudy.trial.failure import TrialFailure, failure_from
+from scalestudy.trial.record import ERROR, ROLE_TAG, STOPPED, STUDY_ROLE, trial_status
 
 ENDED_IN_TUNE = ("TERMINATED", "ERROR")
 
@@ -98,5 +99,20 @@ def _sync_trials(run: StudyRun, runs: TrialRuns, summary: SyncSummary) -> bool:
         run_id = runs.run_for(config, reopen=False)
         summary.points_logged += runs.log_epochs(run_id, list(reports.values()))
         if ended:
-            summary.finished += runs.finish(run_id, status)
+            summary.finished += runs.finish(run_id, status, failure=_stored_failure(fs, folder) if status == ERROR
+                                            else None)
     return all_ended
+
+
+def _stored_failure(fs, folder: str) -> TrialFailure:
+    """Why a trial failed, from the error Tune stored in its folder (pickled, else as text)."""
+    from ray import cloudpickle
+    from ray.tune.result import EXPR_ERROR_FILE, EXPR_ERROR_PICKLE_FILE
+
+    for name, read in ((EXPR_ERROR_PICKLE_FILE, cloudpickle.loads), (EXPR_ERROR_FILE, bytes.decode)):
+        try:
+            with fs.open_input_stream(f"{folder}/{name}") as stream:
+                return failure_from(read(stream.readall()))
+        except Exception:  # noqa: BLE001 - missing or unreadable: try the next, else no reason
+            continue
+    return failure_from(None)

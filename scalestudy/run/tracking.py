@@ -23,8 +23,10 @@ from scalestudy import __version__
 from scalestudy.endpoints import answers, redact_uri
 from scalestudy.trial import record
 from scalestudy.trial.config import TrialConfig
+from scalestudy.trial.failure import TrialFailure
 
 log = logging.getLogger(__name__)
+MAX_TAG_CHARS = 5000  # MLflow keeps at most 8000 characters of a tag's value
 
 
 def git_commit() -> str | None:
@@ -195,14 +197,20 @@ class TrialRuns:
             self._last_step[run_id] = last
         return len(metrics)
 
-    def finish(self, run_id: str, status: str, reports: list[dict[str, Any]] = ()) -> bool:
-        """Log what is left of ``reports``, tag the trial's status and close its run (the tag rides in
-        the same log_batch); nothing to close (False) when it already is."""
+    def finish(self, run_id: str, status: str, reports: list[dict[str, Any]] = (),
+               failure: TrialFailure | None = None) -> bool:
+        """Log what is left of ``reports``, tag the trial's status (and a failed trial's reason; its traceback
+        becomes the artifact error.txt) and close its run (the tags ride in the same log_batch); nothing to
+        close (False) when it already is."""
         run_status = "FAILED" if status == record.ERROR else "FINISHED"
         if self._state.get(run_id) == (run_status, status):
             self.log_epochs(run_id, list(reports))
             return False
-        self.log_epochs(run_id, list(reports), tags={record.STATUS_TAG: status})
+        tags = {record.STATUS_TAG: status}
+        if failure is not None:
+            tags[record.ERROR_REASON_TAG] = failure.reason()[:MAX_TAG_CHARS]
+            self.client.log_text(run_id, failure.traceback or failure.reason(), record.ERROR_ARTIFACT)
+        self.log_epochs(run_id, list(reports), tags=tags)
         self.client.set_terminated(run_id, run_status)
         self._state[run_id] = (run_status, status)
         return True

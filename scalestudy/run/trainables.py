@@ -34,6 +34,7 @@ from scalestudy.run.storage import STATE_FILE, checkpoint_folders, furthest_stat
 from scalestudy.train.distributed import Distributed
 from scalestudy.train.loop import EpochLoop
 from scalestudy.trial.config import TrialConfig
+from scalestudy.trial.failure import TrialError, explained, failure_of
 from scalestudy.trial.record import HISTORY_KEY
 
 
@@ -98,9 +99,10 @@ def tune_trial(config: dict[str, Any]) -> None:
 
     trial = TrialConfig.from_dict(config["trial"])
     _threads(trial)
-    loop = EpochLoop(trial, Distributed(device=_device(trial)))
-    drive(loop, persisted_checkpoints(tune.get_checkpoint()), tune.report, tune.Checkpoint.from_directory,
-          is_writer=True)
+    with explained(trial):  # a failure leaves with its reason (trial.failure)
+        loop = EpochLoop(trial, Distributed(device=_device(trial)))
+        drive(loop, persisted_checkpoints(tune.get_checkpoint()), tune.report, tune.Checkpoint.from_directory,
+              is_writer=True)
 
 
 def ddp_worker(wire: dict[str, Any]) -> None:
@@ -109,12 +111,13 @@ def ddp_worker(wire: dict[str, Any]) -> None:
 
     trial = TrialConfig.from_dict(wire)
     _threads(trial)
-    dist = Distributed.from_process_group(_device(trial))
-    loop = EpochLoop(trial, dist)
-    # Every rank reports (Train V2 requires it); only rank 0 writes the checkpoint.
-    checkpoint = ray.train.get_checkpoint()
-    drive(loop, [checkpoint] if checkpoint is not None else [], ray.train.report, ray.train.Checkpoint.from_directory,
-          is_writer=dist.rank == 0)
+    with explained(trial):
+        dist = Distributed.from_process_group(_device(trial))
+        loop = EpochLoop(trial, dist)
+        # Every rank reports (Train V2 requires it); only rank 0 writes the checkpoint.
+        checkpoint = ray.train.get_checkpoint()
+        drive(loop, [checkpoint] if checkpoint is not None else [], ray.train.report,
+              ray.train.Checkpoint.from_directory, is_writer=dist.rank == 0)
 
 
 def ddp_driver(config: dict[str, Any]) -> None:
@@ -146,4 +149,10 @@ def ddp_driver(config: dict[str, Any]) -> None:
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
         ),
     )
-    trainer.fit()
+    try:
+        trainer.fit()
+    except Exception as error:  # noqa: BLE001 - a worker's reason, out of Ray Train's worker-group error
+        failure = failure_of(error)
+        if failure is None:
+            raise
+        raise TrialError(failure) from None

@@ -11,7 +11,8 @@ names the field and what is allowed.
 * :mod:`~scalestudy.spec.schema`: the study (grid, sections, resources, search, tracking);
 * :mod:`~scalestudy.spec.objective`: the study's objective and the rule that ranks trials by it;
 * :mod:`~scalestudy.spec.load`: files and ``--set`` overrides → a spec, one-line errors;
-* :mod:`~scalestudy.spec.checks`: checks across fields (schedules, batches, workers, data size).
+* :mod:`~scalestudy.spec.checks`: checks across fields (schedules, batches, workers, data size);
+* :mod:`~scalestudy.spec.dry_run`: the user's workload trained one step on CPU before anything starts.
 """
 
 from scalestudy.spec.base import SpecError

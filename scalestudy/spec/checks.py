@@ -12,7 +12,7 @@ from scalestudy.batching import micro_batch_size, penalty_block_size
 from scalestudy.schedules import Hyper, trajectory
 from scalestudy.spec.base import SpecError
 from scalestudy.spec.schema import Section, StudySpec
-from scalestudy.spec.user_code import check_optimizer, import_shipped_code, prefixed, resolve_workload
+from scalestudy.spec.user_code import check_optimizer, import_shipped_code, needs_dry_run, prefixed, resolve_workload
 
 
 def check_consistency(spec: StudySpec) -> None:
@@ -24,6 +24,11 @@ def check_consistency(spec: StudySpec) -> None:
         where = f"sections.{section_name}." if spec.sections else ""
         _check_section(spec, section, where)
         _check_task(spec, section, where)
+        if needs_dry_run(section):
+            # Imported here: the dry run imports torch, which a spec of built-ins alone never needs.
+            from scalestudy.spec.dry_run import dry_run
+
+            dry_run(section, where)
 
 
 def _check_task(spec: StudySpec, section: Section, where: str) -> None:

@@ -51,7 +51,14 @@ class RuntimeEnv(Frozen):
     @field_validator("working_dir")
     @classmethod
     def _working_dir_exists(cls, value: str | None) -> str | None:
-        return None if value is None else _existing(value, "folder")
+        if value is None:
+            return None
+        _existing(value, "folder")
+        path = Path(value).expanduser()
+        if _is_local(value) and not path.is_dir() and path.suffix != ".zip":
+            # Ray would zip and upload it only after starting: refuse it before anything is created.
+            raise ValueError(f"{value!r} is a file; give the folder to ship (or a .zip of one, or a URI)")
+        return value
 
     @field_validator("py_modules")
     @classmethod

@@ -6,7 +6,9 @@ and the user's own model, dataset and optimizer, imported and called once.
 * a model by import path is built once on CPU for that shape, to see its batch-norm layers (the rules
   for plain BN, ghost BN and precise BN depend on them);
 * an optimizer by import path is built once over a dummy parameter (its options, its return type, and
-  whether a schedule can change its momentum).
+  whether a schedule can change its momentum);
+* then a section with any of the user's code is trained one step on CPU (:mod:`~scalestudy.spec.dry_run`,
+  :func:`needs_dry_run`).
 
 Every failure is a :class:`SpecError` naming the field: ``workload.model: cannot import 'mypkg.models'
 (No module named 'mypkg')``, ``workload.dataset_options: mypkg.data:load(**dataset_options): got an
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from scalestudy import data, models, optim
+from scalestudy import data, models, optim, tasks
 from scalestudy.registry import ContractError, ImportPathError
 from scalestudy.spec.base import SpecError
 from scalestudy.spec.schema import LinearRuleLR, Section, StudySpec
@@ -73,6 +75,16 @@ def resolve_workload(workload: Workload, prefix: str) -> ResolvedWorkload:
         raise _field_error((f"{prefix}.model", f"{prefix}.model_options"), error) from None
     return ResolvedWorkload(info.train_size, probe.has_batch_norm, probe.not_ghostable,
                             not models.MODELS.is_builtin(workload.model))
+
+
+def needs_dry_run(section: Section) -> bool:
+    """Whether the section runs any of the user's code (model, dataset, task, optimizer) or reads the
+    user's files (``image_folder``): then :mod:`scalestudy.spec.dry_run` trains it for one step first."""
+    workload = section.workload
+    users = [not registry.is_builtin(name) for registry, name in (
+        (models.MODELS, workload.model), (data.DATASETS, workload.dataset), (tasks.TASKS, workload.task),
+        (optim.OPTIMIZERS, section.optimizer.name))]
+    return any(users) or data.DATASET_OPTIONS[workload.dataset].reads_users_files
 
 
 def check_optimizer(section: Section, where: str, momentum_changes: bool) -> None:

@@ -29,6 +29,7 @@ import torch
 from scalestudy.batching import micro_batch_size, penalty_block_size
 from scalestudy.data import load_dataset
 from scalestudy.data.base import InMemoryDataset
+from scalestudy.data.inspect import check_finite
 from scalestudy.data.stream import resident
 from scalestudy.diagnostics.sharpness import sharpness_metrics
 from scalestudy.models import build_model
@@ -207,12 +208,16 @@ class EpochLoop:
         self.net.train()
         totals = torch.zeros(self.task.running_slots, device=self.device)  # the task's running sums
         views = totals.unbind()  # made once: indexing per step is an op per step
+        first_batch = self.updates == 0
         for step, (inputs, targets) in enumerate(self.batches.train(order, hyper.batch_size, steps, augment_gen)):
             if per_update is not None:
                 per_update(step)
             if self.channels_last:
                 inputs = inputs.contiguous(memory_format=torch.channels_last)
             self.step(inputs, targets, micro, chunks, views)
+            if first_batch:
+                first_batch = False
+                self._check_first_batch(inputs, totals, order[self.dist.rank * local:(self.dist.rank + 1) * local])
         self.updates += steps
         self.examples_seen += steps * hyper.batch_size
         sums = self.dist.sum(totals.double()).tolist()  # the epoch's one host sync
@@ -230,6 +235,17 @@ class EpochLoop:
         if lrs is not None:
             hyper = Hyper(hyper.batch_size, sum(lrs) / len(lrs), hyper.momentum)
         return self._report(hyper, running, time.perf_counter() - start, extras)
+
+    def _check_first_batch(self, inputs: torch.Tensor, totals: torch.Tensor, index: torch.Tensor) -> None:
+        """A non-finite loss on the trial's first batch whose inputs are not finite is the data's fault: a
+        :class:`DataError` naming the example (the trial fails), not a divergence. One host sync a trial."""
+        if not bool(torch.isfinite(totals).all()):
+            check_finite(self._data_name, "training", inputs, index.tolist())
+
+    @property
+    def _data_name(self) -> str:
+        workload = self.config.workload
+        return workload.dataset + (f" (its subsample of {workload.dataset_size})" if workload.train_subset else "")
 
     def _micro_batch(self, local: int, batch_size: int) -> int:
         """Examples per forward: the device limit, the penalty's blocks, and a split in two for the
@@ -312,6 +328,9 @@ class EpochLoop:
         if self.eval_train_metrics:
             train = self.evaluate_batches(self.batches.evaluation("train", self.train_eval_index))
         running_loss, train_loss = running["loss"], train["loss"]
+        if not math.isfinite(running_loss) and isinstance(self.data, InMemoryDataset):
+            # A NaN in any training input makes the loss NaN: the data's fault (a DataError), not divergence.
+            check_finite(self._data_name, "training", self.data.train_x)
         diverged = not math.isfinite(running_loss) or running_loss > self.divergence_loss
         if self.target is not None:
             self.target.observe(Evaluation(self.updates, self.examples_seen, test[self.target.metric.removeprefix("test_")]))

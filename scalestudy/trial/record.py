@@ -39,6 +39,9 @@ SPEC_HASH_TAG = "scalestudy.spec_hash"
 VERSION_TAG = "scalestudy.version"
 GIT_COMMIT_TAG = "scalestudy.git_commit"
 RUN_A_TAG, RUN_B_TAG = "scalestudy.run_a", "scalestudy.run_b"  # an interpolation's two trials
+# A failed trial's reason, one line (scalestudy.trial.failure), and its full traceback, an artifact of its run.
+ERROR_REASON_TAG = "scalestudy.error_reason"
+ERROR_ARTIFACT = "error.txt"
 
 # Values of ROLE_TAG: the study's parent run, a trial's run, and the runs analyses leave.
 STUDY_ROLE, TRIAL_ROLE, ANALYSIS_ROLE, INTERPOLATION_ROLE = "study", "trial", "analysis", "interpolation"
