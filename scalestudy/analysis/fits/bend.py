@@ -142,6 +142,7 @@ def fit_smooth_bend(cells: list[CellOptimum], *, replicates: int = REPLICATES, s
                   f"{noise_ci[0]:.4g}); " + reason)
     elif best == 0:
         reason = "the bend lies below the batch sizes tested (ε* does not rise with B); " + reason
+        alpha_ci = None  # the slope below the tested batch sizes: nothing in the data measures it
     return BendFit(
         alpha=float(values["alpha"]), alpha_ci95=alpha_ci, beta=_float(values.get("beta")),
         gamma=_float(values.get("gamma")), lr_max=float(np.exp(values["log_lr_max"])) if finite else None,

@@ -92,13 +92,15 @@ def smooth_bend_text(law: ScalingLaw, digits: int = 3) -> str | None:
     if bend is None:
         return None
     slope = estimate(bend.alpha, bend.ci95.alpha, digits)
+    preferred = f"the data prefer: {bend.preferred}" + (f" ({bend.reason})" if bend.reason else "")
+    if bend.ci95.alpha is None and bend.noise_batch_size is not None:
+        return f"no small-B slope to report; {preferred}"  # the bend lies below the tested batch sizes
     if bend.noise_batch_size is None:
         noise = "no bend within the tested batch sizes"
     elif bend.ci95.noise_batch_size is None and bend.noise_batch_size_at_least is not None:
         noise = f"B_noise {number(bend.noise_batch_size)} (≥ {number(bend.noise_batch_size_at_least)}, not bounded above)"
     else:
         noise = f"B_noise {estimate(bend.noise_batch_size, bend.ci95.noise_batch_size, digits)}"
-    preferred = f"the data prefer: {bend.preferred}" + (f" ({bend.reason})" if bend.reason else "")
     return f"small-B slope α {slope}, {noise}; {preferred}"
 
 
