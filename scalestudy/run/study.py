@@ -29,6 +29,7 @@ from scalestudy.search.cells import planned_trials
 from scalestudy.spec import StudySpec
 from scalestudy.trial.config import Cell, TrialConfig, expand_cells
 from scalestudy.trial.failure import failure_from
+from scalestudy.trial.readback import row_from_result
 from scalestudy.trial.record import ERROR, STATUSES, trial_status
 
 # Environment of every Ray worker of the study (ray.init's runtime_env; a DDP trial's Train controller
@@ -289,12 +290,10 @@ def _row(result, run: StudyRun) -> dict[str, Any]:
     wire = result.config["trial"] if result.config is not None else trial_config(run, Path(result.path).name)
     config = TrialConfig.from_dict(wire)
     metrics = result.metrics or {}
+    # The trial's row as the analysis reads it back, with what the summary table shows besides: a trial
+    # that failed is an error whatever it reported, with its reason; the gap; the objective under its
+    # metric's name.
     status = trial_status(config.workload, metrics, errored=bool(result.error))
-    return {
-        "trial_key": config.trial_key, "run_name": config.run_name, "section": config.section, "status": status,
-        "schedule": config.schedule.kind, "batch_size": config.batch_size, "lr": config.lr, "momentum": config.momentum,
-        "seed": config.seed, "error": failure_from(result.error).reason() if status == ERROR else None,
-        "diverged": bool(metrics.get("diverged")), "epochs": metrics.get("epoch"), "updates": metrics.get("updates"),
-        "test_acc": metrics.get("test_acc"), "train_acc": metrics.get("train_acc"), "gen_gap": metrics.get("gen_gap"),
-        config.objective.metric: metrics.get(config.objective.metric),
-    }
+    return {**row_from_result(config, metrics), "status": status, "gen_gap": metrics.get("gen_gap"),
+            "run_name": config.run_name, "error": failure_from(result.error).reason() if status == ERROR else None,
+            config.objective.metric: metrics.get(config.objective.metric)}
