@@ -117,7 +117,8 @@ def cell_run_metrics(aggregate: CellAggregate) -> list[tuple[str, float, int]]:
                                                  frame["hi"]):
             points.append((f"{prefix}{metric}_mean", float(mean), int(step)))
             if n > 1:
-                points += [(f"{prefix}{metric}_lo", float(lo), int(step)), (f"{prefix}{metric}_hi", float(hi), int(step))]
+                points += [(f"{prefix}{metric}_lo", float(lo), int(step)),
+                           (f"{prefix}{metric}_hi", float(hi), int(step))]
     return points + [(name, float(value), 0) for name, value in zip(COUNTS, _counts(aggregate.group))]
 
 

@@ -55,7 +55,8 @@ def test_a_cell_is_everything_but_the_seed_in_exact_values():
     c = by_name(groups)[repr(0.1 + 2**-56)]
     assert a.name == b.name.replace("0.2", "0.1") == c.name == "B=32 lr=0.1 m=0.9 constant"  # names are for people
     assert len({a.key, c.key}) == 2  # identity is exact
-    assert a.seeds == (0, 1, 2, 5) and a.averaged_runs == ("a0", "a1", "a2", "a5") and a.final_runs == ("a0", "a1", "a2")
+    assert a.seeds == (0, 1, 2, 5) and a.averaged_runs == ("a0", "a1", "a2", "a5")
+    assert a.final_runs == ("a0", "a1", "a2")
     assert (a.n_diverged, a.n_failed, a.n_stopped, a.n_unfinished) == (1, 1, 1, 1)
     assert "seed" not in a.params and "trial_key" not in a.params and a.params["epochs"] == "3"
     assert a.parent_run_id == PARENT and a.key.startswith("law-B32-lr0.1-m0.9-constant-")
@@ -83,7 +84,8 @@ def test_the_mean_and_t_interval_per_epoch_match_the_hand_computation():
 def test_final_values_average_the_trials_that_ran_their_course():
     aggregate = next(agg for agg in aggregate_cells(seed_groups(RUNS), points()) if agg.group.params["lr"] == "0.1")
     final = aggregate.final.set_index("metric")
-    assert final.loc["test_acc", "n"] == 3 and final.loc["test_acc", "mean"] == pytest.approx(0.8)  # not the stopped 0.5
+    # Not the stopped trial's 0.5.
+    assert final.loc["test_acc", "n"] == 3 and final.loc["test_acc", "mean"] == pytest.approx(0.8)
     # sharpness: 10 and 14 (seed 2 did not log it). Mean 12, s = 2·√2, half = t(1)·s/√2 = 2·t(1).
     assert final.loc["sharpness", "n"] == 2 and final.loc["sharpness", "mean"] == pytest.approx(12.0)
     assert final.loc["sharpness", "hi"] == pytest.approx(12.0 + 2 * T_975[1], rel=1e-6)
@@ -102,7 +104,8 @@ def test_one_seed_gives_the_mean_only():
 def test_the_cell_run_holds_every_statistic_and_the_counts():
     aggregate = next(agg for agg in aggregate_cells(seed_groups(RUNS), points()) if agg.group.params["lr"] == "0.1")
     metrics = {(name, step): value for name, value, step in cell_run_metrics(aggregate)}
-    assert metrics[("test_acc_mean", 3)] == pytest.approx(0.8) and metrics[("test_acc_hi", 3)] == pytest.approx(1.048414)
+    assert metrics[("test_acc_mean", 3)] == pytest.approx(0.8)
+    assert metrics[("test_acc_hi", 3)] == pytest.approx(1.048414)
     assert metrics[("final/test_acc_lo", 0)] == pytest.approx(0.551586, abs=1e-6)
     assert (metrics[("n_seeds", 0)], metrics[("n_diverged", 0)], metrics[("n_failed", 0)]) == (4, 1, 1)
     assert (metrics[("n_stopped", 0)], metrics[("n_unfinished", 0)]) == (1, 1)

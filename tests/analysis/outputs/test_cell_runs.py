@@ -31,7 +31,8 @@ def log_trial(client, experiment_id, parent, seed, lr, status, test_acc):
     key = f"law-B32-lr{lr}-m0.9-constant-s{seed}"
     tags = {"mlflow.parentRunId": parent, "scalestudy.role": "trial", "scalestudy.trial_key": key,
             "scalestudy.status": status}
-    run_id = client.create_run(experiment_id, tags=tags, run_name=f"B=32 lr={lr} m=0.9 seed={seed} constant").info.run_id
+    name = f"B=32 lr={lr} m=0.9 seed={seed} constant"
+    run_id = client.create_run(experiment_id, tags=tags, run_name=name).info.run_id
     params = {"dataset": "synthetic", "model": "mlp", "dataset_size": 512, "epochs": EPOCHS, "batch_size": 32,
               "lr": lr, "momentum": 0.9, "seed": seed, "schedule": "constant", "section": "law", "trial_key": key}
     diverged = status == "diverged"
