@@ -62,7 +62,10 @@ def _run(spec, args: argparse.Namespace):
 def _cell_runs(run) -> str:
     """Each cell's seeds aggregated in an MLflow run of its own (as ``analyze`` does), or why not."""
     from scalestudy.analysis.outputs.cell_runs import publish_cell_runs
+    from scalestudy.endpoints import answers
 
+    if not answers(run.tracking_uri):  # a quick probe spares the MLflow client's retries (minutes)
+        return "cell runs over seeds not written (the tracking server does not answer); `analyze` writes them"
     try:
         return publish_cell_runs(run.tracking_uri, run.experiment_id).line()
     except Exception as error:  # noqa: BLE001 - the study is done and tracked; `analyze` writes them too

@@ -130,3 +130,13 @@ def test_analyze_writes_the_cell_runs_and_reads_only_trials(uri, tmp_path):
         result = analyze(load_trials_from_mlflow("analyzed", uri), tmp_path / "out")
         assert result.n_trials == 8 and result.cell_runs is not None and result.cell_runs.cells == 3
     assert result.cell_runs.kept == 3 and len(cell_runs(client, experiment_id)) == 3
+
+
+def test_the_end_of_run_says_why_when_the_server_does_not_answer():
+    from types import SimpleNamespace
+
+    from scalestudy.cli.study_commands import _cell_runs
+    from servers import free_port
+
+    line = _cell_runs(SimpleNamespace(tracking_uri=f"http://127.0.0.1:{free_port()}", experiment_id="1"))
+    assert line == "cell runs over seeds not written (the tracking server does not answer); `analyze` writes them"
