@@ -53,8 +53,8 @@ def load_trials_from_mlflow(experiment: str, tracking_uri: str | None = None, *,
 
 
 __all__ = [
-    "AnalysisError", "AnalysisResult", "Breakdown", "CellOptimum", "CellRunsSummary", "CriticalBatch", "FitOptions", "Frontier",
-    "GapFit", "LawCheck", "LawFit", "NoiseScaleFit", "ScheduleComparison", "SharpnessFit", "StepsToTarget",
+    "AnalysisError", "AnalysisResult", "Breakdown", "CellOptimum", "CellRunsSummary", "CriticalBatch", "FitOptions",
+    "Frontier", "GapFit", "LawCheck", "LawFit", "NoiseScaleFit", "ScheduleComparison", "SharpnessFit", "StepsToTarget",
     "StudyCompute", "StudyFits", "TransitionFit", "TrialTable", "analyze", "build_law", "check_law",
     "compare_schedules", "critical_batch_from_noise", "fit_breakdown", "fit_frontier", "fit_gap", "fit_law",
     "fit_noise_scale", "fit_sharpness", "fit_steps_to_target", "fit_study", "law_trials", "load_trials_from_mlflow",

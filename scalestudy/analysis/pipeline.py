@@ -104,8 +104,8 @@ def analyze(trials: TrialTable | pd.DataFrame, out_dir: Path, *, log_to_mlflow: 
     ``out_dir``; when the table came from MLflow, also log them to an ``analysis`` run under
     the study's parent run, and write or update one run per cell holding its seeds aggregated
     (:func:`~scalestudy.analysis.outputs.cell_runs.publish_cell_runs`). Bad or thin data raise a
-    one-line :class:`AnalysisError` before anything is written. ``seed``: the breakdown test's simulations (the same table gives the
-    same law)."""
+    one-line :class:`AnalysisError` before anything is written. ``seed``: the breakdown test's
+    simulations (the same table gives the same law)."""
     table = trials if isinstance(trials, TrialTable) else TrialTable.from_frame(trials)
     fits = fit_study(table, FitOptions(seed=seed))
     law = build_law(fits)
