@@ -6,13 +6,16 @@ figures, report.
 By stage:
 
 * :mod:`.inputs`: MLflow (:mod:`.inputs.mlflow_runs`) or Parquet → the trial table
-  (:mod:`.inputs.trial_table`), the only I/O on the way in;
+  (:mod:`.inputs.trial_table`), the only I/O on the way in (and the trial runs' per-epoch histories
+  for the cells' runs, :mod:`.inputs.trial_histories`);
 * :mod:`.fits`: pure functions of the table, one module per quantity (ε* of a cell in
   :mod:`.fits.cell_optimum`, the law in :mod:`.fits.law`, ...); :func:`fit_study`
   (:mod:`.fits.study`) runs them all and returns one frozen :class:`StudyFits`;
 * :mod:`.figures`: one module per figure, its data (an info object) and its drawing;
 * :mod:`.outputs`: law.json, law.yaml and trials.parquet (:mod:`.outputs.law_file`), report.md and
-  the terminal summary (:mod:`.outputs.report`), the MLflow run (:mod:`.outputs.mlflow_run`).
+  the terminal summary (:mod:`.outputs.report`), the MLflow run (:mod:`.outputs.mlflow_run`), and one
+  MLflow run per cell with its seeds aggregated (:mod:`.outputs.cell_runs`, from
+  :mod:`.fits.seed_aggregate`).
 
 :func:`analyze` (:mod:`.pipeline`) composes them. :mod:`.export` and :mod:`.check` only keep the
 import paths of :func:`build_law` and :func:`check_law` from before the stages. Importing this package loads neither torch nor
@@ -36,6 +39,7 @@ from scalestudy.analysis.inputs.trial_table import (
     load_trials_from_parquet,
     validate_trials,
 )
+from scalestudy.analysis.outputs.cell_runs import CellRunsSummary, publish_cell_runs
 from scalestudy.analysis.outputs.law_file import build_law
 from scalestudy.analysis.pipeline import AnalysisResult, analyze
 
@@ -49,10 +53,10 @@ def load_trials_from_mlflow(experiment: str, tracking_uri: str | None = None, *,
 
 
 __all__ = [
-    "AnalysisError", "AnalysisResult", "Breakdown", "CellOptimum", "CriticalBatch", "FitOptions", "Frontier",
-    "GapFit", "LawCheck", "LawFit", "NoiseScaleFit", "ScheduleComparison", "SharpnessFit", "StepsToTarget",
+    "AnalysisError", "AnalysisResult", "Breakdown", "CellOptimum", "CellRunsSummary", "CriticalBatch", "FitOptions",
+    "Frontier", "GapFit", "LawCheck", "LawFit", "NoiseScaleFit", "ScheduleComparison", "SharpnessFit", "StepsToTarget",
     "StudyCompute", "StudyFits", "TransitionFit", "TrialTable", "analyze", "build_law", "check_law",
     "compare_schedules", "critical_batch_from_noise", "fit_breakdown", "fit_frontier", "fit_gap", "fit_law",
     "fit_noise_scale", "fit_sharpness", "fit_steps_to_target", "fit_study", "law_trials", "load_trials_from_mlflow",
-    "load_trials_from_parquet", "study_compute", "validate_trials",
+    "load_trials_from_parquet", "publish_cell_runs", "study_compute", "validate_trials",
 ]

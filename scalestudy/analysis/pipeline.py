@@ -1,7 +1,8 @@
 """``analyze``: trial table → fits → law.json/law.yaml, trials.parquet, figures, report.md (and an
 MLflow run): :func:`~scalestudy.analysis.fits.study.fit_study` (pure), then the output steps in
 order: :mod:`~scalestudy.analysis.outputs.law_file`, :mod:`~scalestudy.analysis.figures.all_figures`,
-:mod:`~scalestudy.analysis.outputs.report`, :mod:`~scalestudy.analysis.outputs.mlflow_run`. This
+:mod:`~scalestudy.analysis.outputs.report`, :mod:`~scalestudy.analysis.outputs.mlflow_run` and
+:mod:`~scalestudy.analysis.outputs.cell_runs` (each cell's seeds aggregated in a run of its own). This
 module only composes them; the per-epoch histories of the schedule figure are its one read (from
 MLflow, through :mod:`~scalestudy.analysis.inputs.mlflow_runs`).
 """
@@ -26,6 +27,7 @@ from scalestudy.analysis.fits.sharpness_vs_batch import SharpnessFit
 from scalestudy.analysis.fits.steps_to_target import StepsToTarget
 from scalestudy.analysis.fits.study import FitOptions, StudyFits, fit_study
 from scalestudy.analysis.inputs.trial_table import TrialTable
+from scalestudy.analysis.outputs.cell_runs import CellRunsSummary, publish_cell_runs
 from scalestudy.analysis.outputs.law_file import build_law, write_files
 from scalestudy.analysis.outputs.mlflow_run import publish_analysis
 from scalestudy.analysis.outputs.report import report_markdown, terminal_summary
@@ -44,6 +46,7 @@ class AnalysisResult:
     figure_notes: list[str]  # figures the study could have had and did not, and why
     warnings: list[str]  # the fits', then the output steps'
     analysis_run_id: str | None = None
+    cell_runs: CellRunsSummary | None = None  # the cells' runs over seeds, when the table came from MLflow
 
     @property
     def report_path(self) -> Path:
@@ -99,9 +102,10 @@ def analyze(trials: TrialTable | pd.DataFrame, out_dir: Path, *, log_to_mlflow: 
             seed: int = 0) -> AnalysisResult:
     """Fit everything, write trials.parquet, law.json, law.yaml, PNG figures and report.md to
     ``out_dir``; when the table came from MLflow, also log them to an ``analysis`` run under
-    the study's parent run. Bad or thin data raise a one-line :class:`AnalysisError` before
-    anything is written. ``seed``: the breakdown test's simulations (the same table gives the
-    same law)."""
+    the study's parent run, and write or update one run per cell holding its seeds aggregated
+    (:func:`~scalestudy.analysis.outputs.cell_runs.publish_cell_runs`). Bad or thin data raise a
+    one-line :class:`AnalysisError` before anything is written. ``seed``: the breakdown test's
+    simulations (the same table gives the same law)."""
     table = trials if isinstance(trials, TrialTable) else TrialTable.from_frame(trials)
     fits = fit_study(table, FitOptions(seed=seed))
     law = build_law(fits)
@@ -122,6 +126,11 @@ def analyze(trials: TrialTable | pd.DataFrame, out_dir: Path, *, log_to_mlflow: 
                                                       {"trials": fits.n_trials, "cells": len(fits.frontier.cells)})
         except Exception as error:  # noqa: BLE001 - the files are written; say why the run is missing
             warnings.append(f"the analysis run was not logged to MLflow: {str(error).strip().splitlines()[0]}")
+        try:
+            result.cell_runs = publish_cell_runs(fits.provenance["tracking_uri"], fits.provenance["experiment_id"])
+        except Exception as error:  # noqa: BLE001 - as the analysis run
+            warnings.append(f"the cells' runs over seeds were not logged to MLflow: "
+                            f"{str(error).strip().splitlines()[0]}")
     return result
 
 

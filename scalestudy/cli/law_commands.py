@@ -32,6 +32,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     with removed_on_failure([args.out]):  # data too thin to fit: no half-written output folder
         result = analyze(trials, args.out)
     print(result.summary())
+    if result.cell_runs is not None:
+        print(f"MLflow: {result.cell_runs.line()}")
     return 0
 
 

@@ -55,7 +55,21 @@ def _run(spec, args: argparse.Namespace):
     print(f"Tune results:  {result.run.path}")
     print(f"MLflow UI:     {ui_command(result.run.tracking_uri)}")
     print(f"               then open {ui_link(result.run.tracking_uri, result.run.experiment_id)}")
+    print(f"               {_cell_runs(result.run)}")
     return result
+
+
+def _cell_runs(run) -> str:
+    """Each cell's seeds aggregated in an MLflow run of its own (as ``analyze`` does), or why not."""
+    from scalestudy.analysis.outputs.cell_runs import publish_cell_runs
+    from scalestudy.endpoints import answers
+
+    if not answers(run.tracking_uri):  # a quick probe spares the MLflow client's retries (minutes)
+        return "cell runs over seeds not written (the tracking server does not answer); `analyze` writes them"
+    try:
+        return publish_cell_runs(run.tracking_uri, run.experiment_id).line()
+    except Exception as error:  # noqa: BLE001 - the study is done and tracked; `analyze` writes them too
+        return f"cell runs over seeds not written ({str(error).strip().splitlines()[0][:200]}); `analyze` writes them"
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -42,9 +42,13 @@ RUN_A_TAG, RUN_B_TAG = "scalestudy.run_a", "scalestudy.run_b"  # an interpolatio
 # A failed trial's reason, one line (scalestudy.trial.failure), and its full traceback, an artifact of its run.
 ERROR_REASON_TAG = "scalestudy.error_reason"
 ERROR_ARTIFACT = "error.txt"
+# A cell's run over its seeds: which cell (exact values), and a fingerprint of the trial runs it averages.
+CELL_KEY_TAG, CELL_DIGEST_TAG = "scalestudy.cell_key", "scalestudy.cell_digest"
 
-# Values of ROLE_TAG: the study's parent run, a trial's run, and the runs analyses leave.
+# Values of ROLE_TAG: the study's parent run, a trial's run, and the runs analyses leave (a cell's
+# seeds aggregated: scalestudy.analysis.outputs.cell_runs). Readers of trials select TRIAL_ROLE.
 STUDY_ROLE, TRIAL_ROLE, ANALYSIS_ROLE, INTERPOLATION_ROLE = "study", "trial", "analysis", "interpolation"
+CELL_AGGREGATE_ROLE = "cell_aggregate"
 
 # --- statuses (values of STATUS_TAG) ---------------------------------------------------------------
 RUNNING = "running"
@@ -172,15 +176,16 @@ def trial_key(wire: Mapping[str, Any]) -> str:
             f"-{wire['schedule']['kind']}-s{wire['seed']}-{digest}")
 
 
-def display_name(section: str, batch_size: int, momentum: float, seed: int, schedule_kind: str,
+def display_name(section: str, batch_size: int, momentum: float, seed: int | None, schedule_kind: str,
                  dataset_size: int | None = None, *, lr: float | None = None) -> str:
     """A trial or a cell for people, never an identity: the MLflow run name of a trial,
     ``B=128 lr=0.1 m=0.9 seed=0 constant``, and without ``lr`` its cell's label,
     ``B=128 m=0.9 seed=0 constant`` (``N=2000`` after m in a study over several N, and the section
-    unless the main one)."""
+    unless the main one); without ``seed``, its seeds together (``B=128 lr=0.1 m=0.9 constant``)."""
     rate = f" lr={lr:.4g}" if lr is not None else ""
     n = f" N={dataset_size}" if dataset_size is not None else ""
-    label = f"B={batch_size}{rate} m={momentum:g}{n} seed={seed} {schedule_kind}"
+    seeds = f" seed={seed}" if seed is not None else ""
+    label = f"B={batch_size}{rate} m={momentum:g}{n}{seeds} {schedule_kind}"
     return label if section in ("main", "law") else f"{label} [{section}]"
 
 
