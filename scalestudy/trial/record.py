@@ -42,6 +42,7 @@ RUN_A_TAG, RUN_B_TAG = "scalestudy.run_a", "scalestudy.run_b"  # an interpolatio
 
 # Values of ROLE_TAG: the study's parent run, a trial's run, and the runs analyses leave.
 STUDY_ROLE, TRIAL_ROLE, ANALYSIS_ROLE, INTERPOLATION_ROLE = "study", "trial", "analysis", "interpolation"
+CHECK_ROLE = "check"  # a check-law run, under the law's study's parent run
 
 # --- statuses (values of STATUS_TAG) ---------------------------------------------------------------
 RUNNING = "running"
