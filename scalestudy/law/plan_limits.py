@@ -70,8 +70,8 @@ def batch_size_reason(limit: BatchLimit, workers: int, per_worker_cap: int, batc
     """How B follows from the tightest ``limit``: the limit itself, or the steps that round it down (a
     multiple of the workers; the hybrid schedule's growth from B₀ in whole examples per worker)."""
     cap = limit.value
-    whole = f"the {limit.name} limit {_number(cap)} ({limit.reason})" if limit.reason else \
-        f"the {limit.name} limit {_number(cap)}"
+    name = limit.name if limit.name.startswith("the ") else f"the {limit.name}"
+    whole = f"{name} limit {_number(cap)}" + (f" ({limit.reason})" if limit.reason else "")
     if batch == cap:
         return f"B = {whole}"
     steps = []
