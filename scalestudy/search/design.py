@@ -17,9 +17,9 @@ that reach the rule's ε* from its start within ``trials_per_cell``, inside ``lr
 
 From the cells with an interior optimum expected, at the constant schedule (the law's trials), the
 section delivers: ε* intervals (≥ 2 seeds), a law (≥ 3 such cells at ≥ 2 batch sizes, and more
-cells than the law's parameters, ln k, α[, β][, γ], for a 95 % interval), the breakdown test (≥ 5
-batch sizes) and γ (≥ 2 dataset sizes). The law is fitted on the section with the most
-constant-schedule trials (:func:`scalestudy.analysis.fits.study.law_trials`); when it cannot give
+cells than the law's parameters — ln k, α, and β and γ where fitted — for a 95 % interval), the
+breakdown test (≥ 5 batch sizes) and γ (≥ 2 dataset sizes). The law is fitted on the section with
+the most constant-schedule trials (:func:`scalestudy.analysis.fits.study.law_trials`); when it cannot give
 one, :func:`design_lines` warns and says what to add.
 """
 
@@ -116,8 +116,8 @@ def design_lines(spec, cells: list[Cell]) -> tuple[list[str], list[str]]:
                         "standard errors each side makes its 95 % interval wide, likely too wide to use; add cells "
                         "(batch sizes, momenta)")
     if warnings and law.constant and any(cell.count == MIN_LRS for cell in law.interior):
-        warnings[-1] += (f"; and lrs: with {MIN_LRS} lrs a cell loses its optimum to an edge as soon as ε* lies half a "
-                         "step off the rule (5 or more per cell)")
+        warnings[-1] += (f"; and lrs: with {MIN_LRS} lrs a cell loses its optimum to an edge as soon as ε* lies "
+                         "half a step off the rule (5 or more per cell)")
     return lines, warnings
 
 
@@ -216,13 +216,13 @@ def _deliverables(section: SectionDesign) -> list[str]:
     law = (f"yes ({cells} cells at {sizes} batch sizes, {section.parameters} parameters: {dof} residual "
            f"degree{'s' if dof != 1 else ''} of freedom{', few' if dof in FEW_DOF_T else ''})"
            if section.gives_law else "no")
+    seeds, n_sizes = section.seeds, section.distinct("dataset_size")
     return [f"interior optimum expected in {cells} of {len(section.cells)} cells",
-            f"ε* intervals: {'yes' if section.seeds >= 2 else 'no'} ({section.seeds} seed{'s' if section.seeds > 1 else ''})",
+            f"ε* intervals: {'yes' if seeds >= 2 else 'no'} ({seeds} seed{'s' if seeds > 1 else ''})",
             f"law: {law}",
             f"breakdown test: {'yes' if sizes >= BREAKDOWN_BATCH_SIZES else 'no'} ({sizes} batch sizes, needs "
             f"{BREAKDOWN_BATCH_SIZES})",
-            f"γ: {'yes' if section.distinct('dataset_size') >= 2 else 'no'} "
-            f"({max(section.distinct('dataset_size'), 1)} dataset size{'s' if section.distinct('dataset_size') > 1 else ''})"]
+            f"γ: {'yes' if n_sizes >= 2 else 'no'} ({max(n_sizes, 1)} dataset size{'s' if n_sizes > 1 else ''})"]
 
 
 def _cannot_give_a_law(law: SectionDesign, sections: list[SectionDesign]) -> str:
@@ -246,8 +246,9 @@ def _cannot_give_a_law(law: SectionDesign, sections: list[SectionDesign]) -> str
         add.append("a second batch size")
     elif len(law.cells) <= parameters or len(law.cells) < 3:
         add.append("more batch sizes or momenta (cells)")
+    sizes = law.distinct("batch_size")
     return (f"section {law.name} cannot give a law: {cells} of its {len(law.cells)} cells are expected to have an "
-            f"interior optimum, at {law.distinct('batch_size')} batch size{'s' if law.distinct('batch_size') != 1 else ''} "
+            f"interior optimum, at {sizes} batch size{'s' if sizes != 1 else ''} "
             f"(a law needs ≥ 3 at ≥ 2 batch sizes, and more than its {parameters} parameters for an interval); "
             f"add {'; '.join(add) or 'cells'}")
 

@@ -26,9 +26,11 @@ def validate(*overrides):
 def test_the_quickstart_design_shows_each_cell_s_lrs_and_delivers_a_law():
     out, warnings = validate()
     assert warnings == []
-    assert "section law (the law's trials: 192 at the constant schedule; rule: the spec's rule ε ∝ B·(1−m), ×1)" in out
+    assert ("section law (the law's trials: 192 at the constant schedule; rule: the spec's rule ε ∝ B·(1−m), "
+            "×1)") in out
     assert "  B      m=0                 m=0.9" in out
-    assert "  16     0.00625…25.6 ×8 *   0.000625…2.56 ×8 *" in out  # multipliers 1/8-8 and 512 of 0.02·B/64·(1−m)/0.1
+    # multipliers 1/8-8 and 512 of 0.02·B/64·(1−m)/0.1
+    assert "  16     0.00625…25.6 ×8 *   0.000625…2.56 ×8 *" in out
     assert ("  delivers: interior optimum expected in 12 of 12 cells; ε* intervals: yes (2 seeds); law: yes (12 cells "
             "at 6 batch sizes, 3 parameters: 9 residual degrees of freedom); breakdown test: yes (6 batch sizes, "
             "needs 5); γ: no (1 dataset size)") in out

@@ -15,10 +15,11 @@ as the law's cells: :func:`~scalestudy.analysis.fits.cell_optimum.frontier.fit_f
   Student-t distribution with the law's residual degrees of freedom (v_cell left out when the cell
   has no variance: one seed). A cell **fails** when p ≤ 0.05 / (cells tested) — Bonferroni, so that a
   law that holds everywhere fails a check of any number of cells in at most 5 % of checks — and
-  **passes** otherwise. Its power: the smallest factor between ε̂ and ε_law that would fail it,
-  exp(t₁₋ₗₑᵥₑₗ/₂ · √(v_cell + v_law + τ²)) (``detectable``); the check's is its most sensitive cell's,
-  so that "holds" on a law with a wide interval reads "holds, but could not have detected less than ×N". The report shows both 95 % intervals (the measured ε̂'s, and the law's
-  prediction interval ε_law·exp(±t₀.₉₇₅·√(v_law + τ²))).
+  **passes** otherwise. The report shows both 95 % intervals (the measured ε̂'s, and the law's
+  prediction interval ε_law·exp(±t₀.₉₇₅·√(v_law + τ²))). A cell's power: the smallest factor between
+  ε̂ and ε_law that would fail it, exp(t · √(v_cell + v_law + τ²)) with t the Student-t quantile at
+  the cell's level (``detectable``); the check's is its most sensitive cell's, so that "holds" on a
+  law with a wide interval reads "holds, but could not have detected less than ×N".
 - cells whose optimum lies outside the searched lrs (``edge_low``, ``edge_high``) or where every lr
   diverged bound ε* from one side: they **fail** when the law's prediction interval (at the
   Bonferroni level) lies wholly beyond that bound — e.g. past a breakdown, where a grid centred on the

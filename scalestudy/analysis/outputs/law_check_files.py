@@ -85,7 +85,8 @@ def check_markdown(check: LawCheck, law_path: Path, source: str, figure: str) ->
             f"a check in at most {FAMILY_LEVEL:.0%} of checks). Cells whose optimum lies outside the searched lrs "
             "fail when the law's interval lies wholly beyond the bound they give, and are inconclusive "
             "otherwise. A cell's power is the smallest factor between its ε̂ and the law's ε* that would fail it "
-            "(the table's last column): a law that holds has held to within that factor, no closer."), "", *check_table(check), "", f"![measured vs predicted]({figure})"]
+            "(the table's last column): a law that holds has held to within that factor, no closer."), "",
+           *check_table(check), "", f"![measured vs predicted]({figure})"]
     if check.warnings:
         out += ["", "## Warnings", "", *(f"- {w}" for w in check.warnings)]
     return "\n".join(out) + "\n"
