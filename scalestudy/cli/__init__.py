@@ -39,9 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     one_line_errors: tuple[type[BaseException], ...] = (CliError, SpecError, StudyError, TrackingError)
     try:
         from scalestudy.analysis import AnalysisError
-        from scalestudy.law import LawFileError
+        from scalestudy.law import LawError
 
-        one_line_errors += (AnalysisError, LawFileError)
+        one_line_errors += (AnalysisError, LawError)
     except ImportError:  # analysis layer not installed in this build
         pass
     try:

@@ -37,6 +37,18 @@ def _add_connect_timeout(parser: argparse.ArgumentParser) -> None:
                              "(default: $SCALESTUDY_CONNECT_TIMEOUT, else 20)")
 
 
+def _add_guard(parser: argparse.ArgumentParser, extrapolation: bool = True) -> None:
+    """The flags of the refusals of a useless law (scalestudy.law.guards)."""
+    parser.add_argument("--max-interval-ratio", type=float, default=4.0, metavar="F",
+                        help="refuse the law where its 95 %% interval of the lr reaches more than F times above or "
+                             "below it (default 4)")
+    if extrapolation:
+        parser.add_argument("--max-extrapolation", type=float, default=4.0, metavar="F",
+                            help="refuse (plan: do not choose) a batch size more than F times beyond the largest or "
+                                 "smallest the law was fitted on (default 4)")
+    parser.add_argument("--force", action="store_true", help="use a law that would be refused, with a warning")
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors: ``error: scalestudy run: MESSAGE`` and exit code 2."""
 
@@ -75,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     check_source.add_argument("--runs", type=Path, help="the check study's trials.parquet instead of MLflow")
     check.add_argument("--tracking-uri", help=f"MLflow tracking URI (default {DEFAULT_TRACKING_URI})")
     check.add_argument("--out", type=Path, required=True, help="output folder: check.json, check.md, check.png")
+    _add_guard(check, extrapolation=False)  # checking the law at the scale one trains at tests an extrapolation
     _add_connect_timeout(check)
 
     recommend = commands.add_parser("recommend", help="learning rate for a batch size from a fitted law")
@@ -84,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                            help="default: 0, or the single momentum the law was fitted at")
     recommend.add_argument("--dataset-size", type=int, default=None,
                            help="N, training examples (needed when the law has gamma; default: the law's N)")
+    _add_guard(recommend)
 
     plan = commands.add_parser("plan", help="the batch size, lr, momentum, schedule and time to train at, from a law")
     plan.add_argument("--law", type=Path, required=True)
@@ -106,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--warmup-epochs", type=int, help="default: 5 %% of the epochs (1-5) when B is above the "
                       "law's smallest")
     plan.add_argument("--out", type=Path, default=Path("plan.yaml"), help="the plan file (default plan.yaml)")
+    _add_guard(plan)
 
     demo = commands.add_parser("demo", help="run the quickstart study, analyze it, print the law")
     demo.add_argument("--spec", type=Path, help="spec to run instead of search_spaces/quickstart.yaml")

@@ -42,23 +42,52 @@ def cmd_check_law(args: argparse.Namespace) -> int:
     from scalestudy.analysis.outputs.law_check_files import check_table, verdict, write_check
     from scalestudy.endpoints import removed_on_failure
     from scalestudy.law import ScalingLaw
+    from scalestudy.law.guards import enforce
 
     check_out(args.out)
+    guard = _guard(args)
     law = ScalingLaw.load(args.law)
     trials = _trials(args)
     source = f"`{args.runs}`" if args.runs is not None else f"MLflow experiment `{args.experiment}`"
     with removed_on_failure([args.out]):
         check = check_law(law, trials)
+        # The law's own interval at each cell: too wide, and the check could not fail (exit 2 unless --force).
+        forced = enforce(law, [law.predict(c.batch_size, c.momentum, c.dataset_size) for c in check.cells
+                               if c.predicted is not None], guard)
         args.out.mkdir(parents=True, exist_ok=True)
         files = write_check(check, law, args.law, source, args.out)
     print("\n".join(check_table(check)))
     print(f"\n{verdict(check)}")
     print(f"written: {', '.join(str(path) for path in files)}")
+    print(_log_check(check, law, trials.provenance, args, source))
+    for warning in forced:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0 if check.passed else 1
+
+
+def _log_check(check, law, provenance: dict, args: argparse.Namespace, source: str) -> str:
+    """Log the check to MLflow where the law (else the checked study) has its run; the line that says where.
+    The files are written: a store that cannot be reached is a line, not an error."""
+    from scalestudy.analysis.outputs.check_run import check_run_place, publish_check
+    from scalestudy.endpoints import check_existing_store, connect_timeout, redact_uri
+
+    place = check_run_place(law, provenance)
+    if place is None:
+        return "MLflow: not logged (neither the law file nor the check study records an MLflow run)"
+    try:
+        check_existing_store(place.tracking_uri, "the law's tracking URI", connect_timeout(args.connect_timeout))
+        run_id = publish_check(check, law, place, args.law, source, args.out)
+    except Exception as error:  # noqa: BLE001 - the check is written; say why its run is missing
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return f"MLflow: not logged to {redact_uri(place.tracking_uri)} ({redact_uri(first)[:300]})"
+    under = f" under {place.whose}'s run {place.parent_run_id}" if place.parent_run_id else ""
+    return f"MLflow: check run {run_id}{under} in {redact_uri(place.tracking_uri)}"
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
     from scalestudy.law import MAX_BATCH_SIZE, ScalingLaw
+    from scalestudy.law.guards import enforce
+    from scalestudy.law.recommendation import recommendation
 
     if not 0 < args.batch_size <= MAX_BATCH_SIZE:
         raise CliError(f"--batch-size: must be in 1-{MAX_BATCH_SIZE}, got {args.batch_size}")
@@ -66,12 +95,21 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         raise CliError(f"--momentum: must be in [0, 1), got {args.momentum}")
     if args.dataset_size is not None and not 0 < args.dataset_size <= MAX_BATCH_SIZE:
         raise CliError(f"--dataset-size: must be in 1-{MAX_BATCH_SIZE}, got {args.dataset_size}")
+    guard = _guard(args)
     law = ScalingLaw.load(args.law)
     prediction = law.predict(batch_size=args.batch_size, momentum=args.momentum, dataset_size=args.dataset_size)
-    print(prediction.describe())
-    for warning in prediction.warnings:
+    forced = enforce(law, [prediction], guard)  # a useless law: one error line, unless --force
+    print("\n".join(recommendation(law, prediction)))
+    for warning in [*forced, *prediction.warnings]:
         print(f"warning: {warning}", file=sys.stderr)
     return 0
+
+
+def _guard(args: argparse.Namespace):
+    """The refusals' settings from ``--max-interval-ratio``, ``--max-extrapolation`` and ``--force``."""
+    from scalestudy.law.guards import Guard
+
+    return Guard(args.max_interval_ratio, getattr(args, "max_extrapolation", None), args.force)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -91,10 +129,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
         raise CliError(f"--out {out}: exists and is not a plan file; choose another name (a plan is never "
                        "written over other data)")
     check_out(out.parent if str(out.parent) else Path("."))
+    guard = _guard(args)
     law = ScalingLaw.load(args.law)
     request = PlanRequest(args.workers, args.max_batch_per_worker, args.examples_per_second_per_worker,
                           args.throughput, args.epochs, args.target, args.momentum, args.dataset_size,
-                          args.schedule, milestones, args.factor, args.warmup_epochs, str(args.law))
+                          args.schedule, milestones, args.factor, args.warmup_epochs, str(args.law), guard)
     plan = make_plan(law, request)
     out.parent.mkdir(parents=True, exist_ok=True)
     plan.save(out)

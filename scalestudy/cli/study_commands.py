@@ -37,7 +37,20 @@ def cmd_validate(args: argparse.Namespace) -> int:
           f"per trial; spec hash {spec.spec_hash()}")
     if search.algorithm != "grid":
         print(search_summary(spec, cells))
+    _print_design(spec, cells)
     return 0
+
+
+def _print_design(spec, cells) -> None:
+    """What the design can deliver (lrs per cell, intervals, a law, ...); a warning when it gives no law."""
+    import sys
+
+    from scalestudy.search.design import design_lines
+
+    lines, warnings = design_lines(spec, cells)
+    print("\n".join(lines))
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def _run(spec, args: argparse.Namespace):

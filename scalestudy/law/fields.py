@@ -24,7 +24,8 @@ from scalestudy.law.records import (
 
 __all__ = ["BEND_PREFERENCES", "BREAKDOWN_OUTCOMES", "PARAMETERS", "SMOOTH_FORMS", "BatchEstimate", "BreakdownTest",
            "Compute", "CriticalBatchCell", "CriticalBatchSize", "CriticalBatchSizes", "Domain", "FittedOn", "GapSlope",
-           "Interval", "LawCell", "LawCovariance", "LawError", "LawFileError", "LawIntervals", "NoiseScaleAtOptimum",
+           "Interval", "LawCell", "LawCovariance", "LawError", "LawFileError", "LawIntervals", "LawObjective",
+           "NoiseScaleAtOptimum",
            "Provenance", "Slope", "SmoothBend", "SmoothBendIntervals", "StepsToTargetBatch", "TransitionLine",
            "check_breakdown_test", "check_prediction", "check_smooth_bend", "read_document", "read_record",
            "read_value", "to_json", "write_document"]
@@ -74,6 +75,15 @@ class FittedOn:
     above_breakdown: tuple[str, ...] = ()  # usable cells above the breakdown, not in the law
     bounded_by_divergence: tuple[str, ...] = ()  # in the law, ε* extrapolated below the first diverged ε
     weighting: str | None = None  # how the cells were weighted in the least squares
+
+
+@dataclass(frozen=True)
+class LawObjective:
+    """``objective``: what each cell's ε* is the best of (absent in files written before it was recorded:
+    test accuracy, or the objective a note names)."""
+
+    metric: str  # test_acc, test_loss, ...
+    direction: str  # max | min
 
 
 @dataclass(frozen=True)

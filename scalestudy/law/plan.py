@@ -56,9 +56,10 @@ class PlanSetting:
 class BatchLimit:
     """One bound on the batch size, and where it comes from."""
 
-    name: str  # critical batch size (steps to target) | ... (gradient noise) | breakdown | hardware | dataset
+    name: str  # critical batch size (steps to target) | ... (gradient noise) | breakdown | hardware | dataset | ...
     value: float  # [examples]
     ci95: Interval | None = None
+    reason: str | None = None  # where the bound comes from, in words (absent in plans of earlier versions)
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,8 @@ class Plan:
     warnings: tuple[str, ...] = ()
     lr_basis: str = "law"  # law: ε*(B) (= scalestudy recommend); steps_to_target: the ε its updates were counted at
     law_lr: float | None = None  # the law's ε*(B) when lr_basis is not "law"
+    batch_size_reason: str | None = None  # how B follows from the tightest limit, in words
+    initial_lr_ci95: Interval | None = None  # 95 % interval of schedule.initial_lr, the first and peak ε (basis law)
     schema: str = PLAN_SCHEMA
 
     # ----------------------------------------------------------------- files

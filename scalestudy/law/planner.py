@@ -4,8 +4,11 @@
    the law holds: steps to target at the plan's momentum, or the headline line; the gradient
    noise scale; McCandlish et al. 2018 put the compute-time trade-off's balance there), the lr
    law's breakdown (or the candidate hinge of an inconclusive test), the hardware (workers ×
-   the largest batch a worker fits) and the dataset. It is a multiple of the workers; when the
-   limit is below the number of workers, fewer workers are used.
+   the largest batch a worker fits), the dataset and the law's fitted range (``max_extrapolation``
+   times its largest batch size). It is a multiple of the workers; when the limit is below the
+   number of workers, fewer workers are used. Each limit and the way B follows from the tightest
+   are written in words (:mod:`scalestudy.law.plan_limits`). A law that gives no interval, or
+   one too wide at B or B₀, is refused unless forced (:mod:`scalestudy.law.guards`).
 2. **ε and m** come from the law (:meth:`ScalingLaw.predict`: the same numbers ``scalestudy
    recommend`` prints), m the one asked for or the largest the law was fitted at. A plan for a
    target trains instead at the ε its update count holds for: the steps to target were counted at
@@ -33,9 +36,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from scalestudy.law.fields import TransitionLine
-from scalestudy.law.plan import KINDS, BatchLimit, Plan, PlanError, PlanPrediction, PlanSchedule, PlanSetting, \
-    PlanSource
+from scalestudy.law.guards import Guard, enforce
+from scalestudy.law.plan import KINDS, Plan, PlanError, PlanPrediction, PlanSchedule, PlanSetting, PlanSource
+from scalestudy.law.plan_limits import batch_limits, batch_size_reason, steps_line
 from scalestudy.law.records import Interval
 from scalestudy.law.scaling import ScalingLaw
 from scalestudy.law.steps_lr import steps_lr_ratio
@@ -63,6 +66,7 @@ class PlanRequest:
     factor: float = DEFAULT_FACTOR
     warmup_epochs: int | None = None
     law_file: str | None = None
+    guard: Guard = Guard()  # when the law is refused (--max-interval-ratio, --max-extrapolation, --force)
 
 
 def make_plan(law: ScalingLaw, request: PlanRequest) -> Plan:
@@ -75,9 +79,10 @@ def make_plan(law: ScalingLaw, request: PlanRequest) -> Plan:
                         "--dataset-size: the law does not say which dataset size it was fitted at; give one")
     momentum = request.momentum if request.momentum is not None else _default_momentum(law)
     law.predict(batch_size=1, momentum=momentum, dataset_size=n)  # the law can answer at (m, N), else one line
-    limits = _limits(law, request, momentum, n)
-    cap = min(limit.value for limit in limits)
-    limited_by = min(limits, key=lambda limit: limit.value).name
+    limits = batch_limits(law, request.workers, request.max_batch_per_worker, momentum, n,
+                          request.guard.max_extrapolation)
+    tightest = min(limits, key=lambda limit: limit.value)
+    cap, limited_by = tightest.value, tightest.name
     warnings = []
     if not any(limit.name.startswith("critical") for limit in limits):
         why = law.reasons.get("critical_batch_size.steps_to_target", "not in this law file")
@@ -88,6 +93,7 @@ def make_plan(law: ScalingLaw, request: PlanRequest) -> Plan:
         workers, per_worker = max(1, math.floor(cap)), 1
         warnings.append(f"the {limited_by} {cap:.4g} is below the number of workers {request.workers}: "
                         f"the plan uses {workers} worker(s) with one example each")
+    per_worker_cap = per_worker  # before the hybrid schedule's growth rounds it down
     kind = request.schedule or ("constant" if request.target is not None else "hybrid")
     epochs, transition = _length(law, request, momentum, n, workers * per_worker)
     milestones = _milestones(request, epochs, kind)
@@ -98,6 +104,7 @@ def make_plan(law: ScalingLaw, request: PlanRequest) -> Plan:
     if growths:
         per_worker = batch // workers
     at_batch, at_start = law.predict(batch, momentum, n), law.predict(start, momentum, n)
+    warnings += enforce(law, [at_batch, at_start], request.guard)  # a useless law: refused, unless forced
     warnings += [*at_batch.warnings, *(w for w in at_start.warnings if w not in at_batch.warnings)]
     if kind == "hybrid" and growths == 0 and milestones:
         warnings.append(f"no room to grow the batch by {request.factor:g} within the limit while starting at or "
@@ -107,6 +114,7 @@ def make_plan(law: ScalingLaw, request: PlanRequest) -> Plan:
         warmup = min(WARMUP_MAX, max(1, round(WARMUP_SHARE * epochs))) if start > b_min and not transition else 0
     max_updates = math.ceil(transition.updates_at(batch)) if transition is not None else None
     lr, start_lr, basis, law_lr, lr_ci95 = at_batch.lr, at_start.lr, "law", None, _interval(at_batch.lr_ci95)
+    start_ci95 = _interval(at_start.lr_ci95)
     if transition is not None:  # the updates S(B) hold at the ε they were counted at: train there
         ratio = _steps_lr_ratio(law, momentum, n, batch)
         if ratio is None:
@@ -115,14 +123,16 @@ def make_plan(law: ScalingLaw, request: PlanRequest) -> Plan:
                             "the fewest updates; analyze the study again to plan at that ε")
         else:
             lr, start_lr, basis, law_lr, lr_ci95 = lr * ratio, start_lr * ratio, "steps_to_target", lr, None
+            start_ci95 = None
     schedule = PlanSchedule(kind, start, start_lr, momentum, epochs, tuple(milestones), request.factor,
                             batch if kind == "hybrid" else None, min(warmup, epochs), max_updates)
     throughput, source = _throughput(request, workers)
     setting = PlanSetting(request.workers, request.max_batch_per_worker, throughput, source, n, request.epochs,
                           request.target)
+    reason = batch_size_reason(tightest, workers, per_worker_cap, batch, start, growths, request.factor)
     plan = Plan(setting, batch, workers, per_worker, lr, momentum, schedule,
                 PlanPrediction(0, 0, 0.0), tuple(limits), limited_by, _source(law, request.law_file),
-                lr_ci95, tuple(warnings), basis, law_lr)
+                lr_ci95, tuple(warnings), basis, law_lr, reason, start_ci95)
     plan.check()
     return _with_predictions(plan, transition)
 
@@ -167,39 +177,9 @@ def _default_momentum(law: ScalingLaw) -> float:
     return float(law.domain.momentum[1])  # the largest fitted: what training at scale usually uses
 
 
-def _limits(law: ScalingLaw, request: PlanRequest, momentum: float, n: int) -> list[BatchLimit]:
-    limits = [BatchLimit("hardware", float(request.workers * request.max_batch_per_worker)),
-              BatchLimit("dataset", float(n))]
-    critical = law.critical_batch_size
-    line = _steps_line(law, momentum, n)
-    if line is not None:
-        limits.append(BatchLimit("critical batch size (steps to target)", line.value, line.ci95))
-    if critical is not None and critical.gradient_noise is not None:
-        limits.append(BatchLimit("critical batch size (gradient noise)", critical.gradient_noise.value,
-                                 critical.gradient_noise.ci95))
-    elif law.gradient_noise_scale is not None:  # a file written before critical_batch_size
-        limits.append(BatchLimit("critical batch size (gradient noise)", law.gradient_noise_scale.value))
-    if law.breakdown_batch_size is not None:
-        limits.append(BatchLimit("breakdown", law.breakdown_batch_size, law.ci95.breakdown_batch_size))
-    elif law.breakdown_test and law.breakdown_test.outcome == "inconclusive" and \
-            law.breakdown_test.candidate_batch_size:
-        limits.append(BatchLimit("breakdown (inconclusive test's candidate)", law.breakdown_test.candidate_batch_size))
-    return limits
-
-
-def _steps_line(law: ScalingLaw, momentum: float, n: int) -> TransitionLine | None:
-    """The steps-to-target fit at the plan's momentum (and N, when the law has one there), else the headline."""
-    steps = law.critical_batch_size.steps_to_target if law.critical_batch_size else None
-    if steps is None:
-        return None
-    same = [line for line in steps.lines if math.isclose(line.momentum, momentum, abs_tol=1e-9)]
-    exact = [line for line in same if line.dataset_size == n]
-    return (exact or same or [steps])[0]
-
-
 def _steps_lr_ratio(law: ScalingLaw, momentum: float, n: int, batch: int) -> float | None:
     """ε_S/ε* at ``batch`` on the steps-to-target line the plan counts its updates on."""
-    line = _steps_line(law, momentum, n)
+    line = steps_line(law, momentum, n)
     size = line.dataset_size or n
     return steps_lr_ratio(batch, line.batch_sizes, line.lrs, lambda b: law.predict(b, line.momentum, size).lr)
 
@@ -216,7 +196,7 @@ def _length(law: ScalingLaw, request: PlanRequest, momentum: float, n: int,
     if steps.target is None or not math.isclose(steps.target, request.target, abs_tol=1e-9):
         raise PlanError(f"--target {request.target:g}: the law's steps were counted to test accuracy "
                         f"{steps.target}; plan for that target or use --epochs")
-    line = _steps_line(law, momentum, n)
+    line = steps_line(law, momentum, n)
     fit = TransitionFit(tuple(line.batch_sizes), tuple(line.updates), line.value, line.ci95, line.s_min,
                         line.rss_limit)
     return max(1, math.ceil(math.ceil(fit.updates_at(batch)) / (n // batch))), fit

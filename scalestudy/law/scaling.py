@@ -49,6 +49,7 @@ from scalestudy.law.fields import (
     LawCovariance,
     LawFileError,
     LawIntervals,
+    LawObjective,
     NoiseScaleAtOptimum,
     Provenance,
     SmoothBend,
@@ -74,7 +75,7 @@ _REQUIRED = ("schema", "form", "k", "alpha", "beta", "ci95", "breakdown_batch_si
              "dataset_size", "fitted_on", "provenance")
 _OPTIONAL = ("gamma", "r2", "prediction", "breakdown_test", "smooth_bend", "noise_scale_opt", "gap_slope",
              "gradient_noise_scale", "critical_batch_size", "compute", "reasons", "notes", "cells", "units",
-             "optimizer")
+             "optimizer", "objective")
 _POSITIVE = ("k", "breakdown_batch_size", "dataset_size")
 UNITS = {"lr": "per optimizer update", "batch_size": "examples per update",
          "noise_scale": "g = lr/(1-m)*(N/B-1), units of lr", "dataset_size": "training examples",
@@ -146,6 +147,7 @@ class ScalingLaw:
     # The optimizer the trials trained with (null in files written before optimizers were pluggable: sgd).
     # The noise scale g is SGD's: a law of another optimizer predicts no g.
     optimizer: str | None = None
+    objective: LawObjective | None = None  # what ε* is the best of (null in older files: see guards.law_objective)
     schema: str = SCHEMA
     form: str = FORM
 

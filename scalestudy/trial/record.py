@@ -49,6 +49,7 @@ CELL_KEY_TAG, CELL_DIGEST_TAG = "scalestudy.cell_key", "scalestudy.cell_digest"
 # seeds aggregated: scalestudy.analysis.outputs.cell_runs). Readers of trials select TRIAL_ROLE.
 STUDY_ROLE, TRIAL_ROLE, ANALYSIS_ROLE, INTERPOLATION_ROLE = "study", "trial", "analysis", "interpolation"
 CELL_AGGREGATE_ROLE = "cell_aggregate"
+CHECK_ROLE = "check"  # a check-law run, under the law's study's parent run
 
 # --- statuses (values of STATUS_TAG) ---------------------------------------------------------------
 RUNNING = "running"

@@ -15,7 +15,7 @@ import yaml
 from cli_in_process import run
 from scalestudy.analysis import TrialTable, fit_study
 from scalestudy.analysis.outputs.law_file import build_law
-from scalestudy.law import Plan, PlanError, PlanRequest, ScalingLaw, make_plan
+from scalestudy.law import Guard, LawRefused, Plan, PlanError, PlanRequest, ScalingLaw, make_plan
 from scalestudy.law.steps_lr import steps_lr_ratio
 from scalestudy.testing.planted import PlantedDiagnostics, add_diagnostics, make_planted_table
 
@@ -252,15 +252,18 @@ def test_plan_files_are_read_strictly(law_file, tmp_path):
 
 
 def test_a_law_without_a_critical_batch_size_plans_with_a_warning(tmp_path):
-    """A law file of an earlier version (no critical_batch_size, no prediction): a plan, and it says
-    what bounds B and what does not."""
+    """A law file of an earlier version (no critical_batch_size, no prediction): refused for its missing
+    interval; forced, a plan that says what bounds B and what does not."""
     frame = make_planted_table(**TRUTH, batch_sizes=(16, 32, 64, 128, 256, 512), momenta=(0.9,), dataset_size=N,
                                rng=5)
     data = build_law(fit_study(TrialTable.from_frame(frame))).to_dict()
     for key in ("critical_batch_size", "prediction", "gradient_noise_scale"):
         data.pop(key)
     law = ScalingLaw.from_dict(data)
-    plan = make_plan(law, PlanRequest(4, 512, throughput=1e4, epochs=4, schedule="constant"))
+    with pytest.raises(LawRefused, match="no 'prediction'"):
+        make_plan(law, PlanRequest(4, 512, throughput=1e4, epochs=4, schedule="constant"))
+    plan = make_plan(law, PlanRequest(4, 512, throughput=1e4, epochs=4, schedule="constant", guard=Guard(force=True)))
+    assert any(w.startswith("FORCED (--force)") and "no 'prediction'" in w for w in plan.warnings)
     assert not any(limit.name.startswith("critical") for limit in plan.limits)
     assert plan.batch_size == 4 * (min(limit.value for limit in plan.limits) // 4)
     assert plan.lr_ci95 is None and any("no critical batch size" in w for w in plan.warnings)

@@ -154,6 +154,59 @@ def test_bracket_stops_at_a_bound():
     assert bracket.optimum() is None
 
 
+def _best(bracket: Bracket) -> float:
+    """The bracket's best ε so far, by its own rule (highest score; on a tie, nearest its start)."""
+    return max(bracket.points, key=lambda lr: (bracket.points[lr], -abs(math.log(lr / bracket.start))))
+
+
+def drive_checking_outward_first(bracket: Bracket, response) -> None:
+    """``drive``, failing if the bracket ever refines (proposes an ε strictly inside the ε it has tried)
+    while its best ε is an end of what it has tried: it must step outward first."""
+    while not bracket.finished:
+        batch = []
+        while (lr := bracket.propose()) is not None:
+            tried = sorted(bracket.points)
+            if len(tried) >= 3 and tried[0] < lr < tried[-1]:
+                best = _best(bracket)
+                assert tried[0] < best < tried[-1], (f"refines at {lr:.4g} with the best {best:.4g} at an end of "
+                                                     f"{[f'{x:.3g}' for x in tried]}")
+            batch.append(lr)
+        if not batch:
+            break
+        for lr in batch:
+            bracket.tell(None, lr, response(lr))
+
+
+@pytest.mark.parametrize("case", range(40))
+def test_bracket_steps_outward_until_the_best_is_inside_before_it_refines(case):
+    """Peaks far from the start (above, below), asymmetric and flat ones, noisy ones, divergence above the
+    peak and a bound short of it: whatever the curve, no refinement while the best ε tried is the lowest
+    or highest tried; the search ends converged with the best inside, or at the bound it hit."""
+    rng = np.random.default_rng(case)
+    optimum = 0.1 * 10 ** rng.uniform(-2, 2)
+    start = 0.1 * 10 ** rng.uniform(-1, 1)
+    left, right = rng.uniform(0.3, 3), rng.uniform(0.3, 3)  # widths of the two shoulders, in ln ε
+    noise = rng.choice([0.0, 0.005, 0.02])
+    diverge = rng.choice([1e9, 1.5, 4.0])
+    bounds = (start / 20, start * 20) if case % 4 == 0 else None
+    min_drop = rng.choice([0.0, 0.02])
+
+    def response(lr: float) -> Outcome:
+        if lr > diverge * optimum:
+            return Outcome(math.nan, 1, diverged=True)
+        x = math.log(lr / optimum) / (left if lr < optimum else right)
+        return Outcome(0.1 + 0.8 * math.exp(-x * x / 2) + noise * rng.standard_normal(), 3)
+
+    bracket = Bracket(start, step_factor=2.0, stop_ratio=1.25, bounds=bounds, min_drop=min_drop)
+    drive_checking_outward_first(bracket, response)
+    tried = sorted(bracket.points)
+    if bracket.status == "converged":
+        assert tried[0] < _best(bracket) < tried[-1]
+    else:
+        assert bracket.status in ("edge_low", "edge_high", "all_diverged") and bounds is not None
+        assert _best(bracket) in (min(bounds), max(bounds)) or bracket.status == "all_diverged"
+
+
 def test_outcome_ranks_finished_then_stopped_then_failed():
     cell = expand_cells(tiny_spec("bracket"))[0]
     plan, objective = dataclasses.replace(cell.workload, epochs=10), cell.objective

@@ -83,13 +83,15 @@ def test_the_small_study_runs_analyzes_plans_and_checks(tmp_path):
     data = json.loads((tmp_path / "out" / "law.json").read_text())
     assert set(data["critical_batch_size"]) == {"steps_to_target", "gradient_noise", "lr_breakdown", "agreement",
                                                 "summary"}
+    # A law of 6 cells on 1 seed: its interval may be too wide for plan's default (scalestudy.law.guards): forced.
     proc = cli("plan", "--law", "out/law.json", "--workers", 2, "--max-batch-per-worker", 64, "--throughput", 5000,
-               "--epochs", 4, "--dataset-size", 1000, "--out", "plan.yaml", cwd=tmp_path)
+               "--epochs", 4, "--dataset-size", 1000, "--out", "plan.yaml", "--force", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     plan = Plan.load(tmp_path / "plan.yaml")
     assert plan.dataset_size == 1000 and plan.lr == law.predict(plan.batch_size, plan.momentum, 1000).lr
     proc = cli("check-law", "--law", "out/law.json", "--runs", "out/trials.parquet", "--out", "check", cwd=tmp_path)
-    assert proc.returncode in (0, 1, 2), proc.stderr  # the law's own study: 2 only when no cell can be tested
+    # the law's own study: 2 only when no cell can be tested, or the law's interval is too wide to check
+    assert proc.returncode in (0, 1, 2), proc.stderr
     if proc.returncode != 2:
         assert (tmp_path / "check" / "check.json").exists()
     shutil.rmtree(tmp_path / "ray_results", ignore_errors=True)

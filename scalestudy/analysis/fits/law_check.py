@@ -16,15 +16,20 @@ as the law's cells: :func:`~scalestudy.analysis.fits.cell_optimum.frontier.fit_f
   has no variance: one seed). A cell **fails** when p ≤ 0.05 / (cells tested) — Bonferroni, so that a
   law that holds everywhere fails a check of any number of cells in at most 5 % of checks — and
   **passes** otherwise. The report shows both 95 % intervals (the measured ε̂'s, and the law's
-  prediction interval ε_law·exp(±t₀.₉₇₅·√(v_law + τ²))).
+  prediction interval ε_law·exp(±t₀.₉₇₅·√(v_law + τ²))). A cell's power: the smallest factor between
+  ε̂ and ε_law that would fail it, exp(t · √(v_cell + v_law + τ²)) with t the Student-t quantile at
+  the cell's level (``detectable``); the check's is its most sensitive cell's, so that "holds" on a
+  law with a wide interval reads "holds, but could not have detected less than ×N".
 - cells whose optimum lies outside the searched lrs (``edge_low``, ``edge_high``) or where every lr
   diverged bound ε* from one side: they **fail** when the law's prediction interval (at the
   Bonferroni level) lies wholly beyond that bound — e.g. past a breakdown, where a grid centred on the
   law finds accuracy still rising at its smallest lr — and are **inconclusive** otherwise, as are
   cells with too few lrs.
 
+A law without a 95 % interval (too few cells, or a file of an earlier version) cannot be checked, nor
+one fitted on another objective than the check study's (test_loss against test_acc): both raise.
 Exit status of ``scalestudy check-law``: 0 when no cell fails, 1 when some fail, 2 for bad input
-(including a check study none of whose cells can be tested).
+(including a check study none of whose cells can be tested, and a law it refuses).
 """
 
 from __future__ import annotations
@@ -39,8 +44,9 @@ from scalestudy.analysis.fits._stats import t_quantile
 from scalestudy.analysis.fits.cell_optimum.frontier import CellOptimum, fit_frontier
 from scalestudy.analysis.fits.cell_optimum.law_weight import interval_variance
 from scalestudy.analysis.fits.study import law_trials
-from scalestudy.analysis.inputs.trial_table import TrialTable
-from scalestudy.law import LawError, ScalingLaw
+from scalestudy.analysis.inputs.trial_table import TrialTable, objective_of
+from scalestudy.law import LawError, LawRefused, ScalingLaw
+from scalestudy.law.guards import law_objective, no_interval_reason
 
 FAMILY_LEVEL = 0.05  # family-wise false-failure rate of a check when the law holds everywhere
 OUTCOMES = ("pass", "fail", "inconclusive")
@@ -60,6 +66,7 @@ class CellCheck:
     predicted_ci95: tuple[float, float] | None  # the law's 95 % prediction interval for a cell here
     p_value: float | None = None
     extrapolation: str | None = None  # where the cell lies outside what the law was fitted on
+    detectable: float | None = None  # the smallest factor between ε̂ and the law's ε* that would fail the cell
 
     @property
     def label(self) -> str:
@@ -82,6 +89,13 @@ class LawCheck:
         return sum(cell.outcome == outcome for cell in self.cells)
 
     @property
+    def power(self) -> CellCheck | None:
+        """The most sensitive cell: the smallest deviation of ε* the check could have detected is its
+        ``detectable``; None when no cell measured ε* (only bounds)."""
+        measured = [cell for cell in self.cells if cell.detectable is not None]
+        return min(measured, key=lambda cell: cell.detectable) if measured else None
+
+    @property
     def passed(self) -> bool:
         return self.count("fail") == 0
 
@@ -89,6 +103,10 @@ class LawCheck:
 def check_law(law: ScalingLaw, trials: TrialTable | pd.DataFrame) -> LawCheck:
     """Every cell of the check study against the law (see the module docstring)."""
     table = trials if isinstance(trials, TrialTable) else TrialTable.from_frame(trials)
+    missing = no_interval_reason(law)
+    if missing is not None:  # the test weighs the difference by the law's own error: nothing to check against
+        raise LawRefused(f"{missing} (a check needs the law's interval; --force cannot replace it)")
+    _same_objective(law, table.frame)
     frame, notes = law_trials(table.frame)
     if frame.empty:
         raise AnalysisError("the check study has no finished constant-schedule trials to measure ε* on")
@@ -112,10 +130,7 @@ def _check_cell(law: ScalingLaw, cell: CellOptimum, dataset_size: int, level: fl
     except LawError as error:
         return CellCheck(**common, outcome="inconclusive", reason=f"the law cannot predict here: {error}",
                          measured=cell.lr_opt, measured_ci95=cell.ci95, predicted=None, predicted_ci95=None)
-    spread = law.log_lr_spread(cell.batch_size, cell.momentum, dataset_size)
-    if spread is None:
-        raise AnalysisError("the law file has no 'prediction' (the covariance of its parameters): refit it with "
-                            "this version of scalestudy analyze to check it")
+    spread = law.log_lr_spread(cell.batch_size, cell.momentum, dataset_size)  # not None: checked by check_law
     # The check cell shares the law's cells' shape error (same workload, same peak shape): not a difference.
     shared = law.prediction.shared_shape_variance or 0.0
     law_var = max(spread.variance - shared, 0.0) + (spread.cell_scatter or 0.0)
@@ -135,8 +150,9 @@ def _check_cell(law: ScalingLaw, cell: CellOptimum, dataset_size: int, level: fl
                   f"({'≤' if outcome == 'fail' else '>'} {level:.2g})")
         if cell_var is None:
             reason += "; one seed: the cell's own noise is not counted"
+        detectable = math.exp(t_quantile(1 - level / 2, dof) * math.sqrt(law_var + (cell_var or 0.0)))
         return CellCheck(**common, outcome=outcome, reason=reason, measured=cell.lr_opt,
-                         measured_ci95=cell.ci95, p_value=p, **predicted)
+                         measured_ci95=cell.ci95, p_value=p, detectable=detectable, **predicted)
     return _bounded_cell(cell, common, predicted, prediction.lr, law_var, dof, level)
 
 
@@ -166,6 +182,18 @@ def _bounded_cell(cell: CellOptimum, common: dict, predicted: dict, lr: float, l
     return CellCheck(**common, outcome="inconclusive", reason=f"{text} {bound:.4g}, consistent with the law's "
                      f"interval [{low:.4g}, {high:.4g}]; widen the lr grid to measure ε*", measured=bound,
                      measured_ci95=None, **predicted)
+
+
+def _same_objective(law: ScalingLaw, frame: pd.DataFrame) -> None:
+    """A law's ε* maximise (minimise) one objective; a check study's must be of the same."""
+    metric, direction = law_objective(law)
+    study = objective_of(frame)
+    named = study.metric != "objective"  # a table that does not name its metric: the direction alone
+    if study.direction != direction or (named and study.metric != metric):
+        raise LawRefused(f"the law was fitted on {metric} ({direction}imised) and the check study's objective is "
+                         f"{study.metric} ({study.direction}imised): the ε* of one is not the ε* of the other; check "
+                         f"with a study of the law's objective (analysis.objective: {{metric: {metric}, direction: "
+                         f"{direction}}})")
 
 
 def _cell_variance(cell: CellOptimum) -> float | None:

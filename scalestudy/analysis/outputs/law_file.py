@@ -37,6 +37,7 @@ from scalestudy.law import (
     LawCell,
     LawCovariance,
     LawIntervals,
+    LawObjective,
     NoiseScaleAtOptimum,
     Provenance,
     ScalingLaw,
@@ -89,7 +90,8 @@ def build_law(fits: StudyFits) -> ScalingLaw:
         smooth_bend=bend_entry(law.bend),
         provenance=law_provenance(fits.provenance), reasons=reasons, notes=_notes(fits),
         cells=cells_entry(law, frontier), gradient_noise_scale=critical_entry(fits.critical_batch),
-        critical_batch_size=critical_sizes, compute=compute_entry(fits.compute), optimizer=fits.optimizer)
+        critical_batch_size=critical_sizes, compute=compute_entry(fits.compute), optimizer=fits.optimizer,
+        objective=LawObjective(fits.objective.metric, fits.objective.direction))
 
 
 def _notes(fits: StudyFits) -> tuple[str, ...]:

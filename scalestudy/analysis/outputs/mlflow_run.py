@@ -32,16 +32,23 @@ def run_metrics(law: ScalingLaw) -> dict[str, float]:
 def log_analysis_run(provenance: dict[str, Any], out_dir: Path, metrics: dict[str, float],
                      params: dict[str, str]) -> str:
     """An ``analysis`` run under the study's parent run, with ``out_dir`` as its artifacts."""
-    from mlflow.entities import Metric, Param, RunTag
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=provenance["tracking_uri"])
     tags = {ROLE_TAG: ANALYSIS_ROLE, RUN_NAME_TAG: "analysis"}
     if provenance.get("parent_run_id"):
         tags[PARENT_TAG] = provenance["parent_run_id"]
     if provenance.get("spec_hash"):
         tags[SPEC_HASH_TAG] = provenance["spec_hash"]
-    run = client.create_run(provenance["experiment_id"], tags=tags, run_name="analysis")
+    return log_run(provenance["tracking_uri"], provenance["experiment_id"], tags, metrics, params, out_dir)
+
+
+def log_run(tracking_uri: str, experiment_id: str, tags: dict[str, str], metrics: dict[str, float],
+            params: dict[str, str], out_dir: Path) -> str:
+    """A finished run in ``experiment_id`` with these tags (its parent in ``PARENT_TAG``, its name in
+    ``RUN_NAME_TAG``), metrics and params, and the files of ``out_dir`` as its artifacts; its id."""
+    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    run = client.create_run(experiment_id, tags=tags, run_name=tags.get(RUN_NAME_TAG))
     run_id = run.info.run_id
     client.log_batch(run_id, metrics=[Metric(k, float(v), 0, 0) for k, v in metrics.items()],
                      params=[Param(k, str(v)) for k, v in params.items()],

@@ -1,5 +1,7 @@
 """``scalestudy check-law``: a law fitted at small B, checked on a second study at larger B, flags
-the cells past a planted breakdown and passes where the law holds; files, exit codes, bad input."""
+the cells past a planted breakdown and passes where the law holds; files, exit codes, bad input; the
+check's power beside its verdict; a check study of another objective, and a law too wide to check,
+refused; the check's run in MLflow (real SQLite store)."""
 
 import json
 
@@ -87,3 +89,103 @@ def test_bad_input_is_one_line_and_leaves_nothing(files, tmp_path):
     TrialTable.from_frame(untestable).to_parquet(tmp_path / "thin.parquet")
     code, _, err = run(["check-law", "--law", files / "law.json", "--runs", tmp_path / "thin.parquet", "--out", out])
     assert code == 2 and "no cell of the check study can be tested" in err and not out.exists()
+
+
+def test_the_verdict_says_how_small_a_deviation_the_check_could_have_detected(files):
+    """Each measured cell's power is the smallest factor between ε̂ and the law's ε* that fails it:
+    exactly the cells that deviate by at least theirs fail; the verdict names the smallest."""
+    code, out, _ = run(["check-law", "--law", files / "law.json", "--runs", files / "holds.parquet",
+                        "--out", files / "holds_power"])
+    data = json.loads((files / "holds_power" / "check.json").read_text())
+    factor = data["power"]["detectable_factor"]
+    assert code == 0 and 1 < factor == min(cell["detectable"] for cell in data["cells"])
+    assert (f"the law holds on every cell tested (5 pass; a cell fails at p ≤ 0.01, 0.05 over the 5 cells tested), "
+            f"but it could not have detected a deviation of ε* smaller than ×{factor:.3g} (its most sensitive cell, "
+            f"{data['power']['cell']})") in out
+    assert data["verdict"] in out and f"| ×{data['cells'][0]['detectable']:.3g} |" in out
+    broken = json.loads((files / "broken" / "check.json").read_text()) if (files / "broken").exists() else None
+    if broken is None:
+        run(["check-law", "--law", files / "law.json", "--runs", files / "broken.parquet", "--out", files / "broken"])
+        broken = json.loads((files / "broken" / "check.json").read_text())
+    measured = [cell for cell in broken["cells"] if cell["detectable"] is not None]
+    assert len(measured) == 5 and "the smallest deviation of ε* it could detect was ×" in broken["verdict"]
+    for cell in measured:
+        deviation = max(cell["ratio"], 1 / cell["ratio"])
+        assert (deviation >= cell["detectable"]) == (cell["outcome"] == "fail"), cell
+
+
+def test_a_check_study_of_another_objective_is_refused(files, tmp_path):
+    from scalestudy.analysis import load_trials_from_parquet
+
+    frame = load_trials_from_parquet(files / "holds.parquet").frame
+    frame = frame.assign(objective=frame["test_loss"], objective_metric="test_loss", objective_direction="min")
+    TrialTable.from_frame(frame).to_parquet(tmp_path / "loss.parquet")
+    code, out, err = run(["check-law", "--law", files / "law.json", "--runs", tmp_path / "loss.parquet",
+                          "--out", tmp_path / "out"])
+    assert code == 2 and err.count("\n") == 1 and not (tmp_path / "out").exists()
+    assert err.startswith("error: the law was fitted on test_acc (maximised) and the check study's objective is "
+                          "test_loss (minimised): the ε* of one is not the ε* of the other")
+
+
+def test_a_law_too_wide_at_the_check_cells_is_refused_unless_forced_and_then_says_what_it_could_not_see(files,
+                                                                                                       tmp_path):
+    """A law of 3 cells (one residual degree of freedom) checked at B = 256-4096: its interval there
+    reaches far more than ×4, so a check could not fail; forced, the verdict says how blind it was."""
+    wide = make_planted_table(**TRUTH, batch_sizes=(64, 128, 256), momenta=(0.9,), lr_points=5, rng=5)
+    build_law(fit_study(wide)).save(tmp_path / "wide.json")
+    argv = ["check-law", "--law", tmp_path / "wide.json", "--runs", files / "holds.parquet", "--out", tmp_path / "out"]
+    code, _, err = run(argv)
+    assert code == 2 and "the law's 95 % interval of ε* at B=" in err and "--max-interval-ratio" in err
+    assert not (tmp_path / "out").exists() and "--max-extrapolation" not in err  # checking far out is the point
+    code, out, err = run([*argv, "--force"])
+    data = json.loads((tmp_path / "out" / "check.json").read_text())
+    assert code == 0 and err.startswith("warning: FORCED (--force)")
+    assert data["power"]["detectable_factor"] > 10 and "but it could not have detected a deviation" in out
+
+
+def test_the_check_is_logged_to_mlflow_under_the_law_s_run_or_else_the_checked_study_s(files, tmp_path):
+    """Real SQLite MLflow: a law whose file records its study's parent run gets a ``check`` run under it
+    (verdict, power, counts; check.json with every cell as an artifact); a law that records none, checked
+    on a table read from MLflow, gets it under the checked study's parent run."""
+    from mlflow.tracking import MlflowClient
+
+    from scalestudy.law import ScalingLaw
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+
+    def study(name):
+        experiment = client.create_experiment(name, artifact_location=(tmp_path / name).as_uri())
+        return experiment, client.create_run(experiment, run_name=f"study {name}",
+                                             tags={"scalestudy.role": "study"}).info.run_id
+
+    law_experiment, law_parent = study("small")
+    data = ScalingLaw.load(files / "law.json").to_dict()
+    data["provenance"].update(experiment="small", tracking_uri=uri, parent_run_id=law_parent)
+    ScalingLaw.from_dict(data).save(tmp_path / "law.json")
+    code, out, err = run(["check-law", "--law", tmp_path / "law.json", "--runs", files / "holds.parquet",
+                          "--out", tmp_path / "out"])
+    assert code == 0, err
+    (logged,) = client.search_runs([law_experiment], "tags.`scalestudy.role` = 'check'")
+    assert f"MLflow: check run {logged.info.run_id} under the law's study's run {law_parent}" in out
+    check = json.loads((tmp_path / "out" / "check.json").read_text())
+    assert logged.data.tags["mlflow.parentRunId"] == law_parent
+    assert logged.data.tags["scalestudy.check.verdict"] == check["verdict"]
+    assert logged.data.metrics["check.passed"] == 1.0 and logged.data.metrics["check.pass"] == 5
+    assert logged.data.metrics["check.detectable_factor"] == pytest.approx(check["power"]["detectable_factor"])
+    assert {a.path for a in client.list_artifacts(logged.info.run_id)} == {"check.json", "check.md", "check.png"}
+    artifact = client.download_artifacts(logged.info.run_id, "check.json", str(tmp_path))
+    assert [cell["outcome"] for cell in json.loads(open(artifact).read())["cells"]] == ["pass"] * 5
+    # The law records no run: under the checked study's parent run (the MLflow origin its table keeps).
+    checked_experiment, checked_parent = study("large")
+    frame = TrialTable.from_frame(make_planted_table(**TRUTH, breakdown=None, **CHECK, rng=2)).frame
+    TrialTable.from_frame(frame, {"source": "mlflow", "tracking_uri": uri, "experiment_id": checked_experiment,
+                                  "parent_run_id": checked_parent}).to_parquet(tmp_path / "large.parquet")
+    code, out, err = run(["check-law", "--law", files / "law.json", "--runs", tmp_path / "large.parquet",
+                          "--out", tmp_path / "out2"])
+    (logged,) = client.search_runs([checked_experiment], "tags.`scalestudy.role` = 'check'")
+    assert code == 0 and f"under the checked study's run {checked_parent}" in out
+    assert logged.data.tags["mlflow.parentRunId"] == checked_parent
+    code, out, _ = run(["check-law", "--law", files / "law.json", "--runs", files / "holds.parquet",
+                        "--out", tmp_path / "out3"])
+    assert code == 0 and "MLflow: not logged (neither the law file nor the check study records an MLflow run)" in out
