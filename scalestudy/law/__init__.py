@@ -6,7 +6,8 @@ neither the analysis nor numpy is installed).
 - :mod:`transition`: steps to a target against batch size, S(B) = S_min·(1 + B_crit/B);
 - :mod:`plan`: ``plan.yaml`` as :class:`Plan`, the per-update (B, ε, m) training code follows;
   :mod:`planner` makes one from a law (``scalestudy plan``); :mod:`pytorch` (torch needed) has
-  the scheduler and batch sampler that follow it.
+  the scheduler and batch sampler that follow it, :mod:`hf` (transformers needed) the callback
+  that makes a Hugging Face Trainer follow it.
 """
 
 from scalestudy.law.fields import (
