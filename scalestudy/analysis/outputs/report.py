@@ -83,7 +83,8 @@ def report_markdown(fits: StudyFits, law: ScalingLaw, figures: list[Path], figur
            (f"Source: {source}; {fits.n_trials} trials; spec hash `{prov.spec_hash}`; "
            f"scalestudy {prov.scalestudy_version}; created {prov.created}."), "",
            "## Optimal learning rate", "",
-           (f"Objective: {fits.objective.label} (`{fits.objective.metric}`), {fits.objective.direction}imised. "
+           (f"Objective: {fits.objective.label} (`{fits.objective.metric}`) at each trial's final epoch (as the "
+           f"run's summary table ranks trials), {fits.objective.direction}imised. "
            f"Form: `{law.form}` (lr per update, B in examples). ε* of each (B, m) cell is the vertex of a "
            f"quadratic in ln ε through {_curve(fits.objective)} at the best ε and its neighbours; "
            "its 95 % interval is every ε where the seed means (each seed's own level taken out) are "
