@@ -60,7 +60,7 @@ def test_the_small_adamw_variant_runs_and_its_report_names_the_rule(tmp_path):
     report = (out / "report.md").read_text()
     assert "Batch-size rule (adamw): " in report and "test_loss" in report
     assert law["alpha"] is None or "  rule: " in proc.stdout  # the terminal summary names the rule α supports
-    gap = [line for line in proc.stdout.splitlines() if line.startswith("generalization gap:")]
+    gap = [line for line in proc.stdout.splitlines() if line.startswith("generalization gap")]
     assert all("points" not in line for line in gap)  # a loss gap is in nats, not accuracy points
     shutil.rmtree(tmp_path / "ray_results", ignore_errors=True)
 
