@@ -73,6 +73,7 @@ def test_ci_runs_exactly_the_readme_test_command():
 def test_the_test_extra_installs_the_docs_extra():
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert set(extras["docs"]) <= set(extras["test"])
+    assert set(extras["hf"]) <= set(extras["test"])  # tests/law/test_hf.py trains with a real Trainer
 
 
 def test_the_spec_reference_covers_every_field():

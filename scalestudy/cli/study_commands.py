@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from scalestudy.cli.arguments import MAX_POINTS, CliError, check_out
@@ -156,7 +157,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    import shutil
+    import importlib.util
     import socket
 
     from scalestudy.endpoints import check_existing_store, connect_timeout
@@ -172,10 +173,11 @@ def cmd_ui(args: argparse.Namespace) -> int:
         except OSError as error:
             raise CliError(f"--port {args.port}: cannot listen there ({error.strerror or error}); "
                            "choose another port") from None
-    executable = shutil.which("mlflow")
-    if executable is None:
-        raise CliError("ui: the mlflow command is not on PATH (pip install mlflow)")
-    command = [executable, "ui", "--backend-store-uri", args.tracking_uri, "--port", str(args.port)]
+    # The mlflow beside this interpreter (a dependency, so installed), not whichever is on PATH: an
+    # unactivated venv's bin/ is not on PATH, and another mlflow there may read another schema.
+    if importlib.util.find_spec("mlflow") is None:
+        raise CliError(f"ui: mlflow is not installed for {sys.executable} (pip install mlflow)")
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", args.tracking_uri, "--port", str(args.port)]
     print(f"open http://127.0.0.1:{args.port}/#/experiments?workflowType=machine_learning", flush=True)
-    os.execv(executable, command)
+    os.execv(sys.executable, command)
     return 0  # not reached

@@ -8,7 +8,8 @@ neither the analysis nor numpy is installed).
   batch sizes) and :mod:`recommendation`, what ``scalestudy recommend`` prints;
 - :mod:`plan`: ``plan.yaml`` as :class:`Plan`, the per-update (B, ε, m) training code follows;
   :mod:`planner` makes one from a law (``scalestudy plan``); :mod:`pytorch` (torch needed) has
-  the scheduler and batch sampler that follow it.
+  the scheduler and batch sampler that follow it, :mod:`hf` (transformers needed) the callback
+  that makes a Hugging Face Trainer follow it.
 """
 
 from scalestudy.law.fields import (

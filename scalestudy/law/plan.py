@@ -6,7 +6,7 @@ law for a cluster, and the per-update (B, ε, m) that training code follows.
     for step in plan.steps(): ...        # every update of the run
     plan.lr_scheduler(optimizer)         # a torch LRScheduler that sets ε and m at every update
     plan.batch_sampler(seed=0)           # a torch batch sampler with the plan's batch size at every update
-    plan.to_hf_training_args()           # Hugging Face TrainingArguments fields (constant-batch plans)
+    plan.to_hf_training_args()           # Hugging Face TrainingArguments fields (scalestudy.law.hf)
 
 The schedule is the project's own (:mod:`scalestudy.schedules`, the one home of the rules): epochs
 are 0-based; a milestone ``e`` takes effect from epoch ``e``; ``hybrid`` multiplies B by
@@ -20,6 +20,7 @@ Its 300-odd lines are the plan file's records, their checks and the updates they
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
 from dataclasses import dataclass
 from functools import cached_property
@@ -274,34 +275,43 @@ class Plan:
 
         return PlanBatchSampler(self, seed=seed, rank=rank, world_size=world_size, start_step=start_step)
 
+    # ---------------------------------------------------------- Hugging Face (scalestudy.law.hf)
+    def hf_accumulation_steps(self, per_device_train_batch_size: int, devices: int) -> tuple[int, ...]:
+        """Gradient accumulation steps of every epoch when each update is ``devices`` × micro-batches of
+        ``per_device_train_batch_size``: B / (per-device batch × devices), or :class:`PlanError`
+        naming the per-device sizes that divide every batch size of the plan."""
+        sizes = [e.batch_size for e in self.epochs()]
+        per_device, common = per_device_train_batch_size, math.gcd(*sizes)
+        if per_device < 1 or devices < 1 or common % (per_device * devices):
+            allowed = [str(p) for p in range(1, common // max(devices, 1) + 1) if common % (p * devices) == 0]
+            raise PlanError(f"the {self.schedule.kind} plan (B {' → '.join(map(str, dict.fromkeys(sizes)))}): "
+                            f"per_device_train_batch_size {per_device} × {devices} device(s) does not divide every "
+                            f"batch size; per-device sizes that do: {', '.join(allowed) or f'none on {devices} devices'}")
+        return tuple(b // (per_device * devices) for b in sizes)
+
     def to_hf_training_args(self, per_device_train_batch_size: int | None = None,
                             devices: int | None = None) -> dict[str, Any]:
-        """Hugging Face ``TrainingArguments`` fields for this plan, as a dict (``TrainingArguments(**d)``).
+        """Hugging Face ``TrainingArguments`` fields for this plan, as a dict (``TrainingArguments(**d)``),
+        to train with ``optimizers=plan_optimizers(model, plan)`` and ``callbacks=[PlanCallback(plan)]``
+        (:mod:`scalestudy.law.hf`: HF's lr schedules cannot start a warmup at ε/(U+1), nor change B).
 
-        Only for a constant batch size and no step decay (HF holds one batch size and has no step
-        schedule): else :class:`PlanError`. HF's Trainer builds AdamW unless given an optimizer:
-        pass ``optimizers=(torch.optim.SGD(model.parameters(), lr=plan.lr, momentum=plan.momentum),
-        None)``, the optimizer the law was fitted with (TrainingArguments has no SGD momentum). HF's
-        warmup rises as u/U where the plan's rises as (u+1)/(U+1); the steps are ``max_steps``,
-        counted as the plan does (``dataloader_drop_last``)."""
-        if not self.constant_batch:
-            sizes = " → ".join(str(b) for b in dict.fromkeys(e.batch_size for e in self.epochs()))
-            raise PlanError(f"the plan's batch size changes ({self.schedule.kind}: {sizes}): Hugging Face "
-                            "TrainingArguments hold one batch size; make the plan with --schedule constant")
-        if len({e.lr for e in self.epochs()}) > 1:
-            raise PlanError(f"the plan decays the learning rate ({self.schedule.kind}): Hugging Face has no step "
-                            "schedule; make the plan with --schedule constant, or use plan.lr_scheduler()")
+        The per-device micro-batch defaults to each device's share of the plan's smallest batch, at
+        most a worker's (it fits a worker), ``devices`` to the plan's workers; ``gradient_accumulation_steps`` is the
+        first epoch's. Where the fields alone give every update the plan's batch (one batch size, HF's
+        epoch of N // (per-device × devices) micro-batches a whole number of updates), they count
+        ``max_steps``; else HF's epochs are the plan's (``num_train_epochs``), which PlanCallback ends
+        at the plan's updates, changing the accumulation steps between them."""
         devices = devices or self.workers
-        per_device = per_device_train_batch_size or self.per_worker_batch_size  # fits a worker by construction
-        batch = self.epochs()[0].batch_size
-        if per_device < 1 or devices < 1 or batch % (per_device * devices):
-            raise PlanError(f"batch size {batch} is not a whole number of {devices} device(s) × "
-                            f"{per_device} examples")
-        return {"learning_rate": self.schedule.initial_lr, "per_device_train_batch_size": per_device,
-                "gradient_accumulation_steps": batch // (per_device * devices),
-                "warmup_steps": self.warmup_updates, "max_steps": self.total_updates,
-                "lr_scheduler_type": "constant_with_warmup" if self.warmup_updates else "constant",
-                "dataloader_drop_last": True}
+        sizes = [e.batch_size for e in self.epochs()]
+        # At most a worker's share of the smallest batch, so a micro-batch fits a device.
+        per_device = per_device_train_batch_size or max(1, math.gcd(*sizes) // max(devices, self.workers))
+        steps = self.hf_accumulation_steps(per_device, devices)
+        fields = {"learning_rate": self.schedule.initial_lr, "per_device_train_batch_size": per_device,
+                  "gradient_accumulation_steps": steps[0], "lr_scheduler_type": "constant",
+                  "dataloader_drop_last": True}
+        if self.constant_batch and self.dataset_size // (per_device * devices) % steps[0] == 0:
+            return {**fields, "max_steps": self.total_updates}
+        return {**fields, "num_train_epochs": len(self.epochs()), "max_steps": -1}
 
 
 __all__ = ["KINDS", "LR_BASES", "PLAN_SCHEMA", "BatchLimit", "Plan", "PlanEpoch", "PlanError", "PlanPrediction",

@@ -1,5 +1,6 @@
 """What a running study shows: its progress (a live display on a terminal, plain lines in logs)
-and the summary table printed at the end, both ranking trials by the study's objective.
+and the summary table printed at the end, both ranking trials by the study's objective at each
+trial's final epoch (the value the analysis fits), never at its best epoch.
 
 :class:`StudyProgress` is the state (counts, best objective, times), fed by Tune's events through
 :class:`ProgressCallback`; ``plain_line`` and ``live_view`` render it. Both are pure functions of
@@ -33,7 +34,7 @@ class StudyProgress:
     total: int
     running: set[str] = field(default_factory=set)
     finished: dict[str, str] = field(default_factory=dict)  # trial id → ok | diverged | stopped | error
-    best: tuple[float, str] | None = None  # (the objective's value, run name)
+    best: tuple[float, str] | None = None  # (the objective at a trial's final epoch, run name)
     started_at: float = 0.0  # monotonic seconds
     # The study's; the default is for progress Tune pickled before objectives (test accuracy).
     objective: Objective = LEGACY_OBJECTIVE
@@ -41,16 +42,15 @@ class StudyProgress:
     def start(self, trial_id: str) -> None:
         self.running.add(trial_id)
 
-    def result(self, run_name: str, reported: Mapping[str, Any]) -> None:
-        """A trial's report: its objective is the best so far if it scores higher (a diverged trial never does)."""
-        objective = self.objective
-        best_score = -math.inf if self.best is None else objective.score({objective.metric: self.best[0]})
-        if objective.score(reported) > best_score:
-            self.best = (objective.value(reported), run_name)
-
-    def finish(self, trial_id: str, status: str) -> None:
+    def finish(self, trial_id: str, status: str, run_name: str = "", final: Mapping[str, Any] | None = None) -> None:
+        """A trial ended with ``final``, its last report: its objective there is the best so far if it
+        scores higher (a diverged trial never does), as the summary table ranks trials."""
         self.running.discard(trial_id)
         self.finished[trial_id] = status
+        objective = self.objective
+        best_score = -math.inf if self.best is None else objective.score({objective.metric: self.best[0]})
+        if final is not None and objective.score(final) > best_score:
+            self.best = (objective.value(final), run_name)
 
     @property
     def done(self) -> int:
@@ -89,7 +89,7 @@ def _counts(state: StudyProgress) -> str:
 
 def _best(state: StudyProgress) -> str:
     metric = state.objective.metric
-    return f"best {metric} {state.best[0]:.4f} ({state.best[1]})" if state.best else f"best {metric} -"
+    return f"best final {metric} {state.best[0]:.4f} ({state.best[1]})" if state.best else f"best final {metric} -"
 
 
 def _left(state: StudyProgress, now: float) -> str:
@@ -125,7 +125,7 @@ def live_view(state: StudyProgress, now: float):
         counts.append("  ·  ")
         counts.append(f"{state.count(status)} {name}", style=style if state.count(status) else "dim")
     grid.add_row("trials", counts)
-    grid.add_row("best", Text(f"{state.objective.metric} {state.best[0]:.4f}  {state.best[1]}") if state.best
+    grid.add_row("best", Text(f"final {state.objective.metric} {state.best[0]:.4f}  {state.best[1]}") if state.best
                  else Text("-"))
     grid.add_row("time", Text(f"{duration(state.elapsed(now))} elapsed  ·  {_left(state, now)}"))
     return grid
@@ -133,13 +133,14 @@ def live_view(state: StudyProgress, now: float):
 
 def summary_table(rows: list[dict[str, Any]], objective: Objective) -> str:
     """The best final objective per (section, schedule, m, B) over ε and seeds (rows carry the objective's
-    metric under its name, and ``gen_gap`` where the task reports one)."""
+    metric at the trial's final epoch under its name, and ``gen_gap`` where the task reports one)."""
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         groups[(row["section"], row["schedule"], row["momentum"], row["batch_size"])].append(row)
-    width = max(8, len(objective.metric))
+    label = f"final {objective.metric}"
+    width = len(label)
     lines = [f"{'section':<10} {'schedule':<17} {'m':>5} {'B':>6} {'trials':>6} {'div':>4} "
-             f"{'best lr':>9} {objective.metric:>{width}} {'gap':>7}"]
+             f"{'best lr':>9} {label:>{width}} {'gap':>7}"]
     for key in sorted(groups):
         members = groups[key]
         ok = [r for r in members if objective.score(r) > -math.inf]
@@ -211,21 +212,18 @@ class ProgressCallback(Callback):
         self._show()
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-        run_name = self._trial_configs(trial).run_name
-        with self._lock:
-            self.state.result(run_name, result)
-        self._show()
+        self._show()  # an epoch is no trial's end: the best waits for the trial's final report
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        _, status = self._trial_configs.end(trial)
+        config, status = self._trial_configs.end(trial)
         with self._lock:
-            self.state.finish(trial.trial_id, status)
+            self.state.finish(trial.trial_id, status, config.run_name, trial.last_result)
         self._show()
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         config, status = self._trial_configs.end(trial, errored=True)
         with self._lock:
-            self.state.finish(trial.trial_id, status)
+            self.state.finish(trial.trial_id, status, config.run_name, trial.last_result)
         self._show()
         # One line a failed trial, as it fails (above the live display, which rich redraws below it).
         line = f"trial failed: {config.run_name}: {trial_failure(trial).reason()}"

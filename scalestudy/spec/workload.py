@@ -79,9 +79,12 @@ class Workload(Frozen):
     ghost_batch_size: int | None = Field(default=None, gt=0)
     max_device_batch_size: int | None = Field(default=None, gt=0)
     divergence_loss: float | None = Field(default=None, gt=0)
-    # running: train-mode loss/accuracy accumulated over the epoch's batches (free);
-    # eval: an eval-mode pass over a fixed training subset as large as the test set.
-    train_metrics: Literal["running", "eval"] = "running"
+    # eval: an eval-mode pass over a fixed training subset as large as the test set, the clean
+    # counterpart of the test metrics (the generalization gap compares the two), at the cost of one
+    # more evaluation per epoch; running: train-mode loss/accuracy accumulated over the epoch's
+    # batches while the weights change (free, but lower than the final weights score: the gap
+    # reads negative). Configs stored before this setting read as running, what they ran with.
+    train_metrics: Literal["running", "eval"] = "eval"
     # Full-batch recipes (Geiping et al. 2021): clip the global gradient norm (after the
     # penalty), and add an explicit gradient-norm regulariser.
     grad_clip_norm: float | None = Field(default=None, gt=0)

@@ -53,7 +53,7 @@ REQUIRED_PARAMS = ("batch_size", "lr", "momentum", "seed", "dataset_size")
 # Params carried into the table as they are (the table's validation makes numbers of the numeric ones).
 TABLE_PARAMS = ("dataset", "model", "task", "optimizer", "optimizer_options", "ghost_batch_size", "weight_decay",
                 "nesterov", "schedule_args", "workers", "cpus_per_worker", "gpus_per_worker", "grad_clip_norm",
-                "grad_norm_penalty", *(key for key in TARGET_PARAM_KEYS if key != "steps_to_target"))
+                "grad_norm_penalty", "train_metrics", *(key for key in TARGET_PARAM_KEYS if key != "steps_to_target"))
 # Final values of the per-epoch metrics every row has (NaN where a task does not report one).
 FINAL_METRICS = ("test_acc", "train_acc", "updates", "test_loss", "train_loss")
 # The summed training time of each run, when the read could sum the epochs (a column of the runs frame).
@@ -83,6 +83,7 @@ def row_from_result(config: TrialConfig, result: Mapping[str, Any]) -> dict[str,
             "diverged": bool(result.get("diverged")), EPOCHS_COMPLETED: final("epoch"),
             EPOCHS_PLANNED: float(config.workload.epochs), "schedule": config.schedule.kind,
             "section": config.section, KEY: config.trial_key, "status": trial_status(config.workload, result),
+            "train_metrics": config.workload.train_metrics,
             "objective": final(objective.metric), "objective_train": math.nan if train is None else final(train),
             "objective_metric": objective.metric, "objective_direction": objective.direction}
 

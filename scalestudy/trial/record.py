@@ -202,6 +202,7 @@ PARAM_KEYS = (
     "section",
     "workers", "cpus_per_worker", "gpus_per_worker", "grad_clip_norm", "grad_penalty", "grad_norm_penalty",
     "grad_penalty_block_size", "trial_key", "bn_batch_size", "precise_bn_batches", "stop_at_train_loss",
+    "train_metrics",
     "task", "objective_metric", "objective_direction",
 )
 # Written when the spec's diagnostics count steps to a target (target_accuracy: test_acc's shortcut).

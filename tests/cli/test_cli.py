@@ -2,7 +2,9 @@
 
 import importlib
 import json
+import os
 import pkgutil
+import signal
 import socket
 import subprocess
 import sys
@@ -75,13 +77,16 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 def test_ui_serves_the_store(tmp_path):
+    """With no PATH at all, as outside an activated venv: the mlflow beside the interpreter serves."""
     from mlflow.tracking import MlflowClient
 
     # The UI only reads: it needs a store (in an empty directory it refuses instead of creating one).
     MlflowClient("sqlite:///" + str(tmp_path / "mlflow.db")).search_experiments()
     port = _free_port()
+    env = {"PATH": str(tmp_path / "nothing"), "HOME": str(tmp_path),
+           **{k: os.environ[k] for k in ("PYTHONPATH",) if k in os.environ}}  # a source checkout's package
     proc = subprocess.Popen([sys.executable, "-m", "scalestudy.cli", "ui", "--port", str(port)], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     try:
         deadline = time.monotonic() + 300  # the UI starts several workers: slow on a loaded 2-core machine
         while True:
@@ -94,9 +99,6 @@ def test_ui_serves_the_store(tmp_path):
                     raise AssertionError(proc.stdout.read().decode()[-2000:] if proc.poll() is not None else "timeout")
                 time.sleep(1)
     finally:
-        import os
-        import signal
-
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(30)
 

@@ -131,20 +131,23 @@ def test_the_sampler_permutes_each_epoch_and_splits_batches_over_ranks(law_file,
     assert list(plan.batch_sampler(seed=1, start_step=per_epoch + 2)) == whole[per_epoch + 2:]
 
 
-def test_hugging_face_fields_for_a_constant_batch_only(law_file, tmp_path):
+def test_hugging_face_fields_for_every_plan(law_file, tmp_path):
+    """The fields only; tests/law/test_hf.py trains with them in a real Trainer."""
     plan, _ = plan_for(law_file, tmp_path, "--epochs", 4, "--schedule", "constant", "--warmup-epochs", 1)
     assert plan.to_hf_training_args()["gradient_accumulation_steps"] == 1  # 4 devices × the per-worker batch
+    assert plan.to_hf_training_args()["max_steps"] == plan.total_updates  # HF's epochs hold the plan's updates
     args = plan.to_hf_training_args(devices=2)  # half the devices: two micro-batches per update
+    # HF's epoch of 4096 // (37 × 2) = 55 micro-batches is not whole updates of 2: its epochs must be the
+    # plan's, which PlanCallback ends at the plan's updates.
     assert args == {"learning_rate": plan.lr, "per_device_train_batch_size": plan.per_worker_batch_size,
-                    "gradient_accumulation_steps": 2, "warmup_steps": N // plan.batch_size,
-                    "max_steps": plan.total_updates, "lr_scheduler_type": "constant_with_warmup",
-                    "dataloader_drop_last": True}
+                    "gradient_accumulation_steps": 2, "lr_scheduler_type": "constant", "dataloader_drop_last": True,
+                    "num_train_epochs": 4, "max_steps": -1}
     hybrid, _ = plan_for(law_file, tmp_path, "--epochs", 10, "--factor", 2)
-    with pytest.raises(PlanError, match="batch size changes .*--schedule constant"):
-        hybrid.to_hf_training_args()
+    fields = hybrid.to_hf_training_args()  # B 16 → 128 on 4 devices: micro-batches of 4
+    assert (fields["per_device_train_batch_size"], fields["num_train_epochs"]) == (4, 10)
+    assert hybrid.hf_accumulation_steps(4, 4) == (1, 1, 1, 2, 2, 2, 4, 4, 8, 8)
     decay, _ = plan_for(law_file, tmp_path, "--epochs", 10, "--schedule", "step_decay_lr")
-    with pytest.raises(PlanError, match="decays the learning rate"):
-        decay.to_hf_training_args()
+    assert decay.to_hf_training_args()["max_steps"] == decay.total_updates
 
 
 def test_a_plan_for_a_target_takes_the_updates_the_steps_fit_predicts(law_file, tmp_path):

@@ -29,13 +29,12 @@ def test_counts_best_and_eta():
     state = state_after({"a": "ok", "b": "ok", "c": "diverged", "d": "stopped", "e": "error"})
     assert state.done == 5 and state.running == {"r1", "r2"}
     assert [state.count(s) for s in ("ok", "diverged", "stopped", "error")] == [2, 1, 1, 1]
-    state.result("B=32", {"test_acc": 0.5})
-    state.result("B=64", {"test_acc": float("nan")})  # a diverged trial's accuracy is not a best
-    state.result("B=128", {"test_acc": 0.7})
-    state.result("B=256", {"test_acc": 0.6})
+    for name, acc in (("B=32", 0.5), ("B=64", float("nan")), ("B=128", 0.7), ("B=256", 0.6)):
+        state.start(name)
+        state.finish(name, "ok", name, {"test_acc": acc})  # a diverged trial's NaN accuracy is no best
     assert state.best == (0.7, "B=128")
-    # 5 trials in 150 s: 15 left take 450 s at that rate.
-    assert state.eta(1150.0) == 450.0
+    # 9 trials in 150 s: 11 left take 183 s at that rate.
+    assert state.eta(1150.0) == 150 / 9 * 11
     assert StudyProgress("x", 3, started_at=0.0).eta(10.0) is None
 
 
@@ -46,25 +45,28 @@ def test_duration_format():
 
 def test_plain_line_says_everything_on_one_line():
     state = state_after({"a": "ok", "b": "diverged"}, elapsed=0)
-    state.result("B=32 lr=0.1 m=0.9 seed=0 constant", {"test_acc": 0.81234})
+    assert "best final test_acc - |" in plain_line(state, 1060.0)
+    state.start("c")
+    state.finish("c", "ok", "B=32 lr=0.1 m=0.9 seed=0 constant", {"test_acc": 0.81234})
     line = plain_line(state, 1060.0)
     assert "\n" not in line
-    assert line.startswith("[  1m00s] tiny: trials 2/20 done (1 ok, 1 diverged, 0 stopped early, 0 errored), "
+    assert line.startswith("[  1m00s] tiny: trials 3/20 done (2 ok, 1 diverged, 0 stopped early, 0 errored), "
                            "2 running")
-    assert "best test_acc 0.8123 (B=32 lr=0.1 m=0.9 seed=0 constant)" in line
-    assert line.endswith("about 9m00s left")
+    assert "best final test_acc 0.8123 (B=32 lr=0.1 m=0.9 seed=0 constant)" in line
+    assert line.endswith("about 5m40s left")
     finished = state_after({str(i): "ok" for i in range(20)}, running=())
     assert plain_line(finished, 1100.0).endswith("finished")
 
 
 def test_live_view_renders_counts_best_and_times():
     state = state_after({"a": "ok", "b": "error"})
-    state.result("B=64", {"test_acc": 0.9})
+    state.start("c")
+    state.finish("c", "ok", "B=64", {"test_acc": 0.9})
     console = Console(file=io.StringIO(), width=120, color_system=None)
     console.print(live_view(state, 1030.0))
     text = console.file.getvalue()
-    for part in ("tiny", "2/20 trials", "2 running", "1 ok", "1 errored", "test_acc 0.9000  B=64",
-                 "30s elapsed", "about 4m30s left"):
+    for part in ("tiny", "3/20 trials", "2 running", "2 ok", "1 errored", "final test_acc 0.9000  B=64",
+                 "30s elapsed", "about 2m50s left"):
         assert part in text, (part, text)
 
 
@@ -94,7 +96,27 @@ def test_plain_lines_come_at_a_bounded_rate():
     # 8 multiples of 7 diverged; 11 other multiples of 4 stopped after 1 of 3 epochs
     assert "trials 50/50 done (31 ok, 8 diverged, 11 stopped early, 0 errored)" in lines[1]
     # Trial 49 reported the highest accuracy but diverged: a diverged trial is never the best.
-    assert "best test_acc 0.4800 (B=32 lr=0.49 m=0 seed=0 constant)" in lines[1]
+    assert "best final test_acc 0.4800 (B=32 lr=0.49 m=0 seed=0 constant)" in lines[1]
+
+
+def test_the_best_is_a_trials_final_epoch_as_in_the_summary_table():
+    """A trial whose accuracy peaked mid-training and fell is ranked by its final epoch, as the
+    summary table (and the analysis) rank it: the progress and the table name the same trial."""
+    out = io.StringIO()
+    callback = ProgressCallback("tiny", 2, stream=out, every_s=3600, live=False, objective=CELL.objective)
+    callback.setup()
+    peaked, steady = trial("0", 3, acc=0.60), trial("1", 3, acc=0.55)
+    for t in (peaked, steady):
+        callback.on_trial_start(0, [], t)
+    callback.on_trial_result(0, [], peaked, {"epoch": 2, "test_acc": 0.90})  # its best epoch
+    callback.on_trial_result(0, [], peaked, peaked.last_result)
+    callback.on_trial_result(0, [], steady, steady.last_result)
+    assert callback.state.best is None  # no trial has ended
+    callback.on_trial_complete(0, [], peaked)
+    callback.on_trial_complete(0, [], steady)
+    assert callback.state.best == (0.60, "B=32 lr=0.01 m=0 seed=0 constant")
+    rows = [row(32, (int(t.trial_id) + 1) / 100, test_acc=t.last_result["test_acc"]) for t in (peaked, steady)]
+    assert summary_table(rows, CELL.objective).splitlines()[1].split()[-3:] == ["0.01", "0.6000", "-"]
 
 
 def test_live_display_ends_with_its_last_frame_and_pickles_without_it():
@@ -118,13 +140,13 @@ LOSS = Objective(metric="test_loss", direction="min")
 
 def test_a_minimised_objective_shows_its_lowest_value_as_the_best():
     state = StudyProgress("lm", 4, started_at=0.0, objective=LOSS)
-    state.result("B=8", {"test_loss": 3.2})
-    state.result("B=16", {"test_loss": 2.5})
-    state.result("B=32", {"test_loss": 0.1, "diverged": 1})  # a diverged trial is never the best
-    state.result("B=64", {"test_loss": float("inf")})
-    state.result("B=128", {"test_loss": 2.9})
+    for name, final in (("B=8", {"test_loss": 3.2}), ("B=16", {"test_loss": 2.5}),
+                        ("B=32", {"test_loss": 0.1, "diverged": 1}),  # a diverged trial is never the best
+                        ("B=64", {"test_loss": float("inf")}), ("B=128", {"test_loss": 2.9})):
+        state.start(name)
+        state.finish(name, "ok", name, final)
     assert state.best == (2.5, "B=16")
-    assert "best test_loss 2.5000 (B=16)" in plain_line(state, 1.0)
+    assert "best final test_loss 2.5000 (B=16)" in plain_line(state, 1.0)
 
 
 def row(batch_size: int, lr: float, diverged: bool = False, **metrics) -> dict:
@@ -136,7 +158,7 @@ def test_the_summary_table_ranks_each_cell_by_the_objective():
     rows = [row(16, 0.01, test_loss=2.8), row(16, 0.02, test_loss=2.4), row(16, 0.04, test_loss=1.0, diverged=True),
             row(32, 0.02, test_loss=float("nan"), diverged=True)]
     header, small, large = summary_table(rows, LOSS).splitlines()
-    assert header.split()[-2:] == ["test_loss", "gap"]
+    assert header.split()[-3:] == ["final", "test_loss", "gap"]
     assert small.split()[-4:] == ["1", "0.02", "2.4000", "-"]  # 1 diverged; the lowest loss, no accuracy gap
     assert large.split()[-4:] == ["1", "-", "-", "-"]
     accuracy = [row(16, 0.01, test_acc=0.8, gen_gap=0.05), row(16, 0.02, test_acc=0.9, gen_gap=0.1)]

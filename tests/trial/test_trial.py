@@ -37,6 +37,19 @@ def test_the_config_holds_the_spec_s_typed_values_and_the_study_s_runtime():
         config.lr = 1.0  # frozen
 
 
+def test_train_metrics_default_to_a_clean_evaluation_and_are_recorded():
+    """The gap compares test metrics with an eval-mode pass over a fixed training subset unless the
+    spec asks for the running ones; the param and the trial-table row say which."""
+    from scalestudy.trial.readback import row_from_result
+
+    (config, *_) = expand_trials(spec_from_dict(SPEC))
+    assert config.workload.train_metrics == "eval"
+    assert trial_params(config.to_dict())["train_metrics"] == "eval"
+    assert row_from_result(config, {"epoch": 3, "test_acc": 0.5, "train_acc": 0.6})["train_metrics"] == "eval"
+    running = spec_from_dict({**SPEC, "workload": {**SPEC["workload"], "train_metrics": "running"}})
+    assert trial_params(expand_trials(running)[0].to_dict())["train_metrics"] == "running"
+
+
 def test_keys_come_from_exact_values():
     trials = expand_trials(spec_from_dict(SPEC))
     by_lr = {(t.batch_size, t.lr): t.trial_key for t in trials}

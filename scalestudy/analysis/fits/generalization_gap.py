@@ -2,7 +2,9 @@
 
 On the study's objective: train − test of a maximised one (accuracy), test − train of a minimised
 one (a loss: test_loss − train_loss), so a positive gap always means the training split scores
-better. No gap without the objective's training counterpart (``objective_train``).
+better. No gap without the objective's training counterpart (``objective_train``). How the trials
+measured it (``train_metrics``: an eval-mode pass over a fixed training subset, or the running
+train-mode mean over the epoch's batches, which trails the final weights) is carried to the report.
 
 The gap of a cell is the seed-mean gap of its non-diverged trials, linearly
 interpolated over ln ε at ε*. Its trend is a least-squares slope against log2 B (gap
@@ -46,6 +48,7 @@ class GapFit:
     vs_batch: GapTrend | None  # per doubling of B
     vs_noise: GapTrend | None  # per doubling of g*
     reason: str | None = None
+    train_metrics: str | None = None  # eval | running | mixed (the trials' workload.train_metrics); None: not recorded
 
 
 def fit_gap(frame: pd.DataFrame, cells: list[CellOptimum]) -> GapFit:
@@ -57,6 +60,8 @@ def fit_gap(frame: pd.DataFrame, cells: list[CellOptimum]) -> GapFit:
     if ok.empty:
         return GapFit((), None, None, f"no trial has both a train and a test {objective_of(frame).metric}: no gap")
     sign = objective_of(frame).sign
+    measured = sorted(set(ok["train_metrics"]) & {"eval", "running"}) if "train_metrics" in ok.columns else []
+    train_metrics = (measured[0] if len(measured) == 1 else "mixed") if measured else None
     gap = (sign * (ok[train] - ok[test])).groupby([ok["batch_size"], ok["momentum"], ok["lr"]]).mean()
     dataset_size = int(frame["dataset_size"].iloc[0])
     for cell in cells:
@@ -67,7 +72,8 @@ def fit_gap(frame: pd.DataFrame, cells: list[CellOptimum]) -> GapFit:
         g = float(noise_scale(cell.lr_opt, cell.momentum, dataset_size, cell.batch_size))
         rows.append(GapCell(cell.batch_size, cell.momentum, cell.lr_opt, g, value))
     if len({r.batch_size for r in rows}) < 2:
-        return GapFit(tuple(rows), None, None, "fewer than 2 batch sizes with an optimum: no gap trend")
+        return GapFit(tuple(rows), None, None, "fewer than 2 batch sizes with an optimum: no gap trend",
+                      train_metrics)
     gaps = np.array([r.gap for r in rows])
     vs_batch = _slope(np.log2([r.batch_size for r in rows]), gaps, "doubling of batch size")
     positive = [r for r in rows if r.noise_scale > 0]
@@ -75,7 +81,7 @@ def fit_gap(frame: pd.DataFrame, cells: list[CellOptimum]) -> GapFit:
     if len({r.noise_scale for r in positive}) >= 2:
         vs_noise = _slope(np.log2([r.noise_scale for r in positive]), np.array([r.gap for r in positive]),
                           "doubling of noise scale")
-    return GapFit(tuple(rows), vs_batch, vs_noise)
+    return GapFit(tuple(rows), vs_batch, vs_noise, train_metrics=train_metrics)
 
 
 def _slope(x: np.ndarray, y: np.ndarray, per: str) -> GapTrend:

@@ -20,6 +20,8 @@ optional
   objective_metric  str  the objective's metric name (test_acc, test_loss, ...)
   objective_train   float  its training-split counterpart (train_acc for test_acc): the gap
   test_acc, train_acc  float  final accuracies [fraction] (classification)
+  train_metrics str    eval | running: how the train_* metrics were measured (workload.train_metrics:
+                       an eval-mode pass over a fixed training subset, or the epoch's running mean)
   schedule      str    constant | step_decay_lr | increase_batch | hybrid | ... (missing: constant)
   optimizer     str    sgd | adamw | the user's import path (missing or empty: sgd); the noise scale g*
                        is fitted for sgd only

@@ -50,7 +50,9 @@ def terminal_summary(fits: StudyFits, law: ScalingLaw, warnings: list[str], repo
     if law.gap_slope:
         gap = law.gap_slope  # accuracy points for an accuracy; another objective in its own units
         shown = points(gap.value, gap.ci95) if fits.objective.metric.endswith("_acc") else estimate(gap.value, gap.ci95, 3)
-        lines.append(f"generalization gap: {shown} per {gap.per}")
+        order = "train − test" if fits.objective.maximise else "test − train"
+        lines.append(f"generalization gap ({order} at ε*, > 0: overfitting): {shown} per {gap.per}"
+                     + (f"; {fits.gap.train_metrics} train metrics" if fits.gap.train_metrics else ""))
     if fits.critical_batch.value is not None:
         lines.append("critical batch size: " + critical_line(fits.critical_batch))
     sizes = fits.critical_sizes
@@ -83,7 +85,8 @@ def report_markdown(fits: StudyFits, law: ScalingLaw, figures: list[Path], figur
            (f"Source: {source}; {fits.n_trials} trials; spec hash `{prov.spec_hash}`; "
            f"scalestudy {prov.scalestudy_version}; created {prov.created}."), "",
            "## Optimal learning rate", "",
-           (f"Objective: {fits.objective.label} (`{fits.objective.metric}`), {fits.objective.direction}imised. "
+           (f"Objective: {fits.objective.label} (`{fits.objective.metric}`) at each trial's final epoch (as the "
+           f"run's summary table ranks trials), {fits.objective.direction}imised. "
            f"Form: `{law.form}` (lr per update, B in examples). ε* of each (B, m) cell is the vertex of a "
            f"quadratic in ln ε through {_curve(fits.objective)} at the best ε and its neighbours; "
            "its 95 % interval is every ε where the seed means (each seed's own level taken out) are "
@@ -149,6 +152,7 @@ def report_markdown(fits: StudyFits, law: ScalingLaw, figures: list[Path], figur
                        f"{estimate(gap.vs_batch.value, gap.vs_batch.ci95, 3)} per {gap.vs_batch.per}"
                        + (f"; {estimate(gap.vs_noise.value, gap.vs_noise.ci95, 3)} per {gap.vs_noise.per}."
                           if gap.vs_noise else "."))
+        out.append(_gap_meaning(gap, objective))
     out += ["", "## Schedules", ""] + _schedules_section(fits.schedules, fits.objective.metric.endswith("_acc"))
     out += ["", "## Steps to target", ""] + _steps_section(fits.steps)
     out += ["", "## Sharpness", ""] + _sharpness_section(fits.sharpness)
@@ -159,6 +163,25 @@ def report_markdown(fits: StudyFits, law: ScalingLaw, figures: list[Path], figur
     if warnings:
         out += ["", "## Warnings", ""] + [f"- {w}" for w in warnings]
     return "\n".join(out) + "\n"
+
+
+def _gap_meaning(gap, objective) -> str:
+    """The gap's sign and how its train side was measured, for the report."""
+    name = "accuracy" if objective.metric.endswith("_acc") else objective.metric.removeprefix("test_")
+    order = "train − test" if objective.maximise else "test − train"
+    sign = (f"The gap is {order} {name} at each cell's ε*, both at the final epoch, so a positive gap means the "
+            "model scores better on its training data than on unseen data (overfitting); the slope is its "
+            "change per doubling of B. ")
+    how = {"eval": f"Train {name} is an eval-mode pass over a fixed training subset as large as the test set "
+                   "(workload.train_metrics: eval).",
+           "running": f"Train {name} is the running train-mode mean over each epoch's batches (workload."
+                      "train_metrics: running): taken while the weights change, with train-mode batch norm and "
+                      "augmentation, it trails what the final weights score, so the gap reads low (it can turn "
+                      "negative); set train_metrics: eval for a clean one.",
+           "mixed": f"The trials measured train {name} in both ways (workload.train_metrics eval and running): "
+                    "the gap mixes them."}
+    return sign + how.get(gap.train_metrics, f"How train {name} was measured is not recorded (before scalestudy "
+                                             "recorded it, the running train-mode mean unless train_metrics: eval).")
 
 
 def _curve(objective) -> str:

@@ -15,7 +15,9 @@ from scalestudy.analysis import (
 )
 from scalestudy.analysis.figures.accuracy_vs_lr import accuracy_vs_lr
 from scalestudy.analysis.figures.lr_opt_vs_batch_size import lr_law
+from scalestudy.analysis.fits.generalization_gap import fit_gap
 from scalestudy.analysis.outputs.phrases import number
+from scalestudy.analysis.outputs.report import report_markdown
 from scalestudy.law import ScalingLaw
 from scalestudy.testing.planted import add_diagnostics, make_planted_table, stop_early
 
@@ -159,3 +161,24 @@ def test_importing_the_analysis_layer_loads_no_heavy_module():
             "print(sorted(m for m in ('torch', 'ray', 'mlflow', 'matplotlib', 'scipy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_report_explains_the_gaps_sign_and_how_its_train_side_was_measured(result):
+    """One sentence on the sign (train − test, > 0: overfitting, per doubling of B), one on the train
+    metric: a planted table does not record it; the trials' train_metrics column says which."""
+    text = result.report_path.read_text()
+    assert ("a positive gap means the model scores better on its training data than on unseen data "
+            "(overfitting); the slope is its change per doubling of B.") in text
+    assert "How train accuracy was measured is not recorded" in text
+    assert "generalization gap (train − test at ε*, > 0: overfitting): +0.98 points" in result.summary()
+    frame = law_trials(make_planted_table(1.0, 1.0, 1e-3, 1024, rng=3))[0]
+    cells = list(fit_frontier(frame).cells)
+    assert fit_gap(frame, cells).train_metrics is None
+    assert fit_gap(frame.assign(train_metrics="eval"), cells).train_metrics == "eval"
+    mixed = frame.assign(train_metrics=["running" if b < 64 else "eval" for b in frame["batch_size"]])
+    assert fit_gap(mixed, cells).train_metrics == "mixed"
+    for measured, words in (("eval", "is an eval-mode pass over a fixed training subset"),
+                            ("running", "trails what the final weights score, so the gap reads low"),
+                            ("mixed", "measured train accuracy in both ways")):
+        with_measure = dataclasses.replace(result.fits, gap=dataclasses.replace(result.fits.gap, train_metrics=measured))
+        assert words in report_markdown(with_measure, result.law, [], [], [])
