@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from scalestudy.cli.arguments import CliError, check_out
@@ -54,6 +55,7 @@ def cmd_check_law(args: argparse.Namespace) -> int:
         # The law's own interval at each cell: too wide, and the check could not fail (exit 2 unless --force).
         forced = enforce(law, [law.predict(c.batch_size, c.momentum, c.dataset_size) for c in check.cells
                                if c.predicted is not None], guard)
+        check = replace(check, warnings=(*check.warnings, *forced))  # check.json and check.md keep them
         args.out.mkdir(parents=True, exist_ok=True)
         files = write_check(check, law, args.law, source, args.out)
     print("\n".join(check_table(check)))

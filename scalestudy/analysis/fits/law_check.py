@@ -188,7 +188,7 @@ def _same_objective(law: ScalingLaw, frame: pd.DataFrame) -> None:
     """A law's ε* maximise (minimise) one objective; a check study's must be of the same."""
     metric, direction = law_objective(law)
     study = objective_of(frame)
-    named = study.metric != "objective"  # a table that does not name its metric: the direction alone
+    named = "objective" not in (study.metric, metric)  # a table that does not name its metric: the direction alone
     if study.direction != direction or (named and study.metric != metric):
         raise LawRefused(f"the law was fitted on {metric} ({direction}imised) and the check study's objective is "
                          f"{study.metric} ({study.direction}imised): the ε* of one is not the ε* of the other; check "

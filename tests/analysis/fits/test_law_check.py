@@ -141,6 +141,7 @@ def test_a_law_too_wide_at_the_check_cells_is_refused_unless_forced_and_then_say
     data = json.loads((tmp_path / "out" / "check.json").read_text())
     assert code == 0 and err.startswith("warning: FORCED (--force)")
     assert data["power"]["detectable_factor"] > 10 and "but it could not have detected a deviation" in out
+    assert any(w.startswith("FORCED (--force)") for w in data["warnings"])
 
 
 def test_the_check_is_logged_to_mlflow_under_the_law_s_run_or_else_the_checked_study_s(files, tmp_path):
