@@ -69,7 +69,10 @@ class PlanCallback(TrainerCallback):
         """HF's loop runs the plan's epochs, each within one of its epochs, updates aligned."""
         plan, epochs, given = self.plan, self.plan.epochs(), self._given
         fix = "use TrainingArguments(**plan.to_hf_training_args(...))"
-        n = len(loader.dataset) if hasattr(loader.dataset, "__len__") else plan.dataset_size
+        if not hasattr(loader.dataset, "__len__"):
+            raise PlanError("the training set has no length (an IterableDataset): the plan's epochs are passes "
+                            "over N examples; give the Trainer a map-style dataset")
+        n = len(loader.dataset)
         if n != plan.dataset_size:
             raise PlanError(f"the training set has {n} examples, the plan's epochs {plan.dataset_size}: "
                             f"make the plan with --dataset-size {n}")
