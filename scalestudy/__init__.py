@@ -4,7 +4,7 @@ The top-level package imports nothing heavy: ``import scalestudy`` starts no Ray
 loads no torch.
 
 The user's own workloads can be named in a spec by import path (``package.module:attribute``), or
-registered under a name here (the contracts are in the README, "Your own workload"):
+registered under a name here (the contracts are in docs/workload.md, "Your own workload"):
 
     import scalestudy
     scalestudy.register_model("tiny_cnn", mypkg.models.build)   # build(input_shape, num_classes, **options)

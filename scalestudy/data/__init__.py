@@ -13,6 +13,10 @@ Built-in datasets have typed options and know N and the example shape without lo
 user's own (``package.module:attribute``, or a name registered with ``scalestudy.register_dataset``
 or an entry point) take free-form options as keyword arguments and are loaded once in the driver
 to learn N, the input shape and the number of classes (:func:`dataset_info`, :mod:`.user`).
+
+The dataset at another N (the dataset-size axis) is :func:`at_dataset_size`'s one rule: a built-in's
+``train_size`` option, else scalestudy's seeded, nested subsample of the training split
+(:class:`TrainSubset`, applied by :func:`load_dataset`; :mod:`.subsample`).
 """
 
 from __future__ import annotations
@@ -40,8 +44,8 @@ if TYPE_CHECKING:
     from scalestudy.data.base import InMemoryDataset
     from scalestudy.data.stream import MapDataset
 
-__all__ = ["DATASETS", "DATASET_OPTIONS", "DatasetInfo", "dataset_info", "dataset_options", "train_size",
-           "load_dataset"]
+__all__ = ["DATASETS", "DATASET_OPTIONS", "DatasetInfo", "TrainSubset", "at_dataset_size", "dataset_info",
+           "dataset_options", "train_size", "load_dataset"]
 
 DATASETS = Registry(
     "dataset",
@@ -115,12 +119,35 @@ def train_size(name: str, options: BaseModel) -> int:
     return dataset_info(name, options).train_size
 
 
+@dataclass(frozen=True)
+class TrainSubset:
+    """N training examples scalestudy takes itself: the first ``size`` of one permutation of the full
+    training split seeded by ``seed`` (the study's, not the trial's; :mod:`.subsample`)."""
+
+    size: int  # N, training examples
+    seed: int
+
+
+def at_dataset_size(name: str, options: BaseModel | Mapping[str, Any] | None, size: int,
+                    seed: int) -> tuple[BaseModel, TrainSubset | None]:
+    """The dataset at N = ``size`` training examples, as (options, subset): a built-in with a ``train_size``
+    option makes N itself (its data exactly as before the axis took any dataset); any other dataset is
+    loaded whole and its training split subsampled. Raises pydantic's ``ValidationError`` for a
+    ``train_size`` the options refuse; N above the full split is the caller's check (it knows the size)."""
+    options = dataset_options(name, options)
+    if "train_size" in type(options).model_fields:
+        return dataset_options(name, {**options.model_dump(), "train_size": size}), None
+    return options, TrainSubset(size, seed)
+
+
 def load_dataset(
-    name: str, options: BaseModel | Mapping[str, Any] | None = None, device: str | torch.device = "cpu"
+    name: str, options: BaseModel | Mapping[str, Any] | None = None, device: str | torch.device = "cpu",
+    subset: TrainSubset | None = None,
 ) -> InMemoryDataset | MapDataset:
     """Load dataset ``name`` (to CPU, then moved to ``device``; a map-style dataset stays on the CPU,
-    its batches are moved as they are loaded)."""
+    its batches are moved as they are loaded); ``subset``: only those training examples."""
     from scalestudy.data.base import InMemoryDataset
+    from scalestudy.data.subsample import subsample_train
 
     options = dataset_options(name, options)
     if not DATASETS.is_builtin(name):
@@ -129,4 +156,6 @@ def load_dataset(
         loaded = load_user_dataset(name, DATASETS.get(name), options.model_dump())
     else:
         loaded = DATASETS.get(name)(options)
+    if subset is not None:  # cut on the CPU, before the move: only N examples reach the device
+        loaded = subsample_train(loaded, subset.size, subset.seed)
     return loaded.to(device) if isinstance(loaded, InMemoryDataset) else loaded

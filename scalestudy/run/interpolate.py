@@ -79,7 +79,7 @@ def interpolate_runs(run_a: str, run_b: str, *, tracking_uri: str, storage_path:
 
     a = load_trial_state(run_a, tracking_uri, storage_path)
     b = load_trial_state(run_b, tracking_uri, storage_path)
-    for key in ("dataset", "dataset_options", "model", "model_options"):
+    for key in ("dataset", "dataset_options", "train_subset", "model", "model_options"):
         mine, theirs = getattr(a.config.workload, key), getattr(b.config.workload, key)
         if mine != theirs:
             raise StudyError(f"runs differ in {key} ({mine!r} vs {theirs!r}): "

@@ -104,20 +104,20 @@ def _check_section(spec: StudySpec, section: Section, where: str) -> None:
 
 
 def _dataset_sizes(section: Section, workload_size: int, where: str) -> list[int]:
-    """The N of each trial: the grid's dataset sizes, each valid as the dataset's train_size, or the
-    workload's one N (``workload_size``)."""
-    sizes = section.grid.dataset_size
+    """The N of each trial: the grid's dataset sizes, each valid as the dataset's train_size or, for a
+    dataset scalestudy subsamples, at most its training-set size ``workload_size``; or that one N."""
+    sizes, workload = section.grid.dataset_size, section.workload
     if sizes is None:
         return [workload_size]
-    options = data.dataset_options(section.workload.dataset, section.workload.dataset_options)
-    if "train_size" not in type(options).model_fields:
-        raise SpecError(f"{where}grid.dataset_size: dataset {section.workload.dataset!r} has no train_size option "
-                        "to vary")
     for size in sizes:
         try:
-            data.dataset_options(section.workload.dataset, {**options.model_dump(), "train_size": size})
+            _, subset = data.at_dataset_size(workload.dataset, workload.dataset_options, size,
+                                             section.grid.dataset_subset_seed)
         except ValidationError as error:
             raise SpecError(prefixed(f"{where}grid.dataset_size: {size}: dataset_options", error)) from None
+        if subset is not None and size > workload_size:
+            raise SpecError(f"{where}grid.dataset_size: {size} exceeds the training-set size {workload_size} of "
+                            f"dataset {workload.dataset!r} (each N is a subset of its training split)")
     return list(sizes)
 
 

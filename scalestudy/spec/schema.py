@@ -61,8 +61,16 @@ class Grid(Frozen):
     nesterov: bool = False
     weight_decay: float = Field(default=0.0, ge=0)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    # The dataset-size axis: each N replaces the dataset's train_size option (null: the workload's one N).
-    dataset_size: list[int] | None = Field(default=None, min_length=1)
+    dataset_size: list[int] | None = Field(default=None, min_length=1, description=(
+        "The dataset-size axis: train every cell at each N (training examples), for any dataset. A built-in "
+        "with a train_size option (mnist1d, synthetic, cifar10) makes N itself; any other (your own by import "
+        "path, text_bytes, image_folder) is loaded whole and scalestudy trains on N examples of its training "
+        "split: the first N of one permutation seeded by dataset_subset_seed, so every trial at one N sees the "
+        "same examples and a larger N holds a smaller one's; the test split is unchanged. Each N at most the "
+        "training-set size. null: the workload's one N."))
+    dataset_subset_seed: int = Field(default=0, ge=0, description=(
+        "Seed of the training examples each N of dataset_size takes when scalestudy subsamples (the study's, "
+        "not the trial's seed; logged as the dataset_subset_seed param)."))
 
     @field_validator("batch_size")
     @classmethod

@@ -77,8 +77,9 @@ class EpochLoop:
                 raise ValueError(f"data holds {data.train_size} training examples, the trial config "
                                  f"{workload.dataset_size}")
         else:
-            data = resident(load_dataset(workload.dataset, workload.dataset_options, device="cpu"),
-                            loading.residency, loading.memory_limit_mb, loading.loader_workers)
+            loaded = load_dataset(workload.dataset, workload.dataset_options, device="cpu",
+                                  subset=workload.train_subset)  # N of a dataset scalestudy subsamples
+            data = resident(loaded, loading.residency, loading.memory_limit_mb, loading.loader_workers)
         if isinstance(data, InMemoryDataset):
             self.data = data.to(self.device)
             self.batches = MemoryBatches(self.data, self.dist)

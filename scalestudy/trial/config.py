@@ -17,7 +17,7 @@ the defaults of configs stored by earlier versions), kept together so the two ca
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -67,6 +67,14 @@ class TrialWorkload:
     has_batch_norm: bool  # the model has batch-norm layers (the user's: seen by building it in the driver)
     # N is one value of the grid's dataset_size axis (then in run names and per-cell groupings).
     dataset_size_in_grid: bool = False
+    # The N examples scalestudy takes of the training split (None: the dataset gives N itself); part of
+    # the trial's identity, since the dataset's options are then the same at every N.
+    train_subset: data.TrainSubset | None = None
+
+    def __post_init__(self) -> None:
+        if self.train_subset is not None and self.train_subset.size != self.dataset_size:
+            raise ValueError(f"trial config: train_subset of {self.train_subset.size} examples, dataset_size "
+                             f"{self.dataset_size}")
 
     @property
     def shown_dataset_size(self) -> int | None:
@@ -177,6 +185,7 @@ class TrialConfig(_TrialFields):
             "run_name": self.run_name,
             # Only when set: configs (and trial keys) of studies without the axis stay as they were.
             **({"dataset_size_in_grid": True} if workload.dataset_size_in_grid else {}),
+            **({"train_subset": asdict(workload.train_subset)} if workload.train_subset is not None else {}),
         }
 
     @classmethod
@@ -199,7 +208,7 @@ _WIRE_KEYS = frozenset({
     "grad_penalty", "grad_norm_penalty", "precise_bn", "stop_at_train_loss", "has_batch_norm", "bn_batch_size",
     "diagnostics", "batch_size", "momentum", "nesterov", "weight_decay", "optimizer", "optimizer_options", "seed", "schedule", "workers", "cpus_per_worker", "gpus_per_worker",
     "checkpoint_every", "placement_strategy", "max_failures", "train_storage_path", "lr", "trial_key", "run_name",
-    "dataset_size_in_grid",
+    "dataset_size_in_grid", "train_subset",
 })
 
 
@@ -235,7 +244,8 @@ def _shared_fields(raw: Mapping[str, Any], allowed: frozenset[str]) -> dict[str,
         # Stored since the user's models: before, every model was a built-in, its batch norm in its options.
         has_batch_norm=bool(raw["has_batch_norm"]) if "has_batch_norm" in raw else models.has_batch_norm(
             raw["model"], raw["model_options"]),
-        dataset_size_in_grid=bool(raw.get("dataset_size_in_grid", False)))
+        dataset_size_in_grid=bool(raw.get("dataset_size_in_grid", False)),
+        train_subset=data.TrainSubset(**raw["train_subset"]) if raw.get("train_subset") else None)
     resources = TrialResources(
         workers=int(get("workers", Resources, "workers_per_trial")),
         cpus_per_worker=float(get("cpus_per_worker", Resources)), gpus_per_worker=float(get("gpus_per_worker", Resources)),
@@ -272,10 +282,9 @@ def expand_cells(spec: StudySpec, storage_path: str | None = None) -> list[Cell]
         has_batch_norm = models.has_batch_norm(spec_workload.model, model_options, info.input_shape, info.num_classes)
         optimizer_name = optim.OPTIMIZERS.portable(optimizer.name)
         optimizer_options = optim.optimizer_options(optimizer.name, optimizer.options)
-        for options in _dataset_options(spec_workload, grid):
+        for options, size, subset in _at_dataset_sizes(spec_workload, grid):
             workload = TrialWorkload(
-                dataset=data.DATASETS.portable(spec_workload.dataset), dataset_options=options,
-                dataset_size=data.train_size(spec_workload.dataset, options),  # the user's: loaded once, cached
+                dataset=data.DATASETS.portable(spec_workload.dataset), dataset_options=options, dataset_size=size,
                 model=models.MODELS.portable(spec_workload.model),
                 model_options=model_options, task=tasks.TASKS.portable(spec_workload.task), data=spec_workload.data,
                 epochs=spec_workload.epochs, ghost_batch_size=spec_workload.ghost_batch_size,
@@ -283,7 +292,8 @@ def expand_cells(spec: StudySpec, storage_path: str | None = None) -> list[Cell]
                 divergence_loss=spec_workload.divergence_loss, train_metrics=spec_workload.train_metrics,
                 grad_clip_norm=spec_workload.grad_clip_norm, grad_penalty=spec_workload.grad_penalty,
                 precise_bn=spec_workload.precise_bn, stop_at_train_loss=spec_workload.stop_at_train_loss,
-                has_batch_norm=has_batch_norm, dataset_size_in_grid=grid.dataset_size is not None)
+                has_batch_norm=has_batch_norm, dataset_size_in_grid=grid.dataset_size is not None,
+                train_subset=subset)
             for schedule in section.schedule:
                 for momentum in grid.momentum:
                     for batch_size in grid.batch_size:
@@ -298,13 +308,16 @@ def expand_cells(spec: StudySpec, storage_path: str | None = None) -> list[Cell]
     return cells
 
 
-def _dataset_options(workload: Workload, grid: Grid) -> list[BaseModel]:
-    """The dataset options of each N of the grid's dataset-size axis (train_size replaced), or the one."""
+def _at_dataset_sizes(workload: Workload, grid: Grid) -> list[tuple[BaseModel, int, data.TrainSubset | None]]:
+    """(options, N, subset) of each N of the grid's dataset-size axis (``data.at_dataset_size``), or the one."""
     options = data.dataset_options(workload.dataset, workload.dataset_options)
-    if grid.dataset_size is None:
-        return [options]
-    return [data.dataset_options(workload.dataset, {**options.model_dump(), "train_size": size})
-            for size in grid.dataset_size]
+    if grid.dataset_size is None:  # the user's dataset: loaded once (cached) to learn its N
+        return [(options, data.train_size(workload.dataset, options), None)]
+    at_sizes = []
+    for size in grid.dataset_size:
+        options_at_n, subset = data.at_dataset_size(workload.dataset, options, size, grid.dataset_subset_seed)
+        at_sizes.append((options_at_n, size, subset))
+    return at_sizes
 
 
 def expand_trials(spec: StudySpec, storage_path: str | None = None) -> list[TrialConfig]:

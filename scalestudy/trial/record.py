@@ -223,6 +223,8 @@ def trial_params(wire: Mapping[str, Any]) -> dict[str, str]:
     corpus = (wire["dataset_options"] or {}).get("corpus_hash")
     if corpus:  # provenance of a text corpus: the sha256 of the bytes trained on
         values["corpus_hash"] = corpus
+    if wire.get("train_subset"):  # which N examples scalestudy took of the training split
+        values["dataset_subset_seed"] = wire["train_subset"]["seed"]
     diagnostics = wire["diagnostics"]
     target = diagnostics.get("target")
     if diagnostics["target_accuracy"] is not None:
@@ -236,7 +238,7 @@ def trial_params(wire: Mapping[str, Any]) -> dict[str, str]:
 
 
 def steps_to_target_method(every: int | None, margin: float | None) -> str:
-    """How updates_to_target is measured (an MLflow param, see the README and ``scalestudy.train.target``).
+    """How updates_to_target is measured (an MLflow param, see docs/tracking.md and ``scalestudy.train.target``).
     Runs logged before censoring say "interpolated between epoch ends" (linearly, from update 0 too) or
     "evaluated every K updates[ within m of the target]" (the first evaluation at the target)."""
     if every is None:

@@ -1,7 +1,7 @@
 """The trial table: one row per trial that ended (finished, diverged or stopped early), the
 only input of every fit.
 
-Schema (documented in the README; units in brackets):
+Schema (documented in docs/tracking.md, "The trial table"; units in brackets):
 
 required
   batch_size    int    initial global batch size B [examples per update]

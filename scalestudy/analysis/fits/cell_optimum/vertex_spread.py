@@ -29,8 +29,8 @@ set leaves out, the curve's local shape, in two parts:
 :mod:`scalestudy.analysis.fits.cell_optimum.frontier` reports the intersection of this interval with the unimodal
 set's hull (where the set is bounded on a side, it stays the guard there). Measured on subsamples
 of the reference studies (``scalestudy bench coverage``), the intersection covers the reference ε*
-at 2, 3 and 5 seeds and bounds most cells the set alone left open (the figures are in the README's
-coverage table).
+at 2, 3 and 5 seeds and bounds most cells the set alone left open (the figures are in the coverage
+section of docs/benchmarks.md).
 """
 
 from __future__ import annotations
