@@ -18,6 +18,7 @@ from typing import Any
 
 from scalestudy.endpoints import answers, redact_uri
 from scalestudy.run.interrupts import InterruptedStudy
+from scalestudy.run.ray_session import environment
 from scalestudy.run.storage import StudyRun
 from scalestudy.trial.record import (
     ERROR,
@@ -142,7 +143,8 @@ def reopen_study_run(client, parent_run_id: str, grown_spec=None, planned: int |
 
 def stored_spec(client, parent_run_id: str) -> str | None:
     """The study's spec as its parent run holds it (YAML), None when it cannot be read."""
-    with tempfile.TemporaryDirectory() as folder:
+    quiet = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}  # MLflow draws a download bar on stderr
+    with tempfile.TemporaryDirectory() as folder, environment(quiet, keep_set=True):
         try:
             return Path(client.download_artifacts(parent_run_id, SPEC_ARTIFACT, folder)).read_text()
         except Exception:  # noqa: BLE001 - missing or unreadable: the caller says what it cannot check
