@@ -89,7 +89,10 @@ def run_study(spec: StudySpec, *, address: str | None = None, storage: str | Non
             name = checked.previous.name if checked.previous is not None else new_study_name(spec.name)
             # A DDP trial's Ray Train run lives inside the study's folder.
             cells = expand_cells(spec, storage_path=f"{checked.storage_path.rstrip('/')}/{name}")
-            plan = study_plan(spec, cells, mode, checked.earlier, checked.previous)
+            # What is left of an earlier run is planned (or refused) before anything starts; a new study's
+            # plan is built with its Tuner.
+            continues = mode in ("resume", "extend")
+            plan = study_plan(spec, cells, mode, checked.earlier, checked.previous) if continues else None
             opened = open_study(spec, checked, name, planned_trials(spec, cells), grown=mode == "extend")
             tuner, progress = build_tuner(spec, opened, cells, verbose, callbacks, plan)
             try:
@@ -168,7 +171,7 @@ def build_tuner(spec: StudySpec, opened: OpenStudy, cells: list[Cell], verbose: 
             progress = next((c for c in restored if isinstance(c, ProgressCallback)), None)
             _count_earlier(progress, opened.earlier, spec)
             return tuner, progress
-        plan = plan or study_plan(spec, cells, "new", None)  # resuming what Tune never snapshotted
+        plan = plan or study_plan(spec, cells, "new", None)  # a new study's, or one Tune never snapshotted
         earlier = len(opened.earlier.finished()) if opened.earlier is not None else 0
         progress = (ProgressCallback(spec.name, earlier + plan.total_trials, objective=spec.objective)
                     if verbose else None)
