@@ -33,6 +33,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     with removed_on_failure([args.out]):  # data too thin to fit: no half-written output folder
         result = analyze(trials, args.out)
     print(result.summary())
+    if "partial" in trials.provenance:  # --allow-partial on a study that did not finish: said here too
+        print(f"partial study: {trials.provenance['partial']}")
     return 0
 
 

@@ -94,9 +94,10 @@ def load_trials_from_mlflow(experiment: str, tracking_uri: str | None = None, *,
     if wide.empty:
         raise AnalysisError(f"experiment {experiment!r} has no trial runs (tag {ROLE_TAG}={TRIAL_ROLE})")
     frame, warnings = _trials_from_wide(wide, experiment)
-    frame, warnings = _whole_study(client, found.experiment_id, experiment, wide, frame, warnings, allow_partial)
+    frame, warnings, partial = _whole_study(client, found.experiment_id, experiment, wide, frame, warnings,
+                                            allow_partial)
     provenance = {"source": "mlflow", "experiment": experiment, "experiment_id": found.experiment_id,
-                  "tracking_uri": uri, **_parent(client, wide)}
+                  "tracking_uri": uri, **_parent(client, wide), **({"partial": partial} if partial else {})}
     if "train_seconds" in frame.columns:
         provenance["train_seconds"] = ("sum of epoch_seconds" if SUMMED in wide.columns
                                        else "estimate: last epoch_seconds × epochs completed")
@@ -189,9 +190,9 @@ def _trials_from_wide(wide: pd.DataFrame, experiment: str) -> tuple[pd.DataFrame
 
 
 def _whole_study(client, experiment_id: str, experiment: str, wide: pd.DataFrame, frame: pd.DataFrame,
-                 warnings: list[str], allow_partial: bool) -> tuple[pd.DataFrame, list[str]]:
-    """One row per trial key, the study's parent runs named when it has several, and a study that did
-    not finish refused (or, with ``allow_partial``, said)."""
+                 warnings: list[str], allow_partial: bool) -> tuple[pd.DataFrame, list[str], str | None]:
+    """(one row per trial key, the warnings with the study's parent runs named when it has several, what
+    is missing of a study that did not finish); such a study is refused unless ``allow_partial``."""
     parents = _study_parents(client, experiment_id)
     starts = wide.set_index("run_id")[START_TIME] if START_TIME in wide.columns else pd.Series(dtype=float)
     frame, repeated = one_row_per_trial(frame, pd.to_numeric(starts, errors="coerce"))
@@ -204,11 +205,12 @@ def _whole_study(client, experiment_id: str, experiment: str, wide: pd.DataFrame
     ended = ended_keys(frame, wide)
     problem = partial_study(experiment, parents, unfinished_trials(wide, ended), max(len(ended), len(frame)))
     if problem is None:
-        return frame, warnings
+        return frame, warnings, None
     if not allow_partial:
         raise AnalysisError(f"{problem}; finish it with `scalestudy run SPEC --resume`, or fit the {len(frame)} "
                             "trials that finished with --allow-partial")
-    return frame, [*warnings, f"partial study: {problem}; only the {len(frame)} trials that finished are fitted"]
+    partial = f"{problem}; only the {len(frame)} trials that finished are fitted"
+    return frame, [*warnings, f"partial study: {partial}"], partial
 
 
 def _study_parents(client, experiment_id: str) -> list[StudyParent]:

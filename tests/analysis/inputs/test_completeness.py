@@ -71,6 +71,7 @@ def test_an_interrupted_study_is_refused_unless_partial_is_allowed(client, tmp_p
     assert len(partial) == 3 and set(partial.frame["status"]) == {"ok"}
     assert any(w.startswith("partial study:") and "only the 3 trials that finished are fitted" in w
                for w in partial.warnings)
+    assert partial.provenance["partial"].startswith(f"the study of experiment 'cut-{method}' did not finish")
 
 
 def test_a_running_study_short_of_its_plan_is_partial_a_finished_one_is_not(client, tmp_path):
