@@ -211,3 +211,16 @@ def test_bench_store_reads_through_both_paths(tmp_path):
     assert len(by_sql) == 120
     pd.testing.assert_frame_equal(by_sql.reset_index(drop=True), by_client[by_sql.columns].reset_index(drop=True),
                                   check_dtype=False)
+
+
+def test_analyze_refuses_a_study_that_did_not_finish_unless_partial_is_allowed(store, tmp_path):
+    from cli_in_process import run
+
+    args = ["analyze", "--experiment", "study", "--tracking-uri", store["uri"]]
+    code, out, err = run([*args, "--out", tmp_path / "refused"])
+    assert code == 2 and err.count("\n") == 1 and "did not finish" in err and "--allow-partial" in err, err
+    assert not (tmp_path / "refused").exists()
+    code, out, err = run([*args, "--out", tmp_path / "partial", "--allow-partial"])
+    assert code == 0, err
+    assert "partial study: the study of experiment 'study' did not finish" in out
+    assert "partial study" in (tmp_path / "partial" / "report.md").read_text()
