@@ -44,12 +44,14 @@ from scalestudy.analysis.outputs.law_file import build_law
 from scalestudy.analysis.pipeline import AnalysisResult, analyze
 
 
-def load_trials_from_mlflow(experiment: str, tracking_uri: str | None = None, *, method: str = "auto") -> TrialTable:
-    """All finished trial runs of an MLflow experiment as a :class:`TrialTable` (see
+def load_trials_from_mlflow(experiment: str, tracking_uri: str | None = None, *, method: str = "auto",
+                            allow_partial: bool = False) -> TrialTable:
+    """All finished trial runs of an MLflow experiment as a :class:`TrialTable`, one per trial; a study
+    that did not finish is refused unless ``allow_partial`` (see
     :mod:`~scalestudy.analysis.inputs.mlflow_runs`)."""
     from scalestudy.analysis.inputs.mlflow_runs import load_trials_from_mlflow as load
 
-    return load(experiment, tracking_uri, method=method)
+    return load(experiment, tracking_uri, method=method, allow_partial=allow_partial)
 
 
 __all__ = [

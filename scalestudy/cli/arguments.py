@@ -26,7 +26,12 @@ def _add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", help="existing Ray cluster: auto, HOST:PORT or ray://HOST:PORT (default: local Ray)")
     parser.add_argument("--storage", help="Tune storage: a shared path or s3://bucket/prefix (default ./ray_results)")
     parser.add_argument("--tracking-uri", help=f"MLflow tracking URI (default: the spec's, {DEFAULT_TRACKING_URI})")
-    parser.add_argument("--resume", action="store_true", help="continue the latest run of this study")
+    how = parser.add_mutually_exclusive_group()
+    how.add_argument("--resume", action="store_true", help="continue the latest run of this study, with its spec")
+    how.add_argument("--extend", action="store_true", help="add the trials of a grown spec (more seeds, batch "
+                     "sizes, lrs, ...) to the study; finished trials are not rerun")
+    how.add_argument("--new", action="store_true", help="run the study again as a second, separate run (a plain "
+                     "run refuses a study that ran already)")
     parser.add_argument("--quiet", action="store_true", help="no periodic progress lines")
     _add_connect_timeout(parser)
 
@@ -78,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--runs", type=Path, help="a trials.parquet table instead of MLflow")
     analyze.add_argument("--tracking-uri", help=f"MLflow tracking URI (default {DEFAULT_TRACKING_URI})")
     analyze.add_argument("--out", type=Path, required=True, help="output folder")
+    analyze.add_argument("--allow-partial", action="store_true", help="fit the trials that finished of a study "
+                         "that did not (interrupted, or still running); the report says so")
     _add_connect_timeout(analyze)
 
     check = commands.add_parser("check-law", help="does a fitted law hold in a second study (larger B or N)?")

@@ -12,8 +12,9 @@ from scalestudy.cli.arguments import CliError, check_out
 from scalestudy.endpoints.uris import DEFAULT_TRACKING_URI
 
 
-def _trials(args: argparse.Namespace):
-    """The trial table of ``--runs`` or of ``--experiment`` in ``--tracking-uri`` (the store must exist)."""
+def _trials(args: argparse.Namespace, allow_partial: bool = True):
+    """The trial table of ``--runs`` or of ``--experiment`` in ``--tracking-uri`` (the store must exist);
+    a study that did not finish is refused unless ``allow_partial``."""
     from scalestudy.analysis import load_trials_from_mlflow, load_trials_from_parquet
     from scalestudy.endpoints import absolute_uri, check_existing_store, connect_timeout
 
@@ -21,7 +22,7 @@ def _trials(args: argparse.Namespace):
         return load_trials_from_parquet(args.runs)
     uri = absolute_uri(args.tracking_uri if args.tracking_uri is not None else DEFAULT_TRACKING_URI)
     check_existing_store(uri, "--tracking-uri", connect_timeout(args.connect_timeout))
-    return load_trials_from_mlflow(args.experiment, uri)
+    return load_trials_from_mlflow(args.experiment, uri, allow_partial=allow_partial)
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
@@ -29,12 +30,14 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from scalestudy.endpoints import removed_on_failure
 
     check_out(args.out)
-    trials = _trials(args)
+    trials = _trials(args, allow_partial=args.allow_partial)
     with removed_on_failure([args.out]):  # data too thin to fit: no half-written output folder
         result = analyze(trials, args.out)
     print(result.summary())
     if result.cell_runs is not None:
         print(f"MLflow: {result.cell_runs.line()}")
+    if "partial" in trials.provenance:  # --allow-partial on a study that did not finish: said here too
+        print(f"partial study: {trials.provenance['partial']}")
     return 0
 
 

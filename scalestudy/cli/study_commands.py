@@ -54,17 +54,28 @@ def _print_design(spec, cells) -> None:
         print(f"warning: {warning}", file=sys.stderr)
 
 
+def _mode(args: argparse.Namespace) -> str:
+    return "resume" if args.resume else "extend" if args.extend else "new" if args.new else "run"
+
+
 def _run(spec, args: argparse.Namespace):
+    """The study run, its summary printed; None when a signal stopped it (what to do next is printed)."""
+    from scalestudy.run.interrupts import StudyInterrupted
     from scalestudy.run.progress import summary_table
     from scalestudy.run.study import run_study
     from scalestudy.run.tracking import ui_command, ui_link
 
-    result = run_study(spec, address=args.address, storage=args.storage, tracking_uri=args.tracking_uri,
-                       resume=args.resume, verbose=not args.quiet, connect_timeout_s=args.connect_timeout)
+    try:
+        result = run_study(spec, address=args.address, storage=args.storage, tracking_uri=args.tracking_uri,
+                           mode=_mode(args), verbose=not args.quiet, connect_timeout_s=args.connect_timeout)
+    except StudyInterrupted as stopped:
+        print(interrupted_message(stopped, resume_command(args)), file=sys.stderr, flush=True)
+        return stopped
     counts = result.counts
+    earlier = f" (and {result.earlier} that had finished before)" if result.earlier else ""
     print()
     print(summary_table(result.rows, spec.objective))
-    print(f"\n{spec.name}: {len(result.rows)} trials in {result.wall_seconds:.0f} s — {counts['ok']} ok, "
+    print(f"\n{spec.name}: {len(result.rows)} trials in {result.wall_seconds:.0f} s{earlier} — {counts['ok']} ok, "
           f"{counts['diverged']} diverged, {counts['stopped']} stopped early, {counts['error']} errored")
     print(f"Tune results:  {result.run.path}")
     print(f"MLflow UI:     {ui_command(result.run.tracking_uri)}")
@@ -86,20 +97,64 @@ def _cell_runs(run) -> str:
         return f"cell runs over seeds not written ({str(error).strip().splitlines()[0][:200]}); `analyze` writes them"
 
 
+def interrupted_message(stopped, resume: str) -> str:
+    """What an interrupted study says on stderr: how far it got, what MLflow holds, the command that continues it."""
+    state = stopped.state
+    if state is None:
+        return f"interrupted ({stopped.signal_name}) before the study started; nothing to resume"
+    lines = [f"interrupted ({stopped.signal_name})"]
+    if state.marked:
+        lines[0] += (f": {state.finished} of {state.planned} planned trials ended, {state.unfinished} interrupted "
+                     f"(MLflow: the study's run and theirs marked KILLED)")
+    else:
+        lines[0] += f" ({state.planned} planned trials); MLflow could not be told: its runs show RUNNING"
+    lines.append(f"continue with: {resume}")
+    return "\n".join(lines)
+
+
+def resume_command(args: argparse.Namespace) -> str:
+    """The command that continues this one: the same spec, overrides and endpoints, with ``--resume``."""
+    import shlex
+
+    from scalestudy.endpoints import redact_uri
+
+    words = ["scalestudy", args.command]
+    if args.command == "run":
+        words.append(str(args.spec))
+    elif args.spec is not None:
+        words += ["--spec", str(args.spec)]
+    for override in args.overrides:
+        words += ["--set", override]
+    for flag, value in (("--address", args.address), ("--storage", args.storage),
+                        ("--tracking-uri", redact_uri(args.tracking_uri) if args.tracking_uri else None),
+                        ("--connect-timeout", args.connect_timeout),
+                        ("--out", args.out if args.command == "demo" else None)):
+        if value is not None:
+            words += [flag, str(value)]
+    words += ["--quiet"] if args.quiet else []
+    return shlex.join([*words, "--resume"])
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    from scalestudy.run.interrupts import StudyInterrupted
+
     spec = _load(args.spec, args.overrides)
     result = _run(spec, args)
+    if isinstance(result, StudyInterrupted):
+        return result.exit_code
     return 0 if result.counts["error"] == 0 else 1
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from scalestudy.analysis import analyze, load_trials_from_mlflow
-
+    from scalestudy.run.interrupts import StudyInterrupted
     from scalestudy.spec import find_search_space
 
     spec = _load(args.spec or find_search_space("quickstart.yaml"), args.overrides)
     check_out(args.out)  # before the study, not after it
     result = _run(spec, args)
+    if isinstance(result, StudyInterrupted):
+        return result.exit_code
     trials = load_trials_from_mlflow(spec.experiment_name, result.run.tracking_uri)
     analysis = analyze(trials, args.out)
     print()

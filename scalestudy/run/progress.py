@@ -33,11 +33,12 @@ class StudyProgress:
     name: str
     total: int
     running: set[str] = field(default_factory=set)
-    finished: dict[str, str] = field(default_factory=dict)  # trial id → ok | diverged | stopped | error
+    finished: dict[str, str] = field(default_factory=dict)  # trial key → ok | diverged | stopped | error
     best: tuple[float, str] | None = None  # (the objective at a trial's final epoch, run name)
     started_at: float = 0.0  # monotonic seconds
     # The study's; the default is for progress Tune pickled before objectives (test accuracy).
     objective: Objective = LEGACY_OBJECTIVE
+    earlier: int = 0  # of ``finished``, the trials that finished before this run (a resumed or extended study)
 
     def start(self, trial_id: str) -> None:
         self.running.add(trial_id)
@@ -52,6 +53,15 @@ class StudyProgress:
         if final is not None and objective.score(final) > best_score:
             self.best = (objective.value(final), run_name)
 
+    def count_earlier(self, finished: Mapping[str, str], best: tuple[float, str] | None) -> None:
+        """The trials the study finished before this run, by key, and their best: the count goes on."""
+        self.finished.update(finished)
+        self.earlier = len(finished)
+        objective = self.objective
+        if best is not None and (self.best is None or objective.score({objective.metric: best[0]})
+                                 > objective.score({objective.metric: self.best[0]})):
+            self.best = best
+
     @property
     def done(self) -> int:
         return len(self.finished)
@@ -63,11 +73,12 @@ class StudyProgress:
         return max(0.0, now - self.started_at)
 
     def eta(self, now: float) -> float | None:
-        """Seconds left at the rate trials have finished so far (None before the first finishes)."""
-        if self.done == 0:
+        """Seconds left at the rate trials have finished in this run (None before the first finishes)."""
+        done_now = self.done - self.earlier  # (pickled before it existed: the class default, 0)
+        if done_now <= 0:
             return None
         left = max(0, self.total - self.done)
-        return self.elapsed(now) / self.done * left
+        return self.elapsed(now) / done_now * left
 
 
 def duration(seconds: float | None) -> str:
@@ -206,9 +217,16 @@ class ProgressCallback(Callback):
 
         return Console(file=self._out()).is_terminal
 
-    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+    def count_earlier(self, finished: Mapping[str, str], best: tuple[float, str] | None) -> None:
+        """See :meth:`StudyProgress.count_earlier`."""
         with self._lock:
-            self.state.start(trial.trial_id)
+            self.state.count_earlier(finished, best)
+
+    # Trials are counted by trial key: a restored trial that finished before re-announces its end once.
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        key = self._trial_configs(trial).trial_key
+        with self._lock:
+            self.state.start(key)
         self._show()
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
@@ -217,13 +235,13 @@ class ProgressCallback(Callback):
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         config, status = self._trial_configs.end(trial)
         with self._lock:
-            self.state.finish(trial.trial_id, status, config.run_name, trial.last_result)
+            self.state.finish(config.trial_key, status, config.run_name, trial.last_result)
         self._show()
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         config, status = self._trial_configs.end(trial, errored=True)
         with self._lock:
-            self.state.finish(trial.trial_id, status, config.run_name, trial.last_result)
+            self.state.finish(config.trial_key, status, config.run_name, trial.last_result)
         self._show()
         # One line a failed trial, as it fails (above the live display, which rich redraws below it).
         line = f"trial failed: {config.run_name}: {trial_failure(trial).reason()}"

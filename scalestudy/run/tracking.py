@@ -58,7 +58,7 @@ def start_study_run(mlflow_client, experiment_id: str, spec, planned_trials: int
     """The study's parent run, with the resolved spec and provenance."""
     from mlflow.entities import Param, RunTag
 
-    tags = record.study_tags(spec, __version__, git_commit())
+    tags = {**record.study_tags(spec, __version__, git_commit()), record.PLANNED_TAG: str(planned_trials)}
     run = mlflow_client.create_run(experiment_id, tags=tags, run_name=tags[record.RUN_NAME_TAG])
     params = record.study_params(spec, planned_trials)
     mlflow_client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()],
@@ -153,7 +153,11 @@ class TrialRuns:
             self._state[run_id] = (run.info.status, run.data.tags.get(record.STATUS_TAG))
             if reopen and run.info.status != "RUNNING":
                 self.client.update_run(run_id, status="RUNNING")
-                self._state[run_id] = ("RUNNING", run.data.tags.get(record.STATUS_TAG))
+                status = run.data.tags.get(record.STATUS_TAG)
+                if status == record.INTERRUPTED:  # its study was interrupted: it runs again
+                    status = record.RUNNING
+                    self.client.set_tag(run_id, record.STATUS_TAG, status)
+                self._state[run_id] = ("RUNNING", status)
         else:
             run_id = self._create(config)
             self._last_step[run_id] = 0

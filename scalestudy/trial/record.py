@@ -38,6 +38,8 @@ STUDY_TAG = "scalestudy.study"
 SPEC_HASH_TAG = "scalestudy.spec_hash"
 VERSION_TAG = "scalestudy.version"
 GIT_COMMIT_TAG = "scalestudy.git_commit"
+PLANNED_TAG = "scalestudy.planned_trials"  # the study's planned trial count (the param `trials`: its first)
+INTERRUPTED_TAG = "scalestudy.interrupted"  # "true" on the parent run of a study stopped by a signal
 RUN_A_TAG, RUN_B_TAG = "scalestudy.run_a", "scalestudy.run_b"  # an interpolation's two trials
 # A failed trial's reason, one line (scalestudy.trial.failure), and its full traceback, an artifact of its run.
 ERROR_REASON_TAG = "scalestudy.error_reason"
@@ -53,6 +55,7 @@ CHECK_ROLE = "check"  # a check-law run, under the law's study's parent run
 
 # --- statuses (values of STATUS_TAG) ---------------------------------------------------------------
 RUNNING = "running"
+INTERRUPTED = "interrupted"  # a trial run closed (KILLED) when its study was interrupted; --resume continues it
 OK, DIVERGED, STOPPED, ERROR = "ok", "diverged", "stopped", "error"
 STATUSES = (OK, DIVERGED, STOPPED, ERROR)
 FINISHED_STATUSES = (OK, DIVERGED, STOPPED)  # ended as data (stopped: by the search's ASHA)

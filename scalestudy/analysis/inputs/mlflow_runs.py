@@ -25,18 +25,40 @@ import numpy as np
 import pandas as pd
 
 from scalestudy.analysis.errors import AnalysisError
+from scalestudy.analysis.inputs.completeness import (
+    RUN_STATUS,
+    START_TIME,
+    StudyParent,
+    ended_keys,
+    one_row_per_trial,
+    partial_study,
+    unfinished_trials,
+)
 from scalestudy.analysis.inputs.trial_table import TrialTable, validate_trials
 from scalestudy.trial.readback import REQUIRED_PARAMS, rows_from_runs
 from scalestudy.trial.readback import SUMMED_SECONDS as SUMMED  # the SQL read's Σ epoch_seconds per run
-from scalestudy.trial.record import PARENT_TAG, ROLE_TAG, SPEC_HASH_TAG, STUDY_TAG, TRIAL_ROLE, VERSION_TAG
+from scalestudy.trial.record import (
+    INTERRUPTED_TAG,
+    PARENT_TAG,
+    PLANNED_TAG,
+    ROLE_TAG,
+    SPEC_HASH_TAG,
+    STUDY_ROLE,
+    STUDY_TAG,
+    TRIAL_ROLE,
+    VERSION_TAG,
+)
 
 _SQL_DIALECTS = ("sqlite", "postgresql", "mysql", "mssql")
 
 
-def load_trials_from_mlflow(experiment: str, tracking_uri: str | None = None, *, method: str = "auto") -> TrialTable:
-    """All finished trial runs of an experiment as a validated :class:`TrialTable`.
+def load_trials_from_mlflow(experiment: str, tracking_uri: str | None = None, *, method: str = "auto",
+                            allow_partial: bool = False) -> TrialTable:
+    """All finished trial runs of an experiment as a validated :class:`TrialTable`, one row per trial key.
 
     ``method``: "auto" (SQL for database stores, else the client), "sql" or "client".
+    A study that did not finish (:mod:`~scalestudy.analysis.inputs.completeness`) is an
+    :class:`AnalysisError` unless ``allow_partial`` (then a warning says what is missing).
     """
     import mlflow
     from mlflow.tracking import MlflowClient
@@ -72,8 +94,10 @@ def load_trials_from_mlflow(experiment: str, tracking_uri: str | None = None, *,
     if wide.empty:
         raise AnalysisError(f"experiment {experiment!r} has no trial runs (tag {ROLE_TAG}={TRIAL_ROLE})")
     frame, warnings = _trials_from_wide(wide, experiment)
+    frame, warnings, partial = _whole_study(client, found.experiment_id, experiment, wide, frame, warnings,
+                                            allow_partial)
     provenance = {"source": "mlflow", "experiment": experiment, "experiment_id": found.experiment_id,
-                  "tracking_uri": uri, **_parent(client, wide)}
+                  "tracking_uri": uri, **_parent(client, wide), **({"partial": partial} if partial else {})}
     if "train_seconds" in frame.columns:
         provenance["train_seconds"] = ("sum of epoch_seconds" if SUMMED in wide.columns
                                        else "estimate: last epoch_seconds × epochs completed")
@@ -89,7 +113,7 @@ def _search_client(client, experiment_id: str) -> pd.DataFrame:
         page = client.search_runs([experiment_id], f"tags.`{ROLE_TAG}` = '{TRIAL_ROLE}'", ViewType.ACTIVE_ONLY,
                                   max_results=50_000, page_token=token)
         for run in page:
-            record = {"run_id": run.info.run_id}
+            record = {"run_id": run.info.run_id, START_TIME: run.info.start_time, RUN_STATUS: run.info.status}
             record.update({f"params.{k}": v for k, v in run.data.params.items()})
             record.update({f"metrics.{k}": v for k, v in run.data.metrics.items()})
             record.update({f"tags.{k}": v for k, v in run.data.tags.items()})
@@ -130,6 +154,11 @@ def _search_sql(uri: str, experiment_id: str) -> pd.DataFrame:
                        f"AND x.is_nan = 0 AND x.run_uuid IN ({trials}) GROUP BY x.run_uuid")
         summed = pd.DataFrame.from_records(cursor.fetchall(), columns=["run_id", "value"])
         parts.append(summed.assign(key=SUMMED, value=summed["value"].astype(float))[["run_id", "key", "value"]])
+        # When each run started and its MLflow status: which of a trial's runs is the latest, which never ended.
+        cursor.execute(f"SELECT r.run_uuid, r.start_time, r.status FROM runs r WHERE r.run_uuid IN ({trials})")
+        info = pd.DataFrame.from_records(cursor.fetchall(), columns=["run_id", START_TIME, RUN_STATUS])
+        parts += [info[["run_id", name]].rename(columns={name: "value"}).assign(key=name)[["run_id", "key", "value"]]
+                  for name in (START_TIME, RUN_STATUS)]
         cursor.close()
     finally:
         connection.close()
@@ -158,6 +187,42 @@ def _trials_from_wide(wide: pd.DataFrame, experiment: str) -> tuple[pd.DataFrame
     if frame.empty:
         raise AnalysisError(f"experiment {experiment!r} has no finished trial runs ({listing})")
     return frame, warnings
+
+
+def _whole_study(client, experiment_id: str, experiment: str, wide: pd.DataFrame, frame: pd.DataFrame,
+                 warnings: list[str], allow_partial: bool) -> tuple[pd.DataFrame, list[str], str | None]:
+    """(one row per trial key, the warnings with the study's parent runs named when it has several, what
+    is missing of a study that did not finish); such a study is refused unless ``allow_partial``."""
+    parents = _study_parents(client, experiment_id)
+    starts = wide.set_index("run_id")[START_TIME] if START_TIME in wide.columns else pd.Series(dtype=float)
+    frame, repeated = one_row_per_trial(frame, pd.to_numeric(starts, errors="coerce"))
+    warnings = list(warnings)
+    if len(parents) > 1 or repeated:
+        ids = ", ".join(parent.run_id for parent in parents)
+        warnings.append(f"experiment {experiment!r} holds {len(parents)} runs of the study (parent runs {ids}); "
+                        f"each trial counted once, its latest finished run ({repeated} earlier runs of the same "
+                        "trials left out)")
+    ended = ended_keys(frame, wide)
+    problem = partial_study(experiment, parents, unfinished_trials(wide, ended), max(len(ended), len(frame)))
+    if problem is None:
+        return frame, warnings, None
+    if not allow_partial:
+        raise AnalysisError(f"{problem}; finish it with `scalestudy run SPEC --resume`, or fit the {len(frame)} "
+                            "trials that finished with --allow-partial")
+    partial = f"{problem}; only the {len(frame)} trials that finished are fitted"
+    return frame, [*warnings, f"partial study: {partial}"], partial
+
+
+def _study_parents(client, experiment_id: str) -> list[StudyParent]:
+    """The experiment's study runs (the parents of its trial runs)."""
+    runs = client.search_runs([experiment_id], f"tags.`{ROLE_TAG}` = '{STUDY_ROLE}'", max_results=1000)
+    parents = []
+    for run in runs:
+        planned = run.data.tags.get(PLANNED_TAG) or run.data.params.get("trials")
+        parents.append(StudyParent(run.info.run_id, run.info.status, run.data.tags.get(INTERRUPTED_TAG) == "true",
+                                   int(planned) if planned and str(planned).isdigit() else None,
+                                   run.info.start_time or 0))
+    return sorted(parents, key=lambda parent: parent.start_time)
 
 
 def _parent(client, wide: pd.DataFrame) -> dict[str, Any]:

@@ -70,8 +70,8 @@ def store(tmp_path_factory):
 
 
 def test_sql_and_client_reads_agree_and_match_the_trials(store):
-    by_sql = load_trials_from_mlflow("study", store["uri"], method="sql")
-    by_client = load_trials_from_mlflow("study", store["uri"], method="client")
+    by_sql = load_trials_from_mlflow("study", store["uri"], method="sql", allow_partial=True)
+    by_client = load_trials_from_mlflow("study", store["uri"], method="client", allow_partial=True)
     a = by_sql.frame.sort_values("run_id").reset_index(drop=True)
     b = by_client.frame.sort_values("run_id").reset_index(drop=True)
     pd.testing.assert_frame_equal(a, b[a.columns], check_dtype=False)
@@ -84,7 +84,8 @@ def test_sql_and_client_reads_agree_and_match_the_trials(store):
     assert math.isnan(table.loc[table["diverged"], "test_loss"].iloc[0])  # NaN survives the store
     assert set(table["status"]) == {"ok", "diverged"}
     assert (table.loc[~table["diverged"], "epochs_completed"] == EPOCHS).all()
-    assert by_sql.warnings == ["2 unfinished trial runs left out (error 1, running 1)"]
+    assert by_sql.warnings[0] == "2 unfinished trial runs left out (error 1, running 1)"
+    assert by_sql.warnings[1].startswith("partial study: the study of experiment 'study' did not finish")
     assert by_sql.provenance["parent_run_id"] == store["parent"]
     assert by_sql.provenance["spec_hash"] == "hash123"
 
@@ -116,7 +117,7 @@ def test_runs_without_a_required_param(tmp_path):
 
 
 def test_analyze_logs_an_analysis_run_under_the_parent(store, tmp_path):
-    trials = load_trials_from_mlflow("study", store["uri"])
+    trials = load_trials_from_mlflow("study", store["uri"], allow_partial=True)
     result = analyze(trials, tmp_path / "out")
     client = MlflowClient(store["uri"])
     run = client.get_run(result.analysis_run_id)
@@ -131,11 +132,11 @@ def test_analyze_logs_an_analysis_run_under_the_parent(store, tmp_path):
     assert law.provenance.experiment == "study" and law.provenance.spec_hash == "hash123"
     assert law.provenance.tracking_uri == store["uri"]
     # A second analysis of the same store does not read its own analysis run as a trial.
-    assert len(load_trials_from_mlflow("study", store["uri"])) == len(trials)
+    assert len(load_trials_from_mlflow("study", store["uri"], allow_partial=True)) == len(trials)
 
 
 def test_trials_parquet_round_trip_keeps_provenance(store, tmp_path):
-    trials = load_trials_from_mlflow("study", store["uri"])
+    trials = load_trials_from_mlflow("study", store["uri"], allow_partial=True)
     path = trials.to_parquet(tmp_path / "trials.parquet")
     again = load_trials_from_parquet(path)
     assert again.provenance["origin"]["experiment"] == "study"
@@ -210,3 +211,16 @@ def test_bench_store_reads_through_both_paths(tmp_path):
     assert len(by_sql) == 120
     pd.testing.assert_frame_equal(by_sql.reset_index(drop=True), by_client[by_sql.columns].reset_index(drop=True),
                                   check_dtype=False)
+
+
+def test_analyze_refuses_a_study_that_did_not_finish_unless_partial_is_allowed(store, tmp_path):
+    from cli_in_process import run
+
+    args = ["analyze", "--experiment", "study", "--tracking-uri", store["uri"]]
+    code, out, err = run([*args, "--out", tmp_path / "refused"])
+    assert code == 2 and err.count("\n") == 1 and "did not finish" in err and "--allow-partial" in err, err
+    assert not (tmp_path / "refused").exists()
+    code, out, err = run([*args, "--out", tmp_path / "partial", "--allow-partial"])
+    assert code == 0, err
+    assert "partial study: the study of experiment 'study' did not finish" in out
+    assert "partial study" in (tmp_path / "partial" / "report.md").read_text()
