@@ -48,6 +48,7 @@ def test_a_breakdown_between_tested_batch_sizes_keeps_only_the_cells_below_it():
     assert breakdown.ci95[0] <= 180 <= breakdown.ci95[1]
 
 
+@pytest.mark.slow  # a coverage simulation: about 4 s of CPU
 def test_the_monte_carlo_test_holds_its_level_on_a_single_law():
     """The likelihood ratio is exactly pivotal under Gaussian scatter between cells, so p is uniform
     on single-law data: about 5 % of p-values fall at or below 0.05, about 1 % at or below 0.01."""
@@ -58,6 +59,7 @@ def test_the_monte_carlo_test_holds_its_level_on_a_single_law():
     assert np.mean(p_values <= DECLARE_P) <= 0.03
 
 
+@pytest.mark.slow  # a coverage simulation: about 4 s of CPU
 def test_weights_keep_a_noisy_large_batch_size_from_faking_a_breakdown():
     """The largest batch sizes scatter ten times more (cells bounded by divergence): unweighted,
     hinges chase that scatter; weighted by each cell's variance the level holds."""
@@ -113,6 +115,7 @@ def test_a_noise_free_hinge_between_tested_batch_sizes_is_found_exactly():
     assert breakdown.ci95[0] <= 181.0 <= breakdown.ci95[1] and breakdown.last_batch_size == 128
 
 
+@pytest.mark.slow  # a coverage simulation: about 3 s of CPU
 def test_seed_noise_that_grows_with_batch_size_does_not_fake_breakdowns():
     """sd = 0.1·(B/16)^0.3 while every cell reports the same variance (weights blind to the growth):
     one σ for every cell in the bootstrap declared 2–3 % at nominal 1 %; each batch size's own

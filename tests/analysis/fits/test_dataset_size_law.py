@@ -85,6 +85,7 @@ def test_a_law_fitted_at_one_n_says_so_and_predicts_only_there(tmp_path):
         law.predict(64, 0.9, 1000)
 
 
+@pytest.mark.slow  # a coverage simulation: about 40 s of CPU
 def test_gamma_intervals_hold_95_percent_and_are_no_narrower_than_the_scatter_of_the_estimates():
     """60 planted studies (3 N × 5 B × 2 m, 2 seeds) with γ ~ U(−1.2, −0.3). The cells' variances are
     read off their 95 % sets, which hold whatever the peak's shape, so on these Gaussian peaks (where

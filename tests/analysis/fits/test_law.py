@@ -52,6 +52,7 @@ def test_recovers_the_planted_law(alpha, beta, k, breakdown, options):
     assert law.n_trials == sum(c.n_trials for c in law.cells)
 
 
+@pytest.mark.slow  # a coverage simulation: 25-35 s of CPU per law
 @pytest.mark.parametrize("alpha, beta, k, breakdown, options", [PLANTED[0], PLANTED[2]])
 def test_intervals_cover_the_truth_in_most_repetitions(alpha, beta, k, breakdown, options):
     repetitions = 20
@@ -66,6 +67,7 @@ def test_intervals_cover_the_truth_in_most_repetitions(alpha, beta, k, breakdown
     assert all(count >= 0.7 * repetitions for count in covered.values()), covered
 
 
+@pytest.mark.slow  # a coverage simulation: about 16 s of CPU
 def test_no_spurious_breakdown_on_a_single_power_law():
     false_alarms = sum(fit(0.8, 1.0, 2e-3, None, {"noise": 0.02}, rng=200 + rng)[1].breakdown.batch_size is not None
                        for rng in range(10))
@@ -126,6 +128,7 @@ def test_a_breakdown_on_a_tested_batch_size_keeps_that_cell_in_the_law():
     assert low <= 1.0 <= high
 
 
+@pytest.mark.slow  # a coverage simulation: about 16 s of CPU
 def test_no_breakdown_declared_on_single_law_studies_with_five_batch_sizes():
     """Issue 10: a BIC rule declared one in 17 % of such studies (one residual degree of freedom);
     the calibrated test in about 1 % (at most 1 in 20 allowed). Quickstart-like planted studies."""
@@ -137,6 +140,7 @@ def test_no_breakdown_declared_on_single_law_studies_with_five_batch_sizes():
     assert set(outcomes) <= {"breakdown", "inconclusive"}  # one residual dof: "none" cannot be told
 
 
+@pytest.mark.slow  # a coverage simulation: about 12 s of CPU
 def test_law_intervals_cover_the_planted_law():
     """Quickstart-like studies with 2 seeds, half the cells bounded by divergence: the cells' and the
     law's 95 % intervals hold the planted values (the law's are conservative: at least 95 %)."""

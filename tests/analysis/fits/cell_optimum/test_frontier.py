@@ -72,6 +72,7 @@ def split_peak(lrs, lr_opt, left=1.6, right=0.5, power=3.0):
     return 0.3 + 0.6 * np.exp(-0.5 * np.abs(x / np.where(x < 0, left, right)) ** power)
 
 
+@pytest.mark.slow  # a coverage simulation: about 6 s of CPU per shape
 @pytest.mark.parametrize("shape", [gaussian, split_peak])
 def test_interval_covers_the_true_optimum_at_two_and_five_seeds(shape):
     """150 noisy cells each (the optimum anywhere between grid points, seed sd 0.01): the interval

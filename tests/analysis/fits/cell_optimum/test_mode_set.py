@@ -43,6 +43,7 @@ def test_rising_to_the_last_point_is_unbounded_above_and_divergence_bounds_it():
     assert (region.low, region.high) == pytest.approx((X[5], X[7]))
 
 
+@pytest.mark.slow  # a coverage simulation: about 4 s of CPU per seed count
 @pytest.mark.parametrize("seeds", [2, 5])
 def test_covers_the_mode_of_asymmetric_flat_topped_peaks(seeds):
     """150 noisy split peaks each, the mode anywhere between grid points: the set holds the true
