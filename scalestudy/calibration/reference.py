@@ -45,6 +45,17 @@ REFERENCES: dict[str, Reference] = {
         ("search_spaces/reference/mnist1d_mlp_m0.yaml", "search_spaces/reference/mnist1d_mlp_m09.yaml"),
         "the quickstart's mnist1d MLP 256-256 with ghost BN 16, N = 4000, 10 epochs; B = 16-1024, m = 0 and 0.9, "
         "13 lrs in √2 steps, 8 seeds"),
+    "mnist1d_cnn1d": Reference(
+        "mnist1d_cnn1d", ("mnist1d_cnn1d_m09.parquet",),
+        ("search_spaces/reference/mnist1d_cnn1d_m09.yaml",),
+        "the mnist1d 1-D CNN (3 conv layers of 32 channels) with ghost BN 16, N = 4000, 8 epochs; B = 16-1024, "
+        "m = 0.9 only, 11 lrs in √2 steps centred on the square-root rule, 8 seeds"),
+    "text_lm_adamw": Reference(
+        "text_lm_adamw", ("text_lm_adamw.parquet",),
+        ("search_spaces/reference/text_lm_adamw.yaml",),
+        "the byte-level transformer LM (width 32, one layer, 32-byte sequences of 200 kB of the standard library's "
+        "sources), AdamW with β1 = 0.9, 3 epochs, objective test loss (minimised); B = 16-1024, 10 lrs in √2 "
+        "steps centred on the square-root rule, 8 seeds"),
 }
 
 
