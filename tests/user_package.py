@@ -149,3 +149,14 @@ def write_entry_points(root: Path, distribution: str, groups: dict[str, dict[str
         f"[{group}]\n" + "".join(f"{name} = {value}\n" for name, value in entries.items()) + "\n"
         for group, entries in groups.items()))
     return info
+
+
+def with_changes(raw: dict, changes: dict) -> dict:
+    """``raw`` with each dotted key of ``changes`` set (intermediate mappings created): a spec per test."""
+    for key, value in changes.items():
+        node = raw
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return raw

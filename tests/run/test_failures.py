@@ -26,6 +26,7 @@ from scalestudy.registry import DataError
 from scalestudy.run.progress import summary_table
 from scalestudy.spec import Objective, spec_from_dict
 from scalestudy.train.loop import EpochLoop
+from user_package import with_changes
 from scalestudy.trial.config import expand_trials
 from scalestudy.trial.failure import TrialError, TrialFailure, explained, failure_from, failure_of
 
@@ -217,13 +218,7 @@ def package_root(tmp_path_factory):
 def raw_spec(**changes) -> dict:
     raw = {"name": "fail", "workload": {"dataset": f"{PKG}.data:load", "model": f"{PKG}.models:build", "epochs": 1},
            "grid": {"batch_size": [16], "lr": [0.05], "momentum": [0.9]}}
-    for key, value in changes.items():
-        node = raw
-        *parents, last = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[last] = value
-    return raw
+    return with_changes(raw, changes)
 
 
 @pytest.fixture

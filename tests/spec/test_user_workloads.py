@@ -25,7 +25,7 @@ from scalestudy.testing.planted import make_planted_table
 from scalestudy.train.loop import EpochLoop
 from scalestudy.trial.config import TrialConfig, expand_trials
 from scalestudy.trial.record import trial_params
-from user_package import write_entry_points, write_user_package
+from user_package import with_changes, write_entry_points, write_user_package
 
 PKG = "uw_fast"  # a package name of this module alone: registries cache what they import
 
@@ -43,13 +43,7 @@ def spec(**changes):
     raw = {"name": "own", "workload": {"dataset": f"{PKG}.data:load", "model": f"{PKG}.models:build", "epochs": 2,
                                        "ghost_batch_size": 8},
            "grid": {"batch_size": [16, 32], "lr": [0.05], "momentum": [0.9]}}
-    for key, value in changes.items():
-        node = raw
-        *parents, last = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[last] = value
-    return raw
+    return with_changes(raw, changes)
 
 
 def error_of(raw) -> str:
