@@ -128,10 +128,15 @@ def _dataset_sizes(section: Section, workload_size: int, where: str) -> list[int
 
 def _check_search(spec: StudySpec) -> None:
     search = spec.search
-    if search.algorithm == "grid":
+    if search.algorithm != "adaptive":
+        for name in ("target", "budget"):
+            if getattr(search, name) is not None:
+                raise SpecError(f"search.{name}: only for algorithm adaptive (got algorithm {search.algorithm!r})")
+    if search.algorithm in ("grid", "adaptive"):
         if search.trials_per_cell is not None:
-            raise SpecError("search.trials_per_cell: only for algorithms quasi_random, optuna, bracket "
-                            "(grid runs every listed learning rate)")
+            why = ("grid runs every listed learning rate" if search.algorithm == "grid" else
+                   "adaptive spends search.budget where the law's interval shrinks most")
+            raise SpecError(f"search.trials_per_cell: only for algorithms quasi_random, optuna, bracket ({why})")
     else:
         minimum = 3 if search.algorithm == "bracket" else 1
         if search.trials_per_cell is None or search.trials_per_cell < minimum:

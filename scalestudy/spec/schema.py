@@ -149,6 +149,27 @@ class EarlyStopping(Frozen):
     reduction_factor: float = Field(default=3.0, gt=1)
 
 
+class SearchTarget(Frozen):
+    """When an adaptive search may stop before its budget: the law's α interval is this narrow."""
+
+    alpha_ci_width: float = Field(gt=0)
+
+
+class SearchBudget(Frozen):
+    """What an adaptive search may spend, in trial-epochs (a diverged or stopped trial counts the epochs it
+    ran): ``trial_epochs`` outright, or ``grid_fraction`` of the full grid (every listed ε of every cell ×
+    every seed × its epochs). One of the two."""
+
+    trial_epochs: int | None = Field(default=None, gt=0)
+    grid_fraction: float | None = Field(default=None, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "SearchBudget":
+        if (self.trial_epochs is None) == (self.grid_fraction is None):
+            raise ValueError("give one of trial_epochs (an integer > 0) or grid_fraction (in (0, 1])")
+        return self
+
+
 class Search(Frozen):
     """How ε is chosen in each (section, schedule, m, B, seed) cell."""
 
@@ -160,6 +181,12 @@ class Search(Frozen):
     min_drop: float = Field(default=0.02, ge=0)  # bracket: a fall of the objective (in its units) smaller than this is noise
     seed: int = 0
     early_stopping: EarlyStopping | None = None
+    # adaptive only (scalestudy.search.adaptive): stop when the law's α interval is this narrow, or when
+    # the budget is spent (default: a quarter of the full grid's trial-epochs)
+    target: SearchTarget | None = None
+    budget: SearchBudget | None = None
+    max_seeds: int = Field(default=8, gt=0)  # adaptive: seeds per (cell, ε) at most (grid.seeds, then the next)
+    beyond_grid: int = Field(default=2, ge=0)  # adaptive: ×2 steps it may go past a cell's listed ε
 
     @field_validator("algorithm")
     @classmethod

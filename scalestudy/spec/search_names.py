@@ -15,6 +15,7 @@ SEARCHES = Registry(
         "quasi_random": "scalestudy.search.quasi_random:build_quasi_random",
         "optuna": "scalestudy.search.optuna_cells:build_optuna",
         "bracket": "scalestudy.search.bracket:build_bracket",
+        "adaptive": "scalestudy.search.adaptive:build_adaptive",
     },
 )
 
