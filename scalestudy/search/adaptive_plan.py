@@ -1,0 +1,201 @@
+"""Where the adaptive search spends its next trials: the value of each possible trial for the law.
+
+A *point set* is one (law group, B, m) cell over all its seeds: its candidate ε form a lattice
+(:func:`lattice`), and a trial is (ε, seed). After each batch of results the search fits every cell's
+ε* and the law with the analysis' own estimators (:func:`scalestudy.analysis.fits.cell_optimum.frontier.fit_frontier`,
+:func:`scalestudy.analysis.fits.law.fit_law`) and ranks the next trials (:func:`next_trials`):
+
+1. **Make cells usable first.** A cell not started gets a coarse design: its predicted ε* (the law so
+   far, else the spec's reference ε) and ×2 either side, one seed (two in the first cells, so that the
+   seeds' noise is known). A cell whose 95 % set reaches past its lowest (highest) ε gets the next ε a
+   factor 2 further out (``edge_low`` / ``edge_high``), one whose every ε diverged a factor 4 down.
+   These come first, cells of extreme B first (they weigh most on α).
+2. **Then shrink α's interval.** The law is a weighted least squares with weights wᵢ = 1/(vᵢ + τ²)
+   (vᵢ: the variance of cell i's ln ε*, read off its 95 % set; τ²: the between-cell scatter). With
+   M = (XᵀWX)⁻¹, ∂Var(α)/∂vᵢ = wᵢ²·(M xᵢ)²_α: the cells that move α most are those at extreme B with
+   narrow sets. A trial in cell i shrinks vᵢ by about vᵢ/(nᵢ + 1) (nᵢ trials among its top three ε: a
+   variance that falls as 1/n), so its value is wᵢ²(M xᵢ)²_α · vᵢ/(nᵢ + 1). The trial is the missing
+   √2 neighbour of the best ε, else one more seed at whichever of the three best ε has fewest.
+   A cell not yet started is valued by the exact drop of Var(α) when a row xᵢ of typical weight is
+   added (Sherman–Morrison), spread over its coarse design's trials.
+
+Every trial costs its epochs (all alike within a cell group), so value per trial is value per
+trial-epoch up to a constant. Nothing here needs Ray or a trainer: the search state is plain data.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SQRT2 = math.sqrt(2.0)
+REFINE_GAP = 4.01  # gaps of the listed ε up to ×4 are filled in √2 steps; a wider gap is a probe, kept
+COARSE_SEEDS_FIRST_CELLS = 2  # cells started with two seeds per ε, so the seeds' noise is known early
+QUEUE = 8  # trials ranked per refit (the rest waits for the next fit)
+
+
+def lattice(grid: tuple[float, ...], beyond: int, bounds: tuple[float, float] | None) -> tuple[float, ...]:
+    """The ε a cell may run: its listed ε, gaps up to ×4 filled in equal steps of at most √2, and
+    ``beyond`` factors of 2 past each end (in √2 steps), inside ``bounds`` when given. The same floats
+    from the same grid every time (trial keys are made from exact ε)."""
+    listed = sorted(set(float(lr) for lr in grid))
+    points = set(listed)
+    for low, high in zip(listed, listed[1:]):
+        ratio = high / low
+        if SQRT2 * 1.01 < ratio <= REFINE_GAP:
+            steps = math.ceil(math.log(ratio) / math.log(SQRT2) - 1e-9)
+            points.update(low * ratio ** (k / steps) for k in range(1, steps))
+    for k in range(1, 2 * beyond + 1):
+        points.update((listed[0] * 2 ** (-k / 2), listed[-1] * 2 ** (k / 2)))
+    if bounds is not None:
+        points = {lr for lr in points if bounds[0] * (1 - 1e-12) <= lr <= bounds[1] * (1 + 1e-12)}
+    return tuple(sorted(points))
+
+
+def nearest(points: tuple[float, ...], lr: float, *, below: float | None = None, above: float | None = None) -> float | None:
+    """The point nearest ``lr`` in ln ε, among those strictly below ``below`` / above ``above``."""
+    pool = [p for p in points if (below is None or p < below * (1 - 1e-9)) and (above is None or p > above * (1 + 1e-9))]
+    if not pool:
+        return None
+    return min(pool, key=lambda p: abs(math.log(p / lr)))
+
+
+@dataclass
+class PointSet:
+    """One (law group, B, m) cell of the adaptive search, over its seeds."""
+
+    key: tuple
+    batch_size: int
+    momentum: float
+    lattice: tuple[float, ...]
+    seeds: tuple[int, ...]  # the seed pool, in the order they are used
+    start_lr: float  # reference ε (the spec's rule) until the law predicts one
+    runs: dict[tuple[float, int], str] = field(default_factory=dict)  # (ε, seed) → ok | diverged | pending | ...
+    exhausted: set[str] = field(default_factory=set)  # sides that cannot go further: "low", "high"
+
+    @property
+    def started(self) -> bool:
+        return bool(self.runs)
+
+    def seeds_at(self, lr: float) -> list[int]:
+        return [seed for (point, seed) in self.runs if point == lr]
+
+    def next_seed(self, lr: float) -> int | None:
+        used = set(self.seeds_at(lr))
+        return next((seed for seed in self.seeds if seed not in used), None)
+
+    def lrs(self) -> list[float]:
+        return sorted({lr for lr, _ in self.runs})
+
+
+@dataclass(frozen=True)
+class Proposal:
+    key: tuple  # the PointSet's
+    lr: float
+    seed: int
+    value: float  # for ordering (inf: needed to make a cell usable at all)
+    why: str
+
+
+def coarse(points: PointSet, centre: float, seeds: int) -> list[Proposal]:
+    """A cell's first trials: the lattice point nearest ``centre`` and the points nearest ×2 either side."""
+    mid = nearest(points.lattice, centre)
+    lrs = [lr for lr in (nearest(points.lattice, mid / 2, below=mid), mid, nearest(points.lattice, mid * 2, above=mid))
+           if lr is not None]
+    return [Proposal(points.key, lr, seed, math.inf, "coarse design")
+            for lr in lrs for seed in points.seeds[:seeds] if (lr, seed) not in points.runs]
+
+
+def outward(points: PointSet, side: str, factor: float = 2.0) -> list[Proposal]:
+    """The next ε a factor ``factor`` past the cell's lowest (highest) ε, at its first seed; [] when the
+    lattice ends there (the side is then exhausted)."""
+    lrs = points.lrs()
+    if side == "low":
+        lr = nearest(points.lattice, lrs[0] / factor, below=lrs[0])
+    else:
+        lr = nearest(points.lattice, lrs[-1] * factor, above=lrs[-1])
+    if lr is None:
+        points.exhausted.add(side)
+        return []
+    seed = points.next_seed(lr)
+    return [] if seed is None else [Proposal(points.key, lr, seed, math.inf, f"edge_{side}: extend")]
+
+
+def missing(points: PointSet, lrs: list[float], seeds: list[int], value: float, why: str) -> list[Proposal]:
+    """The trials that complete the block ``lrs`` × ``seeds`` (the analysis reads a cell's seed noise off
+    the ε every seed ran: seeds are blocks, so seeds are added to several ε at once)."""
+    return [Proposal(points.key, lr, seed, value, why) for lr in lrs for seed in seeds if (lr, seed) not in points.runs]
+
+
+def firm_up(points: PointSet, side: str) -> list[Proposal]:
+    """More seeds at the cell's outermost ε on ``side``: where the lattice ends, an edge cell can only
+    show that its curve falls there by averaging more seeds. The end gets the seeds its neighbour
+    has, else both get the next seed."""
+    lrs = points.lrs()
+    outer = lrs[:2] if side == "low" else lrs[-2:][::-1]
+    have = sorted(set(points.seeds_at(outer[-1])) | set(points.seeds_at(outer[0])))
+    fill = missing(points, outer, have, math.inf, f"edge_{side}: seeds at its end")
+    if fill:
+        return fill
+    seed = next((s for s in points.seeds if s not in have), None)
+    return [] if seed is None else missing(points, outer, [seed], math.inf, f"edge_{side}: one more seed at its end")
+
+
+def contenders(points: PointSet, best_lr: float, interval: tuple[float, float] | None) -> list[float]:
+    """The ε that may still be the cell's optimum: those inside its 95 % set and the nearest run ε
+    outside it on each side (at least the best and its two neighbours)."""
+    lrs = points.lrs()
+    i = int(np.argmin([abs(math.log(lr / best_lr)) for lr in lrs]))
+    low, high = max(0, i - 1), min(len(lrs) - 1, i + 1)
+    if interval is not None:
+        inside = [j for j, lr in enumerate(lrs) if interval[0] <= lr <= interval[1]]
+        if inside:
+            low, high = min(low, max(0, inside[0] - 1)), max(high, min(len(lrs) - 1, inside[-1] + 1))
+    return lrs[low: high + 1]
+
+
+def refinement(points: PointSet, best_lr: float, interval: tuple[float, float] | None = None) -> list[Proposal]:
+    """The next trials that narrow a usable cell's ε* (valued 1 each; the caller scales them): the
+    missing √2 neighbours of its best ε (inside the ε it ran) at the best ε's seeds, else one more
+    seed at every ε that may still be the optimum (:func:`contenders`: a block)."""
+    lrs = points.lrs()
+    i = int(np.argmin([abs(math.log(lr / best_lr)) for lr in lrs]))
+    best = lrs[i]
+    seeds = points.seeds_at(best)
+    for side in ("below", "above"):
+        neighbour = nearest(points.lattice, best / SQRT2 if side == "below" else best * SQRT2,
+                            **({"below": best} if side == "below" else {"above": best}))
+        if neighbour is None or neighbour in lrs:
+            continue
+        ran = lrs[i - 1] if side == "below" and i > 0 else lrs[i + 1] if side == "above" and i + 1 < len(lrs) else None
+        # only between the best and the next ε run on that side (never further out than the cell went)
+        if ran is not None and abs(math.log(neighbour / best)) < abs(math.log(ran / best)):
+            return missing(points, [neighbour], seeds, 1.0, "√2 neighbour of the best ε")
+    top = contenders(points, best, interval)
+    have = sorted(set().union(*(points.seeds_at(lr) for lr in top)))
+    fill = missing(points, top, have, 1.0, "complete the seeds where the optimum may be")
+    if fill:
+        return fill
+    seed = next((s for s in points.seeds if s not in have), None)
+    return [] if seed is None else missing(points, top, [seed], 1.0, "one more seed where the optimum may be")
+
+
+def top_trials(points: PointSet, best_lr: float, interval: tuple[float, float] | None = None) -> int:
+    """Trials (run or running) at the ε that may still be the cell's optimum."""
+    top = set(contenders(points, best_lr, interval))
+    return sum(1 for lr, _ in points.runs if lr in top)
+
+
+def alpha_sensitivities(X: np.ndarray, weights: np.ndarray, alpha_index: int) -> tuple[np.ndarray, np.ndarray]:
+    """(∂Var(α)/∂vᵢ per cell, M = (XᵀWX)⁻¹) of the weighted least squares (up to the common scale)."""
+    M = np.linalg.pinv(X.T @ (X * weights[:, None]))
+    leverage = X @ M[:, alpha_index]
+    return weights ** 2 * leverage ** 2, M
+
+
+def new_row_value(M: np.ndarray, x: np.ndarray, weight: float, alpha_index: int) -> float:
+    """The drop of Var(α) (up to the scale) when a row ``x`` of weight ``weight`` joins the fit."""
+    Mx = M @ x
+    return float(weight * Mx[alpha_index] ** 2 / (1.0 + weight * x @ Mx))
