@@ -72,7 +72,8 @@ class AdaptiveSearch(Searcher):
                 pool = tuple(seeds + [max(seeds) + 1 + i for i in range(max(0, max_seeds - len(seeds)))])[:max_seeds]
                 self.templates[key] = cell
                 self.sets[key] = PointSet(key, cell.batch_size, cell.momentum,
-                                          plan_rules.lattice(cell.lr_grid, beyond_grid, bounds), pool, reference(cell))
+                                          plan_rules.lattice(cell.lr_grid, beyond_grid, bounds), pool, reference(cell),
+                                          tuple(cell.lr_grid))
         self.trials: dict[str, tuple[tuple | None, float, int, int]] = {}  # trial id → (set key, ε, seed, epochs)
         self.rows: list[dict[str, Any]] = []  # finished trials as trial-table rows (what the fits read)
         self.spent = 0  # trial-epochs run by finished trials

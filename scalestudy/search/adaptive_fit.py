@@ -10,7 +10,6 @@ import numpy as np
 
 from scalestudy.search import adaptive_plan as rules
 from scalestudy.search.adaptive_plan import PointSet, Proposal
-from scalestudy.search.cells import predict_lr
 
 
 @dataclass(frozen=True)
@@ -57,7 +56,7 @@ def rank(fit: GroupFit, sets: list[PointSet]) -> list[Proposal]:
         if not points.started or cell is None:
             if any(status == "pending" for status in points.runs.values()):
                 continue
-            centre = predict_lr(optima, points.batch_size, points.momentum) or points.start_lr
+            centre = _predicted(fit.law, points) or points.start_lr
             value = math.inf if len(optima) < 3 or M is None else _new_cell_value(points, fit, M, terms) / 3
             proposals += [Proposal(p.key, p.lr, p.seed, value, p.why)
                           for p in rules.coarse(points, centre, seeds_first)]
@@ -86,6 +85,18 @@ def rank(fit: GroupFit, sets: list[PointSet]) -> list[Proposal]:
         value = float(sensitivity[index] * cell.log_lr_var / (rules.top_trials(points, best, cell.ci95) + len(refine))) / len(refine)
         proposals += [replace(p, value=value) for p in refine]
     return proposals
+
+
+def _predicted(law, points: PointSet) -> float | None:
+    """ε* the group's law predicts for a cell not started yet: only from a law with an α interval (three
+    cells or more); before that the spec's own rule (``start_lr``) centres the cell, not a prior."""
+    if law is None or law.k is None or law.alpha is None or law.ci95.get("alpha") is None:
+        return None
+    if law.beta is not None:
+        return float(law.k * points.batch_size ** law.alpha * (1 - points.momentum) ** law.beta)
+    if all(c.momentum == points.momentum for c in law.cells):
+        return float(law.k * points.batch_size ** law.alpha)
+    return None
 
 
 def _sensitivities(fit: GroupFit):

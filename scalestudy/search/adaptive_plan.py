@@ -72,6 +72,7 @@ class PointSet:
     lattice: tuple[float, ...]
     seeds: tuple[int, ...]  # the seed pool, in the order they are used
     start_lr: float  # reference ε (the spec's rule) until the law predicts one
+    listed: tuple[float, ...] = ()  # the spec's ε for the cell (the coarse design spans them)
     runs: dict[tuple[float, int], str] = field(default_factory=dict)  # (ε, seed) → ok | diverged | pending | ...
     exhausted: set[str] = field(default_factory=set)  # sides that cannot go further: "low", "high"
 
@@ -100,10 +101,16 @@ class Proposal:
 
 
 def coarse(points: PointSet, centre: float, seeds: int) -> list[Proposal]:
-    """A cell's first trials: the lattice point nearest ``centre`` and the points nearest ×2 either side."""
+    """A cell's first trials: ε a factor 4 apart over its listed range (the user's prior on where ε*
+    may be), anchored on the lattice point nearest ``centre``; at least that point and ×2 either side.
+    A coarse look over the whole range finds an optimum far from the rule's, or a second basin."""
     mid = nearest(points.lattice, centre)
-    lrs = [lr for lr in (nearest(points.lattice, mid / 2, below=mid), mid, nearest(points.lattice, mid * 2, above=mid))
-           if lr is not None]
+    low, high = min(points.listed), max(points.listed)
+    span = range(-int(math.log(mid / low, 4) + 1.5), int(math.log(high / mid, 4) + 1.5) + 1)
+    wanted = {nearest(points.lattice, mid * 4.0 ** k) for k in span if low / 1.5 <= mid * 4.0 ** k <= high * 1.5}
+    if len(wanted) < 3:
+        wanted |= {nearest(points.lattice, mid / 2, below=mid), mid, nearest(points.lattice, mid * 2, above=mid)}
+    lrs = sorted(lr for lr in wanted if lr is not None)
     return [Proposal(points.key, lr, seed, math.inf, "coarse design")
             for lr in lrs for seed in points.seeds[:seeds] if (lr, seed) not in points.runs]
 
@@ -164,15 +171,12 @@ def refinement(points: PointSet, best_lr: float, interval: tuple[float, float] |
     i = int(np.argmin([abs(math.log(lr / best_lr)) for lr in lrs]))
     best = lrs[i]
     seeds = points.seeds_at(best)
-    for side in ("below", "above"):
-        neighbour = nearest(points.lattice, best / SQRT2 if side == "below" else best * SQRT2,
-                            **({"below": best} if side == "below" else {"above": best}))
-        if neighbour is None or neighbour in lrs:
-            continue
-        ran = lrs[i - 1] if side == "below" and i > 0 else lrs[i + 1] if side == "above" and i + 1 < len(lrs) else None
-        # only between the best and the next ε run on that side (never further out than the cell went)
-        if ran is not None and abs(math.log(neighbour / best)) < abs(math.log(ran / best)):
-            return missing(points, [neighbour], seeds, 1.0, "√2 neighbour of the best ε")
+    for j in (i - 1, i + 1):  # bisect the gap to the next ε run on each side, down to √2 steps
+        if 0 <= j < len(lrs) and max(lrs[j], best) / min(lrs[j], best) > SQRT2 * 1.01:
+            middle = nearest(points.lattice, math.sqrt(lrs[j] * best), below=max(lrs[j], best),
+                             above=min(lrs[j], best))
+            if middle is not None:
+                return missing(points, [middle], seeds, 1.0, "between the best ε and its neighbour")
     top = contenders(points, best, interval)
     have = sorted(set().union(*(points.seeds_at(lr) for lr in top)))
     fill = missing(points, top, have, 1.0, "complete the seeds where the optimum may be")
