@@ -26,7 +26,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     sections: dict[str, int] = {}
     search = spec.search
     for cell in cells:
-        sections[cell.section] = sections.get(cell.section, 0) + cell_budget(spec, cell)
+        sections[cell.section] = sections.get(cell.section, 0) + cell_budget(spec, cell, cells)
     detail = ", ".join(f"{name} {count}" for name, count in sections.items())
     bound = "" if search.algorithm == "grid" else "at most "
     workload = cells[0].workload

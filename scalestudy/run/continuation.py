@@ -12,8 +12,9 @@ starts, then the search plan of what is left to run.
   its parent run, its storage folder, a fresh Tune experiment over the trials not finished yet.
   Trials are told apart by trial key; an interrupted trial continues from the checkpoints in its
   folder, which is named by its key. A grid or quasi-random search runs the trials of its plan that
-  have not finished (its plan must still hold every finished trial); an adaptive search (optuna,
-  bracket) searches the new cells only.
+  have not finished (its plan must still hold every finished trial); optuna and bracket search the
+  new cells only; ``adaptive`` starts again from every finished trial of the study
+  (:meth:`~scalestudy.search.adaptive.AdaptiveSearch.prime`) with the grown budget, target or cells.
 """
 
 from __future__ import annotations
@@ -105,6 +106,10 @@ def study_plan(spec: StudySpec, cells: list[Cell], mode: str, earlier: EarlierSt
     if mode != "extend" or earlier is None:
         return build(spec, cells)
     grown = earlier.growth.describe() if earlier.growth is not None else "the spec"
+    if spec.search.algorithm == "adaptive":
+        plan = build(spec, cells)
+        plan.search_alg.prime(earlier.finished(), spec.objective)
+        return plan
     if not listed:
         ran = {state.cell for state in earlier.trials.values()}
         new_cells = [cell for cell in cells if cell_params(cell) not in ran]

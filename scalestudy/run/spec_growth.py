@@ -8,7 +8,8 @@ or sections, and (for a grid or a quasi-random search) more learning rates or a 
 the study's finished trials mean (the model, the data, the epochs, the optimizer, a schedule's
 arguments, the objective, the search's range or seed, ...) and is refused, naming the field.
 Adaptive searches (optuna, bracket) choose each cell's ε from the trials run so far: they grow by
-new cells only.
+new cells only; ``adaptive`` also by a larger ``search.budget`` or a narrower ``search.target``, from
+where it stopped.
 
 Pure functions of two resolved specs as plain dicts (``StudySpec.model_dump(mode="json")``), so
 this is tested without Ray or MLflow. The trial keys are the final word (each finished trial must
@@ -50,8 +51,46 @@ def compare_specs(old: dict[str, Any], new: dict[str, Any]) -> SpecGrowth:
     """How ``new`` differs from ``old`` (both resolved specs as dicts)."""
     growth = SpecGrowth()
     algorithm = (new.get("search") or {}).get("algorithm", "grid")
+    if algorithm == "adaptive" and (old.get("search") or {}).get("algorithm") == "adaptive":
+        old, new = _adaptive_spending(old, new, growth)
+        if growth.refused is not None:
+            return growth
     _walk(old, new, "", growth, listed=algorithm in LISTED_SEARCHES)
     return growth
+
+
+def _adaptive_spending(old: dict[str, Any], new: dict[str, Any], growth: SpecGrowth) -> tuple[dict, dict]:
+    """An adaptive search grows by a larger ``search.budget`` or a narrower ``search.target`` (it continues
+    from the trials it ran); the specs with those two fields set aside, for the rest of the comparison."""
+    before, after = old.get("search") or {}, new.get("search") or {}
+    for name, more in (("budget", _more_budget), ("target", _narrower_target)):
+        if before.get(name) != after.get(name):
+            if more(before.get(name), after.get(name)):
+                growth.grown.append(f"search.{name} ({_shown(before.get(name))} → {_shown(after.get(name))})")
+            else:
+                growth.refused = (f"search.{name}", f"changed ({_shown(before.get(name))} → {_shown(after.get(name))}); "
+                                                    "an adaptive study grows by a larger budget or a narrower target")
+                return old, new
+    rest = {key: value for key, value in after.items() if key not in ("budget", "target")}
+    return ({**old, "search": {k: v for k, v in before.items() if k not in ("budget", "target")}},
+            {**new, "search": rest})
+
+
+def _more_budget(old: dict | None, new: dict | None) -> bool:
+    if new is None:
+        return False
+    if old is None:  # the default, a quarter of the grid
+        old = {"trial_epochs": None, "grid_fraction": 0.25}
+    for key in ("trial_epochs", "grid_fraction"):
+        if old.get(key) is not None and new.get(key) is not None:
+            return new[key] > old[key]
+    return False  # one in trial-epochs, the other a fraction: not comparable here
+
+
+def _narrower_target(old: dict | None, new: dict | None) -> bool:
+    if new is None:
+        return False
+    return old is None or new["alpha_ci_width"] < old["alpha_ci_width"]
 
 
 def _walk(old: Any, new: Any, path: str, growth: SpecGrowth, listed: bool) -> None:

@@ -27,27 +27,13 @@ from ray.tune.search import Searcher
 
 from scalestudy.search import adaptive_plan as plan_rules
 from scalestudy.search.adaptive_plan import PointSet, Proposal
-from scalestudy.search.cells import is_searched, law_group, reference_lr
+from scalestudy.search.cells import budget_epochs, is_searched, law_group, reference_lr
 from scalestudy.search.plan import SearchPlan, early_stopping_scheduler
 from scalestudy.trial.config import Cell
 from scalestudy.trial.readback import row_from_result
 from scalestudy.trial.record import ERROR
 
-DEFAULT_GRID_FRACTION = 0.25
 REFIT_EVERY = 4  # results between refits: one fit per batch of results keeps a replay in seconds
-
-
-def full_grid_epochs(cells: list[Cell]) -> int:
-    """Trial-epochs of the full grid: every listed ε of every cell (each seed is a cell) × its epochs."""
-    return sum(len(cell.lr_grid) * cell.workload.epochs for cell in cells)
-
-
-def budget_epochs(spec, cells: list[Cell]) -> int:
-    budget = spec.search.budget
-    if budget is not None and budget.trial_epochs is not None:
-        return int(budget.trial_epochs)
-    fraction = budget.grid_fraction if budget is not None else DEFAULT_GRID_FRACTION
-    return max(1, int(round(fraction * full_grid_epochs(cells))))
 
 
 class AdaptiveSearch(Searcher):
@@ -233,4 +219,4 @@ def build_adaptive(spec, cells: list[Cell]) -> SearchPlan:
                       num_samples=total, total_trials=total)
 
 
-__all__ = ["AdaptiveSearch", "build_adaptive", "budget_epochs", "full_grid_epochs"]
+__all__ = ["AdaptiveSearch", "build_adaptive"]

@@ -61,17 +61,42 @@ def is_searched(spec, cell: Cell) -> bool:
     return high > low
 
 
-def cell_budget(spec, cell: Cell) -> int:
+DEFAULT_GRID_FRACTION = 0.25  # the adaptive search's budget when the spec sets none: this share of the full grid
+
+
+def full_grid_epochs(cells: list[Cell]) -> int:
+    """Trial-epochs of the full grid: every listed ε of every cell (each seed is a cell) × its epochs."""
+    return sum(len(cell.lr_grid) * cell.workload.epochs for cell in cells)
+
+
+def budget_epochs(spec, cells: list[Cell]) -> int:
+    """The adaptive search's budget in trial-epochs (``search.budget``; default a quarter of the full grid)."""
+    budget = spec.search.budget
+    if budget is not None and budget.trial_epochs is not None:
+        return int(budget.trial_epochs)
+    fraction = budget.grid_fraction if budget is not None else DEFAULT_GRID_FRACTION
+    return max(1, int(round(fraction * full_grid_epochs(cells))))
+
+
+def cell_budget(spec, cell: Cell, cells: list[Cell] | None = None) -> int:
     """Trials the search runs in the cell: every listed ε for the grid, else ``search.trials_per_cell``
-    (at most, for bracket), or one for a cell that is not searched."""
+    (at most, for bracket), or one for a cell that is not searched. The adaptive search spends one
+    budget over all cells (``cells``: the study's): its share per searched cell, at most."""
     if spec.search.algorithm == "grid":
         return len(cell.lr_grid)
-    return spec.search.trials_per_cell if is_searched(spec, cell) else 1
+    if not is_searched(spec, cell):
+        return 1
+    if spec.search.algorithm == "adaptive":
+        cells = cells or [cell]
+        searched = [c for c in cells if is_searched(spec, c)]
+        trials = budget_epochs(spec, cells) / max(1, min(c.workload.epochs for c in searched))
+        return max(1, math.ceil(trials / len(searched)))
+    return spec.search.trials_per_cell
 
 
 def planned_trials(spec, cells: list[Cell]) -> int:
     """The study's trial count: exact for grid and quasi_random, an upper bound for adaptive searches."""
-    return sum(cell_budget(spec, cell) for cell in cells)
+    return sum(cell_budget(spec, cell, cells) for cell in cells)
 
 
 def reference_lr(spec, cell: Cell) -> float:
@@ -135,6 +160,14 @@ def search_summary(spec, cells: list[Cell]) -> str:
     total = planned_trials(spec, cells)
     if search.algorithm == "grid":
         text = f"grid: {total} trials"
+    elif search.algorithm == "adaptive":
+        budget, full = budget_epochs(spec, cells), full_grid_epochs(cells)
+        text = (f"adaptive: at most {total} trials ({budget} trial-epochs, {budget / full:.2g}× the full grid's "
+                f"{full}"
+                + (f"; stops earlier once α's 95 % interval is ≤ {search.target.alpha_ci_width:g} wide"
+                   if search.target else "")
+                + f"), ε on a √2 lattice around each cell's listed ε (up to {search.beyond_grid} factors of 2 past "
+                  f"them), up to {search.max_seeds} seeds per ε)")
     else:
         searched = sum(is_searched(spec, cell) for cell in cells)
         how = {"quasi_random": "quasi-random ε", "optuna": "TPE trials", "bracket": "bracketing trials"}

@@ -152,7 +152,7 @@ def _ln(value: float) -> float:
 def _cell_design(spec, cell: Cell, centre: float) -> CellDesign:
     """``centre``: ln of the rule's ε* in the cell."""
     search = spec.search
-    n = cell_budget(spec, cell)
+    n = cell_budget(spec, cell, [cell])
     low, high = lr_bounds(spec, cell)
     where = (cell.batch_size, cell.momentum, cell.workload.shown_dataset_size)
     if search.algorithm == "bracket" and is_searched(spec, cell):
@@ -168,9 +168,10 @@ def _cell_design(spec, cell: Cell, centre: float) -> CellDesign:
             side = "high"
         interior = side is None and n >= MIN_LRS + max(steps, 0)
         return CellDesign(*where, f"bracket from {start:.3g}, ≤ {n}", n, interior, side)
-    if search.algorithm == "grid" or not is_searched(spec, cell):
-        points = sorted({_ln(lr) for lr in cell.lr_grid}) if search.algorithm == "grid" else [_ln(cell.lr_grid[0])]
-        values = sorted(set(cell.lr_grid)) if search.algorithm == "grid" else [cell.lr_grid[0]]
+    listed = search.algorithm in ("grid", "adaptive")  # adaptive's coarse design spans the listed ε
+    if listed or not is_searched(spec, cell):
+        points = sorted({_ln(lr) for lr in cell.lr_grid}) if listed else [_ln(cell.lr_grid[0])]
+        values = sorted(set(cell.lr_grid)) if listed else [cell.lr_grid[0]]
         shown = (", ".join(f"{lr:.3g}" for lr in values) if len(values) <= 4 else
                  f"{values[0]:.3g}…{values[-1]:.3g} ×{len(values)}")
     else:  # quasi_random, optuna: n lrs spread over the range

@@ -407,7 +407,7 @@ def scalestudy(*args, cwd: Path, timeout=900):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (["search.algorithm=hyperband"], "search.algorithm: unknown search algorithm 'hyperband'; known: bracket, grid"),
+    (["search.algorithm=hyperband"], "search.algorithm: unknown search algorithm 'hyperband'; known: adaptive, bracket, grid"),
     (["search.trials_per_cell=2"], "search.trials_per_cell: bracket needs at least 3 trials per cell"),
     (["search.algorithm=optuna", "search.trials_per_cell=null"], "search.trials_per_cell: optuna needs"),
     (["search.early_stopping={grace_period: 10}"], "search.early_stopping.grace_period: must be below"),
@@ -436,6 +436,7 @@ TINY = ["--set", "workload.dataset=synthetic", "--set", "workload.dataset_option
     ("search_quasi_random", ["search.trials_per_cell=4"], 8),
     ("search_optuna", ["search.trials_per_cell=4"], 8),
     ("search_bracket", ["search.trials_per_cell=4"], None),  # at most 8: a cell stops once bracketed
+    ("search_adaptive", ["search.budget={trial_epochs: 30}", "search.target=null", "grid.seeds=[0, 1]"], 10),
     ("search_asha", ["search.trials_per_cell=6", "workload.epochs=4",
                      "search.early_stopping={grace_period: 1, reduction_factor: 2}",
                      "grid.lr.multipliers=[0.01, 1000]"], 12),

@@ -1,0 +1,127 @@
+"""The adaptive search: its lattice, and the real Searcher replayed on a shipped reference study (results
+looked up, not trained): within budget, no trial twice, a law; stopping at a target; resumed and
+extended searches repeat no trial."""
+
+import math
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scalestudy.search import SEARCHES
+from scalestudy.search.adaptive_plan import lattice
+from scalestudy.search.replay import replay
+from scalestudy.spec import SpecError, load_spec
+from scalestudy.trial.config import expand_cells
+from tests.search.test_search import REPO
+
+REFERENCE = "mnist1d_cnn1d_m09"
+
+
+def test_lattice_fills_gaps_up_to_x4_in_sqrt2_steps_keeps_probes_and_extends_past_the_ends():
+    points = lattice((0.1, 0.2, 0.8, 51.2), beyond=1, bounds=None)
+    ratios = np.diff(np.log(points))
+    assert points == lattice((0.1, 0.2, 0.8, 51.2), beyond=1, bounds=None)  # the same floats every time
+    assert {0.1, 0.2, 0.8, 51.2} <= set(points)
+    inside = [r for r, lo in zip(ratios, points) if 0.05 <= lo < 0.8]
+    assert max(inside) <= math.log(math.sqrt(2)) + 1e-9  # ×2 and ×4 gaps filled in √2 steps
+    assert math.isclose(max(ratios), math.log(51.2 / 0.8))  # the ×64 probe gap is kept
+    assert math.isclose(points[0], 0.05) and math.isclose(points[-1], 102.4)  # one factor 2 past each end
+    assert lattice((0.1, 0.2), beyond=3, bounds=(0.08, 0.3)) == tuple(p for p in lattice((0.1, 0.2), 3, None)
+                                                                       if 0.08 <= p <= 0.3)
+
+
+def _table() -> pd.DataFrame:
+    return pd.read_parquet(REPO / "scalestudy" / "calibration" / "data" / f"{REFERENCE}.parquet")
+
+
+def _spec(*overrides: str):
+    return load_spec(REPO / "search_spaces" / "reference" / f"{REFERENCE}.yaml",
+                     ["search.algorithm=adaptive", "search.beyond_grid=0", *overrides])
+
+
+def _evaluator(table: pd.DataFrame):
+    """A recorded trial's final result for a proposed (B, m, ε, seed): ε as recorded (nearest in ln ε)."""
+    by_cell = {key: group for key, group in table.groupby(["batch_size", "momentum"])}
+
+    def evaluate(trial) -> dict:
+        group = by_cell[(trial.batch_size, trial.momentum)]
+        lrs = np.sort(group["lr"].unique())
+        lr = lrs[np.argmin(np.abs(np.log(lrs / trial.lr)))]
+        assert abs(math.log(lr / trial.lr)) < 1e-3, "the adaptive search left the recorded lattice"
+        row = group[(group["lr"] == lr) & (group["seed"] == trial.seed)].iloc[0]
+        return {"epoch": int(row["epochs"]), "diverged": bool(row["diverged"]), row["objective_metric"]: row["objective"]}
+
+    return evaluate
+
+
+def _keys(done) -> list[tuple]:
+    return [(d.trial.batch_size, d.trial.momentum, d.trial.lr, d.trial.seed) for d in done]
+
+
+def test_adaptive_replayed_on_a_reference_study_spends_its_budget_once_per_trial_and_gives_a_law():
+    spec = _spec("search.budget={grid_fraction: 0.15}")
+    cells = expand_cells(spec)
+    plan = SEARCHES.get("adaptive")(spec, cells)
+    done = replay(plan, _evaluator(_table()), concurrency=4)
+    keys = _keys(done)
+    assert len(keys) == len(set(keys))
+    search = plan.search_alg
+    assert search.spent <= search.budget < search.spent + spec.workload.epochs + 1e-9 or \
+        search.stopped_because.startswith("no trial")
+    assert {key[0] for key in keys} == {c.batch_size for c in cells}  # every batch size got trials
+    assert search.widths and all(w is not None for w in search.widths.values())  # a law with an α interval
+    seeds = pd.Series([key[3] for key in keys])
+    assert seeds.nunique() > 2  # it chose seeds beyond the first two where they help
+
+
+def test_adaptive_stops_once_alpha_is_as_narrow_as_its_target():
+    spec = _spec("search.budget={grid_fraction: 0.5}", "search.target={alpha_ci_width: 5.0}")
+    plan = SEARCHES.get("adaptive")(spec, expand_cells(spec))
+    replay(plan, _evaluator(_table()), concurrency=4)
+    assert plan.search_alg.stopped_because.startswith("α's interval")
+    assert plan.search_alg.spent < 0.5 * sum(len(c.lr_grid) * c.workload.epochs for c in expand_cells(spec))
+
+
+def test_a_restored_or_primed_search_repeats_no_trial(tmp_path):
+    spec = _spec("search.budget={grid_fraction: 0.08}")
+    cells = expand_cells(spec)
+    evaluate = _evaluator(_table())
+    first = SEARCHES.get("adaptive")(spec, cells)
+    done = replay(first, evaluate, concurrency=3)
+    path = tmp_path / "searcher.pkl"
+    first.search_alg.save(str(path))
+
+    bigger = _spec("search.budget={grid_fraction: 0.16}")
+    resumed = SEARCHES.get("adaptive")(bigger, cells)
+    budget = resumed.search_alg.budget
+    resumed.search_alg.restore(str(path))  # Tune's --resume: the pickled state, then the larger budget
+    resumed.search_alg.budget = budget
+    more = replay(resumed, evaluate, concurrency=3)
+    assert not set(_keys(done)) & set(_keys(more)) and more
+
+    # --extend: a fresh search primed with the study's finished trials (as MLflow has them)
+    from scalestudy.run.study_runs import TrialInStudy
+
+    finished = {d.trial.trial_key: TrialInStudy(d.trial.trial_key, "run", "name", "diverged" if d.result["diverged"]
+                                                else "ok", d.result.get("test_acc"), 0, ())
+                for d in done}
+    primed = SEARCHES.get("adaptive")(bigger, cells)
+    assert primed.search_alg.prime(finished, spec.objective) == len(done)
+    extended = replay(primed, evaluate, concurrency=3)
+    assert not set(_keys(done)) & set(_keys(extended)) and extended
+    assert primed.search_alg.spent <= primed.search_alg.budget
+    pickle.dumps(primed.search_alg)  # Tune pickles the searcher with its experiment
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["search.algorithm=adaptive", "search.trials_per_cell=4"], "search.trials_per_cell: only for algorithms"),
+    (["search.algorithm=bracket", "search.trials_per_cell=4", "search.budget={trial_epochs: 10}"],
+     "search.budget: only for algorithm adaptive"),
+    (["search.algorithm=adaptive", "search.budget={trial_epochs: 10, grid_fraction: 0.2}"], "search.budget"),
+    (["search.algorithm=adaptive", "search.target={alpha_ci_width: 0}"], "search.target.alpha_ci_width"),
+])
+def test_bad_adaptive_settings_are_refused(overrides, message):
+    with pytest.raises(SpecError, match=message.replace(".", r"\.")):
+        load_spec(REPO / "search_spaces" / "quickstart.yaml", overrides)
