@@ -89,7 +89,7 @@ def test_the_spec_reference_covers_every_field():
         assert f"## {model.__name__}" in page
         for name in model.model_fields:
             assert f"| `{name}` |" in page
-    assert "one of `bracket`, `grid`, `optuna`, `quasi_random`" in page  # the registry's names
+    assert "one of `adaptive`, `bracket`, `grid`, `optuna`, `quasi_random`" in page  # the registry's names
 
 
 @pytest.mark.slow

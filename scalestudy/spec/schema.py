@@ -1,4 +1,8 @@
-"""The study spec's schema: StudySpec and its blocks (grid, sections, resources, search, tracking)."""
+"""The study spec's schema: StudySpec and its blocks (grid, sections, resources, search, tracking).
+
+Its 300-odd lines are the spec's top-level blocks read top to bottom, in the order a spec file has
+them, because the validators of one block refer to the next (the workload's blocks live in
+:mod:`scalestudy.spec.workload`)."""
 
 from __future__ import annotations
 
@@ -152,7 +156,7 @@ class EarlyStopping(Frozen):
 class SearchTarget(Frozen):
     """When an adaptive search may stop before its budget: the law's α interval is this narrow."""
 
-    alpha_ci_width: float = Field(gt=0)
+    alpha_ci_width: float = Field(gt=0)  # width of α's 95 % interval at which every law group is precise enough
 
 
 class SearchBudget(Frozen):
@@ -160,8 +164,8 @@ class SearchBudget(Frozen):
     ran): ``trial_epochs`` outright, or ``grid_fraction`` of the full grid (every listed ε of every cell ×
     every seed × its epochs). One of the two."""
 
-    trial_epochs: int | None = Field(default=None, gt=0)
-    grid_fraction: float | None = Field(default=None, gt=0, le=1)
+    trial_epochs: int | None = Field(default=None, gt=0)  # trial-epochs the search may spend, all trials together
+    grid_fraction: float | None = Field(default=None, gt=0, le=1)  # ... or this share of the full grid's trial-epochs
 
     @model_validator(mode="after")
     def _one_of(self) -> "SearchBudget":
@@ -181,10 +185,8 @@ class Search(Frozen):
     min_drop: float = Field(default=0.02, ge=0)  # bracket: a fall of the objective (in its units) smaller than this is noise
     seed: int = 0
     early_stopping: EarlyStopping | None = None
-    # adaptive only (scalestudy.search.adaptive): stop when the law's α interval is this narrow, or when
-    # the budget is spent (default: a quarter of the full grid's trial-epochs)
-    target: SearchTarget | None = None
-    budget: SearchBudget | None = None
+    target: SearchTarget | None = None  # adaptive: stop once the law's α interval is this narrow
+    budget: SearchBudget | None = None  # adaptive: what it may spend (null: a quarter of the full grid's trial-epochs)
     max_seeds: int = Field(default=8, gt=0)  # adaptive: seeds per (cell, ε) at most (grid.seeds, then the next)
     beyond_grid: int = Field(default=2, ge=0)  # adaptive: ×2 steps it may go past a cell's listed ε
 
