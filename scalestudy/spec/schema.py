@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 
 from scalestudy.endpoints.uris import DEFAULT_TRACKING_URI
 from scalestudy.spec.base import Frozen, all_positive
+from scalestudy.spec.early_stopping import EarlyStopping
 from scalestudy.spec.objective import Objective
 from scalestudy.spec.runtime_env import RuntimeEnv
 from scalestudy.spec.search_names import SEARCHES
@@ -139,40 +140,6 @@ class Resources(Frozen):
                              f"{self.workers_per_trial}: a trial's DDP workers could share one GPU, which NCCL "
                              "refuses; give DDP workers whole GPUs (fractions are for one-worker trials)")
         return self
-
-
-class EarlyStopping(Frozen):
-    """Early stopping on the study's objective, judged after each epoch within each (section, schedule, B,
-    m) cell (see [Search](search.md#early-stopping)): ``asha`` stops by rank (asynchronous successive
-    halving, rungs in epochs; stopped trials are left out of the ε* fit), ``cell_bound`` stops a trial
-    whose bound on its final objective, extrapolated from its cell's finished trials, is below the
-    cell's best by more than ``margin`` (stopped trials enter the ε* fit censored at that bound)."""
-
-    kind: Literal["asha", "cell_bound"] = "asha"
-    grace_period: int = Field(default=1, gt=0)
-    reduction_factor: float | None = Field(default=None, gt=1)
-    margin: float | None = Field(default=None, ge=0)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _defaults_of_its_kind(cls, values: Any) -> Any:
-        # Each kind's own setting gets its default here, the other kind's stays null: a dumped spec
-        # reads back as it was, and a setting of the other kind is an error (below).
-        if isinstance(values, dict):
-            name, default = {"asha": ("reduction_factor", 3.0), "cell_bound": ("margin", 0.02)}.get(
-                values.get("kind", "asha"), (None, None))
-            if name is not None and values.get(name) is None:
-                values = {**values, name: default}
-        return values
-
-    @field_validator("reduction_factor", "margin")
-    @classmethod
-    def _only_for_its_kind(cls, value: float | None, info) -> float | None:
-        own = {"reduction_factor": "asha", "margin": "cell_bound"}[info.field_name]
-        kind = info.data.get("kind")
-        if value is not None and kind != own:
-            raise ValueError(f"only for kind {own} (got kind {kind})")
-        return value
 
 
 class SearchTarget(Frozen):
