@@ -1,11 +1,15 @@
 """Early stopping by a bound on the final objective (search.early_stopping kind cell_bound): the bound
 on hand-computed curves, the scheduler as a state machine driven with light trials (no Ray run),
-and one-line errors for bad settings."""
+one-line errors for bad settings, and (slow) a study run through the CLI and analysed."""
 
+import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 
 from cli_in_process import run
@@ -177,3 +181,28 @@ def test_bad_early_stopping_settings_are_one_line_errors(setting, message):
                         "--set", f"search.early_stopping={setting}"])
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
+
+
+# --- end to end, through the CLI ------------------------------------------------------------------
+
+
+@pytest.mark.slow  # starts Ray and trains 12 tiny trials (about a minute on 2 cores)
+def test_a_study_stopped_by_the_bound_runs_and_its_analysis_censors_what_it_stopped(tmp_path):
+    overrides = ["workload.dataset=synthetic", "workload.dataset_options={train_size: 512, test_size: 128}",
+                 "workload.model_options={hidden: [32]}", "workload.epochs=4", "grid.batch_size=[32, 64]",
+                 "grid.momentum=[0.9]", "resources.max_concurrent_trials=2", "search.trials_per_cell=6",
+                 "grid.lr.multipliers=[0.01, 1000]", "search.early_stopping={kind: cell_bound, margin: 0.0}"]
+    spec = REPO / "search_spaces" / "search_asha.yaml"
+    proc = subprocess.run([sys.executable, "-m", "scalestudy.cli", "run", str(spec),
+                           *[a for o in overrides for a in ("--set", o)]], cwd=tmp_path, capture_output=True,
+                          text=True, check=False, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    code, _, err = run(["analyze", "--experiment", "search_asha", "--tracking-uri",
+                        f"sqlite:///{tmp_path / 'mlflow.db'}", "--out", tmp_path / "analysis"])
+    assert code == 0, err
+    trials = pd.read_parquet(tmp_path / "analysis" / "trials.parquet")
+    stopped = trials[trials["status"] == "stopped"]
+    assert len(stopped) > 0 and (stopped["epochs_completed"] < 4).all()
+    assert (stopped["objective_bound"] >= stopped["objective"]).all()  # censored where a bound was found
+    cells = json.loads((tmp_path / "analysis" / "law.json").read_text())["cells"]
+    assert sum(cell["censored"] for cell in cells) == int(stopped["objective_bound"].notna().sum())
