@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from cli_in_process import run
+from scalestudy.search import SEARCHES
 from scalestudy.search.cell_bound import CellBoundStopping
 from scalestudy.search.plan import early_stopping_scheduler
 from scalestudy.spec import spec_from_dict
@@ -92,6 +93,22 @@ def test_the_spec_builds_the_bound_scheduler_with_its_margin():
     assert isinstance(scheduler, CellBoundStopping)
     assert (scheduler.grace_period, scheduler.margin, scheduler.objective.metric) == (2, 0.05, "test_acc")
     assert early_stopping_scheduler(tiny_spec()).margin == 0.02
+
+
+@pytest.mark.parametrize("algorithm, trials_per_cell", [("grid", None), ("quasi_random", 4), ("optuna", 4),
+                                                       ("bracket", 4)])
+def test_every_search_hands_tune_the_bound_scheduler_when_asked(algorithm, trials_per_cell):
+    spec = spec_from_dict({**tiny_spec().model_dump(mode="json"),
+                           "search": {"algorithm": algorithm, "trials_per_cell": trials_per_cell,
+                                      "early_stopping": {"kind": "cell_bound"}}})
+    assert isinstance(SEARCHES.get(algorithm)(spec, expand_cells(spec)).scheduler, CellBoundStopping)
+
+
+def test_validate_says_how_the_search_stops_trials():
+    code, out, err = run(["validate", REPO / "search_spaces" / "search_asha.yaml",
+                          "--set", "search.early_stopping={kind: cell_bound, grace_period: 2, margin: 0.01}"])
+    assert code == 0, err
+    assert "early stopping per cell by a bound on the final objective (grace period 2 epochs, margin 0.01)" in out
 
 
 def test_a_trial_is_stopped_once_its_bound_falls_below_its_cell_s_best_and_not_before():
