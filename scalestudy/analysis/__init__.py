@@ -7,7 +7,8 @@ By stage:
 
 * :mod:`.inputs`: MLflow (:mod:`.inputs.mlflow_runs`) or Parquet → the trial table
   (:mod:`.inputs.trial_table`), the only I/O on the way in (and the trial runs' per-epoch histories
-  for the cells' runs, :mod:`.inputs.trial_histories`);
+  for the cells' runs, :mod:`.inputs.trial_histories`, and for the bounds of trials stopped early,
+  :mod:`.inputs.stop_bounds`);
 * :mod:`.fits`: pure functions of the table, one module per quantity (ε* of a cell in
   :mod:`.fits.cell_optimum`, the law in :mod:`.fits.law`, ...); :func:`fit_study`
   (:mod:`.fits.study`) runs them all and returns one frozen :class:`StudyFits`;

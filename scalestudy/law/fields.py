@@ -263,6 +263,9 @@ class LawCell:
     trials: int | None = None
     seeds: int | None = None
     dataset_size: int | None = field(default=None, metadata={"omit_if_none": True})  # N, in a study over several
+    # Trials stopped early that entered the cell's ε* fit censored at their bound (search.early_stopping
+    # kind cell_bound); written when some cell of the study has any.
+    censored: int | None = field(default=None, metadata={"omit_if_none": True})
 
 
 # --- checks across fields ---------------------------------------------------------------------

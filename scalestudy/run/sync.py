@@ -7,7 +7,7 @@ live callback uses: runs are found by trial key, and only epochs past the last o
 written, so syncing twice adds nothing.
 
 A trial has ended when Tune marked its last result done (it finished, diverged, or the
-search's ASHA stopped it), or Tune's experiment snapshot says it terminated or errored; its run
+search's early stopping stopped it), or Tune's experiment snapshot says it terminated or errored; its run
 is then closed with the status rule of :func:`scalestudy.trial.record.trial_status`. The study's
 parent run is closed once every trial the study has has ended (an adaptive search may end with
 fewer trials than the upper bound its parent run logged). Trials still running or pending, as

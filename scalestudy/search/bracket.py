@@ -8,7 +8,7 @@ For one (section, schedule, m, B, seed) cell, :class:`Bracket` is a pure state m
 2. Expand: while no ε below (above) the best is clearly worse by the study's objective — by
    more than ``min_drop`` in the objective's units, so that noise on a flat peak is not taken
    for a fall — run the lowest ε/f (the highest ε·f). A diverged trial counts as falling
-   (score −inf); so does one stopped early by ASHA, which ranks below every finished trial
+   (score −inf); so does one stopped early (search.early_stopping), which ranks below every finished trial
    (scores: :attr:`Outcome.score <scalestudy.search.cell_search.Outcome.score>`).
 3. Refine: with lo < best < hi the nearest clearly worse ε on each side, run a
    golden-section step into the wider side of the best (in ln ε; towards the better

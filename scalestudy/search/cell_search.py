@@ -42,7 +42,7 @@ class Outcome:
     objective_score: float  # the study's objective, higher is better (Objective.score; −inf: none)
     epochs: int  # epochs it ran
     diverged: bool = False
-    stopped: bool = False  # ended early by the scheduler (ASHA), neither finished nor diverged
+    stopped: bool = False  # ended early by the scheduler (search.early_stopping), neither finished nor diverged
     error: bool = False
 
     @classmethod

@@ -175,7 +175,10 @@ def search_summary(spec, cells: list[Cell]) -> str:
                 f"({search.trials_per_cell} {how.get(search.algorithm, 'trials')} per cell × {searched} cells"
                 + (f", {len(cells) - searched} cells at their one listed ε" if searched < len(cells) else "") + ")")
     stopping = search.early_stopping
-    if stopping is not None:
+    if stopping is not None and stopping.kind == "cell_bound":
+        text += (f", early stopping per cell by a bound on the final objective (grace period "
+                 f"{stopping.grace_period} epochs, margin {stopping.margin:g})")
+    elif stopping is not None:
         text += (f", ASHA per cell (grace period {stopping.grace_period} epochs, "
                  f"reduction factor {stopping.reduction_factor:g})")
     return text

@@ -10,7 +10,7 @@ What each cell's TPE maximises is the study's objective as a score, higher is be
 (:meth:`Objective.score <scalestudy.spec.Objective.score>`: a minimised loss is told negated):
 the final score of a finished trial; −inf for a diverged one (a failed ε must pull TPE away,
 and Optuna drops a NaN value as a failed trial instead; TPE only ranks values); a trial stopped
-early by ASHA is told as *pruned*, and Optuna's TPE ranks pruned trials below complete ones by
+early (search.early_stopping) is told as *pruned*, and Optuna's TPE ranks pruned trials below complete ones by
 the last score reported (the dispatcher forwards every epoch's). The first trial of each cell
 is the ε the law fitted so far predicts (the spec's reference ε for the first cells), enqueued
 like ``points_to_evaluate``.

@@ -2,7 +2,8 @@
 
 The searches, the progress display and the summary table rank trials by :meth:`Objective.score`
 (higher is better whatever the direction; −inf for a trial that diverged or has no value); early
-stopping hands Ray Tune's ASHA the metric, :attr:`Objective.mode` and :meth:`Objective.value`.
+stopping hands Ray Tune's ASHA the metric, :attr:`Objective.mode` and :meth:`Objective.value`, and
+judges curves by :meth:`Objective.score` (``search.early_stopping`` kind cell_bound).
 None of them names a metric or a direction itself.
 """
 

@@ -17,6 +17,7 @@ from pydantic import Field, field_validator, model_validator
 
 from scalestudy.endpoints.uris import DEFAULT_TRACKING_URI
 from scalestudy.spec.base import Frozen, all_positive
+from scalestudy.spec.early_stopping import EarlyStopping
 from scalestudy.spec.objective import Objective
 from scalestudy.spec.runtime_env import RuntimeEnv
 from scalestudy.spec.search_names import SEARCHES
@@ -143,14 +144,6 @@ class Resources(Frozen):
                              f"{self.workers_per_trial}: a trial's DDP workers could share one GPU, which NCCL "
                              "refuses; give DDP workers whole GPUs (fractions are for one-worker trials)")
         return self
-
-
-class EarlyStopping(Frozen):
-    """ASHA (asynchronous successive halving) on the study's objective, rungs in epochs."""
-
-    kind: Literal["asha"] = "asha"
-    grace_period: int = Field(default=1, gt=0)
-    reduction_factor: float = Field(default=3.0, gt=1)
 
 
 class SearchTarget(Frozen):

@@ -40,6 +40,9 @@ VERSION_TAG = "scalestudy.version"
 GIT_COMMIT_TAG = "scalestudy.git_commit"
 PLANNED_TAG = "scalestudy.planned_trials"  # the study's planned trial count (the param `trials`: its first)
 INTERRUPTED_TAG = "scalestudy.interrupted"  # "true" on the parent run of a study stopped by a signal
+# On the parent run of a study with early stopping: its kind (search.early_stopping.kind), which tells the
+# analysis whether its stopped trials carry a bound on their final objective (cell_bound) or not (asha).
+EARLY_STOPPING_TAG = "scalestudy.early_stopping"
 RUN_A_TAG, RUN_B_TAG = "scalestudy.run_a", "scalestudy.run_b"  # an interpolation's two trials
 # A failed trial's reason, one line (scalestudy.trial.failure), and its full traceback, an artifact of its run.
 ERROR_REASON_TAG = "scalestudy.error_reason"
@@ -58,7 +61,7 @@ RUNNING = "running"
 INTERRUPTED = "interrupted"  # a trial run closed (KILLED) when its study was interrupted; --resume continues it
 OK, DIVERGED, STOPPED, ERROR = "ok", "diverged", "stopped", "error"
 STATUSES = (OK, DIVERGED, STOPPED, ERROR)
-FINISHED_STATUSES = (OK, DIVERGED, STOPPED)  # ended as data (stopped: by the search's ASHA)
+FINISHED_STATUSES = (OK, DIVERGED, STOPPED)  # ended as data (stopped: by the search's early stopping)
 
 
 # --- the per-epoch report and its metric names ------------------------------------------------------
@@ -146,7 +149,7 @@ def trial_status(plan: PlannedWork, last: Mapping[str, Any] | None, errored: boo
     ``error`` when it failed or ended without a single report; ``diverged`` when its last epoch
     diverged (divergence is data, DESIGN decision 3); ``ok`` when it ended on its own
     (:func:`trial_ended`: its planned epochs, or its training-loss target); else ``stopped``: the
-    search's early stopping (ASHA) ended it before either.
+    search's early stopping (``search.early_stopping``: ASHA or the bound) ended it before either.
     """
     if errored or not last or "epoch" not in last:
         return ERROR
@@ -268,6 +271,8 @@ def study_tags(spec: StudySpec, version: str, commit: str | None) -> dict[str, s
             RUN_NAME_TAG: f"study {spec.name}"}
     if commit:
         tags[GIT_COMMIT_TAG] = commit
+    if spec.search.early_stopping is not None:
+        tags[EARLY_STOPPING_TAG] = spec.search.early_stopping.kind
     return tags
 
 

@@ -9,7 +9,9 @@ law.yaml, trials.parquet), :mod:`~scalestudy.analysis.figures.all_figures` (figu
 
 Trials the search stopped early (status ``stopped``) did not finish: their final
 accuracy is not comparable, so every fit of final values leaves them out; they count
-in the compute, and in steps-to-target when they reached the target before stopping.
+in the compute, and in steps-to-target when they reached the target before stopping. Those
+stopped by a bound on their final objective (``objective_bound``) enter the ε* fit as censored
+observations (:mod:`~scalestudy.analysis.fits.cell_optimum.censored`).
 
 A study over several dataset sizes N (``grid.dataset_size``) has one cell per (B, m, N): the law
 fits γ in ε* ∝ N^γ over all of them, steps to target have one line per (m, N), and the noise scale
@@ -35,7 +37,7 @@ from scalestudy.analysis.fits.schedule_comparison import ScheduleComparison, com
 from scalestudy.analysis.fits.sgd_noise_scale import NoiseScaleFit, fit_noise_scale
 from scalestudy.analysis.fits.sharpness_vs_batch import SharpnessFit, fit_sharpness
 from scalestudy.analysis.fits.steps_to_target import StepsToTarget, fit_steps_to_target
-from scalestudy.analysis.inputs.trial_table import ACCURACY, TrialTable, objective_of, stopped
+from scalestudy.analysis.inputs.trial_table import ACCURACY, TrialTable, censored, objective_of, stopped
 from scalestudy.optim import noise_scale_holds
 from scalestudy.spec.objective import Objective
 
@@ -93,7 +95,7 @@ def fit_study(trials: TrialTable | pd.DataFrame, options: FitOptions = FitOption
         warnings.append("every constant-schedule trial was stopped early: the law is not fitted"
                         if not with_stopped.empty else "no constant-schedule trials: the law is not fitted")
     else:
-        frontier = fit_frontier(law_frame)
+        frontier = fit_frontier(law_frame, censored=censored_law_trials(with_stopped, law_frame))
     warnings += [*frontier.warnings, *stopped_past_edges(with_stopped, frontier)]
     law = fit_law(list(frontier.cells), seed=options.seed)
     one_n, one_n_cells = largest_dataset_size(law_frame, list(frontier.cells))
@@ -143,9 +145,15 @@ def law_trials(frame: pd.DataFrame, *, keep_stopped: bool = False) -> tuple[pd.D
         frame = frame[frame["schedule"] == "constant"]
     early = stopped(frame)
     if early.any() and not keep_stopped:
-        notes.append(f"{int(early.sum())} constant-schedule trials stopped early by the search are left out of "
-                     "the ε* fit (they did not finish: their final accuracy is not comparable); they count in "
-                     "the compute")
+        bounded = int(censored(frame).sum())
+        if early.sum() > bounded:
+            notes.append(f"{int(early.sum()) - bounded} constant-schedule trials stopped early by the search are left "
+                         "out of the ε* fit (they did not finish: their final accuracy is not comparable); they "
+                         "count in the compute")
+        if bounded:
+            notes.append(f"{bounded} constant-schedule trials stopped early by the search enter the ε* fit "
+                         "censored: their final objective is known only to lie between the failure value and "
+                         "their bound (objective_bound); they can widen a cell's interval, never narrow it")
         frame = frame[~early]
     if "section" in frame.columns and frame["section"].nunique() > 1:
         counts = frame["section"].value_counts()
@@ -154,6 +162,15 @@ def law_trials(frame: pd.DataFrame, *, keep_stopped: bool = False) -> tuple[pd.D
                      f"constant-schedule trials of {', '.join(repr(s) for s in counts.index[1:])} left out")
         frame = frame[frame["section"] == keep]
     return frame.reset_index(drop=True), notes
+
+
+def censored_law_trials(with_stopped: pd.DataFrame, law_frame: pd.DataFrame) -> pd.DataFrame:
+    """The trials of ``with_stopped`` (:func:`law_trials` with ``keep_stopped``) that enter the ε* fit
+    censored at their bound, in the law's section."""
+    rows = with_stopped[censored(with_stopped)]
+    if "section" in rows.columns and "section" in law_frame.columns:
+        rows = rows[rows["section"].isin(law_frame["section"].unique())]
+    return rows.reset_index(drop=True)
 
 
 def stopped_past_edges(trials: pd.DataFrame, frontier: Frontier) -> list[str]:

@@ -11,7 +11,10 @@ Any other store (an MLflow server) goes through ``MlflowClient.search_runs``.
 Per-epoch histories are read only for the few runs a figure needs; the one exception is
 the training time, Σ epoch_seconds per run, which the SQL read gets from one aggregate
 query (the client read, which only sees the latest value, estimates it as the last
-epoch_seconds × epochs completed, and says so in the provenance). Each run becomes a row by the
+epoch_seconds × epochs completed, and says so in the provenance); the other, in a study whose
+search stopped trials by a bound on their final objective, is that objective's history in the cells
+holding a stopped trial, to recompute each one's bound (:mod:`~scalestudy.analysis.inputs.stop_bounds`).
+Each run becomes a row by the
 record's own reader, :func:`scalestudy.trial.readback.rows_from_runs`, beside its writer.
 """
 
@@ -34,10 +37,13 @@ from scalestudy.analysis.inputs.completeness import (
     partial_study,
     unfinished_trials,
 )
+from scalestudy.analysis.inputs.metric_histories import uses_sql
+from scalestudy.analysis.inputs.stop_bounds import with_objective_bounds
 from scalestudy.analysis.inputs.trial_table import TrialTable, validate_trials
 from scalestudy.trial.readback import REQUIRED_PARAMS, rows_from_runs
 from scalestudy.trial.readback import SUMMED_SECONDS as SUMMED  # the SQL read's Σ epoch_seconds per run
 from scalestudy.trial.record import (
+    EARLY_STOPPING_TAG,
     INTERRUPTED_TAG,
     PARENT_TAG,
     PLANNED_TAG,
@@ -48,8 +54,6 @@ from scalestudy.trial.record import (
     TRIAL_ROLE,
     VERSION_TAG,
 )
-
-_SQL_DIALECTS = ("sqlite", "postgresql", "mysql", "mssql")
 
 
 def load_trials_from_mlflow(experiment: str, tracking_uri: str | None = None, *, method: str = "auto",
@@ -76,7 +80,7 @@ def load_trials_from_mlflow(experiment: str, tracking_uri: str | None = None, *,
         raise AnalysisError(f"no MLflow experiment named {experiment!r} at {uri}")
     if method not in ("auto", "sql", "client"):
         raise AnalysisError(f"unknown read method {method!r}; known: auto, sql, client")
-    use_sql = method == "sql" or (method == "auto" and uri.split(":", 1)[0].split("+")[0] in _SQL_DIALECTS)
+    use_sql = uses_sql(uri, method)
     notes = []
     try:
         if use_sql:
@@ -101,6 +105,12 @@ def load_trials_from_mlflow(experiment: str, tracking_uri: str | None = None, *,
     if "train_seconds" in frame.columns:
         provenance["train_seconds"] = ("sum of epoch_seconds" if SUMMED in wide.columns
                                        else "estimate: last epoch_seconds × epochs completed")
+    if provenance.get("early_stopping") == "cell_bound":
+        try:
+            frame = with_objective_bounds(frame, uri, method)
+        except Exception as error:  # noqa: BLE001 - the table stands without them: stopped trials left out
+            notes.append(f"the bounds of the trials stopped early could not be read ({_first_line(error)}); "
+                         "they are left out of the ε* fit")
     clean, more = validate_trials(frame, f"experiment {experiment!r}")
     return TrialTable(clean, provenance, notes + warnings + more)
 
@@ -236,7 +246,8 @@ def _parent(client, wide: pd.DataFrame) -> dict[str, Any]:
     except Exception:  # noqa: BLE001 - a deleted parent: keep its id
         tags = {}
     return {"parent_run_id": parent_id, "spec_hash": tags.get(SPEC_HASH_TAG),
-            "study": tags.get(STUDY_TAG), "study_version": tags.get(VERSION_TAG)}
+            "study": tags.get(STUDY_TAG), "study_version": tags.get(VERSION_TAG),
+            **({"early_stopping": tags[EARLY_STOPPING_TAG]} if EARLY_STOPPING_TAG in tags else {})}
 
 
 def load_histories(tracking_uri: str, run_ids: list[str],

@@ -25,10 +25,16 @@ optional
   schedule      str    constant | step_decay_lr | increase_batch | hybrid | ... (missing: constant)
   optimizer     str    sgd | adamw | the user's import path (missing or empty: sgd); the noise scale g*
                        is fitted for sgd only
-  status        str    ok | diverged | stopped (ASHA stopped it before its planned epochs: its final
-                       accuracy is not comparable, so it is left out of every accuracy fit but
+  status        str    ok | diverged | stopped (the search's early stopping ended it before its planned
+                       epochs: its final accuracy is not comparable, so it is left out of every
+                       accuracy fit, or enters the ε* fit censored at its objective_bound, and is
                        counted in the compute; a trial that ended at workload.stop_at_train_loss is
                        ok); missing: ok or diverged
+  objective_bound  float  a stopped trial's bound on its final objective (search.early_stopping kind
+                       cell_bound, scalestudy.trial.curve_bound): the best it could still have
+                       reached, at most this (a minimised objective: at least); its objective and
+                       epochs_completed are where it stopped. NaN: no bound (ASHA, or none could be
+                       extrapolated), or not stopped
   updates       float  total optimizer steps [updates]
   test_loss, train_loss  float  final losses (NaN/inf allowed when diverged)
   trial_key     str    stable key of the trial
@@ -76,12 +82,13 @@ REQUIRED = ("batch_size", "lr", "momentum", "seed", "dataset_size", "diverged")
 # Tables from before objectives: the legacy objective (test accuracy) and its training counterpart (the gap).
 ACCURACY_COLUMNS = (LEGACY_OBJECTIVE.metric, LEGACY_OBJECTIVE.train_metric)
 DIRECTIONS = ("max", "min")
+BOUND = "objective_bound"  # a stopped trial's bound on its final objective (censored in the ε* fit)
 NUMERIC_OPTIONAL = ("objective", "objective_train", "test_acc", "train_acc", "target_value",
                     "updates", "test_loss", "train_loss", EPOCHS_COMPLETED, EPOCHS_PLANNED, "train_seconds", "workers",
                     "cpus_per_worker", "gpus_per_worker", "gradient_noise_scale", "target_accuracy",
                     "updates_to_target", "examples_to_target", "updates_to_target_at_most",
                     "examples_to_target_at_most", "gradient_noise_scale_at_target", "sharpness", "grad_clip_norm",
-                    "grad_norm_penalty")
+                    "grad_norm_penalty", BOUND)
 STATUSES = ("ok", "diverged", "stopped")
 TEXT_OPTIONAL = ("schedule", KEY, "section", "run_id", "status", "optimizer", "objective_metric",
                  "objective_direction")
@@ -243,6 +250,13 @@ def stopped(frame: pd.DataFrame) -> pd.Series:
     if "status" not in frame.columns:
         return pd.Series(False, index=frame.index)
     return frame["status"] == "stopped"
+
+
+def censored(frame: pd.DataFrame) -> pd.Series:
+    """Stopped trials with a bound on their final objective: censored observations, not left out."""
+    if BOUND not in frame.columns:
+        return pd.Series(False, index=frame.index)
+    return stopped(frame) & np.isfinite(frame[BOUND])
 
 
 def _numeric(column: pd.Series, name: str, where: str) -> pd.Series:

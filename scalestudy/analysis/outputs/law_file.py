@@ -123,9 +123,11 @@ def fitted_on(law: LawFit, frontier: Frontier) -> FittedOn:
 
 def cells_entry(law: LawFit, frontier: Frontier) -> tuple[LawCell, ...]:
     used = {c.key for c in law.cells}
+    censored = any(c.n_censored for c in frontier.cells)  # the count on every cell, or on none
     return tuple(LawCell(batch_size=c.batch_size, momentum=c.momentum, lr_opt=c.lr_opt, ci95=_interval(c.ci95),
                       seed_range=_interval(c.seed_range), lr_bound=c.lr_bound, status=c.status,
-                      used=c.key in used, trials=c.n_trials, seeds=c.n_seeds, dataset_size=c.dataset_size)
+                      used=c.key in used, trials=c.n_trials, seeds=c.n_seeds, dataset_size=c.dataset_size,
+                      censored=c.n_censored if censored else None)
                  for c in frontier.cells)
 
 

@@ -213,15 +213,19 @@ def _schedules_section(schedules, percent: bool = True) -> list[str]:
     return out
 
 def _cell_table(frontier) -> list[str]:
-    """One row per cell: status (an edge cell's reason), ε* and its 95 % interval, the divergence bound."""
+    """One row per cell: status (an edge cell's reason), ε* and its 95 % interval, the divergence bound, and
+    the trials stopped early that entered it censored (when any cell has some)."""
     if not frontier.cells:
         return []
-    out = ["", "| cell | status | ε* | 95 % interval | diverged at |", "| --- | --- | --- | --- | --- |"]
+    censored = any(cell.n_censored for cell in frontier.cells)
+    out = ["", "| cell | status | ε* | 95 % interval | diverged at |" + (" stopped, censored |" if censored else ""),
+           "| --- | --- | --- | --- | --- |" + (" --- |" if censored else "")]
     for cell in frontier.cells:
         lr = f"{cell.lr_opt:.4g}" if cell.lr_opt is not None else "–"
         bound = f"{cell.lr_bound:.4g}" if cell.lr_bound is not None else "–"
         why = f" ({cell.reason})" if cell.status.startswith("edge") and cell.reason else ""
-        out.append(f"| {cell.label} | {cell.status}{why} | {lr} | {_span(cell.ci95)} | {bound} |")
+        out.append(f"| {cell.label} | {cell.status}{why} | {lr} | {_span(cell.ci95)} | {bound} |"
+                   + (f" {cell.n_censored} |" if censored else ""))
     return out + [""]
 
 

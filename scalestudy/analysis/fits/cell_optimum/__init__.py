@@ -6,5 +6,6 @@
 * :mod:`.mode_set`: the 95 % set of a unimodal curve's mode;
 * :mod:`.vertex_spread`: where the vertex can lie under the seeds' noise;
 * :mod:`.seed_noise`: the seeds' noise in a cell, moderated by the study's other cells;
+* :mod:`.censored`: trials stopped early with a bound on their final objective, as censored observations;
 * :mod:`.law_weight`: how much a cell's ε* weighs in the law (the variance of its ln ε*).
 """

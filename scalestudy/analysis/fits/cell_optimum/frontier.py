@@ -37,6 +37,10 @@ interval. Cells whose best ε is the smallest, or the largest with no larger ε 
 are flagged ``edge_low`` / ``edge_high``: the optimum may lie outside the search, so they
 are left out of the law with a warning that names them.
 
+Trials the search stopped early with a bound on their final objective enter their cell's fit as
+censored observations (:mod:`scalestudy.analysis.fits.cell_optimum.censored`): they can resolve an
+edge and widen the interval, never narrow it.
+
 :func:`fit_frontier` also gives each usable cell ``log_lr_var``, the variance of its ln ε* for
 weighting the law (:mod:`scalestudy.analysis.fits.cell_optimum.law_weight`). The cells it returns
 are :class:`~scalestudy.analysis.fits.cell_optimum.optimum.CellOptimum` s of one
@@ -45,9 +49,12 @@ are :class:`~scalestudy.analysis.fits.cell_optimum.optimum.CellOptimum` s of one
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pandas as pd
 
+from scalestudy.analysis.fits.cell_optimum.censored import fit_with_censored
 from scalestudy.analysis.fits.cell_optimum.law_weight import with_variances
 from scalestudy.analysis.fits.cell_optimum.mode_set import ModeSet, mode_set
 from scalestudy.analysis.fits.cell_optimum.optimum import CellOptimum, Frontier
@@ -87,8 +94,12 @@ def failure_accuracy(frame: pd.DataFrame) -> float:
     return float(finite.min() if objective.maximise else finite.max())
 
 
-def fit_frontier(frame: pd.DataFrame, *, n_boot: int | None = None, seed: int | None = None) -> Frontier:
-    """ε* for every (batch_size, momentum) cell of a constant-schedule trial frame.
+def fit_frontier(frame: pd.DataFrame, *, censored: pd.DataFrame | None = None, n_boot: int | None = None,
+                 seed: int | None = None) -> Frontier:
+    """ε* for every (batch_size, momentum) cell of a constant-schedule trial frame of finished trials;
+    ``censored``: trials of the same cells stopped early with a bound on their final objective
+    (:mod:`~scalestudy.analysis.fits.cell_optimum.censored`; those of a cell with no finished trial
+    are not used).
 
     ``n_boot`` and ``seed`` are ignored: they belonged to the bootstrap interval this
     module no longer uses, and are accepted so that callers written for it still run."""
@@ -97,10 +108,13 @@ def fit_frontier(frame: pd.DataFrame, *, n_boot: int | None = None, seed: int | 
     cells, warnings = [], []
     keys = cell_keys(frame)
     prior = study_noise_prior(frame, keys, floor, objective)
+    censored_by_cell = dict(iter(censored.groupby(keys, sort=True))) if censored is not None and len(censored) else {}
     for values, group in frame.groupby(keys, sort=True):
         batch_size, momentum, *n = values
-        cell = fit_cell(group, int(batch_size), float(momentum), floor, objective=objective,
-                        dataset_size=int(n[0]) if n else None, prior=prior)
+        fit = partial(fit_cell, batch_size=int(batch_size), momentum=float(momentum), floor=floor,
+                      objective=objective, dataset_size=int(n[0]) if n else None, prior=prior)
+        stopped = censored_by_cell.get(values)
+        cell = fit(group) if stopped is None else fit_with_censored(fit, group, stopped, floor)
         cells.append(cell)
         if cell.status.startswith("edge"):
             side = "smallest" if cell.status == "edge_low" else "largest"

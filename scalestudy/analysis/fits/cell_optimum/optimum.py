@@ -35,6 +35,7 @@ class CellOptimum:
     log_lr_var: float | None = None  # variance of ln ε*, for weighting the law (set by fit_frontier)
     direction: str = "max"  # the objective's: mean_acc, best_acc are its values, higher or lower is better
     dataset_size: int | None = None  # N of the cell's trials when the study varies N (None: a single N)
+    n_censored: int = 0  # trials stopped early that entered the fit censored at their bound (censored.py)
 
     @property
     def usable(self) -> bool:
