@@ -102,7 +102,8 @@ LR_RANGE = (1e-3, 10.0)
 def contract_spec(algorithm: str, seed: int = 0, objective: dict | None = None, early_stopping: dict | None = None):
     search = {"algorithm": algorithm, "seed": seed, "early_stopping": early_stopping}
     if algorithm != "grid":
-        search |= {"trials_per_cell": 5, "lr_range": list(LR_RANGE)}
+        search |= {"lr_range": list(LR_RANGE)} | ({"budget": {"trial_epochs": 400}} if algorithm == "adaptive"
+                                                  else {"trials_per_cell": 5})
     return spec_from_dict({
         "analysis": {"objective": objective},
         "name": "contract",
@@ -149,9 +150,16 @@ def test_a_search_runs_its_cells_within_range_and_budget_and_ends(algorithm):
         low, high = lr_bounds(spec, cell)
         assert low <= trial.lr <= high
         counts[coordinates(cell)] += 1
-    assert all(counts[coordinates(cell)] <= cell_budget(spec, cell) for cell in cells)
-    assert set(counts) == set(by_cell)  # every cell ran
-    assert len(done) <= planned_trials(spec, cells) == plan.total_trials
+    if algorithm == "adaptive":  # one budget for the study, in trial-epochs, not per cell
+        assert plan.search_alg.spent <= plan.search_alg.budget
+    else:
+        assert all(counts[coordinates(cell)] <= cell_budget(spec, cell) for cell in cells)
+    if algorithm == "adaptive":  # it chooses the seeds: every (section, schedule, B, m) ran
+        assert {key[:4] for key in counts} == {key[:4] for key in by_cell}
+    else:
+        assert set(counts) == set(by_cell)  # every cell ran
+    assert planned_trials(spec, cells) == plan.total_trials
+    assert len(done) <= plan.total_trials or algorithm == "adaptive"  # its budget is in trial-epochs
     if algorithm in ("grid", "quasi_random", "optuna"):
         assert len(done) == plan.total_trials
     assert len({item.trial.trial_key for item in done}) == len(done)  # never the same trial twice
@@ -206,8 +214,15 @@ def test_a_search_finds_the_best_lr_by_the_study_objective(algorithm, objective)
     assert len(done) >= len(cells)
     if plan.search_alg is None:
         return  # grid and quasi_random choose no ε from results: only their early stopping ranks (below)
-    found = [(cell, line["optimum"]) for cell, line in zip(cells, plan.search_alg.summary())
-             if line["optimum"] is not None]
+    if algorithm == "adaptive":  # its cells span the seeds: ε* from its own fit of each (B, m)
+        from scalestudy.search.cells import law_group
+
+        optima = plan.search_alg.optima()
+        found = [(cell, optima[(law_group(cell), cell.batch_size, cell.momentum)]) for cell in cells
+                 if (law_group(cell), cell.batch_size, cell.momentum) in optima]
+    else:
+        found = [(cell, line["optimum"]) for cell, line in zip(cells, plan.search_alg.summary())
+                 if line["optimum"] is not None]
     assert len(found) >= len(cells) / 2, plan.search_alg.summary()  # most cells bracket their best ε
     for cell, optimum in found:
         # At the best ε it tried by the objective (within the bracket's noise allowance), not at the worst.

@@ -27,6 +27,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     search = spec.search
     for cell in cells:
         sections[cell.section] = sections.get(cell.section, 0) + cell_budget(spec, cell, cells)
+    if search.algorithm == "adaptive":  # one budget for the study: no per-section count
+        from scalestudy.search.cells import planned_trials
+
+        sections = {"all sections": planned_trials(spec, cells)}
     detail = ", ".join(f"{name} {count}" for name, count in sections.items())
     bound = "" if search.algorithm == "grid" else "at most "
     workload = cells[0].workload

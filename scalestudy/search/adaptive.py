@@ -27,7 +27,7 @@ from ray.tune.search import Searcher
 
 from scalestudy.search import adaptive_plan as plan_rules
 from scalestudy.search.adaptive_plan import PointSet, Proposal
-from scalestudy.search.cells import budget_epochs, is_searched, law_group, reference_lr
+from scalestudy.search.cells import budget_epochs, is_searched, law_group, planned_trials, reference_lr
 from scalestudy.search.plan import SearchPlan, early_stopping_scheduler
 from scalestudy.trial.config import Cell
 from scalestudy.trial.readback import row_from_result
@@ -68,6 +68,7 @@ class AdaptiveSearch(Searcher):
         self.stopped_because: str | None = None
         self.widths: dict[str, float | None] = {}  # law group → α's 95 % interval width at the last fit
         self.fits = 0
+        self.estimates: dict[tuple, float] = {}  # point-set key → ε* at the last fit (see optima)
 
     # --- Tune's Searcher interface --------------------------------------------------------------
 
@@ -179,6 +180,8 @@ class AdaptiveSearch(Searcher):
             sets = [points for key, points in self.sets.items() if key[0] == group]
             fit = group_fit(frame, sets)
             self.widths[group] = fit.alpha_width
+            self.estimates.update({(group, b, m): cell.lr_opt if cell.status == "ok" else cell.best_lr
+                                   for (b, m), cell in fit.cells.items() if cell.usable and cell.lr_opt})
             reached = reached and fit.alpha_width is not None and self.target_width is not None \
                 and fit.alpha_width <= self.target_width
             proposals += rank(fit, sets)
@@ -198,6 +201,16 @@ class AdaptiveSearch(Searcher):
         centre = (max(logs) + min(logs)) / 2
         return sorted(needs, key=lambda p: -abs(math.log(self.sets[p.key].batch_size) - centre))
 
+    def optima(self) -> dict[tuple, float]:
+        """Each usable cell's ε* (point-set key: law group, B, m) from a fit on every result so far: an
+        interior optimum's vertex; for a cell bounded by divergence its best stable ε (the fit's ε* there
+        is extrapolated towards the diverged ε)."""
+        if self.new_results and self.rows:
+            stopped, queue = self.stopped_because, self.queue
+            self.refit()
+            self.stopped_because, self.queue = stopped, queue
+        return dict(self.estimates)
+
     def summary(self) -> dict[str, Any]:
         """Facts for logs and tests: what it spent, why it stopped, α's width per law group."""
         return {"spent_trial_epochs": self.spent, "budget_trial_epochs": self.budget, "fits": self.fits,
@@ -213,10 +226,10 @@ def build_adaptive(spec, cells: list[Cell]) -> SearchPlan:
         max_seeds=search.max_seeds, beyond_grid=search.beyond_grid,
         bounds=tuple(search.lr_range) if search.lr_range is not None else None,
         reference=lambda cell: reference_lr(spec, cell), searched=lambda cell: is_searched(spec, cell))
-    epochs = min((cell.workload.epochs for cell in cells), default=1)
-    total = len(searcher.fixed) + budget // max(1, epochs)
+    # Tune ends the study at num_samples trials: the budget's trial count if every trial stopped after one
+    # epoch (diverged early), so that the searcher's own FINISHED ends it; the display shows the planned count.
     return SearchPlan(param_space={}, search_alg=searcher, scheduler=early_stopping_scheduler(spec),
-                      num_samples=total, total_trials=total)
+                      num_samples=len(searcher.fixed) + budget, total_trials=planned_trials(spec, cells))
 
 
 __all__ = ["AdaptiveSearch", "build_adaptive"]

@@ -96,6 +96,10 @@ def cell_budget(spec, cell: Cell, cells: list[Cell] | None = None) -> int:
 
 def planned_trials(spec, cells: list[Cell]) -> int:
     """The study's trial count: exact for grid and quasi_random, an upper bound for adaptive searches."""
+    if spec.search.algorithm == "adaptive":  # one budget: the searched cells' trials, then one per fixed cell
+        searched = [cell for cell in cells if is_searched(spec, cell)]
+        epochs = min((cell.workload.epochs for cell in searched), default=1)
+        return len(cells) - len(searched) + (budget_epochs(spec, cells) // max(1, epochs) if searched else 0)
     return sum(cell_budget(spec, cell, cells) for cell in cells)
 
 
