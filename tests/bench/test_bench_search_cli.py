@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from cli_in_process import run
 
+from cli_in_process import run
 from scalestudy.bench import search as bench_search
 from scalestudy.calibration.reference import DATA
 from scalestudy.search import SEARCHES
