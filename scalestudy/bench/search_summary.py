@@ -10,6 +10,7 @@ the whole table's α; ``fitted``: share with an interval.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,8 @@ class LawEstimate:
 
     alpha: float | None
     interval: tuple[float, float] | None
+    batch_sizes: tuple[int, ...] = ()  # of the cells α is fitted on
+    breakdown: float | None = None  # the batch size where the law's power law breaks down [examples]
 
     @property
     def fitted(self) -> bool:
@@ -58,11 +61,14 @@ class SearchRun:
 def fit_alpha(frame) -> LawEstimate:
     """α and its interval from the analysis' law fit of a trial table."""
     try:
-        law = fit_study(frame).law_fit
+        with warnings.catch_warnings():  # NumPy's empty-slice warnings of thin replays, hundreds of them
+            warnings.simplefilter("ignore", RuntimeWarning)
+            law = fit_study(frame).law_fit
     except AnalysisError:  # thin data: every trial diverged, ...
         return LawEstimate(None, None)
     interval = law.ci95.get("alpha")
-    return LawEstimate(law.alpha, (float(interval[0]), float(interval[1])) if interval else None)
+    return LawEstimate(law.alpha, (float(interval[0]), float(interval[1])) if interval else None,
+                       tuple(sorted({c.batch_size for c in law.cells})), law.breakdown.batch_size)
 
 
 def summary_rows(study: RecordedStudy, reference: LawEstimate, runs: list[SearchRun],
@@ -114,8 +120,12 @@ def table_notes(study: RecordedStudy, reference: LawEstimate, runs: list[SearchR
     """What a table is and what its replays had to bend: snapped lrs, substituted seeds, repeated rows."""
     cells = expand_cells(replay_spec(study, "grid"))
     match = lattice_match(study, {(c.workload.dataset_size, c.batch_size, c.momentum): list(c.lr_grid) for c in cells})
-    law = (f"α = {reference.alpha:.3f}, 95 % interval [{reference.interval[0]:.3f}, {reference.interval[1]:.3f}]"
-           if reference.fitted else "no interval of α: the ratios cannot be formed")
+    law = "no interval of α: the ratios cannot be formed"
+    if reference.fitted:
+        sizes = reference.batch_sizes
+        law = (f"α = {reference.alpha:.3f}, 95 % interval [{reference.interval[0]:.3f}, {reference.interval[1]:.3f}] "
+               f"on B {sizes[0]}–{sizes[-1]}" + (f" (a breakdown at B ≈ {reference.breakdown:.0f} above)"
+                                                 if reference.breakdown else ""))
     notes = [f"{study.name}: {len(study.trials)} law trials, {study.trial_epochs:.0f} trial-epochs, "
              f"B {study.batch_sizes[0]}–{study.batch_sizes[-1]}, m {', '.join(f'{m:g}' for m in study.momenta)}, "
              f"{len(study.seeds)} seeds, {study.objective.metric} ({study.objective.direction}); {law}; "

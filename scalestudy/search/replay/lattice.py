@@ -40,8 +40,9 @@ class LatticeMatch:
 
     def describe(self) -> str:
         if self.exact:
-            return f"the spec's lr grids are the recorded lrs (within ×{self.worst_factor:.6g})"
-        return (f"the spec's lr grids hold {self.extra} lrs no trial recorded in its cell and miss {self.missing} "
+            off = f" (rounded: within ×{self.worst_factor:.4g})" if self.worst_factor > 1.0005 else ""
+            return f"the replay spec's lr grids are the recorded lrs{off}"
+        return (f"the replay spec's lr grids hold {self.extra} lrs no trial recorded in its cell and miss {self.missing} "
                 f"recorded lrs (nearest grid lr within ×{self.worst_factor:.3g})")
 
 
