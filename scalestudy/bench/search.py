@@ -43,23 +43,29 @@ TINY_TABLE = "text_lm_adamw"  # the cheapest of them to replay (fewest trials)
 ADAPTIVE = "adaptive"
 PER_CELL = ("quasi_random", "optuna", "bracket")
 GRID_SUBSAMPLE = "grid_subsample"
-ALGORITHMS = (ADAPTIVE, *PER_CELL, GRID_SUBSAMPLE)  # every search but the full grid, and the baseline
 CONCURRENCY = 4  # trials in flight during a replay (a small machine)
 MIN_SUBSAMPLE_SEEDS = 2
+# The per-cell searches also run on this many seeds, with as many more trials per cell: on every recorded seed,
+# a quarter of the grid leaves them 3 trials per (B, m, seed) cell, fewer than they are made for.
+FEW_SEEDS = 2
 
 
-def replay_search(study: RecordedStudy, algorithm: str, search: dict, repetition: int) -> SearchRun:
-    """Replay one algorithm on the study (``search``: its spec's search fields)."""
-    spec = replay_spec(study, algorithm, {**search, "seed": repetition})
+def replay_search(study: RecordedStudy, algorithm: str, search: dict, repetition: int,
+                  seeds: int | None = None) -> SearchRun:
+    """Replay one algorithm on the study (``search``: its spec's search fields; ``seeds``: on the first
+    that many seeds of the grid, None: all recorded)."""
+    label = algorithm if seeds is None else f"{algorithm}, {seeds} seeds"
+    spec = replay_spec(study, algorithm, {**search, "seed": repetition}, seeds)
     try:
         build = SEARCHES.get(algorithm)
     except (ImportError, AttributeError):  # an algorithm not in this build (yet)
-        return SearchRun(algorithm, available=False)
+        return SearchRun(label, available=False)
     answers = RecordedAnswers.permuted(study, np.random.default_rng(stable_seed(study.name, repetition)))
     replay(build(spec, expand_cells(spec)), answers, concurrency=CONCURRENCY)
     trials = answers.trials()
-    design = f"{search['trials_per_cell']}/cell" if "trials_per_cell" in search else "budget"
-    return SearchRun(algorithm, True, design, answers.trial_epochs, len(answers.answered), len(trials),
+    per_cell = f"{search['trials_per_cell']}/cell × " if "trials_per_cell" in search else "budget, "
+    design = f"{per_cell}{len(spec.grid.seeds)} seeds"
+    return SearchRun(label, True, design, answers.trial_epochs, len(answers.answered), len(trials),
                      fit_alpha(trials), answers.snapped_far, answers.other_seed)
 
 
@@ -73,9 +79,10 @@ def grid_subsample_run(study: RecordedStudy, budget: float, repetition: int) -> 
                      float(trials[EPOCHS_RUN].sum()), len(trials), len(trials), fit_alpha(trials))
 
 
-def per_cell_budget(study: RecordedStudy, algorithm: str, budget: float) -> int:
-    """``trials_per_cell`` whose trial-epochs come nearest ``budget``, at least the algorithm's minimum."""
-    cells = len(study.dataset_sizes) * len(study.batch_sizes) * len(study.momenta) * len(study.seeds)
+def per_cell_budget(study: RecordedStudy, algorithm: str, budget: float, seeds: int) -> int:
+    """``trials_per_cell`` whose trial-epochs come nearest ``budget`` on ``seeds`` seeds, at least the
+    algorithm's minimum."""
+    cells = len(study.dataset_sizes) * len(study.batch_sizes) * len(study.momenta) * seeds
     return max(min_trials_per_cell(algorithm), math.floor(budget / (cells * study.epochs) + 0.5))
 
 
@@ -85,9 +92,11 @@ def repetition(job: tuple[RecordedStudy, int, float]) -> list[SearchRun]:
     adaptive = replay_search(study, ADAPTIVE, {"budget": {"grid_fraction": fraction}}, rep)
     budget = adaptive.trial_epochs if adaptive.available else fraction * study.trial_epochs
     runs = [adaptive]
-    for algorithm in PER_CELL:
-        runs.append(replay_search(study, algorithm, {"trials_per_cell": per_cell_budget(study, algorithm, budget)},
-                                  rep))
+    for seeds in dict.fromkeys([len(study.seeds), min(FEW_SEEDS, len(study.seeds))]):
+        for algorithm in PER_CELL:
+            per_cell = per_cell_budget(study, algorithm, budget, seeds)
+            runs.append(replay_search(study, algorithm, {"trials_per_cell": per_cell}, rep,
+                                      None if seeds == len(study.seeds) else seeds))
     runs.append(grid_subsample_run(study, budget, rep))
     return runs
 
@@ -115,7 +124,7 @@ def bench_search(tiny: bool = False, replay: Path | None = None, repetitions: in
     notes = []
     for study in studies:
         runs = [run for (s, _, _), reps in zip(jobs, results) if s is study for run in reps]
-        for row in summary_rows(study, references[study.name], runs, ALGORITHMS):
+        for row in summary_rows(study, references[study.name], runs):
             table.add(**row)
         notes += table_notes(study, references[study.name], runs)
     table.notes = notes + [

@@ -71,15 +71,14 @@ def fit_alpha(frame) -> LawEstimate:
                        tuple(sorted({c.batch_size for c in law.cells})), law.breakdown.batch_size)
 
 
-def summary_rows(study: RecordedStudy, reference: LawEstimate, runs: list[SearchRun],
-                 algorithms: tuple[str, ...]) -> list[dict[str, Any]]:
-    """The whole table's row, then one per algorithm."""
+def summary_rows(study: RecordedStudy, reference: LawEstimate, runs: list[SearchRun]) -> list[dict[str, Any]]:
+    """The whole table's row, then one per algorithm (in the order they ran)."""
     rows = [{"table": study.name, "algorithm": "whole table", "design": f"{len(study.trials)} trials",
              "compute_fraction": 1.0, "alpha_width_ratio": 1.0 if reference.fitted else "-",
              "fitted": 1.0 if reference.fitted else 0.0, "coverage": "-",
              "alpha_median": reference.alpha if reference.alpha is not None else "-",
              "alpha_interval": list(reference.interval) if reference.interval else None}]
-    for algorithm in algorithms:
+    for algorithm in dict.fromkeys(run.algorithm for run in runs):
         mine = [run for run in runs if run.algorithm == algorithm]
         if not any(run.available for run in mine):
             rows.append({"table": study.name, "algorithm": algorithm, "design": "not available"})
@@ -137,8 +136,8 @@ def table_notes(study: RecordedStudy, reference: LawEstimate, runs: list[SearchR
         far, repeated = sum(run.snapped_far for run in mine), sum(run.trials - run.rows for run in mine)
         other = sum(run.other_seed for run in mine)
         if far or repeated or other:
-            bent.append(f"{algorithm} {100 * far / asked:.0f} % snapped, {100 * repeated / asked:.0f} % repeated"
-                        + (f", {100 * other / asked:.0f} % another seed" if other else ""))
+            bent.append(f"{algorithm} {_percent(far, asked)} snapped, {_percent(repeated, asked)} repeated"
+                        + (f", {_percent(other, asked)} another seed" if other else ""))
     if bent:
         notes.append(f"{study.name}: of the trials asked, snapped by more than ×{FAR_SNAP:g} to a recorded lr / "
                      f"answered by a row already answered: {'; '.join(bent)}")
@@ -160,3 +159,8 @@ def quantile(values: list[float], q: float) -> float:
 
 def _shown(value: float) -> str:
     return "∞" if math.isinf(value) else f"{value:.2f}"
+
+
+def _percent(part: int, whole: int) -> str:
+    share = 100 * part / whole
+    return "<1 %" if 0 < share < 0.5 else f"{share:.0f} %"

@@ -205,7 +205,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for name in names:
         if name not in BENCHMARKS:
             raise CliError(f"bench: unknown benchmark {name!r}; known: {', '.join(BENCHMARKS.names())}, all")
-    options = {key: getattr(args, key) for key in ("replay", "repetitions", "fraction") if getattr(args, key) is not None}
+    flags = dict.fromkeys(key for keys in OPTIONS.values() for key in keys)  # every benchmark option is a flag
+    options = {key: getattr(args, key) for key in flags if getattr(args, key) is not None}
     for key in options:
         takers = [name for name, keys in OPTIONS.items() if key in keys]
         if any(key not in OPTIONS.get(name, ()) for name in names):

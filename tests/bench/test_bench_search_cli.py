@@ -21,9 +21,11 @@ def test_the_json_has_each_algorithms_figures():
     assert code == 0, err
     table = json.loads(out)
     rows = {row["algorithm"]: row for row in table["rows"]}
-    assert set(rows) == {"whole table", "adaptive", "quasi_random", "optuna", "bracket", "grid_subsample"}
+    per_cell = ("quasi_random", "optuna", "bracket")
+    assert list(rows) == ["whole table", "adaptive", *per_cell, *(f"{name}, 2 seeds" for name in per_cell),
+                          "grid_subsample"]
     assert {row["table"] for row in rows.values()} == {"text_lm_adamw"}
-    for name in ("quasi_random", "optuna", "bracket", "grid_subsample"):
+    for name in (*per_cell, "bracket, 2 seeds", "grid_subsample"):
         assert set(FIGURES) <= set(rows[name]), name
         assert 0 < rows[name]["compute_fraction"] < 1
     assert rows["whole table"]["compute_fraction"] == 1.0
@@ -56,8 +58,9 @@ def test_the_per_cell_searches_spend_what_the_adaptive_spent(monkeypatch):
     study = bench_search.RecordedStudy.from_parquet(DATA / "text_lm_adamw.parquet")
     runs = {run.algorithm: run for run in bench_search.repetition((study, 0, 0.25))}
     assert runs["adaptive"].trials == 7 * 8 * 3  # lrs 0, 4, 8 of 10 in each of the 7 × 8 (B, seed) cells
-    assert runs["quasi_random"].design == runs["optuna"].design == "3/cell"
+    assert runs["quasi_random"].design == runs["optuna"].design == "3/cell × 8 seeds"
     assert runs["quasi_random"].trial_epochs == runs["adaptive"].trial_epochs
+    assert runs["quasi_random, 2 seeds"].design == "12/cell × 2 seeds"  # 7 × 2 cells × 12 × 3 epochs = 504
     assert runs["grid_subsample"].design == "½ lrs, 5/8 seeds"  # 0.3 of the table: 5 of 8 seeds on half the lrs
 
 

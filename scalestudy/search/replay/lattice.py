@@ -42,13 +42,16 @@ class LatticeMatch:
         if self.exact:
             off = f" (rounded: within ×{self.worst_factor:.4g})" if self.worst_factor > 1.0005 else ""
             return f"the replay spec's lr grids are the recorded lrs{off}"
-        return (f"the replay spec's lr grids hold {self.extra} lrs no trial recorded in its cell and miss {self.missing} "
-                f"recorded lrs (nearest grid lr within ×{self.worst_factor:.3g})")
+        return (f"the replay spec's lr grids hold {self.extra} lrs no trial recorded in its cell and miss "
+                f"{self.missing} recorded lrs (nearest grid lr within ×{self.worst_factor:.3g})")
 
 
-def replay_spec(study: RecordedStudy, algorithm: str, search_overrides: dict[str, Any] | None = None) -> StudySpec:
+def replay_spec(study: RecordedStudy, algorithm: str, search_overrides: dict[str, Any] | None = None,
+                seeds: int | None = None) -> StudySpec:
     """A valid spec whose cells are the recorded study's and whose search is ``algorithm`` (with the
-    ``search`` fields of ``search_overrides``), kept on the recorded seeds and lattice."""
+    ``search`` fields of ``search_overrides``), kept on the recorded seeds and lattice. ``seeds``: the
+    grid's first that many recorded seeds (which recorded ones answer them is the evaluator's
+    permutation); None: all of them."""
     sizes = study.dataset_sizes
     raw = {
         "name": f"replay-{study.name}",
@@ -56,7 +59,7 @@ def replay_spec(study: RecordedStudy, algorithm: str, search_overrides: dict[str
         "workload": {"dataset": "synthetic", "dataset_options": {"train_size": sizes[-1], "test_size": 16},
                      "model": "mlp", "model_options": {"hidden": [4], "norm": "none"}, "epochs": study.epochs},
         "grid": {"batch_size": study.batch_sizes, "lr": infer_lr_grid(study), "momentum": study.momenta,
-                 "seeds": list(study.seeds), **({"dataset_size": sizes} if len(sizes) > 1 else {})},
+                 "seeds": list(study.seeds[:seeds]), **({"dataset_size": sizes} if len(sizes) > 1 else {})},
         "analysis": {"objective": {"metric": STAND_IN_OBJECTIVE[study.objective.direction],
                                    "direction": study.objective.direction}},
         "search": {"algorithm": algorithm, "max_seeds": len(study.seeds), "beyond_grid": 0,
