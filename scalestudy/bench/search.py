@@ -12,7 +12,8 @@ with the law of the whole table.
 Equal budget, per repetition: ``adaptive`` may spend ``--fraction`` of the grid's trial-epochs
 (``search.budget.grid_fraction``); the per-cell algorithms get the ``trials_per_cell`` whose
 trial-epochs come nearest to what the adaptive spent (to the fraction of the table where it is not
-available), at least their minimum; ``grid_subsample`` is what a user would run instead at that
+available), at least their minimum, once on every recorded seed and once on :data:`FEW_SEEDS` (with
+as many more trials per cell); ``grid_subsample`` is what a user would run instead at that
 compute: every other recorded lr (×2 steps on a √2 grid, random phase) with as many seeds as the
 budget pays for (at least 2; :func:`scalestudy.calibration.subsample.subsample`).
 """
@@ -29,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from scalestudy.bench import BenchTable
-from scalestudy.bench.search_summary import LawEstimate, SearchRun, fit_alpha, summary_rows, table_notes
+from scalestudy.bench.search_summary import SearchRun, fit_alpha, summary_rows, table_notes
 from scalestudy.calibration.reference import DATA
 from scalestudy.calibration.subsample import SubsampleDesign, subsample
 from scalestudy.search import SEARCHES
@@ -127,10 +128,12 @@ def bench_search(tiny: bool = False, replay: Path | None = None, repetitions: in
         for row in summary_rows(study, references[study.name], runs):
             table.add(**row)
         notes += table_notes(study, references[study.name], runs)
+    adaptive = any(run.available for runs in results for run in runs if run.algorithm == ADAPTIVE)
+    budget = (f"adaptive search.budget.grid_fraction {fraction:g}, the others matched to what it spent" if adaptive
+              else f"{fraction:g} of each table (adaptive is not in this build)")
     table.notes = notes + [
-        f"{repetitions} repetitions per table (search seed, seed permutation, subsample); budget: adaptive "
-        f"search.budget.grid_fraction {fraction:g}, the others matched to what it spent; {CONCURRENCY} trials in "
-        f"flight; {time.monotonic() - started:.0f} s on {_processes(len(jobs))} processes"]
+        f"{repetitions} repetitions per table (search seed, seed permutation, subsample); budget: {budget}; "
+        f"{CONCURRENCY} trials in flight; {time.monotonic() - started:.0f} s on {_processes(len(jobs))} processes"]
     return table
 
 
