@@ -80,5 +80,13 @@ class BenchTable:
         return "\n".join(lines)
 
 
-def run_benchmark(name: str, tiny: bool = False) -> BenchTable:
-    return BENCHMARKS.get(name)(tiny=tiny)
+# Options a benchmark takes besides tiny (the command line's flags, named as the keyword arguments).
+OPTIONS: dict[str, tuple[str, ...]] = {"search": ("replay", "repetitions", "fraction")}
+
+
+def run_benchmark(name: str, tiny: bool = False, **options: Any) -> BenchTable:
+    """Run one benchmark; ``options``: those it takes (:data:`OPTIONS`), any other is a ValueError."""
+    unknown = sorted(set(options) - set(OPTIONS.get(name, ())))
+    if unknown:
+        raise ValueError(f"bench {name}: takes no option {unknown[0]!r}")
+    return BENCHMARKS.get(name)(tiny=tiny, **options)

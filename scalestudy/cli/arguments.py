@@ -158,6 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("name", help=" | ".join([*BENCHMARKS.names(), "all"]))
     bench.add_argument("--tiny", action="store_true", help="smallest sizes (CI keeps the benchmarks working)")
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    bench.add_argument("--replay", type=Path, metavar="TABLE.parquet",
+                       help="search: replay this recorded study (a trials.parquet analyze wrote) instead of the "
+                            "shipped reference tables")
+    bench.add_argument("--repetitions", type=int, metavar="N", help="search: repetitions per table and algorithm "
+                                                                    "(default 20; 2 with --tiny)")
+    bench.add_argument("--fraction", type=float, metavar="F",
+                       help="search: the budget, a share of the recorded grid's trial-epochs (default 0.25)")
 
     ui = commands.add_parser("ui", help="open the MLflow UI on the local store")
     ui.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI)

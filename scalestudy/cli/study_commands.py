@@ -203,14 +203,24 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from scalestudy.bench import BENCHMARKS, run_benchmark
+    from scalestudy.bench import BENCHMARKS, OPTIONS, run_benchmark
 
     names = BENCHMARKS.names() if args.name == "all" else [args.name]
     for name in names:
         if name not in BENCHMARKS:
             raise CliError(f"bench: unknown benchmark {name!r}; known: {', '.join(BENCHMARKS.names())}, all")
+    flags = dict.fromkeys(key for keys in OPTIONS.values() for key in keys)  # every benchmark option is a flag
+    options = {key: getattr(args, key) for key in flags if getattr(args, key) is not None}
+    for key in options:
+        takers = [name for name, keys in OPTIONS.items() if key in keys]
+        if any(key not in OPTIONS.get(name, ()) for name in names):
+            raise CliError(f"--{key}: only for bench {' | '.join(takers)} (got bench {args.name})")
+    if options.get("repetitions", 1) < 1:
+        raise CliError(f"--repetitions: must be at least 1, got {args.repetitions}")
+    if not 0 < options.get("fraction", 0.25) <= 1:
+        raise CliError(f"--fraction: must be a share of the grid in (0, 1], got {args.fraction:g}")
     for name in names:
-        table = run_benchmark(name, tiny=args.tiny)
+        table = run_benchmark(name, tiny=args.tiny, **options)
         print(table.to_json() if args.json else table.render(), flush=True)
     return 0
 

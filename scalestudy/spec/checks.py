@@ -126,6 +126,12 @@ def _dataset_sizes(section: Section, workload_size: int, where: str) -> list[int
     return list(sizes)
 
 
+def min_trials_per_cell(algorithm: str) -> int:
+    """The fewest ``search.trials_per_cell`` a per-cell search accepts: a bracket needs its best ε and one
+    point on each side."""
+    return 3 if algorithm == "bracket" else 1
+
+
 def _check_search(spec: StudySpec) -> None:
     search = spec.search
     if search.algorithm != "adaptive":
@@ -138,7 +144,7 @@ def _check_search(spec: StudySpec) -> None:
                    "adaptive spends search.budget where the law's interval shrinks most")
             raise SpecError(f"search.trials_per_cell: only for algorithms quasi_random, optuna, bracket ({why})")
     else:
-        minimum = 3 if search.algorithm == "bracket" else 1
+        minimum = min_trials_per_cell(search.algorithm)
         if search.trials_per_cell is None or search.trials_per_cell < minimum:
             what = "a bracket needs the best ε and one point on each side" if minimum == 3 else "a budget"
             raise SpecError(f"search.trials_per_cell: {search.algorithm} needs at least {minimum} trials per "
