@@ -19,7 +19,6 @@ is not data and is not proposed again; a diverged one is data.
 from __future__ import annotations
 
 import math
-import pickle
 from dataclasses import replace
 from typing import Any
 
@@ -27,6 +26,7 @@ from ray.tune.search import Searcher
 
 from scalestudy.search import adaptive_plan as plan_rules
 from scalestudy.search.adaptive_plan import PointSet, Proposal
+from scalestudy.search.cell_search import restore_state, save_state
 from scalestudy.search.cells import budget_epochs, is_searched, law_group, planned_trials, reference_lr
 from scalestudy.search.plan import SearchPlan, early_stopping_scheduler
 from scalestudy.trial.config import Cell
@@ -118,12 +118,10 @@ class AdaptiveSearch(Searcher):
         self.new_results += 1
 
     def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as out:
-            pickle.dump(self.__dict__, out)
+        save_state(self, checkpoint_path)
 
     def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as stream:
-            self.__dict__.update(pickle.load(stream))
+        restore_state(self, checkpoint_path)
         # trials that were running when the study stopped are run again by Tune under new ids
         for key, lr, seed, _ in self.trials.values():
             if key is not None:

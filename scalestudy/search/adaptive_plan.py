@@ -13,9 +13,11 @@ A *point set* is one (law group, B, m) cell over all its seeds: its candidate ε
 2. **Then shrink α's interval.** The law is a weighted least squares with weights wᵢ = 1/(vᵢ + τ²)
    (vᵢ: the variance of cell i's ln ε*, read off its 95 % set; τ²: the between-cell scatter). With
    M = (XᵀWX)⁻¹, ∂Var(α)/∂vᵢ = wᵢ²·(M xᵢ)²_α: the cells that move α most are those at extreme B with
-   narrow sets. A trial in cell i shrinks vᵢ by about vᵢ/(nᵢ + 1) (nᵢ trials among its top three ε: a
-   variance that falls as 1/n), so its value is wᵢ²(M xᵢ)²_α · vᵢ/(nᵢ + 1). The trial is the missing
-   √2 neighbour of the best ε, else one more seed at whichever of the three best ε has fewest.
+   narrow sets. A trial in cell i shrinks vᵢ by about vᵢ/(nᵢ + 1) (nᵢ trials at the ε that may still be
+   its optimum: a variance that falls as 1/n), so its value is wᵢ²(M xᵢ)²_α · vᵢ/(nᵢ + 1). The trials
+   bisect the gap between the best ε and the next one run (down to √2 steps), else add one more seed
+   at every ε the cell's 95 % set still holds (a block: the analysis reads a cell's noise off the ε
+   every seed ran).
    A cell not yet started is valued by the exact drop of Var(α) when a row xᵢ of typical weight is
    added (Sherman–Morrison), spread over its coarse design's trials.
 

@@ -190,12 +190,10 @@ class CellSearch(Searcher):
                     (run.cell.batch_size, run.cell.momentum, best))
 
     def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as out:
-            pickle.dump(self.__dict__, out)
+        save_state(self, checkpoint_path)
 
     def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as stream:
-            self.__dict__.update(pickle.load(stream))
+        restore_state(self, checkpoint_path)
         for run in self.runs:  # a search saved by an earlier version holds its cells as dicts
             if isinstance(run.cell, dict):
                 run.cell = Cell.from_dict(run.cell)
@@ -235,6 +233,17 @@ class CellSearch(Searcher):
                  "optimum": run.strategy.optimum() if run.started else None,
                  "status": getattr(run.strategy, "status", "done" if run.done else "running")}
                 for run in self.runs]
+
+
+def save_state(searcher: Searcher, checkpoint_path: str) -> None:
+    """A search's whole state, pickled with Tune's experiment (searches are plain data by design)."""
+    with open(checkpoint_path, "wb") as out:
+        pickle.dump(searcher.__dict__, out)
+
+
+def restore_state(searcher: Searcher, checkpoint_path: str) -> None:
+    with open(checkpoint_path, "rb") as stream:
+        searcher.__dict__.update(pickle.load(stream))
 
 
 def _unique(lr: float, taken: set[float]) -> float:
