@@ -125,3 +125,25 @@ def test_a_restored_or_primed_search_repeats_no_trial(tmp_path):
 def test_bad_adaptive_settings_are_refused(overrides, message):
     with pytest.raises(SpecError, match=message.replace(".", r"\.")):
         load_spec(REPO / "search_spaces" / "quickstart.yaml", overrides)
+
+
+def test_alpha_sensitivity_and_new_row_value_match_their_closed_forms():
+    from scalestudy.search.adaptive_plan import alpha_sensitivities, new_row_value
+
+    rng = np.random.default_rng(0)
+    X = np.column_stack([np.ones(6), np.log([16, 32, 64, 128, 256, 512]), rng.normal(size=6)])
+    variances = rng.uniform(0.05, 0.5, size=6)
+
+    def var_alpha(v):
+        return np.linalg.inv(X.T @ (X / v[:, None]))[1, 1]
+
+    sensitivity, M = alpha_sensitivities(X, 1 / variances, 1)
+    for i in range(6):  # ∂Var(α)/∂vᵢ by central differences
+        step = np.zeros(6)
+        step[i] = 1e-6
+        numeric = (var_alpha(variances + step) - var_alpha(variances - step)) / 2e-6
+        assert math.isclose(sensitivity[i], numeric, rel_tol=1e-4)
+    x, weight = np.array([1.0, math.log(1024), 0.3]), 4.0  # a new row: the drop of Var(α), recomputed in full
+    bigger = np.vstack([X, x])
+    direct = var_alpha(variances) - np.linalg.inv(bigger.T @ (bigger * np.append(1 / variances, weight)[:, None]))[1, 1]
+    assert math.isclose(new_row_value(M, x, weight, 1), direct, rel_tol=1e-9)
