@@ -12,7 +12,7 @@ from scalestudy.spec.base import Frozen
 
 class EarlyStopping(Frozen):
     """Early stopping on the study's objective, judged after each epoch within each (section, schedule, B,
-    m) cell (see [Search](search.md#early-stopping)): ``asha`` stops by rank (asynchronous successive
+    m) cell (docs: Search, "Early stopping"): ``asha`` stops by rank (asynchronous successive
     halving, rungs in epochs; stopped trials are left out of the ε* fit), ``cell_bound`` stops a trial
     whose bound on its final objective, extrapolated from its cell's finished trials, is below the
     cell's best by more than ``margin`` (stopped trials enter the ε* fit censored at that bound)."""
