@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scalestudy.law.adamw_fields import AdamWTimescales, SurgeTest
 from scalestudy.law.fields import (
     BREAKDOWN_OUTCOMES,
     PARAMETERS,
@@ -75,7 +76,7 @@ _REQUIRED = ("schema", "form", "k", "alpha", "beta", "ci95", "breakdown_batch_si
              "dataset_size", "fitted_on", "provenance")
 _OPTIONAL = ("gamma", "r2", "prediction", "breakdown_test", "smooth_bend", "noise_scale_opt", "gap_slope",
              "gradient_noise_scale", "critical_batch_size", "compute", "reasons", "notes", "cells", "units",
-             "optimizer", "objective")
+             "optimizer", "objective", "adamw", "surge", "group")
 _POSITIVE = ("k", "breakdown_batch_size", "dataset_size")
 UNITS = {"lr": "per optimizer update", "batch_size": "examples per update",
          "noise_scale": "g = lr/(1-m)*(N/B-1), units of lr", "dataset_size": "training examples",
@@ -148,6 +149,9 @@ class ScalingLaw:
     # The noise scale g is SGD's: a law of another optimizer predicts no g.
     optimizer: str | None = None
     objective: LawObjective | None = None  # what ε* is the best of (null in older files: see guards.law_objective)
+    adamw: AdamWTimescales | None = None  # λ, β2 and the model EMA against B (AdamW studies; law.adamw_fields)
+    surge: SurgeTest | None = None  # does ε*(B) fall past a peak B (law.adamw_fields)
+    group: str | None = None  # which of a study's laws this is: "<optimizer>/<section>" (null: the study's only law)
     schema: str = SCHEMA
     form: str = FORM
 

@@ -1,0 +1,146 @@
+"""A batch-size warmup derived from CBS(t) (``batch_warmup.json``, schema ``scalestudy.batch_warmup/v1``):
+training starts at the base run's B_0 and multiplies B by an integer ``factor`` whenever the
+critical batch size measured at a checkpoint allows it (Merrill et al. 2025, arXiv 2505.23971, §5:
+"batch size warmup"), with the lr rescaled by the study's rule.
+
+    warmup = warmup_from_cbs(CBSCurve.load("cbs.json"), max_batch_size=1024)
+    warmup.at_examples(50_000)           # BatchStage(start_examples=..., batch_size=..., lr=...)
+    warmup.at_step(120)
+
+The rule (:func:`scaled_lr`, the one home of it; a branch's lr comes from it too): linear,
+ε·B/B_0, for SGD (Goyal et al. 2017; Smith et al. 2018: decaying ε by f ≈ B × f); sqrt,
+ε·√(B/B_0), for Adam-type optimizers (Malladi et al. 2022; Seesaw, arXiv 2510.14717: lr ÷ √2
+with B × 2). A stage starts at a checkpoint where the bound (the lower end of CBS's 95 % interval
+by default: a conservative warmup) first admits the next multiple; B never decreases.
+
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from scalestudy.law.cbs import RULES, CBSCurve
+from scalestudy.law.records import LawFileError, read_document, read_record, to_json, write_document
+
+WARMUP_SCHEMA = "scalestudy.batch_warmup/v1"
+MAX_WARMUP_BYTES = 16 * 2**20
+BASES = ("ci_low", "estimate")  # what a stage's B must not exceed: CBS's lower 95 % bound, or CBS itself
+
+
+def scaled_lr(base_lr: float, base_batch_size: int, batch_size: int, rule: str) -> float:
+    """The lr at ``batch_size`` from (B_0, ε_0): ε_0·(B/B_0) (``linear``) or ε_0·√(B/B_0) (``sqrt``)."""
+    if rule not in RULES:
+        raise ValueError(f"rule {rule!r}; allowed: {', '.join(RULES)}")
+    ratio = batch_size / base_batch_size
+    return base_lr * (ratio if rule == "linear" else math.sqrt(ratio))
+
+
+@dataclass(frozen=True)
+class BatchStage:
+    """From ``start_examples`` (the ``start_step``-th update) on, train at ``batch_size`` with ``lr``."""
+
+    start_examples: int
+    start_step: int
+    batch_size: int  # global [examples per update]
+    lr: float
+
+
+@dataclass(frozen=True)
+class BatchWarmup:
+    """The content of ``batch_warmup.json`` (see the module docstring)."""
+
+    schema: str
+    base_batch_size: int
+    base_lr: float
+    momentum: float
+    optimizer: str
+    rule: str
+    factor: int  # B grows by whole multiples of this
+    basis: str  # ci_low | estimate
+    total_examples: int  # the run's length [examples]
+    dataset_size: int
+    stages: tuple[BatchStage, ...]
+    source: str | None = None  # the cbs.json it came from
+
+    def check(self, where: str = "batch warmup file") -> None:
+        if self.schema != WARMUP_SCHEMA:
+            raise LawFileError(f"{where}: schema {self.schema!r}; this version reads {WARMUP_SCHEMA!r}")
+        if not self.stages or self.stages[0].start_examples != 0 or self.stages[0].batch_size != self.base_batch_size:
+            raise LawFileError(f"{where}: stages must start at examples 0 with the base batch size")
+        for before, after in zip(self.stages, self.stages[1:]):
+            if after.start_examples <= before.start_examples or after.batch_size <= before.batch_size:
+                raise LawFileError(f"{where}: stages must grow in start_examples and batch_size")
+            if after.batch_size % before.batch_size:
+                raise LawFileError(f"{where}: batch size {after.batch_size} is not a whole multiple of "
+                                   f"{before.batch_size}")
+
+    @property
+    def total_steps(self) -> int:
+        last = self.stages[-1]
+        return last.start_step + max(0, self.total_examples - last.start_examples) // last.batch_size
+
+    def at_examples(self, examples: int) -> BatchStage:
+        return self.stages[bisect_right([s.start_examples for s in self.stages], examples) - 1]
+
+    def at_step(self, step: int) -> BatchStage:
+        return self.stages[bisect_right([s.start_step for s in self.stages], step) - 1]
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json(self)
+
+    def save(self, path: str | Path) -> Path:
+        self.check()
+        return write_document(path, self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "batch warmup file") -> BatchWarmup:
+        warmup = read_record(cls, data, where)
+        warmup.check(where)
+        return warmup
+
+    @classmethod
+    def load(cls, path: str | Path) -> BatchWarmup:
+        data = read_document(path, "batch warmup file", MAX_WARMUP_BYTES, "a batch_warmup.json from scalestudy plan")
+        return cls.from_dict(data, f"batch warmup file {path}")
+
+
+def warmup_from_cbs(curve: CBSCurve, *, max_batch_size: int | None = None, factor: int = 2,
+                    basis: str = "ci_low", total_examples: int | None = None,
+                    source: str | None = None) -> BatchWarmup:
+    """The step-wise warmup CBS(t) admits: at each checkpoint, the largest B_0·factor^j ≤ the bound
+    (and ≤ ``max_batch_size``), never below the stage before. A censored point counts at its
+    tested edge (``above``: the largest tested B; ``below``: B_0); a point without an estimate
+    changes nothing."""
+    if factor < 2:
+        raise ValueError(f"factor {factor}: must be a whole number ≥ 2")
+    if basis not in BASES:
+        raise ValueError(f"basis {basis!r}; allowed: {', '.join(BASES)}")
+    base = curve.base_batch_size
+    total = total_examples or curve.total_examples
+    stages = [BatchStage(0, 0, base, curve.base_lr)]
+    for point in curve.points:
+        if point.censored == "above":
+            bound = float(max(point.tested_batch_sizes, default=base))
+        elif point.censored == "below" or point.cbs is None:
+            bound = float(base) if point.censored == "below" else 0.0
+        else:
+            bound = point.ci95.low if basis == "ci_low" and point.ci95 is not None else point.cbs
+        if max_batch_size is not None:
+            bound = min(bound, max_batch_size)
+        size = stages[-1].batch_size
+        while size * factor <= bound:
+            size *= factor
+        last = stages[-1]
+        steps = max(1, math.ceil((point.examples - last.start_examples) / last.batch_size))
+        if size > last.batch_size and last.start_examples + steps * last.batch_size < total:
+            stages.append(BatchStage(last.start_examples + steps * last.batch_size, last.start_step + steps, size,
+                                     scaled_lr(curve.base_lr, base, size, curve.rule)))
+    warmup = BatchWarmup(WARMUP_SCHEMA, base, curve.base_lr, curve.momentum, curve.optimizer, curve.rule, factor,
+                         basis, total, curve.dataset_size, tuple(stages), source)
+    warmup.check()
+    return warmup
