@@ -13,6 +13,14 @@ The rule (:func:`scaled_lr`, the one home of it; a branch's lr comes from it too
 with B × 2). A stage starts at a checkpoint where the bound (the lower end of CBS's 95 % interval
 by default: a conservative warmup) first admits the next multiple; B never decreases.
 
+A stage starts at the first update boundary at or after its checkpoint where the examples seen are
+a whole multiple of its own B: OLMo-core's data loader changes B only there (it neither repeats nor
+skips data), and Hugging Face's Trainer groups micro-batches into updates by counting from its
+epoch's start (:mod:`scalestudy.law.warmup_hf`), so every trainer switches at the same example.
+The exports: :mod:`~scalestudy.law.warmup_pytorch`, :mod:`~scalestudy.law.warmup_hf`,
+:mod:`~scalestudy.law.warmup_megatron`, :mod:`~scalestudy.law.warmup_olmo`,
+:mod:`~scalestudy.law.warmup_levanter`.
+
 Standard library only.
 """
 
@@ -24,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scalestudy.law.cbs import RULES, CBSCurve
+from scalestudy.law.cbs import RULES, CBSCurve, CBSPoint
 from scalestudy.law.records import LawFileError, read_document, read_record, to_json, write_document
 
 WARMUP_SCHEMA = "scalestudy.batch_warmup/v1"
@@ -78,6 +86,17 @@ class BatchWarmup:
             if after.batch_size % before.batch_size:
                 raise LawFileError(f"{where}: batch size {after.batch_size} is not a whole multiple of "
                                    f"{before.batch_size}")
+            if after.start_examples % after.batch_size:
+                raise LawFileError(f"{where}: the stage of batch size {after.batch_size} starts at examples "
+                                   f"{after.start_examples}, not a whole multiple of it")
+            steps = (after.start_examples - before.start_examples) // before.batch_size
+            if after.start_step != before.start_step + steps:
+                raise LawFileError(f"{where}: the stage at examples {after.start_examples} starts at step "
+                                   f"{after.start_step}; {steps} updates of {before.batch_size} after step "
+                                   f"{before.start_step} make it {before.start_step + steps}")
+        if self.total_examples < self.stages[-1].start_examples + self.stages[-1].batch_size:
+            raise LawFileError(f"{where}: total_examples {self.total_examples} ends before the last stage's "
+                               "first update")
 
     @property
     def total_steps(self) -> int:
@@ -115,32 +134,44 @@ def warmup_from_cbs(curve: CBSCurve, *, max_batch_size: int | None = None, facto
     """The step-wise warmup CBS(t) admits: at each checkpoint, the largest B_0·factor^j ≤ the bound
     (and ≤ ``max_batch_size``), never below the stage before. A censored point counts at its
     tested edge (``above``: the largest tested B; ``below``: B_0); a point without an estimate
-    changes nothing."""
-    if factor < 2:
+    changes nothing, nor does one without an interval under ``ci_low`` (it has no lower bound)."""
+    base = curve.base_batch_size
+    if isinstance(factor, bool) or not isinstance(factor, int) or factor < 2:
         raise ValueError(f"factor {factor}: must be a whole number ≥ 2")
     if basis not in BASES:
         raise ValueError(f"basis {basis!r}; allowed: {', '.join(BASES)}")
-    base = curve.base_batch_size
+    if max_batch_size is not None and max_batch_size < base:
+        raise ValueError(f"max_batch_size {max_batch_size}: must be ≥ the base batch size {base}")
     total = total_examples or curve.total_examples
+    if total < base:
+        raise ValueError(f"total_examples {total}: must hold at least one update of the base batch size {base}")
     stages = [BatchStage(0, 0, base, curve.base_lr)]
     for point in curve.points:
-        if point.censored == "above":
-            bound = float(max(point.tested_batch_sizes, default=base))
-        elif point.censored == "below" or point.cbs is None:
-            bound = float(base) if point.censored == "below" else 0.0
-        else:
-            bound = point.ci95.low if basis == "ci_low" and point.ci95 is not None else point.cbs
-        if max_batch_size is not None:
-            bound = min(bound, max_batch_size)
         size = stages[-1].batch_size
-        while size * factor <= bound:
+        while size * factor <= _bound(point, basis, base, max_batch_size):
             size *= factor
         last = stages[-1]
-        steps = max(1, math.ceil((point.examples - last.start_examples) / last.batch_size))
-        if size > last.batch_size and last.start_examples + steps * last.batch_size < total:
-            stages.append(BatchStage(last.start_examples + steps * last.batch_size, last.start_step + steps, size,
-                                     scaled_lr(curve.base_lr, base, size, curve.rule)))
+        # The first boundary of the last stage's updates at or after the checkpoint, one update at least,
+        # where the examples seen are a whole multiple of the new B (see the module docstring).
+        start = max(point.examples, last.start_examples + last.batch_size)
+        start = -(-start // size) * size
+        if size > last.batch_size and start < total:
+            stages.append(BatchStage(start, last.start_step + (start - last.start_examples) // last.batch_size,
+                                     size, scaled_lr(curve.base_lr, base, size, curve.rule)))
     warmup = BatchWarmup(WARMUP_SCHEMA, base, curve.base_lr, curve.momentum, curve.optimizer, curve.rule, factor,
                          basis, total, curve.dataset_size, tuple(stages), source)
     warmup.check()
     return warmup
+
+
+def _bound(point: CBSPoint, basis: str, base: int, max_batch_size: int | None) -> float:
+    """The largest B a checkpoint admits [examples per update] (0: it admits no growth)."""
+    if point.censored == "above":
+        bound = float(max(point.tested_batch_sizes, default=base))
+    elif point.censored == "below":
+        bound = float(base)
+    elif point.cbs is None or (basis == "ci_low" and point.ci95 is None):
+        bound = 0.0
+    else:
+        bound = point.ci95.low if basis == "ci_low" else point.cbs
+    return bound if max_batch_size is None else min(bound, max_batch_size)
