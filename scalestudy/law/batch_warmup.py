@@ -109,6 +109,11 @@ class BatchWarmup:
     def at_step(self, step: int) -> BatchStage:
         return self.stages[bisect_right([s.start_step for s in self.stages], step) - 1]
 
+    def examples_before(self, step: int) -> int:
+        """The examples the updates before ``step`` take (``examples_before(total_steps)``: the whole run's)."""
+        stage = self.at_step(step)
+        return stage.start_examples + (step - stage.start_step) * stage.batch_size
+
     def to_dict(self) -> dict[str, Any]:
         return to_json(self)
 

@@ -1,0 +1,102 @@
+"""The batch warmup in Hugging Face's Trainer, tested with the real library: a tiny GPT-2 built from
+a config (no download) trained by ``transformers.Trainer`` on random tokens, recording at every
+optimizer step the lr in the optimizer and which examples the step's forward passes saw; they are
+the warmup's (B 8 → 16 → 32 through gradient accumulation 2 → 4 → 8 of micro-batches of 4), in the
+order :class:`WarmupBatchSampler` gives plain PyTorch."""
+
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+
+from scalestudy.law.records import LawError  # noqa: E402
+from scalestudy.law.warmup_hf import (  # noqa: E402
+    WarmupCallback,
+    accumulation_steps,
+    warmup_optimizers,
+    warmup_training_args,
+)
+from scalestudy.law.warmup_pytorch import WarmupBatchSampler, WarmupDataset  # noqa: E402
+from warmup_curves import small_warmup  # noqa: E402
+
+TOKENS, VOCAB = 6, 16
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """A tiny model on a shared CPU: one thread is much faster than contending for two."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class Recorder(transformers.TrainerCallback):
+    """The lr in the optimizer as it steps, and the examples (by row) the update's forward passes saw."""
+
+    def __init__(self, model, rows):
+        self.lrs, self.updates, self._seen, self.rows = [], [], [], rows
+        model.register_forward_pre_hook(self._record, with_kwargs=True)
+
+    def _record(self, module, args, kwargs):
+        if module.training:
+            self._seen += [self.rows[tuple(row.tolist())] for row in kwargs["input_ids"]]
+
+    def on_pre_optimizer_step(self, args, state, control, optimizer=None, **kwargs):
+        self.lrs.append(optimizer.param_groups[0]["lr"])
+        self.updates.append(self._seen)
+        self._seen = []
+
+
+def trainer_for(warmup, tmp_path, dataset=None, optimizers=True, **fields):
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(vocab_size=VOCAB, n_positions=TOKENS, n_embd=8, n_layer=1, n_head=2, n_inner=8)
+    model = transformers.GPT2LMHeadModel(config)
+    tokens = torch.randint(0, VOCAB, (warmup.dataset_size, TOKENS), generator=torch.Generator().manual_seed(1))
+    rows = {tuple(row.tolist()): i for i, row in enumerate(tokens)}
+    assert len(rows) == warmup.dataset_size  # every example recognisable by its tokens
+    train = [{"input_ids": row, "labels": row} for row in tokens]
+    args = transformers.TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True, save_strategy="no",
+                                          logging_strategy="no", disable_tqdm=True, seed=0, **fields)
+    recorder = Recorder(model, rows)
+    trainer = transformers.Trainer(model=model, args=args, train_dataset=dataset or WarmupDataset(train, warmup, seed=5),
+                                   optimizers=warmup_optimizers(model, warmup) if optimizers else (None, None),
+                                   callbacks=[WarmupCallback(warmup), recorder])
+    return trainer, recorder, args
+
+
+def test_a_real_trainer_follows_the_warmup_update_by_update(tmp_path):
+    warmup = small_warmup()
+    fields = warmup_training_args(warmup, per_device_train_batch_size=4)
+    assert fields == {"per_device_train_batch_size": 4, "gradient_accumulation_steps": 2, "max_steps": 35,
+                      "train_sampling_strategy": "sequential"}
+    trainer, recorder, args = trainer_for(warmup, tmp_path, **fields)
+    trainer.train()
+    expected = list(WarmupBatchSampler(warmup, seed=5))
+    assert [len(u) for u in recorder.updates] == [8] * 14 + [16] * 13 + [32] * 8
+    assert recorder.updates == expected  # the same examples, in the same updates, as plain PyTorch
+    assert recorder.lrs == [warmup.at_step(s).lr for s in range(35)]
+    assert trainer.state.global_step == 35 and args.gradient_accumulation_steps == 2  # given back as it was
+
+
+def test_the_per_device_sizes_that_fit_are_named():
+    with pytest.raises(LawError, match=r"per_device_train_batch_size 3 × 1 device\(s\) does not divide every batch "
+                                       r"size of the warmup \(8, 16, 32\); per-device sizes that do: 1, 2, 4, 8$"):
+        accumulation_steps(small_warmup(), 3)
+    assert accumulation_steps(small_warmup(), 2, devices=2) == (2, 4, 8)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"optimizers": False}, "lr scheduler is LambdaLR, not the warmup's: pass optimizers=warmup_optimizers"),
+    ({"dataset": [{"input_ids": torch.zeros(TOKENS, dtype=torch.long)}] * 100}, "not the warmup's stream"),
+    ({"train_sampling_strategy": "random"}, "train_sampling_strategy is 'random'"),
+    ({"max_steps": 30}, "max_steps is 30, the warmup's updates 35"),
+    ({"gradient_accumulation_steps": 4}, "gradient_accumulation_steps 4 is more than the first stage's 2"),
+])
+def test_the_callback_refuses_a_trainer_that_cannot_follow_the_warmup(tmp_path, change, message):
+    warmup = small_warmup()
+    fields = {**warmup_training_args(warmup, per_device_train_batch_size=4), **change}
+    kwargs = {key: fields.pop(key) for key in ("dataset", "optimizers") if key in fields}
+    trainer, _, _ = trainer_for(warmup, tmp_path, **kwargs, **fields)
+    with pytest.raises(LawError, match=message):
+        trainer.train()
