@@ -2,7 +2,15 @@
 a config (no download) trained by ``transformers.Trainer`` on random tokens, recording at every
 optimizer step the lr in the optimizer and which examples the step's forward passes saw; they are
 the warmup's (B 8 → 16 → 32 through gradient accumulation 2 → 4 → 8 of micro-batches of 4), in the
-order :class:`WarmupBatchSampler` gives plain PyTorch."""
+order :class:`WarmupBatchSampler` gives plain PyTorch; on two processes (slow) each rank sees half of
+every update."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -100,3 +108,24 @@ def test_the_callback_refuses_a_trainer_that_cannot_follow_the_warmup(tmp_path, 
     trainer, _, _ = trainer_for(warmup, tmp_path, **kwargs, **fields)
     with pytest.raises(LawError, match=message):
         trainer.train()
+
+
+@pytest.mark.slow
+def test_two_processes_share_every_update_between_them(tmp_path):
+    """torch.distributed.run, two CPU ranks (gloo), m = 2: each rank's forward passes see B/2 examples of
+    every update, and the two halves together are the update's examples."""
+    tests = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": f"{tests.parent}:{tests}", "OMP_NUM_THREADS": "1"}
+    with socket.socket() as probe:  # a free port for the ranks' rendezvous (0 is not one torchrun takes)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+                    str(tests / "law" / "warmup_hf_ddp_worker.py"), str(tmp_path)],
+                   env=env, check=True, capture_output=True, timeout=120)
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    warmup = small_warmup()
+    expected = list(WarmupBatchSampler(warmup, seed=5))
+    assert [rank["world_size"] for rank in ranks] == [2, 2]
+    assert [len(u) for u in ranks[0]["updates"]] == [4] * 14 + [8] * 13 + [16] * 8 == [len(u) for u in ranks[1]["updates"]]
+    assert [sorted(a + b) for a, b in zip(ranks[0]["updates"], ranks[1]["updates"])] == [sorted(e) for e in expected]
+    assert ranks[0]["lrs"] == ranks[1]["lrs"] == [warmup.at_step(s).lr for s in range(35)]
