@@ -69,9 +69,9 @@ def cmd_batch_warmup(args: argparse.Namespace) -> int:
     if args.total_examples is not None and args.total_examples < curve.base_batch_size:
         raise CliError(f"--total-examples: must hold one update of the base batch size {curve.base_batch_size}, "
                        f"got {args.total_examples}")
-    warmup = warmup_from_cbs(curve, max_batch_size=args.max_batch_size, factor=int(factor),
-                             basis=args.basis or "ci_low", total_examples=args.total_examples,
-                             source=str(args.batch_warmup))
+    given = {name: getattr(args, name) for name in ("max_batch_size", "basis", "total_examples")
+             if getattr(args, name) is not None}  # the others: warmup_from_cbs's defaults
+    warmup = warmup_from_cbs(curve, factor=int(factor), source=str(args.batch_warmup), **given)
     with removed_on_failure([out]):
         out.mkdir(parents=True, exist_ok=True)
         for name in EXPORT_FILES:  # a file of an earlier run that this one does not write would mislead

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from scalestudy.law.cbs import RULES, CBSCurve, CBSPoint
-from scalestudy.law.records import LawFileError, read_document, read_record, to_json, write_document
+from scalestudy.law.records import LawError, LawFileError, read_document, read_record, to_json, write_document
 
 WARMUP_SCHEMA = "scalestudy.batch_warmup/v1"
 MAX_WARMUP_BYTES = 16 * 2**20
@@ -78,6 +78,8 @@ class BatchWarmup:
     def check(self, where: str = "batch warmup file") -> None:
         if self.schema != WARMUP_SCHEMA:
             raise LawFileError(f"{where}: schema {self.schema!r}; this version reads {WARMUP_SCHEMA!r}")
+        if self.base_batch_size < 1 or self.dataset_size < 1:
+            raise LawFileError(f"{where}: base_batch_size and dataset_size must be ≥ 1")
         if not self.stages or self.stages[0].start_examples != 0 or self.stages[0].batch_size != self.base_batch_size:
             raise LawFileError(f"{where}: stages must start at examples 0 with the base batch size")
         for before, after in zip(self.stages, self.stages[1:]):
@@ -139,17 +141,22 @@ def warmup_from_cbs(curve: CBSCurve, *, max_batch_size: int | None = None, facto
     """The step-wise warmup CBS(t) admits: at each checkpoint, the largest B_0·factor^j ≤ the bound
     (and ≤ ``max_batch_size``), never below the stage before. A censored point counts at its
     tested edge (``above``: the largest tested B; ``below``: B_0); a point without an estimate
-    changes nothing, nor does one without an interval under ``ci_low`` (it has no lower bound)."""
+    changes nothing, nor does one without an interval under ``ci_low`` (it has no lower bound).
+    Bad arguments or a curve it cannot grow from raise :class:`LawError` (a ``ValueError``)."""
     base = curve.base_batch_size
+    where = source or "the cbs curve"
+    if base < 1 or curve.dataset_size < 1 or not curve.base_lr > 0:
+        raise LawError(f"{where}: base_batch_size {base}, dataset_size {curve.dataset_size} and base_lr "
+                       f"{curve.base_lr} must be positive")
     if isinstance(factor, bool) or not isinstance(factor, int) or factor < 2:
-        raise ValueError(f"factor {factor}: must be a whole number ≥ 2")
+        raise LawError(f"factor {factor}: must be a whole number ≥ 2")
     if basis not in BASES:
-        raise ValueError(f"basis {basis!r}; allowed: {', '.join(BASES)}")
+        raise LawError(f"basis {basis!r}; allowed: {', '.join(BASES)}")
     if max_batch_size is not None and max_batch_size < base:
-        raise ValueError(f"max_batch_size {max_batch_size}: must be ≥ the base batch size {base}")
+        raise LawError(f"max_batch_size {max_batch_size}: must be ≥ the base batch size {base}")
     total = total_examples or curve.total_examples
     if total < base:
-        raise ValueError(f"total_examples {total}: must hold at least one update of the base batch size {base}")
+        raise LawError(f"total_examples {total}: must hold at least one update of the base batch size {base}")
     stages = [BatchStage(0, 0, base, curve.base_lr)]
     for point in curve.points:
         size = stages[-1].batch_size

@@ -76,15 +76,18 @@ def test_bad_flags_are_one_line_and_create_nothing(cbs_file, tmp_path, flags, me
 def test_bad_files_and_folders_are_one_line_and_create_nothing(cbs_file, tmp_path):
     broken = tmp_path / "broken.json"
     broken.write_text(json.dumps({**json.loads(cbs_file.read_text()), "rule": "cubic"}))
+    no_base = tmp_path / "no_base.json"
+    no_base.write_text(json.dumps({**json.loads(cbs_file.read_text()), "base_batch_size": 0}))
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "notes.txt").write_text("mine")
     for argv, message in ((["--batch-warmup", broken, "--out", tmp_path / "w"], "rule 'cubic'; allowed: linear, sqrt"),
                           (["--batch-warmup", tmp_path / "none.json", "--out", tmp_path / "w"], "cannot read cbs file"),
+                          (["--batch-warmup", no_base, "--out", tmp_path / "w"], "base_batch_size 0, dataset_size 100"),
                           (["--batch-warmup", cbs_file, "--out", tmp_path / "taken"], "holds other files (notes.txt"),
                           (["--batch-warmup", cbs_file, "--out", cbs_file], "exists and is not a folder")):
         code, _, err = run(["plan", *argv])
         assert code == 2 and err.count("\n") == 1 and message in err, err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.json", "cbs.json", "taken"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.json", "cbs.json", "no_base.json", "taken"]
     assert [p.name for p in (tmp_path / "taken").iterdir()] == ["notes.txt"]
 
 

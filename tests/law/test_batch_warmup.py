@@ -1,12 +1,13 @@
 """The batch warmup from CBS(t): stages, rule, rounding, file round trip."""
 
+import dataclasses
 import math
 
 import pytest
 
 from scalestudy.law.batch_warmup import BatchWarmup, scaled_lr, warmup_from_cbs
 from scalestudy.law.cbs import CBS_SCHEMA, CBSCurve, CBSPoint
-from scalestudy.law.records import Interval, LawFileError
+from scalestudy.law.records import Interval, LawError, LawFileError
 
 
 def curve(points, rule="linear"):
@@ -74,3 +75,9 @@ def test_a_stage_out_of_step_with_its_updates_is_refused(stage, message):
     data["stages"][1].update(stage)
     with pytest.raises(LawFileError, match=message):
         BatchWarmup.from_dict(data)
+
+
+def test_a_curve_without_a_positive_base_is_refused_in_one_line():
+    bad = dataclasses.replace(curve([point(0, 1000, 300, 100, 600)]), base_batch_size=0)
+    with pytest.raises(LawError, match=r"^cbs.json: base_batch_size 0, dataset_size 4000 and base_lr 0.1 must be"):
+        warmup_from_cbs(bad, source="cbs.json")
