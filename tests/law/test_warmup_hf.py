@@ -2,8 +2,8 @@
 a config (no download) trained by ``transformers.Trainer`` on random tokens, recording at every
 optimizer step the lr in the optimizer and which examples the step's forward passes saw; they are
 the warmup's (B 8 → 16 → 32 through gradient accumulation 2 → 4 → 8 of micro-batches of 4), in the
-order :class:`WarmupBatchSampler` gives plain PyTorch; on two processes (slow) each rank sees half of
-every update."""
+order :class:`WarmupBatchSampler` gives plain PyTorch, and the weights end where plain PyTorch's do;
+on two processes (slow) each rank sees half of every update."""
 
 import json
 import os
@@ -24,7 +24,7 @@ from scalestudy.law.warmup_hf import (  # noqa: E402
     warmup_optimizers,
     warmup_training_args,
 )
-from scalestudy.law.warmup_pytorch import WarmupBatchSampler, WarmupDataset  # noqa: E402
+from scalestudy.law.warmup_pytorch import WarmupBatchSampler, WarmupDataset, WarmupLRScheduler  # noqa: E402
 from warmup_curves import small_warmup  # noqa: E402
 
 TOKENS, VOCAB = 6, 16
@@ -56,16 +56,34 @@ class Recorder(transformers.TrainerCallback):
         self._seen = []
 
 
-def trainer_for(warmup, tmp_path, dataset=None, optimizers=True, **fields):
+def tiny_model():
+    """A GPT-2 of a few hundred weights, without dropout (two runs of it can be compared weight for weight)."""
     torch.manual_seed(0)
-    config = transformers.GPT2Config(vocab_size=VOCAB, n_positions=TOKENS, n_embd=8, n_layer=1, n_head=2, n_inner=8)
-    model = transformers.GPT2LMHeadModel(config)
-    tokens = torch.randint(0, VOCAB, (warmup.dataset_size, TOKENS), generator=torch.Generator().manual_seed(1))
+    config = transformers.GPT2Config(vocab_size=VOCAB, n_positions=TOKENS, n_embd=8, n_layer=1, n_head=2, n_inner=8,
+                                     resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    return transformers.GPT2LMHeadModel(config)
+
+
+def tokens_of(warmup):
+    return torch.randint(0, VOCAB, (warmup.dataset_size, TOKENS), generator=torch.Generator().manual_seed(1))
+
+
+def labels_of(tokens):
+    """The tokens, the first ignored (-100): it predicts nothing in a causal LM, so the labels counted with
+    or without the shift (the Trainer's count of items for the loss, the model's mean) are the same."""
+    labels = tokens.clone()
+    labels[:, 0] = -100
+    return labels
+
+
+def trainer_for(warmup, tmp_path, dataset=None, optimizers=True, **fields):
+    model = tiny_model()
+    tokens = tokens_of(warmup)
     rows = {tuple(row.tolist()): i for i, row in enumerate(tokens)}
     assert len(rows) == warmup.dataset_size  # every example recognisable by its tokens
-    train = [{"input_ids": row, "labels": row} for row in tokens]
+    train = [{"input_ids": row, "labels": labels} for row, labels in zip(tokens, labels_of(tokens))]
     args = transformers.TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True, save_strategy="no",
-                                          logging_strategy="no", disable_tqdm=True, seed=0, **fields)
+                                          logging_strategy="no", disable_tqdm=True, seed=0, max_grad_norm=0.0, **fields)
     recorder = Recorder(model, rows)
     trainer = transformers.Trainer(model=model, args=args, train_dataset=dataset or WarmupDataset(train, warmup, seed=5),
                                    optimizers=warmup_optimizers(model, warmup) if optimizers else (None, None),
@@ -85,6 +103,19 @@ def test_a_real_trainer_follows_the_warmup_update_by_update(tmp_path):
     assert recorder.updates == expected  # the same examples, in the same updates, as plain PyTorch
     assert recorder.lrs == [warmup.at_step(s).lr for s in range(35)]
     assert trainer.state.global_step == 35 and args.gradient_accumulation_steps == 2  # given back as it was
+    # Each update's gradient is the mean over its B examples (not over the first stage's g micro-batches):
+    # the same model trained by plain PyTorch on whole batches ends with the same weights.
+    model, tokens = tiny_model(), tokens_of(warmup)
+    optimizer = torch.optim.SGD(model.parameters(), lr=warmup.base_lr, momentum=warmup.momentum)
+    scheduler = WarmupLRScheduler(optimizer, warmup)
+    for batch in WarmupBatchSampler(warmup, seed=5):
+        loss = model(input_ids=tokens[batch], labels=labels_of(tokens[batch])).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+    for trained, plain in zip(trainer.model.parameters(), model.parameters()):
+        torch.testing.assert_close(trained, plain, rtol=1e-4, atol=1e-6)
 
 
 def test_the_per_device_sizes_that_fit_are_named():
