@@ -11,9 +11,10 @@ The rule (:func:`scaled_lr`, the one home of it; a branch's lr comes from it too
 ε·B/B_0, for SGD (Goyal et al. 2017; Smith et al. 2018: decaying ε by f ≈ B × f); sqrt,
 ε·√(B/B_0), for Adam-type optimizers (Malladi et al. 2022; Seesaw, arXiv 2510.14717: lr ÷ √2
 with B × 2). A stage starts at a checkpoint where the bound (the lower end of CBS's 95 % interval
-by default: a conservative warmup) first admits the next multiple; B never decreases.
+by default: a conservative warmup) first admits the next multiple; B never decreases, and a stage
+with no whole update left before the run's end is not begun.
 
-A stage starts at the first update boundary at or after its checkpoint where the examples seen are
+It starts at the first update boundary at or after its checkpoint where the examples seen are
 a whole multiple of its own B: OLMo-core's data loader changes B only there (it neither repeats nor
 skips data), and Hugging Face's Trainer groups micro-batches into updates by counting from its
 epoch's start (:mod:`scalestudy.law.warmup_hf`), so every trainer switches at the same example.
@@ -167,7 +168,7 @@ def warmup_from_cbs(curve: CBSCurve, *, max_batch_size: int | None = None, facto
         # where the examples seen are a whole multiple of the new B (see the module docstring).
         start = max(point.examples, last.start_examples + last.batch_size)
         start = -(-start // size) * size
-        if size > last.batch_size and start < total:
+        if size > last.batch_size and start + size <= total:  # one whole update of the new B at least
             stages.append(BatchStage(start, last.start_step + (start - last.start_examples) // last.batch_size,
                                      size, scaled_lr(curve.base_lr, base, size, curve.rule)))
     warmup = BatchWarmup(WARMUP_SCHEMA, base, curve.base_lr, curve.momentum, curve.optimizer, curve.rule, factor,

@@ -81,3 +81,9 @@ def test_a_curve_without_a_positive_base_is_refused_in_one_line():
     bad = dataclasses.replace(curve([point(0, 1000, 300, 100, 600)]), base_batch_size=0)
     with pytest.raises(LawError, match=r"^cbs.json: base_batch_size 0, dataset_size 4000 and base_lr 0.1 must be"):
         warmup_from_cbs(bad, source="cbs.json")
+
+
+def test_a_stage_without_a_whole_update_before_the_end_is_not_begun():
+    late = [point(0, 39_950, 300, 100, 600)]  # B 64 would start at 40 000, the run's end
+    assert [s.batch_size for s in warmup_from_cbs(curve(late)).stages] == [32]
+    assert [s.batch_size for s in warmup_from_cbs(curve(late), total_examples=40_000 + 64).stages] == [32, 64]
