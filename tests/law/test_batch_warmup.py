@@ -4,6 +4,8 @@ import dataclasses
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scalestudy.law.batch_warmup import BatchWarmup, scaled_lr, warmup_from_cbs
 from scalestudy.law.cbs import CBS_SCHEMA, CBSCurve, CBSPoint
@@ -87,3 +89,22 @@ def test_a_stage_without_a_whole_update_before_the_end_is_not_begun():
     late = [point(0, 39_950, 300, 100, 600)]  # B 64 would start at 40 000, the run's end
     assert [s.batch_size for s in warmup_from_cbs(curve(late)).stages] == [32]
     assert [s.batch_size for s in warmup_from_cbs(curve(late), total_examples=40_000 + 64).stages] == [32, 64]
+
+
+@settings(max_examples=60, deadline=None)
+@given(base=st.integers(1, 64), factor=st.integers(2, 4), total=st.integers(64, 100_000),
+       cap=st.one_of(st.none(), st.integers(64, 4096)), basis=st.sampled_from(["ci_low", "estimate"]),
+       checkpoints=st.lists(st.tuples(st.integers(0, 100_000), st.floats(0.5, 5000), st.floats(0.1, 1.0),
+                                      st.sampled_from([None, "above", "below"])), max_size=6))
+def test_any_curve_gives_a_warmup_every_trainer_can_follow(base, factor, total, cap, basis, checkpoints):
+    points = [CBSPoint(i, examples, examples // base, 1.0, cbs, Interval(cbs * low, cbs), censored, (base, 8 * base))
+              for i, (examples, cbs, low, censored) in enumerate(sorted(checkpoints))]
+    cbs_curve = CBSCurve(CBS_SCHEMA, base, 0.1, 0.9, "sgd", "linear", 0.01, 64, 1000, max(total, base), tuple(points))
+    warmup = warmup_from_cbs(cbs_curve, factor=factor, basis=basis, max_batch_size=max(cap or base, base))
+    assert BatchWarmup.from_dict(warmup.to_dict()) == warmup  # its own check passes
+    for before, after in zip(warmup.stages, warmup.stages[1:]):
+        assert after.batch_size // before.batch_size in (factor ** j for j in range(1, 12))
+        assert after.start_examples % after.batch_size == 0 and after.start_examples + after.batch_size <= total
+        assert after.lr == pytest.approx(0.1 * after.batch_size / base)
+    assert warmup.stages[-1].batch_size <= max(cap or 10**9, base)
+    assert warmup.examples_before(warmup.total_steps) <= warmup.total_examples
