@@ -155,7 +155,7 @@ def warmup_from_cbs(curve: CBSCurve, *, max_batch_size: int | None = None, facto
         raise LawError(f"basis {basis!r}; allowed: {', '.join(BASES)}")
     if max_batch_size is not None and max_batch_size < base:
         raise LawError(f"max_batch_size {max_batch_size}: must be ≥ the base batch size {base}")
-    total = total_examples or curve.total_examples
+    total = curve.total_examples if total_examples is None else total_examples
     if total < base:
         raise LawError(f"total_examples {total}: must hold at least one update of the base batch size {base}")
     stages = [BatchStage(0, 0, base, curve.base_lr)]
