@@ -47,8 +47,9 @@ def accumulation_steps(warmup: BatchWarmup, per_device_train_batch_size: int, de
     if per_device_train_batch_size < 1 or devices < 1 or uneven:
         fits = [m for m in range(1, warmup.base_batch_size + 1) if all(s.batch_size % (m * devices) == 0
                                                                         for s in warmup.stages)]
+        sizes = ", ".join(str(s.batch_size) for s in warmup.stages)
         raise LawError(f"per_device_train_batch_size {per_device_train_batch_size} × {devices} device(s) does not "
-                       f"divide every batch size of the warmup ({', '.join(str(s.batch_size) for s in warmup.stages)}); "
+                       f"divide every batch size of the warmup ({sizes}); "
                        f"per-device sizes that do: {', '.join(map(str, fits)) or f'none on {devices} devices'}")
     return tuple(s.batch_size // micro for s in warmup.stages)
 
@@ -98,8 +99,8 @@ class WarmupCallback(TrainerCallback):
             raise LawError(f"max_steps is {args.max_steps}, the warmup's updates {warmup.total_steps}: {fields}")
         if state.global_step:
             raise LawError(f"the Trainer resumes at update {state.global_step}, counting micro-batches in updates of "
-                           "one size; the warmup's differ: resume in plain PyTorch (WarmupBatchSampler(start_step=...)) "
-                           "or start again")
+                           "one size; the warmup's differ: resume in plain PyTorch "
+                           "(WarmupBatchSampler(start_step=...)) or start again")
         self.steps = accumulation_steps(warmup, args.per_device_train_batch_size, args.world_size)
         if args.gradient_accumulation_steps > self.steps[0]:  # HF's one epoch must hold every update
             raise LawError(f"gradient_accumulation_steps {args.gradient_accumulation_steps} is more than the first "

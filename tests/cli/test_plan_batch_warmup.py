@@ -38,7 +38,8 @@ def test_the_warmup_and_every_trainers_file_are_written_and_printed(cbs_file, tm
     assert warmup.stages == small_warmup(rule="sqrt", optimizer="adamw").stages
     assert [s.batch_size for s in warmup.stages] == [8, 16, 32] and warmup.source == str(cbs_file)
     assert "3 stage(s), 35 updates, 576 examples" in printed
-    assert "            112        114688          14          16   0.0707107" in printed  # examples, tokens, step, B, lr
+    # the stage at examples 112 = 114688 tokens, step 14: B 16 at 0.05·√2
+    assert "            112        114688          14          16   0.0707107" in printed
     for name in EXPORT_FILES:
         assert f"{out / name}: " in printed
     assert '"0:8 114688:16 327680:32"' in (out / "megatron_args.sh").read_text()

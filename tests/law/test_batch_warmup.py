@@ -64,7 +64,8 @@ def test_a_checkpoint_at_the_very_start_still_gives_the_base_one_update():
 @pytest.mark.parametrize("kwargs, message", [({"factor": 1}, "factor 1: must be a whole number ≥ 2"),
                                              ({"factor": 2.0}, "factor 2.0"), ({"basis": "mean"}, "basis 'mean'"),
                                              ({"max_batch_size": 16}, "must be ≥ the base batch size 32"),
-                                             ({"total_examples": 10}, "total_examples 10"), ({"total_examples": 0}, "total_examples 0")])
+                                             ({"total_examples": 10}, "total_examples 10"),
+                                             ({"total_examples": 0}, "total_examples 0")])
 def test_bad_arguments_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         warmup_from_cbs(curve([point(0, 1000, 300, 100, 600)]), **kwargs)

@@ -85,7 +85,8 @@ def trainer_for(warmup, tmp_path, dataset=None, optimizers=True, **fields):
     args = transformers.TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True, save_strategy="no",
                                           logging_strategy="no", disable_tqdm=True, seed=0, max_grad_norm=0.0, **fields)
     recorder = Recorder(model, rows)
-    trainer = transformers.Trainer(model=model, args=args, train_dataset=dataset or WarmupDataset(train, warmup, seed=5),
+    dataset = dataset or WarmupDataset(train, warmup, seed=5)
+    trainer = transformers.Trainer(model=model, args=args, train_dataset=dataset,
                                    optimizers=warmup_optimizers(model, warmup) if optimizers else (None, None),
                                    callbacks=[WarmupCallback(warmup), recorder])
     return trainer, recorder, args
@@ -157,6 +158,7 @@ def test_two_processes_share_every_update_between_them(tmp_path):
     warmup = small_warmup()
     expected = list(WarmupBatchSampler(warmup, seed=5))
     assert [rank["world_size"] for rank in ranks] == [2, 2]
-    assert [len(u) for u in ranks[0]["updates"]] == [4] * 14 + [8] * 13 + [16] * 8 == [len(u) for u in ranks[1]["updates"]]
+    halves = [4] * 14 + [8] * 13 + [16] * 8
+    assert [len(u) for u in ranks[0]["updates"]] == halves == [len(u) for u in ranks[1]["updates"]]
     assert [sorted(a + b) for a, b in zip(ranks[0]["updates"], ranks[1]["updates"])] == [sorted(e) for e in expected]
     assert ranks[0]["lrs"] == ranks[1]["lrs"] == [warmup.at_step(s).lr for s in range(35)]
