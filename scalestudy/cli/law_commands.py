@@ -118,10 +118,14 @@ def _guard(args: argparse.Namespace):
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from scalestudy.cli.warmup_command import check_law_plan_flags, cmd_batch_warmup
     from scalestudy.law import Plan, PlanRequest, ScalingLaw, make_plan
     from scalestudy.law.plan import PLAN_SCHEMA
     from scalestudy.law.plan_text import describe
 
+    if args.batch_warmup is not None:
+        return cmd_batch_warmup(args)
+    check_law_plan_flags(args)
     milestones = None
     if args.milestones is not None:
         try:
