@@ -1,0 +1,77 @@
+"""A study with an SGD section and an AdamW section gives two laws in one analysis: each fitted on its own
+section's trials (planted with different α), law.json keeping the primary, laws/*.json and the index."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from scalestudy.analysis import TrialTable
+from scalestudy.analysis.pipeline import analyze
+from scalestudy.law import ScalingLaw
+from scalestudy.law.groups import LawIndex, select_law
+from scalestudy.law.records import LawFileError
+from scalestudy.testing.planted import make_planted_table
+
+CELLS = {"batch_size": (32, 64, 128, 256, 512), "momenta": (0.0, 0.9), "lr_points": 7}
+
+
+def two_optimizer_table():
+    """SGD on the linear rule (α = 1) with 3 seeds, AdamW on the square-root rule (α = 0.5) with 2."""
+    sgd = make_planted_table(1.0, 1.0, 1e-3, batch_sizes=CELLS["batch_size"], momenta=CELLS["momenta"],
+                             lr_points=CELLS["lr_points"], seeds=(0, 1, 2), rng=1)
+    adamw = make_planted_table(0.5, 0.0, 1e-4, batch_sizes=CELLS["batch_size"], momenta=CELLS["momenta"],
+                               lr_points=CELLS["lr_points"], rng=2)
+    sgd["section"], sgd["optimizer"] = "vision", "sgd"
+    adamw["section"], adamw["optimizer"] = "lm", "adamw"
+    return TrialTable.from_frame(pd.concat([sgd, adamw], ignore_index=True))
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    return analyze(two_optimizer_table(), tmp_path_factory.mktemp("out"), log_to_mlflow=False)
+
+
+def test_two_laws_each_from_its_own_section(result):
+    laws = {name: ScalingLaw.load(result.out_dir / "laws" / f"{name.replace('/', '-')}.json")
+            for name in ("sgd/vision", "adamw/lm")}
+    assert laws["sgd/vision"].group == "sgd/vision" and laws["adamw/lm"].group == "adamw/lm"
+    assert laws["sgd/vision"].optimizer == "sgd" and laws["adamw/lm"].optimizer == "adamw"
+    low, high = laws["sgd/vision"].ci95.alpha
+    assert low <= 1.0 <= high and not low <= 0.5 <= high
+    low, high = laws["adamw/lm"].ci95.alpha
+    assert low <= 0.5 <= high and not low <= 1.0 <= high
+    # law.json stays the primary (the section with the most trials) for every reader of one law
+    primary = ScalingLaw.load(result.out_dir / "law.json")
+    assert primary.group == "sgd/vision" and primary.alpha == pytest.approx(laws["sgd/vision"].alpha)
+    index = LawIndex.load(result.out_dir / "laws" / "index.json")
+    assert index.groups == ("sgd/vision", "adamw/lm") and [law.primary for law in index.laws] == [True, False]
+
+
+def test_the_report_and_summary_put_the_laws_side_by_side(result):
+    report = result.report_path.read_text()
+    section = report.split("## Laws by optimizer and section")[1].split("\n## ")[0]
+    assert "| sgd/vision (primary) | sgd |" in section and "| adamw/lm | adamw |" in section
+    assert "### sgd/vision" in section and "### adamw/lm" in section and "Batch-size rule (adamw)" in section
+    summary = result.summary()
+    assert "2 laws" in summary and "adamw/lm: alpha 0.5" in summary
+
+
+def test_select_law_by_group_or_file_name(result):
+    law_json = result.out_dir / "law.json"
+    assert select_law(law_json, None) == law_json
+    assert select_law(law_json, "adamw/lm").name == "adamw-lm.json"
+    assert select_law(law_json, "adamw-lm") == result.out_dir / "laws" / "adamw-lm.json"
+    with pytest.raises(LawFileError, match="--group sgd/lm: not a law of this study; allowed: sgd/vision, adamw/lm"):
+        select_law(law_json, "sgd/lm")
+
+
+def test_a_study_of_one_section_writes_one_law_as_before(tmp_path):
+    frame = make_planted_table(1.0, 1.0, 1e-3, batch_sizes=(32, 64, 128, 256), momenta=(0.0, 0.9), lr_points=7)
+    frame["section"] = "law"
+    result = analyze(TrialTable.from_frame(frame), tmp_path, log_to_mlflow=False)
+    assert not (tmp_path / "laws").exists() and result.groups == ()
+    assert json.loads((tmp_path / "law.json").read_text())["group"] is None
+    assert "Laws by optimizer" not in result.report_path.read_text()
+    with pytest.raises(LawFileError, match="has no laws/index.json beside it"):
+        select_law(tmp_path / "law.json", "sgd/law")
