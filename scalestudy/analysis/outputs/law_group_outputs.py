@@ -56,9 +56,11 @@ def report_section(groups: tuple[LawGroup, ...], laws: dict[str, ScalingLaw]) ->
         law = laws.get(group.name)
         mark = " (primary)" if group.primary else ""
         if law is None:
-            out.append(f"| {group.name}{mark} | {group.optimizer} | – | – | – | – | – | not fitted: {group.reason} |")
+            out.append(f"| {group.name}{mark} | {group.optimizer} | – | – | – | – | – "
+                       f"| not fitted: {group.reason} |")
             continue
-        values = [estimate(getattr(law, p), getattr(law.ci95, p), 3, law.reasons.get(p)) for p in ("alpha", "beta", "k")]
+        values = [estimate(getattr(law, p), getattr(law.ci95, p), 3, law.reasons.get(p))
+                  for p in ("alpha", "beta", "k")]
         outcome = law.breakdown_test.outcome if law.breakdown_test else "–"
         out.append(f"| {group.name}{mark} | {group.optimizer} | {law.fitted_on.cells} | {' | '.join(values)} "
                    f"| {outcome} | `{LAWS_FOLDER}/{group_file_name(group.name)}` |")
@@ -86,7 +88,8 @@ def summary_lines(groups: tuple[LawGroup, ...], laws: dict[str, ScalingLaw]) -> 
             why = group.reason if law is None else law.reasons.get("alpha", "not fitted")
             lines.append(f"  {group.name}: no law ({why})")
             continue
-        lines.append(f"  {group.name}{' (law.json)' if group.primary else ''}: alpha {estimate(law.alpha, law.ci95.alpha)}"
+        where = " (law.json)" if group.primary else ""
+        lines.append(f"  {group.name}{where}: alpha {estimate(law.alpha, law.ci95.alpha)}"
                      f"   beta {estimate(law.beta, law.ci95.beta, reason=law.reasons.get('beta'))}"
                      f"   k {estimate(law.k, law.ci95.k)}")
     return lines
