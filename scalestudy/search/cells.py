@@ -15,8 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from scalestudy.law.groups import group_name
-
 if TYPE_CHECKING:
     from scalestudy.trial.config import Cell
 
@@ -28,12 +26,11 @@ LAW_PRIOR_WEIGHT = 2.0
 
 
 def law_group(cell: Cell) -> str:
-    """Cells that share one law: the analysis's law group (``"<optimizer>/<section>"``,
-    :func:`scalestudy.law.groups.group_name`), the same schedule, and N in a study over several
-    dataset sizes (B, m and seed vary within)."""
+    """Cells that share one law: same section and schedule, and N in a study over several dataset sizes
+    (B, m and seed vary within)."""
     n = cell.workload.shown_dataset_size
-    return json.dumps([group_name(cell.optimizer, cell.section), cell.schedule.model_dump(mode="json"),
-                       *([n] if n is not None else [])], sort_keys=True)
+    return json.dumps([cell.section, cell.schedule.model_dump(mode="json"), *([n] if n is not None else [])],
+                      sort_keys=True)
 
 
 def stable_seed(*parts: Any) -> int:
