@@ -36,6 +36,12 @@ def _add_run_flags(parser: argparse.ArgumentParser) -> None:
     _add_connect_timeout(parser)
 
 
+def _add_group(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--group", default=None,
+                        help="which law of a study with several (one per optimizer and section), e.g. adamw/lm: "
+                             "read from laws/index.json beside --law")
+
+
 def _add_connect_timeout(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--connect-timeout", type=float, metavar="SECONDS",
                         help="give up on an address, tracking store or storage that does not answer within this "
@@ -89,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check-law", help="does a fitted law hold in a second study (larger B or N)?")
     check.add_argument("--law", type=Path, required=True)
+    _add_group(check)
     check_source = check.add_mutually_exclusive_group(required=True)
     check_source.add_argument("--experiment", help="MLflow experiment name of the check study")
     check_source.add_argument("--runs", type=Path, help="the check study's trials.parquet instead of MLflow")
@@ -99,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     recommend = commands.add_parser("recommend", help="learning rate for a batch size from a fitted law")
     recommend.add_argument("--law", type=Path, required=True)
+    _add_group(recommend)
     recommend.add_argument("--batch-size", type=int, required=True)
     recommend.add_argument("--momentum", type=float, default=None,
                            help="default: 0, or the single momentum the law was fitted at")
@@ -108,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan = commands.add_parser("plan", help="the batch size, lr, momentum, schedule and time to train at, from a law")
     plan.add_argument("--law", type=Path, required=True)
+    _add_group(plan)
     plan.add_argument("--workers", type=int, required=True, help="data-parallel workers (GPUs) to train on")
     plan.add_argument("--max-batch-per-worker", type=int, required=True, help="the largest batch one worker fits")
     speed = plan.add_mutually_exclusive_group(required=True)

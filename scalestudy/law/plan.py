@@ -27,6 +27,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
 
+from scalestudy.law.plan_adamw import AdamWAt, PlanAdamW, adamw_at
 from scalestudy.law.records import Interval, LawFileError, read_document, read_record, to_json, write_document
 from scalestudy.schedules import Hyper, hyper_at, warmup_factor
 
@@ -148,6 +149,7 @@ class Plan:
     law_lr: float | None = None  # the law's ε*(B) when lr_basis is not "law"
     batch_size_reason: str | None = None  # how B follows from the tightest limit, in words
     initial_lr_ci95: Interval | None = None  # 95 % interval of schedule.initial_lr, the first and peak ε (basis law)
+    adamw: PlanAdamW | None = None  # β1, β2, λ, model EMA at batch_size (laws with law.adamw; absent before)
     schema: str = PLAN_SCHEMA
 
     # ----------------------------------------------------------------- files
@@ -257,6 +259,14 @@ class Plan:
             for step in range(epoch.first_step, epoch.first_step + epoch.updates):
                 yield PlanStep(step, epoch.epoch, epoch.batch_size,
                                epoch.lr * warmup_factor(step, self.warmup_updates), epoch.momentum)
+
+    def adamw_at(self, step: int) -> AdamWAt | None:
+        """AdamW's β1, β2, λ and EMA momentum at update ``step`` (its epoch's B and ε); None without ``adamw``."""
+        if self.adamw is None:
+            return None
+        at = self.at_step(step)
+        epoch = self.epochs()[at.epoch]
+        return adamw_at(self.adamw, self.batch_size, epoch.batch_size, epoch.lr, self.dataset_size)
 
     @property
     def constant_batch(self) -> bool:

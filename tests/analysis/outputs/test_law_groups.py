@@ -6,6 +6,7 @@ import json
 import pandas as pd
 import pytest
 
+from cli_in_process import run
 from scalestudy.analysis import TrialTable
 from scalestudy.analysis.pipeline import analyze
 from scalestudy.law import ScalingLaw
@@ -75,3 +76,19 @@ def test_a_study_of_one_section_writes_one_law_as_before(tmp_path):
     assert "Laws by optimizer" not in result.report_path.read_text()
     with pytest.raises(LawFileError, match="has no laws/index.json beside it"):
         select_law(tmp_path / "law.json", "sgd/law")
+
+
+def test_recommend_and_plan_select_a_law_by_group(result):
+    law_json = result.out_dir / "law.json"
+    alphas = {name: f"alpha = {law.alpha:.3g}" for name, law in result.group_laws.items()}
+    code, out, err = run(["recommend", "--law", law_json, "--group", "adamw/lm", "--batch-size", 128, "--force"])
+    assert code == 0 and alphas["adamw/lm"] in out.splitlines()[1] and "note:" not in err, out + err
+    code, out, err = run(["recommend", "--law", law_json, "--batch-size", 128, "--force"])
+    assert code == 0 and alphas["sgd/vision"] in out.splitlines()[1] and "this study has 2 laws (sgd/vision, adamw/lm)" in err
+    code, out, err = run(["recommend", "--law", law_json, "--group", "rmsprop/x", "--batch-size", 128])
+    assert (code, out) == (2, "") and err == ("error: --group rmsprop/x: not a law of this study; allowed: "
+                                             "sgd/vision, adamw/lm\n")
+    plan = result.out_dir / "plan.yaml"
+    code, out, err = run(["plan", "--law", law_json, "--group", "adamw-lm", "--workers", 2, "--max-batch-per-worker",
+                          64, "--throughput", 1000, "--epochs", 4, "--force", "--out", plan])
+    assert code == 0 and "laws/adamw-lm.json" in out.splitlines()[0], out + err
