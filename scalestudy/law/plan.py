@@ -274,7 +274,12 @@ class Plan:
 
     # ------------------------------------------------------ training code
     def lr_scheduler(self, optimizer, last_epoch: int = -1):
-        """A ``torch.optim.lr_scheduler.LRScheduler`` setting ε and m of every update (torch needed)."""
+        """A ``torch.optim.lr_scheduler.LRScheduler`` setting ε and m of every update (torch needed); in a
+        plan with ``adamw``, β2 and λ too (:class:`~scalestudy.law.adamw_torch.PlanAdamWScheduler`)."""
+        if self.adamw is not None:
+            from scalestudy.law.adamw_torch import PlanAdamWScheduler
+
+            return PlanAdamWScheduler(optimizer, self, last_epoch=last_epoch)
         from scalestudy.law.pytorch import PlanScheduler  # torch is optional for reading a plan
 
         return PlanScheduler(optimizer, self, last_epoch=last_epoch)
@@ -319,6 +324,10 @@ class Plan:
         fields = {"learning_rate": self.schedule.initial_lr, "per_device_train_batch_size": per_device,
                   "gradient_accumulation_steps": steps[0], "lr_scheduler_type": "constant",
                   "dataloader_drop_last": True}
+        if self.adamw is not None:  # what HF's own AdamW would take (plan_optimizers builds it from the plan)
+            at = self.adamw_at(0)
+            fields.update({"adam_beta1": at.beta1, **({"adam_beta2": at.beta2} if at.beta2 is not None else {}),
+                           **({"weight_decay": at.weight_decay} if at.weight_decay is not None else {})})
         if self.constant_batch and self.dataset_size // (per_device * devices) % steps[0] == 0:
             return {**fields, "max_steps": self.total_updates}
         return {**fields, "num_train_epochs": len(self.epochs()), "max_steps": -1}
