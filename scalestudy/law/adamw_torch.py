@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch.optim.swa_utils import AveragedModel
 
-from scalestudy.law.plan import PlanError
+from scalestudy.law.records import LawError
 from scalestudy.law.pytorch import PlanScheduler
 
 # ``plan`` below is a :class:`scalestudy.law.plan.Plan`.
@@ -61,9 +61,10 @@ def plan_optimizer(model: torch.nn.Module, plan: Any) -> torch.optim.Optimizer:
 def plan_ema(model: torch.nn.Module, plan: Any) -> AveragedModel:
     """An exponential moving average of ``model`` whose momentum is the plan's ρ at each update (ρ^κ when B
     grows by κ; Busbridge et al. 2023); call ``update_parameters(model)`` after every optimizer step.
-    Buffers (batch norm's statistics) are averaged too. A plan without an EMA rule: :class:`PlanError`."""
+    Buffers (batch norm's statistics) are averaged too. A plan without an EMA rule: :class:`LawError`
+    (the plan's module imports this one, so not its PlanError)."""
     if plan.adamw is None or plan.adamw.ema is None:
-        raise PlanError("the plan has no model EMA (its law holds no EMA half-life, law.adamw.ema_half_life)")
+        raise LawError("the plan has no model EMA (its law holds no EMA half-life, law.adamw.ema_half_life)")
     last = plan.total_updates - 1
 
     def average(averaged: torch.Tensor, current: torch.Tensor, updates: torch.Tensor) -> torch.Tensor:

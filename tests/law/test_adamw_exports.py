@@ -7,7 +7,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from law_files import make_law
-from scalestudy.law import PlanError, PlanRequest, make_plan
+from scalestudy.law import LawError, PlanRequest, make_plan
 from scalestudy.law.adamw_fields import AdamWTimescales, HalfLife
 from scalestudy.law.adamw_torch import PlanAdamWScheduler, plan_ema, plan_optimizer
 from scalestudy.law.records import to_json
@@ -69,7 +69,7 @@ def test_a_plan_without_adamw_builds_sgd_and_no_ema():
     plan = plan_of(timescales=None)
     model = torch.nn.Linear(2, 2)
     assert isinstance(plan_optimizer(model, plan), torch.optim.SGD)
-    with pytest.raises(PlanError, match="the plan has no model EMA"):
+    with pytest.raises(LawError, match="the plan has no model EMA"):
         plan_ema(model, plan)
 
 
