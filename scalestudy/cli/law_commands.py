@@ -50,7 +50,8 @@ def cmd_check_law(args: argparse.Namespace) -> int:
 
     check_out(args.out)
     guard = _guard(args)
-    law = ScalingLaw.load(_law_path(args))
+    law_path = _law_path(args)
+    law = ScalingLaw.load(law_path)
     trials = _trials(args)
     source = f"`{args.runs}`" if args.runs is not None else f"MLflow experiment `{args.experiment}`"
     with removed_on_failure([args.out]):
@@ -60,17 +61,17 @@ def cmd_check_law(args: argparse.Namespace) -> int:
                                if c.predicted is not None], guard)
         check = replace(check, warnings=(*check.warnings, *forced))  # check.json and check.md keep them
         args.out.mkdir(parents=True, exist_ok=True)
-        files = write_check(check, law, args.law, source, args.out)
+        files = write_check(check, law, law_path, source, args.out)
     print("\n".join(check_table(check)))
     print(f"\n{verdict(check)}")
     print(f"written: {', '.join(str(path) for path in files)}")
-    print(_log_check(check, law, trials.provenance, args, source))
+    print(_log_check(check, law, law_path, trials.provenance, args, source))
     for warning in forced:
         print(f"warning: {warning}", file=sys.stderr)
     return 0 if check.passed else 1
 
 
-def _log_check(check, law, provenance: dict, args: argparse.Namespace, source: str) -> str:
+def _log_check(check, law, law_path: Path, provenance: dict, args: argparse.Namespace, source: str) -> str:
     """Log the check to MLflow where the law (else the checked study) has its run; the line that says where.
     The files are written: a store that cannot be reached is a line, not an error."""
     from scalestudy.analysis.outputs.check_run import check_run_place, publish_check
@@ -81,7 +82,7 @@ def _log_check(check, law, provenance: dict, args: argparse.Namespace, source: s
         return "MLflow: not logged (neither the law file nor the check study records an MLflow run)"
     try:
         check_existing_store(place.tracking_uri, "the law's tracking URI", connect_timeout(args.connect_timeout))
-        run_id = publish_check(check, law, place, args.law, source, args.out)
+        run_id = publish_check(check, law, place, law_path, source, args.out)
     except Exception as error:  # noqa: BLE001 - the check is written; say why its run is missing
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         return f"MLflow: not logged to {redact_uri(place.tracking_uri)} ({redact_uri(first)[:300]})"

@@ -14,7 +14,7 @@ from scalestudy.law.groups import LawIndex, select_law
 from scalestudy.law.records import LawFileError
 from scalestudy.testing.planted import make_planted_table
 
-CELLS = {"batch_size": (32, 64, 128, 256, 512), "momenta": (0.0, 0.9), "lr_points": 7}
+CELLS = {"batch_size": (32, 64, 128, 256, 512), "momenta": (0.9,), "lr_points": 7}
 
 
 def two_optimizer_table():
@@ -55,7 +55,7 @@ def test_the_report_and_summary_put_the_laws_side_by_side(result):
     assert "| sgd/vision (primary) | sgd |" in section and "| adamw/lm | adamw |" in section
     assert "### sgd/vision" in section and "### adamw/lm" in section and "Batch-size rule (adamw)" in section
     summary = result.summary()
-    assert "2 laws" in summary and "adamw/lm: alpha 0.5" in summary
+    assert "2 laws" in summary and "sgd/vision (law.json): alpha " in summary and "adamw/lm: alpha " in summary
 
 
 def test_select_law_by_group_or_file_name(result):
@@ -68,7 +68,7 @@ def test_select_law_by_group_or_file_name(result):
 
 
 def test_a_study_of_one_section_writes_one_law_as_before(tmp_path):
-    frame = make_planted_table(1.0, 1.0, 1e-3, batch_sizes=(32, 64, 128, 256), momenta=(0.0, 0.9), lr_points=7)
+    frame = make_planted_table(1.0, 1.0, 1e-3, batch_sizes=(32, 64, 128, 256), momenta=(0.9,), lr_points=7)
     frame["section"] = "law"
     result = analyze(TrialTable.from_frame(frame), tmp_path, log_to_mlflow=False)
     assert not (tmp_path / "laws").exists() and result.groups == ()
@@ -92,3 +92,13 @@ def test_recommend_and_plan_select_a_law_by_group(result):
     code, out, err = run(["plan", "--law", law_json, "--group", "adamw-lm", "--workers", 2, "--max-batch-per-worker",
                           64, "--throughput", 1000, "--epochs", 4, "--force", "--out", plan])
     assert code == 0 and "laws/adamw-lm.json" in out.splitlines()[0], out + err
+
+
+def test_check_law_checks_the_group_it_is_given(result, tmp_path):
+    table = two_optimizer_table()
+    adamw = TrialTable(table.frame[table.frame["section"] == "lm"].reset_index(drop=True), {"source": "dataframe"})
+    runs = adamw.to_parquet(tmp_path / "adamw.parquet")
+    code, out, err = run(["check-law", "--law", result.out_dir / "law.json", "--group", "adamw/lm", "--runs", runs,
+                          "--out", tmp_path / "check"])
+    assert code == 0, out + err  # the AdamW law holds on its own trials
+    assert json.loads((tmp_path / "check" / "check.json").read_text())["law"].endswith("laws/adamw-lm.json")
