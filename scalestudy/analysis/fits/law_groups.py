@@ -31,12 +31,15 @@ class LawGroup:
 
 
 def law_sections(table: TrialTable) -> list[str]:
-    """The sections with constant-schedule trials (the ones a law is fitted on), most trials first."""
+    """The sections a law can be fitted on, most constant-schedule trials first: those whose constant-schedule
+    trials span at least two batch sizes (a section of one B, a point of comparison such as a small-batch
+    baseline, has no α to fit)."""
     frame = table.frame
     if "section" not in frame.columns:
         return []
     constant = frame[frame["schedule"] == "constant"] if "schedule" in frame.columns else frame
-    return [str(s) for s in constant["section"].value_counts().index]
+    spans = constant.groupby("section")["batch_size"].nunique()
+    return [str(s) for s in constant["section"].value_counts().index if spans[s] >= 2]
 
 
 def fit_law_groups(table: TrialTable, primary: StudyFits, options: FitOptions = FitOptions()) -> tuple[LawGroup, ...]:

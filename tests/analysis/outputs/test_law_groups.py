@@ -8,6 +8,7 @@ import pytest
 
 from cli_in_process import run
 from scalestudy.analysis import TrialTable
+from scalestudy.analysis.fits.law_groups import law_sections
 from scalestudy.analysis.pipeline import analyze
 from scalestudy.law import ScalingLaw
 from scalestudy.law.groups import LawIndex, select_law
@@ -102,3 +103,11 @@ def test_check_law_checks_the_group_it_is_given(result, tmp_path):
                           "--out", tmp_path / "check"])
     assert code == 0, out + err  # the AdamW law holds on its own trials
     assert json.loads((tmp_path / "check" / "check.json").read_text())["law"].endswith("laws/adamw-lm.json")
+
+
+def test_only_sections_that_span_batch_sizes_are_law_groups():
+    table = two_optimizer_table()
+    frame = table.frame.copy()
+    baseline = frame[(frame["section"] == "lm") & (frame["batch_size"] == 64)].assign(section="baseline")
+    table = TrialTable(pd.concat([frame, baseline], ignore_index=True), table.provenance)
+    assert law_sections(table) == ["vision", "lm"]  # most trials first; the one-B baseline has no α to fit
