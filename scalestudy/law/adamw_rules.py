@@ -75,9 +75,10 @@ def adamw_set(law: ScalingLaw, prediction: Prediction) -> AdamWSet | None:
         return None
     b, lr, n = float(prediction.batch_size), prediction.lr, prediction.dataset_size
     settings = [Setting("lr", lr, prediction.lr_ci95, f"the law {law.form}")]
-    beta1 = timescales.beta1 if timescales.beta1 is not None else prediction.momentum
-    settings.append(Setting("beta1", beta1, None, "the law's β1 (the study's momentum axis)"
-                            if timescales.beta1 is not None else "the momentum ε* was predicted at"))
+    # β1 is the study's momentum axis: the one ε* was predicted at (law.adamw.beta1 names the study's when it
+    # held one fixed, the m predict() defaults to then), so ε and β1 always belong together.
+    settings.append(Setting("beta1", prediction.momentum, None,
+                            "the momentum ε* was predicted at (the study's β1 axis)"))
     missing = []
     decay = _weight_decay(timescales, b, lr, n)
     if isinstance(decay, Setting):
@@ -128,8 +129,8 @@ def _weight_decay(t: AdamWTimescales, batch_size: float, lr: float, n: int | Non
             up = math.hypot(math.log(ref_ci[1] / reference), max(ends) - fit.exponent * log_ratio)
             interval = (value * math.exp(-down), value * math.exp(up))
         return Setting("weight_decay", value, interval,
-                       f"λ = λ*_ref·(B/B_ref)^x, λ*_ref = {reference:.4g} at B_ref = {b_ref}, x = {fit.exponent:.3g}"
-                       " (Power Lines 2025: x = 1)")
+                       f"λ = λ*_ref·(B/B_ref)^x, λ*_ref = {reference:.4g} at B_ref = {b_ref}, "
+                       f"x = {fit.exponent:.3g} (Power Lines 2025: x = 1)")
     if t.tau_epoch is not None:
         return "λ = B/(ε·N·τ*_epoch) needs the dataset size N (--dataset-size)"
     return "the law has neither τ*_epoch nor a fit of λ* against B"

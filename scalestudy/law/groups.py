@@ -3,9 +3,10 @@
 A spec's sections may train with different optimizers (an SGD section and an AdamW section), and
 their ε* follow different laws: ``analyze`` fits one per group, named ``"<optimizer>/<section>"``
 (:func:`group_name`, also the ``group`` of each law file; the adaptive search's
-``scalestudy.search.cells.law_group`` separates its cells by section and optimizer too). ``law.json`` stays the primary law (the group with the
-most constant-schedule trials, as before), so every reader of one law keeps working; beside it
-``laws/<optimizer>-<section>.json`` holds each group's law and ``laws/index.json`` lists them.
+``scalestudy.search.cells.law_group`` separates its cells by section and optimizer too).
+``law.json`` stays the primary law (the group with the most constant-schedule trials, as before), so
+every reader of one law keeps working; beside it ``laws/<optimizer>-<section>.json`` holds each
+group's law and ``laws/index.json`` lists them.
 
 Standard library only.
 """

@@ -95,7 +95,8 @@ def test_a_hugging_face_trainer_steps_with_the_plans_adamw(tmp_path):
     tokens = torch.randint(0, 16, (N, 8), generator=torch.Generator().manual_seed(1))
     args = transformers.TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True, save_strategy="no",
                                           logging_strategy="no", disable_tqdm=True, seed=0, **fields)
-    trainer = transformers.Trainer(model=model, args=args, train_dataset=[{"input_ids": r, "labels": r} for r in tokens],
+    data = [{"input_ids": row, "labels": row} for row in tokens]
+    trainer = transformers.Trainer(model=model, args=args, train_dataset=data,
                                    optimizers=plan_optimizers(model, plan), callbacks=[PlanCallback(plan), Recorder()])
     trainer.train()
     expected = [plan.adamw_at(step) for step in range(plan.total_updates)]
