@@ -36,6 +36,12 @@ def _add_run_flags(parser: argparse.ArgumentParser) -> None:
     _add_connect_timeout(parser)
 
 
+def _add_group(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--group", default=None,
+                        help="which law of a study with several (one per optimizer and section), e.g. adamw/lm: "
+                             "read from laws/index.json beside --law")
+
+
 def _add_connect_timeout(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--connect-timeout", type=float, metavar="SECONDS",
                         help="give up on an address, tracking store or storage that does not answer within this "
@@ -103,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check-law", help="does a fitted law hold in a second study (larger B or N)?")
     check.add_argument("--law", type=Path, required=True)
+    _add_group(check)
     check_source = check.add_mutually_exclusive_group(required=True)
     check_source.add_argument("--experiment", help="MLflow experiment name of the check study")
     check_source.add_argument("--runs", type=Path, help="the check study's trials.parquet instead of MLflow")
@@ -113,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     recommend = commands.add_parser("recommend", help="learning rate for a batch size from a fitted law")
     recommend.add_argument("--law", type=Path, required=True)
+    _add_group(recommend)
     recommend.add_argument("--batch-size", type=int, required=True)
     recommend.add_argument("--momentum", type=float, default=None,
                            help="default: 0, or the single momentum the law was fitted at")
@@ -128,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
                       "critical batch size a branched study measured (cbs.json), with its files for PyTorch, "
                       "Hugging Face, Megatron-LM, OLMo-core and Levanter (its own flags: --max-batch-size, --basis, "
                       "--total-examples, --sequence-length; with --factor and --out)")
+    _add_group(plan)
     # With --law these five are required (cmd_plan checks them: argparse cannot make a flag required by another).
     plan.add_argument("--workers", type=int, help="data-parallel workers (GPUs) to train on")
     plan.add_argument("--max-batch-per-worker", type=int, help="the largest batch one worker fits")

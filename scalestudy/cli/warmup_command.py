@@ -15,7 +15,7 @@ DEFAULT_OUT = Path("batch_warmup")
 LAW_REQUIRED = (("workers",), ("max_batch_per_worker",), ("examples_per_second_per_worker", "throughput"),
                 ("epochs", "target"))
 LAW_ONLY = ("workers", "max_batch_per_worker", "examples_per_second_per_worker", "throughput", "epochs", "target",
-            "momentum", "dataset_size", "schedule", "milestones", "warmup_epochs")
+            "momentum", "dataset_size", "schedule", "milestones", "warmup_epochs", "group")
 WARMUP_ONLY = ("max_batch_size", "basis", "total_examples", "sequence_length")
 
 
