@@ -99,7 +99,7 @@ def test_a_stage_without_a_whole_update_before_the_end_is_not_begun():
                                       st.sampled_from([None, "above", "below"])), max_size=6))
 def test_any_curve_gives_a_warmup_every_trainer_can_follow(base, factor, total, cap, basis, checkpoints):
     points = [CBSPoint(i, examples, examples // base, 1.0, cbs, Interval(cbs * low, cbs), censored, (base, 8 * base))
-              for i, (examples, cbs, low, censored) in enumerate(sorted(checkpoints))]
+              for i, (examples, cbs, low, censored) in enumerate(sorted(checkpoints, key=lambda c: c[0]))]
     cbs_curve = CBSCurve(CBS_SCHEMA, base, 0.1, 0.9, "sgd", "linear", 0.01, 64, 1000, max(total, base), tuple(points))
     warmup = warmup_from_cbs(cbs_curve, factor=factor, basis=basis, max_batch_size=max(cap or base, base))
     assert BatchWarmup.from_dict(warmup.to_dict()) == warmup  # its own check passes
