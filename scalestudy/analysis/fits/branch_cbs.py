@@ -11,7 +11,8 @@ into the point). Rows at ``batch_size == base_batch_size`` are the control.
 
 At each tested B the loss excess Δ(B) = E[window_loss(B)] − E[window_loss(B₀)] is estimated from the
 seeds: paired by seed when every branch seed has a control run (the pairing removes whatever the two
-share), else Welch's difference of means; a diverged seed makes Δ(B) infinite (the expected loss of
+share; the variance of the differences moderated by the checkpoint's other sizes, Smyth 2004, as
+``cell_optimum.seed_noise`` does for the seeds of a cell), else Welch's difference of means; a diverged seed makes Δ(B) infinite (the expected loss of
 a run that may diverge is unbounded). The estimate is the largest tested size whose mean Δ is within the
 tolerance (Δ(B₀) = 0 exactly), moved by linear interpolation in ln B towards the next size, to where the
 mean Δ crosses the tolerance.
@@ -20,7 +21,8 @@ The 95 % interval does not trust that interpolation: Δ(B) is a curve seen only 
 flat and then steep, so a chord between two sizes a factor 2 apart says little about where inside
 the cell it crosses. CBS ≥ B_j whenever Δ(B_j) ≤ tolerance, so the interval's low end is the largest
 size whose one-sided 97.5 % Student-t upper bound of Δ is within the tolerance (else B₀); its high end
-is the smallest size from which every larger tested size's lower bound is past it (else the largest
+is the smallest size from which every larger tested size's lower bound (Student-t, or Markov's for a
+branch that lost by orders of magnitude) is past it (else the largest
 tested, with a note: the data do not bound CBS above), which assumes that Δ stays past the tolerance
 between the tested sizes above it. Its ends are tested sizes; ``scalestudy bench cbs`` measures its
 coverage of the closed-form CBS(t) on the noisy quadratic model, misspecified variants included
@@ -36,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from scalestudy.analysis.fits._stats import t_quantile
+from scalestudy.analysis.fits.cell_optimum.seed_noise import NO_PRIOR, NoisePrior, moderated, noise_prior
 from scalestudy.law.cbs import CBSPoint
 from scalestudy.law.records import Interval
 
@@ -88,7 +91,11 @@ def _point(group: pd.DataFrame, tolerance: float, base: int) -> CBSPoint:
         return CBSPoint(**point, cbs=None, note=f"no finite control run at B₀ = {base}")
     if not sizes:
         return CBSPoint(**point, cbs=None, note=f"no branch above B₀ = {base}")
-    excesses = [_excess(_per_seed(group[group["batch_size"] == size]), control, size) for size in sizes]
+    branches = {size: _per_seed(group[group["batch_size"] == size]) for size in sizes}
+    paired = {size: _paired(branch, control) for size, branch in branches.items()}
+    prior = noise_prior(*zip(*[(d.var(ddof=1), len(d) - 1) for d in paired.values() if d is not None])) \
+        if sum(d is not None for d in paired.values()) >= 3 else NO_PRIOR
+    excesses = [_excess(branches[size], control, paired[size], prior, size) for size in sizes]
     cbs, censored = _crossing(base, excesses, tolerance)
     if not all(e.has_error for e in excesses):
         return CBSPoint(**point, cbs=cbs, censored=censored,
@@ -106,13 +113,22 @@ def _per_seed(rows: pd.DataFrame) -> pd.Series:
     return loss.groupby(rows["seed"].to_numpy()).mean()
 
 
-def _excess(branch: pd.Series, control: pd.Series, size: int) -> Excess:
+def _paired(branch: pd.Series, control: pd.Series) -> np.ndarray | None:
+    """The branch's loss minus the control's, seed by seed, when every branch seed (two at least) has a control
+    run and none diverged; else None."""
+    if len(branch) < 2 or not set(branch.index) <= set(control.index) or not np.all(np.isfinite(branch.to_numpy())):
+        return None
+    return branch.to_numpy() - control.loc[branch.index].to_numpy()
+
+
+def _excess(branch: pd.Series, control: pd.Series, differences: np.ndarray | None, prior: NoisePrior,
+            size: int) -> Excess:
     if not np.all(np.isfinite(branch.to_numpy())):
         return Excess(size, math.inf, math.inf, math.inf, True)
-    if len(branch) > 1 and set(branch.index) <= set(control.index):  # paired by seed
-        differences = branch.to_numpy() - control.loc[branch.index].to_numpy()
+    if differences is not None:  # paired by seed; the variance moderated by the checkpoint's other sizes
         mean, n = float(differences.mean()), len(differences)
-        error, dof = float(differences.std(ddof=1) / math.sqrt(n)), n - 1
+        variance, dof = moderated(float(differences.var(ddof=1)), n - 1, prior)
+        error = math.sqrt(variance / n)
     else:  # Welch: independent seeds, unequal variances
         mean = float(branch.mean() - control.mean())
         if len(branch) < 2 or len(control) < 2:
@@ -122,7 +138,17 @@ def _excess(branch: pd.Series, control: pd.Series, size: int) -> Excess:
         dof = sum(parts) ** 2 / sum(p * p / (k - 1) for p, k in zip(parts, (len(branch), len(control)))) \
             if error > 0 else len(branch) + len(control) - 2
     half = t_quantile(ONE_SIDED, max(1, int(dof))) * error  # floor of the dof: a little wider, never narrower
-    return Excess(size, mean, mean - half, mean + half, True)
+    return Excess(size, mean, max(mean - half, _markov_lower(branch, control)), mean + half, True)
+
+
+def _markov_lower(branch: pd.Series, control: pd.Series) -> float:
+    """A distribution-free lower bound of Δ for a nonnegative loss: Markov's inequality gives E L_B ≥
+    (1 − 0.975)·mean(L_B) at 97.5 %, less the control's largest seed. The Student-t bound is useless for a
+    branch that lost by orders of magnitude with seeds spread as widely (its lower end falls below 0);
+    this one is loose but holds whatever the losses' distribution. -inf for losses that can be negative."""
+    if (branch < 0).any() or (control < 0).any():
+        return -math.inf
+    return (1.0 - ONE_SIDED) * float(branch.mean()) - float(control.max())
 
 
 def _crossing(base: int, excesses: list[Excess], tolerance: float) -> tuple[float, str | None]:
