@@ -11,21 +11,20 @@ into the point). Rows at ``batch_size == base_batch_size`` are the control.
 
 At each tested B the loss excess Δ(B) = E[window_loss(B)] − E[window_loss(B₀)] is estimated from the
 seeds: paired by seed when every branch seed has a control run (the pairing removes whatever the two
-share; the variance of the differences moderated by the checkpoint's other sizes, Smyth 2004, as
-``cell_optimum.seed_noise`` does for the seeds of a cell), else Welch's difference of means; a diverged seed makes Δ(B) infinite (the expected loss of
-a run that may diverge is unbounded). The estimate is the largest tested size whose mean Δ is within the
-tolerance (Δ(B₀) = 0 exactly), moved by linear interpolation in ln B towards the next size, to where the
-mean Δ crosses the tolerance.
+share), else Welch's difference of means; a diverged seed makes Δ(B) infinite (the expected loss of a
+run that may diverge is unbounded). The estimate is the largest tested size whose mean Δ is within
+the tolerance (Δ(B₀) = 0 exactly), moved towards the next size, by linear interpolation in ln B, to
+where the mean Δ crosses the tolerance.
 
 The 95 % interval does not trust that interpolation: Δ(B) is a curve seen only at the tested sizes,
 flat and then steep, so a chord between two sizes a factor 2 apart says little about where inside
 the cell it crosses. CBS ≥ B_j whenever Δ(B_j) ≤ tolerance, so the interval's low end is the largest
-size whose one-sided 97.5 % Student-t upper bound of Δ is within the tolerance (else B₀); its high end
-is the smallest size from which every larger tested size's lower bound (Student-t, or Markov's for a
-branch that lost by orders of magnitude) is past it (else the largest
-tested, with a note: the data do not bound CBS above), which assumes that Δ stays past the tolerance
-between the tested sizes above it. Its ends are tested sizes; ``scalestudy bench cbs`` measures its
-coverage of the closed-form CBS(t) on the noisy quadratic model, misspecified variants included
+size whose one-sided 97.5 % Student-t upper bound of Δ is within the tolerance (else B₀). Its high
+end is the smallest size from which every larger tested size's lower bound (Student-t, or Markov's
+for a branch that lost by orders of magnitude) is past the tolerance, else the largest tested, with
+a note: the data do not bound CBS above. It assumes that Δ stays past the tolerance between the
+tested sizes above it. Both ends are tested sizes; ``scalestudy bench cbs`` measures the coverage of
+the closed-form CBS(t) on the noisy quadratic model, misspecified variants included
 (docs/benchmarks.md).
 """
 
@@ -38,7 +37,6 @@ import numpy as np
 import pandas as pd
 
 from scalestudy.analysis.fits._stats import t_quantile
-from scalestudy.analysis.fits.cell_optimum.seed_noise import NO_PRIOR, NoisePrior, moderated, noise_prior
 from scalestudy.law.cbs import CBSPoint
 from scalestudy.law.records import Interval
 
@@ -92,10 +90,7 @@ def _point(group: pd.DataFrame, tolerance: float, base: int) -> CBSPoint:
     if not sizes:
         return CBSPoint(**point, cbs=None, note=f"no branch above B₀ = {base}")
     branches = {size: _per_seed(group[group["batch_size"] == size]) for size in sizes}
-    paired = {size: _paired(branch, control) for size, branch in branches.items()}
-    prior = noise_prior(*zip(*[(d.var(ddof=1), len(d) - 1) for d in paired.values() if d is not None])) \
-        if sum(d is not None for d in paired.values()) >= 3 else NO_PRIOR
-    excesses = [_excess(branches[size], control, paired[size], prior, size) for size in sizes]
+    excesses = [_excess(branch, control, _paired(branch, control), size) for size, branch in branches.items()]
     cbs, censored = _crossing(base, excesses, tolerance)
     if not all(e.has_error for e in excesses):
         return CBSPoint(**point, cbs=cbs, censored=censored,
@@ -121,14 +116,12 @@ def _paired(branch: pd.Series, control: pd.Series) -> np.ndarray | None:
     return branch.to_numpy() - control.loc[branch.index].to_numpy()
 
 
-def _excess(branch: pd.Series, control: pd.Series, differences: np.ndarray | None, prior: NoisePrior,
-            size: int) -> Excess:
+def _excess(branch: pd.Series, control: pd.Series, differences: np.ndarray | None, size: int) -> Excess:
     if not np.all(np.isfinite(branch.to_numpy())):
         return Excess(size, math.inf, math.inf, math.inf, True)
-    if differences is not None:  # paired by seed; the variance moderated by the checkpoint's other sizes
+    if differences is not None:  # paired by seed
         mean, n = float(differences.mean()), len(differences)
-        variance, dof = moderated(float(differences.var(ddof=1)), n - 1, prior)
-        error = math.sqrt(variance / n)
+        error, dof = float(differences.std(ddof=1)) / math.sqrt(n), n - 1
     else:  # Welch: independent seeds, unequal variances
         mean = float(branch.mean() - control.mean())
         if len(branch) < 2 or len(control) < 2:
