@@ -2,16 +2,16 @@
 momentum, steps to a target, the critical batch size, and CBS(t)'s true value at a checkpoint.
 
 The model (Zhang et al. 2019, "Which Algorithmic Choices Matter at Which Batch Sizes?", NeurIPS,
-§3 eqs. 1–2): L(θ) = ½ Σᵢ hᵢ θᵢ² with H = diag(h), and a minibatch of B examples gives the gradient
+§3, the model's definition): L(θ) = ½ Σᵢ hᵢ θᵢ² with H = diag(h), and a minibatch of B examples gives the gradient
 Hθ + ξ, ξ of covariance C/B; the NQM proper has C = σ²·H (``noise_power = 1``), other powers
 are the misspecified variants. Every direction evolves on its own. With torch's heavy-ball SGD
 (v ← m·v + g, θ ← θ − ε·v; ``precondition`` p: the preconditioned step ε·h^(−p) of Zhang et al.
-§3.3, p = ½ their model of Adam), one update of a direction is the linear map
+§3, p = ½ their model of Adam), one update of a direction is the linear map
 
     θ' = (1 − εh)·θ − εm·v − ε·ξ,      v' = h·θ + m·v + ξ,      Var ξ = c/B,
 
-so its second moments (E θ², E θv, E v²) follow an affine recurrence M' = T·M + u (Zhang et al.
-appendix A, the dynamics of momentum SGD written for the second moments), exact for any state:
+so its second moments (E θ², E θv, E v²) follow an affine recurrence M' = T·M + u (Zhang et al.'s
+appendix on heavy-ball momentum, written here for the second moments), exact for any state:
 from θ₀ (M = (θ₀², 0, 0)), from a checkpoint's realised (θ, v) (M = (θ², θv, v²)), or from a
 distribution of states. E L = ½ Σᵢ hᵢ·E θᵢ². No torch; numpy only.
 """
@@ -27,7 +27,7 @@ from scalestudy.law.batch_warmup import scaled_lr
 from scalestudy.law.transition import fit_transition
 
 CHUNK = 32  # updates per block of precomputed powers in loss_curve
-GRID_PER_OCTAVE = 8  # sizes per doubling of B where cbs_truth looks for the first crossing
+GRID_PER_OCTAVE = 8  # sizes per doubling of B on which cbs_truth looks for the largest within the tolerance
 BISECTIONS = 24  # then halvings of the bracket in ln B: 2^-24 of a grid step
 
 
@@ -74,7 +74,7 @@ def update_map(problem: Quadratic, sgd: HeavyBall, batch_size: float) -> np.ndar
     rows = np.zeros((h.size, 4, 4))
     rows[:, 0, :] = np.stack([a * a, 2 * a * b, b * b, step * step * s], axis=-1)
     rows[:, 1, :] = np.stack([a * h, a * m + b * h, b * m, -step * s], axis=-1)
-    rows[:, 2, :] = np.stack([h * h, 2 * h * m, m * m + 0 * h, s], axis=-1)
+    rows[:, 2, :] = np.stack([h * h, 2 * h * m, np.full_like(h, m * m), s], axis=-1)
     rows[:, 3, 3] = 1.0
     return rows
 
@@ -187,7 +187,7 @@ def cbs_truth(problem: Quadratic, moments: np.ndarray, branching: Branching, max
     control = window_loss(problem, moments, branching, base)
     within = lambda size: window_loss(problem, moments, branching, size) - control <= branching.tolerance  # noqa: E731
     steps = int(math.ceil(math.log2(max_batch_size / base) * GRID_PER_OCTAVE))
-    grid = base * 2.0 ** (np.arange(0, steps + 1) / GRID_PER_OCTAVE)
+    grid = np.minimum(base * 2.0 ** (np.arange(0, steps + 1) / GRID_PER_OCTAVE), max_batch_size)
     kept = [index for index, size in enumerate(grid) if index == 0 or within(size)]
     if kept[-1] == steps:
         return math.inf

@@ -1,4 +1,4 @@
-"""The noisy quadratic model's parameters θ and its per-example loss (Zhang et al. 2019, §3, eqs. 1–2).
+"""The noisy quadratic model's parameters θ and its per-example loss (Zhang et al. 2019, §3).
 
 L(θ) = ½ Σᵢ hᵢθᵢ², hᵢ = i^(−exponent); an example x (``scalestudy.data.nqm``: x ~ N(0, I)) has the loss
 ½θᵀHθ − σ·θᵀH^½x, so a batch's gradient is Hθ plus noise of covariance σ²H/B, and at x = 0 (the test

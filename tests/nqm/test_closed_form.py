@@ -15,7 +15,7 @@ from scalestudy.tasks.nqm import NoisyQuadraticTask
 
 
 def test_one_direction_without_momentum_is_the_geometric_formula():
-    # E θ_t² = a^{2t}(θ₀² − θ∞²) + θ∞², a = 1 − εh, θ∞² = ε²(c/B)/(1 − a²) (Zhang et al. 2019, eq. 3)
+    # E θ_t² = a^{2t}(θ₀² − θ∞²) + θ∞², a = 1 − εh, θ∞² = ε²(c/B)/(1 − a²) (Zhang et al. 2019, §3: SGD's dynamics per direction)
     h, c, lr, batch, theta0 = 0.7, 0.3, 0.4, 4, 2.0
     problem = Quadratic(np.array([h]), np.array([c]))
     a = 1 - lr * h
