@@ -36,7 +36,8 @@ NOISE = 0.5  # σ: gradient noise of one example along i has variance σ²·hᵢ
 def _base() -> BranchedDesign:
     """dim 200, hᵢ = 1/i, C = σ²H with σ = 0.5, θ₀ = 1; SGD at B₀ = 8, ε₀ = 0.1, linear rule, windows of 2048
     examples, tolerance 0.005 (about 2 % of the loss mid-run), 4 seeds per size."""
-    return BranchedDesign(problem=Quadratic.nqm(200, noise_scale=NOISE), branching=Branching(0.1, 8, 0.0, "linear", 2048, 0.005),
+    return BranchedDesign(problem=Quadratic.nqm(200, noise_scale=NOISE),
+                          branching=Branching(0.1, 8, 0.0, "linear", 2048, 0.005),
                           checkpoints=CHECKPOINTS, batch_sizes=GRID, seeds=4)
 
 
@@ -53,13 +54,17 @@ def variants() -> dict[str, BranchedDesign]:
         "momentum 0.9": replace(base, branching=replace(branching, base_lr=0.01, momentum=0.9)),
         "Adam-type: H^-½ steps, sqrt rule": replace(base, branching=replace(branching, base_lr=0.5,
                                                                             rule="sqrt", precondition=0.5)),
-        "8 directions (skewed losses)": replace(base, problem=Quadratic.nqm(8, noise_scale=NOISE), branching=replace(branching,
-                                                                                             tolerance=0.002)),
+        "8 directions (skewed losses)": replace(base, problem=Quadratic.nqm(8, noise_scale=NOISE),
+                                                branching=replace(branching, tolerance=0.002)),
         "tolerance 0.002 (≈ one seed's noise)": replace(base, branching=replace(branching, tolerance=0.002)),
         "2 seeds": replace(base, seeds=2),
         "8 seeds": replace(base, seeds=8),
         "sizes all below the truth (8–64)": replace(base, batch_sizes=(8, 16, 32, 64), truth_max_batch_size=512),
         "×4 grid (8, 32, 128, 512)": replace(base, batch_sizes=(8, 32, 128, 512)),
+        # Under-scaled ε: a larger B makes less progress per example, so Δ grows gradually and CBS(t)
+        # grows over training (≈ 10 at the first checkpoint, ≈ 390 at the last), as Merrill et al. find.
+        "SGD under the sqrt rule (CBS(t) grows ×40)": replace(base, branching=replace(
+            branching, base_lr=0.3, rule="sqrt", tolerance=0.01)),
     }
 
 
