@@ -7,7 +7,8 @@ definition; Merrill et al. 2025, arXiv 2505.23971, §3).
 ``rows``: one row per branch run: ``checkpoint``, ``checkpoint_examples``, ``checkpoint_updates``,
 ``base_loss``, ``batch_size``, ``seed``, ``window_loss`` (the objective at the window's end; NaN: the
 branch diverged, which fails the tolerance), optionally ``noise_scale`` and ``true_cbs`` (carried
-into the point). Rows at ``batch_size == base_batch_size`` are the control.
+into the point). Rows at ``batch_size == base_batch_size`` are the control. ``window_loss`` is lower-is-better
+(a loss, as ``cbs.py``'s tolerance is "in the objective's units (loss)"): pass a maximised objective negated.
 
 At each tested B the loss excess Δ(B) = E[window_loss(B)] − E[window_loss(B₀)] is estimated from the
 seeds: paired by seed when every branch seed has a control run (the pairing removes whatever the two
