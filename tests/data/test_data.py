@@ -118,7 +118,7 @@ def test_unknown_dataset_is_a_one_line_error_listing_known_names():
     ):
         with pytest.raises(UnknownNameError) as error:
             call()
-        assert str(error.value) == ("unknown dataset 'mnist'; known: cifar10, image_folder, mnist1d, synthetic, "
+        assert str(error.value) == ("unknown dataset 'mnist'; known: cifar10, image_folder, mnist1d, nqm, synthetic, "
                                     "text_bytes; or an import path package.module:attribute")
 
 
