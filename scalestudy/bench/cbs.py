@@ -114,7 +114,8 @@ def bench_cbs(tiny: bool = False, repetitions: int | None = None) -> BenchTable:
         table.add(design=f"torch workload (dim {TORCH_DIM}, torch SGD)", target=f"≥ {TARGET:.2f}", **measured)
     table.notes += [
         f"{repetitions} base runs per design × {len(CHECKPOINTS)} checkpoints; coverage: the 95 % interval holds the "
-        "closed-form CBS(t) (scalestudy.nqm.cbs_truth) from the realised checkpoint state",
+        "closed-form CBS(t) (scalestudy.nqm.cbs_truth) from the realised checkpoint state: low ≤ truth ≤ high, "
+        "high = ∞ for a point censored above (CBS ≥ the largest tested)",
         "width: median high/low of the interval (∞ when censored above); point_error: median factor between the "
         "interpolated estimate and the truth; truth: median closed-form CBS(t) [examples per update]",
     ]
