@@ -101,3 +101,14 @@ def test_bad_input_is_one_line_naming_what_is_wrong():
         estimate_cbs(table({16: 0.0}).drop(columns="window_loss"), tolerance=TOL, base_batch_size=8)
     with pytest.raises(ValueError, match="tolerance"):
         estimate_cbs(table({16: 0.0}), tolerance=-1.0, base_batch_size=8)
+
+
+def test_a_branch_that_lost_by_orders_of_magnitude_bounds_the_interval_above():
+    rows = table({16: 0.0, 32: 0.0, 64: 0.0})
+    # 64's seeds lost 10, 1000, 30, 5000: the Student-t lower bound is below 0, Markov's is not.
+    rows.loc[rows.batch_size == 64, "window_loss"] += [10.0, 1000.0, 30.0, 5000.0]
+    point = one(rows)
+    assert point.ci95 == (32.0, 64.0) and point.note is None
+    rows["window_loss"] -= 2.0  # a loss that can be negative has no Markov bound: the upper end stays open
+    point = one(rows)
+    assert point.ci95 == (32.0, 64.0) and "upper end" in point.note
