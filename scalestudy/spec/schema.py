@@ -64,7 +64,12 @@ class Grid(Frozen):
     lr: list[float] | LinearRuleLR
     momentum: list[float] = Field(default_factory=lambda: [0.0], min_length=1)
     nesterov: bool = False
-    weight_decay: float = Field(default=0.0, ge=0)
+    # A scalar: SGD's (as before the axis); a list: an axis of λ (sgd, adamw). tau_epochs and
+    # beta2_half_life_examples give λ and β2 by their timescales (scalestudy.optim.timescales).
+    weight_decay: float | list[float] = Field(default=0.0)
+    tau_epochs: list[float] | None = Field(default=None, min_length=1)
+    beta2: list[float] | None = Field(default=None, min_length=1)
+    beta2_half_life_examples: list[float] | None = Field(default=None, min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     dataset_size: list[int] | None = Field(default=None, min_length=1, description=(
         "The dataset-size axis: train every cell at each N (training examples), for any dataset. A built-in "
@@ -90,6 +95,49 @@ class Grid(Frozen):
         if len(set(values)) != len(values):
             raise ValueError(f"must not repeat a size, got {values}")
         return all_positive(values)
+
+    @field_validator("weight_decay")
+    @classmethod
+    def _decay_non_negative(cls, value: float | list[float]) -> float | list[float]:
+        values = value if isinstance(value, list) else [value]
+        if not values:
+            raise ValueError("must not be empty")
+        for i, decay in enumerate(values):
+            if decay < 0:
+                raise ValueError(f"[{i}] must be >= 0, got {decay}" if isinstance(value, list) else
+                                 f"must be >= 0, got {decay}")
+        return value
+
+    @field_validator("tau_epochs", "beta2_half_life_examples")
+    @classmethod
+    def _timescales_positive(cls, values: list[float] | None) -> list[float] | None:
+        return None if values is None else all_positive(values)
+
+    @field_validator("beta2")
+    @classmethod
+    def _beta2_range(cls, values: list[float] | None) -> list[float] | None:
+        for i, value in enumerate(values or []):
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"[{i}] must be in [0, 1), got {value}")
+        return values
+
+    @model_validator(mode="after")
+    def _one_form_each(self) -> "Grid":
+        if self.tau_epochs is not None and isinstance(self.weight_decay, list):
+            raise ValueError("tau_epochs: gives λ by its timescale; give it or a weight_decay list, not both")
+        if self.beta2 is not None and self.beta2_half_life_examples is not None:
+            raise ValueError("beta2_half_life_examples: gives β2 by its half-life; give it or beta2, not both")
+        return self
+
+    @property
+    def decay_axis(self) -> bool:
+        """Whether λ is a grid axis (a weight_decay list or tau_epochs), not SGD's one scalar."""
+        return isinstance(self.weight_decay, list) or self.tau_epochs is not None
+
+    @property
+    def sgd_weight_decay(self) -> float:
+        """The scalar weight_decay (SGD's, as before the axis): 0 when the grid has a λ axis."""
+        return 0.0 if isinstance(self.weight_decay, list) else self.weight_decay
 
     @field_validator("lr")
     @classmethod
