@@ -105,8 +105,8 @@ def _check_section(spec: StudySpec, section: Section, where: str) -> None:
             momentum_changes |= len({h.momentum for h in hypers}) > 1
             for batch in sorted(batches):
                 _check_batch(batch, batch_size, field, where, dataset_size, workers, ghost, workload, plain_bn)
+    _check_optimizer_axes(section, where)  # before check_optimizer, which may build the user's optimizer
     check_optimizer(section, where, momentum_changes)
-    _check_optimizer_axes(section, where)
 
 
 def _dataset_sizes(section: Section, workload_size: int, where: str) -> list[int]:

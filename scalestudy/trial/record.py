@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Protocol
 
+from scalestudy.optim.timescales import decay_for_half_life
+
 if TYPE_CHECKING:
     from scalestudy.spec import StudySpec
 
@@ -88,7 +90,8 @@ class EpochReport:
     # Diagnostics the spec asked for (DIAGNOSTIC_KEYS): gradient_noise_scale (B_simple, examples),
     # updates_to_target / examples_to_target (or, for a crossing before the first evaluation after the
     # initial model, their bounds *_at_most), gradient_noise_scale_at_target (B_simple at the end of
-    # the epoch of the crossing), sharpness and sharpness_subspace (final epoch).
+    # the epoch of the crossing), sharpness and sharpness_subspace (final epoch); and the model EMA's
+    # test metrics, ema_test_<m> (optimizer.ema).
     extras: dict[str, float] = field(default_factory=dict)
     # The task's other metrics: train_<m> and test_<m> (a language model's perplexity, a user task's
     # own), and TASK_KEYS (a language model's tokens_per_batch).
@@ -103,6 +106,8 @@ class EpochReport:
 # Every report's metrics, in the report's own order; step = epoch (train_acc, test_acc, gen_gap:
 # classification's; other tasks report their own, see ``is_tracked``).
 METRIC_KEYS = tuple(f.name for f in fields(EpochReport) if f.name not in ("extras", "task_metrics"))
+# The model EMA's metrics (optimizer.ema): the task's test metrics of the EMA weights, ema_test_loss, ....
+EMA_PREFIX = "ema_"
 # Per-epoch metrics of a task that are not per split.
 TASK_KEYS = ("tokens_per_batch",)
 # Logged when the spec's diagnostics ask for them (EpochReport.extras).
@@ -116,8 +121,9 @@ SUBSPACE_SHARPNESS = re.compile(r"sharpness_(subspace|p\d+)")
 
 def is_tracked(key: str) -> bool:
     """Whether a key of a trial's result is one of its metrics: the report's own, the diagnostics,
-    or the task's (every task metric is named train_<m> or test_<m>; Tune's keys never are)."""
-    return key in LOGGED_KEYS or key.startswith(("train_", "test_"))
+    or the task's (every task metric is named train_<m> or test_<m>, the EMA's ema_test_<m>; Tune's keys
+    never are)."""
+    return key in LOGGED_KEYS or key.startswith(("train_", "test_", EMA_PREFIX + "test_"))
 # A resumed trial's first report carries the epochs before it (JSON), so tracking can fill a gap.
 HISTORY_KEY = "history_json"
 # Tune stamps every result (int seconds); metric timestamps derive from it, so the live
@@ -241,6 +247,7 @@ def trial_params(wire: Mapping[str, Any]) -> dict[str, str]:
         values["corpus_hash"] = corpus
     if wire.get("train_subset"):  # which N examples scalestudy took of the training split
         values["dataset_subset_seed"] = wire["train_subset"]["seed"]
+    values.update(optimizer_axis_params(wire))
     diagnostics = wire["diagnostics"]
     target = diagnostics.get("target")
     if diagnostics["target_accuracy"] is not None:
@@ -251,6 +258,26 @@ def trial_params(wire: Mapping[str, Any]) -> dict[str, str]:
         values["steps_to_target"] = steps_to_target_method(diagnostics["target_eval_every"],
                                                            diagnostics["target_eval_margin"])
     return {key: "" if value is None else str(value) for key, value in values.items()}
+
+
+# Written when the grid has the timescale axes or the spec a model EMA (scalestudy.trial.axes): the
+# spec's τ_epoch and β2 half-life (the λ and β2 they give are weight_decay and optimizer_options), the
+# EMA's ρ at the trial's initial B and the half-life it was given by.
+AXIS_PARAM_KEYS = ("tau_epoch", "beta2_half_life_examples", "ema_momentum", "ema_half_life_examples")
+
+
+def optimizer_axis_params(wire: Mapping[str, Any]) -> dict[str, Any]:
+    """The params of :data:`AXIS_PARAM_KEYS` a trial has (none for a trial without those axes)."""
+    values: dict[str, Any] = dict(wire.get("axes") or {})
+    values.pop("weight_decay", None), values.pop("beta2", None)  # logged as weight_decay, optimizer_options
+    ema = wire.get("ema")
+    if ema:
+        half = ema.get("half_life_examples")
+        values["ema_momentum"] = ema["momentum"]
+        if half is not None:
+            values["ema_momentum"] = float(decay_for_half_life(half, wire["batch_size"]))
+            values["ema_half_life_examples"] = half
+    return values
 
 
 def steps_to_target_method(every: int | None, margin: float | None) -> str:

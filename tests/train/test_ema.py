@@ -1,0 +1,74 @@
+"""The model EMA (scalestudy.train.ema) against its closed form, and in the epoch loop."""
+
+import copy
+import math
+
+import pytest
+import torch
+
+from scalestudy.spec import spec_from_dict
+from scalestudy.train.distributed import Distributed
+from scalestudy.train.ema import ModelEMA
+from scalestudy.train.loop import EpochLoop
+from scalestudy.trial.config import expand_trials
+
+
+def test_constant_and_linear_updates_match_the_closed_form():
+    # w_ema = ρ·w_ema + (1−ρ)·w after each step, from w_0 = 0. Constant target w_t = c (t ≥ 1):
+    # w_ema,T = c·(1 − ρ^T). Linear w_t = c·t: w_ema,T = c·(T − ρ·(1 − ρ^T)/(1 − ρ)).
+    rho, c, steps = 0.9, 3.0, 25
+    for target, closed in ((lambda t: c, c * (1 - rho ** steps)),
+                           (lambda t: c * t, c * (steps - rho * (1 - rho ** steps) / (1 - rho)))):
+        model = torch.nn.Linear(1, 1, bias=False).double()
+        with torch.no_grad():
+            model.weight.zero_()
+        ema = ModelEMA(model, rho)
+        for t in range(1, steps + 1):
+            with torch.no_grad():
+                model.weight.fill_(target(t))
+            ema.update()
+        assert ema.module.weight.item() == pytest.approx(closed, rel=1e-12)
+        assert model.weight.item() == target(steps)  # the trained weights are untouched
+
+
+def test_batch_norm_statistics_are_averaged_and_counters_copied():
+    model = torch.nn.BatchNorm1d(2)
+    ema = ModelEMA(model, 0.5)
+    model.train()
+    model(torch.tensor([[1.0, 3.0], [3.0, 5.0]]))  # running_mean: 0.9·0 + 0.1·(2, 4)
+    ema.update()
+    assert ema.module.running_mean.tolist() == pytest.approx([0.1, 0.2])  # half-way from 0 to (0.2, 0.4)
+    assert ema.module.num_batches_tracked.item() == 1
+    state = ema.state_dict()
+    fresh = ModelEMA(model, 0.5)
+    fresh.load_state_dict(state)
+    assert fresh.module.running_mean.tolist() == pytest.approx([0.1, 0.2])
+
+
+def trial(ema):
+    spec = spec_from_dict({
+        "name": "ema", "workload": {"dataset": "synthetic", "dataset_options": {"train_size": 256, "test_size": 64},
+                                    "model": "mlp", "model_options": {"hidden": [32]}, "epochs": 2,
+                                    "ghost_batch_size": 16},
+        "grid": {"batch_size": [64], "lr": [0.1], "momentum": [0.9]}, "optimizer": {"name": "sgd", "ema": ema}})
+    return expand_trials(spec)[0]
+
+
+def test_the_loop_reports_the_ema_weights_test_metrics_and_resumes_them():
+    torch.set_num_threads(1)
+    config = trial({"momentum": 0.0})  # ρ = 0: the EMA is the trained weights after every step
+    report = EpochLoop(config, Distributed(device=torch.device("cpu"))).train_epoch().metrics()
+    assert report["ema_test_loss"] == pytest.approx(report["test_loss"], rel=1e-6)
+    assert report["ema_test_acc"] == report["test_acc"]
+    config = trial({"half_life_examples": 256})  # ρ = ½^(64/256) per update
+    assert config.ema_momentum == pytest.approx(0.5 ** 0.25)
+    loop = EpochLoop(config, Distributed(device=torch.device("cpu")))
+    first = loop.train_epoch()
+    state = copy.deepcopy(loop.state_dict())  # a checkpoint: not the live tensors
+    second = loop.train_epoch().metrics()
+    resumed = EpochLoop(config, Distributed(device=torch.device("cpu")))
+    resumed.load_state_dict(state)
+    again = resumed.train_epoch().metrics()
+    assert math.isfinite(first.metrics()["ema_test_loss"]) and first.metrics()["ema_test_loss"] != first.test_loss
+    assert again["test_loss"] == second["test_loss"]
+    assert again["ema_test_loss"] == second["ema_test_loss"] and again["ema_test_acc"] == second["ema_test_acc"]
