@@ -105,7 +105,7 @@ class Grid(Frozen):
         for i, decay in enumerate(values):
             if decay < 0:
                 raise ValueError(f"[{i}] must be >= 0, got {decay}" if isinstance(value, list) else
-                                 f"must be >= 0, got {decay}")
+                                 "Input should be greater than or equal to 0")  # pydantic's words, as before
         return value
 
     @field_validator("tau_epochs", "beta2_half_life_examples")

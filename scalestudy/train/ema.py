@@ -27,7 +27,7 @@ import torch
 from scalestudy.models.ghost_bn import running_stat_buffers
 
 
-class ModelEMA:
+class EMAWeights:
     """An EMA copy of ``model`` (eval mode, no gradients), updated by :meth:`update` after each step."""
 
     def __init__(self, model: torch.nn.Module, momentum: float) -> None:

@@ -43,7 +43,7 @@ from scalestudy.tasks import build_task, task_info
 # EVAL_BATCH and rank_batch are also imported from here (benchmarks, tests).
 from scalestudy.train.batches import EVAL_BATCH, MemoryBatches, StreamBatches, rank_batch, shard  # noqa: F401
 from scalestudy.train.distributed import Distributed
-from scalestudy.train.ema import ModelEMA
+from scalestudy.train.ema import EMAWeights
 from scalestudy.train.precision import autocast_for, uses_channels_last
 from scalestudy.train.step import GradientStep
 from scalestudy.train.target import Evaluation, TargetTracker
@@ -104,8 +104,7 @@ class EpochLoop:
         if self.precise_bn is not None and not batch_norm_layers(model):
             raise ValueError(f"precise_bn is set but model {workload.model!r} has no batch-norm layer")
         self.net = self.dist.wrap(model)
-        # optimizer.ema: an EMA of the loop's own module (not the DDP wrapper), evaluated each epoch.
-        self.ema = ModelEMA(model, config.ema_momentum) if config.ema is not None else None
+        self.ema = EMAWeights(model, config.ema_momentum) if config.ema else None  # of the module, not DDP's
         self.optimizer = build_optimizer(config.optimizer, model.parameters(), config.lr, config.momentum,
                                          config.optimizer_options, nesterov=config.nesterov,
                                          weight_decay=config.weight_decay)
@@ -315,13 +314,12 @@ class EpochLoop:
         """Eval-mode (running BN statistics) metrics of the task (``loss``, ``acc``, ...) over this rank's
         batches, summed over ranks; of ``model`` when given (the EMA's), else the trained model."""
         (self.net if model is None else model).eval()
-        model = self.model if model is None else model
         totals = torch.zeros(self.task.eval_slots, device=self.device, dtype=torch.float64)
         for x, y in batches:
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with self.autocast:
-                outputs = model(x)
+                outputs = (self.model if model is None else model)(x)
             totals += self.task.eval_sums(outputs, y)
         return self.task.eval_metrics(self.dist.sum(totals).tolist())
 

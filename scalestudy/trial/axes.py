@@ -18,6 +18,7 @@ these axes is built exactly as before them (its trial keys unchanged).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,3 +127,23 @@ def name_suffix(axes: AxisPoint, ema: ModelEMA | None) -> str:
     if ema is not None:
         parts.append(f"ema={ema.momentum:g}" if ema.momentum is not None else f"ema_half={ema.half_life_examples:g}")
     return "".join(" " + part for part in parts)
+
+
+# Written when the grid has the timescale axes or the spec a model EMA (scalestudy.trial.axes): the
+# spec's τ_epoch and β2 half-life (the λ and β2 they give are weight_decay and optimizer_options), the
+# EMA's ρ at the trial's initial B and the half-life it was given by.
+AXIS_PARAM_KEYS = ("tau_epoch", "beta2_half_life_examples", "ema_momentum", "ema_half_life_examples")
+
+
+def axis_params(wire: Mapping[str, Any]) -> dict[str, Any]:
+    """The params of :data:`AXIS_PARAM_KEYS` a trial has (none for a trial without those axes)."""
+    values: dict[str, Any] = dict(wire.get("axes") or {})
+    values.pop("weight_decay", None), values.pop("beta2", None)  # logged as weight_decay, optimizer_options
+    ema = wire.get("ema")
+    if ema:
+        half = ema.get("half_life_examples")
+        values["ema_momentum"] = ema["momentum"]
+        if half is not None:
+            values["ema_momentum"] = float(timescales.decay_for_half_life(half, wire["batch_size"]))
+            values["ema_half_life_examples"] = half
+    return values

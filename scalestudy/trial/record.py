@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Protocol
 
-from scalestudy.optim.timescales import decay_for_half_life
+from scalestudy.trial.axes import axis_params
 
 if TYPE_CHECKING:
     from scalestudy.spec import StudySpec
@@ -208,6 +208,7 @@ def display_name(section: str, batch_size: int, momentum: float, seed: int | Non
 # the name the trial table has always read) and grad_penalty_block_size. The optimizer as its name
 # and its options (JSON); weight_decay is the decay it applies (SGD's grid.weight_decay, or the
 # option of another optimizer: empty when it has none), nesterov SGD's alone (empty otherwise).
+# The grid's timescale axes and the model EMA add theirs (scalestudy.trial.axes.AXIS_PARAM_KEYS).
 PARAM_KEYS = (
     "dataset", "model", "dataset_size", "epochs", "ghost_batch_size", "batch_size", "lr",
     "momentum", "nesterov", "weight_decay", "optimizer", "optimizer_options", "seed", "schedule", "schedule_args",
@@ -247,7 +248,7 @@ def trial_params(wire: Mapping[str, Any]) -> dict[str, str]:
         values["corpus_hash"] = corpus
     if wire.get("train_subset"):  # which N examples scalestudy took of the training split
         values["dataset_subset_seed"] = wire["train_subset"]["seed"]
-    values.update(optimizer_axis_params(wire))
+    values.update(axis_params(wire))
     diagnostics = wire["diagnostics"]
     target = diagnostics.get("target")
     if diagnostics["target_accuracy"] is not None:
@@ -258,26 +259,6 @@ def trial_params(wire: Mapping[str, Any]) -> dict[str, str]:
         values["steps_to_target"] = steps_to_target_method(diagnostics["target_eval_every"],
                                                            diagnostics["target_eval_margin"])
     return {key: "" if value is None else str(value) for key, value in values.items()}
-
-
-# Written when the grid has the timescale axes or the spec a model EMA (scalestudy.trial.axes): the
-# spec's τ_epoch and β2 half-life (the λ and β2 they give are weight_decay and optimizer_options), the
-# EMA's ρ at the trial's initial B and the half-life it was given by.
-AXIS_PARAM_KEYS = ("tau_epoch", "beta2_half_life_examples", "ema_momentum", "ema_half_life_examples")
-
-
-def optimizer_axis_params(wire: Mapping[str, Any]) -> dict[str, Any]:
-    """The params of :data:`AXIS_PARAM_KEYS` a trial has (none for a trial without those axes)."""
-    values: dict[str, Any] = dict(wire.get("axes") or {})
-    values.pop("weight_decay", None), values.pop("beta2", None)  # logged as weight_decay, optimizer_options
-    ema = wire.get("ema")
-    if ema:
-        half = ema.get("half_life_examples")
-        values["ema_momentum"] = ema["momentum"]
-        if half is not None:
-            values["ema_momentum"] = float(decay_for_half_life(half, wire["batch_size"]))
-            values["ema_half_life_examples"] = half
-    return values
 
 
 def steps_to_target_method(every: int | None, margin: float | None) -> str:

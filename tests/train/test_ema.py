@@ -8,7 +8,7 @@ import torch
 
 from scalestudy.spec import spec_from_dict
 from scalestudy.train.distributed import Distributed
-from scalestudy.train.ema import ModelEMA
+from scalestudy.train.ema import EMAWeights
 from scalestudy.train.loop import EpochLoop
 from scalestudy.trial.config import expand_trials
 
@@ -22,7 +22,7 @@ def test_constant_and_linear_updates_match_the_closed_form():
         model = torch.nn.Linear(1, 1, bias=False).double()
         with torch.no_grad():
             model.weight.zero_()
-        ema = ModelEMA(model, rho)
+        ema = EMAWeights(model, rho)
         for t in range(1, steps + 1):
             with torch.no_grad():
                 model.weight.fill_(target(t))
@@ -33,14 +33,14 @@ def test_constant_and_linear_updates_match_the_closed_form():
 
 def test_batch_norm_statistics_are_averaged_and_counters_copied():
     model = torch.nn.BatchNorm1d(2)
-    ema = ModelEMA(model, 0.5)
+    ema = EMAWeights(model, 0.5)
     model.train()
     model(torch.tensor([[1.0, 3.0], [3.0, 5.0]]))  # running_mean: 0.9·0 + 0.1·(2, 4)
     ema.update()
     assert ema.module.running_mean.tolist() == pytest.approx([0.1, 0.2])  # half-way from 0 to (0.2, 0.4)
     assert ema.module.num_batches_tracked.item() == 1
     state = ema.state_dict()
-    fresh = ModelEMA(model, 0.5)
+    fresh = EMAWeights(model, 0.5)
     fresh.load_state_dict(state)
     assert fresh.module.running_mean.tolist() == pytest.approx([0.1, 0.2])
 

@@ -56,12 +56,9 @@ optional
   sharpness_subspace    float  the same in a random subspace (diagnostics.sharpness.subspace_dims);
   sharpness_p<dims>     float  ... or named with its dimensions, e.g. sharpness_p100
   grad_clip_norm, grad_norm_penalty  float  training recipe (NaN: unset)
-  weight_decay  float  the λ the optimizer applied (SGD's coupled, AdamW's decoupled) [per unit ε per update]
-  beta2         float  AdamW's second-moment decay (NaN: the optimizer has none)
-  tau_epoch     float  the weight decay's EMA timescale B/(ε·λ·N) (Wang & Aitchison 2025) [epochs]; NaN at λ = 0
-  beta2_half_life_examples  float  β2's half-life B·ln½/ln β2 (Marek et al. 2025) [examples]
-  ema_momentum  float  the model EMA's ρ (optimizer.ema) at the initial B; NaN: no EMA
-  ema_test_loss, ema_test_acc  float  final test metrics of the EMA weights (NaN: no EMA)
+  weight_decay, beta2  float  the λ the optimizer applied; AdamW's β2 (NaN: none); their timescales
+                       tau_epoch = B/(ε·λ·N) [epochs] (NaN at λ = 0), beta2_half_life_examples [examples]
+  ema_momentum, ema_test_loss, ema_test_acc  float  the model EMA's ρ and final test metrics (NaN: no EMA)
   section, run_id       str    (written by the MLflow loader)
 
 Other columns are kept untouched; tables written before the current names (trial_id, epochs,
