@@ -64,12 +64,18 @@ class Grid(Frozen):
     lr: list[float] | LinearRuleLR
     momentum: list[float] = Field(default_factory=lambda: [0.0], min_length=1)
     nesterov: bool = False
-    # A scalar: SGD's (as before the axis); a list: an axis of λ (sgd, adamw). tau_epochs and
-    # beta2_half_life_examples give λ and β2 by their timescales (scalestudy.optim.timescales).
-    weight_decay: float | list[float] = Field(default=0.0)
-    tau_epochs: list[float] | None = Field(default=None, min_length=1)
-    beta2: list[float] | None = Field(default=None, min_length=1)
-    beta2_half_life_examples: list[float] | None = Field(default=None, min_length=1)
+    # The λ and β2 axes and their timescale forms (scalestudy.trial.axes; conversions: scalestudy.optim.timescales).
+    weight_decay: float | list[float] = Field(default=0.0, description=(
+        "A number: SGD's weight decay (other optimizers take theirs in optimizer.options). A list: an axis of "
+        "λ for sgd (its coupled decay) and adamw (its decoupled decay, instead of options.weight_decay)."))
+    tau_epochs: list[float] | None = Field(default=None, min_length=1, description=(
+        "An axis of the weight decay's EMA timescale in epochs (Wang & Aitchison 2025): each trial gets "
+        "λ = B/(ε·N·τ_epoch) from its initial B and ε. sgd and adamw; not with a weight_decay list."))
+    beta2: list[float] | None = Field(default=None, min_length=1, description=(
+        "An axis of AdamW's β2, each in [0, 1) (adamw only, instead of options.beta2)."))
+    beta2_half_life_examples: list[float] | None = Field(default=None, min_length=1, description=(
+        "An axis of β2's half-life h in examples (Marek et al. 2025): β2 = 0.5^(B/h) at each cell's initial B. "
+        "adamw only; not with beta2."))
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     dataset_size: list[int] | None = Field(default=None, min_length=1, description=(
         "The dataset-size axis: train every cell at each N (training examples), for any dataset. A built-in "

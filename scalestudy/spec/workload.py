@@ -127,8 +127,8 @@ class ModelEMA(Frozen):
     w_ema ← ρ·w_ema + (1 − ρ)·w, evaluated on the test split each epoch (``ema_test_*``). ``momentum``: ρ
     itself at every B; ``half_life_examples``: ρ = ½^(B/h) (their ρ^κ rule when B grows by κ). One of the two."""
 
-    momentum: float | None = Field(default=None, ge=0, lt=1)
-    half_life_examples: float | None = Field(default=None, gt=0)
+    momentum: float | None = Field(default=None, ge=0, lt=1)  # ρ, the same at every B
+    half_life_examples: float | None = Field(default=None, gt=0)  # h in examples: ρ = 0.5^(B/h) at the initial B
 
     @model_validator(mode="after")
     def _one_of(self) -> "ModelEMA":
