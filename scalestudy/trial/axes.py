@@ -18,6 +18,7 @@ these axes is built exactly as before them (its trial keys unchanged).
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -147,3 +148,14 @@ def axis_params(wire: Mapping[str, Any]) -> dict[str, Any]:
             values["ema_momentum"] = float(timescales.decay_for_half_life(half, wire["batch_size"]))
             values["ema_half_life_examples"] = half
     return values
+
+
+def cell_axis_params(params: Mapping[str, str]) -> tuple[str, str, str]:
+    """A cell's axis values among its trials' MLflow params (as :func:`scalestudy.trial.record.trial_params`
+    writes them), the same for every ε of the cell: its λ (or τ_epoch), β2 (or its half-life) and EMA ρ."""
+    decay = params.get("tau_epoch") or params.get("weight_decay", "")
+    try:
+        beta = json.loads(params.get("optimizer_options") or "{}").get("beta2", "")
+    except (ValueError, AttributeError):
+        beta = ""
+    return decay, params.get("beta2_half_life_examples") or str(beta), params.get("ema_momentum", "")

@@ -131,3 +131,14 @@ def test_the_table_reads_the_axes_back_from_mlflow_params():
     assert frame["beta2_half_life_examples"][0] == pytest.approx(64 * math.log(0.5) / math.log(0.999))
     assert frame["beta2"][1:].isna().all() and frame["ema_momentum"][0] == 0.99 and frame["ema_momentum"][1:].isna().all()
     assert frame["ema_test_loss"][0] == 1.0 and math.isnan(frame["ema_test_acc"][0])
+
+
+def test_an_extension_tells_cells_of_different_axes_apart():
+    from scalestudy.run.continuation import cell_params
+    from scalestudy.trial.axes import cell_axis_params
+
+    for grid in ({"tau_epochs": [0.5, 2.0]}, {"weight_decay": [0.0, 0.1], "beta2": [0.9, 0.99]}):
+        cells = expand_cells(spec(grid))
+        assert len({cell_params(cell) for cell in cells}) == len(cells)
+        for cell in cells:  # every ε of a cell is the same cell
+            assert len({cell_axis_params(trial_params(cell.trial(lr).to_dict())) for lr in cell.lr_grid}) == 1
