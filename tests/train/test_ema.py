@@ -2,9 +2,12 @@
 
 import copy
 import math
+import os
 
 import pytest
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 
 from scalestudy.spec import spec_from_dict
 from scalestudy.train.distributed import Distributed
@@ -45,12 +48,13 @@ def test_batch_norm_statistics_are_averaged_and_counters_copied():
     assert fresh.module.running_mean.tolist() == pytest.approx([0.1, 0.2])
 
 
-def trial(ema):
+def trial(ema, workers=1):
     spec = spec_from_dict({
         "name": "ema", "workload": {"dataset": "synthetic", "dataset_options": {"train_size": 256, "test_size": 64},
                                     "model": "mlp", "model_options": {"hidden": [32]}, "epochs": 2,
                                     "ghost_batch_size": 16},
-        "grid": {"batch_size": [64], "lr": [0.1], "momentum": [0.9]}, "optimizer": {"name": "sgd", "ema": ema}})
+        "grid": {"batch_size": [64], "lr": [0.1], "momentum": [0.9]}, "optimizer": {"name": "sgd", "ema": ema},
+        "resources": {"workers_per_trial": workers}})
     return expand_trials(spec)[0]
 
 
@@ -72,3 +76,36 @@ def test_the_loop_reports_the_ema_weights_test_metrics_and_resumes_them():
     assert math.isfinite(first.metrics()["ema_test_loss"]) and first.metrics()["ema_test_loss"] != first.test_loss
     assert again["test_loss"] == second["test_loss"]
     assert again["ema_test_loss"] == second["ema_test_loss"] and again["ema_test_acc"] == second["ema_test_acc"]
+
+
+def _ddp_worker(rank, world, config, port, out):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    try:
+        loop = EpochLoop(config, Distributed.from_process_group(torch.device("cpu")))
+        out.put((rank, [r.metrics() for r in loop.run()]))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_two_ddp_ranks_report_one_worker_s_ema():
+    """Under DDP the EMA follows the loop's module (the same weights on every rank) and each rank's EMA of its
+    BN statistics is averaged before evaluation: both ranks report the one-worker trial's EMA metrics."""
+    torch.set_num_threads(1)
+    ema = {"half_life_examples": 256}
+    single = [r.metrics() for r in EpochLoop(trial(ema), Distributed(device=torch.device("cpu"))).run()]
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    port = 29500 + (os.getpid() + 500) % 1000
+    procs = [ctx.Process(target=_ddp_worker, args=(r, 2, trial(ema, workers=2), port, queue)) for r in range(2)]
+    for p in procs:
+        p.start()
+    ranks = dict(queue.get(timeout=120) for _ in procs)
+    for p in procs:
+        p.join(60)
+    assert [r["ema_test_loss"] for r in ranks[0]] == [r["ema_test_loss"] for r in ranks[1]]
+    for one, two in zip(single, ranks[0], strict=True):
+        assert two["ema_test_loss"] == pytest.approx(one["ema_test_loss"], rel=0.02)
+        assert two["ema_test_acc"] == pytest.approx(one["ema_test_acc"], abs=0.03)
