@@ -47,8 +47,7 @@ def axis_points(grid: Grid) -> list[AxisPoint]:
     betas = ([{"beta2": float(v)} for v in grid.beta2] if grid.beta2 is not None
              else [{"beta2_half_life_examples": float(v)} for v in grid.beta2_half_life_examples]
              if grid.beta2_half_life_examples is not None else [{}])
-    return [AxisPoint(**{**decay.__dict__, **{k: v for k, v in beta.items()}}) for decay, beta in
-            itertools.product(decays, betas)]
+    return [AxisPoint(**{**decay.__dict__, **beta}) for decay, beta in itertools.product(decays, betas)]
 
 
 def cell_settings(point: AxisPoint, optimizer: str, options: BaseModel, sgd_weight_decay: float,
