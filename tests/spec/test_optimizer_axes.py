@@ -144,3 +144,14 @@ def test_an_extension_tells_cells_of_different_axes_apart():
         assert len({cell_params(cell) for cell in cells}) == len(cells)
         for cell in cells:  # every ε of a cell is the same cell
             assert len({cell_axis_params(trial_params(cell.trial(lr).to_dict())) for lr in cell.lr_grid}) == 1
+
+
+@pytest.mark.parametrize("name", ["adamw_lm_timescales", "sgd_lm_timescales", "mnist1d_adamw_timescales",
+                                  "mnist1d_sgd_timescales"])
+def test_the_reproduction_specs_hold_their_timescales_in_every_trial(name):
+    loaded = load_spec(f"search_spaces/small/{name}.yaml")
+    rows = pd.DataFrame([row_from_result(trial, {"epoch": 1}) for trial in expand_trials(loaded)])
+    assert rows["tau_epoch"].to_numpy() == pytest.approx(loaded.grid.tau_epochs[0])
+    if loaded.grid.beta2_half_life_examples:
+        assert rows["beta2_half_life_examples"].to_numpy() == pytest.approx(loaded.grid.beta2_half_life_examples[0])
+    assert rows["weight_decay"].nunique() > 1  # λ follows B and ε
