@@ -1,7 +1,7 @@
 """A trial's config: built once from the spec, frozen and typed, carried unchanged to the epoch loop.
 
-The spec expands into :class:`Cell` s, one per (section, N, schedule, m, B, seed): everything of a
-trial but ε (N the grid's dataset sizes, when it has a dataset-size axis). A search chooses ε per cell and :meth:`Cell.trial` makes the :class:`TrialConfig`,
+The spec expands into :class:`Cell` s, one per (section, N, λ/β2 axes, schedule, m, B, seed): everything of a
+trial but ε (N the grid's dataset sizes, when it has a dataset-size axis; the optimizer axes: :mod:`.axes`). A search chooses ε per cell and :meth:`Cell.trial` makes the :class:`TrialConfig`,
 keyed once (:func:`scalestudy.trial.record.trial_key`). Its typed pieces are the spec's own frozen
 models (Schedule, GradPenalty, PreciseBN, Diagnostics) and the dataset's and model's validated
 options, so nothing below re-validates or falls back on a default.
