@@ -155,3 +155,15 @@ def test_the_reproduction_specs_hold_their_timescales_in_every_trial(name):
     if loaded.grid.beta2_half_life_examples:
         assert rows["beta2_half_life_examples"].to_numpy() == pytest.approx(loaded.grid.beta2_half_life_examples[0])
     assert rows["weight_decay"].nunique() > 1  # λ follows B and ε
+
+
+def test_a_study_grows_along_the_axes_and_keeps_their_values():
+    from scalestudy.run.spec_growth import compare_specs
+
+    def dumped(grid):
+        return spec(grid).model_dump(mode="json")
+
+    grown = compare_specs(dumped({"tau_epochs": [1.0]}), dumped({"tau_epochs": [1.0, 2.0]}))
+    assert grown.refused is None and grown.grown == ["grid.tau_epochs ([1.0] → [1.0, 2.0])"]
+    assert compare_specs(dumped({"beta2": [0.9]}), dumped({"beta2": [0.99]})).refused[0] == "grid.beta2"
+    assert compare_specs(dumped({}), dumped({"tau_epochs": [1.0]})).refused[0] == "grid.tau_epochs"
