@@ -30,6 +30,7 @@ from scalestudy.run.storage import StudyRun, tune_statuses
 from scalestudy.run.study_runs import CELL_PARAMS, TrialInStudy, stored_spec, study_parents, trial_states
 from scalestudy.search.plan import SearchPlan
 from scalestudy.spec import StudySpec
+from scalestudy.trial.axes import cell_axis_params
 from scalestudy.trial.config import Cell
 from scalestudy.trial.record import INTERRUPTED_TAG, trial_params
 
@@ -139,9 +140,10 @@ def _without(plan: SearchPlan, finished: dict[str, TrialInStudy]) -> SearchPlan:
 
 
 def cell_params(cell: Cell) -> tuple[str, ...]:
-    """The cell's :data:`~scalestudy.run.study_runs.CELL_PARAMS`, as the record writes them for its trials."""
+    """The cell's :data:`~scalestudy.run.study_runs.CELL_PARAMS` and optimizer axes, as the record writes them
+    for its trials."""
     params = trial_params(cell.trial(cell.lr_grid[0]).to_dict())
-    return tuple(params[name] for name in CELL_PARAMS)
+    return (*(params[name] for name in CELL_PARAMS), *cell_axis_params(params))
 
 
 def _refuse_second_run(spec: StudySpec, tracking_uri: str) -> None:

@@ -25,7 +25,8 @@ from typing import Any
 # Fields that decide how or where trials run, never what they train.
 FREE_TO_CHANGE = ("description", "resources", "tracking.uri")
 # The lists of a grid that add cells (and ε, for "lr" and "multipliers").
-CELL_AXES = ("batch_size", "momentum", "seeds", "dataset_size")
+CELL_AXES = ("batch_size", "momentum", "seeds", "dataset_size", "weight_decay", "tau_epochs", "beta2",
+             "beta2_half_life_examples")
 LR_AXES = ("lr", "multipliers")
 # Searches whose trials are known up front (their plan is a list): they may add ε, not only cells.
 LISTED_SEARCHES = ("grid", "quasi_random")

@@ -20,6 +20,7 @@ from scalestudy.endpoints import answers, redact_uri
 from scalestudy.run.interrupts import InterruptedStudy
 from scalestudy.run.ray_session import environment
 from scalestudy.run.storage import StudyRun
+from scalestudy.trial.axes import cell_axis_params
 from scalestudy.trial.record import (
     ERROR,
     FINISHED_STATUSES,
@@ -58,7 +59,7 @@ class TrialInStudy:
     status: str  # running | interrupted | ok | diverged | stopped | error
     objective: float | None  # the objective's latest value
     start_time: int  # ms
-    cell: tuple[str, ...]  # its CELL_PARAMS
+    cell: tuple[str, ...]  # its CELL_PARAMS, then its optimizer axes (scalestudy.trial.axes.cell_axis_params)
 
     @property
     def ended(self) -> bool:
@@ -93,7 +94,8 @@ def trial_states(client, experiment_id: str, parent_run_id: str, objective_metri
                            status=tags.get(STATUS_TAG) or _UNTAGGED.get(run.info.status, RUNNING),
                            objective=value if value is not None and math.isfinite(value) else None,
                            start_time=run.info.start_time or 0,
-                           cell=tuple(run.data.params.get(name, "") for name in CELL_PARAMS))
+                           cell=(*(run.data.params.get(name, "") for name in CELL_PARAMS),
+                                 *cell_axis_params(run.data.params)))
         held = states.get(key)
         if held is None or (state.finished, state.start_time) > (held.finished, held.start_time):
             states[key] = state

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from scalestudy.trial.axes import group_values
+
 if TYPE_CHECKING:
     from scalestudy.trial.config import Cell
 
@@ -26,11 +28,12 @@ LAW_PRIOR_WEIGHT = 2.0
 
 
 def law_group(cell: Cell) -> str:
-    """Cells that share one law: same section and schedule, and N in a study over several dataset sizes
-    (B, m and seed vary within)."""
+    """Cells that share one law: same section, schedule and optimizer, N in a study over several dataset
+    sizes, and the grid's λ and β2 axes (their timescales where the grid holds one) and model EMA when
+    it has them (:func:`scalestudy.trial.axes.group_values`); B, m and seed vary within."""
     n = cell.workload.shown_dataset_size
-    return json.dumps([cell.section, cell.schedule.model_dump(mode="json"), *([n] if n is not None else [])],
-                      sort_keys=True)
+    return json.dumps([cell.section, cell.schedule.model_dump(mode="json"), *([n] if n is not None else []),
+                       cell.optimizer, *group_values(cell)], sort_keys=True)
 
 
 def stable_seed(*parts: Any) -> int:

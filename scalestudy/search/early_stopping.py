@@ -20,15 +20,17 @@ from ray.tune.schedulers import AsyncHyperBandScheduler
 from ray.tune.schedulers.async_hyperband import _Bracket
 
 from scalestudy.spec import Objective
+from scalestudy.trial.axes import group_values
 from scalestudy.trial.config import TrialConfig
 
 
 def cell_key(config: TrialConfig) -> str:
     """Trials compared with each other: same section, schedule, B, m, epochs and, in a study over several
-    dataset sizes, N (seeds share a bracket)."""
+    dataset sizes, N, and the grid's optimizer axes when it has them (seeds share a bracket)."""
     n = config.workload.shown_dataset_size
     return json.dumps([config.section, config.schedule.model_dump(mode="json"), config.batch_size,
-                       config.momentum, config.workload.epochs, *([n] if n is not None else [])], sort_keys=True)
+                       config.momentum, config.workload.epochs, *([n] if n is not None else []),
+                       *group_values(config)], sort_keys=True)
 
 
 class CellASHA(AsyncHyperBandScheduler):

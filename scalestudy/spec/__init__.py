@@ -44,6 +44,7 @@ from scalestudy.spec.workload import (
     DataLoading,
     Diagnostics,
     GradPenalty,
+    ModelEMA,
     Optimizer,
     PreciseBN,
     Schedule,
@@ -54,7 +55,7 @@ from scalestudy.spec.workload import (
 
 __all__ = [
     "LEGACY_OBJECTIVE", "MAX_EPOCHS", "MAX_SPEC_BYTES", "Analysis", "DataLoading", "Diagnostics", "EarlyStopping", "GradPenalty", "Grid",
-    "LinearRuleLR", "Objective", "Optimizer", "PreciseBN", "Resources", "RuntimeEnv", "Schedule", "Search", "Section",
+    "LinearRuleLR", "ModelEMA", "Objective", "Optimizer", "PreciseBN", "Resources", "RuntimeEnv", "Schedule", "Search", "Section",
     "Sharpness", "SpecError", "StudySpec", "Target", "Tracking",
     "Workload", "apply_overrides", "check_consistency", "find_search_space", "format_validation_error", "load_spec",
     "parse_yaml", "spec_from_dict",

@@ -105,6 +105,7 @@ def _check_section(spec: StudySpec, section: Section, where: str) -> None:
             momentum_changes |= len({h.momentum for h in hypers}) > 1
             for batch in sorted(batches):
                 _check_batch(batch, batch_size, field, where, dataset_size, workers, ghost, workload, plain_bn)
+    _check_optimizer_axes(section, where)  # before check_optimizer, which may build the user's optimizer
     check_optimizer(section, where, momentum_changes)
 
 
@@ -210,3 +211,31 @@ def _check_penalty_blocks(batch, local, grown, where, ghost, workload, plain_bn)
         raise SpecError(f"{field}: the block of {block} examples exceeds workload.max_device_batch_size={limit} "
                         "(a block is one forward pass)")
 
+
+
+# Optimizers whose λ a grid axis may set (SGD's weight_decay argument, AdamW's option), and whose β2.
+DECAY_AXIS_OPTIMIZERS, BETA2_OPTIMIZERS = ("sgd", "adamw"), ("adamw",)
+
+
+def _check_optimizer_axes(section: Section, where: str) -> None:
+    """The grid's λ and β2 axes (scalestudy.trial.axes) against the section's optimizer: λ for sgd and
+    adamw, β2 for adamw, each set once (by the grid or by the optimizer's options, not both)."""
+    grid, optimizer = section.grid, section.optimizer
+    name, options = optimizer.name, optimizer.options
+    if grid.decay_axis:
+        field = f"{where}grid." + ("tau_epochs" if grid.tau_epochs is not None else "weight_decay")
+        if name not in DECAY_AXIS_OPTIMIZERS:
+            raise SpecError(f"{field}: a weight-decay axis is for optimizers {', '.join(DECAY_AXIS_OPTIMIZERS)}; "
+                            f"optimizer {name} takes its own in {where}optimizer.options")
+        if "weight_decay" in options:
+            raise SpecError(f"{field}: sets AdamW's weight decay per cell; remove "
+                            f"{where}optimizer.options.weight_decay (give λ once)")
+    for axis in ("beta2", "beta2_half_life_examples"):
+        if getattr(grid, axis) is None:
+            continue
+        if name not in BETA2_OPTIMIZERS:
+            raise SpecError(f"{where}grid.{axis}: AdamW's second-moment decay; allowed with optimizer "
+                            f"{', '.join(BETA2_OPTIMIZERS)} only, not {name}")
+        if "beta2" in options:
+            raise SpecError(f"{where}grid.{axis}: sets β2 per cell; remove {where}optimizer.options.beta2 "
+                            "(give β2 once)")

@@ -154,7 +154,7 @@ def _optimizer_step(model: torch.nn.Module, section: Section, field: str) -> Non
     options: Any = optim.optimizer_options(optimizer.name, optimizer.options)
     try:
         built = build_optimizer(optimizer.name, model.parameters(), lr, grid.momentum[0], options,
-                                nesterov=grid.nesterov, weight_decay=grid.weight_decay)
+                                nesterov=grid.nesterov, weight_decay=grid.sgd_weight_decay)
     except (ImportPathError, ContractError) as error:
         which = "options" if isinstance(error, ContractError) and error.field == "options" else "name"
         raise SpecError(f"{field}.{which}: {error}") from None

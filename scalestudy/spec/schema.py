@@ -64,7 +64,18 @@ class Grid(Frozen):
     lr: list[float] | LinearRuleLR
     momentum: list[float] = Field(default_factory=lambda: [0.0], min_length=1)
     nesterov: bool = False
-    weight_decay: float = Field(default=0.0, ge=0)
+    # The λ and β2 axes and their timescale forms (scalestudy.trial.axes; conversions: scalestudy.optim.timescales).
+    weight_decay: float | list[float] = Field(default=0.0, description=(
+        "A number: SGD's weight decay (other optimizers take theirs in optimizer.options). A list: an axis of "
+        "λ for sgd (its coupled decay) and adamw (its decoupled decay, instead of options.weight_decay)."))
+    tau_epochs: list[float] | None = Field(default=None, min_length=1, description=(
+        "An axis of the weight decay's EMA timescale in epochs (Wang & Aitchison 2025): each trial gets "
+        "λ = B/(ε·N·τ_epoch) from its initial B and ε. sgd and adamw; not with a weight_decay list."))
+    beta2: list[float] | None = Field(default=None, min_length=1, description=(
+        "An axis of AdamW's β2, each in [0, 1) (adamw only, instead of options.beta2)."))
+    beta2_half_life_examples: list[float] | None = Field(default=None, min_length=1, description=(
+        "An axis of β2's half-life h in examples (Marek et al. 2025): β2 = 0.5^(B/h) at each cell's initial B. "
+        "adamw only; not with beta2."))
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     dataset_size: list[int] | None = Field(default=None, min_length=1, description=(
         "The dataset-size axis: train every cell at each N (training examples), for any dataset. A built-in "
@@ -90,6 +101,49 @@ class Grid(Frozen):
         if len(set(values)) != len(values):
             raise ValueError(f"must not repeat a size, got {values}")
         return all_positive(values)
+
+    @field_validator("weight_decay")
+    @classmethod
+    def _decay_non_negative(cls, value: float | list[float]) -> float | list[float]:
+        values = value if isinstance(value, list) else [value]
+        if not values:
+            raise ValueError("must not be empty")
+        for i, decay in enumerate(values):
+            if decay < 0:
+                raise ValueError(f"[{i}] must be >= 0, got {decay}" if isinstance(value, list) else
+                                 "Input should be greater than or equal to 0")  # pydantic's words, as before
+        return value
+
+    @field_validator("tau_epochs", "beta2_half_life_examples")
+    @classmethod
+    def _timescales_positive(cls, values: list[float] | None) -> list[float] | None:
+        return None if values is None else all_positive(values)
+
+    @field_validator("beta2")
+    @classmethod
+    def _beta2_range(cls, values: list[float] | None) -> list[float] | None:
+        for i, value in enumerate(values or []):
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"[{i}] must be in [0, 1), got {value}")
+        return values
+
+    @model_validator(mode="after")
+    def _one_form_each(self) -> "Grid":
+        if self.tau_epochs is not None and isinstance(self.weight_decay, list):
+            raise ValueError("tau_epochs: gives λ by its timescale; give it or a weight_decay list, not both")
+        if self.beta2 is not None and self.beta2_half_life_examples is not None:
+            raise ValueError("beta2_half_life_examples: gives β2 by its half-life; give it or beta2, not both")
+        return self
+
+    @property
+    def decay_axis(self) -> bool:
+        """Whether λ is a grid axis (a weight_decay list or tau_epochs), not SGD's one scalar."""
+        return isinstance(self.weight_decay, list) or self.tau_epochs is not None
+
+    @property
+    def sgd_weight_decay(self) -> float:
+        """The scalar weight_decay (SGD's, as before the axis): 0 when the grid has a λ axis."""
+        return 0.0 if isinstance(self.weight_decay, list) else self.weight_decay
 
     @field_validator("lr")
     @classmethod

@@ -100,7 +100,7 @@ def check_optimizer(section: Section, where: str, momentum_changes: bool) -> Non
         raise SpecError(prefixed(f"{field}.options", error) + hint) from None
     if name != "sgd":
         decay = f"set {field}.options.weight_decay" if name == "adamw" else f"pass it in {field}.options"
-        if grid.weight_decay:
+        if grid.sgd_weight_decay:
             raise SpecError(f"{where}grid.weight_decay: SGD's weight decay; optimizer {name} has its own ({decay})")
         if grid.nesterov:
             raise SpecError(f"{where}grid.nesterov: SGD's Nesterov momentum; not for optimizer {name}")

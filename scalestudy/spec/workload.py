@@ -135,12 +135,28 @@ class Workload(Frozen):
 
 
 
+class ModelEMA(Frozen):
+    """A model EMA beside the trained weights (Busbridge et al. 2023): after every optimizer step
+    w_ema ← ρ·w_ema + (1 − ρ)·w, evaluated on the test split each epoch (``ema_test_*``). ``momentum``: ρ
+    itself at every B; ``half_life_examples``: ρ = ½^(B/h) (their ρ^κ rule when B grows by κ). One of the two."""
+
+    momentum: float | None = Field(default=None, ge=0, lt=1)  # ρ, the same at every B
+    half_life_examples: float | None = Field(default=None, gt=0)  # h in examples: ρ = 0.5^(B/h) at the initial B
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "ModelEMA":
+        if (self.momentum is None) == (self.half_life_examples is None):
+            raise ValueError("give one of momentum (in [0, 1)) or half_life_examples (> 0, in examples)")
+        return self
+
+
 class Optimizer(Frozen):
     """The optimizer of every trial: ``sgd`` (default), ``adamw`` (the momentum axis is β1), or the user's
     own by import path (``build(params, lr, momentum, **options) -> torch.optim.Optimizer``)."""
 
     name: str = "sgd"
     options: dict[str, Any] = Field(default_factory=dict)  # checked against the optimizer (spec.checks)
+    ema: ModelEMA | None = None  # a model EMA evaluated beside the raw weights (any optimizer)
 
     @field_validator("name")
     @classmethod

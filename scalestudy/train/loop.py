@@ -43,11 +43,12 @@ from scalestudy.tasks import build_task, task_info
 # EVAL_BATCH and rank_batch are also imported from here (benchmarks, tests).
 from scalestudy.train.batches import EVAL_BATCH, MemoryBatches, StreamBatches, rank_batch, shard  # noqa: F401
 from scalestudy.train.distributed import Distributed
+from scalestudy.train.ema import EMAWeights
 from scalestudy.train.precision import autocast_for, uses_channels_last
 from scalestudy.train.step import GradientStep
 from scalestudy.train.target import Evaluation, TargetTracker
 from scalestudy.trial.config import TrialConfig
-from scalestudy.trial.record import EpochReport, trial_ended
+from scalestudy.trial.record import EMA_PREFIX, EpochReport, trial_ended
 
 
 def _seeded(seed: int, epoch: int, stream: int, device: torch.device) -> torch.Generator:
@@ -103,6 +104,7 @@ class EpochLoop:
         if self.precise_bn is not None and not batch_norm_layers(model):
             raise ValueError(f"precise_bn is set but model {workload.model!r} has no batch-norm layer")
         self.net = self.dist.wrap(model)
+        self.ema = EMAWeights(model, config.ema_momentum) if config.ema else None  # of the module, not DDP's
         self.optimizer = build_optimizer(config.optimizer, model.parameters(), config.lr, config.momentum,
                                          config.optimizer_options, nesterov=config.nesterov,
                                          weight_decay=config.weight_decay)
@@ -144,6 +146,8 @@ class EpochLoop:
         }
         if self.target is not None:
             state["target"] = self.target.state_dict()
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         return state
@@ -155,6 +159,8 @@ class EpochLoop:
         self.examples_seen, self.history = state["examples_seen"], list(state["history"])
         torch.set_rng_state(state["cpu_rng"])
         self.noise.load_state_dict(state["gradient_noise"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
         if self.target is not None and "target" in state:
             self.target.load_state_dict(state["target"])
         elif self.target is not None:  # a checkpoint from before in-epoch evaluations: its epoch ends
@@ -215,6 +221,8 @@ class EpochLoop:
             if self.channels_last:
                 inputs = inputs.contiguous(memory_format=torch.channels_last)
             self.step(inputs, targets, micro, chunks, views)
+            if self.ema is not None:
+                self.ema.update()
             if first_batch:
                 first_batch = False
                 self._check_first_batch(inputs, totals, order[self.dist.rank * local:(self.dist.rank + 1) * local])
@@ -302,16 +310,16 @@ class EpochLoop:
                                        value))
 
     @torch.no_grad()
-    def evaluate_batches(self, batches) -> dict[str, float]:
+    def evaluate_batches(self, batches, model: torch.nn.Module | None = None) -> dict[str, float]:
         """Eval-mode (running BN statistics) metrics of the task (``loss``, ``acc``, ...) over this rank's
-        batches, summed over ranks."""
-        self.net.eval()
+        batches, summed over ranks; of ``model`` when given (the EMA's), else the trained model."""
+        (self.net if model is None else model).eval()
         totals = torch.zeros(self.task.eval_slots, device=self.device, dtype=torch.float64)
         for x, y in batches:
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with self.autocast:
-                outputs = self.model(x)
+                outputs = (self.model if model is None else model)(x)
             totals += self.task.eval_sums(outputs, y)
         return self.task.eval_metrics(self.dist.sum(totals).tolist())
 
@@ -336,6 +344,10 @@ class EpochLoop:
             self.target.observe(Evaluation(self.updates, self.examples_seen, test[self.target.metric.removeprefix("test_")]))
             self.target.read_noise_scale(extras.get("gradient_noise_scale"))  # B_simple at the crossing's epoch
             extras.update(self.target.metrics())
+        if self.ema is not None:  # the EMA weights' test metrics: ema_test_loss, ema_test_acc, ...
+            self.dist.average_(self.ema.statistics_to_average())
+            ema = self.evaluate_batches(self.batches.evaluation("test"), self.ema.module)
+            extras.update({f"{EMA_PREFIX}test_{name}": value for name, value in ema.items()})
         task_metrics = {**self.task.report_metrics(train, test),
                         **self.task.batch_metrics(hyper.batch_size, self.data.input_shape)}
         last = {"epoch": self.epoch, "train_loss": train_loss, "diverged": diverged}

@@ -1,7 +1,7 @@
 """A trial's config: built once from the spec, frozen and typed, carried unchanged to the epoch loop.
 
-The spec expands into :class:`Cell` s, one per (section, N, schedule, m, B, seed): everything of a
-trial but ε (N the grid's dataset sizes, when it has a dataset-size axis). A search chooses ε per cell and :meth:`Cell.trial` makes the :class:`TrialConfig`,
+The spec expands into :class:`Cell` s, one per (section, N, λ/β2 axes, schedule, m, B, seed): everything of a
+trial but ε (N the grid's dataset sizes, when it has a dataset-size axis; the optimizer axes: :mod:`.axes`). A search chooses ε per cell and :meth:`Cell.trial` makes the :class:`TrialConfig`,
 keyed once (:func:`scalestudy.trial.record.trial_key`). Its typed pieces are the spec's own frozen
 models (Schedule, GradPenalty, PreciseBN, Diagnostics) and the dataset's and model's validated
 options, so nothing below re-validates or falls back on a default.
@@ -16,8 +16,9 @@ the defaults of configs stored by earlier versions), kept together so the two ca
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -30,6 +31,7 @@ from scalestudy.spec import (
     Diagnostics,
     GradPenalty,
     Grid,
+    ModelEMA,
     Objective,
     Optimizer,
     PreciseBN,
@@ -38,6 +40,7 @@ from scalestudy.spec import (
     StudySpec,
     Workload,
 )
+from scalestudy.trial import axes as optimizer_axes
 from scalestudy.trial import record
 
 
@@ -108,12 +111,20 @@ class _TrialFields:
     momentum: float
     seed: int
     nesterov: bool  # SGD's (grid.nesterov)
-    weight_decay: float  # SGD's (grid.weight_decay); other optimizers' is in their options
+    weight_decay: float  # SGD's (grid.weight_decay, or its axis); other optimizers' is in their options
     optimizer: str  # sgd, adamw, or the user's (portable form)
     optimizer_options: BaseModel
     diagnostics: Diagnostics
     resources: TrialResources
     objective: Objective  # the study's: what searches and early stopping rank trials by
+    # The grid's optimizer axes in their spec form (scalestudy.trial.axes; empty: none) and the model EMA.
+    axes: optimizer_axes.AxisPoint = field(default=optimizer_axes.AxisPoint(), kw_only=True)
+    ema: ModelEMA | None = field(default=None, kw_only=True)
+
+    @property
+    def ema_momentum(self) -> float | None:
+        """The model EMA's ρ at the initial B (None without an EMA)."""
+        return optimizer_axes.ema_momentum(self.ema, self.batch_size)
 
 
 @dataclass(frozen=True)
@@ -125,13 +136,14 @@ class Cell(_TrialFields):
     def trial(self, lr: float) -> TrialConfig:
         """The cell's trial at ε = ``lr`` (exactly that value), keyed."""
         shared = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "lr_grid"}
+        shared.update(optimizer_axes.trial_settings(self, lr))  # λ from a τ_epoch
         unkeyed = TrialConfig(**shared, lr=float(lr), trial_key="")
         return replace(unkeyed, trial_key=record.trial_key(unkeyed.to_dict()))
 
     @property
     def label(self) -> str:
         return record.display_name(self.section, self.batch_size, self.momentum, self.seed, self.schedule.kind,
-                                   self.workload.shown_dataset_size)
+                                   self.workload.shown_dataset_size) + optimizer_axes.name_suffix(self.axes, self.ema)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Cell:
@@ -139,7 +151,7 @@ class Cell(_TrialFields):
         a restored adaptive search may hold such cells."""
         rest = {k: v for k, v in raw.items() if k != "lr_grid"}
         return cls(**_shared_fields(rest, allowed=_WIRE_KEYS - {"lr", "trial_key", "run_name"}),
-                   lr_grid=tuple(float(lr) for lr in raw["lr_grid"]))
+                   **optimizer_axes.from_wire(rest), lr_grid=tuple(float(lr) for lr in raw["lr_grid"]))
 
 
 @dataclass(frozen=True)
@@ -152,7 +164,8 @@ class TrialConfig(_TrialFields):
     @property
     def run_name(self) -> str:
         return record.display_name(self.section, self.batch_size, self.momentum, self.seed, self.schedule.kind,
-                                   self.workload.shown_dataset_size, lr=self.lr)
+                                   self.workload.shown_dataset_size, lr=self.lr) + optimizer_axes.name_suffix(
+            self.axes, self.ema)
 
     @property
     def bn_batch_size(self) -> int | None:
@@ -186,6 +199,7 @@ class TrialConfig(_TrialFields):
             # Only when set: configs (and trial keys) of studies without the axis stay as they were.
             **({"dataset_size_in_grid": True} if workload.dataset_size_in_grid else {}),
             **({"train_subset": asdict(workload.train_subset)} if workload.train_subset is not None else {}),
+            **optimizer_axes.wire_fields(self.axes, self.ema),
         }
 
     @classmethod
@@ -193,7 +207,8 @@ class TrialConfig(_TrialFields):
         """The config of a wire dict, from this version or an earlier one; unknown keys are errors."""
         if "trial_key" not in raw or "lr" not in raw:
             raise ValueError("trial config: needs trial_key and lr")
-        return cls(**_shared_fields(raw, allowed=_WIRE_KEYS), lr=float(raw["lr"]), trial_key=str(raw["trial_key"]))
+        return cls(**_shared_fields(raw, allowed=_WIRE_KEYS), **optimizer_axes.from_wire(raw), lr=float(raw["lr"]),
+                   trial_key=str(raw["trial_key"]))
 
 
 def _dump(value: BaseModel | None) -> dict[str, Any] | None:
@@ -208,7 +223,7 @@ _WIRE_KEYS = frozenset({
     "grad_penalty", "grad_norm_penalty", "precise_bn", "stop_at_train_loss", "has_batch_norm", "bn_batch_size",
     "diagnostics", "batch_size", "momentum", "nesterov", "weight_decay", "optimizer", "optimizer_options", "seed", "schedule", "workers", "cpus_per_worker", "gpus_per_worker",
     "checkpoint_every", "placement_strategy", "max_failures", "train_storage_path", "lr", "trial_key", "run_name",
-    "dataset_size_in_grid", "train_subset",
+    "dataset_size_in_grid", "train_subset", "axes", "ema",
 })
 
 
@@ -296,17 +311,16 @@ def expand_cells(spec: StudySpec, storage_path: str | None = None) -> list[Cell]
                 precise_bn=spec_workload.precise_bn, stop_at_train_loss=spec_workload.stop_at_train_loss,
                 has_batch_norm=has_batch_norm, dataset_size_in_grid=grid.dataset_size is not None,
                 train_subset=subset)
-            for schedule in section.schedule:
-                for momentum in grid.momentum:
-                    for batch_size in grid.batch_size:
-                        for seed in grid.seeds:
-                            cells.append(Cell(
-                                study=spec.name, section=section_name, workload=workload, schedule=schedule,
-                                batch_size=batch_size, momentum=float(momentum), seed=seed, nesterov=grid.nesterov,
-                                weight_decay=grid.weight_decay, optimizer=optimizer_name,
-                                optimizer_options=optimizer_options, diagnostics=spec.diagnostics,
-                                resources=runtime, objective=spec.objective,
-                                lr_grid=tuple(float(lr) for lr in grid.learning_rates(batch_size, momentum))))
+            for point, schedule, momentum, batch_size, seed in itertools.product(
+                    optimizer_axes.axis_points(grid), section.schedule, grid.momentum, grid.batch_size, grid.seeds):
+                cells.append(Cell(
+                    study=spec.name, section=section_name, workload=workload, schedule=schedule,
+                    batch_size=batch_size, momentum=float(momentum), seed=seed, nesterov=grid.nesterov,
+                    optimizer=optimizer_name, diagnostics=spec.diagnostics, resources=runtime,
+                    objective=spec.objective, ema=optimizer.ema,
+                    **optimizer_axes.cell_settings(point, optimizer.name, optimizer_options, grid.sgd_weight_decay,
+                                                   batch_size),
+                    lr_grid=tuple(float(lr) for lr in grid.learning_rates(batch_size, momentum))))
     return cells
 
 

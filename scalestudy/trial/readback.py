@@ -17,13 +17,16 @@ existed (those without a status tag).
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from scalestudy.optim import timescales
 from scalestudy.spec.objective import LEGACY_OBJECTIVE, Objective
+from scalestudy.trial.axes import applied_decay
 from scalestudy.trial.record import (
     DIAGNOSTIC_KEYS,
     DIVERGED,
@@ -56,6 +59,8 @@ TABLE_PARAMS = ("dataset", "model", "task", "optimizer", "optimizer_options", "g
                 "grad_norm_penalty", "train_metrics", *(key for key in TARGET_PARAM_KEYS if key != "steps_to_target"))
 # Final values of the per-epoch metrics every row has (NaN where a task does not report one).
 FINAL_METRICS = ("test_acc", "train_acc", "updates", "test_loss", "train_loss")
+# Final values of the model EMA's test metrics (optimizer.ema; NaN without one or for a task without the metric).
+EMA_METRICS = ("ema_test_loss", "ema_test_acc")
 # The summed training time of each run, when the read could sum the epochs (a column of the runs frame).
 SUMMED_SECONDS = "metrics_sum.epoch_seconds"
 MAX_FLOAT = 1.7976931348623157e308  # MLflow's SQL stores store ±inf as ±max float
@@ -78,8 +83,15 @@ def row_from_result(config: TrialConfig, result: Mapping[str, Any]) -> dict[str,
 
     objective = config.objective
     train = objective.train_metric
+    decay = applied_decay(config.optimizer, config.weight_decay, config.optimizer_options)
+    beta2 = getattr(config.optimizer_options, "beta2", None)
+    ema = config.ema_momentum
+    axes = optimizer_axis_columns(config.optimizer, math.nan if decay is None else decay,
+                                  math.nan if beta2 is None else float(beta2), config.batch_size, config.lr,
+                                  config.workload.dataset_size, math.nan if ema is None else ema)
     return {"batch_size": config.batch_size, "lr": config.lr, "momentum": config.momentum, "seed": config.seed,
-            "dataset_size": config.workload.dataset_size, **{name: final(name) for name in FINAL_METRICS},
+            "dataset_size": config.workload.dataset_size, **axes,
+            **{name: final(name) for name in (*FINAL_METRICS, *EMA_METRICS)},
             "diverged": bool(result.get("diverged")), EPOCHS_COMPLETED: final("epoch"),
             EPOCHS_PLANNED: float(config.workload.epochs), "schedule": config.schedule.kind,
             "section": config.section, KEY: config.trial_key, "status": trial_status(config.workload, result),
@@ -134,6 +146,12 @@ def rows_from_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, Counter]:
     for name in TABLE_PARAMS:
         if f"params.{name}" in runs.columns:
             frame[name] = runs[f"params.{name}"]
+    options = column("params.optimizer_options").map(_beta2_of)
+    frame = frame.assign(**optimizer_axis_columns(
+        column("params.optimizer").where(column("params.optimizer").map(bool), "sgd").fillna("sgd"),
+        number("params.weight_decay"), pd.to_numeric(options, errors="coerce").astype(float),
+        number("params.batch_size"), number("params.lr"), number("params.dataset_size"),
+        number("params.ema_momentum")), **{name: metric(name) for name in EMA_METRICS})
     logged = [name.removeprefix("metrics.") for name in runs.columns if name.startswith("metrics.")]
     subspace = sorted(name for name in logged if SUBSPACE_SHARPNESS.fullmatch(name))
     for name in (*(key for key in DIAGNOSTIC_KEYS if not SUBSPACE_SHARPNESS.fullmatch(key)), *subspace):
@@ -145,6 +163,26 @@ def rows_from_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, Counter]:
         frame["train_seconds"] = metric("epoch_seconds") * completed
     skipped = Counter(str(s) if isinstance(s, str) else "unfinished" for s in tagged[~finished])
     return frame[finished.to_numpy()].reset_index(drop=True), skipped
+
+
+def optimizer_axis_columns(optimizer: Any, weight_decay: Any, beta2: Any, batch_size: Any, lr: Any,
+                           dataset_size: Any, ema_momentum: Any) -> dict[str, Any]:
+    """The optimizer's columns of the trial table (values or whole columns): its name, the λ and β2 it
+    applied, their timescales (:mod:`scalestudy.optim.timescales`: τ_epoch = B/(ε·λ·N), NaN at λ = 0;
+    β2's half-life B·ln½/ln β2 in examples) and the model EMA's ρ (NaN: none)."""
+    return {"optimizer": optimizer, "weight_decay": weight_decay, "beta2": beta2,
+            "tau_epoch": timescales.tau_epoch(weight_decay, batch_size, lr, dataset_size),
+            "beta2_half_life_examples": timescales.half_life_examples(beta2, batch_size),
+            "ema_momentum": ema_momentum}
+
+
+def _beta2_of(options: Any) -> float:
+    """β2 of a run's optimizer_options param (JSON), NaN when it has none."""
+    try:
+        value = json.loads(options).get("beta2") if isinstance(options, str) and options else None
+    except (ValueError, AttributeError):
+        value = None
+    return math.nan if value is None else float(value)
 
 
 def _untagged_statuses(completed: pd.Series, diverged: pd.Series, train_loss: pd.Series, planned: pd.Series,

@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Protocol
 
+from scalestudy.trial.axes import axis_params
+
 if TYPE_CHECKING:
     from scalestudy.spec import StudySpec
 
@@ -88,7 +90,8 @@ class EpochReport:
     # Diagnostics the spec asked for (DIAGNOSTIC_KEYS): gradient_noise_scale (B_simple, examples),
     # updates_to_target / examples_to_target (or, for a crossing before the first evaluation after the
     # initial model, their bounds *_at_most), gradient_noise_scale_at_target (B_simple at the end of
-    # the epoch of the crossing), sharpness and sharpness_subspace (final epoch).
+    # the epoch of the crossing), sharpness and sharpness_subspace (final epoch); and the model EMA's
+    # test metrics, ema_test_<m> (optimizer.ema).
     extras: dict[str, float] = field(default_factory=dict)
     # The task's other metrics: train_<m> and test_<m> (a language model's perplexity, a user task's
     # own), and TASK_KEYS (a language model's tokens_per_batch).
@@ -103,6 +106,8 @@ class EpochReport:
 # Every report's metrics, in the report's own order; step = epoch (train_acc, test_acc, gen_gap:
 # classification's; other tasks report their own, see ``is_tracked``).
 METRIC_KEYS = tuple(f.name for f in fields(EpochReport) if f.name not in ("extras", "task_metrics"))
+# The model EMA's metrics (optimizer.ema): the task's test metrics of the EMA weights, ema_test_loss, ....
+EMA_PREFIX = "ema_"
 # Per-epoch metrics of a task that are not per split.
 TASK_KEYS = ("tokens_per_batch",)
 # Logged when the spec's diagnostics ask for them (EpochReport.extras).
@@ -116,8 +121,9 @@ SUBSPACE_SHARPNESS = re.compile(r"sharpness_(subspace|p\d+)")
 
 def is_tracked(key: str) -> bool:
     """Whether a key of a trial's result is one of its metrics: the report's own, the diagnostics,
-    or the task's (every task metric is named train_<m> or test_<m>; Tune's keys never are)."""
-    return key in LOGGED_KEYS or key.startswith(("train_", "test_"))
+    or the task's (every task metric is named train_<m> or test_<m>, the EMA's ema_test_<m>; Tune's keys
+    never are)."""
+    return key in LOGGED_KEYS or key.startswith(("train_", "test_", EMA_PREFIX + "test_"))
 # A resumed trial's first report carries the epochs before it (JSON), so tracking can fill a gap.
 HISTORY_KEY = "history_json"
 # Tune stamps every result (int seconds); metric timestamps derive from it, so the live
@@ -202,6 +208,7 @@ def display_name(section: str, batch_size: int, momentum: float, seed: int | Non
 # the name the trial table has always read) and grad_penalty_block_size. The optimizer as its name
 # and its options (JSON); weight_decay is the decay it applies (SGD's grid.weight_decay, or the
 # option of another optimizer: empty when it has none), nesterov SGD's alone (empty otherwise).
+# The grid's timescale axes and the model EMA add theirs (scalestudy.trial.axes.AXIS_PARAM_KEYS).
 PARAM_KEYS = (
     "dataset", "model", "dataset_size", "epochs", "ghost_batch_size", "batch_size", "lr",
     "momentum", "nesterov", "weight_decay", "optimizer", "optimizer_options", "seed", "schedule", "schedule_args",
@@ -241,6 +248,7 @@ def trial_params(wire: Mapping[str, Any]) -> dict[str, str]:
         values["corpus_hash"] = corpus
     if wire.get("train_subset"):  # which N examples scalestudy took of the training split
         values["dataset_subset_seed"] = wire["train_subset"]["seed"]
+    values.update(axis_params(wire))
     diagnostics = wire["diagnostics"]
     target = diagnostics.get("target")
     if diagnostics["target_accuracy"] is not None:

@@ -56,6 +56,9 @@ optional
   sharpness_subspace    float  the same in a random subspace (diagnostics.sharpness.subspace_dims);
   sharpness_p<dims>     float  ... or named with its dimensions, e.g. sharpness_p100
   grad_clip_norm, grad_norm_penalty  float  training recipe (NaN: unset)
+  weight_decay, beta2  float  the λ the optimizer applied; AdamW's β2 (NaN: none); their timescales
+                       tau_epoch = B/(ε·λ·N) [epochs] (NaN at λ = 0), beta2_half_life_examples [examples]
+  ema_momentum, ema_test_loss, ema_test_acc  float  the model EMA's ρ and final test metrics (NaN: no EMA)
   section, run_id       str    (written by the MLflow loader)
 
 Other columns are kept untouched; tables written before the current names (trial_id, epochs,
@@ -88,7 +91,8 @@ NUMERIC_OPTIONAL = ("objective", "objective_train", "test_acc", "train_acc", "ta
                     "cpus_per_worker", "gpus_per_worker", "gradient_noise_scale", "target_accuracy",
                     "updates_to_target", "examples_to_target", "updates_to_target_at_most",
                     "examples_to_target_at_most", "gradient_noise_scale_at_target", "sharpness", "grad_clip_norm",
-                    "grad_norm_penalty", BOUND)
+                    "grad_norm_penalty", BOUND, "weight_decay", "beta2", "tau_epoch", "beta2_half_life_examples",
+                    "ema_momentum", "ema_test_loss", "ema_test_acc")
 STATUSES = ("ok", "diverged", "stopped")
 TEXT_OPTIONAL = ("schedule", KEY, "section", "run_id", "status", "optimizer", "objective_metric",
                  "objective_direction")
