@@ -108,6 +108,9 @@ def sweeps_weight_decay(frame: pd.DataFrame) -> bool:
     frame = with_weight_decay(frame)
     if DECAY not in frame.columns or frame.empty:
         return False
+    frame = frame[frame[DECAY].to_numpy(float) > 0]
+    if frame.empty:
+        return False
     counts = frame.groupby([*cell_keys(frame), "lr"])[DECAY].nunique()
     return bool((counts >= MIN_POINTS).any())
 
@@ -118,12 +121,20 @@ def fit_decay_optima(frame: pd.DataFrame) -> DecayFrontier:
     floor, objective = failure_accuracy(frame), objective_of(frame)
     keys = cell_keys(frame)
     curves = [*keys, "lr"]
+    warnings = []
+    positive = frame[DECAY].to_numpy(float) > 0  # NaN (no weight decay logged) compares False too
+    if (frame[DECAY] == 0).any():
+        warnings.append(f"{int((frame[DECAY] == 0).sum())} trials without weight decay (λ = 0) are left out of "
+                        "the λ* fit: its curves are over ln λ")
+    frame = frame[positive]
+    if frame.empty:
+        return DecayFrontier((), ("no trial has a positive weight decay: λ* is not fitted", *warnings))
     swept = frame.groupby(curves)[DECAY].transform("nunique") >= MIN_POINTS
     frame = frame[swept]
     if frame.empty:
-        return DecayFrontier((), ("no cell sweeps the weight decay at a fixed lr: λ* is not fitted",))
+        return DecayFrontier((), ("no cell sweeps the weight decay at a fixed lr: λ* is not fitted", *warnings))
     prior = study_noise_prior(frame, curves, floor, objective, axis=DECAY)
-    cells, warnings = [], []
+    cells = []
     for values, cell in frame.groupby(keys, sort=True):
         batch_size, momentum = int(values[0]), float(values[1])
         fits = []

@@ -2,6 +2,7 @@
 ln λ giving what it gives over ln ε, a grid that sweeps τ_epoch, a grid that sweeps ε too."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from scalestudy.analysis.fits.adamw.decay_optimum import (
@@ -69,3 +70,12 @@ def test_a_study_without_a_lambda_sweep_has_no_decay_fit():
     assert not sweeps_weight_decay(one_lambda)
     assert not fit_decay_optima(one_lambda).cells
     assert not fit_frontier(frame).usable()  # the ε* fit sees one lr per cell: nothing to fit there
+
+
+def test_trials_without_weight_decay_are_left_out_of_the_curve_over_ln_lambda():
+    frame = decay_study(np.random.default_rng(5), SMALL, shape=GAUSSIAN).frame
+    zero = frame[frame["weight_decay"] == frame["weight_decay"].min()].assign(weight_decay=0.0, tau_epoch=np.inf)
+    with_zero = fit_decay_optima(pd.concat([frame, zero], ignore_index=True))
+    plain = fit_decay_optima(frame)
+    assert [c.weight_decay for c in with_zero.cells] == pytest.approx([c.weight_decay for c in plain.cells])
+    assert any("λ = 0" in w for w in with_zero.warnings)

@@ -63,3 +63,11 @@ def test_half_lives_not_held_fixed_are_not_reported():
     frame.loc[frame["batch_size"] == 32, "beta2_half_life_examples"] = 1.0e4
     assert fit_adamw(frame).beta2_half_life is None
     assert fit_adamw(frame.drop(columns="beta2_half_life_examples")).beta2_half_life is None
+
+
+def test_the_planted_adamw_table_of_planted_py_has_its_tau_epoch():
+    from scalestudy.testing.planted import make_planted_adamw_table
+
+    fit = fit_adamw(make_planted_adamw_table(tau_epoch=3.0, batch_sizes=(32, 128, 512)))
+    assert fit.tau_epoch.ci95[0] <= 3.0 <= fit.tau_epoch.ci95[1]
+    assert fit.weight_decay_vs_batch.ci95[0] <= 1.0 <= fit.weight_decay_vs_batch.ci95[1]
