@@ -8,6 +8,7 @@ from scalestudy.analysis.fits.adamw.exponent import fit_exponent, fit_level
 from scalestudy.analysis.fits.adamw.timescales import fit_adamw
 from scalestudy.analysis.fits.study import fit_study
 from scalestudy.analysis.outputs.law_file import build_law
+from scalestudy.analysis.outputs.mlflow_run import run_metrics
 from scalestudy.analysis.outputs.report import report_markdown
 from scalestudy.law import ScalingLaw
 from scalestudy.testing.adamw_studies import GAUSSIAN, DecayDesign, decay_study
@@ -56,6 +57,9 @@ def test_a_planted_study_reads_back_from_law_json_within_its_intervals(tmp_path)
     assert len(adamw.cells) == 6 and adamw.beta1 == 0.9
     report = report_markdown(fits, law, [], [], [])
     assert "## AdamW timescales" in report and "Power Lines" in report
+    metrics = run_metrics(law)  # the analysis run's
+    assert metrics["law.adamw.tau_epoch"] == adamw.tau_epoch
+    assert metrics["law.adamw.weight_decay_exponent_p"] == adamw.weight_decay_vs_batch.p_value
 
 
 def test_half_lives_not_held_fixed_are_not_reported():
