@@ -49,7 +49,7 @@ class AdamWFit:
     reference_batch_size: int | None  # where λ* is quoted
     weight_decay_reference: float | None
     weight_decay_reference_ci95: tuple[float, float] | None
-    beta1: float | None  # the momentum axis, when the study has one value
+    beta1: float | None  # the momentum axis of an Adam-type study, when it has one value
     beta2_half_life: HalfLifeSetting | None
     ema_half_life: HalfLifeSetting | None
     notes: tuple[str, ...] = ()
@@ -72,9 +72,10 @@ def fit_adamw(frame: pd.DataFrame) -> AdamWFit:
                      "value is an average over the tested batch sizes")
     if len({c.lr for c in cells}) > 1:
         notes.append("the cells' λ* were read at different lr: λ*'s exponent is at those lr, τ*_epoch divides lr out")
-    momenta = frame["momentum"].unique() if "momentum" in frame.columns else []
+    momenta = frame["momentum"].unique()
+    adam = "optimizer" in frame.columns and frame["optimizer"].astype(str).str.contains("adam").all()
     return AdamWFit(decay, decay_fit, tau_fit, level, reference, value, interval,
-                    float(momenta[0]) if len(momenta) == 1 else None,
+                    float(momenta[0]) if adam and len(momenta) == 1 else None,  # the momentum axis is β1
                     half_life(frame, HALF_LIVES["beta2"]), half_life(frame, HALF_LIVES["ema"]), tuple(notes))
 
 
