@@ -43,9 +43,9 @@ WIDE = tuple(16 * 2 ** k for k in range(9))  # B = 16-4096
 
 
 def bench_coverage_adamw(tiny: bool = False) -> BenchTable:
-    """The rows as a table of their own: 200 studies per λ row, 100 per surge row (3 and 3 with ``tiny``)."""
+    """The rows as a table of their own: 100 studies per λ row, 60 per surge row (3 and 3 with ``tiny``)."""
     table = BenchTable("coverage_adamw", ["measure", "design", "n", "rate", "target", "detail"])
-    add_adamw_rows(table, 3 if tiny else 200, 3 if tiny else 100, tiny)
+    add_adamw_rows(table, 3 if tiny else 100, 3 if tiny else 60, tiny)
     return table
 
 
