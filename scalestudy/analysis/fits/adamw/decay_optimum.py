@@ -68,8 +68,13 @@ class DecayOptimum:
 
     @property
     def log_var(self) -> float | None:
-        """Variance of ln λ* (= that of ln τ*_epoch), read off the interval like ε*'s."""
-        return None if self.ci95 is None else interval_variance(self.ci95)
+        """Variance of ln λ* (= that of ln τ*_epoch), read off the interval like ε*'s; at least that of a
+        uniform error over one step of the λ grid, for an interval that closed on one searched λ (a flat top
+        whose shoulders fall steeply: its width says nothing of the grid's resolution)."""
+        if self.ci95 is None:
+            return None
+        steps = np.diff(np.log(self.curve.lrs)) if self.curve is not None and len(self.curve.lrs) > 1 else [0.0]
+        return max(interval_variance(self.ci95), float(np.median(steps)) ** 2 / 12)
 
     @property
     def usable(self) -> bool:

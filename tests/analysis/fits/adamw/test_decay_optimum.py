@@ -79,3 +79,11 @@ def test_trials_without_weight_decay_are_left_out_of_the_curve_over_ln_lambda():
     plain = fit_decay_optima(frame)
     assert [c.weight_decay for c in with_zero.cells] == pytest.approx([c.weight_decay for c in plain.cells])
     assert any("λ = 0" in w for w in with_zero.warnings)
+
+
+def test_an_interval_closed_on_one_lambda_still_weighs_as_one_grid_step():
+    """A zero-width interval would get an infinite weight: its variance is at least step²/12."""
+    frame = decay_study(np.random.default_rng(6), SMALL, shape=GAUSSIAN).frame
+    cell = fit_decay_optima(frame).cells[0]
+    closed = DecayOptimum(cell.batch_size, 0.9, 4000, 1e-3, "ok", 1.0, (1.0, 1.0), curve=cell.curve)
+    assert closed.log_var == pytest.approx(np.log(2.0) ** 2 / 12)  # the design's ×2 grid
