@@ -26,6 +26,7 @@ BENCHMARKS = Registry(
         "memory": "scalestudy.bench.memory:bench_memory",
         "search": "scalestudy.bench.search:bench_search",
         "coverage": "scalestudy.bench.coverage:bench_coverage",
+        "coverage_adamw": "scalestudy.bench.coverage_adamw:bench_coverage_adamw",
         "pack": "scalestudy.bench.pack:bench_pack",
         "compile": "scalestudy.bench.compile:bench_compile",
         "cbs": "scalestudy.bench.cbs:bench_cbs",

@@ -13,7 +13,8 @@ studies planted with a breakdown at B = 128. Then the law-to-production rows
 ``check-law``'s false failures and power. Then the rows that can fail: misspecified studies
 (:mod:`scalestudy.bench.coverage_misspecified`), the smooth bend and the breakdown test under noise that
 grows with B (:mod:`scalestudy.bench.coverage_bend`), and subsamples of the real reference studies
-(:mod:`scalestudy.bench.coverage_real`).
+(:mod:`scalestudy.bench.coverage_real`); last the AdamW rows (:mod:`scalestudy.bench.coverage_adamw`:
+λ*'s and τ*_epoch's exponents, τ*_epoch, the surge test), also a table of their own (``bench coverage_adamw``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 from scalestudy.analysis.fits.cell_optimum.frontier import BOUNDED, fit_frontier
 from scalestudy.analysis.fits.law import LawFit, fit_law
 from scalestudy.bench import BenchTable
+from scalestudy.bench.coverage_adamw import add_adamw_rows
 from scalestudy.bench.coverage_bend import add_bend_rows
 from scalestudy.bench.coverage_misspecified import add_misspecified_rows
 from scalestudy.bench.coverage_real import add_real_rows
@@ -48,6 +50,7 @@ def bench_coverage(tiny: bool = False) -> BenchTable:
     add_bend_rows(table, 2 if tiny else 200, tiny)
     add_misspecified_rows(table, 8 if tiny else 100)
     add_real_rows(table, 4 if tiny else 50)
+    add_adamw_rows(table, 3 if tiny else 100, 3 if tiny else 60, tiny)
     table.notes += [
         f"{studies} planted studies per design: B = 16, 32, ... (6 batch sizes unless said), m = 0 and 0.9, "
         "the quickstart's linear-rule lr grid, accuracy a Gaussian peak in ln lr with seed sd 0.01, divergence "

@@ -44,6 +44,21 @@ class HalfLife:
 
 
 @dataclass(frozen=True)
+class DecayCell:
+    """One cell's λ* and τ*_epoch = B/(ε·λ*·N), read on its λ curve at the learning rate ``lr``."""
+
+    batch_size: int
+    momentum: float
+    lr: float
+    dataset_size: int
+    status: str  # the ε* machinery's: ok | bounded_by_divergence | edge_low | edge_high | too_few_points | ...
+    weight_decay: float | None = None
+    weight_decay_ci95: Interval | None = None
+    tau_epoch: float | None = None
+    tau_epoch_ci95: Interval | None = None
+
+
+@dataclass(frozen=True)
 class AdamWTimescales:
     """``law.adamw``: what besides ε a target B needs, each with where it came from."""
 
@@ -58,6 +73,7 @@ class AdamWTimescales:
     beta2_half_life: HalfLife | None = None  # β2 = 0.5^(B/h₂)
     ema_half_life: HalfLife | None = None  # model EMA ρ = 0.5^(B/h_ema)
     notes: tuple[str, ...] = ()
+    cells: tuple[DecayCell, ...] = ()  # each cell's λ* and τ*_epoch (the exponent fits use those with intervals)
 
 
 @dataclass(frozen=True)
@@ -69,3 +85,4 @@ class SurgeTest:
     peak_ci95: Interval | None = None
     p_value: float | None = None  # of "ε*(B) is monotone over the range" (small: a peak)
     reason: str | None = None
+    momentum: float | None = None  # of the (momentum, N) line the peak was found on

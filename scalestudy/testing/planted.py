@@ -14,7 +14,8 @@ spec's own linear-rule grid (``lr_grid``, as in the quickstart: multipliers of
 steps to target, sharpness, training time and resources) from a :class:`PlantedDiagnostics`;
 :func:`stop_early` marks the worst trials of each cell as stopped by the search, as ASHA does.
 :func:`planted_study` draws a quickstart-like study with a random true law (``scalestudy bench
-coverage`` analyses hundreds of them).
+coverage`` analyses hundreds of them). AdamW studies that sweep λ with a known τ*_epoch, and ε*(B)
+surges, are planted by :mod:`scalestudy.testing.adamw_studies` (:func:`make_planted_adamw_table` here).
 """
 
 from __future__ import annotations
@@ -253,3 +254,14 @@ def planted_study(rng: np.random.Generator, seeds: int, *, batch_sizes: Sequence
     if objective == "test_loss":
         frame = with_objective(frame, "test_loss", "min")
     return PlantedStudy(frame, alpha, beta, k, breakdown)
+
+
+def make_planted_adamw_table(tau_epoch: float = 5.0, lr: float = 1e-3, *, seeds: int = 3,
+                             batch_sizes: Sequence[int] = (16, 32, 64, 128, 256, 512),
+                             rng: int | np.random.Generator = 0) -> pd.DataFrame:
+    """An AdamW trial table sweeping λ at a fixed ``lr`` with a known τ*_epoch (so λ* = B/(ε·τ*·N) ∝ B):
+    Gaussian peaks in ln λ (:func:`scalestudy.testing.adamw_studies.decay_study`, N = 4000)."""
+    from scalestudy.testing.adamw_studies import GAUSSIAN, DecayDesign, decay_study
+
+    design = DecayDesign(batch_sizes=tuple(batch_sizes), seeds=seeds, lr=lr)
+    return decay_study(np.random.default_rng(rng), design, tau_epoch=tau_epoch, shape=GAUSSIAN).frame

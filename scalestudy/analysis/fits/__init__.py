@@ -10,6 +10,8 @@ frozen dataclasses.
 * :mod:`.steps_to_target`, :mod:`.gradient_noise_scale`, :mod:`.gradient_noise_at_target` and
   :mod:`.critical_batch` (the critical batch size three ways);
 * :mod:`.branch_cbs`: CBS(t), the critical batch size at checkpoints of a branched study;
+* :mod:`.adamw`: AdamW's λ* and τ*_epoch per cell and their exponents against B; :mod:`.surge`: does
+  ε*(B) fall past a peak batch size (Li et al. 2024);
 * :mod:`.study`: :func:`~.study.fit_study`, every fit of a study at once;
 * :mod:`.law_check`: does a fitted law hold in a second study.
 """

@@ -27,6 +27,8 @@ from typing import Any
 import pandas as pd
 
 from scalestudy.analysis.errors import AnalysisError
+from scalestudy.analysis.fits.adamw.decay_optimum import sweeps_weight_decay
+from scalestudy.analysis.fits.adamw.timescales import AdamWFit, fit_adamw
 from scalestudy.analysis.fits.cell_optimum.frontier import CellOptimum, Frontier, failure_accuracy, fit_frontier
 from scalestudy.analysis.fits.cost import StudyCompute, study_compute
 from scalestudy.analysis.fits.critical_batch import CriticalBatchComparison, critical_batch_sizes
@@ -37,6 +39,7 @@ from scalestudy.analysis.fits.schedule_comparison import ScheduleComparison, com
 from scalestudy.analysis.fits.sgd_noise_scale import NoiseScaleFit, fit_noise_scale
 from scalestudy.analysis.fits.sharpness_vs_batch import SharpnessFit, fit_sharpness
 from scalestudy.analysis.fits.steps_to_target import StepsToTarget, fit_steps_to_target
+from scalestudy.analysis.fits.surge import SurgeFit, surge_test
 from scalestudy.analysis.inputs.trial_table import ACCURACY, TrialTable, censored, objective_of, stopped
 from scalestudy.optim import noise_scale_holds
 from scalestudy.spec.objective import Objective
@@ -69,6 +72,9 @@ class StudyFits:
     law_trials: pd.DataFrame = field(compare=False, repr=False)
     optimizer: str = "sgd"  # of the law's trials ("adamw, sgd" when they mix); g* only where it is sgd
     objective: Objective = ACCURACY  # what every fit optimises (analysis.objective)
+    # AdamW's timescales (λ*, τ*_epoch against B) when the law's trials sweep the weight decay (issue 24)
+    adamw: AdamWFit | None = None
+    surge: SurgeFit | None = None  # does ε*(B) fall past a peak B (Li et al. 2024), any optimizer
 
     @property
     def noise_scale_holds(self) -> bool:
@@ -118,7 +124,8 @@ def fit_study(trials: TrialTable | pd.DataFrame, options: FitOptions = FitOption
         schedules=compare_schedules(finished), compute=study_compute(frame, table.provenance.get("train_seconds")),
         critical_batch=critical, steps=steps, sharpness=fit_sharpness(one_n, one_n_cells),
         critical_sizes=critical_batch_sizes(steps, critical, law.breakdown), law_trials=law_frame,
-        objective=objective_of(frame))
+        objective=objective_of(frame), adamw=fit_adamw(law_frame) if sweeps_weight_decay(law_frame) else None,
+        surge=surge_test(list(frontier.cells), seed=options.seed))
 
 
 def trials_optimizer(frame: pd.DataFrame) -> str:

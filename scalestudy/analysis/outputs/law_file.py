@@ -20,6 +20,7 @@ from scalestudy.analysis.fits.law import BendFit, Breakdown, LawFit
 from scalestudy.analysis.fits.sgd_noise_scale import NoiseScaleFit
 from scalestudy.analysis.fits.study import StudyFits
 from scalestudy.analysis.inputs.trial_table import ACCURACY, TrialTable
+from scalestudy.analysis.outputs.adamw_entries import adamw_entry, surge_entry
 from scalestudy.law import (
     FORM,
     FORM_N,
@@ -91,7 +92,8 @@ def build_law(fits: StudyFits) -> ScalingLaw:
         provenance=law_provenance(fits.provenance), reasons=reasons, notes=_notes(fits),
         cells=cells_entry(law, frontier), gradient_noise_scale=critical_entry(fits.critical_batch),
         critical_batch_size=critical_sizes, compute=compute_entry(fits.compute), optimizer=fits.optimizer,
-        objective=LawObjective(fits.objective.metric, fits.objective.direction))
+        objective=LawObjective(fits.objective.metric, fits.objective.direction),
+        adamw=adamw_entry(fits.adamw), surge=surge_entry(fits.surge))
 
 
 def _notes(fits: StudyFits) -> tuple[str, ...]:

@@ -28,8 +28,26 @@ def run_metrics(law: ScalingLaw) -> dict[str, float]:
               "law.gap_slope": law.gap_slope.value if law.gap_slope else None,
               "law.gradient_noise_scale": law.gradient_noise_scale.value if law.gradient_noise_scale else None,
               **{f"compute.{key}": getattr(compute, key) if compute else None
-                 for key in ("trials", "trial_epochs", "updates", "cpu_hours", "gpu_hours")}}
+                 for key in ("trials", "trial_epochs", "updates", "cpu_hours", "gpu_hours")},
+              **adamw_metrics(law)}
     return {key: value for key, value in values.items() if value is not None}
+
+
+def adamw_metrics(law: ScalingLaw) -> dict[str, float | None]:
+    """``law.adamw.*`` and ``law.surge.*``: τ*_epoch, the exponents and their p-values, the surge's."""
+    adamw, surge = law.adamw, law.surge
+    values: dict[str, float | None] = {}
+    if adamw is not None:
+        values["law.adamw.tau_epoch"] = adamw.tau_epoch
+        values["law.adamw.weight_decay_reference"] = adamw.weight_decay_reference
+        for name, fit in (("weight_decay_exponent", adamw.weight_decay_vs_batch),
+                          ("tau_epoch_exponent", adamw.tau_epoch_vs_batch)):
+            if fit is not None:
+                values[f"law.adamw.{name}"], values[f"law.adamw.{name}_p"] = fit.exponent, fit.p_value
+    if surge is not None:
+        values["law.surge.p_value"] = surge.p_value
+        values["law.surge.peak_batch_size"] = surge.peak_batch_size
+    return values
 
 
 def log_analysis_run(provenance: dict[str, Any], out_dir: Path, metrics: dict[str, float],

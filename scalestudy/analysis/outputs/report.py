@@ -9,6 +9,7 @@ from pathlib import Path
 
 from scalestudy.analysis.fits.study import StudyFits
 from scalestudy.analysis.inputs.trial_table import ACCURACY
+from scalestudy.analysis.outputs.adamw_report import adamw_section, adamw_summary_lines
 from scalestudy.analysis.outputs.phrases import (
     accuracy,
     breakdown_text,
@@ -59,6 +60,7 @@ def terminal_summary(fits: StudyFits, law: ScalingLaw, warnings: list[str], repo
     if sizes.verdict != "none":
         ways = "; ".join(f"{e.label} {estimate(e.value, e.ci95)}" for e in sizes.estimates if e.value is not None)
         lines.append(f"B_crit three ways: {ways} ({sizes.verdict})")
+    lines += adamw_summary_lines(law)
     lines.append("compute: " + compute_line(fits.compute))
     percent = fits.objective.metric.endswith("_acc")
     for group in fits.schedules.groups[:1]:
@@ -135,6 +137,7 @@ def report_markdown(fits: StudyFits, law: ScalingLaw, figures: list[Path], figur
                    f"sd of ln g* between cells {estimate(noise.log_sd, None, 3)}; slope of ln g* against ln B "
                    f"{estimate(noise.slope_vs_log_b, noise.slope_ci95, 3, noise.reason)} "
                    "(0 when g* is constant, as α = 1 implies).")
+    out += adamw_section(law)
     out += ["", "## Critical batch size", ""] + _critical_section(fits, law)
     out += ["", "## Generalization gap", ""]
     gap = fits.gap

@@ -83,6 +83,7 @@ LAW_KEYS = {  # law.json, schema scalestudy.law/v1: every mapping's keys, in the
          "gradient_noise_scale", "critical_batch_size", "compute", "reasons", "notes", "cells", "units", "optimizer",
          "objective", "adamw", "surge", "group"],
     "ci95": ["k", "alpha", "beta", "breakdown_batch_size"],
+    "surge": ["verdict", "peak_batch_size", "peak_ci95", "p_value", "reason", "momentum"],
     "domain": ["batch_size", "momentum"],
     "objective": ["metric", "direction"],
     "prediction": ["parameters", "covariance", "dof", "t95", "cell_scatter", "shared_shape_variance"],

@@ -149,10 +149,15 @@ def trials_at_best_lr(frame: pd.DataFrame, cells: tuple[CellOptimum, ...] | list
 def fit_cell(group: pd.DataFrame, batch_size: int, momentum: float, floor: float, *,
              n_boot: int | None = None, rng: np.random.Generator | None = None,
              objective: Objective = ACCURACY, dataset_size: int | None = None,
-             prior: NoisePrior = NO_PRIOR) -> CellOptimum:
+             prior: NoisePrior = NO_PRIOR, axis: str = "lr") -> CellOptimum:
     """ε* of one cell (``n_boot`` and ``rng`` are ignored, see :func:`fit_frontier`); ``floor`` is the
-    failure value in the objective's units."""
-    V, D, lrs, lr_index, div = _cell_arrays(group, floor, objective)
+    failure value in the objective's units.
+
+    ``axis``: the swept column whose optimum is sought, ``lr`` by default; any other positive setting
+    swept at the rest fixed (AdamW's ``weight_decay``: :mod:`scalestudy.analysis.fits.adamw.decay_optimum`)
+    goes through the same peak, unimodal set and vertex spread over its logarithm, and the result's
+    ``lr_opt``, ``lrs``, ``ci95``... then hold that setting's values."""
+    V, D, lrs, lr_index, div = _cell_arrays(group, floor, objective, axis)
     n_div = np.bincount(lr_index, weights=div, minlength=len(lrs)).astype(int)
     n_runs = np.bincount(lr_index, minlength=len(lrs))
     with np.errstate(invalid="ignore"):
@@ -254,24 +259,26 @@ def without_seed_effects(V: np.ndarray, D: np.ndarray) -> np.ndarray:
     return np.where(runs & ~diverged, V - offset[:, None], V)
 
 
-def _cell_arrays(group: pd.DataFrame, floor: float, objective: Objective):
+def _cell_arrays(group: pd.DataFrame, floor: float, objective: Objective, axis: str = "lr"):
     """(seed × ε objective oriented higher-is-better with failures at the floor, seed × ε diverged
-    share, ascending ε, ε index and diverged flag per trial, raw objective per trial)."""
+    share, ascending ε, ε index and diverged flag per trial); ε is the ``axis`` column."""
     values = group["objective"] if "objective" in group.columns else group[ACCURACY.metric]
     acc = np.where(group["diverged"], floor, values.to_numpy(float))
     acc = np.where(np.isfinite(acc), acc, floor)
     seeds, seed_index = np.unique(group["seed"].to_numpy(), return_inverse=True)
-    lrs, lr_index = np.unique(group["lr"].to_numpy(float), return_inverse=True)
+    lrs, lr_index = np.unique(group[axis].to_numpy(float), return_inverse=True)
     div = group["diverged"].to_numpy(bool)
     V = _seed_by_lr(seed_index, lr_index, acc, (len(seeds), len(lrs)))  # mean accuracy
     D = _seed_by_lr(seed_index, lr_index, div.astype(float), (len(seeds), len(lrs)))  # diverged share
     return V, D, lrs, lr_index, div
 
 
-def study_noise_prior(frame: pd.DataFrame, keys: list[str], floor: float, objective: Objective) -> NoisePrior:
-    """The prior every cell's seed variance is shrunk towards (:func:`noise_prior` over the cells)."""
+def study_noise_prior(frame: pd.DataFrame, keys: list[str], floor: float, objective: Objective,
+                      axis: str = "lr") -> NoisePrior:
+    """The prior every cell's seed variance is shrunk towards (:func:`noise_prior` over the cells), the
+    cells' curves over ``axis``."""
     noise = [cell_noise(V, D) for _, group in frame.groupby(keys, sort=True)
-             for V, D, *_ in [_cell_arrays(group, floor, objective)]]
+             for V, D, *_ in [_cell_arrays(group, floor, objective, axis)]]
     if not noise:
         return NO_PRIOR
     variances, dofs = zip(*noise)
