@@ -65,7 +65,8 @@ def plan_branches(spec: StudySpec, run: StudyRun, base: TrialConfig) -> list[tup
             continue
         path, updates, examples = found[epoch]
         for factor in branching.batch_factors:
-            origin = BranchOrigin(base.trial_key, index, epoch, examples, updates, factor, window, path)
+            origin = BranchOrigin(base.trial_key, index, epoch, examples, updates, factor, window, path, rule,
+                                  branching.tolerance, branching.window_examples)
             lr = scaled_lr(base.lr, base.batch_size, base.batch_size * factor, rule)
             for seed in branching.seeds:
                 branches.append((branch_config(base, origin, lr, seed), origin))

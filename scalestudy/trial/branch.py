@@ -22,6 +22,10 @@ CHECKPOINT_EXAMPLES_TAG = "scalestudy.branch.checkpoint_examples"
 CHECKPOINT_UPDATES_TAG = "scalestudy.branch.checkpoint_updates"
 FACTOR_TAG = "scalestudy.branch.batch_factor"  # B / B_0
 BASE_KEY_TAG = "scalestudy.branch.base_key"  # the base trial's key
+RULE_TAG = "scalestudy.branch.rule"  # linear | sqrt: the branch's lr from the base's (law.batch_warmup.scaled_lr)
+# The study's branching settings the analysis needs, carried by each branch so its run describes itself.
+TOLERANCE_TAG = "scalestudy.branch.tolerance"  # in the objective's units
+WINDOW_EXAMPLES_TAG = "scalestudy.branch.window_examples"  # the spec's window (trained: whole epochs)
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,9 @@ class BranchOrigin:
     batch_factor: int  # B / B_0 (1: the control)
     window_epochs: int
     checkpoint_path: str  # the checkpoint folder inside the study's storage filesystem
+    rule: str  # linear | sqrt
+    tolerance: float  # the study's branching.tolerance
+    window_examples: int  # the study's branching.window_examples
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -48,12 +55,13 @@ class BranchOrigin:
         return {record.ROLE_TAG: BRANCH_ROLE, CHECKPOINT_TAG: str(self.checkpoint),
                 CHECKPOINT_EPOCH_TAG: str(self.epoch), CHECKPOINT_EXAMPLES_TAG: str(self.examples),
                 CHECKPOINT_UPDATES_TAG: str(self.updates), FACTOR_TAG: str(self.batch_factor),
-                BASE_KEY_TAG: self.base_key}
+                BASE_KEY_TAG: self.base_key, RULE_TAG: self.rule, TOLERANCE_TAG: repr(self.tolerance),
+                WINDOW_EXAMPLES_TAG: str(self.window_examples)}
 
     def params(self) -> dict[str, str]:
         return {"branch_checkpoint": str(self.checkpoint), "branch_checkpoint_examples": str(self.examples),
                 "branch_checkpoint_updates": str(self.updates), "branch_batch_factor": str(self.batch_factor),
-                "branch_window_epochs": str(self.window_epochs)}
+                "branch_window_epochs": str(self.window_epochs), "branch_rule": self.rule}
 
 
 def branch_config(base: TrialConfig, origin: BranchOrigin, lr: float, seed: int) -> TrialConfig:
