@@ -47,7 +47,7 @@ def _analyze_branched(args: argparse.Namespace) -> bool:
     """A branched study (issue 23) is analysed into CBS(t) instead of a law; False for any other study."""
     from mlflow.tracking import MlflowClient
 
-    from scalestudy.analysis.branch_pipeline import analyze_branches
+    from scalestudy.analysis.outputs.branch_analysis import analyze_branches
     from scalestudy.analysis.inputs.branch_table import is_branched, load_branch_study
     from scalestudy.endpoints import absolute_uri, check_existing_store, connect_timeout, removed_on_failure
 
