@@ -88,9 +88,10 @@ def test_validate_prints_the_branches_and_their_compute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, out, err = run(["validate", REPO / "search_spaces" / "branching_mnist1d.yaml"])
     assert code == 0, err
-    # 36 branches of one epoch against an 80-epoch base: 1 + 36/80 = 1.45 at B_0 (a little less: ragged tails).
-    assert "checkpoints after epochs [1, 2, 6, 14, 33, 79]" in out
-    assert "36 branches" in out and "compute (all trials' examples / the base's) 1.44" in out
+    # 179^(i/5) = 1, 2.82, 7.96, 22.4, 63.2, 179; 6 × 5 factors × 3 seeds = 90 branches of one epoch against
+    # a 180-epoch base: 1 + 90/180 = 1.5 at B_0 (a little less: the larger batches drop a ragged tail).
+    assert "checkpoints after epochs [1, 3, 8, 22, 63, 179]" in out
+    assert "90 branches" in out and "compute (all trials' examples / the base's) 1.49" in out
     assert not list(tmp_path.iterdir())  # nothing created
 
 
