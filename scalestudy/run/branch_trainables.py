@@ -1,5 +1,5 @@
 """The Tune trainables of a branched study (issue 23): the base trial, which keeps a checkpoint at
-each branch point, and a branch trial, which starts from one of them.
+each branch point, a branch trial, which starts from one of them, and a staged comparison run.
 
 A branch is a Tune trial of its own (its own folder in the study's ``branches/`` experiment, its
 own checkpoints): on its first start it loads the base's checkpoint from the study's storage
@@ -20,11 +20,13 @@ import torch
 
 from scalestudy.run.storage import STATE_FILE, furthest_state, storage_filesystem
 from scalestudy.run.trainables import _device, _threads, drive, persisted_checkpoints
+from scalestudy.schedules import stage_at
 from scalestudy.train.distributed import Distributed
 from scalestudy.train.loop import EpochLoop
 from scalestudy.trial.branch import BranchOrigin
 from scalestudy.trial.config import TrialConfig
 from scalestudy.trial.failure import explained
+from scalestudy.trial.stages import StagedRun
 
 
 def branch_base_trial(config: dict[str, Any], keep_epochs: tuple[int, ...] = ()) -> None:
@@ -66,3 +68,30 @@ def branch_trial(config: dict[str, Any], origins: dict[str, dict[str, Any]] | No
             loop.history = []  # the base's epochs are in the base's run; the branch's run holds its window
             own = []
         drive(loop, own, tune.report, tune.Checkpoint.from_directory, is_writer=True)
+
+
+def staged_trial(config: dict[str, Any], plans: dict[str, dict[str, Any]] | None = None) -> None:
+    """A comparison run (``trial.stages``): from scratch through its stages, one loop per stage, each
+    starting from the state the one before ended with; ``plans`` maps trial keys to StagedRun dicts.
+    Restarted, it goes on from its furthest checkpoint, in the stage that holds it."""
+    from ray import tune
+
+    trial = TrialConfig.from_dict(config["trial"])
+    plan = StagedRun.from_dict((plans or {})[trial.trial_key])
+    starts = [stage.start_epoch for stage in plan.stages]
+    _threads(trial)
+    with explained(trial):
+        device = _device(trial)
+        own = persisted_checkpoints(tune.get_checkpoint())
+        state = furthest_state(own)
+        index = stage_at(starts, state["epoch"] if state is not None else 0)
+        checkpoints = own
+        for stage in range(index, len(plan.stages)):
+            loop = EpochLoop(plan.stage_config(trial, stage), Distributed(device=device))
+            if state is not None and not checkpoints:
+                loop.load_state_dict(state)
+            drive(loop, checkpoints, tune.report, tune.Checkpoint.from_directory, is_writer=True,
+                  keep_epochs=frozenset({loop.epochs}))
+            if loop.history and loop.history[-1]["diverged"]:
+                return  # divergence is data: the run ends here, as any trial
+            state, checkpoints = loop.state_dict(), []

@@ -15,8 +15,9 @@ from scalestudy.run.storage import BRANCHES_FOLDER, STATE_FILE, StudyRun, checkp
 from scalestudy.spec import StudySpec
 from scalestudy.spec.branching import checkpoint_epochs, window_epochs
 from scalestudy.trial import record
-from scalestudy.trial.branch import BRANCH_ROLE, BranchOrigin, branch_config
+from scalestudy.trial.branch import BRANCH_ROLE, BranchOrigin, branch_config, branch_run_name
 from scalestudy.trial.config import Cell, TrialConfig
+from scalestudy.trial.stages import COMPARE_ROLE
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +88,9 @@ def run_branches(spec: StudySpec, opened, base_results, verbose: bool) -> list:
     """Train every branch of the base (one of ``base_results``); Tune's results of the branches."""
     from ray import tune
 
-    from scalestudy.run.branch_tracking import BranchCallback
     from scalestudy.run.branch_trainables import branch_trial
-    from scalestudy.run.progress import ProgressCallback
 
-    run = opened.run
+    run, branching = opened.run, spec.branching
     base = TrialConfig.from_dict(next(iter(base_results)).config["trial"])
     branches = plan_branches(spec, run, base)
     if not branches:
@@ -105,20 +104,37 @@ def run_branches(spec: StudySpec, opened, base_results, verbose: bool) -> list:
     path = f"{run.path}/{BRANCHES_FOLDER}"
     if opened.resumed and tune.Tuner.can_restore(path):
         tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
-        return list(tuner.fit())
+    else:
+        tuner = _new_branch_tuner(spec, opened, base, branches, trainable, verbose)
+    results = list(tuner.fit())
+    if branching.compare:
+        from scalestudy.run.comparison import run_comparison
+
+        results += run_comparison(spec, opened, base, verbose)
+    return results
+
+
+def _new_branch_tuner(spec: StudySpec, opened, base: TrialConfig, branches, trainable, verbose: bool):
+    from ray import tune
+
+    from scalestudy.run.branch_tracking import ChildRunsCallback, run_info
+    from scalestudy.run.progress import ProgressCallback
+
+    run, resources = opened.run, spec.resources
     parent = base_run_id(opened.mlflow_client, run, base.trial_key)
-    callbacks = [BranchCallback(opened.tracking_uri, run.experiment_id, parent, origins,
-                                new_study=not opened.resumed)]
+    infos = {config.trial_key: run_info(origin.tags(), origin.params(), branch_run_name(config, origin))
+             for config, origin in branches}
+    callbacks = [ChildRunsCallback(opened.tracking_uri, run.experiment_id, parent, infos,
+                                   new_study=not opened.resumed)]
     if verbose:
         callbacks.append(ProgressCallback(f"{spec.name} branches", len(branches), objective=spec.objective))
-    tuner = tune.Tuner(
+    return tune.Tuner(
         trainable, param_space={"trial": tune.grid_search([config.to_dict() for config, _ in branches])},
         tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=resources.max_concurrent_trials,
                                     reuse_actors=True, trial_dirname_creator=_branch_folder),
         run_config=tune.RunConfig(name=BRANCHES_FOLDER, storage_path=run.path, callbacks=callbacks, verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=resources.max_failures),
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
-    return list(tuner.fit())
 
 
 def _branch_folder(trial) -> str:
@@ -127,14 +143,15 @@ def _branch_folder(trial) -> str:
 
 
 def mark_branches_interrupted(mlflow_client, run: StudyRun) -> int:
-    """Close the branches' runs still RUNNING as KILLED (status ``interrupted``); returns how many."""
+    """Close the branches' and comparison runs still RUNNING as KILLED (status ``interrupted``); how many."""
     closed = 0
-    for found in mlflow_client.search_runs(
-            [run.experiment_id], max_results=10_000,
-            filter_string=f"tags.`{record.ROLE_TAG}` = '{BRANCH_ROLE}' and attributes.status = 'RUNNING'"):
-        mlflow_client.set_tag(found.info.run_id, record.STATUS_TAG, record.INTERRUPTED)
-        mlflow_client.set_terminated(found.info.run_id, "KILLED")
-        closed += 1
+    for role in (BRANCH_ROLE, COMPARE_ROLE):
+        for found in mlflow_client.search_runs(
+                [run.experiment_id], max_results=10_000,
+                filter_string=f"tags.`{record.ROLE_TAG}` = '{role}' and attributes.status = 'RUNNING'"):
+            mlflow_client.set_tag(found.info.run_id, record.STATUS_TAG, record.INTERRUPTED)
+            mlflow_client.set_terminated(found.info.run_id, "KILLED")
+            closed += 1
     return closed
 
 

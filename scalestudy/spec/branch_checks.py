@@ -4,6 +4,8 @@ The branches' batch sizes are checked with every other batch in :mod:`scalestudy
 
 from __future__ import annotations
 
+import importlib.util
+
 from scalestudy.spec.base import SpecError
 from scalestudy.spec.branching import checkpoint_epochs
 from scalestudy.spec.schema import LinearRuleLR, StudySpec
@@ -47,6 +49,10 @@ def check_branching(spec: StudySpec, dataset_size: int) -> None:
     if too_large:
         raise SpecError(f"branching.batch_factors: {too_large[0]} × grid.batch_size {grid.batch_size[0]} exceeds the "
                         f"training-set size {dataset_size}; allowed: factors up to {dataset_size // grid.batch_size[0]}")
+    # The comparison plans its warmup from CBS(t) mid-study: the estimator must be there before anything starts.
+    if branching.compare and importlib.util.find_spec("scalestudy.analysis.fits.branch_cbs") is None:
+        raise SpecError("branching.compare: needs the CBS estimator scalestudy.analysis.fits.branch_cbs, which this "
+                        "installation lacks; set compare: false")
     try:
         checkpoint_epochs(branching, spec.workload.epochs, dataset_size, grid.batch_size[0])
     except ValueError as error:

@@ -111,3 +111,25 @@ def load_branch_study(tracking_uri: str, experiment_id: str) -> BranchStudy:
         workload=f"{params.get('dataset')}/{params.get('model')}", experiment_id=experiment_id,
         tracking_uri=tracking_uri, parent_run_id=base.data.tags.get(record.PARENT_TAG, ""),
         base_run_id=base.info.run_id, base_curve=curve, missing=missing)
+
+
+def load_comparison_curves(tracking_uri: str, experiment_id: str, objective: str) -> pd.DataFrame:
+    """The comparison runs' per-epoch curves (``fits.warmup_comparison.CURVE_COLUMNS`` and ``run_id``),
+    of the runs that ended; empty when the study has none."""
+    from mlflow.tracking import MlflowClient
+
+    from scalestudy.trial import stages
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    runs = client.search_runs([experiment_id], max_results=10_000,
+                              filter_string=f"tags.`{record.ROLE_TAG}` = '{stages.COMPARE_ROLE}'")
+    rows = []
+    for run in runs:
+        if run.data.tags.get(record.STATUS_TAG) not in (record.OK, record.DIVERGED):
+            continue
+        loss, updates = _history(client, run.info.run_id, objective), _history(client, run.info.run_id, "updates")
+        examples = _history(client, run.info.run_id, "examples_seen")
+        rows += [{"kind": run.data.tags[stages.KIND_TAG], "seed": int(run.data.params["seed"]), "epoch": epoch,
+                  "updates": updates.get(epoch, math.nan), "examples": examples.get(epoch, math.nan),
+                  "loss": value, "run_id": run.info.run_id} for epoch, value in sorted(loss.items())]
+    return pd.DataFrame(rows, columns=["kind", "seed", "epoch", "updates", "examples", "loss", "run_id"])

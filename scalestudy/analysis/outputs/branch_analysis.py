@@ -15,7 +15,9 @@ from pathlib import Path
 
 from scalestudy.analysis.errors import AnalysisError
 from scalestudy.analysis.figures.cbs_curve import cbs_figure_info, draw_cbs_curve
-from scalestudy.analysis.inputs.branch_table import BranchStudy
+from scalestudy.analysis.figures.warmup_curves import draw_warmup_curves
+from scalestudy.analysis.fits.warmup_comparison import WarmupComparison, compare_to_constant
+from scalestudy.analysis.inputs.branch_table import BranchStudy, load_comparison_curves
 from scalestudy.analysis.outputs.mlflow_run import log_analysis_run
 from scalestudy.law.batch_warmup import BatchWarmup, warmup_from_cbs
 from scalestudy.law.cbs import CBS_SCHEMA, CBSCurve
@@ -32,6 +34,7 @@ class BranchAnalysis:
     out_dir: Path
     files: list[Path]
     compute_ratio: float  # all trials' examples / the base run's
+    comparison: WarmupComparison | None = None  # branching.compare: the warmup and the late switch
     warnings: list[str] = field(default_factory=list)
     analysis_run_id: str | None = None
 
@@ -40,6 +43,8 @@ class BranchAnalysis:
                  f"{self.curve.rule}, tolerance {self.curve.tolerance:g}); compute {self.compute_ratio:.2f}× the "
                  "base run's"]
         lines += [f"  {p.examples:>9} examples: {_cbs_text(p)}" for p in self.curve.points]
+        if self.comparison is not None:
+            lines += comparison_lines(self.comparison)[2:]
         if self.warmup is not None:
             lines.append("batch warmup: " + ", ".join(f"B={s.batch_size} from {s.start_examples} examples"
                                                       for s in self.warmup.stages))
@@ -62,7 +67,8 @@ def compute_ratio(study: BranchStudy, trained_examples: float) -> float:
     return (study.total_examples + trained_examples) / study.total_examples
 
 
-def analyze_branches(study: BranchStudy, out_dir: Path, *, log_to_mlflow: bool = True) -> BranchAnalysis:
+def cbs_curve(study: BranchStudy) -> CBSCurve:
+    """CBS(t) of the study's branch table (``fits.branch_cbs.estimate_cbs``) as the cbs.json record."""
     from scalestudy.analysis.fits.branch_cbs import estimate_cbs
 
     table = study.table
@@ -70,10 +76,15 @@ def analyze_branches(study: BranchStudy, out_dir: Path, *, log_to_mlflow: bool =
         raise AnalysisError("no branch of the study ended: nothing to estimate CBS from")
     columns = [c for c in (*ESTIMATOR_COLUMNS, "true_cbs") if c in table.columns]
     points = estimate_cbs(table[columns], tolerance=study.tolerance, base_batch_size=study.base_batch_size)
-    curve = CBSCurve(CBS_SCHEMA, study.base_batch_size, study.base_lr, study.momentum, study.optimizer, study.rule,
-                     study.tolerance, study.window_examples, study.dataset_size, study.total_examples,
-                     tuple(sorted(points, key=lambda p: p.examples)), workload=study.workload,
-                     experiment=study.experiment_id, created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    return CBSCurve(CBS_SCHEMA, study.base_batch_size, study.base_lr, study.momentum, study.optimizer, study.rule,
+                    study.tolerance, study.window_examples, study.dataset_size, study.total_examples,
+                    tuple(sorted(points, key=lambda p: p.examples)), workload=study.workload,
+                    experiment=study.experiment_id, created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+
+def analyze_branches(study: BranchStudy, out_dir: Path, *, log_to_mlflow: bool = True) -> BranchAnalysis:
+    table = study.table
+    curve = cbs_curve(study)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = [curve.save(out_dir / "cbs.json")]
@@ -88,7 +99,14 @@ def analyze_branches(study: BranchStudy, out_dir: Path, *, log_to_mlflow: bool =
     files.append(out_dir / "branches.parquet")
     files.append(draw_cbs_curve(cbs_figure_info(curve, warmup), out_dir / "cbs_vs_examples.png"))
     ratio = compute_ratio(study, float(table["examples_trained"].sum()) if "examples_trained" in table else math.nan)
-    result = BranchAnalysis(curve, warmup, out_dir, files, ratio, warnings)
+    comparison = None
+    curves = load_comparison_curves(study.tracking_uri, study.experiment_id, study.objective) if log_to_mlflow else None
+    if curves is not None and not curves.empty and "constant" in set(curves["kind"]):
+        comparison = compare_to_constant(curves)
+        curves.to_parquet(out_dir / "comparison_curves.parquet", index=False)
+        files += [out_dir / "comparison_curves.parquet",
+                  draw_warmup_curves(curves, comparison, study.objective, out_dir / "warmup_vs_constant.png")]
+    result = BranchAnalysis(curve, warmup, out_dir, files, ratio, comparison, warnings)
     report = out_dir / "report.md"
     report.write_text(branch_report(result, study))
     files.append(report)
@@ -96,6 +114,9 @@ def analyze_branches(study: BranchStudy, out_dir: Path, *, log_to_mlflow: bool =
         provenance = {"tracking_uri": study.tracking_uri, "experiment_id": study.experiment_id,
                       "parent_run_id": study.parent_run_id}
         metrics = {f"cbs.checkpoint_{p.checkpoint}": p.cbs for p in curve.points if p.cbs is not None}
+        for kind in comparison.kinds if comparison is not None else ():
+            if kind.steps_ratio.mean is not None:
+                metrics[f"compare.{kind.kind}.steps_ratio"] = kind.steps_ratio.mean
         try:
             result.analysis_run_id = log_analysis_run(provenance, out_dir, {**metrics, "cbs.compute_ratio": ratio},
                                                       {"branches": str(len(table)), "kind": "branching"})
@@ -123,5 +144,26 @@ def branch_report(result: BranchAnalysis, study: BranchStudy) -> str:
             f"B = {s.batch_size} (ε = {s.lr:.4g}) from {s.start_examples} examples (update {s.start_step})"
             for s in result.warmup.stages) + f"; {result.warmup.total_steps} updates in all."]
     lines += ["", "![CBS(t)](cbs_vs_examples.png)"]
+    if result.comparison is not None:
+        lines += ["", *comparison_lines(result.comparison)]
     lines += [f"", *[f"- warning: {w}" for w in result.warnings]] if result.warnings else []
     return "\n".join(lines) + "\n"
+
+
+def _ratio_text(summary) -> str:
+    if summary.mean is None:
+        return "—"
+    band = f" [{summary.ci95.low:.2f}, {summary.ci95.high:.2f}]" if summary.ci95 else ""
+    return f"{summary.mean:.2f}{band}"
+
+
+def comparison_lines(comparison: WarmupComparison) -> list[str]:
+    """The comparison's table: steps and examples to the constant run's final loss, as ratios to the constant's."""
+    lines = ["Steps and examples to the constant run's final loss (per seed), as a ratio to the constant run's "
+             "(mean over seeds, Student-t 95 % interval):", "",
+             "| run | seeds | reached | steps ratio | examples ratio | final loss | updates |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for kind in comparison.kinds:
+        lines.append(f"| {kind.kind} | {kind.seeds} | {kind.seeds - kind.not_reached} | {_ratio_text(kind.steps_ratio)} | "
+                     f"{_ratio_text(kind.examples_ratio)} | {kind.final_loss:.4f} | {kind.total_updates:.0f} |")
+    return lines
