@@ -3,6 +3,7 @@ run keeps its branch points, each branch is a Tune trial restored from the base'
 child of the base's MLflow run; the driver is killed mid-branches and ``--resume`` finishes without
 running a branch twice; ``analyze`` writes cbs.json, the warmup and the figure."""
 
+import importlib.util
 import json
 import math
 import sqlite3
@@ -27,6 +28,9 @@ SPEC = {
     "branching": {"checkpoints": 3, "batch_factors": [1, 2, 4], "window_examples": N, "seeds": [0, 1]},
     "resources": {"checkpoint_every": 100},  # the branch points are kept whatever checkpoint_every is
 }
+# The comparison plans its warmup from the CBS estimator (issue 23's other half): on when it is installed.
+COMPARE = importlib.util.find_spec("scalestudy.analysis.fits.branch_cbs") is not None
+SPEC["branching"]["compare"] = COMPARE
 CHECKPOINT_EPOCHS = (1, 2, 5)  # 3 geometric points over [1, E − w = 5]: 5^(i/2) = 1, 2.24, 5
 BRANCHES = len(CHECKPOINT_EPOCHS) * 3 * 2
 
@@ -87,3 +91,14 @@ def test_branches_from_checkpoints_resume_and_cbs(tmp_path: Path):
     assert (tmp_path / "out" / "cbs_vs_examples.png").stat().st_size > 10_000
     (analysis,) = client.search_runs([experiment], "tags.`scalestudy.role` = 'analysis'")
     assert "cbs.json" in {a.path for a in client.list_artifacts(analysis.info.run_id)}
+    # The comparison: per seed a constant run, retracing the base at the base's seed, and the warmup and the
+    # late switch when CBS(t) admits a larger B (every run trained to the base's epochs).
+    compared = client.search_runs([experiment], "tags.`scalestudy.role` = 'compare'")
+    kinds = sorted(run.data.tags["scalestudy.compare.kind"] for run in compared)
+    assert kinds in (["constant", "constant"], ["constant", "constant", "late_switch", "late_switch", "warmup", "warmup"])
+    for run in compared:
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "epoch")] == list(range(1, EPOCHS + 1))
+        if run.data.tags["scalestudy.compare.kind"] == "constant" and run.data.params["seed"] == "0":
+            assert run.data.metrics["train_loss"] == base_loss[EPOCHS]
+    if len(kinds) == 6:
+        assert "| warmup | 2 |" in (tmp_path / "out" / "report.md").read_text()
