@@ -32,7 +32,7 @@ class Branching(Frozen):
         "window), or an explicit list of points in `unit`s (each snapped to the nearest epoch boundary)."))
     spacing: Literal["geometric", "linear"] = "geometric"  # of K checkpoints, in examples
     unit: Literal["examples", "updates"] = "examples"  # of an explicit checkpoint list
-    batch_factors: list[int] = Field(default_factory=lambda: [1, 2, 4, 8, 16, 32], min_length=2)
+    batch_factors: list[int] = Field(default_factory=lambda: [1, 2, 4, 8, 16, 32], min_length=2)  # B/B₀; 1 first
     window_examples: int = Field(gt=0)  # each branch's window, rounded up to whole epochs
     rule: Literal["linear", "sqrt"] | None = None  # null: linear for sgd, sqrt for adamw (law.batch_warmup.scaled_lr)
     tolerance: float = Field(default=0.01, gt=0)  # in the objective's units
