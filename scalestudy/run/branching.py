@@ -3,7 +3,8 @@ once it ends, the branches run as a second Tune experiment in the study's folder
 each trial restored from one of the base's checkpoints, its MLflow run a child of the base's run.
 
 ``--resume`` restores whichever of the two experiments was cut short: Tune does not run a finished
-branch again, and a branch cut short goes on from its own checkpoint.
+branch again, and a branch cut short goes on from its own checkpoint. With ``branching.compare`` the
+comparison (:mod:`~scalestudy.run.comparison`) follows the branches.
 """
 
 from __future__ import annotations

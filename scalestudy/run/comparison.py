@@ -55,7 +55,7 @@ def run_comparison(spec: StudySpec, opened, base: TrialConfig, verbose: bool) ->
     if len({plan.kind for _, plan in runs}) == 1:
         log.warning("comparison skipped: the batch warmup CBS(t) admits never grows B beyond B₀")
         return []
-    infos = {config.trial_key: run_info(plan.tags(config.seed), plan.params(), run_name(config, plan))
+    infos = {config.trial_key: run_info(plan.tags(), plan.params(), run_name(config, plan))
              for config, plan in runs}
     callbacks = [ChildRunsCallback(opened.tracking_uri, run.experiment_id, run.parent_run_id, infos,
                                    new_study=not opened.resumed)]

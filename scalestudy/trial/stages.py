@@ -48,7 +48,7 @@ class StagedRun:
     def described(self) -> str:
         return ",".join(f"{s.start_epoch}:{s.batch_size}:{s.lr:.6g}" for s in self.stages)
 
-    def tags(self, seed: int) -> dict[str, str]:
+    def tags(self) -> dict[str, str]:
         return {record.ROLE_TAG: COMPARE_ROLE, KIND_TAG: self.kind, STAGES_TAG: self.described()}
 
     def params(self) -> dict[str, str]:
