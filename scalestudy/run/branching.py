@@ -85,8 +85,9 @@ def base_run_id(mlflow_client, run: StudyRun, base_key: str) -> str:
     return found[0].info.run_id
 
 
-def run_branches(spec: StudySpec, opened, base_results, verbose: bool) -> list:
-    """Train every branch of the base (one of ``base_results``); Tune's results of the branches."""
+def run_branches(spec: StudySpec, opened, base_results, verbose: bool, stopped=lambda: False) -> list:
+    """Train every branch of the base (one of ``base_results``), then the comparison unless ``stopped()``
+    (a signal during the branches: the study stops there, resumable); Tune's results of them."""
     from ray import tune
 
     from scalestudy.run.branch_trainables import branch_trial
@@ -108,7 +109,7 @@ def run_branches(spec: StudySpec, opened, base_results, verbose: bool) -> list:
     else:
         tuner = _new_branch_tuner(spec, opened, base, branches, trainable, verbose)
     results = list(tuner.fit())
-    if branching.compare:
+    if branching.compare and not stopped():
         from scalestudy.run.comparison import run_comparison
 
         results += run_comparison(spec, opened, base, verbose)

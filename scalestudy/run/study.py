@@ -102,7 +102,8 @@ def run_study(spec: StudySpec, *, address: str | None = None, storage: str | Non
                 with catcher.forwarded_to_tune(), environment(TUNE_DRIVER_ENV):
                     results = tuner.fit()
                     if spec.branching is not None and catcher.signal_number is None:
-                        results = [*results, *run_branches(spec, opened, results, verbose)]
+                        results = [*results, *run_branches(spec, opened, results, verbose,
+                                                           stopped=lambda: catcher.signal_number is not None)]
             finally:
                 if progress is not None:
                     progress.close()  # a live display must not outlive an interrupted or failed fit
