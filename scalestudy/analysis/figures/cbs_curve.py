@@ -73,10 +73,14 @@ def draw_cbs_curve(info: CBSFigureInfo, path: Path) -> Path:
     if info.true_examples:
         ax.plot(info.true_examples, info.true_cbs, "k:", label="closed-form CBS")
     if info.warmup_examples:
-        ax.step(info.warmup_examples, info.warmup_batch, where="post", color="C2", lw=1.5,
-                label="batch warmup from CBS's lower bound")
+        # Log x (the checkpoints are spaced geometrically): the warmup's first stage is drawn from half the
+        # first checkpoint's examples rather than from 0.
+        start = min([*info.examples, *info.noise_examples, *(c[0] for c in info.censored)], default=1) / 2
+        ax.step([max(info.warmup_examples[0], start), *info.warmup_examples[1:]], info.warmup_batch, where="post",
+                color="C2", lw=1.5, label="batch warmup from CBS's lower bound")
     ax.axhline(info.base_batch_size, color="gray", lw=0.8, ls=":", label=f"base B₀ = {info.base_batch_size}")
     plain_log_y(ax)
+    ax.set_xscale("log")
     ax.set_xlabel("examples the base run had seen at the checkpoint")
     ax.set_ylabel("batch size (examples per update)")
     ax.set_title(info.title, fontsize=9)
