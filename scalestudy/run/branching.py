@@ -68,7 +68,7 @@ def plan_branches(spec: StudySpec, run: StudyRun, base: TrialConfig) -> list[tup
         path, updates, examples = found[epoch]
         for factor in branching.batch_factors:
             origin = BranchOrigin(base.trial_key, index, epoch, examples, updates, factor, window, path, rule,
-                                  branching.tolerance, branching.window_examples)
+                                  branching.tolerance, branching.window_examples, branching.warmup_basis)
             lr = scaled_lr(base.lr, base.batch_size, base.batch_size * factor, rule)
             for seed in branching.seeds:
                 branches.append((branch_config(base, origin, lr, seed), origin))

@@ -76,7 +76,8 @@ def comparison_runs(spec: StudySpec, opened, base: TrialConfig) -> list[tuple[Tr
     from scalestudy.analysis.inputs.branch_table import load_branch_study
     from scalestudy.analysis.outputs.branch_analysis import cbs_curve
 
-    warmup = warmup_from_cbs(cbs_curve(load_branch_study(opened.tracking_uri, opened.run.experiment_id)))
+    warmup = warmup_from_cbs(cbs_curve(load_branch_study(opened.tracking_uri, opened.run.experiment_id)),
+                             basis=spec.branching.warmup_basis)
     return [(staged_config(base, plan, seed), plan) for plan in staged_runs(spec, base, warmup)
             for seed in spec.branching.seeds]
 

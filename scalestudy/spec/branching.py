@@ -38,6 +38,9 @@ class Branching(Frozen):
     tolerance: float = Field(default=0.01, gt=0)  # in the objective's units
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)  # branch seeds (the control per seed too)
     compare: bool = False  # also train the derived batch warmup and a late switch against the constant base
+    # What the warmup's B must not exceed (law.batch_warmup.warmup_from_cbs): CBS's lower 95 % bound
+    # (conservative) or the estimate itself (as Merrill et al. 2025, §5, derive theirs).
+    warmup_basis: Literal["ci_low", "estimate"] = "ci_low"
 
     @field_validator("checkpoints")
     @classmethod

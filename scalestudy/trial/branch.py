@@ -26,6 +26,7 @@ RULE_TAG = "scalestudy.branch.rule"  # linear | sqrt: the branch's lr from the b
 # The study's branching settings the analysis needs, carried by each branch so its run describes itself.
 TOLERANCE_TAG = "scalestudy.branch.tolerance"  # in the objective's units
 WINDOW_EXAMPLES_TAG = "scalestudy.branch.window_examples"  # the spec's window (trained: whole epochs)
+WARMUP_BASIS_TAG = "scalestudy.branch.warmup_basis"  # ci_low | estimate (branching.warmup_basis)
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class BranchOrigin:
     rule: str  # linear | sqrt
     tolerance: float  # the study's branching.tolerance
     window_examples: int  # the study's branching.window_examples
+    warmup_basis: str = "ci_low"  # the study's branching.warmup_basis
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,7 +58,7 @@ class BranchOrigin:
                 CHECKPOINT_EPOCH_TAG: str(self.epoch), CHECKPOINT_EXAMPLES_TAG: str(self.examples),
                 CHECKPOINT_UPDATES_TAG: str(self.updates), FACTOR_TAG: str(self.batch_factor),
                 BASE_KEY_TAG: self.base_key, RULE_TAG: self.rule, TOLERANCE_TAG: repr(self.tolerance),
-                WINDOW_EXAMPLES_TAG: str(self.window_examples)}
+                WINDOW_EXAMPLES_TAG: str(self.window_examples), WARMUP_BASIS_TAG: self.warmup_basis}
 
     def params(self) -> dict[str, str]:
         return {"branch_checkpoint": str(self.checkpoint), "branch_checkpoint_examples": str(self.examples),

@@ -32,6 +32,7 @@ class CBSFigureInfo:
     warmup_batch: tuple[int, ...]
     base_batch_size: int
     title: str
+    warmup_basis: str = "lower bound"  # what the warmup's B is held under, in words
 
 
 def cbs_figure_info(curve: CBSCurve, warmup: BatchWarmup | None) -> CBSFigureInfo:
@@ -55,7 +56,8 @@ def cbs_figure_info(curve: CBSCurve, warmup: BatchWarmup | None) -> CBSFigureInf
         tuple([s.batch_size for s in stages] + ([stages[-1].batch_size] if stages else [])),
         curve.base_batch_size,
         f"CBS(t) by branching: {curve.workload or ''} B₀={curve.base_batch_size}, rule {curve.rule}, "
-        f"tolerance {curve.tolerance:g}")
+        f"tolerance {curve.tolerance:g}",
+        {"ci_low": "lower 95 % bound", "estimate": "estimate"}.get(warmup.basis, warmup.basis) if warmup else "")
 
 
 def draw_cbs_curve(info: CBSFigureInfo, path: Path) -> Path:
@@ -77,7 +79,7 @@ def draw_cbs_curve(info: CBSFigureInfo, path: Path) -> Path:
         # first checkpoint's examples rather than from 0.
         start = min([*info.examples, *info.noise_examples, *(c[0] for c in info.censored)], default=1) / 2
         ax.step([max(info.warmup_examples[0], start), *info.warmup_examples[1:]], info.warmup_batch, where="post",
-                color="C2", lw=1.5, label="batch warmup from CBS's lower bound")
+                color="C2", lw=1.5, label=f"batch warmup from CBS's {info.warmup_basis}")
     ax.axhline(info.base_batch_size, color="gray", lw=0.8, ls=":", label=f"base B₀ = {info.base_batch_size}")
     plain_log_y(ax)
     ax.set_xscale("log")

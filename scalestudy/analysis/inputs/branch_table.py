@@ -35,6 +35,7 @@ class BranchStudy:
     rule: str
     tolerance: float
     window_examples: int
+    warmup_basis: str  # what the warmup's B must not exceed: ci_low | estimate
     dataset_size: int
     total_examples: int  # the base run's length [examples]
     workload: str
@@ -107,6 +108,7 @@ def load_branch_study(tracking_uri: str, experiment_id: str) -> BranchStudy:
         momentum=float(params["momentum"]), optimizer=params.get("optimizer") or "sgd",
         rule=first[branch.RULE_TAG], tolerance=float(first[branch.TOLERANCE_TAG]),
         window_examples=int(first[branch.WINDOW_EXAMPLES_TAG]), dataset_size=dataset_size,
+        warmup_basis=first.get(branch.WARMUP_BASIS_TAG, "ci_low"),
         total_examples=epochs * (dataset_size // base_batch) * base_batch,
         workload=f"{params.get('dataset')}/{params.get('model')}", experiment_id=experiment_id,
         tracking_uri=tracking_uri, parent_run_id=base.data.tags.get(record.PARENT_TAG, ""),

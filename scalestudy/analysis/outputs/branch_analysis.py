@@ -27,6 +27,9 @@ ESTIMATOR_COLUMNS = ("checkpoint", "checkpoint_examples", "checkpoint_updates", 
                      "window_loss", "noise_scale")
 
 
+BASIS_WORDS = {"ci_low": "B up to CBS's lower 95 % bound", "estimate": "B up to the CBS estimate"}
+
+
 @dataclass
 class BranchAnalysis:
     curve: CBSCurve
@@ -91,7 +94,7 @@ def analyze_branches(study: BranchStudy, out_dir: Path, *, log_to_mlflow: bool =
     warnings = [f"{study.missing} branch(es) did not end (errored or interrupted) and are left out"] if study.missing else []
     warmup = None
     try:
-        warmup = warmup_from_cbs(curve, source="cbs.json")
+        warmup = warmup_from_cbs(curve, basis=study.warmup_basis, source="cbs.json")
         files.append(warmup.save(out_dir / "batch_warmup.json"))
     except ValueError as error:
         warnings.append(f"no batch warmup: {error}")
@@ -140,7 +143,7 @@ def branch_report(result: BranchAnalysis, study: BranchStudy) -> str:
                      f"{'—' if p.cbs is None else f'{p.cbs:.0f}'} | {band} | {p.censored or ''} | "
                      f"{'—' if p.noise_scale is None else f'{p.noise_scale:.0f}'} |")
     if result.warmup is not None:
-        lines += ["", "Batch warmup from CBS's lower bound: " + ", ".join(
+        lines += ["", f"Batch warmup ({result.warmup.basis}: {BASIS_WORDS[result.warmup.basis]}): " + ", ".join(
             f"B = {s.batch_size} (ε = {s.lr:.4g}) from {s.start_examples} examples (update {s.start_step})"
             for s in result.warmup.stages) + f"; {result.warmup.total_steps} updates in all."]
     lines += ["", "![CBS(t)](cbs_vs_examples.png)"]
