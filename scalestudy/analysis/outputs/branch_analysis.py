@@ -132,7 +132,7 @@ def branch_report(result: BranchAnalysis, study: BranchStudy) -> str:
     curve = result.curve
     lines = [f"# CBS(t) by branching: {curve.workload}", "",
              f"Base run B₀ = {curve.base_batch_size}, ε = {curve.base_lr:g}, m = {curve.momentum:g} "
-             f"({curve.optimizer}); branches over {curve.window_examples} examples (whole epochs), lr by the "
+             f"({curve.optimizer}); branch windows of {curve.window_examples} examples rounded up to whole epochs, lr by the "
              f"{curve.rule} rule, tolerance {curve.tolerance:g} in {study.objective}. Compute: "
              f"{result.compute_ratio:.2f}× the base run's examples.", "",
              "| checkpoint | examples | updates | base loss | CBS | 95 % interval | censored | B_simple |",
