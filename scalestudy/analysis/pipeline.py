@@ -9,7 +9,7 @@ MLflow, through :mod:`~scalestudy.analysis.inputs.mlflow_runs`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -21,6 +21,7 @@ from scalestudy.analysis.fits.cost import StudyCompute
 from scalestudy.analysis.fits.generalization_gap import GapFit
 from scalestudy.analysis.fits.gradient_noise_scale import CriticalBatch
 from scalestudy.analysis.fits.law import LawFit
+from scalestudy.analysis.fits.law_groups import LawGroup, fit_law_groups
 from scalestudy.analysis.fits.schedule_comparison import ScheduleComparison
 from scalestudy.analysis.fits.sgd_noise_scale import NoiseScaleFit
 from scalestudy.analysis.fits.sharpness_vs_batch import SharpnessFit
@@ -29,6 +30,13 @@ from scalestudy.analysis.fits.study import FitOptions, StudyFits, fit_study
 from scalestudy.analysis.inputs.trial_table import TrialTable
 from scalestudy.analysis.outputs.cell_runs import CellRunsSummary, publish_cell_runs
 from scalestudy.analysis.outputs.law_file import build_law, write_files
+from scalestudy.analysis.outputs.law_group_outputs import (
+    group_laws,
+    group_metrics,
+    report_section,
+    summary_lines,
+    write_group_files,
+)
 from scalestudy.analysis.outputs.mlflow_run import publish_analysis
 from scalestudy.analysis.outputs.report import report_markdown, terminal_summary
 from scalestudy.law import ScalingLaw
@@ -47,6 +55,8 @@ class AnalysisResult:
     warnings: list[str]  # the fits', then the output steps'
     analysis_run_id: str | None = None
     cell_runs: CellRunsSummary | None = None  # the cells' runs over seeds, when the table came from MLflow
+    groups: tuple[LawGroup, ...] = ()  # one law per (optimizer, section) when the study has several
+    group_laws: dict[str, ScalingLaw] = field(default_factory=dict)  # by group name: laws/*.json
 
     @property
     def report_path(self) -> Path:
@@ -54,7 +64,8 @@ class AnalysisResult:
 
     def summary(self) -> str:
         """A few lines for the terminal."""
-        return terminal_summary(self.fits, self.law, self.warnings, self.report_path)
+        text = terminal_summary(self.fits, self.law, self.warnings, self.report_path)
+        return "\n".join([text, *summary_lines(self.groups, self.group_laws)]) if self.groups else text
 
     # The fits, by name.
     @property
@@ -108,22 +119,28 @@ def analyze(trials: TrialTable | pd.DataFrame, out_dir: Path, *, log_to_mlflow: 
     simulations (the same table gives the same law)."""
     table = trials if isinstance(trials, TrialTable) else TrialTable.from_frame(trials)
     fits = fit_study(table, FitOptions(seed=seed))
-    law = build_law(fits)
+    groups = fit_law_groups(table, fits, FitOptions(seed=seed))
+    laws = group_laws(groups)
+    primary = next((g.name for g in groups if g.primary), None)
+    law = replace(build_law(fits), group=primary)  # null for a study of one law, as before
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise AnalysisError(f"--out {out_dir} exists and is not a folder")
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = write_files(table, law, out_dir)
-    warnings = list(fits.warnings)
+    files = write_files(table, law, out_dir) + (write_group_files(groups, laws, out_dir) if groups else [])
+    warnings = list(fits.warnings) + [f"no law for {g.name}: {g.reason}" for g in groups if g.fits is None]
     figures, notes = draw_fit_figures(fits, out_dir)
     figures += _schedule_figure(fits, out_dir, notes, warnings)
-    result = AnalysisResult(fits, law, out_dir, files + figures, figures, notes, warnings)
-    result.report_path.write_text(report_markdown(fits, law, figures, notes, warnings))
+    result = AnalysisResult(fits, law, out_dir, files + figures, figures, notes, warnings, groups=groups,
+                            group_laws=laws)
+    laws_section = report_section(groups, laws) if groups else []
+    result.report_path.write_text(report_markdown(fits, law, figures, notes, warnings, laws_section))
     result.files.append(result.report_path)
     if log_to_mlflow and fits.provenance.get("source") == "mlflow":
         try:
-            result.analysis_run_id = publish_analysis(law, fits.provenance, out_dir,
-                                                      {"trials": fits.n_trials, "cells": len(fits.frontier.cells)})
+            params = {"trials": fits.n_trials, "cells": len(fits.frontier.cells),
+                      **({"laws": ", ".join(g.name for g in groups)} if groups else {})}
+            result.analysis_run_id = publish_analysis(law, fits.provenance, out_dir, params, group_metrics(laws))
         except Exception as error:  # noqa: BLE001 - the files are written; say why the run is missing
             warnings.append(f"the analysis run was not logged to MLflow: {str(error).strip().splitlines()[0]}")
         try:

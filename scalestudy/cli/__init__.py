@@ -7,6 +7,7 @@ store created.
 * :mod:`.arguments`: the parser of every command and its flags;
 * :mod:`.study_commands`: validate, run, demo, interpolate, sync, bench, ui;
 * :mod:`.law_commands`: analyze, check-law, recommend, plan;
+* :mod:`.warmup_command`: plan --batch-warmup;
 * here, :func:`main`: a command run with one-line errors.
 """
 

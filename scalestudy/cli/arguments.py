@@ -36,6 +36,12 @@ def _add_run_flags(parser: argparse.ArgumentParser) -> None:
     _add_connect_timeout(parser)
 
 
+def _add_group(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--group", default=None,
+                        help="which law of a study with several (one per optimizer and section), e.g. adamw/lm: "
+                             "read from laws/index.json beside --law")
+
+
 def _add_connect_timeout(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--connect-timeout", type=float, metavar="SECONDS",
                         help="give up on an address, tracking store or storage that does not answer within this "
@@ -52,6 +58,20 @@ def _add_guard(parser: argparse.ArgumentParser, extrapolation: bool = True) -> N
                             help="refuse (plan: do not choose) a batch size more than F times beyond the largest or "
                                  "smallest the law was fitted on (default 4)")
     parser.add_argument("--force", action="store_true", help="use a law that would be refused, with a warning")
+
+
+def _add_batch_warmup(plan: argparse.ArgumentParser) -> None:
+    """``plan --batch-warmup``'s own flags (it shares ``--factor`` and ``--out`` with the law's plan)."""
+    from scalestudy.law.batch_warmup import BASES
+
+    plan.add_argument("--max-batch-size", type=int, help="--batch-warmup: the largest global batch to grow to "
+                      "(default: as far as CBS admits)")
+    plan.add_argument("--basis", choices=BASES, help="--batch-warmup: grow B while it stays within "
+                      "the lower end of CBS's 95 %% interval (ci_low, the default) or CBS itself (estimate)")
+    plan.add_argument("--total-examples", type=int, help="--batch-warmup: the run's length in examples (default: "
+                      "the base run's, from cbs.json)")
+    plan.add_argument("--sequence-length", type=int, metavar="L", help="--batch-warmup: tokens per example, for the "
+                      "trainers that count in tokens (Megatron-LM's thresholds, OLMo-core)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -89,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check-law", help="does a fitted law hold in a second study (larger B or N)?")
     check.add_argument("--law", type=Path, required=True)
+    _add_group(check)
     check_source = check.add_mutually_exclusive_group(required=True)
     check_source.add_argument("--experiment", help="MLflow experiment name of the check study")
     check_source.add_argument("--runs", type=Path, help="the check study's trials.parquet instead of MLflow")
@@ -99,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     recommend = commands.add_parser("recommend", help="learning rate for a batch size from a fitted law")
     recommend.add_argument("--law", type=Path, required=True)
+    _add_group(recommend)
     recommend.add_argument("--batch-size", type=int, required=True)
     recommend.add_argument("--momentum", type=float, default=None,
                            help="default: 0, or the single momentum the law was fitted at")
@@ -106,14 +128,22 @@ def build_parser() -> argparse.ArgumentParser:
                            help="N, training examples (needed when the law has gamma; default: the law's N)")
     _add_guard(recommend)
 
-    plan = commands.add_parser("plan", help="the batch size, lr, momentum, schedule and time to train at, from a law")
-    plan.add_argument("--law", type=Path, required=True)
-    plan.add_argument("--workers", type=int, required=True, help="data-parallel workers (GPUs) to train on")
-    plan.add_argument("--max-batch-per-worker", type=int, required=True, help="the largest batch one worker fits")
-    speed = plan.add_mutually_exclusive_group(required=True)
+    plan = commands.add_parser("plan", help="the batch size, lr, momentum, schedule and time to train at, from a law "
+                               "(--law); or a batch-size warmup from CBS(t) (--batch-warmup)")
+    what = plan.add_mutually_exclusive_group(required=True)
+    what.add_argument("--law", type=Path)
+    what.add_argument("--batch-warmup", type=Path, metavar="CBS.json", help="plan a batch-size warmup from the "
+                      "critical batch size a branched study measured (cbs.json), with its files for PyTorch, "
+                      "Hugging Face, Megatron-LM, OLMo-core and Levanter (its own flags: --max-batch-size, --basis, "
+                      "--total-examples, --sequence-length; with --factor and --out)")
+    _add_group(plan)
+    # With --law these five are required (cmd_plan checks them: argparse cannot make a flag required by another).
+    plan.add_argument("--workers", type=int, help="data-parallel workers (GPUs) to train on")
+    plan.add_argument("--max-batch-per-worker", type=int, help="the largest batch one worker fits")
+    speed = plan.add_mutually_exclusive_group()
     speed.add_argument("--examples-per-second-per-worker", type=float, help="one worker's training throughput")
     speed.add_argument("--throughput", type=float, help="measured examples per second of all workers together")
-    length = plan.add_mutually_exclusive_group(required=True)
+    length = plan.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=int, help="train this many epochs")
     length.add_argument("--target", type=float,
                         help="train until this test accuracy (the one the study's steps to target were counted "
@@ -123,11 +153,14 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--schedule", choices=("hybrid", "step_decay_lr", "constant"),
                       help="default: hybrid with --epochs, constant with --target")
     plan.add_argument("--milestones", help="epochs where the lr would decay, e.g. 27,54,72 (default 30/60/80 %%)")
-    plan.add_argument("--factor", type=float, default=5.0, help="decay (or batch growth) factor at each milestone")
+    plan.add_argument("--factor", type=float, help="decay (or batch growth) factor at each milestone (default 5); "
+                      "--batch-warmup: B grows by this whole factor (default 2)")
     plan.add_argument("--warmup-epochs", type=int, help="default: 5 %% of the epochs (1-5) when B is above the "
                       "law's smallest")
-    plan.add_argument("--out", type=Path, default=Path("plan.yaml"), help="the plan file (default plan.yaml)")
+    plan.add_argument("--out", type=Path, help="the plan file (default plan.yaml); --batch-warmup: the output "
+                      "folder (default batch_warmup/)")
     _add_guard(plan)
+    _add_batch_warmup(plan)
 
     demo = commands.add_parser("demo", help="run the quickstart study, analyze it, print the law")
     demo.add_argument("--spec", type=Path, help="spec to run instead of search_spaces/quickstart.yaml")

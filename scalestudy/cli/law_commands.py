@@ -71,7 +71,8 @@ def cmd_check_law(args: argparse.Namespace) -> int:
 
     check_out(args.out)
     guard = _guard(args)
-    law = ScalingLaw.load(args.law)
+    law_path = _law_path(args)
+    law = ScalingLaw.load(law_path)
     trials = _trials(args)
     source = f"`{args.runs}`" if args.runs is not None else f"MLflow experiment `{args.experiment}`"
     with removed_on_failure([args.out]):
@@ -81,17 +82,17 @@ def cmd_check_law(args: argparse.Namespace) -> int:
                                if c.predicted is not None], guard)
         check = replace(check, warnings=(*check.warnings, *forced))  # check.json and check.md keep them
         args.out.mkdir(parents=True, exist_ok=True)
-        files = write_check(check, law, args.law, source, args.out)
+        files = write_check(check, law, law_path, source, args.out)
     print("\n".join(check_table(check)))
     print(f"\n{verdict(check)}")
     print(f"written: {', '.join(str(path) for path in files)}")
-    print(_log_check(check, law, trials.provenance, args, source))
+    print(_log_check(check, law, law_path, trials.provenance, args, source))
     for warning in forced:
         print(f"warning: {warning}", file=sys.stderr)
     return 0 if check.passed else 1
 
 
-def _log_check(check, law, provenance: dict, args: argparse.Namespace, source: str) -> str:
+def _log_check(check, law, law_path: Path, provenance: dict, args: argparse.Namespace, source: str) -> str:
     """Log the check to MLflow where the law (else the checked study) has its run; the line that says where.
     The files are written: a store that cannot be reached is a line, not an error."""
     from scalestudy.analysis.outputs.check_run import check_run_place, publish_check
@@ -102,7 +103,7 @@ def _log_check(check, law, provenance: dict, args: argparse.Namespace, source: s
         return "MLflow: not logged (neither the law file nor the check study records an MLflow run)"
     try:
         check_existing_store(place.tracking_uri, "the law's tracking URI", connect_timeout(args.connect_timeout))
-        run_id = publish_check(check, law, place, args.law, source, args.out)
+        run_id = publish_check(check, law, place, law_path, source, args.out)
     except Exception as error:  # noqa: BLE001 - the check is written; say why its run is missing
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         return f"MLflow: not logged to {redact_uri(place.tracking_uri)} ({redact_uri(first)[:300]})"
@@ -113,6 +114,7 @@ def _log_check(check, law, provenance: dict, args: argparse.Namespace, source: s
 def cmd_recommend(args: argparse.Namespace) -> int:
     from scalestudy.law import MAX_BATCH_SIZE, ScalingLaw
     from scalestudy.law.guards import enforce
+    from scalestudy.law.adamw_rules import adamw_set, enforce_surge
     from scalestudy.law.recommendation import recommendation
 
     if not 0 < args.batch_size <= MAX_BATCH_SIZE:
@@ -122,13 +124,29 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     if args.dataset_size is not None and not 0 < args.dataset_size <= MAX_BATCH_SIZE:
         raise CliError(f"--dataset-size: must be in 1-{MAX_BATCH_SIZE}, got {args.dataset_size}")
     guard = _guard(args)
-    law = ScalingLaw.load(args.law)
+    law = ScalingLaw.load(_law_path(args))
     prediction = law.predict(batch_size=args.batch_size, momentum=args.momentum, dataset_size=args.dataset_size)
     forced = enforce(law, [prediction], guard)  # a useless law: one error line, unless --force
+    forced += enforce_surge(law, args.batch_size, guard)
     print("\n".join(recommendation(law, prediction)))
+    found = adamw_set(law, prediction)  # AdamW laws: β1, β2, λ and the EMA too
+    if found is not None:
+        print("\n".join(found.lines()))
     for warning in [*forced, *prediction.warnings]:
         print(f"warning: {warning}", file=sys.stderr)
     return 0
+
+
+def _law_path(args: argparse.Namespace) -> Path:
+    """``--law``, or with ``--group`` that law of the study (``laws/index.json`` beside ``--law``);
+    a study with several laws and no ``--group`` uses law.json's, said on stderr."""
+    from scalestudy.law.groups import LawIndex, index_path, select_law
+
+    if args.group is None and args.law.name == "law.json" and index_path(args.law).exists():
+        groups = LawIndex.load(index_path(args.law)).groups
+        print(f"note: this study has {len(groups)} laws ({', '.join(groups)}): using law.json's, the primary; "
+              "--group selects another", file=sys.stderr)
+    return select_law(args.law, args.group)
 
 
 def _guard(args: argparse.Namespace):
@@ -139,10 +157,14 @@ def _guard(args: argparse.Namespace):
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from scalestudy.cli.warmup_command import check_law_plan_flags, cmd_batch_warmup
     from scalestudy.law import Plan, PlanRequest, ScalingLaw, make_plan
     from scalestudy.law.plan import PLAN_SCHEMA
     from scalestudy.law.plan_text import describe
 
+    if args.batch_warmup is not None:
+        return cmd_batch_warmup(args)
+    check_law_plan_flags(args)
     milestones = None
     if args.milestones is not None:
         try:
@@ -156,15 +178,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
                        "written over other data)")
     check_out(out.parent if str(out.parent) else Path("."))
     guard = _guard(args)
-    law = ScalingLaw.load(args.law)
+    law_path = _law_path(args)
+    law = ScalingLaw.load(law_path)
     request = PlanRequest(args.workers, args.max_batch_per_worker, args.examples_per_second_per_worker,
                           args.throughput, args.epochs, args.target, args.momentum, args.dataset_size,
-                          args.schedule, milestones, args.factor, args.warmup_epochs, str(args.law), guard)
+                          args.schedule, milestones, args.factor, args.warmup_epochs, str(law_path), guard)
     plan = make_plan(law, request)
     out.parent.mkdir(parents=True, exist_ok=True)
     plan.save(out)
     assert Plan.load(out) == plan  # what training code reads is what was planned
-    print(f"plan from {args.law} ({law.form})")
+    print(f"plan from {law_path} ({law.form})")
     print("\n".join(describe(plan)))
     print(f"written: {out}")
     return 0

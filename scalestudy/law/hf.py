@@ -34,16 +34,18 @@ try:
 except ImportError as error:  # an optional dependency
     raise ImportError("scalestudy.law.hf needs transformers and accelerate: pip install \"scalestudy[hf]\"") from error
 
+from scalestudy.law.adamw_torch import plan_optimizer
 from scalestudy.law.plan import Plan, PlanError
 from scalestudy.law.pytorch import PlanScheduler
 
 
 def plan_optimizers(model: torch.nn.Module, plan: Plan, optimizer: torch.optim.Optimizer | None = None
                     ) -> tuple[torch.optim.Optimizer, PlanScheduler]:
-    """``optimizers=`` for the Trainer: ``optimizer`` (by default SGD with the plan's momentum, the
-    study's optimizer) and the plan's scheduler, which sets ε and m at every update."""
+    """``optimizers=`` for the Trainer: ``optimizer`` (by default the study's: SGD with the plan's momentum,
+    or AdamW with its β1, β2 and λ for a plan with ``adamw``, :func:`~scalestudy.law.adamw_torch.plan_optimizer`)
+    and the plan's scheduler, which sets ε and m (and AdamW's β2 and λ) at every update."""
     if optimizer is None:
-        optimizer = torch.optim.SGD(model.parameters(), lr=plan.at_step(0).lr, momentum=plan.momentum)
+        optimizer = plan_optimizer(model, plan)
     return optimizer, plan.lr_scheduler(optimizer)
 
 

@@ -27,6 +27,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
 
+from scalestudy.law.plan_adamw import AdamWAt, PlanAdamW, adamw_at
 from scalestudy.law.records import Interval, LawFileError, read_document, read_record, to_json, write_document
 from scalestudy.schedules import Hyper, hyper_at, warmup_factor
 
@@ -148,6 +149,7 @@ class Plan:
     law_lr: float | None = None  # the law's ε*(B) when lr_basis is not "law"
     batch_size_reason: str | None = None  # how B follows from the tightest limit, in words
     initial_lr_ci95: Interval | None = None  # 95 % interval of schedule.initial_lr, the first and peak ε (basis law)
+    adamw: PlanAdamW | None = None  # β1, β2, λ, model EMA at batch_size (laws with law.adamw; absent before)
     schema: str = PLAN_SCHEMA
 
     # ----------------------------------------------------------------- files
@@ -258,13 +260,26 @@ class Plan:
                 yield PlanStep(step, epoch.epoch, epoch.batch_size,
                                epoch.lr * warmup_factor(step, self.warmup_updates), epoch.momentum)
 
+    def adamw_at(self, step: int) -> AdamWAt | None:
+        """AdamW's β1, β2, λ and EMA momentum at update ``step`` (its epoch's B and ε); None without ``adamw``."""
+        if self.adamw is None:
+            return None
+        at = self.at_step(step)
+        epoch = self.epochs()[at.epoch]
+        return adamw_at(self.adamw, self.batch_size, epoch.batch_size, epoch.lr, self.dataset_size)
+
     @property
     def constant_batch(self) -> bool:
         return len({e.batch_size for e in self.epochs()}) == 1
 
     # ------------------------------------------------------ training code
     def lr_scheduler(self, optimizer, last_epoch: int = -1):
-        """A ``torch.optim.lr_scheduler.LRScheduler`` setting ε and m of every update (torch needed)."""
+        """A ``torch.optim.lr_scheduler.LRScheduler`` setting ε and m of every update (torch needed); in a
+        plan with ``adamw``, β2 and λ too (:class:`~scalestudy.law.adamw_torch.PlanAdamWScheduler`)."""
+        if self.adamw is not None:
+            from scalestudy.law.adamw_torch import PlanAdamWScheduler
+
+            return PlanAdamWScheduler(optimizer, self, last_epoch=last_epoch)
         from scalestudy.law.pytorch import PlanScheduler  # torch is optional for reading a plan
 
         return PlanScheduler(optimizer, self, last_epoch=last_epoch)
@@ -309,6 +324,10 @@ class Plan:
         fields = {"learning_rate": self.schedule.initial_lr, "per_device_train_batch_size": per_device,
                   "gradient_accumulation_steps": steps[0], "lr_scheduler_type": "constant",
                   "dataloader_drop_last": True}
+        if self.adamw is not None:  # what HF's own AdamW would take (plan_optimizers builds it from the plan)
+            at = self.adamw_at(0)
+            fields.update({"adam_beta1": at.beta1, **({"adam_beta2": at.beta2} if at.beta2 is not None else {}),
+                           **({"weight_decay": at.weight_decay} if at.weight_decay is not None else {})})
         if self.constant_batch and self.dataset_size // (per_device * devices) % steps[0] == 0:
             return {**fields, "max_steps": self.total_updates}
         return {**fields, "num_train_epochs": len(self.epochs()), "max_steps": -1}

@@ -21,6 +21,7 @@ def describe(plan: Plan) -> list[str]:
     for x in sorted(plan.limits, key=lambda x: x.value):
         lines.append(f"  {x.name:<{width}}  {_value(x):<24} {x.reason or ''}".rstrip())
     lines.append(_lr_line(plan))
+    lines += _adamw_lines(plan)
     lines.append(f"schedule         {s.kind}, {s.epochs} epochs" + (f", warmup {s.warmup_epochs} epochs"
                                                                       if s.warmup_epochs else ", no warmup"))
     lines.append("  epochs      batch size   lr            updates")
@@ -36,6 +37,20 @@ def describe(plan: Plan) -> list[str]:
     lines.append(f"wall time        {in_unit(p.wall_seconds, unit)} {unit[0]}{span} at {plan.setting.throughput:,.0f} "
                  f"examples/s ({plan.setting.throughput_source})")
     lines += [f"warning: {w}" for w in plan.warnings]
+    return lines
+
+
+def _adamw_lines(plan: Plan) -> list[str]:
+    """AdamW's other hyperparameters at B (plans of laws with ``adamw``)."""
+    a = plan.adamw
+    if a is None:
+        return []
+    lines = [f"AdamW at B={plan.batch_size} (each moves with B as its rule says)"]
+    for name, value, ci in (("beta1", a.beta1, None), ("beta2", a.beta2, a.beta2_ci95),
+                            ("weight_decay", a.weight_decay, a.weight_decay_ci95), ("ema", a.ema, a.ema_ci95)):
+        if value is not None:
+            interval = f" [{ci[0]:.6g}, {ci[1]:.6g}]" if ci else ""
+            lines.append(f"  {name:<13}{value:.6g}{interval}   {a.rules.get(name, '')}".rstrip())
     return lines
 
 

@@ -36,8 +36,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from scalestudy.law.adamw_rules import surge_warning
 from scalestudy.law.guards import Guard, enforce
 from scalestudy.law.plan import KINDS, Plan, PlanError, PlanPrediction, PlanSchedule, PlanSetting, PlanSource
+from scalestudy.law.plan_adamw import plan_adamw
 from scalestudy.law.plan_limits import batch_limits, batch_size_reason, steps_line
 from scalestudy.law.records import Interval
 from scalestudy.law.scaling import ScalingLaw
@@ -130,9 +132,11 @@ def make_plan(law: ScalingLaw, request: PlanRequest) -> Plan:
     setting = PlanSetting(request.workers, request.max_batch_per_worker, throughput, source, n, request.epochs,
                           request.target)
     reason = batch_size_reason(tightest, workers, per_worker_cap, batch, start, growths, request.factor)
+    surge = surge_warning(law, batch)  # ε*(B) falls past its peak: the law's ε is too large there
+    warnings += [surge] if surge else []
     plan = Plan(setting, batch, workers, per_worker, lr, momentum, schedule,
                 PlanPrediction(0, 0, 0.0), tuple(limits), limited_by, _source(law, request.law_file),
-                lr_ci95, tuple(warnings), basis, law_lr, reason, start_ci95)
+                lr_ci95, tuple(warnings), basis, law_lr, reason, start_ci95, plan_adamw(law, at_batch, lr))
     plan.check()
     return _with_predictions(plan, transition)
 

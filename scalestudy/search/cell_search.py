@@ -197,6 +197,12 @@ class CellSearch(Searcher):
         for run in self.runs:  # a search saved by an earlier version holds its cells as dicts
             if isinstance(run.cell, dict):
                 run.cell = Cell.from_dict(run.cell)
+        # Keyed afresh: the law groups' key (cells.law_group) may have changed since the state was saved.
+        self.optima = {}
+        for run in self.runs:
+            best = run.strategy.optimum() if run.done and run.strategy is not None else None
+            if best is not None:
+                self.optima.setdefault(law_group(run.cell), []).append((run.cell.batch_size, run.cell.momentum, best))
 
     # --- inside -----------------------------------------------------------------------------------
 

@@ -158,8 +158,9 @@ def law_trials(frame: pd.DataFrame, *, keep_stopped: bool = False) -> tuple[pd.D
     if "section" in frame.columns and frame["section"].nunique() > 1:
         counts = frame["section"].value_counts()
         keep = counts.index[0]
-        notes.append(f"law fitted on section {keep!r} ({counts.iloc[0]} constant-schedule trials); "
-                     f"constant-schedule trials of {', '.join(repr(s) for s in counts.index[1:])} left out")
+        notes.append(f"law.json's law fitted on section {keep!r} ({counts.iloc[0]} constant-schedule trials); "
+                     f"constant-schedule trials of {', '.join(repr(s) for s in counts.index[1:])} left out of it "
+                     "(each section has its own law: laws/index.json)")
         frame = frame[frame["section"] == keep]
     return frame.reset_index(drop=True), notes
 

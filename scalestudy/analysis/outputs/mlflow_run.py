@@ -11,9 +11,12 @@ from scalestudy.law import ScalingLaw
 from scalestudy.trial.record import ANALYSIS_ROLE, PARENT_TAG, ROLE_TAG, RUN_NAME_TAG, SPEC_HASH_TAG
 
 
-def publish_analysis(law: ScalingLaw, provenance: dict[str, Any], out_dir: Path, params: dict[str, Any]) -> str:
-    """The analysis run's id; ``provenance``: the trial table's (from MLflow)."""
-    return log_analysis_run(provenance, out_dir, run_metrics(law), {k: str(v) for k, v in params.items()})
+def publish_analysis(law: ScalingLaw, provenance: dict[str, Any], out_dir: Path, params: dict[str, Any],
+                     more_metrics: dict[str, float] | None = None) -> str:
+    """The analysis run's id; ``provenance``: the trial table's (from MLflow); ``more_metrics``: beside
+    the law's (the laws of a study with several: ``law_group_outputs.group_metrics``)."""
+    metrics = {**run_metrics(law), **(more_metrics or {})}
+    return log_analysis_run(provenance, out_dir, metrics, {k: str(v) for k, v in params.items()})
 
 
 def run_metrics(law: ScalingLaw) -> dict[str, float]:

@@ -73,8 +73,9 @@ def terminal_summary(fits: StudyFits, law: ScalingLaw, warnings: list[str], repo
 
 
 def report_markdown(fits: StudyFits, law: ScalingLaw, figures: list[Path], figure_notes: list[str],
-             warnings: list[str]) -> str:
-    """report.md: the law and every other fit, the figures, the warnings."""
+             warnings: list[str], laws_section: list[str] = ()) -> str:
+    """report.md: the law and every other fit, the figures, the warnings; ``laws_section``: the laws of a
+    study with several (``law_group_outputs.report_section``), after the primary law's section."""
     prov = law.provenance
     if prov.experiment:
         source = f"MLflow experiment `{prov.experiment}` ({prov.tracking_uri})"
@@ -118,10 +119,11 @@ def report_markdown(fits: StudyFits, law: ScalingLaw, figures: list[Path], figur
     if fitted.bounded_by_divergence:
         out.append("Cells bounded by divergence (in the law; every trial at the next larger lr diverged, so ε* "
                    f"lies below it): {', '.join(fitted.bounded_by_divergence)}.")
-    out += _cell_table(fits.frontier)
+    out += cell_table(fits.frontier)
     if fitted.excluded_cells:
         out.append(f"Cells left out: {', '.join(fitted.excluded_cells)}.")
     out += [f"- {note}" for note in law.notes]
+    out += ["", *laws_section] if laws_section else []
     out += ["", "## Noise scale at the optimum", ""]
     noise = fits.noise
     if noise.value is None:
@@ -212,7 +214,7 @@ def _schedules_section(schedules, percent: bool = True) -> list[str]:
         out.append(f"Note: {schedules.reason}.")
     return out
 
-def _cell_table(frontier) -> list[str]:
+def cell_table(frontier) -> list[str]:
     """One row per cell: status (an edge cell's reason), ε* and its 95 % interval, the divergence bound, and
     the trials stopped early that entered it censored (when any cell has some)."""
     if not frontier.cells:

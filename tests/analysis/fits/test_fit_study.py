@@ -81,7 +81,7 @@ LAW_KEYS = {  # law.json, schema scalestudy.law/v1: every mapping's keys, in the
          "fitted_on", "provenance", "gamma", "r2", "prediction", "breakdown_test", "smooth_bend", "noise_scale_opt",
          "gap_slope",
          "gradient_noise_scale", "critical_batch_size", "compute", "reasons", "notes", "cells", "units", "optimizer",
-         "objective"],
+         "objective", "adamw", "surge", "group"],
     "ci95": ["k", "alpha", "beta", "breakdown_batch_size"],
     "domain": ["batch_size", "momentum"],
     "objective": ["metric", "direction"],
