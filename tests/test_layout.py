@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "scalestudy"
 # Bottom first. A module may import modules of its own layer and of the layers below.
 LAYERS = [
     ("leaves", ["scalestudy", "scalestudy.registry", "scalestudy.usercode", "scalestudy.schedules", "scalestudy.noise", "scalestudy.batching",
-                "scalestudy.law", "scalestudy.data", "scalestudy.models", "scalestudy.diagnostics", "scalestudy.optim",
+                "scalestudy.law", "scalestudy.nqm", "scalestudy.data", "scalestudy.models", "scalestudy.diagnostics", "scalestudy.optim",
                 "scalestudy.tasks"]),
     ("endpoints", ["scalestudy.endpoints"]),
     ("spec", ["scalestudy.spec"]),

@@ -28,6 +28,7 @@ BENCHMARKS = Registry(
         "coverage": "scalestudy.bench.coverage:bench_coverage",
         "pack": "scalestudy.bench.pack:bench_pack",
         "compile": "scalestudy.bench.compile:bench_compile",
+        "cbs": "scalestudy.bench.cbs:bench_cbs",
     },
 )
 
@@ -81,7 +82,7 @@ class BenchTable:
 
 
 # Options a benchmark takes besides tiny (the command line's flags, named as the keyword arguments).
-OPTIONS: dict[str, tuple[str, ...]] = {"search": ("replay", "repetitions", "fraction")}
+OPTIONS: dict[str, tuple[str, ...]] = {"search": ("replay", "repetitions", "fraction"), "cbs": ("repetitions",)}
 
 
 def run_benchmark(name: str, tiny: bool = False, **options: Any) -> BenchTable:

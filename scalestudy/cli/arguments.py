@@ -194,8 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--replay", type=Path, metavar="TABLE.parquet",
                        help="search: replay this recorded study (a trials.parquet analyze wrote) instead of the "
                             "shipped reference tables")
-    bench.add_argument("--repetitions", type=int, metavar="N", help="search: repetitions per table and algorithm "
-                                                                    "(default 20; 2 with --tiny)")
+    bench.add_argument("--repetitions", type=int, metavar="N", help="search: repetitions per table and algorithm; "
+                                                                    "cbs: base runs per design (default 20; 2 with "
+                                                                    "--tiny)")
     bench.add_argument("--fraction", type=float, metavar="F",
                        help="search: the budget, a share of the recorded grid's trial-epochs (default 0.25)")
 

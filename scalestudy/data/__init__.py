@@ -33,6 +33,7 @@ from scalestudy.data.options import (
     Cifar10Options,
     ImageFolderOptions,
     Mnist1dOptions,
+    NqmOptions,
     SyntheticOptions,
     TextBytesOptions,
 )
@@ -56,6 +57,7 @@ DATASETS = Registry(
         "cifar10": "scalestudy.data.cifar10:load_cifar10",
         "text_bytes": "scalestudy.data.text:load_text_bytes",
         "image_folder": "scalestudy.data.imagefolder:load_image_folder",
+        "nqm": "scalestudy.data.nqm:load_nqm",
     },
     import_paths=True, entry_points="scalestudy.datasets",
     contract="load(**dataset_options) -> (train, test)",
@@ -67,6 +69,7 @@ DATASET_OPTIONS: dict[str, type[BaseModel]] = {
     "cifar10": Cifar10Options,
     "text_bytes": TextBytesOptions,
     "image_folder": ImageFolderOptions,
+    "nqm": NqmOptions,
 }
 
 

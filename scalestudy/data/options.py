@@ -197,3 +197,23 @@ class ImageFolderOptions(_Options):
         from scalestudy.data.folders import class_count
 
         return (3, self.image_size, self.image_size), class_count(self)
+
+
+class NqmOptions(_Options):
+    """The noisy quadratic model's "dataset" (``scalestudy.data.nqm``): standard Gaussian vectors x, one per
+    example, that the ``nqm`` model turns into gradient noise of covariance σ²H/B; the test split is x = 0,
+    where the per-example loss is L(θ) itself."""
+
+    dim: int = Field(100, gt=0, le=100_000, description="dimensions of θ (directions of the quadratic)")
+    train_size: int = Field(32768, gt=0, description="noise draws per epoch (examples)")
+    test_size: int = Field(256, gt=0, description="rows of x = 0: the test loss is L(θ), exact")
+    seed: int = Field(0, ge=0, description="seed of the draws")
+
+    @model_validator(mode="after")
+    def _whitenable(self) -> "NqmOptions":
+        if self.train_size <= self.dim:
+            raise ValueError(f"train_size {self.train_size}: must exceed dim {self.dim} (the draws are whitened)")
+        return self
+
+    def example_shape(self) -> tuple[tuple[int, ...], int]:
+        return (self.dim,), 1

@@ -34,6 +34,7 @@ __all__ = [
     "MODEL_OPTIONS",
     "CNN1dOptions",
     "MLPOptions",
+    "NQMOptions",
     "ResNetOptions",
     "TransformerOptions",
     "UnknownNameError",
@@ -84,6 +85,21 @@ class TransformerOptions(BaseModel):
     """Positions the model embeds (default: the data's sequence length)."""
 
 
+class NQMOptions(BaseModel):
+    """The noisy quadratic model (``models/nqm.py``): θ and its per-example loss; the data's ``dim`` sets θ's size."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    norm: Literal["none"] = "none"
+    """No normalisation layer (ghost batch norm and precise BN do not apply)."""
+    exponent: float = Field(1.0, ge=0.0)
+    """Spectrum hᵢ = i^(−exponent), i = 1..dim (Zhang et al. 2019 use 1)."""
+    theta0_scale: float = 1.0
+    """θ₀ = theta0_scale·(1, …, 1), whatever the seed."""
+    noise_scale: float = Field(1.0, ge=0.0)
+    """σ: a batch of B has gradient noise of covariance σ²H/B."""
+
+
 class WideResNetOptions(_ModelOptions):
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     """Dropout probability between the two convs of each block (0.3 in the WRN paper's CIFAR runs)."""
@@ -97,6 +113,7 @@ MODELS = Registry("model", {
     "resnet32": "scalestudy.models.resnet_cifar:resnet32",
     "wrn16_4": "scalestudy.models.wrn:wrn16_4",
     "transformer": "scalestudy.models.transformer:Transformer",
+    "nqm": "scalestudy.models.nqm:NoisyQuadratic",
 }, import_paths=True, entry_points="scalestudy.models",
    contract="build(input_shape, num_classes, **model_options) -> torch.nn.Module")
 
@@ -108,6 +125,7 @@ MODEL_OPTIONS: dict[str, type[BaseModel]] = {
     "resnet32": ResNetOptions,
     "wrn16_4": WideResNetOptions,
     "transformer": TransformerOptions,
+    "nqm": NQMOptions,
 }
 
 

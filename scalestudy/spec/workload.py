@@ -97,6 +97,19 @@ class Workload(Frozen):
 
     @model_validator(mode="before")
     @classmethod
+    def _nqm_is_one_workload(cls, raw: Any) -> Any:
+        # The noisy quadratic model's data, model and task only make sense together: model nqm implies the rest.
+        if not isinstance(raw, dict) or "nqm" not in (raw.get("dataset"), raw.get("model"), raw.get("task")):
+            return raw
+        raw = {"dataset": "nqm", "model": "nqm", "task": "nqm", **raw}
+        other = [f"{key}: {raw[key]}" for key in ("dataset", "model", "task") if raw[key] != "nqm"]
+        if other:
+            raise ValueError(f"{', '.join(other)}: the noisy quadratic model is dataset, model and task nqm together "
+                             "(write model: nqm alone)")
+        return raw
+
+    @model_validator(mode="before")
+    @classmethod
     def _renamed_penalty(cls, raw: Any) -> Any:
         if isinstance(raw, dict) and "grad_norm_penalty" in raw:
             raise ValueError(

@@ -8,6 +8,8 @@ and the names of its metrics, and says which metric a study optimises by default
 * ``language_model``: next-token cross-entropy over every position of each sequence; ``loss``
   (mean per token) and ``perplexity`` = exp(loss) per split, no accuracy; objective ``test_loss``,
   minimised.
+* ``nqm``: the noisy quadratic model (``workload: {model: nqm}``): the mean of the model's per-example
+  losses; ``loss`` per split, ``test_loss`` = L(θ) exactly; objective ``test_loss``, minimised.
 * the user's own, by import path (:class:`scalestudy.tasks.base.UserTask` states the contract).
 
 Importing this package does not import torch: ``scalestudy validate`` checks a task's name, its
@@ -29,6 +31,7 @@ __all__ = ["TASKS", "TASK_INFO", "TaskInfo", "build_task", "task_info", "user_ta
 TASKS = Registry("task", {
     "classification": "scalestudy.tasks.classification:Classification",
     "language_model": "scalestudy.tasks.language_model:LanguageModel",
+    "nqm": "scalestudy.tasks.nqm:NoisyQuadraticTask",
 }, import_paths=True, entry_points="scalestudy.tasks",
    contract="an object (or a class) with loss(outputs, targets), and optionally names, metrics, directions, objective")
 

@@ -53,6 +53,11 @@ class Task:
         return {f"{split}_{name}": value for split, values in (("train", train), ("test", test))
                 for name, value in values.items() if name != "loss"}
 
+    def divergence_loss(self, num_classes: int) -> float:
+        """The training loss above which a trial has diverged when the spec sets no ``divergence_loss``:
+        ten times a cross-entropy's loss at chance."""
+        return 10.0 * math.log(num_classes)
+
     def batch_metrics(self, batch_size: int, input_shape: tuple[int, ...]) -> dict[str, float]:
         """Per-epoch metrics of the batch itself (a language model's tokens per batch)."""
         return {}

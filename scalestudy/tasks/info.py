@@ -33,4 +33,5 @@ class TaskInfo:
 TASK_INFO: dict[str, TaskInfo] = {
     "classification": TaskInfo(("acc",), ("test_acc", MAX), {"acc": MAX}),
     "language_model": TaskInfo(("perplexity",), ("test_loss", MIN), {"perplexity": MIN}),
+    "nqm": TaskInfo((), ("test_loss", MIN)),
 }

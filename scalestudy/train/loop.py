@@ -119,7 +119,7 @@ class EpochLoop:
         self.target = TargetTracker.from_diagnostics(self.diagnostics, task_info(workload.task))
         self.noise = GradientNoiseScale(smoothing=0.5)  # one update per epoch, each already a mean over steps
         limit = workload.divergence_loss
-        self.divergence_loss = float(limit) if limit is not None else 10.0 * math.log(self.data.num_classes)
+        self.divergence_loss = float(limit) if limit is not None else self.task.divergence_loss(self.data.num_classes)
         self.eval_train_metrics = workload.train_metrics == "eval"
         if self.eval_train_metrics:  # a fixed training subset as large as the test set
             subset = min(self.data.train_size, self.data.test_size)

@@ -97,7 +97,7 @@ def test_a_bad_replay_file_is_one_error_line(tmp_path, make, message):
 
 @pytest.mark.parametrize("argv, message", [
     (["bench", "loop", "--replay", "x.parquet"], "error: --replay: only for bench search (got bench loop)"),
-    (["bench", "all", "--repetitions", "3"], "error: --repetitions: only for bench search (got bench all)"),
+    (["bench", "all", "--repetitions", "3"], "error: --repetitions: only for bench search | cbs (got bench all)"),
     (["bench", "search", "--repetitions", "0"], "error: --repetitions: must be at least 1, got 0"),
     (["bench", "search", "--fraction", "1.5"], "error: --fraction: must be a share of the grid in (0, 1], got 1.5"),
 ])

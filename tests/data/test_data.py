@@ -49,6 +49,7 @@ def small_options(name: str, cifar_root: Path) -> dict:
         "mnist1d": {"train_size": 300, "test_size": 100},
         "synthetic": {"train_size": 256, "test_size": 64},
         "cifar10": {"data_dir": str(cifar_root), "verify_checksums": False, "train_size": 50, "test_size": 20},
+        "nqm": {"dim": 4, "train_size": 64, "test_size": 8},
     }[name]
 
 
@@ -56,7 +57,7 @@ def small_options(name: str, cifar_root: Path) -> dict:
 
 
 # Datasets held whole as tensors; text_bytes and image_folder are map-style (tests/data/test_stream.py).
-IN_MEMORY = ["cifar10", "mnist1d", "synthetic"]
+IN_MEMORY = ["cifar10", "mnist1d", "nqm", "synthetic"]
 
 
 def test_every_dataset_has_options_and_a_contract_entry():
@@ -117,7 +118,7 @@ def test_unknown_dataset_is_a_one_line_error_listing_known_names():
     ):
         with pytest.raises(UnknownNameError) as error:
             call()
-        assert str(error.value) == ("unknown dataset 'mnist'; known: cifar10, image_folder, mnist1d, synthetic, "
+        assert str(error.value) == ("unknown dataset 'mnist'; known: cifar10, image_folder, mnist1d, nqm, synthetic, "
                                     "text_bytes; or an import path package.module:attribute")
 
 

@@ -120,7 +120,7 @@ BAD = [
     ("grid.nesterov", "yes please", "grid.nesterov: Input should be a valid boolean"),
     ("grid.typo", 1, "grid: unknown key 'typo'; allowed: batch_size, lr"),
     ("typo", 1, "unknown key 'typo'; allowed: name, description, workload"),
-    ("workload.dataset", "imagenet", "unknown dataset 'imagenet'; known: cifar10, image_folder, mnist1d, synthetic, text_bytes"),
+    ("workload.dataset", "imagenet", "unknown dataset 'imagenet'; known: cifar10, image_folder, mnist1d, nqm, synthetic, text_bytes"),
     ("workload.model", "gpt", "unknown model 'gpt'; known:"),
     ("workload.epochs", 0, "workload.epochs: Input should be greater than 0"),
     ("workload.epochs", "ten", "workload.epochs: Input should be a valid integer"),

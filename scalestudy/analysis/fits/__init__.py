@@ -9,6 +9,7 @@ frozen dataclasses.
   :mod:`.sharpness_vs_batch`, :mod:`.cost` (what the study used);
 * :mod:`.steps_to_target`, :mod:`.gradient_noise_scale`, :mod:`.gradient_noise_at_target` and
   :mod:`.critical_batch` (the critical batch size three ways);
+* :mod:`.branch_cbs`: CBS(t), the critical batch size at checkpoints of a branched study;
 * :mod:`.study`: :func:`~.study.fit_study`, every fit of a study at once;
 * :mod:`.law_check`: does a fitted law hold in a second study.
 """
