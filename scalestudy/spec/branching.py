@@ -24,7 +24,7 @@ from pydantic import Field, field_validator
 from scalestudy.spec.base import Frozen
 
 
-class Branching(Frozen):
+class BranchingSpec(Frozen):
     """Branch short runs at larger batch sizes from checkpoints of the base run (see the module docstring)."""
 
     checkpoints: int | list[int] = Field(default=6, description=(
@@ -74,12 +74,12 @@ class Branching(Frozen):
         return "sqrt" if "adam" in optimizer.lower() else "linear"
 
 
-def window_epochs(branching: Branching, dataset_size: int) -> int:
+def window_epochs(branching: BranchingSpec, dataset_size: int) -> int:
     """Whole epochs a branch trains: the fewest that cover ``window_examples`` (at least one)."""
     return max(1, math.ceil(branching.window_examples / dataset_size))
 
 
-def checkpoint_epochs(branching: Branching, epochs: int, dataset_size: int, batch_size: int) -> tuple[int, ...]:
+def checkpoint_epochs(branching: BranchingSpec, epochs: int, dataset_size: int, batch_size: int) -> tuple[int, ...]:
     """The base run's epochs (1-based counts of epochs done) after which it is checkpointed.
 
     K points spread over [1, E − w] epochs (E the base's epochs, w the window's): geometric or

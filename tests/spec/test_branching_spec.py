@@ -7,7 +7,7 @@ import pytest
 from cli_in_process import run
 
 from scalestudy.spec import SpecError, check_consistency, spec_from_dict
-from scalestudy.spec.branching import Branching, checkpoint_epochs, window_epochs
+from scalestudy.spec.branching import BranchingSpec, checkpoint_epochs, window_epochs
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -37,25 +37,25 @@ def checked(raw: dict):
 
 def test_geometric_and_linear_checkpoints_match_hand_computed_epochs():
     # E = 80, w = 1: K = 6 points over [1, 79]; geometric 79^(i/5) = 1, 2.40, 5.75, 13.8, 33.0, 79.
-    geometric = Branching(checkpoints=6, window_examples=4000)
+    geometric = BranchingSpec(checkpoints=6, window_examples=4000)
     assert checkpoint_epochs(geometric, 80, 4000, 16) == (1, 2, 6, 14, 33, 79)
     # linear 79·(i+1)/6 = 13.2, 26.3, 39.5, 52.7, 65.8, 79 (39.5 rounds to even)
-    linear = Branching(checkpoints=6, spacing="linear", window_examples=4000)
+    linear = BranchingSpec(checkpoints=6, spacing="linear", window_examples=4000)
     assert checkpoint_epochs(linear, 80, 4000, 16) == (13, 26, 40, 53, 66, 79)
     # Crowded early points move on by one epoch rather than meet: 9^(i/5) = 1, 1.55, 2.41, 3.74, 5.80, 9.
-    assert checkpoint_epochs(Branching(checkpoints=6, window_examples=1), 10, 100, 10) == (1, 2, 3, 4, 6, 9)
+    assert checkpoint_epochs(BranchingSpec(checkpoints=6, window_examples=1), 10, 100, 10) == (1, 2, 3, 4, 6, 9)
 
 
 def test_explicit_points_snap_to_the_nearest_epoch_and_windows_cover_whole_epochs():
     # N = 4000, B = 16: 4000 examples (250 updates) an epoch.
-    by_examples = Branching(checkpoints=[3000, 8000, 20000], window_examples=1)
+    by_examples = BranchingSpec(checkpoints=[3000, 8000, 20000], window_examples=1)
     assert checkpoint_epochs(by_examples, 10, 4000, 16) == (1, 2, 5)
-    by_updates = Branching(checkpoints=[250, 1000], unit="updates", window_examples=1)
+    by_updates = BranchingSpec(checkpoints=[250, 1000], unit="updates", window_examples=1)
     assert checkpoint_epochs(by_updates, 10, 4000, 16) == (1, 4)
-    assert window_epochs(Branching(window_examples=4001), 4000) == 2
-    assert window_epochs(Branching(window_examples=10), 4000) == 1
+    assert window_epochs(BranchingSpec(window_examples=4001), 4000) == 2
+    assert window_epochs(BranchingSpec(window_examples=10), 4000) == 1
     with pytest.raises(ValueError, match="branching.checkpoints: points .* meet at epochs"):
-        checkpoint_epochs(Branching(checkpoints=[4000, 5000], window_examples=1), 10, 4000, 16)
+        checkpoint_epochs(BranchingSpec(checkpoints=[4000, 5000], window_examples=1), 10, 4000, 16)
 
 
 def test_a_valid_branched_spec_and_its_default_rule():
