@@ -168,6 +168,7 @@ def branch_summary(spec: StudySpec, base: TrialConfig) -> str:
                           for f in branching.batch_factors)
     rule = branching.rule_for(base.optimizer)
     return (f"branching: base B={b0} lr={base.lr:g}, checkpoints after epochs {list(epochs)} "
-            f"(examples {[e * (n // b0) * b0 for e in epochs]}); {len(epochs) * len(branching.batch_factors) * len(branching.seeds)} "
+            f"(examples {[e * (n // b0) * b0 for e in epochs]}); "
+            f"{len(epochs) * len(branching.batch_factors) * len(branching.seeds)} "
             f"branches (factors {branching.batch_factors}, seeds {branching.seeds}, rule {rule}) of {window} "
             f"epoch(s) each; compute (all trials' examples / the base's) {1 + branch_examples / base_examples:.2f}")

@@ -9,12 +9,12 @@ from __future__ import annotations
 import logging
 
 from scalestudy.law.batch_warmup import BatchWarmup, scaled_lr, warmup_from_cbs
+from scalestudy.run.storage import COMPARE_FOLDER
 from scalestudy.spec import StudySpec
 from scalestudy.trial.config import TrialConfig
 from scalestudy.trial.stages import LATE_SWITCH_FRACTION, Stage, StagedRun, run_name, staged_config
 
 log = logging.getLogger(__name__)
-COMPARE_FOLDER = "compare"
 
 
 def staged_runs(spec: StudySpec, base: TrialConfig, warmup: BatchWarmup) -> list[StagedRun]:

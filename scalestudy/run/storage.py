@@ -13,6 +13,7 @@ One home for the layout (the study, ``--resume``, ``sync`` and ``interpolate`` a
         train-TRIAL_KEY/checkpoint_NNNNNN/   a DDP trial's checkpoints (its Ray Train run)
         branches/                            a branched study's branch trials: a Tune experiment of its
           TRIAL_KEY/ ...                     own, each trial restored from a checkpoint of the base trial
+        compare/TRIAL_KEY/ ...               its comparison runs (branching.compare), a third experiment
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ RESULTS_FILE = "result.json"
 CHECKPOINT_PREFIX = "checkpoint_"
 EXPERIMENT_STATE_GLOB = "experiment_state-"
 BRANCHES_FOLDER = "branches"  # a branched study's branch trials (scalestudy.run.branching)
+COMPARE_FOLDER = "compare"  # its comparison runs (scalestudy.run.comparison)
 
 
 def storage_filesystem(storage_path: str):
@@ -142,7 +144,8 @@ def trial_folders(run: StudyRun) -> list[str]:
     entries = fs.get_file_info(pyarrow.fs.FileSelector(folder, allow_not_found=True))
     names = {e.base_name: e.path for e in entries if e.type == pyarrow.fs.FileType.Directory}
     return sorted(path for name, path in names.items()
-                  if not (name.startswith("train-") and name[len("train-"):] in names) and name != BRANCHES_FOLDER)
+                  if not (name.startswith("train-") and name[len("train-"):] in names)
+                  and name not in (BRANCHES_FOLDER, COMPARE_FOLDER))
 
 
 def read_results(fs, trial_folder: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:

@@ -48,7 +48,8 @@ def check_branching(spec: StudySpec, dataset_size: int) -> None:
     too_large = [f for f in branching.batch_factors if f * grid.batch_size[0] > dataset_size]
     if too_large:
         raise SpecError(f"branching.batch_factors: {too_large[0]} × grid.batch_size {grid.batch_size[0]} exceeds the "
-                        f"training-set size {dataset_size}; allowed: factors up to {dataset_size // grid.batch_size[0]}")
+                        f"training-set size {dataset_size}; allowed: factors up to "
+                        f"{dataset_size // grid.batch_size[0]}")
     # The comparison plans its warmup from CBS(t) mid-study: the estimator must be there before anything starts.
     if branching.compare and importlib.util.find_spec("scalestudy.analysis.fits.branch_cbs") is None:
         raise SpecError("branching.compare: needs the CBS estimator scalestudy.analysis.fits.branch_cbs, which this "

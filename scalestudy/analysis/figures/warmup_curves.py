@@ -22,7 +22,8 @@ def draw_warmup_curves(curves: pd.DataFrame, comparison: WarmupComparison, objec
         summary = by_kind[kind].steps_ratio
         label = None
         if seed == min(curves.loc[curves["kind"] == kind, "seed"]):
-            ratio = f": {summary.mean:.2f}× the constant's steps" if summary.mean is not None and kind != "constant" else ""
+            shown = summary.mean is not None and kind != "constant"
+            ratio = f": {summary.mean:.2f}× the constant's steps" if shown else ""
             label = f"{kind.replace('_', ' ')}{ratio}"
         ax.plot(run["updates"], run["loss"], "-", color=COLORS.get(kind, "gray"), lw=1.0, alpha=0.8, label=label)
     for target in sorted(set(comparison.targets.values())):

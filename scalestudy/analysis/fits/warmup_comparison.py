@@ -69,7 +69,8 @@ def compare_to_constant(curves: pd.DataFrame) -> WarmupComparison:
     targets = {int(seed): float(row["loss"]) for (kind, seed), row in finals.iterrows() if kind == "constant"}
     kinds = []
     for kind in sorted(curves["kind"].unique(), key=lambda k: (k != "constant", k)):
-        steps, examples, missing, seeds = [], [], 0, sorted(int(s) for s in curves.loc[curves["kind"] == kind, "seed"].unique())
+        steps, examples, missing = [], [], 0
+        seeds = sorted(int(s) for s in curves.loc[curves["kind"] == kind, "seed"].unique())
         for seed in seeds:
             if seed not in targets:
                 continue

@@ -75,7 +75,8 @@ def load_branch_study(tracking_uri: str, experiment_id: str) -> BranchStudy:
     objective = params["objective_metric"]
     losses = _history(client, base.info.run_id, objective)
     noise = _history(client, base.info.run_id, NOISE_METRIC)
-    updates, examples = _history(client, base.info.run_id, "updates"), _history(client, base.info.run_id, "examples_seen")
+    updates = _history(client, base.info.run_id, "updates")
+    examples = _history(client, base.info.run_id, "examples_seen")
     rows, missing = [], 0
     for run in branches:
         tags, metrics = run.data.tags, run.data.metrics
@@ -86,7 +87,8 @@ def load_branch_study(tracking_uri: str, experiment_id: str) -> BranchStudy:
         epoch = int(tags[branch.CHECKPOINT_EPOCH_TAG])
         diverged = status == record.DIVERGED or bool(metrics.get("diverged", 0))
         rows.append({
-            "checkpoint": int(tags[branch.CHECKPOINT_TAG]), "checkpoint_examples": int(tags[branch.CHECKPOINT_EXAMPLES_TAG]),
+            "checkpoint": int(tags[branch.CHECKPOINT_TAG]),
+            "checkpoint_examples": int(tags[branch.CHECKPOINT_EXAMPLES_TAG]),
             "checkpoint_updates": int(tags[branch.CHECKPOINT_UPDATES_TAG]), "checkpoint_epoch": epoch,
             "base_loss": losses.get(epoch, math.nan), "batch_size": int(run.data.params["batch_size"]),
             "batch_factor": int(tags[branch.FACTOR_TAG]), "seed": int(run.data.params["seed"]),

@@ -91,7 +91,8 @@ def analyze_branches(study: BranchStudy, out_dir: Path, *, log_to_mlflow: bool =
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = [curve.save(out_dir / "cbs.json")]
-    warnings = [f"{study.missing} branch(es) did not end (errored or interrupted) and are left out"] if study.missing else []
+    warnings = ([f"{study.missing} branch(es) did not end (errored or interrupted) and are left out"]
+                if study.missing else [])
     warmup = None
     try:
         warmup = warmup_from_cbs(curve, basis=study.warmup_basis, source="cbs.json")
@@ -132,7 +133,8 @@ def branch_report(result: BranchAnalysis, study: BranchStudy) -> str:
     curve = result.curve
     lines = [f"# CBS(t) by branching: {curve.workload}", "",
              f"Base run B₀ = {curve.base_batch_size}, ε = {curve.base_lr:g}, m = {curve.momentum:g} "
-             f"({curve.optimizer}); branch windows of {curve.window_examples} examples rounded up to whole epochs, lr by the "
+             f"({curve.optimizer}); branch windows of {curve.window_examples} examples rounded up to whole epochs, "
+             f"lr by the "
              f"{curve.rule} rule, tolerance {curve.tolerance:g} in {study.objective}. Compute: "
              f"{result.compute_ratio:.2f}× the base run's examples.", "",
              "| checkpoint | examples | updates | base loss | CBS | 95 % interval | censored | B_simple |",
@@ -167,6 +169,7 @@ def comparison_lines(comparison: WarmupComparison) -> list[str]:
              "| run | seeds | reached | steps ratio | examples ratio | final loss | updates |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for kind in comparison.kinds:
-        lines.append(f"| {kind.kind} | {kind.seeds} | {kind.seeds - kind.not_reached} | {_ratio_text(kind.steps_ratio)} | "
+        lines.append(f"| {kind.kind} | {kind.seeds} | {kind.seeds - kind.not_reached} | "
+                     f"{_ratio_text(kind.steps_ratio)} | "
                      f"{_ratio_text(kind.examples_ratio)} | {kind.final_loss:.4f} | {kind.total_updates:.0f} |")
     return lines
