@@ -177,3 +177,14 @@ def update_lrs(schedule: ScheduleParams, initial: Hyper, epoch: int, dataset_siz
     lr = hyper_at(schedule, initial, epoch).lr
     return [lr * warmup_factor(u, warmup) * (decay(u, warmup, total) if decay is not None else 1.0)
             for u in range(first, first + counts[epoch])]
+
+
+def stage_at(start_epochs: Sequence[int], epoch: int) -> int:
+    """Index of the stage of a staged run (a batch warmup, a late switch: ``scalestudy.trial.stages``) that
+    trains epoch ``epoch`` (0-based): the last whose start epoch is ≤ it; ``start_epochs`` increase from 0.
+    Each stage is a constant (B, ε) from its start to the next one's (Merrill et al. 2025, §5)."""
+    index = 0
+    for i, start in enumerate(start_epochs):
+        if start <= epoch:
+            index = i
+    return index

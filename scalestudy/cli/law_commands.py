@@ -30,6 +30,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from scalestudy.endpoints import removed_on_failure
 
     check_out(args.out)
+    if args.experiment is not None and _analyze_branched(args):
+        return 0
     trials = _trials(args, allow_partial=args.allow_partial)
     with removed_on_failure([args.out]):  # data too thin to fit: no half-written output folder
         result = analyze(trials, args.out)
@@ -39,6 +41,25 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if "partial" in trials.provenance:  # --allow-partial on a study that did not finish: said here too
         print(f"partial study: {trials.provenance['partial']}")
     return 0
+
+
+def _analyze_branched(args: argparse.Namespace) -> bool:
+    """A branched study (issue 23) is analysed into CBS(t) instead of a law; False for any other study."""
+    from mlflow.tracking import MlflowClient
+
+    from scalestudy.analysis.outputs.branch_analysis import analyze_branches
+    from scalestudy.analysis.inputs.branch_table import is_branched, load_branch_study
+    from scalestudy.endpoints import absolute_uri, check_existing_store, connect_timeout, removed_on_failure
+
+    uri = absolute_uri(args.tracking_uri if args.tracking_uri is not None else DEFAULT_TRACKING_URI)
+    check_existing_store(uri, "--tracking-uri", connect_timeout(args.connect_timeout))
+    experiment = MlflowClient(tracking_uri=uri).get_experiment_by_name(args.experiment)
+    if experiment is None or not is_branched(MlflowClient(tracking_uri=uri), experiment.experiment_id):
+        return False
+    with removed_on_failure([args.out]):
+        result = analyze_branches(load_branch_study(uri, experiment.experiment_id), args.out)
+    print(result.summary())
+    return True
 
 
 def cmd_check_law(args: argparse.Namespace) -> int:

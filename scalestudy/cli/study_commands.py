@@ -40,6 +40,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
           f"search {search.algorithm}; dataset {workload.dataset} (N={n}), "
           f"model {workload.model}, {workload.epochs} epochs, {spec.resources.workers_per_trial} worker(s) "
           f"per trial; spec hash {spec.spec_hash()}")
+    if spec.branching is not None:  # one base run: no law to design, its branches instead
+        from scalestudy.run.branching import branch_summary
+
+        print(branch_summary(spec, cells[0].trial(cells[0].lr_grid[0])))
+        return 0
     if search.algorithm != "grid":
         print(search_summary(spec, cells))
     _print_design(spec, cells)

@@ -11,6 +11,9 @@ One home for the layout (the study, ``--resume``, ``sync`` and ``interpolate`` a
           result.json                        one JSON report per line (``sync`` replays them)
           checkpoint_NNNNNN/state.pt         the loop's state after an epoch
         train-TRIAL_KEY/checkpoint_NNNNNN/   a DDP trial's checkpoints (its Ray Train run)
+        branches/                            a branched study's branch trials: a Tune experiment of its
+          TRIAL_KEY/ ...                     own, each trial restored from a checkpoint of the base trial
+        compare/TRIAL_KEY/ ...               its comparison runs (branching.compare), a third experiment
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ PARAMS_FILE = "params.json"
 RESULTS_FILE = "result.json"
 CHECKPOINT_PREFIX = "checkpoint_"
 EXPERIMENT_STATE_GLOB = "experiment_state-"
+BRANCHES_FOLDER = "branches"  # a branched study's branch trials (scalestudy.run.branching)
+COMPARE_FOLDER = "compare"  # its comparison runs (scalestudy.run.comparison)
 
 
 def storage_filesystem(storage_path: str):
@@ -139,7 +144,8 @@ def trial_folders(run: StudyRun) -> list[str]:
     entries = fs.get_file_info(pyarrow.fs.FileSelector(folder, allow_not_found=True))
     names = {e.base_name: e.path for e in entries if e.type == pyarrow.fs.FileType.Directory}
     return sorted(path for name, path in names.items()
-                  if not (name.startswith("train-") and name[len("train-"):] in names))
+                  if not (name.startswith("train-") and name[len("train-"):] in names)
+                  and name not in (BRANCHES_FOLDER, COMPARE_FOLDER))
 
 
 def read_results(fs, trial_folder: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:

@@ -24,6 +24,7 @@ from typing import Any
 
 from scalestudy import endpoints
 from scalestudy.run import tracking
+from scalestudy.run.branching import base_trainable, mark_branches_interrupted, run_branches
 from scalestudy.run.continuation import EarlierStudy, study_plan
 from scalestudy.run.interrupts import SignalCatcher, StudyInterrupted
 from scalestudy.run.preflight import Endpoints, preflight
@@ -100,12 +101,17 @@ def run_study(spec: StudySpec, *, address: str | None = None, storage: str | Non
             try:
                 with catcher.forwarded_to_tune(), environment(TUNE_DRIVER_ENV):
                     results = tuner.fit()
+                    if spec.branching is not None and catcher.signal_number is None:
+                        results = [*results, *run_branches(spec, opened, results, verbose,
+                                                           stopped=lambda: catcher.signal_number is not None)]
             finally:
                 if progress is not None:
                     progress.close()  # a live display must not outlive an interrupted or failed fit
         except KeyboardInterrupt:
             catcher.signal_number = catcher.signal_number or signal.SIGINT
         if catcher.signal_number is not None:
+            if opened is not None and spec.branching is not None:
+                mark_branches_interrupted(opened.mlflow_client, opened.run)
             state = None if opened is None else interrupted_study(
                 opened.mlflow_client, opened.tracking_uri, opened.run, opened.planned, spec.objective.metric)
             raise StudyInterrupted(catcher.signal_number, state)
@@ -159,7 +165,9 @@ def build_tuner(spec: StudySpec, opened: OpenStudy, cells: list[Cell], verbose: 
     from scalestudy.run.trainables import ddp_driver, tune_trial
 
     resources = spec.resources
-    if resources.workers_per_trial == 1:
+    if spec.branching is not None:  # the base run of a branched study keeps its branch points' checkpoints
+        trainable = base_trainable(spec, cells)
+    elif resources.workers_per_trial == 1:
         trainable = tune.with_resources(tune_trial, {"cpu": resources.cpus_per_worker,
                                                      "gpu": resources.gpus_per_worker})
     else:
@@ -190,7 +198,7 @@ def build_tuner(spec: StudySpec, opened: OpenStudy, cells: list[Cell], verbose: 
             run_config=tune.RunConfig(
                 name=run.name, storage_path=run.storage_path, callbacks=tune_callbacks, verbose=0,
                 failure_config=tune.FailureConfig(max_failures=resources.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=None if spec.branching else 1)),
         )
     return tuner, progress
 

@@ -62,8 +62,10 @@ def persisted_checkpoints(known) -> list:
 
 
 def drive(loop: EpochLoop, checkpoints: list, report: Callable[..., None], checkpoint_from: Callable,
-          is_writer: bool) -> None:
-    """Restore from the furthest of ``checkpoints``, then run the loop and report every epoch."""
+          is_writer: bool, keep_epochs: frozenset[int] = frozenset()) -> None:
+    """Restore from the furthest of ``checkpoints``, then run the loop and report every epoch; checkpoint
+    every ``checkpoint_every`` epochs, at the end, and after each epoch of ``keep_epochs`` (a branched
+    study's base: the points its branches start from)."""
     backfill: list[dict[str, float]] = []
     state = furthest_state(checkpoints)
     if state is not None:
@@ -78,7 +80,7 @@ def drive(loop: EpochLoop, checkpoints: list, report: Callable[..., None], check
         if backfill:
             metrics[HISTORY_KEY] = json.dumps(backfill)
             backfill = []
-        if loop.epoch % every and not loop.finished:
+        if loop.epoch % every and not loop.finished and loop.epoch not in keep_epochs:
             report(metrics)
             continue
         with tempfile.TemporaryDirectory(prefix="scalestudy-ckpt-") as directory:

@@ -11,6 +11,7 @@ from scalestudy import data, models, tasks
 from scalestudy.batching import micro_batch_size, penalty_block_size
 from scalestudy.schedules import Hyper, trajectory
 from scalestudy.spec.base import SpecError
+from scalestudy.spec.branch_checks import branch_batch_sizes, check_branching
 from scalestudy.spec.schema import Section, StudySpec
 from scalestudy.spec.user_code import check_optimizer, import_shipped_code, needs_dry_run, prefixed, resolve_workload
 
@@ -82,6 +83,7 @@ def _check_section(spec: StudySpec, section: Section, where: str) -> None:
         raise SpecError(f"diagnostics.gradient_noise_scale: not with {prefix}.grad_penalty kind geiping_blocks "
                         "(its blocks replace the micro-batches the estimate needs); use kind full_gradient or "
                         "measure without the penalty")
+    check_branching(spec, dataset_size)
     momentum_changes = False
     for i, schedule in enumerate(section.schedule):
         field = f"{where}schedule[{i}]"
@@ -101,7 +103,7 @@ def _check_section(spec: StudySpec, section: Section, where: str) -> None:
                 hypers = trajectory(schedule, initial, workload.epochs)
             except ValueError as error:
                 raise SpecError(f"{field}: {error}") from None
-            batches = {h.batch_size for h in hypers}
+            batches = {h.batch_size for h in hypers} | set(branch_batch_sizes(spec, batch_size))
             momentum_changes |= len({h.momentum for h in hypers}) > 1
             for batch in sorted(batches):
                 _check_batch(batch, batch_size, field, where, dataset_size, workers, ghost, workload, plain_bn)

@@ -17,6 +17,7 @@ from pydantic import Field, field_validator, model_validator
 
 from scalestudy.endpoints.uris import DEFAULT_TRACKING_URI
 from scalestudy.spec.base import Frozen, all_positive
+from scalestudy.spec.branching import BranchingSpec
 from scalestudy.spec.early_stopping import EarlyStopping
 from scalestudy.spec.objective import Objective
 from scalestudy.spec.runtime_env import RuntimeEnv
@@ -292,6 +293,7 @@ class StudySpec(Frozen):
     search: Search = Field(default_factory=Search)
     diagnostics: Diagnostics = Field(default_factory=Diagnostics)
     analysis: Analysis = Field(default_factory=Analysis)
+    branching: BranchingSpec | None = None  # CBS(t) from branches of one base run (spec/branching.py)
 
     @model_validator(mode="before")
     @classmethod
