@@ -86,5 +86,6 @@ def draw_cbs_curve(info: CBSFigureInfo, path: Path) -> Path:
     ax.set_xlabel("examples the base run had seen at the checkpoint")
     ax.set_ylabel("batch size (examples per update)")
     ax.set_title(info.title, fontsize=9)
-    ax.legend(fontsize=7, loc="best")
+    # Below the axes: the band spans most of the height, so no corner inside is free.
+    fig.legend(fontsize=7, loc="outside lower center", ncol=2, frameon=False)
     return save_png(fig, path)
