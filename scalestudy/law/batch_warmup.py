@@ -10,7 +10,9 @@ critical batch size measured at a checkpoint allows it (Merrill et al. 2025, arX
 The rule (:func:`scaled_lr`, the one home of it; a branch's lr comes from it too): linear,
 ε·B/B_0, for SGD (Goyal et al. 2017; Smith et al. 2018: decaying ε by f ≈ B × f); sqrt,
 ε·√(B/B_0), for Adam-type optimizers (Malladi et al. 2022; Seesaw, arXiv 2510.14717: lr ÷ √2
-with B × 2). A stage starts at a checkpoint where the bound (the lower end of CBS's 95 % interval
+with B × 2); law, ε·(B/B_0)^α with α the exponent of a fitted law (``law.json``'s alpha:
+``ScalingLaw.predict(B)/predict(B_0)`` at one momentum and N is exactly that ratio), carried as
+``rule_exponent``. A stage starts at a checkpoint where the bound (the lower end of CBS's 95 % interval
 by default: a conservative warmup) first admits the next multiple; B never decreases, and a stage
 with no whole update left before the run's end is not begun.
 
@@ -33,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scalestudy.law.cbs import RULES, CBSCurve, CBSPoint
+from scalestudy.law.cbs import EXPONENT_RULES, RULES, CBSCurve, CBSPoint, rule_exponent_problem
 from scalestudy.law.records import LawError, LawFileError, read_document, read_record, to_json, write_document
 
 WARMUP_SCHEMA = "scalestudy.batch_warmup/v1"
@@ -41,11 +43,18 @@ MAX_WARMUP_BYTES = 16 * 2**20
 BASES = ("ci_low", "estimate")  # what a stage's B must not exceed: CBS's lower 95 % bound, or CBS itself
 
 
-def scaled_lr(base_lr: float, base_batch_size: int, batch_size: int, rule: str) -> float:
-    """The lr at ``batch_size`` from (B_0, ε_0): ε_0·(B/B_0) (``linear``) or ε_0·√(B/B_0) (``sqrt``)."""
+def scaled_lr(base_lr: float, base_batch_size: float, batch_size: float, rule: str,
+              exponent: float | None = None) -> float:
+    """The lr at ``batch_size`` from (B_0, ε_0): ε_0·(B/B_0) (``linear``), ε_0·√(B/B_0) (``sqrt``) or
+    ε_0·(B/B_0)^exponent (``law``: ``exponent`` the law's alpha, required; the others take none)."""
     if rule not in RULES:
         raise ValueError(f"rule {rule!r}; allowed: {', '.join(RULES)}")
+    problem = rule_exponent_problem(rule, exponent)
+    if problem:
+        raise ValueError(problem)
     ratio = batch_size / base_batch_size
+    if rule in EXPONENT_RULES:
+        return base_lr * ratio ** exponent
     return base_lr * (ratio if rule == "linear" else math.sqrt(ratio))
 
 
@@ -75,10 +84,16 @@ class BatchWarmup:
     dataset_size: int
     stages: tuple[BatchStage, ...]
     source: str | None = None  # the cbs.json it came from
+    rule_exponent: float | None = None  # α of the ``law`` rule (absent in older files and for linear, sqrt)
 
     def check(self, where: str = "batch warmup file") -> None:
         if self.schema != WARMUP_SCHEMA:
             raise LawFileError(f"{where}: schema {self.schema!r}; this version reads {WARMUP_SCHEMA!r}")
+        if self.rule not in RULES:
+            raise LawFileError(f"{where}: rule {self.rule!r}; allowed: {', '.join(RULES)}")
+        exponent_problem = rule_exponent_problem(self.rule, self.rule_exponent)
+        if exponent_problem:
+            raise LawFileError(f"{where}: {exponent_problem}")
         if self.base_batch_size < 1 or self.dataset_size < 1:
             raise LawFileError(f"{where}: base_batch_size and dataset_size must be ≥ 1")
         if not self.stages or self.stages[0].start_examples != 0 or self.stages[0].batch_size != self.base_batch_size:
@@ -170,9 +185,9 @@ def warmup_from_cbs(curve: CBSCurve, *, max_batch_size: int | None = None, facto
         start = -(-start // size) * size
         if size > last.batch_size and start + size <= total:  # one whole update of the new B at least
             stages.append(BatchStage(start, last.start_step + (start - last.start_examples) // last.batch_size,
-                                     size, scaled_lr(curve.base_lr, base, size, curve.rule)))
+                                     size, scaled_lr(curve.base_lr, base, size, curve.rule, curve.rule_exponent)))
     warmup = BatchWarmup(WARMUP_SCHEMA, base, curve.base_lr, curve.momentum, curve.optimizer, curve.rule, factor,
-                         basis, total, curve.dataset_size, tuple(stages), source)
+                         basis, total, curve.dataset_size, tuple(stages), source, curve.rule_exponent)
     warmup.check()
     return warmup
 

@@ -8,7 +8,8 @@ branched study measured at each checkpoint of its base run, and what ``scalestud
 
 CBS(t) at a checkpoint (Merrill et al. 2025, arXiv 2505.23971, §3): short runs branched from
 the base run's checkpoint at batch sizes B_j ≥ B_0, each over the same window of examples with
-its lr from ``rule`` (linear: ε·B/B_0 for SGD; sqrt: ε·√(B/B_0) for Adam-type), and the control
+its lr from ``rule`` (linear: ε·B/B_0 for SGD; sqrt: ε·√(B/B_0) for Adam-type; law: ε·(B/B_0)^α,
+α the exponent of a fitted ``law.json``, kept in ``rule_exponent``), and the control
 (B_0, the base's own setting) from the same checkpoint over the same window; CBS is the largest
 B whose loss at the window's end exceeds the control's by at most ``tolerance`` (interpolated in
 ln B between the tested sizes). ``censored`` says when it lies outside the tested sizes:
@@ -20,6 +21,7 @@ Standard library only.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,8 +30,25 @@ from scalestudy.law.records import Interval, LawFileError, read_document, read_r
 
 CBS_SCHEMA = "scalestudy.cbs/v1"
 MAX_CBS_BYTES = 16 * 2**20
-RULES = ("linear", "sqrt")  # lr of a branch at B: ε·(B/B_0) or ε·√(B/B_0)
+RULES = ("linear", "sqrt", "law")  # lr of a branch at B: ε·(B/B_0), ε·√(B/B_0) or ε·(B/B_0)^α (a law's α)
+EXPONENT_RULES = ("law",)  # the rules whose exponent is not fixed: the file carries it (``rule_exponent``)
 CENSORED = ("above", "below")
+
+
+def rule_exponent_problem(rule: str, exponent: float | None) -> str | None:
+    """What is wrong with ``rule_exponent`` for ``rule`` (the ``law`` rule needs a finite one, the others
+    none), or None."""
+    if rule in EXPONENT_RULES:
+        if exponent is None or isinstance(exponent, bool) or not math.isfinite(exponent):
+            return f"rule_exponent {exponent!r}: the {rule} rule needs a finite exponent (the law's alpha)"
+    elif exponent is not None:
+        return f"rule_exponent {exponent!r}: only the {', '.join(EXPONENT_RULES)} rule has one (rule {rule})"
+    return None
+
+
+def rule_label(rule: str, exponent: float | None) -> str:
+    """The rule as people read it: ``linear``, ``sqrt``, ``law (α = 0.62)``."""
+    return f"{rule} (α = {exponent:.3g})" if rule in EXPONENT_RULES and exponent is not None else rule
 
 
 @dataclass(frozen=True)
@@ -59,7 +78,7 @@ class CBSCurve:
     base_lr: float  # ε at B_0
     momentum: float
     optimizer: str  # sgd | adamw | the user's
-    rule: str  # "linear" | "sqrt"
+    rule: str  # "linear" | "sqrt" | "law"
     tolerance: float  # in the objective's units (loss)
     window_examples: int  # each branch's window
     dataset_size: int  # N, training examples per epoch
@@ -68,12 +87,16 @@ class CBSCurve:
     workload: str | None = None
     experiment: str | None = None  # the MLflow experiment the branches are in
     created: str | None = None
+    rule_exponent: float | None = None  # α of the ``law`` rule (absent in older files and for linear, sqrt)
 
     def check(self, where: str = "cbs file") -> None:
         if self.schema != CBS_SCHEMA:
             raise LawFileError(f"{where}: schema {self.schema!r}; this version reads {CBS_SCHEMA!r}")
         if self.rule not in RULES:
             raise LawFileError(f"{where}: rule {self.rule!r}; allowed: {', '.join(RULES)}")
+        exponent_problem = rule_exponent_problem(self.rule, self.rule_exponent)
+        if exponent_problem:
+            raise LawFileError(f"{where}: {exponent_problem}")
         for i, point in enumerate(self.points):
             if point.censored is not None and point.censored not in CENSORED:
                 raise LawFileError(f"{where}: points[{i}].censored {point.censored!r}; allowed: above, below, null")

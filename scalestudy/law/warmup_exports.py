@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scalestudy.law.batch_warmup import BatchWarmup
+from scalestudy.law.cbs import rule_label
 from scalestudy.law.warmup_levanter import LEVANTER_FILE, levanter_file
 from scalestudy.law.warmup_megatron import MEGATRON_ARRAY, MEGATRON_FILE, megatron_args
 from scalestudy.law.warmup_olmo import OLMO_CORE_FILE, olmo_core_file, olmo_core_refusal
@@ -64,7 +65,8 @@ def stage_lines(warmup: BatchWarmup, sequence_length: int | None = None) -> list
     tokens = sequence_length is not None
     head = f"{'start examples':>15}{'  start tokens' if tokens else ''}{'start step':>12}{'batch size':>12}{'lr':>12}"
     lines = [f"batch warmup: B_0 = {warmup.base_batch_size} × {warmup.factor} at each stage CBS ({warmup.basis}) "
-             f"admits, lr by the {warmup.rule} rule ({warmup.optimizer}); {len(warmup.stages)} stage(s), "
+             f"admits, lr by the {rule_label(warmup.rule, warmup.rule_exponent)} rule ({warmup.optimizer}); "
+             f"{len(warmup.stages)} stage(s), "
              f"{warmup.total_steps} updates, {warmup.examples_before(warmup.total_steps)} examples", head]
     for s in warmup.stages:
         where = f"{s.start_examples * sequence_length:>14}" if tokens else ""

@@ -14,6 +14,7 @@ Standard library only.
 from __future__ import annotations
 
 from scalestudy.law.batch_warmup import BatchWarmup
+from scalestudy.law.cbs import rule_label
 
 LEVANTER_FILE = "levanter_train_batch_size.yaml"
 
@@ -28,7 +29,7 @@ def levanter_file(warmup: BatchWarmup) -> str:
     lrs = ", ".join(f"{s.lr:.6g} from step {s.start_step}" for s in warmup.stages)
     lines = ["# Levanter: the batch warmup of batch_warmup.json (scalestudy plan --batch-warmup); merge into",
              "# your config's trainer section. Levanter keeps optimizer.learning_rate whatever the batch size;",
-             f"# the {warmup.rule} rule gives each stage its lr: {lrs}.",
+             f"# the {rule_label(warmup.rule, warmup.rule_exponent)} rule gives each stage its lr: {lrs}.",
              "trainer:",
              "  train_batch_size:"]
     for step in levanter_schedule(warmup):

@@ -19,6 +19,7 @@ Standard library only.
 from __future__ import annotations
 
 from scalestudy.law.batch_warmup import BatchWarmup
+from scalestudy.law.cbs import rule_label
 
 MEGATRON_FILE = "megatron_args.sh"
 MEGATRON_ARRAY = "SCALESTUDY_BATCH_WARMUP_ARGS"
@@ -51,7 +52,8 @@ def megatron_args(warmup: BatchWarmup, sequence_length: int | None = None) -> st
         f"# Add them to the pretrain script's arguments: \"${{{MEGATRON_ARRAY}[@]}}\" (no --global-batch-size,",
         "# no --rampup-batch-size, no --train-iters: the schedule sets the batch size of every update).",
         f"# Thresholds are {units}; batch sizes are samples (sequences) per update.",
-        f"# Megatron keeps --lr whatever the batch size; the {warmup.rule} rule gives each stage its lr: {lrs}.",
+        f"# Megatron keeps --lr whatever the batch size; the {rule_label(warmup.rule, warmup.rule_exponent)} rule "
+        f"gives each stage its lr: {lrs}.",
         f"{MEGATRON_ARRAY}=(",
         f"    --step-batch-size-schedule \"{step_batch_size_schedule(warmup, sequence_length)}\"",
         f"    --train-samples {warmup.examples_before(warmup.total_steps)}",

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 
 from scalestudy.law.batch_warmup import BatchWarmup
+from scalestudy.law.cbs import rule_label
 
 OLMO_CORE_FILE = "olmo_core_batch_size_scheduler.json"
 
@@ -29,7 +30,7 @@ def olmo_core_refusal(warmup: BatchWarmup, sequence_length: int | None) -> str |
     """Why the warmup has no OLMo-core form, or None."""
     if warmup.rule != "sqrt":
         return (f"OLMo-core's callback rescales the lr by √(B ratio) for Adam-type optimizers only; this warmup "
-                f"follows the {warmup.rule} rule ({warmup.optimizer})")
+                f"follows the {rule_label(warmup.rule, warmup.rule_exponent)} rule ({warmup.optimizer})")
     if sequence_length is None:
         return "OLMo-core counts batches in tokens: give --sequence-length"
     return None

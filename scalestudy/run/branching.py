@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import logging
 from scalestudy.law.batch_warmup import scaled_lr
+from scalestudy.law.cbs import rule_label
 from scalestudy.run.storage import BRANCHES_FOLDER, STATE_FILE, StudyRun, checkpoint_folders
 from scalestudy.spec import StudySpec
 from scalestudy.spec.branching import checkpoint_epochs, window_epochs
@@ -55,12 +56,22 @@ def base_checkpoints(run: StudyRun, base_key: str) -> dict[int, tuple[str, int, 
     return found
 
 
+def branch_lrs(spec: StudySpec, base: TrialConfig) -> dict[int, float]:
+    """factor → the lr of the branches at factor·B_0: ``scaled_lr`` by the study's rule (the law rule's α
+    read from ``branching.law``)."""
+    branching = spec.branching
+    rule, exponent = branching.rule_for(base.optimizer), branching.rule_exponent()
+    return {factor: scaled_lr(base.lr, base.batch_size, base.batch_size * factor, rule, exponent)
+            for factor in branching.batch_factors}
+
+
 def plan_branches(spec: StudySpec, run: StudyRun, base: TrialConfig) -> list[tuple[TrialConfig, BranchOrigin]]:
     """Every branch: (its trial config, its origin), per checkpoint the base reached, factor and seed."""
     branching = spec.branching
-    rule = branching.rule_for(base.optimizer)
+    rule, exponent = branching.rule_for(base.optimizer), branching.rule_exponent()
     window = window_epochs(branching, base.workload.dataset_size)
     found = base_checkpoints(run, base.trial_key)
+    lrs = branch_lrs(spec, base)
     branches = []
     for index, epoch in enumerate(keep_epochs(spec, base)):
         if epoch not in found:  # the base diverged or stopped before it: no branch (the analysis says so)
@@ -68,8 +79,8 @@ def plan_branches(spec: StudySpec, run: StudyRun, base: TrialConfig) -> list[tup
         path, updates, examples = found[epoch]
         for factor in branching.batch_factors:
             origin = BranchOrigin(base.trial_key, index, epoch, examples, updates, factor, window, path, rule,
-                                  branching.tolerance, branching.window_examples, branching.warmup_basis)
-            lr = scaled_lr(base.lr, base.batch_size, base.batch_size * factor, rule)
+                                  branching.tolerance, branching.window_examples, branching.warmup_basis, exponent)
+            lr = lrs[factor]
             for seed in branching.seeds:
                 branches.append((branch_config(base, origin, lr, seed), origin))
     return branches
@@ -166,7 +177,7 @@ def branch_summary(spec: StudySpec, base: TrialConfig) -> str:
     base_examples = base.workload.epochs * (n // b0) * b0
     branch_examples = sum(len(epochs) * len(branching.seeds) * window * (n // (b0 * f)) * b0 * f
                           for f in branching.batch_factors)
-    rule = branching.rule_for(base.optimizer)
+    rule = rule_label(branching.rule_for(base.optimizer), branching.rule_exponent())
     return (f"branching: base B={b0} lr={base.lr:g}, checkpoints after epochs {list(epochs)} "
             f"(examples {[e * (n // b0) * b0 for e in epochs]}); "
             f"{len(epochs) * len(branching.batch_factors) * len(branching.seeds)} "

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 def staged_runs(spec: StudySpec, base: TrialConfig, warmup: BatchWarmup) -> list[StagedRun]:
     """The constant base, the warmup (its stages at the nearest epoch boundaries of the base) and the late
     switch; only the constant when the warmup never grows B (nothing to compare)."""
-    epochs, b0, rule = base.workload.epochs, base.batch_size, spec.branching.rule_for(base.optimizer)
+    epochs, b0 = base.workload.epochs, base.batch_size
     per_epoch = (base.workload.dataset_size // b0) * b0
     constant = StagedRun("constant", (Stage(0, b0, base.lr),))
     stages = [Stage(0, b0, base.lr)]
@@ -32,7 +32,8 @@ def staged_runs(spec: StudySpec, base: TrialConfig, warmup: BatchWarmup) -> list
         return [constant]
     largest = stages[-1].batch_size
     switch = StagedRun("late_switch", (Stage(0, b0, base.lr), Stage(round(LATE_SWITCH_FRACTION * epochs), largest,
-                                                                    scaled_lr(base.lr, b0, largest, rule))))
+                                                                    scaled_lr(base.lr, b0, largest, warmup.rule,
+                                                                              warmup.rule_exponent))))
     return [constant, StagedRun("warmup", tuple(stages)), switch]
 
 

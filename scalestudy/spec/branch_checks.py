@@ -56,5 +56,6 @@ def check_branching(spec: StudySpec, dataset_size: int) -> None:
                         "installation lacks; set compare: false")
     try:
         checkpoint_epochs(branching, spec.workload.epochs, dataset_size, grid.batch_size[0])
+        branching.rule_exponent()  # the law rule's file, read before anything starts
     except ValueError as error:
         raise SpecError(str(error)) from None

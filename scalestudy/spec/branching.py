@@ -4,7 +4,7 @@ Merrill et al. 2025, "Critical Batch Size Revisited", arXiv 2505.23971, §3).
 The grid's one cell is the base run (B_0, ε_0, m). It is checkpointed at ``checkpoints`` points; from
 each, one short branch per (factor in ``batch_factors``, seed in ``seeds``) trains over the same
 window of examples at B = factor·B_0 with ε = ``scaled_lr(ε_0, B_0, B, rule)`` (factor 1: the
-control). CBS at the checkpoint is the largest B whose objective at the window's end is within
+control); ``rule: law`` takes ε = ε_0·(B/B_0)^α from a fitted ``law`` file (:func:`law_exponent`). CBS at the checkpoint is the largest B whose objective at the window's end is within
 ``tolerance`` of the control's.
 
 Points are snapped to epoch boundaries: the loop's state (its per-epoch seeded data order, its
@@ -19,8 +19,9 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
+from scalestudy.law import LawFileError, ScalingLaw
 from scalestudy.spec.base import Frozen
 
 
@@ -34,13 +35,25 @@ class BranchingSpec(Frozen):
     unit: Literal["examples", "updates"] = "examples"  # of an explicit checkpoint list
     batch_factors: list[int] = Field(default_factory=lambda: [1, 2, 4, 8, 16, 32], min_length=2)  # B/B₀; 1 first
     window_examples: int = Field(gt=0)  # each branch's window, rounded up to whole epochs
-    rule: Literal["linear", "sqrt"] | None = None  # null: linear for sgd, sqrt for adamw (law.batch_warmup.scaled_lr)
+    rule: Literal["linear", "sqrt", "law"] | None = None  # null: linear for sgd, sqrt for adamw (law.batch_warmup.scaled_lr)
+    # The law.json (or law.yaml) whose alpha the ``law`` rule scales the lr by: ε_0·(B/B_0)^alpha.
+    law: str | None = Field(default=None, validate_default=True)
     tolerance: float = Field(default=0.01, gt=0)  # in the objective's units
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)  # branch seeds (the control per seed too)
     compare: bool = False  # also train the derived batch warmup and a late switch against the constant base
     # What the warmup's B must not exceed (law.batch_warmup.warmup_from_cbs): CBS's lower 95 % bound
     # (conservative) or the estimate itself (as Merrill et al. 2025, §5, derive theirs).
     warmup_basis: Literal["ci_low", "estimate"] = "ci_low"
+
+    @field_validator("law")
+    @classmethod
+    def _law_with_its_rule(cls, law: str | None, info: ValidationInfo) -> str | None:
+        rule = info.data.get("rule")
+        if rule == "law" and law is None:
+            raise ValueError("rule law needs the fitted law's file: law: path/to/law.json")
+        if rule != "law" and law is not None:
+            raise ValueError(f"only with rule: law (rule is {rule}); remove law or set rule: law")
+        return law
 
     @field_validator("checkpoints")
     @classmethod
@@ -72,6 +85,29 @@ class BranchingSpec(Frozen):
         if self.rule is not None:
             return self.rule
         return "sqrt" if "adam" in optimizer.lower() else "linear"
+
+    def rule_exponent(self) -> float | None:
+        """α of the ``law`` rule (read from the law file: :func:`law_exponent`); None for linear and sqrt."""
+        return law_exponent(self.law) if self.rule == "law" else None
+
+
+def law_exponent(path: str) -> float:
+    """The exponent α of the law file at ``path``: the ``law`` rule's lr is ε_0·(B/B_0)^α.
+
+    The law's form is ε = k·B^α·(1−m)^β(·N^γ), so ``ScalingLaw.predict(B)/predict(B_0)`` at the base's
+    momentum and N is (B/B_0)^α exactly; predict() applies neither the breakdown nor the smooth bend (it
+    warns past the breakdown), and neither does this rule: α is the law's small-B slope, and the
+    branches test how far past it B can go. Raises ``ValueError`` naming ``branching.law``."""
+    try:
+        law = ScalingLaw.load(path)
+    except (LawFileError, OSError) as error:
+        raise ValueError(f"branching.law: {error}; allowed: a law.json or law.yaml written by scalestudy "
+                         "analyze") from None
+    if law.alpha is None or not math.isfinite(law.alpha):
+        reason = law.reasons.get("alpha", "not fitted")
+        raise ValueError(f"branching.law: {path} has no exponent alpha ({reason}); allowed: a law with a "
+                         "fitted alpha")
+    return float(law.alpha)
 
 
 def window_epochs(branching: BranchingSpec, dataset_size: int) -> int:

@@ -22,7 +22,10 @@ CHECKPOINT_EXAMPLES_TAG = "scalestudy.branch.checkpoint_examples"
 CHECKPOINT_UPDATES_TAG = "scalestudy.branch.checkpoint_updates"
 FACTOR_TAG = "scalestudy.branch.batch_factor"  # B / B_0
 BASE_KEY_TAG = "scalestudy.branch.base_key"  # the base trial's key
-RULE_TAG = "scalestudy.branch.rule"  # linear | sqrt: the branch's lr from the base's (law.batch_warmup.scaled_lr)
+RULE_TAG = "scalestudy.branch.rule"  # linear | sqrt | law: the branch's lr from the base's (law.batch_warmup.scaled_lr)
+RULE_EXPONENT_TAG = "scalestudy.branch.rule_exponent"  # α of the law rule (branching.law's alpha); law only
+# The closed-form CBS at the branch's checkpoint (the noisy quadratic model with SGD only: run.branch_truth).
+TRUE_CBS_TAG = "scalestudy.branch.true_cbs"
 # The study's branching settings the analysis needs, carried by each branch so its run describes itself.
 TOLERANCE_TAG = "scalestudy.branch.tolerance"  # in the objective's units
 WINDOW_EXAMPLES_TAG = "scalestudy.branch.window_examples"  # the spec's window (trained: whole epochs)
@@ -45,6 +48,8 @@ class BranchOrigin:
     tolerance: float  # the study's branching.tolerance
     window_examples: int  # the study's branching.window_examples
     warmup_basis: str = "ci_low"  # the study's branching.warmup_basis
+    rule_exponent: float | None = None  # α of the law rule (None: linear, sqrt)
+    true_cbs: float | None = None  # the closed-form CBS at the checkpoint, where one exists (else None)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -58,7 +63,9 @@ class BranchOrigin:
                 CHECKPOINT_EPOCH_TAG: str(self.epoch), CHECKPOINT_EXAMPLES_TAG: str(self.examples),
                 CHECKPOINT_UPDATES_TAG: str(self.updates), FACTOR_TAG: str(self.batch_factor),
                 BASE_KEY_TAG: self.base_key, RULE_TAG: self.rule, TOLERANCE_TAG: repr(self.tolerance),
-                WINDOW_EXAMPLES_TAG: str(self.window_examples), WARMUP_BASIS_TAG: self.warmup_basis}
+                WINDOW_EXAMPLES_TAG: str(self.window_examples), WARMUP_BASIS_TAG: self.warmup_basis,
+                **({RULE_EXPONENT_TAG: repr(self.rule_exponent)} if self.rule_exponent is not None else {}),
+                **({TRUE_CBS_TAG: repr(self.true_cbs)} if self.true_cbs is not None else {})}
 
     def params(self) -> dict[str, str]:
         return {"branch_checkpoint": str(self.checkpoint), "branch_checkpoint_examples": str(self.examples),

@@ -109,3 +109,38 @@ def test_any_curve_gives_a_warmup_every_trainer_can_follow(base, factor, total, 
         assert after.lr == pytest.approx(0.1 * after.batch_size / base)
     assert warmup.stages[-1].batch_size <= max(cap or 10**9, base)
     assert warmup.examples_before(warmup.total_steps) <= warmup.total_examples
+
+
+def test_scaled_lr_closed_forms_and_the_law_rules_exponent():
+    # ε(B) = ε₀·(B/B₀)^a: a = 1 (linear), ½ (sqrt), the law's α (law); B/B₀ = 8.
+    assert scaled_lr(0.1, 32, 256, "linear") == pytest.approx(0.8)
+    assert scaled_lr(0.1, 32, 256, "sqrt") == pytest.approx(0.1 * math.sqrt(8))
+    assert scaled_lr(0.1, 32, 256, "law", 0.75) == pytest.approx(0.1 * 8 ** 0.75)  # = 0.1·2^2.25 = 0.4757
+    assert scaled_lr(0.1, 32, 256, "law", 0.75) == pytest.approx(0.47568, rel=1e-4)
+    with pytest.raises(ValueError, match="the law rule needs a finite exponent"):
+        scaled_lr(0.1, 32, 256, "law")
+    with pytest.raises(ValueError, match="only the law rule has one"):
+        scaled_lr(0.1, 32, 256, "linear", 0.75)
+
+
+def test_a_law_curve_gives_stage_lrs_by_its_exponent_and_keeps_it(tmp_path):
+    law_curve = dataclasses.replace(curve([point(0, 1000, 300, 300, 600)], rule="law"), rule_exponent=0.6)
+    warmup = warmup_from_cbs(law_curve)
+    assert [s.batch_size for s in warmup.stages] == [32, 256]
+    assert warmup.stages[1].lr == pytest.approx(0.1 * 8 ** 0.6)  # ε₀·(B/B₀)^α
+    assert warmup.rule == "law" and warmup.rule_exponent == 0.6
+    assert BatchWarmup.load(warmup.save(tmp_path / "w.json")) == warmup
+    assert CBSCurve.load(law_curve.save(tmp_path / "cbs.json")) == law_curve
+    with pytest.raises(LawFileError, match="the law rule needs a finite exponent"):
+        dataclasses.replace(law_curve, rule_exponent=None).check()
+    with pytest.raises(LawFileError, match="only the law rule has one"):
+        dataclasses.replace(law_curve, rule="sqrt").check()
+
+
+def test_files_written_before_the_law_rule_still_load(tmp_path):
+    old = curve([point(0, 1000, 300, 100, 600)]).to_dict()
+    del old["rule_exponent"]
+    assert CBSCurve.from_dict(old).rule_exponent is None
+    warmup = warmup_from_cbs(CBSCurve.from_dict(old)).to_dict()
+    del warmup["rule_exponent"]
+    assert BatchWarmup.from_dict(warmup).rule_exponent is None

@@ -7,6 +7,7 @@ predates ``BatchSchedule``. So each test below transcribes the target's parser a
 reads it, from the file and commit named, and runs the exported value through them.
 """
 
+import dataclasses
 import json
 import math
 import subprocess
@@ -14,10 +15,11 @@ import subprocess
 import pytest
 import yaml
 
+from scalestudy.law.batch_warmup import warmup_from_cbs
 from scalestudy.law.warmup_levanter import levanter_file, levanter_schedule
 from scalestudy.law.warmup_megatron import MEGATRON_ARRAY, megatron_args, megatron_number, step_batch_size_schedule
 from scalestudy.law.warmup_olmo import olmo_core_callback, olmo_core_file, olmo_core_refusal
-from warmup_curves import small_warmup
+from warmup_curves import cbs_curve, small_warmup
 
 
 # --- Megatron-LM: megatron/core/num_microbatches_calculator.py at d98e8a64ddf34856e74b24714e3bedb2f5a39553
@@ -144,6 +146,16 @@ def test_olmo_core_has_no_form_for_the_linear_rule_or_without_tokens():
     assert "--sequence-length" in olmo_core_refusal(small_warmup(rule="sqrt", optimizer="adamw"), None)
     with pytest.raises(ValueError, match="linear rule"):
         olmo_core_callback(small_warmup(), 512)
+
+
+def test_olmo_core_has_no_form_for_the_law_rule_even_for_adamw():
+    # OLMo-core multiplies the lr by √(B ratio) at each change; a law's α = 0.6 makes it 2^0.6, not √2.
+    warmup = warmup_from_cbs(dataclasses.replace(cbs_curve(rule="law", optimizer="adamw"), rule_exponent=0.6))
+    assert warmup.stages[1].lr == pytest.approx(0.05 * 2 ** 0.6)
+    refusal = olmo_core_refusal(warmup, 512)
+    assert "Adam-type optimizers only" in refusal and "law (α = 0.6) rule" in refusal
+    with pytest.raises(ValueError, match="law"):
+        olmo_core_callback(warmup, 512)
 
 
 # --- Levanter: src/levanter/schedule.py at 9263f81e8b453241332c2c0b2d2001bfb2d2241c (ScheduleStep,

@@ -74,7 +74,10 @@ def test_a_valid_branched_spec_and_its_default_rule():
     ({"branching__checkpoints": 30}, "branching.checkpoints: 30 checkpoints need ≥ 30 epochs"),
     ({"branching__checkpoints": 1}, "branching.checkpoints: .*count ≥ 2"),
     ({"branching__window_examples": 0}, "branching.window_examples"),
-    ({"branching__rule": "law"}, "branching.rule"),
+    ({"branching__rule": "power"}, "branching.rule: Input should be 'linear', 'sqrt' or 'law'"),
+    ({"branching__rule": "law"}, "branching.law: rule law needs the fitted law's file"),
+    ({"branching__law": "law.json"}, "branching.law: only with rule: law"),
+    ({"branching__rule": "law", "branching__law": "/no/such/law.json"}, "branching.law: cannot read law file"),
     ({"schedule": {"kind": "step_decay_lr", "milestones": [5]}}, "schedule: a branched study's base run trains at a constant"),
     ({"resources": {"workers_per_trial": 2}}, "resources.workers_per_trial: a branched study runs one-worker trials"),
 ])
@@ -82,6 +85,32 @@ def test_a_study_that_cannot_branch_is_one_line_naming_the_field(overrides, mess
     with pytest.raises(SpecError, match=message) as error:
         checked(branched(**overrides))
     assert "\n" not in str(error.value)
+
+
+def test_the_law_rule_reads_alpha_up_front_and_gives_each_branch_its_lr(tmp_path):
+    from law_files import make_law
+
+    from scalestudy.run.branching import branch_lrs
+
+    path = str(make_law(alpha=0.7).save(tmp_path / "law.json"))
+    spec = checked(branched(branching__rule="law", branching__law=path))
+    # B₀ = 16, ε₀ = 0.05, factors 1, 2, 4: ε = 0.05·f^0.7, the law's own ratio predict(fB₀)/predict(B₀).
+    assert spec.branching.rule_exponent() == 0.7
+    assert branch_lrs(spec, _base_cell(spec)) == pytest.approx({1: 0.05, 2: 0.05 * 2 ** 0.7, 4: 0.05 * 4 ** 0.7})
+    assert branch_lrs(checked(branched()), _base_cell(spec)) == pytest.approx({1: 0.05, 2: 0.1, 4: 0.2})  # linear
+    no_alpha = make_law(alpha=None, reasons={"alpha": "one batch size"}).save(tmp_path / "no_alpha.json")
+    with pytest.raises(SpecError, match=r"branching.law: .*no_alpha.json has no exponent alpha \(one batch size\)"):
+        checked(branched(branching__rule="law", branching__law=str(no_alpha)))
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(SpecError, match="branching.law: .*broken.json") as error:
+        checked(branched(branching__rule="law", branching__law=str(tmp_path / "broken.json")))
+    assert "\n" not in str(error.value)
+
+
+def _base_cell(spec):
+    from scalestudy.trial.config import expand_trials
+
+    return expand_trials(spec)[0]
 
 
 def test_validate_prints_the_branches_and_their_compute(tmp_path, monkeypatch):
@@ -102,4 +131,13 @@ def test_a_bad_branching_flag_is_exit_2_and_one_error_line(tmp_path, monkeypatch
     code, _, err = run(["validate", REPO / "search_spaces" / "branching_mnist1d.yaml",
                         "--set", "branching.compare=false", "--set", "branching.batch_factors=[1,2,512]"])
     assert code == 2 and err.count("\n") == 1 and err.startswith("error: branching.batch_factors: 512")
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_missing_law_file_is_exit_2_and_one_error_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(["validate", REPO / "search_spaces" / "branching_mnist1d.yaml",
+                        "--set", "branching.compare=false", "--set", "branching.rule=law",
+                        "--set", "branching.law=missing.json"])
+    assert code == 2 and err.count("\n") == 1 and err.startswith("error: branching.law: cannot read law file")
     assert not list(tmp_path.iterdir())

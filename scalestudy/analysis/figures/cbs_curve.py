@@ -12,7 +12,7 @@ from pathlib import Path
 
 from scalestudy.analysis.figures.style import plain_log_y, pyplot, save_png
 from scalestudy.law.batch_warmup import BatchWarmup
-from scalestudy.law.cbs import CBSCurve
+from scalestudy.law.cbs import CBSCurve, rule_label
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,8 @@ def cbs_figure_info(curve: CBSCurve, warmup: BatchWarmup | None) -> CBSFigureInf
         tuple([s.start_examples for s in stages] + ([warmup.total_examples] if stages else [])),
         tuple([s.batch_size for s in stages] + ([stages[-1].batch_size] if stages else [])),
         curve.base_batch_size,
-        f"CBS(t) by branching: {curve.workload or ''} B₀={curve.base_batch_size}, rule {curve.rule}, "
-        f"tolerance {curve.tolerance:g}",
+        f"CBS(t) by branching: {curve.workload or ''} B₀={curve.base_batch_size}, "
+        f"rule {rule_label(curve.rule, curve.rule_exponent)}, tolerance {curve.tolerance:g}",
         {"ci_low": "lower 95 % bound", "estimate": "estimate"}.get(warmup.basis, warmup.basis) if warmup else "")
 
 

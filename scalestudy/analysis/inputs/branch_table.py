@@ -18,7 +18,8 @@ from scalestudy.analysis.errors import AnalysisError
 from scalestudy.trial import branch, record
 
 COLUMNS = ("checkpoint", "checkpoint_examples", "checkpoint_updates", "checkpoint_epoch", "base_loss",
-           "batch_size", "batch_factor", "seed", "window_loss", "noise_scale", "examples_trained", "run_id")
+           "batch_size", "batch_factor", "seed", "window_loss", "noise_scale", "true_cbs", "examples_trained",
+           "run_id")
 NOISE_METRIC = "gradient_noise_scale"  # the loop's B_simple (scalestudy.noise.GradientNoiseScale), per epoch
 
 
@@ -33,6 +34,7 @@ class BranchStudy:
     momentum: float
     optimizer: str
     rule: str
+    rule_exponent: float | None  # α of the law rule (None: linear, sqrt)
     tolerance: float
     window_examples: int
     warmup_basis: str  # what the warmup's B must not exceed: ci_low | estimate
@@ -94,6 +96,7 @@ def load_branch_study(tracking_uri: str, experiment_id: str) -> BranchStudy:
             "batch_factor": int(tags[branch.FACTOR_TAG]), "seed": int(run.data.params["seed"]),
             "window_loss": math.nan if diverged else float(metrics.get(objective, math.nan)),
             "noise_scale": noise.get(epoch, math.nan),
+            "true_cbs": float(tags.get(branch.TRUE_CBS_TAG, math.nan)),  # NaN: no closed form (run.branch_truth)
             "examples_trained": metrics.get("examples_seen", math.nan) - int(tags[branch.CHECKPOINT_EXAMPLES_TAG]),
             "run_id": run.info.run_id})
     table = pd.DataFrame(rows, columns=list(COLUMNS)).sort_values(
@@ -109,6 +112,7 @@ def load_branch_study(tracking_uri: str, experiment_id: str) -> BranchStudy:
         table=table, objective=objective, base_batch_size=base_batch, base_lr=float(params["lr"]),
         momentum=float(params["momentum"]), optimizer=params.get("optimizer") or "sgd",
         rule=first[branch.RULE_TAG], tolerance=float(first[branch.TOLERANCE_TAG]),
+        rule_exponent=float(first[branch.RULE_EXPONENT_TAG]) if branch.RULE_EXPONENT_TAG in first else None,
         window_examples=int(first[branch.WINDOW_EXAMPLES_TAG]), dataset_size=dataset_size,
         warmup_basis=first.get(branch.WARMUP_BASIS_TAG, "ci_low"),
         total_examples=epochs * (dataset_size // base_batch) * base_batch,

@@ -82,7 +82,8 @@ def cbs_curve(study: BranchStudy) -> CBSCurve:
     return CBSCurve(CBS_SCHEMA, study.base_batch_size, study.base_lr, study.momentum, study.optimizer, study.rule,
                     study.tolerance, study.window_examples, study.dataset_size, study.total_examples,
                     tuple(sorted(points, key=lambda p: p.examples)), workload=study.workload,
-                    experiment=study.experiment_id, created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                    experiment=study.experiment_id, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    rule_exponent=study.rule_exponent)
 
 
 def analyze_branches(study: BranchStudy, out_dir: Path, *, log_to_mlflow: bool = True) -> BranchAnalysis:
