@@ -145,14 +145,15 @@ class Branching:
     base_lr: float
     base_batch_size: int
     momentum: float
-    rule: str  # linear | sqrt
+    rule: str  # linear | sqrt | law
     window_examples: int
     tolerance: float
     precondition: float = 0.0
+    rule_exponent: float | None = None  # α of the law rule
 
     def sgd(self, batch_size: float) -> HeavyBall:
-        return HeavyBall(scaled_lr(self.base_lr, self.base_batch_size, batch_size, self.rule), self.momentum,
-                         self.precondition)
+        return HeavyBall(scaled_lr(self.base_lr, self.base_batch_size, batch_size, self.rule, self.rule_exponent),
+                         self.momentum, self.precondition)
 
     def updates(self, batch_size: float) -> float:
         """Updates in the window at B: window/B, a whole number at the sizes a study tests (divisors of the

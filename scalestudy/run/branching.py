@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Callable
+from functools import partial
+
 from scalestudy.law.batch_warmup import scaled_lr
 from scalestudy.law.cbs import rule_label
+from scalestudy.run.branch_truth import true_cbs
 from scalestudy.run.storage import BRANCHES_FOLDER, STATE_FILE, StudyRun, checkpoint_folders
 from scalestudy.spec import StudySpec
 from scalestudy.spec.branching import checkpoint_epochs, window_epochs
@@ -40,8 +44,11 @@ def base_trainable(spec: StudySpec, cells: list[Cell]):
                                {"cpu": resources.cpus_per_worker, "gpu": resources.gpus_per_worker})
 
 
-def base_checkpoints(run: StudyRun, base_key: str) -> dict[int, tuple[str, int, int]]:
-    """epoch → (checkpoint folder, updates, examples) of the base trial's checkpoints in storage."""
+def base_checkpoints(run: StudyRun, base_key: str,
+                     truth: Callable[[dict], float | None] = lambda state: None
+                     ) -> dict[int, tuple[str, int, int, float | None]]:
+    """epoch → (checkpoint folder, updates, examples, ``truth(state)``) of the base trial's checkpoints in
+    storage (``truth``: the closed-form CBS from the loop's state there, :mod:`~scalestudy.run.branch_truth`)."""
     import torch
 
     fs, folder = run.folder()
@@ -52,7 +59,7 @@ def base_checkpoints(run: StudyRun, base_key: str) -> dict[int, tuple[str, int, 
                 state = torch.load(io.BytesIO(stream.read()), map_location="cpu", weights_only=False)
         except Exception:  # noqa: BLE001 - cut short by a kill: the base's later checkpoint stands
             continue
-        found[int(state["epoch"])] = (path, int(state["updates"]), int(state["examples_seen"]))
+        found[int(state["epoch"])] = (path, int(state["updates"]), int(state["examples_seen"]), truth(state))
     return found
 
 
@@ -70,16 +77,17 @@ def plan_branches(spec: StudySpec, run: StudyRun, base: TrialConfig) -> list[tup
     branching = spec.branching
     rule, exponent = branching.rule_for(base.optimizer), branching.rule_exponent()
     window = window_epochs(branching, base.workload.dataset_size)
-    found = base_checkpoints(run, base.trial_key)
+    found = base_checkpoints(run, base.trial_key, partial(true_cbs, base, branching))
     lrs = branch_lrs(spec, base)
     branches = []
     for index, epoch in enumerate(keep_epochs(spec, base)):
         if epoch not in found:  # the base diverged or stopped before it: no branch (the analysis says so)
             continue
-        path, updates, examples = found[epoch]
+        path, updates, examples, truth = found[epoch]
         for factor in branching.batch_factors:
             origin = BranchOrigin(base.trial_key, index, epoch, examples, updates, factor, window, path, rule,
-                                  branching.tolerance, branching.window_examples, branching.warmup_basis, exponent)
+                                  branching.tolerance, branching.window_examples, branching.warmup_basis, exponent,
+                                  truth)
             lr = lrs[factor]
             for seed in branching.seeds:
                 branches.append((branch_config(base, origin, lr, seed), origin))
