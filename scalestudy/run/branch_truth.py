@@ -5,10 +5,10 @@ what the branches from a checkpoint measure, computed exactly from the base's st
 
 ``state`` is the loop's state at the checkpoint (:meth:`scalestudy.train.loop.EpochLoop.state_dict`),
 which the driver reads anyway to plan the branches. The truth (:func:`scalestudy.nqm.cbs_truth`) starts
-from the realised θ and SGD's momentum buffer: torch's SGD (dampening 0) keeps buf ← m·buf + g and steps
-θ ← θ − ε·buf, which is :class:`~scalestudy.nqm.HeavyBall`'s v exactly (v ← m·v + g, θ ← θ − ε·v), so the
-buffer is the recurrence's v as it stands, whatever ε the branch then trains with; no buffer yet (m = 0,
-or no step taken) is v = 0. The branches' window is ``window_epochs``·N examples (each branch trains
+from the realised θ and SGD's momentum buffer: torch's SGD (dampening 0) keeps buf ← m·buf + g and
+steps θ ← θ − ε·buf, which is :class:`~scalestudy.nqm.HeavyBall`'s v exactly (v ← m·v + g,
+θ ← θ − ε·v), so the buffer is the recurrence's v as it stands, whatever ε the branch then trains
+with; no buffer yet (m = 0, or no step taken) is v = 0. The branches' window is ``window_epochs``·N examples (each branch trains
 whole epochs), the tested sizes' largest bounds the search (as ``testing.branched_nqm`` does), and
 the tolerance is the study's, in the units of the exact loss ``test_loss``.
 

@@ -35,7 +35,8 @@ class BranchingSpec(Frozen):
     unit: Literal["examples", "updates"] = "examples"  # of an explicit checkpoint list
     batch_factors: list[int] = Field(default_factory=lambda: [1, 2, 4, 8, 16, 32], min_length=2)  # B/B₀; 1 first
     window_examples: int = Field(gt=0)  # each branch's window, rounded up to whole epochs
-    rule: Literal["linear", "sqrt", "law"] | None = None  # null: linear for sgd, sqrt for adamw (law.batch_warmup.scaled_lr)
+    # null: linear for sgd, sqrt for adamw (law.batch_warmup.scaled_lr); law: ε·(B/B₀)^α, α the law file's
+    rule: Literal["linear", "sqrt", "law"] | None = None
     # The law.json (or law.yaml) whose alpha the ``law`` rule scales the lr by: ε_0·(B/B_0)^alpha.
     law: str | None = Field(default=None, validate_default=True)
     tolerance: float = Field(default=0.01, gt=0)  # in the objective's units

@@ -9,7 +9,7 @@ from scalestudy.law.batch_warmup import WARMUP_SCHEMA, BatchStage, BatchWarmup
 from scalestudy.run.comparison import staged_runs
 from scalestudy.schedules import stage_at
 from scalestudy.spec import spec_from_dict
-from scalestudy.trial.branch import BranchOrigin, branch_config
+from scalestudy.trial.branch import RULE_EXPONENT_TAG, TRUE_CBS_TAG, BranchOrigin, branch_config
 from scalestudy.trial.config import expand_trials
 from scalestudy.trial.stages import Stage, StagedRun, staged_config
 
@@ -40,6 +40,18 @@ def test_a_branch_trains_its_window_at_its_batch_and_is_keyed_by_its_checkpoint(
     control = branch_config(trial, origin(19, 1), lr=0.05, seed=0)
     assert control.workload.epochs == trial.workload.epochs and control.trial_key != trial.trial_key
     assert branch_config(trial, origin(18, 1), 0.05, 0).trial_key != branch_config(trial, origin(17, 1), 0.05, 0).trial_key
+
+
+def test_a_branch_carries_the_law_rules_exponent_and_the_truth_as_tags_only_when_it_has_them():
+    plain = origin(3, 2)
+    assert RULE_EXPONENT_TAG not in plain.tags() and TRUE_CBS_TAG not in plain.tags()
+    law = replace(plain, rule="law", rule_exponent=0.7, true_cbs=91.25)
+    assert law.tags()[RULE_EXPONENT_TAG] == "0.7" and float(law.tags()[TRUE_CBS_TAG]) == 91.25
+    assert BranchOrigin.from_dict(law.to_dict()) == law
+    # The truth does not change what a branch trains: its key stays the same.
+    _, trial = base()
+    without = replace(law, true_cbs=None)
+    assert branch_config(trial, law, 0.1, 0).trial_key == branch_config(trial, without, 0.1, 0).trial_key
 
 
 def test_stage_at_is_the_last_stage_started():
