@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import numpy as np
 
+# The forward rules' one home is the law package (standard library: recommend and plan use them too);
+# their arithmetic works on numpy arrays as well.
+from scalestudy.law.adamw_rules import decay_for_half_life, weight_decay_for_tau_epoch
 
-def weight_decay_for_tau_epoch(tau_epoch, batch_size, lr, dataset_size):
-    """λ = B/(ε·N·τ_epoch): the weight decay whose EMA timescale is ``tau_epoch`` epochs."""
-    return np.divide(batch_size, np.multiply(np.multiply(lr, dataset_size), tau_epoch))
+__all__ = ["decay_for_half_life", "half_life_examples", "tau_epoch", "weight_decay_for_tau_epoch"]
 
 
 def tau_epoch(weight_decay, batch_size, lr, dataset_size):
@@ -33,11 +34,6 @@ def tau_epoch(weight_decay, batch_size, lr, dataset_size):
         tau = np.divide(np.asarray(batch_size, float), np.asarray(lr, float) * decay * np.asarray(dataset_size, float))
     tau = np.where(decay > 0, tau, np.nan)
     return float(tau) if tau.ndim == 0 else tau
-
-
-def decay_for_half_life(half_life_examples, batch_size):
-    """ρ = ½^(B/h): the per-update decay (β2, or a model EMA's momentum) whose half-life is h examples."""
-    return np.power(0.5, np.divide(batch_size, half_life_examples))
 
 
 def half_life_examples(decay, batch_size):
