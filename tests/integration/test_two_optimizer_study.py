@@ -21,15 +21,15 @@ workload:
   model_options: {hidden: [64]}
   epochs: 2
 grid:
-  batch_size: [16, 32, 64]
-  lr: [0.04, 0.16, 0.64, 2.56]
+  batch_size: [16, 64]
+  lr: [0.04, 0.32, 2.56]
   momentum: [0.9]
   seeds: [0]
 sections:
   sgd: {}
   adamw:
     optimizer: {name: adamw}
-    grid: {lr: [0.01, 0.03, 0.1, 0.3]}
+    grid: {lr: [0.01, 0.04, 0.16]}
 resources:
   workers_per_trial: 1
   cpus_per_worker: 1
@@ -44,7 +44,7 @@ def cli(*args, cwd: Path):
 @pytest.mark.slow
 def test_an_sgd_section_and_an_adamw_section_give_two_laws_in_one_report(tmp_path):
     (tmp_path / "two.yaml").write_text(SPEC)
-    proc = cli("run", "two.yaml", "--quiet", cwd=tmp_path)  # 24 trials of 2 epochs
+    proc = cli("run", "two.yaml", "--quiet", cwd=tmp_path)  # 12 trials of 2 epochs
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     proc = cli("analyze", "--experiment", "two_optimizers", "--out", "out", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -56,7 +56,7 @@ def test_an_sgd_section_and_an_adamw_section_give_two_laws_in_one_report(tmp_pat
     for group, law in laws.items():
         assert law["group"] == group and law["optimizer"] == group.split("/")[0]
         assert law["alpha"] is not None or law["reasons"]["alpha"]  # α, or why not
-        assert {cell["batch_size"] for cell in law["cells"]} == {16, 32, 64}  # its own section's cells only
+        assert {cell["batch_size"] for cell in law["cells"]} == {16, 64}  # its own section's cells only
     primary = next(law["group"] for law in index["laws"] if law["primary"])
     assert json.loads((out / "law.json").read_text())["group"] == primary
     report = (out / "report.md").read_text()

@@ -44,7 +44,7 @@ def finished(runs) -> dict[str, str]:
 
 def test_adaptive_search_resumed_and_extended_repeats_and_loses_no_trial(tmp_path: Path):
     spec = tmp_path / "cut.yaml"
-    spec.write_text(yaml.safe_dump(adaptive_spec(budget=20)))
+    spec.write_text(yaml.safe_dump(adaptive_spec(budget=14)))
     db = tmp_path / "mlflow.db"
     with (tmp_path / "out.log").open("w") as out, (tmp_path / "err.log").open("w") as err:
         driver = subprocess.Popen([sys.executable, "-m", "scalestudy.cli", "run", str(spec), "--quiet"], cwd=tmp_path,
@@ -71,9 +71,9 @@ def test_adaptive_search_resumed_and_extended_repeats_and_loses_no_trial(tmp_pat
     assert not [run for run in runs if run.info.status == "RUNNING"]
     after_resume = finished(runs)
     assert {key: after_resume.get(key) for key in before} == before  # the finished trials were not rerun
-    assert len(after_resume) == 20 // EPOCHS  # the whole budget, nothing lost to the interruption
+    assert len(after_resume) == 14 // EPOCHS  # the whole budget, nothing lost to the interruption
 
-    grown = ["--set", "search.budget.trial_epochs=32"]
+    grown = ["--set", "search.budget.trial_epochs=20"]
     extended = run_cli(["run", str(spec), *grown, "--extend", "--quiet"], tmp_path)
     assert extended.returncode == 0, extended.stdout[-3000:] + extended.stderr[-3000:]
     runs = trial_runs(db)
@@ -81,7 +81,7 @@ def test_adaptive_search_resumed_and_extended_repeats_and_loses_no_trial(tmp_pat
     assert len(keys) == len(set(keys)), "the extension repeated a trial"
     after_extend = finished(runs)
     assert {key: after_extend.get(key) for key in after_resume} == after_resume
-    assert len(after_extend) == 32 // EPOCHS
+    assert len(after_extend) == 20 // EPOCHS
 
     smaller = run_cli(["run", str(spec), "--set", "search.budget.trial_epochs=8", "--extend"], tmp_path, timeout=300)
     assert smaller.returncode == 2 and smaller.stderr.startswith("error: search.budget"), smaller.stderr
