@@ -61,6 +61,7 @@ class AdaptiveSearch(Searcher):
                                           plan_rules.lattice(cell.lr_grid, beyond_grid, bounds), pool, reference(cell),
                                           tuple(cell.lr_grid))
         self.trials: dict[str, tuple[tuple | None, float, int, int]] = {}  # trial id → (set key, ε, seed, epochs)
+        self.resumed: dict[str, tuple[tuple | None, float, int, int]] = {}  # running when the study stopped
         self.rows: list[dict[str, Any]] = []  # finished trials as trial-table rows (what the fits read)
         self.spent = 0  # trial-epochs run by finished trials
         self.queue: list[Proposal] = []
@@ -99,7 +100,7 @@ class AdaptiveSearch(Searcher):
         return None  # waiting for results (a refit may open more)
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
-        entry = self.trials.pop(trial_id, None)
+        entry = self.trials.pop(trial_id, None) or getattr(self, "resumed", {}).pop(trial_id, None)
         if entry is None:
             return
         key, lr, seed, epochs = entry
@@ -122,10 +123,11 @@ class AdaptiveSearch(Searcher):
 
     def restore(self, checkpoint_path: str) -> None:
         restore_state(self, checkpoint_path)
-        # trials that were running when the study stopped are run again by Tune under new ids
-        for key, lr, seed, _ in self.trials.values():
-            if key is not None:
-                self.sets[key].runs.pop((lr, seed), None)
+        # Tune resumes the trials that were running when the study stopped under their own ids: their
+        # results still count (epochs spent, rows), and their (ε, seed) is not proposed again. One
+        # suggested after Tune's last snapshot is never resumed: it only holds its epochs back from the
+        # budget, and does not keep the search from finishing (as an entry of ``trials`` would).
+        self.resumed = {**getattr(self, "resumed", {}), **self.trials}
         self.trials.clear()
         self.queue.clear()
         if self.stopped_because and self.stopped_because.startswith("budget"):
@@ -160,7 +162,8 @@ class AdaptiveSearch(Searcher):
     # --- inside -----------------------------------------------------------------------------------
 
     def _pending_epochs(self) -> int:
-        return sum(epochs for *_, epochs in self.trials.values())
+        running = [*self.trials.values(), *getattr(self, "resumed", {}).values()]
+        return sum(epochs for *_, epochs in running)
 
     def refit(self) -> None:
         """Fit every law group's cells and law on the results so far, and rank the next trials."""

@@ -147,3 +147,21 @@ def test_alpha_sensitivity_and_new_row_value_match_their_closed_forms():
     bigger = np.vstack([X, x])
     direct = var_alpha(variances) - np.linalg.inv(bigger.T @ (bigger * np.append(1 / variances, weight)[:, None]))[1, 1]
     assert math.isclose(new_row_value(M, x, weight, 1), direct, rel_tol=1e-9)
+
+
+def test_a_trial_running_when_the_study_stopped_counts_when_tune_resumes_it(tmp_path):
+    """Tune resumes a running trial under its own id: the restored search counts its epochs (as pending,
+    then spent) and does not propose its (ε, seed) again, so the budget holds across --resume."""
+    spec = _spec("search.budget={grid_fraction: 0.08}")
+    search = SEARCHES.get("adaptive")(spec, expand_cells(spec)).search_alg
+    config = search.suggest("running")
+    assert isinstance(config, dict)
+    key, lr, seed, epochs = search.trials["running"]
+    path = tmp_path / "searcher.pkl"
+    search.save(str(path))
+
+    restored = SEARCHES.get("adaptive")(spec, expand_cells(spec)).search_alg
+    restored.restore(str(path))
+    assert restored._pending_epochs() == epochs and (lr, seed) in restored.sets[key].runs
+    restored.on_trial_complete("running", {"epoch": epochs, "test_acc": 0.5, "test_loss": 1.0, "diverged": 0})
+    assert restored.spent == epochs and restored._pending_epochs() == 0 and not restored.resumed
