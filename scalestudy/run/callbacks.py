@@ -34,16 +34,6 @@ def trial_failure(trial) -> TrialFailure:
     return failure_from(error)
 
 
-def errors_not_announced(trials, configs: "TrialConfigs", announced) -> list:
-    """The trials Tune ended in ERROR whose keys are not in ``announced``.
-
-    Tune skips ``on_trial_error`` when a retried trial's last failure finds it neither RUNNING nor
-    PENDING (a race on a loaded machine, seen in CI), so callbacks look again when the experiment
-    ends. A trial that failed before a resume is announced already and is not returned again.
-    """
-    return [t for t in trials if t.status == "ERROR" and configs(t).trial_key not in announced]
-
-
 class TrialConfigs:
     """Tune trial → its TrialConfig, parsed once: Tune's events come every epoch of every trial."""
 
@@ -174,10 +164,6 @@ class MlflowCallback(Callback):
         self._record(config, status=status, failure=trial_failure(trial))
 
     def on_experiment_end(self, trials, **info) -> None:
-        with self._cond:
-            ended = set(self._finished)
-        for trial in errors_not_announced(trials, self._trial_configs, ended):
-            self.on_trial_error(0, trials, trial)
         self.close()
 
     # --- the writer ----------------------------------------------------------------------------

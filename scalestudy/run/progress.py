@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from ray.tune import Callback
 
-from scalestudy.run.callbacks import TrialConfigs, errors_not_announced, trial_failure
+from scalestudy.run.callbacks import TrialConfigs, trial_failure
 from scalestudy.spec import LEGACY_OBJECTIVE, Objective
 from scalestudy.trial.record import ERROR, STATUSES
 
@@ -251,8 +251,6 @@ class ProgressCallback(Callback):
             print(line, file=self._out(), flush=True)
 
     def on_experiment_end(self, trials, **info) -> None:
-        for trial in errors_not_announced(trials, self._trial_configs, self.state.finished):
-            self.on_trial_error(0, trials, trial)
         self.close()
 
     def _render(self):
