@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
@@ -28,10 +29,26 @@ def trial_failure(trial) -> TrialFailure:
     """Why a trial Tune saw fail, from the error Tune stored for it: the reason its trainable gave
     (``scalestudy.trial.failure``), else the error's type and first line (an actor that died)."""
     try:
-        error = trial.get_pickled_error() or trial.get_error()
+        error = _staged_error(trial) or trial.get_pickled_error() or trial.get_error()
     except Exception as problem:  # noqa: BLE001 - an unreadable error file must not stop the study
         error = f"the trial's error could not be read ({type(problem).__name__}: {problem})"
     return failure_from(error)
+
+
+def _staged_error(trial):
+    """The error as Tune wrote it a moment ago, in the trial's driver-side staging folder.
+
+    ``Trial.get_pickled_error`` reads the study's storage, which Tune fills from that folder only at
+    its next sync: in ``on_trial_error`` it can find nothing yet (CI did, on a loaded machine).
+    """
+    import cloudpickle
+
+    pickled, text = getattr(trial, "pickled_error_file", None), getattr(trial, "error_file", None)
+    if pickled and Path(pickled).is_file():
+        return cloudpickle.loads(Path(pickled).read_bytes())
+    if text and Path(text).is_file():
+        return Path(text).read_text()
+    return None
 
 
 class TrialConfigs:

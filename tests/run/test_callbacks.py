@@ -2,6 +2,7 @@
 with small stand-ins for Tune's trials (its event interface: an id, the config, the last result)."""
 
 import pickle
+import types
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -166,3 +167,23 @@ def test_a_run_left_without_params_by_a_killed_driver_gets_them(store):
     resumed.on_trial_start(0, [], trial)
     run = trial_run(client, experiment_id, trial)
     assert run.data.params["lr"] == "0.1" and run.data.params["trial_key"] == trial.trial_id
+
+
+def test_a_failure_is_read_from_tunes_staging_folder_before_storage_has_it(tmp_path):
+    """In on_trial_error Tune has written the error to the trial's staging folder; the study's storage
+    gets it only at Tune's next sync (CI once printed "no error was recorded")."""
+    import cloudpickle
+
+    from scalestudy.run.callbacks import trial_failure
+
+    staged = tmp_path / "error.pkl"
+    staged.write_bytes(cloudpickle.dumps(RuntimeError("weights exploded past 100")))
+    trial = types.SimpleNamespace(pickled_error_file=str(staged), error_file=None,
+                                  get_pickled_error=lambda: None, get_error=lambda: None)
+    assert trial_failure(trial).reason() == "RuntimeError: weights exploded past 100"
+    text = tmp_path / "error.txt"
+    text.write_text("Failure # 1 (occurred at 2026-12-07_12-26-05)\nTuneError: the actor died\n")
+    trial.pickled_error_file, trial.error_file = None, str(text)
+    assert "the actor died" in trial_failure(trial).reason()
+    trial.error_file = None  # nothing staged, nothing stored
+    assert trial_failure(trial).reason().endswith("no error was recorded")
