@@ -70,7 +70,7 @@ def _mode(args: argparse.Namespace) -> str:
 def _run(spec, args: argparse.Namespace):
     """The study run, its summary printed; None when a signal stopped it (what to do next is printed)."""
     from scalestudy.run.interrupts import StudyInterrupted
-    from scalestudy.run.progress import summary_table
+    from scalestudy.run.progress import branch_summary, summary_table
     from scalestudy.run.study import run_study
     from scalestudy.run.tracking import ui_command, ui_link
 
@@ -84,13 +84,25 @@ def _run(spec, args: argparse.Namespace):
     earlier = f" (and {result.earlier} that had finished before)" if result.earlier else ""
     print()
     print(summary_table(result.rows, spec.objective))
-    print(f"\n{spec.name}: {len(result.rows)} trials in {result.wall_seconds:.0f} s{earlier} — {counts['ok']} ok, "
+    trained = _counted(len(result.rows), "trial")
+    if result.branch_rows:
+        print()
+        print(branch_summary(result.branch_rows))
+        roles = [row["role"] for row in result.branch_rows]
+        trained += f" and {_counted(roles.count('branch'), 'branch', 'branches')}"
+        if "compare" in roles:
+            trained += f" and {_counted(roles.count('compare'), 'comparison run')}"
+    print(f"\n{spec.name}: {trained} in {result.wall_seconds:.0f} s{earlier} — {counts['ok']} ok, "
           f"{counts['diverged']} diverged, {counts['stopped']} stopped early, {counts['error']} errored")
     print(f"Tune results:  {result.run.path}")
     print(f"MLflow UI:     {ui_command(result.run.tracking_uri)}")
     print(f"               then open {ui_link(result.run.tracking_uri, result.run.experiment_id)}")
     print(f"               {_cell_runs(result.run)}")
     return result
+
+
+def _counted(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
 
 
 def _cell_runs(run) -> str:

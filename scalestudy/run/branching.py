@@ -16,8 +16,10 @@ from functools import partial
 
 from scalestudy.law.batch_warmup import scaled_lr
 from scalestudy.law.cbs import rule_label
+from scalestudy.run.branch_tracking import ChildRuns, run_info
 from scalestudy.run.branch_truth import true_cbs
 from scalestudy.run.storage import BRANCHES_FOLDER, STATE_FILE, StudyRun, checkpoint_folders
+from scalestudy.run.sync import backfill
 from scalestudy.spec import StudySpec
 from scalestudy.spec.branching import checkpoint_epochs, window_epochs
 from scalestudy.trial import record
@@ -104,9 +106,11 @@ def base_run_id(mlflow_client, run: StudyRun, base_key: str) -> str:
     return found[0].info.run_id
 
 
-def run_branches(spec: StudySpec, opened, base_results, verbose: bool, stopped=lambda: False) -> list:
+def run_branches(spec: StudySpec, opened, base_results, verbose: bool,
+                 stopped=lambda: False) -> tuple[list, list]:
     """Train every branch of the base (one of ``base_results``), then the comparison unless ``stopped()``
-    (a signal during the branches: the study stops there, resumable); Tune's results of them."""
+    (a signal during the branches: the study stops there, resumable); Tune's results of the branches
+    and of the comparison's runs."""
     from ray import tune
 
     from scalestudy.run.branch_trainables import branch_trial
@@ -116,35 +120,38 @@ def run_branches(spec: StudySpec, opened, base_results, verbose: bool, stopped=l
     branches = plan_branches(spec, run, base)
     if not branches:
         log.warning("the base trial left no checkpoint to branch from (it diverged before the first one)")
-        return []
+        return [], []
     origins = {config.trial_key: origin.to_dict() for config, origin in branches}
     storage = run.storage_path
     resources = spec.resources
     trainable = tune.with_resources(tune.with_parameters(branch_trial, origins=origins, storage_path=storage),
                                     {"cpu": resources.cpus_per_worker, "gpu": resources.gpus_per_worker})
     path = f"{run.path}/{BRANCHES_FOLDER}"
-    if opened.resumed and tune.Tuner.can_restore(path):
-        tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
-    else:
-        tuner = _new_branch_tuner(spec, opened, base, branches, trainable, verbose)
-    results = list(tuner.fit())
-    if branching.compare and not stopped():
-        from scalestudy.run.comparison import run_comparison
-
-        results += run_comparison(spec, opened, base, verbose)
-    return results
-
-
-def _new_branch_tuner(spec: StudySpec, opened, base: TrialConfig, branches, trainable, verbose: bool):
-    from ray import tune
-
-    from scalestudy.run.branch_tracking import ChildRunsCallback, run_info
-    from scalestudy.run.progress import ProgressCallback
-
-    run, resources = opened.run, spec.resources
     parent = base_run_id(opened.mlflow_client, run, base.trial_key)
     infos = {config.trial_key: run_info(origin.tags(), origin.params(), branch_run_name(config, origin))
              for config, origin in branches}
+    resumed = opened.resumed and tune.Tuner.can_restore(path)
+    if resumed:
+        tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
+    else:
+        tuner = _new_branch_tuner(spec, opened, parent, infos, branches, trainable, verbose)
+    results = list(tuner.fit())
+    if resumed:
+        backfill(run, ChildRuns(opened.mlflow_client, run.experiment_id, parent, infos), BRANCHES_FOLDER)
+    if branching.compare and not stopped():
+        from scalestudy.run.comparison import run_comparison
+
+        return results, run_comparison(spec, opened, base, verbose)
+    return results, []
+
+
+def _new_branch_tuner(spec: StudySpec, opened, parent: str, infos: dict, branches, trainable, verbose: bool):
+    from ray import tune
+
+    from scalestudy.run.branch_tracking import ChildRunsCallback
+    from scalestudy.run.progress import ProgressCallback
+
+    run, resources = opened.run, spec.resources
     callbacks = [ChildRunsCallback(opened.tracking_uri, run.experiment_id, parent, infos,
                                    new_study=not opened.resumed)]
     if verbose:

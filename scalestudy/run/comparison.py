@@ -41,9 +41,10 @@ def run_comparison(spec: StudySpec, opened, base: TrialConfig, verbose: bool) ->
     """Train the comparison's runs (every kind × every branch seed); Tune's results of them."""
     from ray import tune
 
-    from scalestudy.run.branch_tracking import ChildRunsCallback, run_info
+    from scalestudy.run.branch_tracking import ChildRuns, ChildRunsCallback, run_info
     from scalestudy.run.branch_trainables import staged_trial
     from scalestudy.run.progress import ProgressCallback
+    from scalestudy.run.sync import backfill
 
     run, resources = opened.run, spec.resources
     runs = comparison_runs(spec, opened, base)  # the same on a resume: CBS(t) of the same branches
@@ -51,13 +52,15 @@ def run_comparison(spec: StudySpec, opened, base: TrialConfig, verbose: bool) ->
     trainable = tune.with_resources(tune.with_parameters(staged_trial, plans=plans),
                                     {"cpu": resources.cpus_per_worker, "gpu": resources.gpus_per_worker})
     path = f"{run.path}/{COMPARE_FOLDER}"
+    infos = {config.trial_key: run_info(plan.tags(), plan.params(), run_name(config, plan))
+             for config, plan in runs}
     if opened.resumed and tune.Tuner.can_restore(path):
-        return list(tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True).fit())
+        results = list(tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True).fit())
+        backfill(run, ChildRuns(opened.mlflow_client, run.experiment_id, run.parent_run_id, infos), COMPARE_FOLDER)
+        return results
     if len({plan.kind for _, plan in runs}) == 1:
         log.warning("comparison skipped: the batch warmup CBS(t) admits never grows B beyond B₀")
         return []
-    infos = {config.trial_key: run_info(plan.tags(), plan.params(), run_name(config, plan))
-             for config, plan in runs}
     callbacks = [ChildRunsCallback(opened.tracking_uri, run.experiment_id, run.parent_run_id, infos,
                                    new_study=not opened.resumed)]
     if verbose:

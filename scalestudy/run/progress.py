@@ -165,11 +165,33 @@ def summary_table(rows: list[dict[str, Any]], objective: Objective) -> str:
             tail = f"{'-':>9} {'-':>{width}} {'-':>7}"
         section, schedule, momentum, batch = key
         lines.append(f"{section:<10} {schedule:<17} {momentum:>5g} {batch:>6} {len(members):>6} {diverged:>4} {tail}")
+    return "\n".join(lines + failed_lines(rows, "trials"))
+
+
+def failed_lines(rows: list[dict[str, Any]], what: str) -> list[str]:
+    """The rows that failed, each by its run name (as in MLflow) with why, after a blank line; [] if none."""
     failed = sorted((r for r in rows if r.get("status") == ERROR), key=lambda r: r.get("run_name") or r["trial_key"])
-    if failed:  # each by its run name (as in MLflow), with why
-        lines += ["", f"failed trials ({len(failed)}):"]
-        lines += [f"  {r.get('run_name') or r['trial_key']}: {r.get('error') or 'no reason recorded'}" for r in failed]
-    return "\n".join(lines)
+    if not failed:
+        return []
+    return ["", f"failed {what} ({len(failed)}):",
+            *(f"  {r.get('run_name') or r['trial_key']}: {r.get('error') or 'no reason recorded'}" for r in failed)]
+
+
+def branch_summary(rows: list[dict[str, Any]]) -> str:
+    """A branched study's branches and comparison runs (``role``: branch | compare) in a few lines: they are
+    not grid cells (each branch trains a window from a checkpoint), so the summary table leaves them out."""
+    lines = []
+    for role, what in (("branch", "branches"), ("compare", "comparison runs")):
+        mine = [r for r in rows if r.get("role") == role]
+        if not mine:
+            continue
+        counts = ", ".join(f"{sum(1 for r in mine if r['status'] == status)} {label}"
+                           for status, label in (("ok", "ok"), ("diverged", "diverged"), (ERROR, "errored")))
+        sizes = sorted({r["batch_size"] for r in mine})
+        lines.append(f"{what}: {len(mine)} ({counts}), B {sizes[0]}–{sizes[-1]}" if len(sizes) > 1
+                     else f"{what}: {len(mine)} ({counts}), B {sizes[0]}")
+    lines.append("`scalestudy analyze` estimates CBS(t) from the branches and the batch warmup from it")
+    return "\n".join(lines + failed_lines(rows, "branches and comparison runs"))
 
 
 class ProgressCallback(Callback):
@@ -283,6 +305,6 @@ class ProgressCallback(Callback):
         if self._display is not None:
             self._display.stop()
             self._display = None
-        elif self._last_line > -math.inf:
+        elif -math.inf < self._last_line < math.inf:  # a line was printed, and the last one not yet
             self._line(time.monotonic())
             self._last_line = math.inf  # closed: no more lines

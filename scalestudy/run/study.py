@@ -31,14 +31,17 @@ from scalestudy.run.preflight import Endpoints, preflight
 from scalestudy.run.ray_session import RAY_WORKER_ENV, TUNE_DRIVER_ENV, environment, init_ray, ray_runtime_env
 from scalestudy.run.storage import StudyRun, new_study_name, trial_config, write_study_file
 from scalestudy.run.storage_checks import check_shared_storage
+from scalestudy.run.sync import backfill
 from scalestudy.run.study_runs import interrupted_study, reopen_study_run
 from scalestudy.search.cells import planned_trials
 from scalestudy.search.plan import SearchPlan
 from scalestudy.spec import StudySpec
+from scalestudy.trial.branch import BRANCH_ROLE
 from scalestudy.trial.config import Cell, TrialConfig, expand_cells
 from scalestudy.trial.failure import failure_from
 from scalestudy.trial.readback import row_from_result
 from scalestudy.trial.record import DIVERGED, ERROR, STATUSES, trial_status
+from scalestudy.trial.stages import COMPARE_ROLE
 
 DRIVER_MEMORY = 256 * 1024**2  # bytes; a DDP driver trial holds memory only (a CPU deadlocks small machines)
 __all__ = ["RAY_WORKER_ENV", "TUNE_DRIVER_ENV", "StudyResult", "build_tuner", "max_concurrency", "open_study",
@@ -51,10 +54,13 @@ class StudyResult:
     rows: list[dict[str, Any]] = field(default_factory=list)  # one a trial, with the objective's metric (summary)
     wall_seconds: float = 0.0
     earlier: int = 0  # trials of the study that had finished before this run and are not among the rows
+    # A branched study's branches and comparison runs (``role``: branch | compare), apart from its grid's trials.
+    branch_rows: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def counts(self) -> dict[str, int]:
-        statuses = [row["status"] for row in self.rows]
+        """Trials per status, the branches and comparison runs included."""
+        statuses = [row["status"] for row in [*self.rows, *self.branch_rows]]
         return {status: statuses.count(status) for status in STATUSES}
 
 
@@ -100,10 +106,13 @@ def run_study(spec: StudySpec, *, address: str | None = None, storage: str | Non
             tuner, progress = build_tuner(spec, opened, cells, verbose, callbacks, plan)
             try:
                 with catcher.forwarded_to_tune(), environment(TUNE_DRIVER_ENV):
-                    results = tuner.fit()
+                    results, branched = tuner.fit(), ([], [])
+                    if mode == "resume" and catcher.signal_number is None:
+                        backfill(opened.run, tracking.TrialRuns(opened.mlflow_client, opened.run.experiment_id,
+                                                                opened.run.parent_run_id))
                     if spec.branching is not None and catcher.signal_number is None:
-                        results = [*results, *run_branches(spec, opened, results, verbose,
-                                                           stopped=lambda: catcher.signal_number is not None)]
+                        branched = run_branches(spec, opened, results, verbose,
+                                                stopped=lambda: catcher.signal_number is not None)
             finally:
                 if progress is not None:
                     progress.close()  # a live display must not outlive an interrupted or failed fit
@@ -115,7 +124,7 @@ def run_study(spec: StudySpec, *, address: str | None = None, storage: str | Non
             state = None if opened is None else interrupted_study(
                 opened.mlflow_client, opened.tracking_uri, opened.run, opened.planned, spec.objective.metric)
             raise StudyInterrupted(catcher.signal_number, state)
-    return collect_outcome(results, opened, started)
+    return collect_outcome(results, opened, started, *branched)
 
 
 def open_study(spec: StudySpec, checked: Endpoints, name: str, planned: int, grown: bool = False) -> OpenStudy:
@@ -216,13 +225,17 @@ def _count_earlier(progress, earlier: EarlierStudy | None, spec: StudySpec) -> N
                            None if best is None or best[0] == float("-inf") else (best[1].objective, best[1].run_name))
 
 
-def collect_outcome(results, opened: OpenStudy, started: float) -> StudyResult:
-    """One row per trial (for the summary table), and the study's parent run closed."""
+def collect_outcome(results, opened: OpenStudy, started: float, branches=(), compared=()) -> StudyResult:
+    """One row per trial (for the summary table) and per branch or comparison run of a branched study,
+    and the study's parent run closed."""
     rows = [_row(result, opened.run) for result in results]
+    branch_rows = [{**_row(result, opened.run), "role": role}
+                   for role, part in ((BRANCH_ROLE, branches), (COMPARE_ROLE, compared)) for result in part]
     tracking.finish_study_run(opened.mlflow_client, opened.run.parent_run_id, opened.tracking_uri)
     shown = {row["trial_key"] for row in rows}
     earlier = 0 if opened.earlier is None else sum(1 for key in opened.earlier.finished() if key not in shown)
-    return StudyResult(run=opened.run, rows=rows, wall_seconds=time.monotonic() - started, earlier=earlier)
+    return StudyResult(run=opened.run, rows=rows, wall_seconds=time.monotonic() - started, earlier=earlier,
+                       branch_rows=branch_rows)
 
 
 # Ray counts resources in fixed point, 1/10000 of a unit (ray._raylet.RESOURCE_UNIT_SCALING).

@@ -16,7 +16,8 @@ after a driver was killed, stay open: ``scalestudy run SPEC --resume`` continues
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from scalestudy.endpoints import StudyError, TrackingError, check_reachable, credentials_to_env
@@ -27,6 +28,7 @@ from scalestudy.trial.failure import TrialFailure, failure_from
 from scalestudy.trial.record import ERROR, ROLE_TAG, STOPPED, STUDY_ROLE, trial_status
 
 ENDED_IN_TUNE = ("TERMINATED", "ERROR")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -61,6 +63,26 @@ def sync_study(study: str, storage_path: str, tracking_uri: str | None = None) -
     except MlflowException as error:
         raise TrackingError(f"sync: MLflow failed after {summary.trials} trial(s): "
                             f"{str(error).splitlines()[0][:200]}; run sync again (it adds no duplicates)") from None
+    return summary
+
+
+def backfill(run: StudyRun, runs: TrialRuns, experiment: str | None = None) -> SyncSummary:
+    """After ``--resume``: what MLflow lacks of the trials in ``run``'s Tune experiment (or its
+    sub-experiment folder ``experiment``: a branched study's branches or comparison), written through
+    ``runs``. Tune restores callbacks as they were created, not as they were when the driver died, so
+    a trial that ended just before the kill (its epochs or its end not yet written) gets no event
+    again: its run would stay incomplete, or absent."""
+    from mlflow.exceptions import MlflowException
+
+    if experiment is not None:
+        run = replace(run, name=f"{run.name}/{experiment}")
+    summary = SyncSummary()
+    try:
+        _sync_trials(run, runs, summary)
+    except (MlflowException, OSError) as error:  # the study's results are safe in Ray storage
+        log.warning("MLflow was not back-filled after the resume (%s); `scalestudy sync %s` does it",
+                    str(error).strip().splitlines()[0][:200], run.name.split("/")[0])
+    summary.runs_created = len(runs.created)
     return summary
 
 

@@ -5,7 +5,8 @@ import types
 
 from rich.console import Console
 
-from scalestudy.run.progress import ProgressCallback, StudyProgress, duration, live_view, plain_line, summary_table
+from scalestudy.run.progress import (ProgressCallback, StudyProgress, branch_summary, duration, live_view,
+                                     plain_line, summary_table)
 from scalestudy.spec import Objective, spec_from_dict
 from scalestudy.trial.config import expand_cells
 
@@ -89,9 +90,11 @@ def drive(callback: ProgressCallback, n: int) -> None:
 
 def test_plain_lines_come_at_a_bounded_rate():
     out = io.StringIO()
-    drive(ProgressCallback("tiny", 50, stream=out, every_s=3600, live=False, objective=CELL.objective), 50)
+    callback = ProgressCallback("tiny", 50, stream=out, every_s=3600, live=False, objective=CELL.objective)
+    drive(callback, 50)
+    callback.close()  # the study closes it again after the fit (an interrupted fit has no experiment end)
     lines = out.getvalue().splitlines()
-    assert len(lines) == 2  # the first event, then the end: not one line per trial
+    assert len(lines) == 2  # the first event, then the end: not one line per trial, the last not twice
     assert "trials 0/50 done" in lines[0]
     # 8 multiples of 7 diverged; 11 other multiples of 4 stopped after 1 of 3 epochs
     assert "trials 50/50 done (31 ok, 8 diverged, 11 stopped early, 0 errored)" in lines[1]
@@ -163,3 +166,15 @@ def test_the_summary_table_ranks_each_cell_by_the_objective():
     assert large.split()[-4:] == ["1", "-", "-", "-"]
     accuracy = [row(16, 0.01, test_acc=0.8, gen_gap=0.05), row(16, 0.02, test_acc=0.9, gen_gap=0.1)]
     assert summary_table(accuracy, CELL.objective).splitlines()[1].split()[-3:] == ["0.02", "0.9000", "0.1000"]
+
+
+def test_branches_and_comparison_runs_are_summed_up_apart_with_the_failed_named():
+    rows = [{"role": "branch", "batch_size": b, "status": status, "trial_key": f"k{b}{status}",
+             "run_name": f"B={b} {status}", "error": "RuntimeError: boom" if status == "error" else None}
+            for b in (16, 32, 64) for status in ("ok", "diverged", "error")]
+    rows.append({"role": "compare", "batch_size": 16, "status": "ok", "trial_key": "c", "run_name": "warmup"})
+    text = branch_summary(rows).splitlines()
+    assert text[:2] == ["branches: 9 (3 ok, 3 diverged, 3 errored), B 16–64",
+                        "comparison runs: 1 (1 ok, 0 diverged, 0 errored), B 16"]
+    assert text[-4:] == ["failed branches and comparison runs (3):", "  B=16 error: RuntimeError: boom",
+                         "  B=32 error: RuntimeError: boom", "  B=64 error: RuntimeError: boom"]
