@@ -19,7 +19,7 @@ from scalestudy.law.cbs import rule_label
 from scalestudy.run.branch_tracking import ChildRuns, run_info
 from scalestudy.run.branch_truth import true_cbs
 from scalestudy.run.storage import BRANCHES_FOLDER, STATE_FILE, StudyRun, checkpoint_folders
-from scalestudy.run.sync import backfill
+from scalestudy.run.sync import backfill, ended_in_tune
 from scalestudy.spec import StudySpec
 from scalestudy.spec.branching import checkpoint_epochs, window_epochs
 from scalestudy.trial import record
@@ -132,12 +132,13 @@ def run_branches(spec: StudySpec, opened, base_results, verbose: bool,
              for config, origin in branches}
     resumed = opened.resumed and tune.Tuner.can_restore(path)
     if resumed:
+        ended = ended_in_tune(run, BRANCHES_FOLDER)
         tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
     else:
         tuner = _new_branch_tuner(spec, opened, parent, infos, branches, trainable, verbose)
     results = list(tuner.fit())
     if resumed:
-        backfill(run, ChildRuns(opened.mlflow_client, run.experiment_id, parent, infos), BRANCHES_FOLDER)
+        backfill(run, ChildRuns(opened.mlflow_client, run.experiment_id, parent, infos), ended, BRANCHES_FOLDER)
     if branching.compare and not stopped():
         from scalestudy.run.comparison import run_comparison
 

@@ -44,7 +44,7 @@ def run_comparison(spec: StudySpec, opened, base: TrialConfig, verbose: bool) ->
     from scalestudy.run.branch_tracking import ChildRuns, ChildRunsCallback, run_info
     from scalestudy.run.branch_trainables import staged_trial
     from scalestudy.run.progress import ProgressCallback
-    from scalestudy.run.sync import backfill
+    from scalestudy.run.sync import backfill, ended_in_tune
 
     run, resources = opened.run, spec.resources
     runs = comparison_runs(spec, opened, base)  # the same on a resume: CBS(t) of the same branches
@@ -55,8 +55,10 @@ def run_comparison(spec: StudySpec, opened, base: TrialConfig, verbose: bool) ->
     infos = {config.trial_key: run_info(plan.tags(), plan.params(), run_name(config, plan))
              for config, plan in runs}
     if opened.resumed and tune.Tuner.can_restore(path):
+        ended = ended_in_tune(run, COMPARE_FOLDER)
         results = list(tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True).fit())
-        backfill(run, ChildRuns(opened.mlflow_client, run.experiment_id, run.parent_run_id, infos), COMPARE_FOLDER)
+        backfill(run, ChildRuns(opened.mlflow_client, run.experiment_id, run.parent_run_id, infos), ended,
+                 COMPARE_FOLDER)
         return results
     if len({plan.kind for _, plan in runs}) == 1:
         log.warning("comparison skipped: the batch warmup CBS(t) admits never grows B beyond B₀")

@@ -31,7 +31,7 @@ from scalestudy.run.preflight import Endpoints, preflight
 from scalestudy.run.ray_session import RAY_WORKER_ENV, TUNE_DRIVER_ENV, environment, init_ray, ray_runtime_env
 from scalestudy.run.storage import StudyRun, new_study_name, trial_config, write_study_file
 from scalestudy.run.storage_checks import check_shared_storage
-from scalestudy.run.sync import backfill
+from scalestudy.run.sync import backfill, ended_in_tune
 from scalestudy.run.study_runs import interrupted_study, reopen_study_run
 from scalestudy.search.cells import planned_trials
 from scalestudy.search.plan import SearchPlan
@@ -103,13 +103,15 @@ def run_study(spec: StudySpec, *, address: str | None = None, storage: str | Non
             continues = mode in ("resume", "extend")
             plan = study_plan(spec, cells, mode, checked.earlier, checked.previous) if continues else None
             opened = open_study(spec, checked, name, planned_trials(spec, cells), grown=mode == "extend")
+            # Trials Tune will not run again: MLflow is back-filled with what it lacks of them after the fit.
+            ended = ended_in_tune(opened.run) if mode == "resume" else set()
             tuner, progress = build_tuner(spec, opened, cells, verbose, callbacks, plan)
             try:
                 with catcher.forwarded_to_tune(), environment(TUNE_DRIVER_ENV):
                     results, branched = tuner.fit(), ([], [])
-                    if mode == "resume" and catcher.signal_number is None:
+                    if ended and catcher.signal_number is None:
                         backfill(opened.run, tracking.TrialRuns(opened.mlflow_client, opened.run.experiment_id,
-                                                                opened.run.parent_run_id))
+                                                                opened.run.parent_run_id), ended)
                     if spec.branching is not None and catcher.signal_number is None:
                         branched = run_branches(spec, opened, results, verbose,
                                                 stopped=lambda: catcher.signal_number is not None)

@@ -66,29 +66,39 @@ def sync_study(study: str, storage_path: str, tracking_uri: str | None = None) -
     return summary
 
 
-def backfill(run: StudyRun, runs: TrialRuns, experiment: str | None = None) -> SyncSummary:
-    """After ``--resume``: what MLflow lacks of the trials in ``run``'s Tune experiment (or its
-    sub-experiment folder ``experiment``: a branched study's branches or comparison), written through
-    ``runs``. Tune restores callbacks as they were created, not as they were when the driver died, so
-    a trial that ended just before the kill (its epochs or its end not yet written) gets no event
-    again: its run would stay incomplete, or absent."""
+def ended_in_tune(run: StudyRun, experiment: str | None = None) -> set[str]:
+    """The trial folders Tune's newest snapshot of ``run`` (or of its sub-experiment ``experiment``) marks
+    ended: taken before a resume, the trials Tune will not run again."""
+    return {name for name, status in tune_statuses(_within(run, experiment)).items() if status in ENDED_IN_TUNE}
+
+
+def backfill(run: StudyRun, runs: TrialRuns, trials: set[str], experiment: str | None = None) -> SyncSummary:
+    """After ``--resume``: what MLflow lacks of ``trials`` (folders of ``run``'s Tune experiment, or of its
+    sub-experiment ``experiment``: a branched study's branches or comparison), written through ``runs``.
+
+    Tune restores callbacks as they were created, not as they were when the driver died, so a trial
+    that had ended just before the kill (its epochs or its end not yet written) gets no event again:
+    its run would stay incomplete, or absent. Pass the trials :func:`ended_in_tune` found before the
+    resume: the live callback writes the others, and its writer may still be draining them."""
     from mlflow.exceptions import MlflowException
 
-    if experiment is not None:
-        run = replace(run, name=f"{run.name}/{experiment}")
     summary = SyncSummary()
     try:
-        _sync_trials(run, runs, summary)
+        _sync_trials(_within(run, experiment), runs, summary, only=trials)
     except (MlflowException, OSError) as error:  # the study's results are safe in Ray storage
         log.warning("MLflow was not back-filled after the resume (%s); `scalestudy sync %s` does it",
-                    str(error).strip().splitlines()[0][:200], run.name.split("/")[0])
+                    str(error).strip().splitlines()[0][:200], run.name)
     summary.runs_created = len(runs.created)
     return summary
 
 
-def _sync_trials(run: StudyRun, runs: TrialRuns, summary: SyncSummary) -> bool:
-    """Log what MLflow lacks of every trial and close the runs of those that ended; True when every
-    trial of the study has ended (and there is at least one)."""
+def _within(run: StudyRun, experiment: str | None) -> StudyRun:
+    return run if experiment is None else replace(run, name=f"{run.name}/{experiment}")
+
+
+def _sync_trials(run: StudyRun, runs: TrialRuns, summary: SyncSummary, only: set[str] | None = None) -> bool:
+    """Log what MLflow lacks of every trial (of those folders in ``only``, when given) and close the runs
+    of those that ended; True when every trial of the study has ended (and there is at least one)."""
     fs, _ = run.folder()
     in_tune = tune_statuses(run)
     folders = trial_folders(run)
@@ -98,6 +108,8 @@ def _sync_trials(run: StudyRun, runs: TrialRuns, summary: SyncSummary) -> bool:
                                       if name not in names)
     for folder in folders:
         name = Path(folder).name
+        if only is not None and name not in only:
+            continue
         wire, results = read_results(fs, folder)
         if wire is None:
             try:
