@@ -55,7 +55,8 @@ def study_efficiency(trials: int, epochs: int, train_size: int, workdir: Path) -
     import ray
 
     from scalestudy.spec import spec_from_dict
-    from scalestudy.run.study import max_concurrency, run_study
+    from scalestudy.run.concurrency import max_concurrency
+    from scalestudy.run.study import run_study
 
     ray.shutdown()
     spec = spec_from_dict(_study_spec("bench-study", trials, epochs, train_size))

@@ -70,7 +70,7 @@ def _mode(args: argparse.Namespace) -> str:
 def _run(spec, args: argparse.Namespace):
     """The study run, its summary printed; None when a signal stopped it (what to do next is printed)."""
     from scalestudy.run.interrupts import StudyInterrupted
-    from scalestudy.run.progress import branch_summary, summary_table
+    from scalestudy.run.summary import branched_summary, summary_table
     from scalestudy.run.study import run_study
     from scalestudy.run.tracking import ui_command, ui_link
 
@@ -87,7 +87,7 @@ def _run(spec, args: argparse.Namespace):
     trained = _counted(len(result.rows), "trial")
     if result.branch_rows:
         print()
-        print(branch_summary(result.branch_rows))
+        print(branched_summary(result.branch_rows))
         roles = [row["role"] for row in result.branch_rows]
         trained += f" and {_counted(roles.count('branch'), 'branch', 'branches')}"
         if "compare" in roles:

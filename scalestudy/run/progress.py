@@ -1,6 +1,6 @@
-"""What a running study shows: its progress (a live display on a terminal, plain lines in logs)
-and the summary table printed at the end, both ranking trials by the study's objective at each
-trial's final epoch (the value the analysis fits), never at its best epoch.
+"""What a running study shows: its progress (a live display on a terminal, plain lines in logs), ranking
+trials by the study's objective at each trial's final epoch (the value the analysis fits), never at its
+best epoch, as the summary table printed at the end does (:mod:`scalestudy.run.summary`).
 
 :class:`StudyProgress` is the state (counts, best objective, times), fed by Tune's events through
 :class:`ProgressCallback`; ``plain_line`` and ``live_view`` render it. Both are pure functions of
@@ -13,7 +13,6 @@ import math
 import sys
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -22,7 +21,7 @@ from ray.tune import Callback
 
 from scalestudy.run.callbacks import TrialConfigs, trial_failure
 from scalestudy.spec import LEGACY_OBJECTIVE, Objective
-from scalestudy.trial.record import ERROR, STATUSES
+from scalestudy.trial.record import STATUSES
 
 
 @dataclass
@@ -140,58 +139,6 @@ def live_view(state: StudyProgress, now: float):
                  else Text("-"))
     grid.add_row("time", Text(f"{duration(state.elapsed(now))} elapsed  ·  {_left(state, now)}"))
     return grid
-
-
-def summary_table(rows: list[dict[str, Any]], objective: Objective) -> str:
-    """The best final objective per (section, schedule, m, B) over ε and seeds (rows carry the objective's
-    metric at the trial's final epoch under its name, and ``gen_gap`` where the task reports one)."""
-    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        groups[(row["section"], row["schedule"], row["momentum"], row["batch_size"])].append(row)
-    label = f"final {objective.metric}"
-    width = len(label)
-    lines = [f"{'section':<10} {'schedule':<17} {'m':>5} {'B':>6} {'trials':>6} {'div':>4} "
-             f"{'best lr':>9} {label:>{width}} {'gap':>7}"]
-    for key in sorted(groups):
-        members = groups[key]
-        ok = [r for r in members if objective.score(r) > -math.inf]
-        diverged = sum(1 for r in members if r.get("diverged"))
-        if ok:
-            best = max(ok, key=objective.score)
-            gap = best.get("gen_gap")
-            gap = f"{gap:>7.4f}" if isinstance(gap, (int, float)) and math.isfinite(gap) else f"{'-':>7}"
-            tail = f"{best['lr']:>9.4g} {objective.value(best):>{width}.4f} {gap}"
-        else:
-            tail = f"{'-':>9} {'-':>{width}} {'-':>7}"
-        section, schedule, momentum, batch = key
-        lines.append(f"{section:<10} {schedule:<17} {momentum:>5g} {batch:>6} {len(members):>6} {diverged:>4} {tail}")
-    return "\n".join(lines + failed_lines(rows, "trials"))
-
-
-def failed_lines(rows: list[dict[str, Any]], what: str) -> list[str]:
-    """The rows that failed, each by its run name (as in MLflow) with why, after a blank line; [] if none."""
-    failed = sorted((r for r in rows if r.get("status") == ERROR), key=lambda r: r.get("run_name") or r["trial_key"])
-    if not failed:
-        return []
-    return ["", f"failed {what} ({len(failed)}):",
-            *(f"  {r.get('run_name') or r['trial_key']}: {r.get('error') or 'no reason recorded'}" for r in failed)]
-
-
-def branch_summary(rows: list[dict[str, Any]]) -> str:
-    """A branched study's branches and comparison runs (``role``: branch | compare) in a few lines: they are
-    not grid cells (each branch trains a window from a checkpoint), so the summary table leaves them out."""
-    lines = []
-    for role, what in (("branch", "branches"), ("compare", "comparison runs")):
-        mine = [r for r in rows if r.get("role") == role]
-        if not mine:
-            continue
-        counts = ", ".join(f"{sum(1 for r in mine if r['status'] == status)} {label}"
-                           for status, label in (("ok", "ok"), ("diverged", "diverged"), (ERROR, "errored")))
-        sizes = sorted({r["batch_size"] for r in mine})
-        lines.append(f"{what}: {len(mine)} ({counts}), B {sizes[0]}–{sizes[-1]}" if len(sizes) > 1
-                     else f"{what}: {len(mine)} ({counts}), B {sizes[0]}")
-    lines.append("`scalestudy analyze` estimates CBS(t) from the branches and the batch warmup from it")
-    return "\n".join(lines + failed_lines(rows, "branches and comparison runs"))
 
 
 class ProgressCallback(Callback):

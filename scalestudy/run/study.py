@@ -25,6 +25,7 @@ from typing import Any
 from scalestudy import endpoints
 from scalestudy.run import tracking
 from scalestudy.run.branching import base_trainable, mark_branches_interrupted, run_branches
+from scalestudy.run.concurrency import max_concurrency
 from scalestudy.run.continuation import EarlierStudy, study_plan
 from scalestudy.run.interrupts import SignalCatcher, StudyInterrupted
 from scalestudy.run.preflight import Endpoints, preflight
@@ -44,7 +45,7 @@ from scalestudy.trial.record import DIVERGED, ERROR, STATUSES, trial_status
 from scalestudy.trial.stages import COMPARE_ROLE
 
 DRIVER_MEMORY = 256 * 1024**2  # bytes; a DDP driver trial holds memory only (a CPU deadlocks small machines)
-__all__ = ["RAY_WORKER_ENV", "TUNE_DRIVER_ENV", "StudyResult", "build_tuner", "max_concurrency", "open_study",
+__all__ = ["RAY_WORKER_ENV", "TUNE_DRIVER_ENV", "StudyResult", "build_tuner", "open_study",
            "run_study"]
 
 
@@ -238,35 +239,6 @@ def collect_outcome(results, opened: OpenStudy, started: float, branches=(), com
     earlier = 0 if opened.earlier is None else sum(1 for key in opened.earlier.finished() if key not in shown)
     return StudyResult(run=opened.run, rows=rows, wall_seconds=time.monotonic() - started, earlier=earlier,
                        branch_rows=branch_rows)
-
-
-# Ray counts resources in fixed point, 1/10000 of a unit (ray._raylet.RESOURCE_UNIT_SCALING).
-RESOURCE_UNITS = 10_000
-
-
-def _units(quantity: float) -> int:
-    return round(quantity * RESOURCE_UNITS)
-
-
-def max_concurrency(spec: StudySpec, cluster: dict[str, float]) -> int:
-    """How many trials the cluster holds at once (Tune does not count DDP workers' CPUs).
-
-    In Ray's own arithmetic: fixed point (so 0.1 GPU fits 10 times in one, where float floor
-    division gives 9), and a GPU is a unit instance: a fraction g ≤ 1 of one is packed
-    ⌊1/g⌋ times into each GPU (0.4 twice, not 2.5 times), so k trials share a GPU with
-    ``gpus_per_worker: 1/k``. CPUs are a pool, and bound it too.
-    """
-    resources = spec.resources
-    if resources.max_concurrent_trials:
-        return resources.max_concurrent_trials
-    workers = resources.workers_per_trial
-    limits = [_units(cluster.get("CPU", 1)) // _units(workers * resources.cpus_per_worker)]
-    gpus = resources.gpus_per_worker
-    if gpus:
-        whole_gpus = int(cluster.get("GPU", 0) + 1e-9)
-        limits.append(whole_gpus * (RESOURCE_UNITS // _units(gpus)) if gpus < 1
-                      else whole_gpus // round(workers * gpus))
-    return max(1, min(limits))
 
 
 def _trial_folder(trial) -> str:

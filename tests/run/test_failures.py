@@ -23,7 +23,7 @@ import yaml
 from scalestudy import cli
 from scalestudy.data.inspect import sample_indices
 from scalestudy.registry import DataError
-from scalestudy.run.progress import summary_table
+from scalestudy.run.summary import summary_table
 from scalestudy.spec import Objective, spec_from_dict
 from scalestudy.train.loop import EpochLoop
 from user_package import with_changes

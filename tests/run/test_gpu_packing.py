@@ -11,7 +11,8 @@ import pytest
 import ray
 from ray.tune import Callback
 
-from scalestudy.run.study import RAY_WORKER_ENV, TUNE_DRIVER_ENV, max_concurrency, run_study
+from scalestudy.run.concurrency import max_concurrency
+from scalestudy.run.study import RAY_WORKER_ENV, TUNE_DRIVER_ENV, run_study
 from scalestudy.spec import SpecError, spec_from_dict
 
 BASE = {

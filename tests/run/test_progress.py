@@ -5,8 +5,8 @@ import types
 
 from rich.console import Console
 
-from scalestudy.run.progress import (ProgressCallback, StudyProgress, branch_summary, duration, live_view,
-                                     plain_line, summary_table)
+from scalestudy.run.progress import ProgressCallback, StudyProgress, duration, live_view, plain_line
+from scalestudy.run.summary import branched_summary, summary_table
 from scalestudy.spec import Objective, spec_from_dict
 from scalestudy.trial.config import expand_cells
 
@@ -173,7 +173,7 @@ def test_branches_and_comparison_runs_are_summed_up_apart_with_the_failed_named(
              "run_name": f"B={b} {status}", "error": "RuntimeError: boom" if status == "error" else None}
             for b in (16, 32, 64) for status in ("ok", "diverged", "error")]
     rows.append({"role": "compare", "batch_size": 16, "status": "ok", "trial_key": "c", "run_name": "warmup"})
-    text = branch_summary(rows).splitlines()
+    text = branched_summary(rows).splitlines()
     assert text[:2] == ["branches: 9 (3 ok, 3 diverged, 3 errored), B 16–64",
                         "comparison runs: 1 (1 ok, 0 diverged, 0 errored), B 16"]
     assert text[-4:] == ["failed branches and comparison runs (3):", "  B=16 error: RuntimeError: boom",
