@@ -50,7 +50,7 @@ def rank(fit: GroupFit, sets: list[PointSet]) -> list[Proposal]:
     noise_known = any(c.usable and c.log_lr_var is not None for c in fit.cells.values())
     seeds_first = 1 if noise_known or any(len(p.seeds_at(lr)) >= 2 for p in started for lr in p.lrs()) \
         else rules.COARSE_SEEDS_FIRST_CELLS
-    sensitivity, M, terms, law_cells = _sensitivities(fit)
+    gains, M, terms, law_cells = _gains(fit)
     for points in sets:
         cell = fit.cells.get((points.batch_size, points.momentum))
         if not points.started or cell is None:
@@ -82,7 +82,7 @@ def rank(fit: GroupFit, sets: list[PointSet]) -> list[Proposal]:
         if index is None or cell.log_lr_var is None or not refine:
             continue  # usable but outside the law (past a breakdown): nothing it adds to α
         # the block's trials share the drop of the cell's variance it buys
-        value = float(sensitivity[index] * cell.log_lr_var / (rules.top_trials(points, best, cell.ci95) + len(refine))) / len(refine)
+        value = float(gains[index] / (rules.top_trials(points, best, cell.ci95) + len(refine))) / len(refine)
         proposals += [replace(p, value=value) for p in refine]
     return proposals
 
@@ -99,23 +99,25 @@ def _predicted(law, points: PointSet) -> float | None:
     return None
 
 
-def _sensitivities(fit: GroupFit):
-    """(∂Var(α)/∂vᵢ per law cell, M, the law's terms, (B, m) → row of the law's cells)."""
+def _gains(fit: GroupFit):
+    """(each law cell's gain, :func:`~scalestudy.search.adaptive_plan.cell_gains`; M; the law's terms;
+    (B, m) → row of the law's cells)."""
     law = fit.law
     if law is None or law.alpha is None or not law.cells:
         return None, None, (), {}
     from scalestudy.analysis.fits.breakdown import law_coordinates, law_design, log_dataset_sizes
+    from scalestudy.analysis.fits.law import MIN_SCALE
 
     cells = list(law.cells)
-    u, v, _ = law_coordinates(cells)
+    u, v, y = law_coordinates(cells)
     terms = tuple(name for name in ("alpha", "beta", "gamma") if getattr(law, name) is not None)
     X = law_design(u, v, terms, log_dataset_sizes(cells))
     variances = np.array([c.log_lr_var if c.log_lr_var is not None else np.nan for c in cells], float)
     if not np.isfinite(variances).all():
         return None, None, (), {}
     weights = 1.0 / (variances + (law.scatter or 0.0))
-    sensitivity, M = rules.alpha_sensitivities(X, weights, 1)
-    return sensitivity, M, terms, {(c.batch_size, c.momentum): i for i, c in enumerate(cells)}
+    gains, M = rules.cell_gains(X, y, variances, weights, 1, MIN_SCALE)
+    return gains, M, terms, {(c.batch_size, c.momentum): i for i, c in enumerate(cells)}
 
 
 def _new_cell_value(points: PointSet, fit: GroupFit, M: np.ndarray, terms: tuple[str, ...]) -> float:

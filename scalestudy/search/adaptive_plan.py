@@ -13,8 +13,10 @@ A *point set* is one (law group, B, m) cell over all its seeds: its candidate ε
 2. **Then shrink α's interval.** The law is a weighted least squares with weights wᵢ = 1/(vᵢ + τ²)
    (vᵢ: the variance of cell i's ln ε*, read off its 95 % set; τ²: the between-cell scatter). With
    M = (XᵀWX)⁻¹, ∂Var(α)/∂vᵢ = wᵢ²·(M xᵢ)²_α: the cells that move α most are those at extreme B with
-   narrow sets. A trial in cell i shrinks vᵢ by about vᵢ/(nᵢ + 1) (nᵢ trials at the ε that may still be
-   its optimum: a variance that falls as 1/n), so its value is wᵢ²(M xᵢ)²_α · vᵢ/(nᵢ + 1). The trials
+   narrow sets. The law's covariance is s²M, s² the residual scale, so a cell also weighs by its share
+   of the residuals (:func:`cell_gains`: its gain). A trial in cell i shrinks its noise by about
+   1/(nᵢ + 1) (nᵢ trials at the ε that may still be its optimum: a variance that falls as 1/n), so its
+   value is gainᵢ/(nᵢ + 1). The trials
    bisect the gap between the best ε and the next one run (down to √2 steps), else add one more seed
    at every ε the cell's 95 % set still holds (a block: the analysis reads a cell's noise off the ε
    every seed ran).
@@ -199,6 +201,29 @@ def alpha_sensitivities(X: np.ndarray, weights: np.ndarray, alpha_index: int) ->
     M = np.linalg.pinv(X.T @ (X * weights[:, None]))
     leverage = X @ M[:, alpha_index]
     return weights ** 2 * leverage ** 2, M
+
+
+def cell_gains(X: np.ndarray, y: np.ndarray, variances: np.ndarray, weights: np.ndarray, alpha_index: int,
+               min_scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """(what averaging each cell's ln ε* noise away would take off Var(α), M = (XᵀWX)⁻¹).
+
+    The law's covariance is s²·M with s² = max(RSS/dof, ``min_scale``), RSS = Σ wᵢrᵢ² the weighted
+    residuals of the cells' ln ε* about the line (Knapp–Hartung; :mod:`scalestudy.analysis.fits.law`).
+    A cell's noise enters twice: through its weight (∂Var(α)/∂vᵢ·vᵢ, scaled by s²) and, while the scale
+    is above its floor, through its residual (M_αα·wᵢrᵢ²/dof), which averages away as its vertex does.
+    Seeds barely narrow a flat-topped cell's 95 % set but do shrink its residual, so the second term is
+    what sends seeds to the middle batch sizes (docs/benchmarks.md, compute to law)."""
+    sensitivity, M = alpha_sensitivities(X, weights, alpha_index)
+    dof = len(y) - X.shape[1]
+    if dof <= 0:
+        return sensitivity * variances, M
+    coef = M @ (X.T @ (weights * y))
+    residual = weights * (y - X @ coef) ** 2
+    scale = float(residual.sum()) / dof
+    gains = max(scale, min_scale) * sensitivity * variances
+    if scale > min_scale:
+        gains = gains + M[alpha_index, alpha_index] * residual / dof
+    return gains, M
 
 
 def new_row_value(M: np.ndarray, x: np.ndarray, weight: float, alpha_index: int) -> float:

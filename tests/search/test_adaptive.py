@@ -165,3 +165,29 @@ def test_a_trial_running_when_the_study_stopped_counts_when_tune_resumes_it(tmp_
     assert restored._pending_epochs() == epochs and (lr, seed) in restored.sets[key].runs
     restored.on_trial_complete("running", {"epoch": epochs, "test_acc": 0.5, "test_loss": 1.0, "diverged": 0})
     assert restored.spent == epochs and restored._pending_epochs() == 0 and not restored.resumed
+
+
+def test_cell_gains_add_each_cells_share_of_the_law_residual_scale():
+    """Var(α) = s²·M_αα with s² = max(RSS/dof, floor) (the analysis' least squares): a cell's gain is its
+    weight's term scaled by s², plus, above the floor, the drop of s²·M_αα if its residual were gone."""
+    from scalestudy.analysis.fits._stats import least_squares
+    from scalestudy.search.adaptive_plan import alpha_sensitivities, cell_gains
+
+    rng = np.random.default_rng(1)
+    X = np.column_stack([np.ones(7), np.log([16, 32, 64, 128, 256, 512, 1024])])
+    variances = rng.uniform(0.05, 0.5, size=7)
+    weights = 1 / variances
+    root = np.sqrt(weights)
+    for noise, floor in ((1.5, 0.1), (1e-3, 0.1)):  # residual scale above, then below, its floor
+        y = -6 + 0.8 * X[:, 1] + noise * rng.normal(size=7) * np.sqrt(variances)
+        gains, M = cell_gains(X, y, variances, weights, 1, floor)
+        fit = least_squares(X * root[:, None], y * root, ("log_k", "alpha"), min_scale=floor)
+        scale = fit.cov[1][1] / M[1, 1]  # the analysis' s²
+        sensitivity, _ = alpha_sensitivities(X, weights, 1)
+        residual = weights * (y - X @ np.array(fit.coef)) ** 2
+        rss_scale = residual.sum() / 5
+        assert math.isclose(scale, max(rss_scale, floor), rel_tol=1e-9)
+        expected = scale * sensitivity * variances + (M[1, 1] * residual / 5 if rss_scale > floor else 0)
+        np.testing.assert_allclose(gains, expected, rtol=1e-9)
+    assert math.isclose(cell_gains(X[:2], y[:2], variances[:2], weights[:2], 1, 0.1)[0][0],
+                        alpha_sensitivities(X[:2], weights[:2], 1)[0][0] * variances[0])  # no dof: weights only
