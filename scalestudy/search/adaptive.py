@@ -3,7 +3,8 @@
 It runs as a Tune ``Searcher`` (:class:`AdaptiveSearch`): ``suggest`` hands out trials while fewer
 than the cluster's slots run, results come back in any order, and after each batch of results
 (:data:`REFIT_EVERY`) it refits every cell's ε* and the law with the analysis' own estimators and
-ranks the next trials by their value for α's interval (:mod:`scalestudy.search.adaptive_plan`).
+ranks the next trials by their value for the law's slopes, α and (over several momenta) β
+(:mod:`scalestudy.search.adaptive_plan`).
 A cell is one (section, schedule, N, B, m) over its seeds: the search chooses ε on a √2 lattice
 around the listed ε (:func:`~scalestudy.search.adaptive_plan.lattice`) *and* the seed, from
 ``grid.seeds`` and then the next integers, up to ``search.max_seeds`` per ε.

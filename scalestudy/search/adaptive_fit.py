@@ -116,12 +116,19 @@ def _gains(fit: GroupFit):
     if not np.isfinite(variances).all():
         return None, None, (), {}
     weights = 1.0 / (variances + (law.scatter or 0.0))
-    gains, M = rules.cell_gains(X, y, variances, weights, 1, MIN_SCALE)
+    gains, M = rules.cell_gains(X, y, variances, weights, _slopes(terms), MIN_SCALE)
     return gains, M, terms, {(c.batch_size, c.momentum): i for i, c in enumerate(cells)}
 
 
+def _slopes(terms: tuple[str, ...]) -> tuple[int, ...]:
+    """Columns of the law's design (intercept first) whose intervals the search narrows: α, and β where the
+    cells span several momenta (γ, over N, is not the search's to move: it adds no N)."""
+    return tuple(1 + i for i, name in enumerate(terms) if name in ("alpha", "beta"))
+
+
 def _new_cell_value(points: PointSet, fit: GroupFit, M: np.ndarray, terms: tuple[str, ...]) -> float:
-    """Drop of Var(α) when this cell joins the law with a typical variance (the law cells' median)."""
+    """Drop of the slopes' variances (as shares, :func:`~scalestudy.search.adaptive_plan.new_row_value`) when
+    this cell joins the law with a typical variance (the law cells' median)."""
     law = fit.law
     variances = [c.log_lr_var for c in law.cells if c.log_lr_var is not None]
     weight = 1.0 / (float(np.median(variances)) + (law.scatter or 0.0))
@@ -129,4 +136,4 @@ def _new_cell_value(points: PointSet, fit: GroupFit, M: np.ndarray, terms: tuple
     x = np.array([1.0, *(columns[t] for t in terms)])
     if "gamma" in terms:
         return 0.0  # a new N is not this search's to add
-    return rules.new_row_value(M, x, weight, 1)
+    return rules.new_row_value(M, x, weight, _slopes(terms))

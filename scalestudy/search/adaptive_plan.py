@@ -10,17 +10,18 @@ A *point set* is one (law group, B, m) cell over all its seeds: its candidate ε
    seeds' noise is known). A cell whose 95 % set reaches past its lowest (highest) ε gets the next ε a
    factor 2 further out (``edge_low`` / ``edge_high``), one whose every ε diverged a factor 4 down.
    These come first, cells of extreme B first (they weigh most on α).
-2. **Then shrink α's interval.** The law is a weighted least squares with weights wᵢ = 1/(vᵢ + τ²)
-   (vᵢ: the variance of cell i's ln ε*, read off its 95 % set; τ²: the between-cell scatter). With
-   M = (XᵀWX)⁻¹, ∂Var(α)/∂vᵢ = wᵢ²·(M xᵢ)²_α: the cells that move α most are those at extreme B with
-   narrow sets. The law's covariance is s²M, s² the residual scale, so a cell also weighs by its share
-   of the residuals (:func:`cell_gains`: its gain). A trial in cell i shrinks its noise by about
-   1/(nᵢ + 1) (nᵢ trials at the ε that may still be its optimum: a variance that falls as 1/n), so its
-   value is gainᵢ/(nᵢ + 1). The trials
+2. **Then shrink the law's slopes' intervals** (α, and β when the cells span several momenta). The
+   law is a weighted least squares with weights wᵢ = 1/(vᵢ + τ²) (vᵢ: the variance of cell i's ln ε*,
+   read off its 95 % set; τ²: the between-cell scatter). With M = (XᵀWX)⁻¹,
+   ∂Var(θⱼ)/∂vᵢ = wᵢ²·(M xᵢ)²ⱼ: the cells that move α most are those at extreme B with narrow sets.
+   The law's covariance is s²M, s² the residual scale, so a cell also weighs by its share of the residuals; each slope's drop is
+   taken as a share of its variance and the shares add (:func:`cell_gains`: the cell's gain). A trial
+   in cell i shrinks its noise by about 1/(nᵢ + 1) (nᵢ trials at the ε that may still be its optimum:
+   a variance that falls as 1/n), so its value is gainᵢ/(nᵢ + 1). The trials
    bisect the gap between the best ε and the next one run (down to √2 steps), else add one more seed
    at every ε the cell's 95 % set still holds (a block: the analysis reads a cell's noise off the ε
    every seed ran).
-   A cell not yet started is valued by the exact drop of Var(α) when a row xᵢ of typical weight is
+   A cell not yet started is valued by the exact drop of those shares when a row xᵢ of typical weight is
    added (Sherman–Morrison), spread over its coarse design's trials.
 
 Every trial costs its epochs (all alike within a cell group), so value per trial is value per
@@ -197,36 +198,47 @@ def top_trials(points: PointSet, best_lr: float, interval: tuple[float, float] |
 
 
 def alpha_sensitivities(X: np.ndarray, weights: np.ndarray, alpha_index: int) -> tuple[np.ndarray, np.ndarray]:
-    """(∂Var(α)/∂vᵢ per cell, M = (XᵀWX)⁻¹) of the weighted least squares (up to the common scale)."""
+    """(∂Var(θ)/∂vᵢ per cell for the term in column ``alpha_index``, M = (XᵀWX)⁻¹) of the weighted least
+    squares (up to the common scale)."""
     M = np.linalg.pinv(X.T @ (X * weights[:, None]))
     leverage = X @ M[:, alpha_index]
     return weights ** 2 * leverage ** 2, M
 
 
-def cell_gains(X: np.ndarray, y: np.ndarray, variances: np.ndarray, weights: np.ndarray, alpha_index: int,
+def cell_gains(X: np.ndarray, y: np.ndarray, variances: np.ndarray, weights: np.ndarray, slopes: tuple[int, ...],
                min_scale: float) -> tuple[np.ndarray, np.ndarray]:
-    """(what averaging each cell's ln ε* noise away would take off Var(α), M = (XᵀWX)⁻¹).
+    """(what averaging each cell's ln ε* noise away would take off the law's slopes' variances, each as a
+    share of it, summed over the columns ``slopes`` (α, and β when the cells span several momenta);
+    M = (XᵀWX)⁻¹).
 
     The law's covariance is s²·M with s² = max(RSS/dof, ``min_scale``), RSS = Σ wᵢrᵢ² the weighted
     residuals of the cells' ln ε* about the line (Knapp–Hartung; :mod:`scalestudy.analysis.fits.law`).
-    A cell's noise enters twice: through its weight (∂Var(α)/∂vᵢ·vᵢ, scaled by s²) and, while the scale
-    is above its floor, through its residual (M_αα·wᵢrᵢ²/dof), which averages away as its vertex does.
+    A cell's noise enters Var(θⱼ) twice: through its weight (∂Var(θⱼ)/∂vᵢ·vᵢ, scaled by s²) and, while the
+    scale is above its floor, through its residual (Mⱼⱼ·wᵢrᵢ²/dof), which averages away as its vertex does.
     Seeds barely narrow a flat-topped cell's 95 % set but do shrink its residual, so the second term is
-    what sends seeds to the middle batch sizes (docs/benchmarks.md, compute to law)."""
-    sensitivity, M = alpha_sensitivities(X, weights, alpha_index)
+    what sends seeds to the middle batch sizes (docs/benchmarks.md, compute to law). Each slope's drop is
+    divided by its variance s²·Mⱼⱼ, so α and β count alike whatever their units (the sum is the drop of
+    Σⱼ ln Var(θⱼ) to first order); with α alone this orders the cells as α's own drop does."""
+    M = np.linalg.pinv(X.T @ (X * weights[:, None]))
     dof = len(y) - X.shape[1]
-    if dof <= 0:
-        return sensitivity * variances, M
-    coef = M @ (X.T @ (weights * y))
-    residual = weights * (y - X @ coef) ** 2
-    scale = float(residual.sum()) / dof
-    gains = max(scale, min_scale) * sensitivity * variances
-    if scale > min_scale:
-        gains = gains + M[alpha_index, alpha_index] * residual / dof
+    residual = np.zeros(len(y))
+    scale = 1.0
+    if dof > 0:
+        coef = M @ (X.T @ (weights * y))
+        residual = weights * (y - X @ coef) ** 2
+        scale = float(residual.sum()) / dof
+    floored = max(scale, min_scale) if dof > 0 else 1.0
+    gains = np.zeros(len(y))
+    for j in slopes:
+        drop = floored * weights ** 2 * (X @ M[:, j]) ** 2 * variances
+        if dof > 0 and scale > min_scale:
+            drop = drop + M[j, j] * residual / dof
+        gains += drop / (floored * M[j, j])
     return gains, M
 
 
-def new_row_value(M: np.ndarray, x: np.ndarray, weight: float, alpha_index: int) -> float:
-    """The drop of Var(α) (up to the scale) when a row ``x`` of weight ``weight`` joins the fit."""
+def new_row_value(M: np.ndarray, x: np.ndarray, weight: float, slopes: tuple[int, ...]) -> float:
+    """The drop of the slopes' variances, each as a share of it (as :func:`cell_gains`), when a row ``x``
+    of weight ``weight`` joins the fit (Sherman–Morrison: M loses M x xᵀ M·w/(1 + w xᵀMx))."""
     Mx = M @ x
-    return float(weight * Mx[alpha_index] ** 2 / (1.0 + weight * x @ Mx))
+    return float(sum(weight * Mx[j] ** 2 / (1.0 + weight * x @ Mx) / M[j, j] for j in slopes))

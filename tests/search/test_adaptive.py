@@ -146,7 +146,14 @@ def test_alpha_sensitivity_and_new_row_value_match_their_closed_forms():
     x, weight = np.array([1.0, math.log(1024), 0.3]), 4.0  # a new row: the drop of Var(α), recomputed in full
     bigger = np.vstack([X, x])
     direct = var_alpha(variances) - np.linalg.inv(bigger.T @ (bigger * np.append(1 / variances, weight)[:, None]))[1, 1]
-    assert math.isclose(new_row_value(M, x, weight, 1), direct, rel_tol=1e-9)
+    assert math.isclose(new_row_value(M, x, weight, (1,)), direct / var_alpha(variances), rel_tol=1e-9)  # as a share
+
+    def var_beta(rows, w):
+        return np.linalg.inv(rows.T @ (rows * w[:, None]))[2, 2]
+
+    before, after = var_beta(X, 1 / variances), var_beta(bigger, np.append(1 / variances, weight))
+    assert math.isclose(new_row_value(M, x, weight, (1, 2)),
+                        direct / var_alpha(variances) + (before - after) / before, rel_tol=1e-9)
 
 
 def test_a_trial_running_when_the_study_stopped_counts_when_tune_resumes_it(tmp_path):
@@ -168,26 +175,36 @@ def test_a_trial_running_when_the_study_stopped_counts_when_tune_resumes_it(tmp_
 
 
 def test_cell_gains_add_each_cells_share_of_the_law_residual_scale():
-    """Var(α) = s²·M_αα with s² = max(RSS/dof, floor) (the analysis' least squares): a cell's gain is its
-    weight's term scaled by s², plus, above the floor, the drop of s²·M_αα if its residual were gone."""
+    """Var(θⱼ) = s²·Mⱼⱼ with s² = max(RSS/dof, floor) (the analysis' least squares): a cell's gain for a slope
+    is its weight's term scaled by s², plus, above the floor, the drop of s²·Mⱼⱼ if its residual were gone,
+    as a share of Var(θⱼ); the slopes' shares add (α, and β when the cells span two momenta)."""
     from scalestudy.analysis.fits._stats import least_squares
     from scalestudy.search.adaptive_plan import alpha_sensitivities, cell_gains
 
     rng = np.random.default_rng(1)
-    X = np.column_stack([np.ones(7), np.log([16, 32, 64, 128, 256, 512, 1024])])
-    variances = rng.uniform(0.05, 0.5, size=7)
+    batch = np.log([16, 32, 64, 128, 256, 512, 1024] * 2)
+    momentum = np.log1p(-np.repeat([0.0, 0.9], 7))
+    X = np.column_stack([np.ones(14), batch, momentum])
+    variances = rng.uniform(0.05, 0.5, size=14)
     weights = 1 / variances
     root = np.sqrt(weights)
+    dof = 14 - 3
     for noise, floor in ((1.5, 0.1), (1e-3, 0.1)):  # residual scale above, then below, its floor
-        y = -6 + 0.8 * X[:, 1] + noise * rng.normal(size=7) * np.sqrt(variances)
-        gains, M = cell_gains(X, y, variances, weights, 1, floor)
-        fit = least_squares(X * root[:, None], y * root, ("log_k", "alpha"), min_scale=floor)
-        scale = fit.cov[1][1] / M[1, 1]  # the analysis' s²
-        sensitivity, _ = alpha_sensitivities(X, weights, 1)
+        y = -6 + 0.8 * X[:, 1] + 0.9 * X[:, 2] + noise * rng.normal(size=14) * np.sqrt(variances)
+        fit = least_squares(X * root[:, None], y * root, ("log_k", "alpha", "beta"), min_scale=floor)
         residual = weights * (y - X @ np.array(fit.coef)) ** 2
-        rss_scale = residual.sum() / 5
-        assert math.isclose(scale, max(rss_scale, floor), rel_tol=1e-9)
-        expected = scale * sensitivity * variances + (M[1, 1] * residual / 5 if rss_scale > floor else 0)
-        np.testing.assert_allclose(gains, expected, rtol=1e-9)
-    assert math.isclose(cell_gains(X[:2], y[:2], variances[:2], weights[:2], 1, 0.1)[0][0],
-                        alpha_sensitivities(X[:2], weights[:2], 1)[0][0] * variances[0])  # no dof: weights only
+        above = residual.sum() / dof > floor
+        assert above == (noise > 1)
+        expected = np.zeros(14)
+        for j in (1, 2):
+            sensitivity, M = alpha_sensitivities(X, weights, j)
+            scale = fit.cov[j][j] / M[j, j]  # the analysis' s²
+            assert math.isclose(scale, max(residual.sum() / dof, floor), rel_tol=1e-9)
+            share = (scale * sensitivity * variances + (M[j, j] * residual / dof if above else 0)) / fit.cov[j][j]
+            np.testing.assert_allclose(cell_gains(X, y, variances, weights, (j,), floor)[0], share, rtol=1e-9)
+            expected += share
+        np.testing.assert_allclose(cell_gains(X, y, variances, weights, (1, 2), floor)[0], expected, rtol=1e-9)
+    alone = X[:2, :2]  # no dof: the weights' term alone
+    sensitivity, M = alpha_sensitivities(alone, weights[:2], 1)
+    assert math.isclose(cell_gains(alone, y[:2], variances[:2], weights[:2], (1,), 0.1)[0][0],
+                        sensitivity[0] * variances[0] / M[1, 1])
