@@ -14,8 +14,9 @@ A *point set* is one (law group, B, m) cell over all its seeds: its candidate ε
    law is a weighted least squares with weights wᵢ = 1/(vᵢ + τ²) (vᵢ: the variance of cell i's ln ε*,
    read off its 95 % set; τ²: the between-cell scatter). With M = (XᵀWX)⁻¹,
    ∂Var(θⱼ)/∂vᵢ = wᵢ²·(M xᵢ)²ⱼ: the cells that move α most are those at extreme B with narrow sets.
-   The law's covariance is s²M, s² the residual scale, so a cell also weighs by its share of the residuals; each slope's drop is
-   taken as a share of its variance and the shares add (:func:`cell_gains`: the cell's gain). A trial
+   The law's covariance is s²M, s² the residual scale, so a cell also weighs by its share of the
+   residuals; each slope's drop is taken as a share of its variance and the shares add
+   (:func:`cell_gains`: the cell's gain). A trial
    in cell i shrinks its noise by about 1/(nᵢ + 1) (nᵢ trials at the ε that may still be its optimum:
    a variance that falls as 1/n), so its value is gainᵢ/(nᵢ + 1). The trials
    bisect the gap between the best ε and the next one run (down to √2 steps), else add one more seed
