@@ -4,7 +4,8 @@ its repetitions summed up as one row.
 ``compute_fraction``: trial-epochs spent ÷ the whole table's (median over repetitions);
 ``alpha_width_ratio``: width of α's 95 % interval from the replay ÷ the whole table's (median; a
 replay whose law has no interval counts ∞); ``coverage``: share of repetitions whose interval holds
-the whole table's α; ``fitted``: share with an interval.
+the whole table's α; ``fitted``: share with an interval. Where the table spans several momenta
+the JSON also gives ``beta_width_ratio`` and ``beta_coverage``, the same for β.
 """
 
 from __future__ import annotations
@@ -30,6 +31,15 @@ class LawEstimate:
     interval: tuple[float, float] | None
     batch_sizes: tuple[int, ...] = ()  # of the cells α is fitted on
     breakdown: float | None = None  # the batch size where the law's power law breaks down [examples]
+    beta: float | None = None  # the momentum exponent, where the cells span several momenta
+    beta_interval: tuple[float, float] | None = None
+
+    @property
+    def beta_width(self) -> float:
+        return self.beta_interval[1] - self.beta_interval[0] if self.beta_interval else math.inf
+
+    def holds_beta(self, beta: float) -> bool:
+        return self.beta_interval is not None and self.beta_interval[0] <= beta <= self.beta_interval[1]
 
     @property
     def fitted(self) -> bool:
@@ -66,9 +76,10 @@ def fit_alpha(frame) -> LawEstimate:
             law = fit_study(frame).law_fit
     except AnalysisError:  # thin data: every trial diverged, ...
         return LawEstimate(None, None)
-    interval = law.ci95.get("alpha")
+    interval, beta = law.ci95.get("alpha"), law.ci95.get("beta")
     return LawEstimate(law.alpha, (float(interval[0]), float(interval[1])) if interval else None,
-                       tuple(sorted({c.batch_size for c in law.cells})), law.breakdown.batch_size)
+                       tuple(sorted({c.batch_size for c in law.cells})), law.breakdown.batch_size,
+                       law.beta, (float(beta[0]), float(beta[1])) if beta else None)
 
 
 def summary_rows(study: RecordedStudy, reference: LawEstimate, runs: list[SearchRun]) -> list[dict[str, Any]]:
@@ -77,7 +88,9 @@ def summary_rows(study: RecordedStudy, reference: LawEstimate, runs: list[Search
              "compute_fraction": 1.0, "alpha_width_ratio": 1.0 if reference.fitted else "-",
              "fitted": 1.0 if reference.fitted else 0.0, "coverage": "-",
              "alpha_median": reference.alpha if reference.alpha is not None else "-",
-             "alpha_interval": list(reference.interval) if reference.interval else None}]
+             "alpha_interval": list(reference.interval) if reference.interval else None,
+             **({"beta_median": reference.beta, "beta_interval": list(reference.beta_interval)}
+                if reference.beta_interval else {})}]
     for algorithm in dict.fromkeys(run.algorithm for run in runs):
         mine = [run for run in runs if run.algorithm == algorithm]
         if not any(run.available for run in mine):
@@ -112,6 +125,10 @@ def _algorithm_row(study: RecordedStudy, reference: LawEstimate, runs: list[Sear
             row["alpha_error_median"] = float(np.median([abs(a - reference.alpha) for a in alphas]))
     else:
         row.update({"alpha_width_ratio": "-", "coverage": "-"})
+    if reference.beta_interval is not None:  # the cells span several momenta: β's interval, judged alike
+        ratios = [run.law.beta_width / reference.beta_width for run in runs]
+        row.update({"beta_width_ratio": quantile(ratios, 0.5),
+                    "beta_coverage": float(np.mean([run.law.holds_beta(reference.beta) for run in runs]))})
     return row
 
 

@@ -125,3 +125,27 @@ def test_a_table_the_replay_cannot_use_is_one_line(tmp_path, mlp_m0):
     stepped = mlp_m0.trials.drop(columns="epochs_run").assign(schedule="step_decay_lr")
     with pytest.raises(AnalysisError, match="no constant-schedule trial"):
         RecordedStudy.from_table(stepped, "stepped", where="t")
+
+
+def test_a_table_over_two_momenta_is_judged_on_beta_too(tmp_path):
+    """The shipped MLP tables at m = 0 and m = 0.9 together fit β: its interval's width and coverage are
+    judged like α's; a one-momentum table's rows have no β."""
+    from scalestudy.bench.search_summary import LawEstimate, SearchRun, fit_alpha, summary_rows
+
+    frame = pd.concat([pd.read_parquet(DATA / f"{name}.parquet") for name in ("mnist1d_mlp_m0", "mnist1d_mlp_m09")],
+                      ignore_index=True)
+    frame.to_parquet(tmp_path / "two_momenta.parquet")
+    study = RecordedStudy.from_parquet(tmp_path / "two_momenta.parquet")
+    reference = fit_alpha(frame)
+    assert reference.beta_interval is not None and reference.holds_beta(reference.beta)
+    low, high = reference.beta_interval
+    wide = LawEstimate(reference.alpha, reference.interval, beta=reference.beta, beta_interval=(low - 0.5, high + 0.5))
+    off = LawEstimate(reference.alpha, reference.interval, beta=high + 1, beta_interval=(high + 0.5, 2 * high - low + 0.5))
+    runs = [SearchRun("adaptive", True, trial_epochs=1.0, law=law) for law in (wide, off, off)]
+    whole, row = summary_rows(study, reference, runs)
+    assert whole["beta_interval"] == [low, high]
+    assert row["beta_width_ratio"] == pytest.approx(1.0) and row["beta_coverage"] == pytest.approx(1 / 3)
+    assert row["coverage"] == 1.0  # α's, untouched
+    single = RecordedStudy.from_parquet(DATA / "mnist1d_mlp_m09.parquet")
+    _, row = summary_rows(single, fit_alpha(single.trials), runs)
+    assert "beta_width_ratio" not in row
