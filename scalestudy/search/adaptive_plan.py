@@ -231,6 +231,8 @@ def cell_gains(X: np.ndarray, y: np.ndarray, variances: np.ndarray, weights: np.
     floored = max(scale, min_scale) if dof > 0 else 1.0
     gains = np.zeros(len(y))
     for j in slopes:
+        if not M[j, j] > 0:  # a slope the cells cannot determine (a singular design): nothing to narrow
+            continue
         drop = floored * weights ** 2 * (X @ M[:, j]) ** 2 * variances
         if dof > 0 and scale > min_scale:
             drop = drop + M[j, j] * residual / dof
@@ -242,4 +244,4 @@ def new_row_value(M: np.ndarray, x: np.ndarray, weight: float, slopes: tuple[int
     """The drop of the slopes' variances, each as a share of it (as :func:`cell_gains`), when a row ``x``
     of weight ``weight`` joins the fit (Sherman–Morrison: M loses M x xᵀ M·w/(1 + w xᵀMx))."""
     Mx = M @ x
-    return float(sum(weight * Mx[j] ** 2 / (1.0 + weight * x @ Mx) / M[j, j] for j in slopes))
+    return float(sum(weight * Mx[j] ** 2 / (1.0 + weight * x @ Mx) / M[j, j] for j in slopes if M[j, j] > 0))
