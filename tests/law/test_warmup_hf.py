@@ -7,7 +7,6 @@ on two processes (slow) each rank sees half of every update."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -148,12 +147,12 @@ def test_two_processes_share_every_update_between_them(tmp_path):
     every update, and the two halves together are the update's examples."""
     tests = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": f"{tests.parent}:{tests}", "OMP_NUM_THREADS": "1"}
-    with socket.socket() as probe:  # a free port for the ranks' rendezvous (0 is not one torchrun takes)
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
-                    str(tests / "law" / "warmup_hf_ddp_worker.py"), str(tmp_path)],
-                   env=env, check=True, capture_output=True, timeout=120)
+    # --standalone: the rendezvous store binds a port the OS picks. A port probed free and then handed to
+    # torchrun could be taken in between by the suite's local Ray, and the run then failed in CI.
+    ran = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          str(tests / "law" / "warmup_hf_ddp_worker.py"), str(tmp_path)],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr[-3000:]  # the ranks' own traceback, not only an exit status
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     warmup = small_warmup()
     expected = list(WarmupBatchSampler(warmup, seed=5))
