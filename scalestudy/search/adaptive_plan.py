@@ -222,21 +222,16 @@ def cell_gains(X: np.ndarray, y: np.ndarray, variances: np.ndarray, weights: np.
     Σⱼ ln Var(θⱼ) to first order); with α alone this orders the cells as α's own drop does."""
     M = np.linalg.pinv(X.T @ (X * weights[:, None]))
     dof = len(y) - X.shape[1]
-    residual = np.zeros(len(y))
-    scale = 1.0
-    if dof > 0:
-        coef = M @ (X.T @ (weights * y))
-        residual = weights * (y - X @ coef) ** 2
-        scale = float(residual.sum()) / dof
-    floored = max(scale, min_scale) if dof > 0 else 1.0
     gains = np.zeros(len(y))
+    shares = np.zeros(len(y))  # each cell's share of the residual scale, while the scale is above its floor
+    if dof > 0:
+        residual = weights * (y - X @ (M @ (X.T @ (weights * y)))) ** 2
+        if residual.sum() / dof > min_scale:
+            shares = residual / residual.sum()
     for j in slopes:
-        if not M[j, j] > 0:  # a slope the cells cannot determine (a singular design): nothing to narrow
-            continue
-        drop = floored * weights ** 2 * (X @ M[:, j]) ** 2 * variances
-        if dof > 0 and scale > min_scale:
-            drop = drop + M[j, j] * residual / dof
-        gains += drop / (floored * M[j, j])
+        if M[j, j] > 0:  # a slope the cells cannot determine (a singular design) has nothing to narrow
+            # (s²·wᵢ²(M xᵢ)ⱼ²·vᵢ + Mⱼⱼ·wᵢrᵢ²/dof) / (s²·Mⱼⱼ): s² cancels from the first term
+            gains += weights ** 2 * (X @ M[:, j]) ** 2 * variances / M[j, j] + shares
     return gains, M
 
 
