@@ -81,8 +81,7 @@ def rank(fit: GroupFit, sets: list[PointSet]) -> list[Proposal]:
             continue
         if index is None or cell.log_lr_var is None or not refine:
             continue  # usable but outside the law (past a breakdown): nothing it adds to α
-        # the block's trials share the drop of the cell's variance it buys
-        value = float(gains[index] / (rules.top_trials(points, best, cell.ci95) + len(refine))) / len(refine)
+        value = rules.trial_value(float(gains[index]), rules.top_trials(points, best, cell.ci95), len(refine))
         proposals += [replace(p, value=value) for p in refine]
     return proposals
 

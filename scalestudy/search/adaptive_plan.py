@@ -16,12 +16,12 @@ A *point set* is one (law group, B, m) cell over all its seeds: its candidate ε
    ∂Var(θⱼ)/∂vᵢ = wᵢ²·(M xᵢ)²ⱼ: the cells that move α most are those at extreme B with narrow sets.
    The law's covariance is s²M, s² the residual scale, so a cell also weighs by its share of the
    residuals; each slope's drop is taken as a share of its variance and the shares add
-   (:func:`cell_gains`: the cell's gain). A trial
-   in cell i shrinks its noise by about 1/(nᵢ + 1) (nᵢ trials at the ε that may still be its optimum:
-   a variance that falls as 1/n), so its value is gainᵢ/(nᵢ + 1). The trials
-   bisect the gap between the best ε and the next one run (down to √2 steps), else add one more seed
-   at every ε the cell's 95 % set still holds (a block: the analysis reads a cell's noise off the ε
-   every seed ran).
+   (:func:`cell_gains`: the cell's gain). A step of k trials in cell i shrinks its noise by about
+   k/(nᵢ + k) (nᵢ trials at the ε that may still be its optimum: a variance that falls as 1/n), so each
+   of its trials is worth gainᵢ/(nᵢ + k). The trials bisect the gap between the best ε and the next one
+   run (down to √2 steps), then any wider gap among the ε that may still be the optimum (a flat top's
+   peak can sit in one), else add one more seed at every such ε (a block: the analysis reads a cell's
+   noise off the ε every seed ran).
    A cell not yet started is valued by the exact drop of those shares when a row xᵢ of typical weight is
    added (Sherman–Morrison), spread over its coarse design's trials.
 
@@ -171,8 +171,9 @@ def contenders(points: PointSet, best_lr: float, interval: tuple[float, float] |
 
 def refinement(points: PointSet, best_lr: float, interval: tuple[float, float] | None = None) -> list[Proposal]:
     """The next trials that narrow a usable cell's ε* (valued 1 each; the caller scales them): the
-    missing √2 neighbours of its best ε (inside the ε it ran) at the best ε's seeds, else one more
-    seed at every ε that may still be the optimum (:func:`contenders`: a block)."""
+    missing √2 neighbours of its best ε (inside the ε it ran) at the best ε's seeds, else the middle
+    of the gap wider than √2 nearest the best among the ε that may still be the optimum
+    (:func:`contenders`), else one more seed at every such ε (a block)."""
     lrs = points.lrs()
     i = int(np.argmin([abs(math.log(lr / best_lr)) for lr in lrs]))
     best = lrs[i]
@@ -184,12 +185,24 @@ def refinement(points: PointSet, best_lr: float, interval: tuple[float, float] |
             if middle is not None:
                 return missing(points, [middle], seeds, 1.0, "between the best ε and its neighbour")
     top = contenders(points, best, interval)
+    gaps = sorted(zip(top, top[1:]), key=lambda pair: abs(math.log(pair[0] * pair[1] / best ** 2)))
+    for low, high in gaps:  # a gap where the optimum may be, nearest the best first
+        if high / low > SQRT2 * 1.01:
+            middle = nearest(points.lattice, math.sqrt(low * high), below=high, above=low)
+            if middle is not None:
+                return missing(points, [middle], seeds, 1.0, "a gap where the optimum may be")
     have = sorted(set().union(*(points.seeds_at(lr) for lr in top)))
     fill = missing(points, top, have, 1.0, "complete the seeds where the optimum may be")
     if fill:
         return fill
     seed = next((s for s in points.seeds if s not in have), None)
     return [] if seed is None else missing(points, top, [seed], 1.0, "one more seed where the optimum may be")
+
+
+def trial_value(gain: float, trials_run: int, step: int) -> float:
+    """What each of a step's ``step`` trials is worth in a cell with ``trials_run`` trials where its optimum
+    may be: a variance falling as 1/n drops by the share step/(n + step) of it, spread over the step."""
+    return gain / (trials_run + step)
 
 
 def top_trials(points: PointSet, best_lr: float, interval: tuple[float, float] | None = None) -> int:

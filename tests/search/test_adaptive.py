@@ -208,3 +208,40 @@ def test_cell_gains_add_each_cells_share_of_the_law_residual_scale():
     sensitivity, M = alpha_sensitivities(alone, weights[:2], 1)
     assert math.isclose(cell_gains(alone, y[:2], variances[:2], weights[:2], (1,), 0.1)[0][0],
                         sensitivity[0] * variances[0] / M[1, 1])
+
+
+def _point_set(runs: dict[float, tuple[int, ...]]):
+    from scalestudy.search.adaptive_plan import PointSet
+
+    points = PointSet(("g", 64, 0.9), 64, 0.9, lattice((0.0125, 0.025, 0.05, 0.1, 0.2, 0.4), 0, None),
+                      (0, 1, 2, 3), 0.05, (0.0125, 0.4))
+    for lr, seeds in runs.items():
+        near = min(points.lattice, key=lambda p: abs(math.log(p / lr)))
+        points.runs.update({(near, seed): "ok" for seed in seeds})
+    return points
+
+
+def test_refinement_fills_a_gap_where_the_optimum_may_be_before_adding_seeds():
+    """A flat top's peak can sit in a ×4 gap of the coarse design: once the best ε's √2 neighbours ran,
+    the gap inside the ε that may still be the optimum is bisected (at the best ε's seeds); a gap outside
+    them is not, and without such a gap the next step is one more seed at every contender."""
+    from scalestudy.search.adaptive_plan import refinement
+
+    both = (0, 1)
+    points = _point_set({0.0177: both, 0.025: both, 0.0354: both, 0.05: both, 0.2: both, 0.4: both})
+    step = refinement(points, 0.025, (0.017, 0.11))
+    assert [(round(p.lr, 4), p.seed) for p in step] == [(0.1, 0), (0.1, 1)]
+    assert all(p.why == "a gap where the optimum may be" for p in step)
+
+    points = _point_set({0.0177: both, 0.025: both, 0.0354: both, 0.05: both, 0.0707: both, 0.4: (0,)})
+    step = refinement(points, 0.025, (0.02, 0.04))  # contenders 0.0177–0.05; the ×5.7 gap lies outside
+    assert {round(p.lr, 4) for p in step} == {0.0177, 0.025, 0.0354, 0.05} and {p.seed for p in step} == {2}
+
+
+def test_a_steps_trials_share_the_drop_of_a_variance_falling_as_one_over_n():
+    from scalestudy.search.adaptive_plan import trial_value
+
+    for n, k in ((2, 1), (6, 4), (12, 8)):
+        variance_after = (1 / (n + k)) / (1 / n)  # of a mean over n trials, when k more join
+        assert math.isclose(k * trial_value(0.3, n, k), 0.3 * (1 - variance_after), rel_tol=1e-12)
+    assert trial_value(1.0, 6, 1) > trial_value(1.0, 6, 4)  # a wide block is worth less per trial
