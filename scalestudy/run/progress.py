@@ -26,8 +26,10 @@ from scalestudy.trial.record import STATUSES
 
 @dataclass
 class StudyProgress:
-    """Trials of one study so far. ``total`` is the planned count (an upper bound for searches, which
-    may stop a cell early)."""
+    """Trials of one study so far. ``total`` is the planned count: an upper bound for the per-cell
+    searches, which may stop a cell early; for the adaptive search, whose budget is in trial-epochs,
+    the count if every trial ran all its epochs, so trials that diverge early leave room for more (the
+    count then grows with the trials started: never "106/105")."""
 
     name: str
     total: int
@@ -41,6 +43,7 @@ class StudyProgress:
 
     def start(self, trial_id: str) -> None:
         self.running.add(trial_id)
+        self.total = max(self.total, self.done + len(self.running))
 
     def finish(self, trial_id: str, status: str, run_name: str = "", final: Mapping[str, Any] | None = None) -> None:
         """A trial ended with ``final``, its last report: its objective there is the best so far if it

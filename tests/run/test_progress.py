@@ -178,3 +178,13 @@ def test_branches_and_comparison_runs_are_summed_up_apart_with_the_failed_named(
                         "comparison runs: 1 (1 ok, 0 diverged, 0 errored), B 16"]
     assert text[-4:] == ["failed branches and comparison runs (3):", "  B=16 error: RuntimeError: boom",
                          "  B=32 error: RuntimeError: boom", "  B=64 error: RuntimeError: boom"]
+
+
+def test_the_planned_count_grows_with_the_trials_a_budget_in_trial_epochs_started():
+    """The adaptive search plans its count as if every trial ran all its epochs; trials that diverge early
+    leave room for more, and the line then counts those it started, never more done than planned."""
+    state = state_after({"a": "diverged", "b": "ok"}, running=("c", "d"), total=3)
+    assert state.total == 4
+    state.finish("c", "ok")
+    state.finish("d", "ok")
+    assert "trials 4/4 done" in plain_line(state, 1100.0) and plain_line(state, 1100.0).endswith("finished")
