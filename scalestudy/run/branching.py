@@ -148,13 +148,17 @@ def run_branches(spec: StudySpec, opened, base_results, verbose: bool,
 
 def _new_branch_tuner(spec: StudySpec, opened, parent: str, infos: dict, branches, trainable, verbose: bool):
     from ray import tune
+    from ray.tune.logger import JsonLoggerCallback
 
     from scalestudy.run.branch_tracking import ChildRunsCallback
     from scalestudy.run.progress import ProgressCallback
 
     run, resources = opened.run, spec.resources
+    # result.json in each branch's folder is what the back-fill after ``--resume`` replays (Tune's own
+    # loggers are off: ``ray_session.TUNE_DRIVER_ENV``); without it a branch that ended just before the
+    # kill, its run not yet written, stayed missing from MLflow.
     callbacks = [ChildRunsCallback(opened.tracking_uri, run.experiment_id, parent, infos,
-                                   new_study=not opened.resumed)]
+                                   new_study=not opened.resumed), JsonLoggerCallback()]
     if verbose:
         callbacks.append(ProgressCallback(f"{spec.name} branches", len(branches), objective=spec.objective))
     return tune.Tuner(

@@ -63,8 +63,11 @@ def run_comparison(spec: StudySpec, opened, base: TrialConfig, verbose: bool) ->
     if len({plan.kind for _, plan in runs}) == 1:
         log.warning("comparison skipped: the batch warmup CBS(t) admits never grows B beyond B₀")
         return []
+    from ray.tune.logger import JsonLoggerCallback
+
+    # result.json is what the back-fill above replays (as for the branches, ``branching._new_branch_tuner``)
     callbacks = [ChildRunsCallback(opened.tracking_uri, run.experiment_id, run.parent_run_id, infos,
-                                   new_study=not opened.resumed)]
+                                   new_study=not opened.resumed), JsonLoggerCallback()]
     if verbose:
         callbacks.append(ProgressCallback(f"{spec.name} comparison", len(runs), objective=spec.objective))
     tuner = tune.Tuner(

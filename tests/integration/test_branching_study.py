@@ -47,6 +47,16 @@ def finished_branches(db: Path) -> int:
         return 0
 
 
+def ended_branches(results: Path) -> set[str]:
+    """Trial keys of the branches Tune's newest snapshot marks TERMINATED (a branch's folder is its key)."""
+    (branches,) = results.glob("branched-*/branches")
+    snapshots = sorted(branches.glob("experiment_state-*.json"))
+    if not snapshots:
+        return set()
+    trials = [json.loads(trial) for trial, _ in json.loads(snapshots[-1].read_text())["trial_data"]]
+    return {Path(trial["relative_logdir"]).name for trial in trials if trial["status"] == "TERMINATED"}
+
+
 def test_branches_from_checkpoints_resume_and_cbs(tmp_path: Path):
     spec = tmp_path / "branched.yaml"
     spec.write_text(yaml.safe_dump(SPEC))
@@ -58,8 +68,11 @@ def test_branches_from_checkpoints_resume_and_cbs(tmp_path: Path):
     # callbacks as they were created, so only the back-fill after the resume can write it again.
     client = MlflowClient(f"sqlite:///{db}")
     experiment = client.get_experiment_by_name("branched").experiment_id
-    lost = client.search_runs([experiment], "tags.`scalestudy.role` = 'branch' and attributes.status = 'FINISHED'",
-                              max_results=1)[0]
+    finished = client.search_runs([experiment], "tags.`scalestudy.role` = 'branch' and attributes.status = 'FINISHED'")
+    # Prefer a branch Tune's last snapshot already counts as ended: Tune will not run it again, so only the
+    # back-fill from its result.json can bring its run back (one it runs again, the live writer recreates).
+    ended = ended_branches(tmp_path / "ray_results")
+    lost = next((run for run in finished if run.data.tags["scalestudy.trial_key"] in ended), finished[0])
     client.delete_run(lost.info.run_id)
     proc = run_cli(["run", str(spec), "--resume", "--quiet"], tmp_path, timeout=600)
     assert proc.returncode == 0, (tmp_path / "first.log").read_text()[-2000:] + proc.stderr[-3000:]
