@@ -180,15 +180,14 @@ def refinement(points: PointSet, best_lr: float, interval: tuple[float, float] |
     seeds = points.seeds_at(best)
     for j in (i - 1, i + 1):  # bisect the gap to the next ε run on each side, down to √2 steps
         if 0 <= j < len(lrs) and max(lrs[j], best) / min(lrs[j], best) > SQRT2 * 1.01:
-            middle = nearest(points.lattice, math.sqrt(lrs[j] * best), below=max(lrs[j], best),
-                             above=min(lrs[j], best))
+            middle = _middle(points, min(lrs[j], best), max(lrs[j], best))
             if middle is not None:
                 return missing(points, [middle], seeds, 1.0, "between the best ε and its neighbour")
     top = contenders(points, best, interval)
     gaps = sorted(zip(top, top[1:]), key=lambda pair: abs(math.log(pair[0] * pair[1] / best ** 2)))
     for low, high in gaps:  # a gap where the optimum may be, nearest the best first
         if high / low > SQRT2 * 1.01:
-            middle = nearest(points.lattice, math.sqrt(low * high), below=high, above=low)
+            middle = _middle(points, low, high)
             if middle is not None:
                 return missing(points, [middle], seeds, 1.0, "a gap where the optimum may be")
     have = sorted(set().union(*(points.seeds_at(lr) for lr in top)))
@@ -197,6 +196,11 @@ def refinement(points: PointSet, best_lr: float, interval: tuple[float, float] |
         return fill
     seed = next((s for s in points.seeds if s not in have), None)
     return [] if seed is None else missing(points, top, [seed], 1.0, "one more seed where the optimum may be")
+
+
+def _middle(points: PointSet, low: float, high: float) -> float | None:
+    """The lattice point nearest the geometric middle of (low, high), strictly inside it."""
+    return nearest(points.lattice, math.sqrt(low * high), below=high, above=low)
 
 
 def trial_value(gain: float, trials_run: int, step: int) -> float:
