@@ -121,7 +121,7 @@ def bench_search(tiny: bool = False, replay: Path | None = None, repetitions: in
     jobs = [(study, rep, fraction) for study in studies for rep in range(repetitions)]
     results = run_jobs(jobs)
     table = BenchTable("search", ["table", "algorithm", "design", "compute_fraction", "alpha_width_ratio",
-                                  "ratio_q25_q75", "fitted", "coverage", "alpha_median"])
+                                  "ratio_q25_q75", "fitted", "coverage", "coverage_95", "alpha_median"])
     notes = []
     for study in studies:
         runs = [run for (s, _, _), reps in zip(jobs, results) if s is study for run in reps]

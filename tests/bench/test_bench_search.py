@@ -145,7 +145,35 @@ def test_a_table_over_two_momenta_is_judged_on_beta_too(tmp_path):
     whole, row = summary_rows(study, reference, runs)
     assert whole["beta_interval"] == [low, high]
     assert row["beta_width_ratio"] == pytest.approx(1.0) and row["beta_coverage"] == pytest.approx(1 / 3)
+    assert row["beta_coverage_interval"] == pytest.approx(list(wilson(1, 3)))
     assert row["coverage"] == 1.0  # α's, untouched
     single = RecordedStudy.from_parquet(DATA / "mnist1d_mlp_m09.parquet")
     _, row = summary_rows(single, fit_alpha(single.trials), runs)
     assert "beta_width_ratio" not in row
+
+
+def wilson(hits: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """Wilson's score interval by its closed form: the roots in p of (hits/n − p)² = z²·p(1 − p)/n."""
+    a, b, c = 1 + z * z / n, -(2 * hits / n + z * z / n), (hits / n) ** 2
+    root = math.sqrt(b * b - 4 * a * c)
+    return (-b - root) / (2 * a), (-b + root) / (2 * a)
+
+
+@pytest.mark.parametrize("hits, n", [(17, 20), (20, 20), (0, 20), (36, 40)])
+def test_coverage_comes_with_its_wilson_interval(hits, n):
+    """The share of repetitions that held the reference α is a binomial estimate: 17 of 20 pins a
+    90 % coverage only to about 64–95 %. The interval is Wilson's (the quadratic's roots), and at 20/20
+    its upper end is 1, not a point."""
+    from scalestudy.bench.search_summary import LawEstimate, SearchRun, fit_alpha, summary_rows
+
+    study = RecordedStudy.from_parquet(DATA / "text_lm_adamw.parquet")
+    reference = fit_alpha(study.trials)
+    low, high = reference.interval
+    held, missed = LawEstimate(reference.alpha, (low, high)), LawEstimate(high + 1, (high + 0.5, high + 1.5))
+    runs = [SearchRun("adaptive", True, trial_epochs=1.0, law=held if i < hits else missed) for i in range(n)]
+    _, row = summary_rows(study, reference, runs)
+    expected = wilson(hits, n)
+    assert row["coverage"] == pytest.approx(hits / n)
+    assert row["coverage_interval"] == pytest.approx(list(expected), abs=1e-9)
+    assert row["coverage_interval"][0] <= hits / n <= row["coverage_interval"][1]
+    assert row["coverage_95"] == f"{100 * expected[0]:.0f}–{100 * expected[1]:.0f} %"
